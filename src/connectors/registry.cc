@@ -1,0 +1,13 @@
+#include "connectors/connector.h"
+#include "connectors/sqlite/sqlite_connector.h"
+
+namespace airlock {
+
+Result<std::unique_ptr<Connector>> CreateConnector(const ConnectorConfig& config) {
+  // One line per connector kind.
+  if (config.kind == "sqlite") return CreateSqliteConnector(config);
+  return Status::InvalidArgument("target '" + config.name + "': no connector for kind '" +
+                                 config.kind + "'");
+}
+
+}  // namespace airlock

@@ -1,0 +1,32 @@
+// One entry of the tamper-evident audit chain.
+//
+// hash = SHA-256( prev_hash || "\n" || CanonicalJson({seq, at_ms, action_id, principal,
+//                                                     event, payload}) )
+// The first event's prev_hash is 64 zeros.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/types.h"
+
+namespace airlock {
+
+struct AuditEvent {
+  int64_t seq = 0;
+  int64_t at_ms = 0;
+  std::string action_id;   // may be empty (e.g. breaker reset, failed authentication)
+  std::string principal;   // "agent:support-bot", "approver:alice", "anonymous", "airlock"
+  std::string event;       // submitted, denied, pending, approved, rejected, applied, ...
+  Json payload = Json::object();  // full arguments, effect, reasons
+  std::string prev_hash;
+  std::string hash;
+};
+
+inline constexpr const char* kGenesisHash =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+std::string ComputeEventHash(const std::string& prev_hash, const AuditEvent& e);
+Json AuditEventToJson(const AuditEvent& e);
+
+}  // namespace airlock

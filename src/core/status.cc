@@ -1,0 +1,25 @@
+#include "core/status.h"
+
+namespace airlock {
+
+const char* StatusCodeName(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return "ok";
+    case StatusCode::kInvalidArgument: return "invalid argument";
+    case StatusCode::kNotFound: return "not found";
+    case StatusCode::kPermissionDenied: return "permission denied";
+    case StatusCode::kFailedPrecondition: return "failed precondition";
+    case StatusCode::kConflict: return "conflict";
+    case StatusCode::kCorruption: return "corruption";
+    case StatusCode::kIoError: return "I/O error";
+    case StatusCode::kInternal: return "internal error";
+  }
+  return "unknown";
+}
+
+std::string Status::ToString() const {
+  if (ok()) return "ok";
+  return std::string(StatusCodeName(code_)) + ": " + message_;
+}
+
+}  // namespace airlock

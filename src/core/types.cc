@@ -1,0 +1,259 @@
+#include "core/types.h"
+
+#include <array>
+#include <utility>
+
+namespace airlock {
+namespace {
+
+constexpr std::array<std::pair<Risk, const char*>, 4> kRiskNames = {{
+    {Risk::kRead, "read"},
+    {Risk::kLow, "low"},
+    {Risk::kHigh, "high"},
+    {Risk::kCritical, "critical"},
+}};
+
+constexpr std::array<std::pair<ActionStatus, const char*>, 10> kStatusNames = {{
+    {ActionStatus::kApplied, "applied"},
+    {ActionStatus::kPending, "pending"},
+    {ActionStatus::kDenied, "denied"},
+    {ActionStatus::kExpired, "expired"},
+    {ActionStatus::kRejected, "rejected"},
+    {ActionStatus::kFailed, "failed"},
+    {ActionStatus::kRolledBack, "rolled_back"},
+    {ActionStatus::kEffectChanged, "effect_changed"},
+    {ActionStatus::kApplying, "applying"},
+    {ActionStatus::kRollingBack, "rolling_back"},
+}};
+
+// Reads an optional field of type T; a present field of the wrong type is an error, so a
+// corrupt record is reported rather than half-loaded.
+template <typename T>
+Status Field(const Json& j, const char* key, T* out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return Status::Ok();
+  try {
+    *out = it->get<T>();
+  } catch (const Json::exception& e) {
+    return Status::Corruption(std::string("field '") + key + "': " + e.what());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+const char* RiskName(Risk r) {
+  for (const auto& [risk, name] : kRiskNames) {
+    if (risk == r) return name;
+  }
+  return "unknown";
+}
+
+std::optional<Risk> ParseRisk(std::string_view s) {
+  for (const auto& [risk, name] : kRiskNames) {
+    if (s == name) return risk;
+  }
+  return std::nullopt;
+}
+
+const char* ActionStatusName(ActionStatus s) {
+  for (const auto& [status, name] : kStatusNames) {
+    if (status == s) return name;
+  }
+  return "unknown";
+}
+
+std::optional<ActionStatus> ParseActionStatus(std::string_view s) {
+  for (const auto& [status, name] : kStatusNames) {
+    if (s == name) return status;
+  }
+  return std::nullopt;
+}
+
+bool IsFinal(ActionStatus s) {
+  return s != ActionStatus::kPending && s != ActionStatus::kApplying &&
+         s != ActionStatus::kRollingBack;
+}
+
+int ExitCodeFor(ActionStatus s) {
+  switch (s) {
+    case ActionStatus::kApplied:
+    case ActionStatus::kRolledBack:
+      return kExitOk;
+    case ActionStatus::kPending:
+      return kExitPending;
+    case ActionStatus::kDenied:
+    case ActionStatus::kExpired:
+    case ActionStatus::kRejected:
+    case ActionStatus::kEffectChanged:
+      return kExitDenied;
+    case ActionStatus::kFailed:
+    case ActionStatus::kApplying:
+    case ActionStatus::kRollingBack:
+      return kExitError;
+  }
+  return kExitError;
+}
+
+int64_t Effect::RowsChanged() const {
+  int64_t n = 0;
+  for (const auto& t : tables) n += t.inserted + t.updated + t.deleted;
+  return n;
+}
+
+Json EffectToJson(const Effect& e) {
+  Json tables = Json::array();
+  for (const auto& t : e.tables) {
+    tables.push_back({{"table", t.table},
+                      {"inserted", t.inserted},
+                      {"updated", t.updated},
+                      {"deleted", t.deleted},
+                      {"rows_after", t.rows_after},
+                      {"all_rows_updated", t.all_rows_updated},
+                      {"all_rows_deleted", t.all_rows_deleted},
+                      {"has_primary_key", t.has_primary_key}});
+  }
+  Json ddl = Json::array();
+  for (const auto& d : e.ddl) {
+    ddl.push_back({{"op", d.op},
+                   {"object", d.object},
+                   {"table", d.table},
+                   {"rows", d.rows},
+                   {"indexes", d.indexes},
+                   {"triggers", d.triggers},
+                   {"detail", d.detail}});
+  }
+  Json preview = Json::array();
+  for (const auto& r : e.preview) {
+    preview.push_back(
+        {{"table", r.table}, {"op", r.op}, {"before", r.before}, {"after", r.after}});
+  }
+  return {{"kind", e.kind},
+          {"tables", std::move(tables)},
+          {"ddl", std::move(ddl)},
+          {"preview", std::move(preview)},
+          {"preview_omitted", e.preview_omitted},
+          {"rows_changed", e.RowsChanged()},
+          {"effect_hash", e.effect_hash},
+          {"extra", e.extra}};
+}
+
+Result<Effect> EffectFromJson(const Json& j) {
+  if (!j.is_object()) return Status::Corruption("effect is not a JSON object");
+  Effect e;
+  RETURN_IF_ERROR(Field(j, "kind", &e.kind));
+  RETURN_IF_ERROR(Field(j, "effect_hash", &e.effect_hash));
+  RETURN_IF_ERROR(Field(j, "preview_omitted", &e.preview_omitted));
+  if (auto it = j.find("extra"); it != j.end() && it->is_object()) e.extra = *it;
+  if (auto it = j.find("tables"); it != j.end() && it->is_array()) {
+    for (const auto& t : *it) {
+      if (!t.is_object()) return Status::Corruption("effect.tables entry is not an object");
+      TableChange c;
+      RETURN_IF_ERROR(Field(t, "table", &c.table));
+      RETURN_IF_ERROR(Field(t, "inserted", &c.inserted));
+      RETURN_IF_ERROR(Field(t, "updated", &c.updated));
+      RETURN_IF_ERROR(Field(t, "deleted", &c.deleted));
+      RETURN_IF_ERROR(Field(t, "rows_after", &c.rows_after));
+      RETURN_IF_ERROR(Field(t, "all_rows_updated", &c.all_rows_updated));
+      RETURN_IF_ERROR(Field(t, "all_rows_deleted", &c.all_rows_deleted));
+      RETURN_IF_ERROR(Field(t, "has_primary_key", &c.has_primary_key));
+      e.tables.push_back(std::move(c));
+    }
+  }
+  if (auto it = j.find("ddl"); it != j.end() && it->is_array()) {
+    for (const auto& d : *it) {
+      if (!d.is_object()) return Status::Corruption("effect.ddl entry is not an object");
+      DdlOp op;
+      RETURN_IF_ERROR(Field(d, "op", &op.op));
+      RETURN_IF_ERROR(Field(d, "object", &op.object));
+      RETURN_IF_ERROR(Field(d, "table", &op.table));
+      RETURN_IF_ERROR(Field(d, "rows", &op.rows));
+      RETURN_IF_ERROR(Field(d, "indexes", &op.indexes));
+      RETURN_IF_ERROR(Field(d, "triggers", &op.triggers));
+      RETURN_IF_ERROR(Field(d, "detail", &op.detail));
+      e.ddl.push_back(std::move(op));
+    }
+  }
+  if (auto it = j.find("preview"); it != j.end() && it->is_array()) {
+    for (const auto& r : *it) {
+      if (!r.is_object()) return Status::Corruption("effect.preview entry is not an object");
+      RowChange c;
+      RETURN_IF_ERROR(Field(r, "table", &c.table));
+      RETURN_IF_ERROR(Field(r, "op", &c.op));
+      if (auto b = r.find("before"); b != r.end()) c.before = *b;
+      if (auto a = r.find("after"); a != r.end()) c.after = *a;
+      e.preview.push_back(std::move(c));
+    }
+  }
+  return e;
+}
+
+Json ActionToJson(const Action& a) {
+  Json votes = Json::array();
+  for (const auto& v : a.votes) {
+    votes.push_back({{"approver", v.approver},
+                     {"vote", v.approve ? "approve" : "reject"},
+                     {"reason", v.reason},
+                     {"at_ms", v.at_ms}});
+  }
+  Json j = {{"id", a.id},
+            {"status", ActionStatusName(a.status)},
+            {"risk", RiskName(a.risk)},
+            {"reasons", a.reasons},
+            {"effect", EffectToJson(a.effect)},
+            {"effect_hash", a.effect.effect_hash},
+            {"result", a.result},
+            {"agent", a.agent},
+            {"target", a.target},
+            {"kind", a.kind},
+            {"args", a.args},
+            {"created_ms", a.created_ms},
+            {"updated_ms", a.updated_ms},
+            {"quorum", a.quorum},
+            {"approvals", 0},
+            {"votes", std::move(votes)},
+            {"expires_ms", a.expires_ms},
+            {"reversible", a.reversible},
+            {"dry_run", a.dry_run}};
+  int approvals = 0;
+  for (const auto& v : a.votes) approvals += v.approve ? 1 : 0;
+  j["approvals"] = approvals;
+  if (!a.error.empty()) j["error"] = a.error;
+  if (!a.would_status.empty()) j["would_status"] = a.would_status;
+  return j;
+}
+
+Result<Action> ActionFromJson(const Json& j) {
+  if (!j.is_object()) return Status::Corruption("action is not a JSON object");
+  Action a;
+  std::string status, risk;
+  RETURN_IF_ERROR(Field(j, "id", &a.id));
+  RETURN_IF_ERROR(Field(j, "status", &status));
+  RETURN_IF_ERROR(Field(j, "risk", &risk));
+  RETURN_IF_ERROR(Field(j, "reasons", &a.reasons));
+  RETURN_IF_ERROR(Field(j, "agent", &a.agent));
+  RETURN_IF_ERROR(Field(j, "target", &a.target));
+  RETURN_IF_ERROR(Field(j, "kind", &a.kind));
+  RETURN_IF_ERROR(Field(j, "created_ms", &a.created_ms));
+  RETURN_IF_ERROR(Field(j, "updated_ms", &a.updated_ms));
+  RETURN_IF_ERROR(Field(j, "quorum", &a.quorum));
+  RETURN_IF_ERROR(Field(j, "expires_ms", &a.expires_ms));
+  RETURN_IF_ERROR(Field(j, "reversible", &a.reversible));
+  RETURN_IF_ERROR(Field(j, "dry_run", &a.dry_run));
+  RETURN_IF_ERROR(Field(j, "error", &a.error));
+  RETURN_IF_ERROR(Field(j, "would_status", &a.would_status));
+  auto st = ParseActionStatus(status);
+  auto rk = ParseRisk(risk);
+  if (!st) return Status::Corruption("action has unknown status '" + status + "'");
+  if (!rk) return Status::Corruption("action has unknown risk '" + risk + "'");
+  a.status = *st;
+  a.risk = *rk;
+  if (auto it = j.find("args"); it != j.end()) a.args = *it;
+  if (auto it = j.find("result"); it != j.end()) a.result = *it;
+  if (auto it = j.find("effect"); it != j.end()) {
+    ASSIGN_OR_RETURN(a.effect, EffectFromJson(*it));
+  }
+  return a;
+}
+
+}  // namespace airlock

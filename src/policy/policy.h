@@ -1,0 +1,146 @@
+// The policy: parsed and validated once from one YAML file into this immutable struct.
+// Every field says its default. Runtime state (votes, breakers, rate windows) lives in the
+// store, never here.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/types.h"
+
+namespace airlock {
+
+enum class PolicyMode { kEnforce, kDryRun };
+
+// Where a value came from, for error messages and `policy check` output.
+struct SourceLoc {
+  int line = 0;    // 1-based; 0 = unknown
+  int column = 0;  // 1-based
+};
+
+struct AgentSpec {
+  std::string name;
+  std::string token_sha256;         // 64 lowercase hex chars (validated)
+  std::vector<std::string> scopes;  // target names this agent may act on (validated to exist)
+  SourceLoc loc;
+};
+
+struct ApproverSpec {
+  std::string name;
+  std::string token_sha256;
+  std::vector<std::string> roles;   // optional, default none
+  SourceLoc loc;
+};
+
+struct TargetSpec {
+  std::string name;
+  std::string kind;               // "sqlite" (later: shell, smtp, http, postgres)
+  std::string environment;        // free text, default ""; shown to approvers
+  int64_t max_low_rows = 100;     // sql: DML changing at most this many rows is low
+  int64_t max_preview_rows = 20;  // sql: rows shown in the effect preview
+  // All fields of the entry as JSON, relative paths resolved against the policy file's
+  // directory; handed to the connector as ConnectorConfig::fields.
+  Json fields = Json::object();
+  SourceLoc loc;
+};
+
+// A rule matches when every field it names matches; unnamed fields match anything.
+struct RuleMatch {
+  std::optional<std::string> target;
+  std::optional<std::string> agent;
+  std::optional<std::string> kind;      // connector kind: sql
+  std::optional<std::string> table;     // sql: any changed or DDL-touched table
+  std::optional<std::string> op;        // insert|update|delete|drop_table|alter_table|...
+  std::optional<int64_t> rows_gt;       // total rows changed > N
+};
+
+struct Rule {
+  RuleMatch match;
+  Risk risk = Risk::kHigh;  // required in the file
+  std::string reason;       // default: "rule at FILE:LINE"
+  SourceLoc loc;
+};
+
+struct Approvals {
+  int read = 0;
+  int low = 0;
+  int high = 1;
+  int critical = 2;
+  int64_t timeout_ms = 60 * 60 * 1000;  // 1h
+  int QuorumFor(Risk r) const;
+};
+
+enum class OnExceed { kDeny, kApprove, kTrip };
+
+struct Limit {
+  std::optional<std::string> match_target;  // none: any target
+  std::optional<std::string> match_agent;   // none: any agent
+  // rate: N per window (e.g. 20/min), per agent and target; 0 = none.
+  int64_t rate_count = 0;
+  int64_t rate_window_ms = 0;
+  std::optional<int64_t> max_rows;        // hard cap: more rows changed is denied outright
+  std::optional<int64_t> max_recipients;  // mail (later)
+  OnExceed on_exceed = OnExceed::kDeny;   // for the rate; max_* caps always deny
+  SourceLoc loc;
+};
+
+struct Policy {
+  std::string source_path;          // absolute path of the file it came from
+  int version = 1;                  // required; only 1 exists
+  PolicyMode mode = PolicyMode::kEnforce;
+  std::string store_path;           // default: <policy dir>/airlock-state/airlock.db
+  std::vector<AgentSpec> agents;
+  std::vector<ApproverSpec> approvers;
+  std::map<std::string, TargetSpec> targets;
+  std::vector<Rule> rules;
+  Approvals approvals;
+  std::vector<Limit> limits;
+
+  const TargetSpec* FindTarget(const std::string& name) const;
+};
+
+// Parses and validates. Every error is InvalidArgument with a message that begins with
+// "FILE:LINE:COLUMN: ". Hostile input (aliases that expand, deep nesting, huge numbers,
+// non-UTF-8, files over 1 MiB) is refused with a clear error.
+Result<std::shared_ptr<const Policy>> LoadPolicyFile(const std::string& path);
+Result<std::shared_ptr<const Policy>> LoadPolicyText(const std::string& text,
+                                                     const std::string& path_for_errors);
+
+// "90s", "15m", "1h", "2d", "500ms" -> milliseconds.
+Result<int64_t> ParseDurationMs(const std::string& s);
+// "512MiB", "1GiB", "64k", "1000" -> bytes.
+Result<int64_t> ParseSizeBytes(const std::string& s);
+
+// ---- Classification ------------------------------------------------------------------------
+
+struct Classification {
+  Risk risk = Risk::kRead;
+  // Every default and rule that set the risk, for people: "DROP TABLE users (1,204 rows,
+  // 2 indexes) is critical", "rule at airlock.yaml:31: payments are money (high)".
+  std::vector<std::string> reasons;
+};
+
+// Precompiled for speed (rules indexed by target); immutable, thread-safe.
+class Classifier {
+ public:
+  explicit Classifier(std::shared_ptr<const Policy> policy);
+  // The default risk for the effect (DESIGN.md table), raised by every matching rule.
+  Classification Classify(const std::string& agent, const std::string& target,
+                          const Effect& effect) const;
+
+ private:
+  std::shared_ptr<const Policy> policy_;
+  // Rules that name a target, by target; rules that name none apply everywhere.
+  std::map<std::string, std::vector<const Rule*>> by_target_;
+  std::vector<const Rule*> any_target_;
+};
+
+// Formats 1204 as "1,204".
+std::string FormatCount(int64_t n);
+
+}  // namespace airlock

@@ -1,0 +1,114 @@
+// The store: actions, votes, undo records, breakers and the audit chain.
+//
+// One interface, so that a PostgreSQL backend can serve several gateways later; today one
+// SQLite database in WAL mode. Every state change and its audit event are written in one
+// transaction (Store::Transact), so the history and the state can never disagree.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/audit_event.h"
+#include "core/status.h"
+#include "core/types.h"
+
+namespace airlock {
+
+// A circuit breaker for one (target, agent). While open, every write of that agent on that
+// target needs approval, until an approver resets it.
+struct Breaker {
+  std::string target;
+  std::string agent;
+  bool open = false;
+  int64_t changed_ms = 0;
+  std::string reason;
+};
+
+struct ActionFilter {
+  std::optional<ActionStatus> status;  // none: all
+  std::string agent;                   // empty: any
+  int limit = 1000;
+};
+
+// Operations inside one transaction. Obtained only through Store::Transact / Store::Read.
+class StoreTxn {
+ public:
+  virtual ~StoreTxn() = default;
+
+  virtual Status InsertAction(const Action& a) = 0;   // AlreadyExists -> FailedPrecondition
+  virtual Status UpdateAction(const Action& a) = 0;   // every field but votes; NotFound
+  // The action with its votes (ordered by time), or nullopt.
+  virtual Result<std::optional<Action>> GetAction(const std::string& id) = 0;
+  // Sorted by creation time, oldest first.
+  virtual Result<std::vector<Action>> ListActions(const ActionFilter& filter) = 0;
+  // FailedPrecondition if this approver already voted on this action.
+  virtual Status AddVote(const std::string& action_id, const Vote& v) = 0;
+
+  virtual Status PutUndo(const std::string& action_id, const UndoRecord& undo) = 0;
+  virtual Result<std::optional<UndoRecord>> GetUndo(const std::string& action_id) = 0;
+
+  // Write actions (risk above read, any status) by agent on target created at or after
+  // since_ms: the rate-limit window.
+  virtual Result<int64_t> CountWritesSince(const std::string& agent, const std::string& target,
+                                           int64_t since_ms) = 0;
+
+  virtual Result<std::optional<Breaker>> GetBreaker(const std::string& target,
+                                                    const std::string& agent) = 0;
+  virtual Status PutBreaker(const Breaker& b) = 0;
+  virtual Result<std::vector<Breaker>> ListBreakers() = 0;
+
+  // Appends to the chain: fills seq (head + 1), prev_hash and hash, and returns the stored
+  // event. at_ms is kept as given (0: now).
+  virtual Result<AuditEvent> AppendAudit(AuditEvent e) = 0;
+};
+
+struct AuditHead {
+  int64_t seq = 0;                   // 0: empty chain
+  std::string hash = kGenesisHash;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Runs fn in one write transaction (BEGIN IMMEDIATE). Commits if fn returns OK and the
+  // commit succeeds; otherwise rolls back and returns the error. Durable on return.
+  virtual Status Transact(const std::function<Status(StoreTxn&)>& fn) = 0;
+
+  // Like Transact, but batched with other threads' calls into one durable commit (group
+  // commit). Each fn runs inside its own SAVEPOINT, so one that fails is rolled back alone.
+  // The future resolves after the shared commit. Used by the server and the audit benchmark.
+  virtual std::future<Status> TransactGrouped(std::function<Status(StoreTxn&)> fn) = 0;
+
+  // Runs fn in a read transaction (a consistent snapshot). Writes inside fail.
+  virtual Status Read(const std::function<Status(StoreTxn&)>& fn) = 0;
+
+  // Calls fn for each audit event with seq > after_seq in order (only those of action_id if
+  // non-empty) until fn returns false. Raw rows: no hash checking (audit::Verify does that).
+  virtual Status ScanAudit(int64_t after_seq, const std::string& action_id,
+                           const std::function<bool(const AuditEvent&)>& fn) = 0;
+
+  // The head recorded beside the chain (updated in the same transaction as each append),
+  // so that a truncated or extended chain is noticed.
+  virtual Result<AuditHead> RecordedHead() = 0;
+};
+
+struct StoreOptions {
+  // Create the database (and its directory) when the file does not exist. An existing file
+  // that is not an airlock store (corrupt, foreign schema, newer version) is never touched:
+  // Open fails with Corruption naming the file.
+  bool create_if_missing = true;
+  // PRAGMA synchronous: FULL makes each commit durable before it returns.
+  bool synchronous_full = true;
+};
+
+// Opens (or creates) the SQLite store at `path`.
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
+                                               const StoreOptions& options = {});
+
+}  // namespace airlock
