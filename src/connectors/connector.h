@@ -42,13 +42,15 @@ class Connector {
   // own message.
   virtual Result<DryRunResult> DryRun(const Json& args) = 0;
 
-  // Runs the action for real. The real effect's hash must equal `expected_hash`, otherwise
-  // nothing is applied and effect_matched is false. `before_commit` receives the undo record
+  // Runs the action for real. The real effect's hash must equal `expected.effect_hash` (the
+  // approved, previewed effect), otherwise nothing is applied and effect_matched is false.
+  // `expected` also tells the connector what to snapshot before it starts (e.g. tables that
+  // DDL will drop or alter), so that the undo restores the state from before the action. `before_commit` receives the undo record
   // while the target's transaction is still open (the gateway stores it durably); if it
   // fails, nothing is committed. The connector records `action_id` inside the same target
   // transaction so that IsApplied() can answer after a crash.
   virtual Result<ApplyOutcome> Apply(
-      const std::string& action_id, const Json& args, const std::string& expected_hash,
+      const std::string& action_id, const Json& args, const Effect& expected,
       const std::function<Status(const UndoRecord&)>& before_commit) = 0;
 
   // Undoes an applied action from its undo record, all or nothing. If the target changed
