@@ -17,6 +17,21 @@ const char* StatusCodeName(StatusCode code) {
   return "unknown";
 }
 
+const char* StatusCodeSlug(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return "ok";
+    case StatusCode::kInvalidArgument: return "invalid_argument";
+    case StatusCode::kNotFound: return "not_found";
+    case StatusCode::kPermissionDenied: return "permission_denied";
+    case StatusCode::kFailedPrecondition: return "failed_precondition";
+    case StatusCode::kConflict: return "conflict";
+    case StatusCode::kCorruption: return "corruption";
+    case StatusCode::kIoError: return "io_error";
+    case StatusCode::kInternal: return "internal";
+  }
+  return "unknown";
+}
+
 std::string Status::ToString() const {
   if (ok()) return "ok";
   return std::string(StatusCodeName(code_)) + ": " + message_;

@@ -24,7 +24,8 @@ enum class StatusCode {
   kInternal,
 };
 
-const char* StatusCodeName(StatusCode code);
+const char* StatusCodeName(StatusCode code);  // "invalid argument"
+const char* StatusCodeSlug(StatusCode code);  // "invalid_argument": stable, for JSON
 
 class [[nodiscard]] Status {
  public:

@@ -219,6 +219,7 @@ Json ActionToJson(const Action& a) {
   for (const auto& v : a.votes) approvals += v.approve ? 1 : 0;
   j["approvals"] = approvals;
   if (!a.error.empty()) j["error"] = a.error;
+  if (!a.error_code.empty()) j["error_code"] = a.error_code;
   if (!a.would_status.empty()) j["would_status"] = a.would_status;
   return j;
 }
@@ -241,6 +242,7 @@ Result<Action> ActionFromJson(const Json& j) {
   RETURN_IF_ERROR(Field(j, "reversible", &a.reversible));
   RETURN_IF_ERROR(Field(j, "dry_run", &a.dry_run));
   RETURN_IF_ERROR(Field(j, "error", &a.error));
+  RETURN_IF_ERROR(Field(j, "error_code", &a.error_code));
   RETURN_IF_ERROR(Field(j, "would_status", &a.would_status));
   auto st = ParseActionStatus(status);
   auto rk = ParseRisk(risk);

@@ -142,6 +142,7 @@ struct Action {
   int quorum = 0;            // approvals needed
   int64_t expires_ms = 0;    // 0 = never (not pending)
   std::string error;         // why it failed / was denied, for people
+  std::string error_code;    // stable machine code with `error`: "invalid_argument", ...
   std::vector<Vote> votes;
   bool reversible = true;    // false: rollback cannot undo it (mail, http, no-PK tables)
   bool dry_run = false;      // mode: dry-run: never applied

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# `make run`: starts airlock on the embedded default (the quick-start policy, SQLite state,
+# a demo "production" database) and plays the tour: each command is printed, then run.
+# Every run starts from a fresh demo database and an empty store.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${AIRLOCK_BIN:-$root/build/airlock}
+demo=$root/examples/quickstart
+# shellcheck source=/dev/null
+source "$demo/demo-tokens.env"
+export AIRLOCK_CONFIG=$demo/airlock.yaml
+unset AIRLOCK_TOKEN
+
+bold=$(tput bold 2>/dev/null || true); dim=$(tput dim 2>/dev/null || true); off=$(tput sgr0 2>/dev/null || true)
+step() { printf '\n%s== %s%s\n' "$bold" "$*" "$off"; }
+# run WHO COMMAND...: prints the command as a user would type it, then runs it.
+run() {
+  local who=$1; shift
+  local token_var
+  case $who in
+    agent) token_var=AGENT_TOKEN ;; dba) token_var=DBA_TOKEN ;; security) token_var=SECURITY_TOKEN ;;
+    *) token_var= ;;
+  esac
+  if [ -n "$token_var" ]; then
+    printf '%s$ AIRLOCK_TOKEN=$%s %s%s\n' "$dim" "$token_var" "$*" "$off"
+    AIRLOCK_TOKEN=${!token_var} "$@"
+  else
+    printf '%s$ %s%s\n' "$dim" "$*" "$off"
+    "$@"
+  fi
+  local rc=$?
+  printf '%s(exit %d)%s\n' "$dim" "$rc" "$off"
+  return 0
+}
+airlock() { "$bin" "$@"; }
+id_of() { sed -n 's/.*"id":"\(act_[0-9a-f]*\)".*/\1/p'; }
+
+rm -rf "$demo/state" "$demo/prod.db" "$demo/prod.db-wal" "$demo/prod.db-shm"
+sqlite3 "$demo/prod.db" < "$demo/seed.sql" >/dev/null
+
+cat <<TXT
+${bold}airlock quick start${off}
+policy:   $AIRLOCK_CONFIG
+database: $demo/prod.db (1,204 users, 3,000 payments) — the "production" target app-db
+tokens (demo only, from examples/quickstart/demo-tokens.env):
+  agent    support-bot    AGENT_TOKEN=$AGENT_TOKEN
+  approver oncall-dba     DBA_TOKEN=$DBA_TOKEN
+  approver security-lead  SECURITY_TOKEN=$SECURITY_TOKEN
+TXT
+
+step "The policy is valid"
+run - airlock policy check
+
+step "A read runs at once (risk read) and prints its rows"
+run agent airlock sql --target app-db "SELECT id, name, status FROM users WHERE id <= 3"
+
+step "A one-row UPDATE is low: applied at once, with its undo kept"
+run agent airlock sql --target app-db "UPDATE users SET status = 'vip' WHERE id = 5"
+
+step "DROP TABLE users: nothing happens to production; it waits as critical"
+drop_id=$(AIRLOCK_TOKEN=$AGENT_TOKEN airlock sql --json --target app-db "DROP TABLE users" | id_of)
+printf '%s$ AIRLOCK_TOKEN=$AGENT_TOKEN airlock sql --target app-db "DROP TABLE users"%s\n' "$dim" "$off"
+echo "-> $drop_id (exit 10: pending)"
+run - sqlite3 "$demo/prod.db" "SELECT count(*) AS users_still_there FROM users"
+
+step "What it would do: the table, its rows, its indexes and triggers"
+run dba airlock show "$drop_id"
+
+step "The agent cannot approve its own action (denied and audited)"
+run agent airlock approve "$drop_id"
+
+step "One approval is not enough for critical"
+run dba airlock approve "$drop_id" --reason "table is being retired"
+run - airlock pending
+
+step "The second approver reaches the quorum: the table is dropped"
+run security airlock approve "$drop_id" --reason "confirmed with the owners"
+run - sqlite3 "$demo/prod.db" "SELECT count(*) FROM users"
+
+step "Rollback brings the table back with every row, index and trigger"
+run dba airlock rollback "$drop_id"
+run - sqlite3 "$demo/prod.db" "SELECT count(*) AS users FROM users; SELECT name FROM sqlite_master WHERE tbl_name = 'users' ORDER BY name"
+
+step "The audit chain proves the history was not edited"
+run - airlock audit verify
+run dba airlock audit log --action "$drop_id"
+
+step "Someone edits one audit row with sqlite3: verify names the first bad entry"
+sqlite3 "$demo/state/airlock.db" ".backup $demo/state/before-tamper.db"
+run - sqlite3 "$demo/state/airlock.db" "UPDATE audit SET payload = replace(payload, 'DROP TABLE', 'SELECT 1;') WHERE seq = 4"
+run - airlock audit verify
+sqlite3 "$demo/state/airlock.db" ".restore $demo/state/before-tamper.db" && rm -f "$demo/state/before-tamper.db"
+echo "(the untampered store is restored for you to try things)"
+
+cat <<TXT
+
+${bold}Try it yourself${off} (the demo resets on every \`make run\`):
+  export AIRLOCK_CONFIG=$AIRLOCK_CONFIG
+  export AIRLOCK_TOKEN=$AGENT_TOKEN      # the agent
+  $bin sql --target app-db "DELETE FROM users WHERE status = 'inactive'"
+  AIRLOCK_TOKEN=$DBA_TOKEN $bin pending
+  AIRLOCK_TOKEN=$DBA_TOKEN $bin approve ID
+  $bin --help
+TXT

@@ -1,0 +1,336 @@
+// airlock: the command-line front end. It parses, calls the gateway, and prints; nothing
+// else. The commands, flags, JSON fields and exit codes are a public contract (DESIGN.md).
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "audit/audit.h"
+#include "cli/render.h"
+#include "core/hash.h"
+#include "core/json.h"
+#include "gateway/gateway.h"
+#include "policy/policy.h"
+
+namespace airlock::cli {
+namespace {
+
+struct Options {
+  std::string config;
+  bool json = false;
+  std::string target;
+  std::string sql;
+  std::string id;
+  std::string reason;
+  std::string agent;
+  std::string action_filter;
+  std::string token_name;
+  std::string token_role = "agent";
+};
+
+Style OutputStyle() {
+  Style s;
+  s.color = isatty(STDOUT_FILENO) && std::getenv("NO_COLOR") == nullptr;
+  return s;
+}
+
+std::optional<std::string> CallerToken() {
+  const char* t = std::getenv("AIRLOCK_TOKEN");
+  if (t == nullptr) return std::nullopt;
+  return std::string(t);
+}
+
+int ExitForStatus(const Status& st) {
+  switch (st.code()) {
+    case StatusCode::kOk: return kExitOk;
+    case StatusCode::kInvalidArgument: return kExitUsage;
+    case StatusCode::kPermissionDenied:
+    case StatusCode::kConflict: return kExitDenied;
+    default: return kExitError;
+  }
+}
+
+void PrintJson(const Json& j) { std::cout << CanonicalJson(j) << std::endl; }
+
+// Errors that end a command before any action record exists.
+int Fail(const Options& o, const Status& st) {
+  const int code = ExitForStatus(st);
+  if (o.json) {
+    const bool denied = code == kExitDenied;
+    PrintJson({{"id", nullptr},
+               {"status", denied ? "denied" : "error"},
+               {"risk", nullptr},
+               {"reasons", Json::array({st.message()})},
+               {"effect", nullptr},
+               {"result", nullptr},
+               {"error", st.message()},
+               {"error_code", StatusCodeSlug(st.code())}});
+  } else {
+    std::cerr << "airlock: " << (code == kExitDenied ? "denied: " : "") << st.message() << "\n";
+  }
+  return code;
+}
+
+Result<std::unique_ptr<Gateway>> OpenGateway(const Options& o) {
+  ASSIGN_OR_RETURN(auto policy, LoadPolicyFile(o.config));
+  auto g = Gateway::Open(std::move(policy));
+  if (!g.ok()) return g.status().Annotate("cannot open the airlock store");
+  return g;
+}
+
+// Prints an outcome of submit/vote/rollback and returns the exit code.
+int Report(const Options& o, const Outcome& out, bool full) {
+  if (!out.action) return Fail(o, out.status);
+  const Action& a = *out.action;
+  int code = out.status.ok() ? ExitCodeFor(a.status) : ExitForStatus(out.status);
+  if (o.json) {
+    Json j = ActionToJson(a);
+    if (!out.status.ok()) {
+      j["error"] = out.status.message();
+      j["error_code"] = StatusCodeSlug(out.status.code());
+    }
+    if (!out.report.is_null() && !out.report.empty()) j["report"] = out.report;
+    PrintJson(j);
+    return code;
+  }
+  Style s = OutputStyle();
+  if (a.risk == Risk::kRead && a.status == ActionStatus::kApplied && full) {
+    std::cout << ResultTable(a.result);
+  } else {
+    std::cout << (full ? ShowAction(a, s) : StatusLine(a, s));
+  }
+  if (!out.status.ok()) {
+    std::cerr << "airlock: " << out.status.message() << "\n";
+    if (!out.report.is_null() && out.report.contains("conflicts")) {
+      for (const auto& c : out.report["conflicts"]) std::cerr << "  conflict: " << c.dump() << "\n";
+    }
+  }
+  return code;
+}
+
+int CmdSql(const Options& o) {
+  auto g = OpenGateway(o);
+  if (!g.ok()) return Fail(o, g.status());
+  SubmitRequest req{o.target, "sql", {{"sql", o.sql}}};
+  return Report(o, (*g)->Submit(CallerToken(), req), /*full=*/true);
+}
+
+int CmdVote(const Options& o, bool approve) {
+  auto g = OpenGateway(o);
+  if (!g.ok()) return Fail(o, g.status());
+  return Report(o, (*g)->Vote(CallerToken(), o.id, approve, o.reason), /*full=*/false);
+}
+
+int CmdRollback(const Options& o) {
+  auto g = OpenGateway(o);
+  if (!g.ok()) return Fail(o, g.status());
+  return Report(o, (*g)->Rollback(CallerToken(), o.id), /*full=*/false);
+}
+
+int CmdShow(const Options& o) {
+  auto g = OpenGateway(o);
+  if (!g.ok()) return Fail(o, g.status());
+  Outcome out = (*g)->Show(CallerToken(), o.id);
+  if (!out.status.ok()) return Fail(o, out.status);
+  if (o.json) {
+    PrintJson(ActionToJson(*out.action));
+  } else {
+    std::cout << ShowAction(*out.action, OutputStyle());
+  }
+  return kExitOk;
+}
+
+int CmdPending(const Options& o) {
+  auto g = OpenGateway(o);
+  if (!g.ok()) return Fail(o, g.status());
+  auto list = (*g)->Pending(CallerToken());
+  if (!list.ok()) return Fail(o, list.status());
+  if (o.json) {
+    Json arr = Json::array();
+    for (const auto& a : *list) arr.push_back(ActionToJson(a));
+    PrintJson({{"pending", arr}, {"count", arr.size()}});
+  } else {
+    std::cout << PendingTable(*list, OutputStyle());
+  }
+  return kExitOk;
+}
+
+int CmdBreakerReset(const Options& o) {
+  auto g = OpenGateway(o);
+  if (!g.ok()) return Fail(o, g.status());
+  Status st = (*g)->ResetBreaker(CallerToken(), o.target, o.agent);
+  if (!st.ok()) return Fail(o, st);
+  if (o.json) {
+    PrintJson({{"status", "reset"}, {"target", o.target}, {"agent", o.agent}});
+  } else {
+    std::cout << "breaker reset for " << (o.agent.empty() ? "every agent" : o.agent) << " on "
+              << o.target << "\n";
+  }
+  return kExitOk;
+}
+
+int CmdAuditVerify(const Options& o) {
+  auto g = OpenGateway(o);
+  if (!g.ok()) return Fail(o, g.status());
+  auto rep = (*g)->VerifyAudit();
+  if (!rep.ok()) return Fail(o, rep.status());
+  if (o.json) {
+    PrintJson({{"ok", rep->ok},
+               {"events", rep->events},
+               {"first_bad_seq", rep->ok ? Json(nullptr) : Json(rep->first_bad_seq)},
+               {"problem", rep->problem}});
+  } else if (rep->ok) {
+    std::cout << "audit chain intact: " << FormatCount(rep->events) << " events verified\n";
+  } else {
+    std::cout << "audit chain BROKEN at event " << rep->first_bad_seq << ": " << rep->problem
+              << "\n";
+  }
+  return rep->ok ? kExitOk : kExitError;
+}
+
+int CmdAuditLog(const Options& o) {
+  auto g = OpenGateway(o);
+  if (!g.ok()) return Fail(o, g.status());
+  Status st = (*g)->ScanAudit(CallerToken(), o.action_filter, [&](const AuditEvent& e) {
+    std::cout << (o.json ? audit::ToJsonLine(e) : audit::FormatEventLine(e)) << "\n";
+    return true;
+  });
+  if (!st.ok()) return Fail(o, st);
+  return kExitOk;
+}
+
+int CmdPolicyCheck(const Options& o) {
+  auto policy = LoadPolicyFile(o.config);
+  if (!policy.ok()) {
+    if (o.json) {
+      PrintJson({{"ok", false}, {"error", policy.status().message()}});
+    } else {
+      std::cerr << policy.status().message() << "\n";
+    }
+    return kExitUsage;
+  }
+  const Policy& p = **policy;
+  if (o.json) {
+    PrintJson({{"ok", true},
+               {"file", p.source_path},
+               {"mode", p.mode == PolicyMode::kDryRun ? "dry-run" : "enforce"},
+               {"agents", p.agents.size()},
+               {"approvers", p.approvers.size()},
+               {"targets", p.targets.size()},
+               {"rules", p.rules.size()},
+               {"limits", p.limits.size()}});
+  } else {
+    std::cout << p.source_path << ": ok (" << (p.mode == PolicyMode::kDryRun ? "dry-run" : "enforce")
+              << " mode; " << p.agents.size() << " agents, " << p.approvers.size()
+              << " approvers, " << p.targets.size() << " targets, " << p.rules.size()
+              << " rules, " << p.limits.size() << " limits)\n";
+  }
+  return kExitOk;
+}
+
+int CmdTokenNew(const Options& o) {
+  const std::string token = NewToken();
+  const std::string hash = Sha256Hex(token);
+  const std::string name = o.token_name.empty() ? "NAME" : o.token_name;
+  const std::string yaml = "- {name: " + name + ", token_sha256: \"" + hash + "\"" +
+                           (o.token_role == "agent" ? ", scopes: []" : "") + "}";
+  if (o.json) {
+    PrintJson({{"token", token}, {"token_sha256", hash}, {"yaml", yaml}});
+  } else {
+    std::cout << "token:  " << token << "\n"
+              << "give the token to its holder (AIRLOCK_TOKEN); airlock keeps only its hash.\n"
+              << "policy (" << (o.token_role == "agent" ? "agents" : "approvers") << "):\n  "
+              << yaml << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"airlock: every action of an AI agent, previewed, classified, approved, reversible "
+               "and audited"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  const char* env_config = std::getenv("AIRLOCK_CONFIG");
+  o.config = env_config ? env_config : "airlock.yaml";
+  app.add_option("--config", o.config, "policy file (or AIRLOCK_CONFIG; default ./airlock.yaml)");
+  app.add_flag("--json", o.json, "print one JSON object");
+  std::function<int()> run;
+
+  auto* sql = app.add_subcommand("sql", "submit an SQL action (dry-run, classify, decide)");
+  sql->add_option("--target", o.target, "target name from the policy")->required();
+  sql->add_option("SQL", o.sql, "one or several SQL statements")->required();
+  sql->callback([&] { run = [&] { return CmdSql(o); }; });
+
+  auto* pending = app.add_subcommand("pending", "list actions waiting for approval");
+  pending->callback([&] { run = [&] { return CmdPending(o); }; });
+
+  auto* show = app.add_subcommand("show", "one action: risk, reasons, effect preview, votes");
+  show->add_option("ID", o.id, "action id")->required();
+  show->callback([&] { run = [&] { return CmdShow(o); }; });
+
+  auto* approve = app.add_subcommand("approve", "vote to approve an action (approver token)");
+  approve->add_option("ID", o.id, "action id")->required();
+  approve->add_option("--reason", o.reason, "why");
+  approve->callback([&] { run = [&] { return CmdVote(o, true); }; });
+
+  auto* reject = app.add_subcommand("reject", "reject an action (approver token)");
+  reject->add_option("ID", o.id, "action id")->required();
+  reject->add_option("--reason", o.reason, "why");
+  reject->callback([&] { run = [&] { return CmdVote(o, false); }; });
+
+  auto* rollback = app.add_subcommand("rollback", "undo an applied action (approver token)");
+  rollback->add_option("ID", o.id, "action id")->required();
+  rollback->callback([&] { run = [&] { return CmdRollback(o); }; });
+
+  auto* breaker = app.add_subcommand("breaker", "circuit breakers");
+  breaker->require_subcommand(1);
+  auto* reset = breaker->add_subcommand("reset", "close a tripped breaker (approver token)");
+  reset->add_option("--target", o.target, "target name")->required();
+  reset->add_option("--agent", o.agent, "only this agent's breaker (default: every agent's)");
+  reset->callback([&] { run = [&] { return CmdBreakerReset(o); }; });
+
+  auto* audit = app.add_subcommand("audit", "the tamper-evident audit log");
+  audit->require_subcommand(1);
+  auto* verify = audit->add_subcommand("verify", "check the whole hash chain");
+  verify->callback([&] { run = [&] { return CmdAuditVerify(o); }; });
+  auto* log = audit->add_subcommand("log", "print the log (JSON lines with --json)");
+  log->add_option("--action", o.action_filter, "only the events of this action");
+  log->callback([&] { run = [&] { return CmdAuditLog(o); }; });
+
+  auto* policy = app.add_subcommand("policy", "the policy file");
+  policy->require_subcommand(1);
+  auto* check = policy->add_subcommand("check", "validate the policy file");
+  check->callback([&] { run = [&] { return CmdPolicyCheck(o); }; });
+
+  auto* token = app.add_subcommand("token", "tokens");
+  token->require_subcommand(1);
+  auto* token_new = token->add_subcommand("new", "print a fresh random token and its policy line");
+  token_new->add_option("--name", o.token_name, "the agent's or approver's name");
+  token_new->add_option("--role", o.token_role, "agent or approver")
+      ->check(CLI::IsMember({"agent", "approver"}));
+  token_new->callback([&] { run = [&] { return CmdTokenNew(o); }; });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+  if (!run) return kExitUsage;
+  return run();
+}
+
+}  // namespace airlock::cli
+
+int main(int argc, char** argv) { return airlock::cli::Main(argc, argv); }

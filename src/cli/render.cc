@@ -1,0 +1,287 @@
+#include "cli/render.h"
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+#include "approval/approval.h"
+#include "core/clock.h"
+#include "policy/policy.h"
+
+namespace airlock::cli {
+namespace {
+
+const char* RiskColor(Risk r) {
+  switch (r) {
+    case Risk::kRead: return "\x1b[32m";          // green
+    case Risk::kLow: return "\x1b[36m";           // cyan
+    case Risk::kHigh: return "\x1b[33;1m";        // bold yellow
+    case Risk::kCritical: return "\x1b[31;1m";    // bold red
+  }
+  return "";
+}
+
+std::string Upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Counts UTF-8 code points and skips colour escapes, so that aligned columns stay aligned
+// with non-ASCII text and coloured cells.
+size_t DisplayWidth(const std::string& s) {
+  size_t n = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\x1b') {
+      while (i < s.size() && s[i] != 'm') ++i;
+      continue;
+    }
+    n += (static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 ? 1 : 0;
+  }
+  return n;
+}
+
+std::string Truncate(const std::string& s, size_t max_width) {
+  if (DisplayWidth(s) <= max_width || s.find('\x1b') != std::string::npos) return s;
+  std::string out;
+  size_t n = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if ((c & 0xC0) != 0x80) {
+      if (n + 1 >= max_width) break;
+      ++n;
+    }
+    out.push_back(s[i]);
+  }
+  return out + "…";
+}
+
+std::string OneLine(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  return s;
+}
+
+std::string ActionText(const Action& a) {
+  if (a.args.contains("sql") && a.args["sql"].is_string()) return a.args["sql"].get<std::string>();
+  return a.args.dump();
+}
+
+std::string Plural(int64_t n, const char* one, const char* many) {
+  return FormatCount(n) + " " + (n == 1 ? one : many);
+}
+
+void Field(std::ostringstream& out, const std::string& name, const std::string& value) {
+  out << "  " << name << std::string(name.size() < 10 ? 10 - name.size() : 1, ' ') << value
+      << "\n";
+}
+
+}  // namespace
+
+std::string ValueText(const Json& v) {
+  if (v.is_null()) return "NULL";
+  if (v.is_string()) return OneLine(v.get<std::string>());
+  if (v.is_object() && v.contains("blob_hex") && v["blob_hex"].is_string()) {
+    return "x'" + v["blob_hex"].get<std::string>() + "'";
+  }
+  return v.dump();
+}
+
+std::string RiskLabel(Risk r, const Style& s) {
+  std::string label = Upper(RiskName(r));
+  if (!s.color) return label;
+  return std::string(RiskColor(r)) + label + "\x1b[0m";
+}
+
+std::string Table(const std::vector<std::string>& header,
+                  const std::vector<std::vector<std::string>>& rows, size_t max_width) {
+  std::vector<size_t> width(header.size(), 0);
+  auto measure = [&](const std::vector<std::string>& row) {
+    for (size_t i = 0; i < row.size() && i < width.size(); ++i) {
+      width[i] = std::max(width[i], DisplayWidth(Truncate(row[i], max_width)));
+    }
+  };
+  measure(header);
+  for (const auto& r : rows) measure(r);
+  std::ostringstream out;
+  auto line = [&](const std::vector<std::string>& row) {
+    std::string line_text = "  ";
+    for (size_t i = 0; i < width.size(); ++i) {
+      std::string cell = i < row.size() ? Truncate(row[i], max_width) : "";
+      line_text += cell;
+      if (i + 1 < width.size()) line_text += std::string(width[i] - DisplayWidth(cell) + 2, ' ');
+    }
+    while (!line_text.empty() && line_text.back() == ' ') line_text.pop_back();
+    out << line_text << "\n";
+  };
+  line(header);
+  std::vector<std::string> rule;
+  for (size_t w : width) rule.push_back(std::string(w, '-'));
+  line(rule);
+  for (const auto& r : rows) line(r);
+  return out.str();
+}
+
+std::string ResultTable(const Json& result) {
+  if (!result.is_object() || !result.contains("columns")) return "";
+  std::vector<std::string> header;
+  for (const auto& c : result["columns"]) header.push_back(c.is_string() ? c.get<std::string>() : c.dump());
+  std::vector<std::vector<std::string>> rows;
+  if (result.contains("rows")) {
+    for (const auto& r : result["rows"]) {
+      std::vector<std::string> cells;
+      for (const auto& v : r) cells.push_back(ValueText(v));
+      rows.push_back(std::move(cells));
+    }
+  }
+  std::string out = Table(header, rows);
+  out += "  (" + Plural(static_cast<int64_t>(rows.size()), "row", "rows");
+  if (result.value("truncated", false)) out += ", more not shown";
+  out += ")\n";
+  return out;
+}
+
+std::string StatusLine(const Action& a, const Style& s) {
+  std::ostringstream out;
+  out << a.id << "  " << ActionStatusName(a.status) << "  " << RiskLabel(a.risk, s);
+  if (a.status == ActionStatus::kPending) out << "  (has " << approval::Progress(a) << ")";
+  if (a.dry_run) out << "  (dry-run mode; would be " << a.would_status << ")";
+  out << "\n";
+  for (const auto& r : a.reasons) out << "  - " << r << "\n";
+  if (!a.error.empty() &&
+      std::find(a.reasons.begin(), a.reasons.end(), a.error) == a.reasons.end()) {
+    out << "  " << a.error << "\n";
+  }
+  return out.str();
+}
+
+namespace {
+
+void RenderEffect(std::ostringstream& out, const Effect& e) {
+  if (e.IsRead()) {
+    out << "  reads only: no row or schema change\n";
+    return;
+  }
+  for (const auto& d : e.ddl) {
+    out << "  " << d.op << " " << d.object;
+    if (!d.table.empty() && d.table != d.object) out << " on " << d.table;
+    std::vector<std::string> parts;
+    if (d.rows >= 0) parts.push_back(Plural(d.rows, "row", "rows"));
+    if (!d.indexes.empty()) {
+      std::string s = Plural(static_cast<int64_t>(d.indexes.size()), "index", "indexes") + ": ";
+      for (size_t i = 0; i < d.indexes.size(); ++i) s += (i ? ", " : "") + d.indexes[i];
+      parts.push_back(s);
+    }
+    if (!d.triggers.empty()) {
+      std::string s = Plural(static_cast<int64_t>(d.triggers.size()), "trigger", "triggers") + ": ";
+      for (size_t i = 0; i < d.triggers.size(); ++i) s += (i ? ", " : "") + d.triggers[i];
+      parts.push_back(s);
+    }
+    if (!d.detail.empty()) parts.push_back(d.detail);
+    for (size_t i = 0; i < parts.size(); ++i) out << (i ? "; " : " (") << parts[i];
+    out << (parts.empty() ? "" : ")") << "\n";
+  }
+  if (!e.tables.empty()) {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& t : e.tables) {
+      std::string note;
+      if (t.all_rows_deleted) note = "every row deleted";
+      if (t.all_rows_updated) note = "every row updated";
+      if (!t.has_primary_key) note = "no PRIMARY KEY: not reversible";
+      rows.push_back({t.table, FormatCount(t.inserted), FormatCount(t.updated),
+                      FormatCount(t.deleted), note});
+    }
+    out << Table({"table", "inserted", "updated", "deleted", ""}, rows);
+  }
+  if (e.extra.contains("not_executed")) {
+    out << "  not executed in the dry-run: " << ValueText(e.extra["not_executed"]) << "\n";
+  }
+}
+
+void RenderPreview(std::ostringstream& out, const Effect& e) {
+  if (e.preview.empty()) return;
+  // One table per changed table, columns in first-seen order; an updated cell shows
+  // "old → new".
+  std::vector<std::string> order;
+  for (const auto& r : e.preview) {
+    if (std::find(order.begin(), order.end(), r.table) == order.end()) order.push_back(r.table);
+  }
+  const int64_t shown = static_cast<int64_t>(e.preview.size());
+  out << "preview (" << Plural(shown, "row", "rows") << " shown";
+  if (e.preview_omitted > 0) out << ", " << FormatCount(e.preview_omitted) << " more not shown";
+  out << ")\n";
+  for (const auto& table : order) {
+    std::vector<std::string> cols;
+    auto add_cols = [&](const Json& obj) {
+      if (!obj.is_object()) return;
+      for (auto it = obj.begin(); it != obj.end(); ++it) {
+        if (std::find(cols.begin(), cols.end(), it.key()) == cols.end()) cols.push_back(it.key());
+      }
+    };
+    for (const auto& r : e.preview) {
+      if (r.table != table) continue;
+      add_cols(r.before);
+      add_cols(r.after);
+    }
+    std::vector<std::string> header = {"op"};
+    header.insert(header.end(), cols.begin(), cols.end());
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& r : e.preview) {
+      if (r.table != table) continue;
+      std::vector<std::string> cells = {r.op};
+      for (const auto& c : cols) {
+        const bool had = r.before.is_object() && r.before.contains(c);
+        const bool has = r.after.is_object() && r.after.contains(c);
+        std::string before = had ? ValueText(r.before[c]) : "";
+        std::string after = has ? ValueText(r.after[c]) : "";
+        if (had && has && before != after) {
+          cells.push_back(before + " → " + after);
+        } else {
+          cells.push_back(has ? after : before);
+        }
+      }
+      rows.push_back(std::move(cells));
+    }
+    out << " " << table << "\n" << Table(header, rows, 30);
+  }
+}
+
+}  // namespace
+
+std::string ShowAction(const Action& a, const Style& s) {
+  std::ostringstream out;
+  out << StatusLine(a, s);
+  Field(out, "agent", a.agent);
+  Field(out, "target", a.target + " (" + a.kind + ")");
+  Field(out, a.kind == "sql" ? "sql" : "action", OneLine(ActionText(a)));
+  Field(out, "created", FormatTimeMs(a.created_ms));
+  if (a.status == ActionStatus::kPending && a.expires_ms > 0) {
+    Field(out, "expires", FormatTimeMs(a.expires_ms));
+  }
+  if (a.quorum > 0 || !a.votes.empty()) Field(out, "votes", approval::Progress(a));
+  for (const auto& v : a.votes) {
+    Field(out, "", (v.approve ? "approved by " : "rejected by ") + v.approver + " at " +
+                       FormatTimeMs(v.at_ms) + (v.reason.empty() ? "" : ": " + v.reason));
+  }
+  if (!a.reversible) Field(out, "undo", "not reversible");
+  if (!a.effect.effect_hash.empty()) Field(out, "effect", a.effect.effect_hash.substr(0, 16));
+  out << "effect\n";
+  RenderEffect(out, a.effect);
+  RenderPreview(out, a.effect);
+  if (a.result.is_object() && a.result.contains("columns")) {
+    out << "result\n" << ResultTable(a.result);
+  }
+  return out.str();
+}
+
+std::string PendingTable(const std::vector<Action>& actions, const Style& s) {
+  if (actions.empty()) return "no pending actions\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& a : actions) {
+    rows.push_back({a.id, RiskLabel(a.risk, s), a.agent, a.target, approval::Progress(a),
+                    FormatTimeMs(a.created_ms), OneLine(ActionText(a))});
+  }
+  return Table({"id", "risk", "agent", "target", "votes", "created", "action"}, rows);
+}
+
+}  // namespace airlock::cli

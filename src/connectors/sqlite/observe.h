@@ -1,0 +1,36 @@
+// Runs the caller's SQL inside an open transaction while the session extension and the
+// authorizer watch, and turns what they saw into an Effect. DryRun and Apply share this, so
+// an approved preview and the real run are computed the same way and their hashes compare.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "core/types.h"
+
+namespace airlock::sqlite {
+
+struct ObserveOptions {
+  int64_t max_preview_rows = 20;
+  int64_t max_result_rows = 1000;
+};
+
+struct Observation {
+  Effect effect;
+  Json result = nullptr;  // {"columns","rows","truncated"} of the last statement with columns
+  // Raw session changesets of the main database, in execution order: a new segment starts
+  // before each statement that drops or alters a table.
+  std::vector<std::string> segments;
+  bool touched_no_pk = false;  // rows of tables the changeset cannot see were written
+};
+
+// The caller owns the transaction; this never commits or rolls back. Malformed SQL and
+// refused statements are InvalidArgument carrying the reason (SQLite's message for SQL).
+Result<Observation> ExecuteObserved(sqlite3* db, std::string_view sql,
+                                    const ObserveOptions& options);
+
+}  // namespace airlock::sqlite

@@ -1,0 +1,308 @@
+#include "connectors/sqlite/sqlite_connector.h"
+
+#include <chrono>
+#include <set>
+
+#include "connectors/sqlite/authorizer.h"
+#include "connectors/sqlite/changeset.h"
+#include "connectors/sqlite/db.h"
+#include "connectors/sqlite/observe.h"
+#include "connectors/sqlite/preimage.h"
+#include "connectors/sqlite/rollback.h"
+#include "connectors/sqlite/undo.h"
+#include "core/crash.h"
+
+namespace airlock::sqlite {
+namespace {
+
+struct Settings {
+  std::string path;
+  int64_t max_preview_rows = 20;
+  int busy_timeout_ms = 5000;
+};
+
+Result<std::string> SqlArg(const Json& args) {
+  if (!args.is_object() || !args.contains("sql") || !args["sql"].is_string()) {
+    return Status::InvalidArgument("sqlite action needs args {\"sql\": \"<text>\"}");
+  }
+  return args["sql"].get<std::string>();
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<bool> IsRecorded(sqlite3* db, const std::string& action_id, const char* kind) {
+  ASSIGN_OR_RETURN(bool exists,
+                   HasRow(db, "SELECT 1 FROM main.sqlite_schema WHERE type='table' AND name=?1",
+                          kAppliedTable));
+  if (!exists) return false;
+  ASSIGN_OR_RETURN(StmtHandle stmt,
+                   Prepare(db, std::string("SELECT 1 FROM main.") + kAppliedTable +
+                                   " WHERE action_id=?1 AND kind=?2"));
+  sqlite3_bind_text(stmt.get(), 1, action_id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt.get(), 2, kind, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(stmt.get());
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return SqlError(db, rc, kAppliedTable);
+}
+
+// Recorded inside the target's own transaction, so IsApplied() / IsRolledBack() answer
+// truthfully after a crash at any point.
+Status RecordAction(sqlite3* db, const std::string& action_id, const char* kind) {
+  RETURN_IF_ERROR(Exec(db, std::string("CREATE TABLE IF NOT EXISTS main.") + kAppliedTable +
+                               "(action_id TEXT NOT NULL, kind TEXT NOT NULL, "
+                               "at_ms INTEGER NOT NULL, PRIMARY KEY(action_id, kind))"));
+  ASSIGN_OR_RETURN(StmtHandle stmt, Prepare(db, std::string("INSERT INTO main.") +
+                                                    kAppliedTable + " VALUES(?1, ?2, ?3)"));
+  sqlite3_bind_text(stmt.get(), 1, action_id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt.get(), 2, kind, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(stmt.get(), 3, NowMs());
+  int rc = sqlite3_step(stmt.get());
+  if (rc != SQLITE_DONE) return SqlError(db, rc, "recording the action");
+  return Status::Ok();
+}
+
+// Tables whose pre-image Apply must capture before the statements run: those the approved
+// effect drops or alters.
+std::set<std::string> TablesToSnapshot(const Effect& expected) {
+  std::set<std::string> out;
+  for (const DdlOp& d : expected.ddl) {
+    if ((d.op == "drop_table" || d.op == "alter_table") && d.detail.empty()) {
+      out.insert(d.object);
+    }
+  }
+  return out;
+}
+
+bool SameName(const std::string& a, const std::string& b) {
+  return sqlite3_stricmp(a.c_str(), b.c_str()) == 0;
+}
+
+bool IsSnapshotted(const UndoData& undo, const std::string& name) {
+  for (const TableSnapshot& t : undo.tables) {
+    if (SameName(t.name, name)) return true;
+  }
+  return false;
+}
+
+// Compares the schema before and after the action: what appeared is dropped on rollback,
+// what vanished or changed (index, trigger, view) is recreated from its old definition.
+// Tables are restored from the snapshots taken before the action.
+Status DiffSchema(sqlite3* db, const std::vector<SchemaObject>& before,
+                  const std::vector<SchemaObject>& after, UndoData* undo, std::string* note) {
+  for (const SchemaObject& o : after) {
+    if (FindObject(before, o.name) == nullptr && !IsSnapshotted(*undo, o.name)) {
+      ASSIGN_OR_RETURN(std::string fp, Fingerprint(db, o.name));
+      undo->created.push_back({o, fp});
+    }
+  }
+  for (const SchemaObject& o : before) {
+    const SchemaObject* now = FindObject(after, o.name);
+    if (now != nullptr && now->type == o.type && now->sql == o.sql) continue;
+    if (IsSnapshotted(*undo, o.name) || IsSnapshotted(*undo, o.table)) continue;
+    if (o.type == "table" || o.sql.empty()) {
+      *note += "the definition of '" + o.name + "' changed and is not restored by rollback; ";
+      continue;
+    }
+    ASSIGN_OR_RETURN(std::string fp, Fingerprint(db, o.name));
+    undo->objects.push_back({o, fp});
+  }
+  for (TableSnapshot& t : undo->tables) {
+    ASSIGN_OR_RETURN(t.after, Fingerprint(db, t.name));
+  }
+  return Status::Ok();
+}
+
+Result<std::string> InvertOne(const std::string& changeset) {
+  int n = 0;
+  void* raw = nullptr;
+  int rc = sqlite3changeset_invert(static_cast<int>(changeset.size()), changeset.data(), &n, &raw);
+  SqliteBuffer buf(raw);
+  if (rc != SQLITE_OK) {
+    return Status::Internal("inverting the changeset: " + std::string(sqlite3_errstr(rc)));
+  }
+  return std::string(static_cast<const char*>(raw), n);
+}
+
+// Each segment inverted, newest first: undoing runs the action backwards.
+Result<std::string> Invert(const std::vector<std::string>& segments) {
+  std::string out;
+  for (auto it = segments.rbegin(); it != segments.rend(); ++it) {
+    ASSIGN_OR_RETURN(std::string inverted, InvertOne(*it));
+    out += inverted;
+  }
+  return out;
+}
+
+class SqliteConnector final : public Connector {
+ public:
+  explicit SqliteConnector(Settings s) : settings_(std::move(s)) {}
+
+  Result<DryRunResult> DryRun(const Json& args) override;
+  Result<ApplyOutcome> Apply(const std::string& action_id, const Json& args,
+                             const Effect& expected,
+                             const std::function<Status(const UndoRecord&)>& before_commit) override;
+  Status Rollback(const std::string& action_id, const UndoRecord& undo, Json* report) override;
+  Result<bool> IsApplied(const std::string& action_id) override;
+  Result<bool> IsRolledBack(const std::string& action_id) override;
+
+ private:
+  Result<DbHandle> Open() const { return OpenExisting(settings_.path, settings_.busy_timeout_ms); }
+  ObserveOptions Options() const { return {settings_.max_preview_rows, 1000}; }
+
+  Settings settings_;
+};
+
+Result<DryRunResult> SqliteConnector::DryRun(const Json& args) {
+  ASSIGN_OR_RETURN(std::string sql, SqlArg(args));
+  ASSIGN_OR_RETURN(DbHandle db, Open());
+  Transaction txn(db.get());
+  RETURN_IF_ERROR(txn.Begin("BEGIN"));
+  ASSIGN_OR_RETURN(Observation obs, ExecuteObserved(db.get(), sql, Options()));
+  RETURN_IF_ERROR(txn.Rollback());  // a dry-run never commits
+  return DryRunResult{std::move(obs.effect), std::move(obs.result)};
+}
+
+Result<ApplyOutcome> SqliteConnector::Apply(
+    const std::string& action_id, const Json& args, const Effect& expected,
+    const std::function<Status(const UndoRecord&)>& before_commit) {
+  if (expected.extra.is_object() && expected.extra.contains("not_executed")) {
+    return Status::FailedPrecondition(
+        "this action cannot be applied through airlock; it was not executed in the dry-run: " +
+        expected.extra["not_executed"].dump());
+  }
+  ASSIGN_OR_RETURN(std::string sql, SqlArg(args));
+  ASSIGN_OR_RETURN(DbHandle db, Open());
+  Transaction txn(db.get());
+  RETURN_IF_ERROR(txn.Begin("BEGIN IMMEDIATE"));
+  ASSIGN_OR_RETURN(bool already, IsRecorded(db.get(), action_id, "apply"));
+  if (already) return Status::FailedPrecondition("action " + action_id + " is already applied");
+
+  // Pre-images first: once the statements ran, the dropped/altered tables are gone.
+  UndoData undo;
+  ASSIGN_OR_RETURN(std::vector<SchemaObject> schema_before, ReadSchema(db.get()));
+  for (const std::string& table : TablesToSnapshot(expected)) {
+    auto snap = SnapshotTable(db.get(), table);
+    if (snap.ok()) undo.tables.push_back(std::move(*snap));
+    else if (snap.status().code() != StatusCode::kNotFound) return snap.status();
+  }
+
+  ASSIGN_OR_RETURN(Observation obs, ExecuteObserved(db.get(), sql, Options()));
+  ApplyOutcome out;
+  out.effect = std::move(obs.effect);
+  out.result = std::move(obs.result);
+  if (out.effect.effect_hash != expected.effect_hash) {
+    RETURN_IF_ERROR(txn.Rollback());
+    out.effect_matched = false;  // the data changed since the preview: apply nothing
+    return out;
+  }
+
+  std::string note;
+  ASSIGN_OR_RETURN(std::vector<SchemaObject> schema_after, ReadSchema(db.get()));
+  RETURN_IF_ERROR(DiffSchema(db.get(), schema_before, schema_after, &undo, &note));
+  ASSIGN_OR_RETURN(undo.inverted_changeset, Invert(obs.segments));
+  out.undo.kind = "sqlite";
+  out.undo.data = EncodeUndo(undo);
+  if (obs.touched_no_pk) {
+    out.undo.reversible = false;
+    note += "rows of tables without a PRIMARY KEY were changed and cannot be restored; ";
+  }
+  out.undo.note = note;
+
+  RETURN_IF_ERROR(before_commit(out.undo));  // the transaction rolls back on failure
+  RETURN_IF_ERROR(RecordAction(db.get(), action_id, "apply"));
+  CrashPoint("sqlite_apply_before_commit");
+  RETURN_IF_ERROR(txn.Commit());
+  CrashPoint("sqlite_apply_after_commit");
+  out.effect_matched = true;
+  return out;
+}
+
+Status SqliteConnector::Rollback(const std::string& action_id, const UndoRecord& record,
+                                 Json* report) {
+  if (record.kind != "sqlite") {
+    return Status::InvalidArgument("undo record of kind '" + record.kind + "' is not sqlite");
+  }
+  ASSIGN_OR_RETURN(UndoData undo, DecodeUndo(record.data));
+  ASSIGN_OR_RETURN(DbHandle db, Open());
+  Transaction txn(db.get());
+  RETURN_IF_ERROR(txn.Begin("BEGIN IMMEDIATE"));
+  ASSIGN_OR_RETURN(bool rolled_back, IsRecorded(db.get(), action_id, "rollback"));
+  if (rolled_back) {
+    return Status::FailedPrecondition("action " + action_id + " is already rolled back");
+  }
+  ASSIGN_OR_RETURN(bool applied, IsRecorded(db.get(), action_id, "apply"));
+  if (!applied) return Status::FailedPrecondition("action " + action_id + " was not applied");
+
+  // The undo already holds every change the action's triggers made; letting triggers fire
+  // again while it is applied would add new rows (e.g. audit entries for the undo itself).
+  sqlite3_db_config(db.get(), SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, nullptr);
+  Json conflicts = Json::array();
+  RETURN_IF_ERROR(UndoAll(db.get(), undo, &conflicts));
+  if (!conflicts.empty()) {
+    RETURN_IF_ERROR(txn.Rollback());  // all or nothing: keep what is there now
+    if (report) *report = {{"conflicts", conflicts}};
+    return Status::Conflict("rollback would overwrite changes made since action " + action_id +
+                            " was applied (" + std::to_string(conflicts.size()) +
+                            " conflict(s), first: " + conflicts[0].dump() + ")");
+  }
+  RETURN_IF_ERROR(RecordAction(db.get(), action_id, "rollback"));
+  CrashPoint("sqlite_rollback_before_commit");
+  RETURN_IF_ERROR(txn.Commit());
+  CrashPoint("sqlite_rollback_after_commit");
+  if (report) *report = {{"conflicts", Json::array()}};
+  return Status::Ok();
+}
+
+Result<bool> SqliteConnector::IsApplied(const std::string& action_id) {
+  ASSIGN_OR_RETURN(DbHandle db, Open());
+  return IsRecorded(db.get(), action_id, "apply");
+}
+
+Result<bool> SqliteConnector::IsRolledBack(const std::string& action_id) {
+  ASSIGN_OR_RETURN(DbHandle db, Open());
+  return IsRecorded(db.get(), action_id, "rollback");
+}
+
+Result<Settings> ParseSettings(const ConnectorConfig& config) {
+  const Json& f = config.fields;
+  const std::string where = "target '" + config.name + "'";
+  if (!f.is_object() || !f.contains("path") || !f["path"].is_string()) {
+    return Status::InvalidArgument(where + ": sqlite needs a 'path'");
+  }
+  Settings s;
+  s.path = f["path"].get<std::string>();
+  if (s.path.empty() || s.path[0] != '/') {
+    return Status::InvalidArgument(where + ": sqlite path '" + s.path + "' is not absolute");
+  }
+  if (f.contains("max_preview_rows")) {
+    if (!f["max_preview_rows"].is_number_integer() || f["max_preview_rows"].get<int64_t>() < 0) {
+      return Status::InvalidArgument(where + ": max_preview_rows must be a non-negative integer");
+    }
+    s.max_preview_rows = f["max_preview_rows"].get<int64_t>();
+  }
+  if (f.contains("busy_timeout_ms")) {
+    if (!f["busy_timeout_ms"].is_number_integer() || f["busy_timeout_ms"].get<int64_t>() < 0 ||
+        f["busy_timeout_ms"].get<int64_t>() > 3600000) {
+      return Status::InvalidArgument(where + ": busy_timeout_ms must be 0..3600000");
+    }
+    s.busy_timeout_ms = static_cast<int>(f["busy_timeout_ms"].get<int64_t>());
+  }
+  return s;
+}
+
+}  // namespace
+}  // namespace airlock::sqlite
+
+namespace airlock {
+
+Result<std::unique_ptr<Connector>> CreateSqliteConnector(const ConnectorConfig& config) {
+  ASSIGN_OR_RETURN(sqlite::Settings settings, sqlite::ParseSettings(config));
+  return std::unique_ptr<Connector>(new sqlite::SqliteConnector(std::move(settings)));
+}
+
+}  // namespace airlock

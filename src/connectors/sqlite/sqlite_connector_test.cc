@@ -1,0 +1,516 @@
+#include "connectors/sqlite/sqlite_connector.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "connectors/sqlite/db.h"
+#include "connectors/sqlite/undo.h"
+#include "core/hash.h"
+
+namespace airlock {
+namespace {
+
+using sqlite::DbHandle;
+
+constexpr const char* kFixture = R"sql(
+CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT UNIQUE,
+                   status TEXT, score REAL, avatar BLOB);
+CREATE INDEX users_status ON users(status);
+CREATE INDEX users_name ON users(name);
+CREATE TABLE audit(id INTEGER PRIMARY KEY, user_id INTEGER, what TEXT);
+CREATE TRIGGER users_audit AFTER DELETE ON users
+  BEGIN INSERT INTO audit(user_id, what) VALUES (old.id, 'delete'); END;
+CREATE TABLE logs(msg TEXT, n INTEGER);
+INSERT INTO logs VALUES ('a', 1), ('b', 2), ('c', 3);
+WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 1204)
+INSERT INTO users SELECT i, 'user' || i, 'u' || i || '@x',
+  CASE WHEN i % 10 = 0 THEN 'inactive' ELSE 'active' END,
+  CASE WHEN i % 7 = 0 THEN NULL ELSE i * 1.1 END,
+  CASE WHEN i % 3 = 0 THEN CAST(x'00ff10' || randomblob(5) AS BLOB) ELSE NULL END FROM c;
+)sql";
+
+class SqliteConnectorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/airlock_sqlite_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/prod.db";
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
+    DbHandle db(raw);
+    ASSERT_EQ(sqlite3_exec(db.get(), kFixture, nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db.get());
+    ConnectorConfig config{"app-db", "sqlite", {{"path", path_}, {"max_preview_rows", 5}}};
+    auto c = CreateSqliteConnector(config);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    conn_ = std::move(*c);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Runs SQL directly, outside airlock (a person changing the database by hand).
+  void Direct(const std::string& sql) {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
+    DbHandle db(raw);
+    ASSERT_EQ(sqlite3_exec(db.get(), sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db.get());
+  }
+
+  // Every row of a query, values type-tagged, one line per row.
+  std::string Dump(const std::string& sql) {
+    sqlite3* raw = nullptr;
+    EXPECT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
+    DbHandle db(raw);
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db.get(), sql.c_str(), -1, &s, nullptr) != SQLITE_OK) {
+      return "error: " + std::string(sqlite3_errmsg(db.get()));
+    }
+    sqlite::StmtHandle stmt(s);
+    std::string out;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      for (int i = 0; i < sqlite3_column_count(s); ++i) {
+        out += HexEncode(sqlite::CanonicalValue(sqlite::ColumnValue(s, i))) + ",";
+      }
+      out += "\n";
+    }
+    return out;
+  }
+  std::string Schema() {
+    return Dump("SELECT type, name, tbl_name, sql FROM sqlite_schema "
+                "WHERE tbl_name NOT LIKE 'airlock%' ORDER BY name");
+  }
+  std::string AllData() {
+    // Hashed: a failing comparison stays readable.
+    return Schema() + "users:" + Sha256Hex(Dump("SELECT * FROM users ORDER BY id")) +
+           " audit:" + Sha256Hex(Dump("SELECT * FROM audit ORDER BY id")) +
+           " logs:" + Sha256Hex(Dump("SELECT rowid, * FROM logs"));
+  }
+  std::string FileHash() {
+    std::ifstream in(path_, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return Sha256Hex(ss.str());
+  }
+
+  DryRunResult MustDryRun(const std::string& sql) {
+    auto r = conn_->DryRun({{"sql", sql}});
+    EXPECT_TRUE(r.ok()) << sql << ": " << r.status().ToString();
+    return r.ok() ? *r : DryRunResult{};
+  }
+
+  Result<ApplyOutcome> ApplyAs(const std::string& id, const std::string& sql,
+                               const Effect& expected, UndoRecord* saved = nullptr) {
+    return conn_->Apply(id, {{"sql", sql}}, expected, [saved](const UndoRecord& u) {
+      if (saved) *saved = u;
+      return Status::Ok();
+    });
+  }
+
+  // DryRun, Apply with that effect, expect success; returns the undo record.
+  UndoRecord DryRunAndApply(const std::string& id, const std::string& sql) {
+    DryRunResult d = MustDryRun(sql);
+    auto out = ApplyAs(id, sql, d.effect);
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    if (!out.ok()) return {};
+    EXPECT_TRUE(out->effect_matched);
+    EXPECT_EQ(out->effect.effect_hash, d.effect.effect_hash);
+    return out->undo;
+  }
+
+  const TableChange* FindTable(const Effect& e, const std::string& name) {
+    for (const TableChange& t : e.tables) {
+      if (t.table == name) return &t;
+    }
+    return nullptr;
+  }
+
+  std::string dir_, path_;
+  std::unique_ptr<Connector> conn_;
+};
+
+TEST_F(SqliteConnectorTest, ConfigRequiresExistingAbsolutePath) {
+  EXPECT_FALSE(CreateSqliteConnector({"t", "sqlite", {{"path", "rel.db"}}}).ok());
+  EXPECT_FALSE(CreateSqliteConnector({"t", "sqlite", Json::object()}).ok());
+  auto c = CreateSqliteConnector({"t", "sqlite", {{"path", dir_ + "/missing.db"}}});
+  ASSERT_TRUE(c.ok());
+  auto r = (*c)->DryRun({{"sql", "SELECT 1"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(r.status().message().find(dir_ + "/missing.db"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/missing.db"));  // never created
+}
+
+TEST_F(SqliteConnectorTest, SelectIsReadAndReturnsRows) {
+  DryRunResult d = MustDryRun("SELECT id, name, score, avatar, status FROM users WHERE id IN (3, 7) ORDER BY id");
+  EXPECT_TRUE(d.effect.IsRead());
+  ASSERT_TRUE(d.result.is_object());
+  EXPECT_EQ(d.result["columns"], Json({"id", "name", "score", "avatar", "status"}));
+  ASSERT_EQ(d.result["rows"].size(), 2u);
+  EXPECT_EQ(d.result["rows"][0][0], 3);
+  EXPECT_EQ(d.result["rows"][0][1], "user3");
+  EXPECT_TRUE(d.result["rows"][0][3].contains("blob_hex"));
+  EXPECT_TRUE(d.result["rows"][1][2].is_null());
+  EXPECT_EQ(d.result["truncated"], false);
+  DryRunResult big = MustDryRun("SELECT * FROM users");
+  EXPECT_EQ(big.result["rows"].size(), 1000u);
+  EXPECT_EQ(big.result["truncated"], true);
+}
+
+TEST_F(SqliteConnectorTest, MalformedSqlIsInvalidArgumentWithSqliteMessage) {
+  auto r = conn_->DryRun({{"sql", "SELEC * FROM users"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("near \"SELEC\": syntax error"), std::string::npos);
+  auto missing = conn_->DryRun({{"sql", "DELETE FROM nosuch"}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("no such table: nosuch"), std::string::npos);
+}
+
+TEST_F(SqliteConnectorTest, TransactionControlAndReservedTableRefused) {
+  std::string before = FileHash();
+  for (const char* sql : {"BEGIN; DELETE FROM users; COMMIT;", "UPDATE users SET name='x'; COMMIT",
+                          "END", "ROLLBACK"}) {
+    auto r = conn_->DryRun({{"sql", sql}});
+    ASSERT_FALSE(r.ok()) << sql;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("transaction"), std::string::npos) << r.status().message();
+  }
+  (void)DryRunAndApply("act_seed", "UPDATE users SET name='z' WHERE id=1");
+  for (const char* sql : {"INSERT INTO airlock_applied VALUES('x','apply',1)",
+                          "DELETE FROM airlock_applied", "DROP TABLE airlock_applied",
+                          "CREATE INDEX i ON airlock_applied(kind)",
+                          "CREATE TRIGGER t AFTER INSERT ON airlock_applied BEGIN "
+                          "SELECT 1; END",
+                          "ALTER TABLE airlock_applied ADD COLUMN x"}) {
+    auto r = conn_->DryRun({{"sql", sql}});
+    ASSERT_FALSE(r.ok()) << sql;
+    EXPECT_NE(r.status().message().find("airlock_applied"), std::string::npos);
+  }
+  DryRunResult read = MustDryRun("SELECT action_id FROM airlock_applied");
+  EXPECT_TRUE(read.effect.IsRead());
+  EXPECT_EQ(read.result["rows"].size(), 1u);
+  (void)before;
+}
+
+TEST_F(SqliteConnectorTest, OneRowUpdatePreviewAndNothingCommitted) {
+  std::string before_hash = FileHash();
+  std::string before = AllData();
+  DryRunResult d = MustDryRun("UPDATE users SET status = 'banned' WHERE id = 5");
+  ASSERT_EQ(d.effect.tables.size(), 1u);
+  const TableChange& t = d.effect.tables[0];
+  EXPECT_EQ(t.table, "users");
+  EXPECT_EQ(t.updated, 1);
+  EXPECT_EQ(t.inserted + t.deleted, 0);
+  EXPECT_FALSE(t.all_rows_updated);
+  EXPECT_TRUE(t.has_primary_key);
+  ASSERT_EQ(d.effect.preview.size(), 1u);
+  EXPECT_EQ(d.effect.preview[0].op, "update");
+  EXPECT_EQ(d.effect.preview[0].before, Json({{"id", 5}, {"status", "active"}}));
+  EXPECT_EQ(d.effect.preview[0].after, Json({{"id", 5}, {"status", "banned"}}));
+  EXPECT_EQ(d.effect.preview_omitted, 0);
+  EXPECT_EQ(d.effect.effect_hash.size(), 64u);
+  EXPECT_EQ(AllData(), before);
+  EXPECT_EQ(FileHash(), before_hash);
+}
+
+TEST_F(SqliteConnectorTest, DeleteAllAndUpdateAll) {
+  std::string before = AllData();
+  DryRunResult d = MustDryRun("DELETE FROM users");
+  const TableChange* users = FindTable(d.effect, "users");
+  ASSERT_NE(users, nullptr);
+  EXPECT_EQ(users->deleted, 1204);
+  EXPECT_TRUE(users->all_rows_deleted);
+  EXPECT_EQ(users->rows_after, 0);
+  const TableChange* audit = FindTable(d.effect, "audit");  // the trigger's inserts
+  ASSERT_NE(audit, nullptr);
+  EXPECT_EQ(audit->inserted, 1204);
+  EXPECT_EQ(d.effect.preview.size(), 5u);
+  EXPECT_EQ(d.effect.preview_omitted, 2 * 1204 - 5);
+  EXPECT_EQ(AllData(), before);
+
+  DryRunResult some = MustDryRun("DELETE FROM users WHERE id > 10");
+  EXPECT_FALSE(FindTable(some.effect, "users")->all_rows_deleted);
+
+  DryRunResult u = MustDryRun("UPDATE users SET status = 'x' || id WHERE 1=1");
+  EXPECT_TRUE(FindTable(u.effect, "users")->all_rows_updated);
+  EXPECT_EQ(FindTable(u.effect, "users")->updated, 1204);
+  DryRunResult most = MustDryRun("UPDATE users SET status = 'x' WHERE id > 1");
+  EXPECT_FALSE(FindTable(most.effect, "users")->all_rows_updated);
+  EXPECT_EQ(AllData(), before);
+}
+
+TEST_F(SqliteConnectorTest, DropTableReportsRowsIndexesTriggers) {
+  std::string before = AllData();
+  DryRunResult d = MustDryRun("DROP TABLE users");
+  ASSERT_EQ(d.effect.ddl.size(), 1u);
+  const DdlOp& op = d.effect.ddl[0];
+  EXPECT_EQ(op.op, "drop_table");
+  EXPECT_EQ(op.object, "users");
+  EXPECT_EQ(op.rows, 1204);
+  EXPECT_EQ(op.indexes, std::vector<std::string>({"users_status", "users_name"}));
+  EXPECT_EQ(op.triggers, std::vector<std::string>({"users_audit"}));
+  EXPECT_FALSE(d.effect.IsRead());
+  EXPECT_EQ(AllData(), before);
+}
+
+TEST_F(SqliteConnectorTest, MultiStatementInsertCreateAlter) {
+  std::string before = AllData();
+  DryRunResult d = MustDryRun(
+      "-- set up\nCREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);\n"
+      "INSERT INTO notes(body) VALUES ('hi'), ('there');\n"
+      "INSERT INTO users(id, name) VALUES (5000, 'new');\n"
+      "ALTER TABLE users ADD COLUMN age INTEGER;\n"
+      "CREATE INDEX notes_body ON notes(body); /* trailing comment */ ");
+  ASSERT_EQ(d.effect.ddl.size(), 3u);
+  EXPECT_EQ(d.effect.ddl[0].op, "create_table");
+  EXPECT_EQ(d.effect.ddl[0].object, "notes");
+  EXPECT_EQ(d.effect.ddl[1].op, "alter_table");
+  EXPECT_EQ(d.effect.ddl[1].object, "users");
+  EXPECT_EQ(d.effect.ddl[1].rows, 1205);
+  EXPECT_EQ(d.effect.ddl[2].op, "create_index");
+  EXPECT_EQ(d.effect.ddl[2].table, "notes");
+  EXPECT_EQ(FindTable(d.effect, "notes")->inserted, 2);
+  EXPECT_EQ(FindTable(d.effect, "users")->inserted, 1);
+  EXPECT_EQ(d.effect.extra["statements"], 5);
+  EXPECT_EQ(AllData(), before);
+}
+
+TEST_F(SqliteConnectorTest, SameStateSameHashDifferentDataDifferentHash) {
+  const std::string sql = "DELETE FROM users WHERE status = 'inactive'";
+  DryRunResult a = MustDryRun(sql);
+  DryRunResult b = MustDryRun(sql);
+  EXPECT_EQ(a.effect.effect_hash, b.effect.effect_hash);
+  DryRunResult c = MustDryRun("DELETE FROM users WHERE status = 'inactive' AND id < 1200");
+  EXPECT_NE(a.effect.effect_hash, c.effect.effect_hash);
+  // Same row, same "value" in four SQLite types: four different effects.
+  std::set<std::string> hashes;
+  for (const char* v : {"1", "1.0", "'1'", "x'31'"}) {
+    hashes.insert(MustDryRun(std::string("UPDATE users SET avatar = ") + v + " WHERE id = 1")
+                      .effect.effect_hash);
+  }
+  EXPECT_EQ(hashes.size(), 4u);
+}
+
+TEST_F(SqliteConnectorTest, ApplyMatchesAndEffectChangedAppliesNothing) {
+  const std::string sql = "DELETE FROM users WHERE status = 'inactive'";
+  DryRunResult d = MustDryRun(sql);
+  EXPECT_EQ(FindTable(d.effect, "users")->deleted, 120);
+  Direct("UPDATE users SET status = 'inactive' WHERE id = 1");
+  std::string before = AllData();
+  bool called = false;
+  auto out = conn_->Apply("act_1", {{"sql", sql}}, d.effect, [&](const UndoRecord&) {
+    called = true;
+    return Status::Ok();
+  });
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_FALSE(out->effect_matched);
+  EXPECT_FALSE(called);
+  EXPECT_EQ(FindTable(out->effect, "users")->deleted, 121);
+  EXPECT_EQ(AllData(), before);
+  EXPECT_FALSE(*conn_->IsApplied("act_1"));
+
+  UndoRecord undo = DryRunAndApply("act_2", sql);
+  EXPECT_EQ(undo.kind, "sqlite");
+  EXPECT_TRUE(undo.reversible);
+  EXPECT_EQ(Dump("SELECT count(*) FROM users WHERE status='inactive'"),
+            Dump("SELECT 0"));
+  EXPECT_TRUE(*conn_->IsApplied("act_2"));
+  EXPECT_FALSE(*conn_->IsRolledBack("act_2"));
+}
+
+TEST_F(SqliteConnectorTest, ApplyRefusesSecondApplyOfSameAction) {
+  const std::string sql = "UPDATE users SET name = 'q' WHERE id = 9";
+  DryRunResult d = MustDryRun(sql);
+  ASSERT_TRUE(ApplyAs("act_x", sql, d.effect).ok());
+  auto again = ApplyAs("act_x", sql, d.effect);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SqliteConnectorTest, BeforeCommitFailureCommitsNothing) {
+  const std::string sql = "DELETE FROM users WHERE id < 100";
+  DryRunResult d = MustDryRun(sql);
+  std::string before = AllData();
+  auto out = conn_->Apply("act_f", {{"sql", sql}}, d.effect,
+                          [](const UndoRecord&) { return Status::IoError("store is down"); });
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("store is down"), std::string::npos);
+  EXPECT_EQ(AllData(), before);
+  EXPECT_FALSE(*conn_->IsApplied("act_f"));
+}
+
+TEST_F(SqliteConnectorTest, ApplyFailureReturnsSqliteMessage) {
+  const std::string sql = "INSERT INTO users(id, name) VALUES (1, 'dup')";
+  auto d = conn_->DryRun({{"sql", sql}});
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("UNIQUE constraint failed"), std::string::npos);
+}
+
+TEST_F(SqliteConnectorTest, RollbackOfDmlRestoresExactly) {
+  std::string before = AllData();
+  UndoRecord undo = DryRunAndApply(
+      "act_dml", "UPDATE users SET score = score * 2, avatar = x'0102' WHERE id % 2 = 0; "
+                 "DELETE FROM users WHERE id > 1100; INSERT INTO users(id, name) VALUES (9999, 'n');");
+  EXPECT_NE(AllData(), before);
+  Json report;
+  Status st = conn_->Rollback("act_dml", undo, &report);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(AllData(), before);
+  EXPECT_TRUE(*conn_->IsRolledBack("act_dml"));
+  Status again = conn_->Rollback("act_dml", undo, &report);
+  EXPECT_EQ(again.code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SqliteConnectorTest, RollbackOfDropTableRestoresRowsIndexesTriggers) {
+  std::string before = AllData();
+  UndoRecord undo = DryRunAndApply("act_drop", "DROP TABLE users");
+  EXPECT_NE(Dump("SELECT count(*) FROM sqlite_schema WHERE name='users'"), Dump("SELECT 1"));
+  Json report;
+  Status st = conn_->Rollback("act_drop", undo, &report);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(AllData(), before);  // schema SQL of table, indexes, trigger + every value
+  // The trigger works again.
+  Direct("DELETE FROM users WHERE id = 1");
+  EXPECT_EQ(Dump("SELECT what FROM audit WHERE user_id = 1"), Dump("SELECT 'delete'"));
+}
+
+TEST_F(SqliteConnectorTest, RollbackOfAlterTableAndRename) {
+  std::string before = AllData();
+  UndoRecord undo = DryRunAndApply(
+      "act_alter", "ALTER TABLE users ADD COLUMN age INTEGER DEFAULT 7; "
+                   "UPDATE users SET age = 3 WHERE id = 2; UPDATE audit SET what = 'x';"
+                   "CREATE TABLE extra(a INTEGER PRIMARY KEY); INSERT INTO extra VALUES (1);");
+  ASSERT_TRUE(conn_->Rollback("act_alter", undo, nullptr).ok());
+  EXPECT_EQ(AllData(), before);
+  EXPECT_EQ(Dump("SELECT name FROM sqlite_schema WHERE name='extra'"), "");
+
+  UndoRecord rename = DryRunAndApply("act_rename", "ALTER TABLE users RENAME TO people");
+  EXPECT_NE(AllData(), before);
+  Status st = conn_->Rollback("act_rename", rename, nullptr);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(AllData(), before);
+}
+
+TEST_F(SqliteConnectorTest, RollbackConflictOnRowChangedSince) {
+  UndoRecord undo = DryRunAndApply("act_u", "UPDATE users SET name = 'x' WHERE id = 5");
+  Direct("UPDATE users SET name = 'changed by hand' WHERE id = 5");
+  std::string before = AllData();
+  Json report;
+  Status st = conn_->Rollback("act_u", undo, &report);
+  ASSERT_EQ(st.code(), StatusCode::kConflict) << st.ToString();
+  EXPECT_NE(st.message().find("rollback would overwrite changes made since"), std::string::npos);
+  ASSERT_EQ(report["conflicts"].size(), 1u);
+  EXPECT_EQ(report["conflicts"][0]["table"], "users");
+  EXPECT_EQ(report["conflicts"][0]["pk"], Json({{"id", 5}}));
+  EXPECT_EQ(report["conflicts"][0]["conflict"], "data");
+  EXPECT_EQ(AllData(), before);
+  EXPECT_FALSE(*conn_->IsRolledBack("act_u"));
+}
+
+TEST_F(SqliteConnectorTest, RollbackIsAllOrNothingAcrossTables) {
+  UndoRecord undo = DryRunAndApply(
+      "act_two", "UPDATE audit SET what = 'a'; UPDATE users SET name = 'x' WHERE id = 5");
+  Direct("INSERT INTO audit(id, what) VALUES (4242, 'new'); DELETE FROM users WHERE id = 5");
+  std::string before = AllData();
+  Json report;
+  EXPECT_EQ(conn_->Rollback("act_two", undo, &report).code(), StatusCode::kConflict);
+  EXPECT_EQ(AllData(), before);
+}
+
+TEST_F(SqliteConnectorTest, RollbackConflictWhenDroppedTableRecreated) {
+  UndoRecord undo = DryRunAndApply("act_d", "DROP TABLE logs");
+  Direct("CREATE TABLE logs(other TEXT)");
+  std::string before = AllData();
+  Json report;
+  Status st = conn_->Rollback("act_d", undo, &report);
+  ASSERT_EQ(st.code(), StatusCode::kConflict) << st.ToString();
+  EXPECT_EQ(report["conflicts"][0]["object"], "logs");
+  EXPECT_EQ(AllData(), before);
+}
+
+TEST_F(SqliteConnectorTest, RollbackConflictWhenTableReshaped) {
+  UndoRecord undo = DryRunAndApply("act_s", "UPDATE audit SET what = 'q'; INSERT INTO audit VALUES (7, 1, 'z')");
+  Direct("ALTER TABLE audit ADD COLUMN more TEXT");
+  Json report;
+  EXPECT_EQ(conn_->Rollback("act_s", undo, &report).code(), StatusCode::kConflict);
+  EXPECT_EQ(report["conflicts"][0]["conflict"], "schema_changed");
+}
+
+TEST_F(SqliteConnectorTest, NoPrimaryKeyTableCountedAndIrreversible) {
+  DryRunResult d = MustDryRun("DELETE FROM logs WHERE n >= 2; INSERT INTO logs VALUES ('d', 4)");
+  const TableChange* logs = FindTable(d.effect, "logs");
+  ASSERT_NE(logs, nullptr);
+  EXPECT_FALSE(logs->has_primary_key);
+  EXPECT_EQ(logs->deleted, 2);
+  EXPECT_EQ(logs->inserted, 1);
+  DryRunResult other = MustDryRun("DELETE FROM logs WHERE n >= 1");
+  EXPECT_TRUE(FindTable(other.effect, "logs")->all_rows_deleted);
+  EXPECT_NE(d.effect.effect_hash, other.effect.effect_hash);
+  auto out = ApplyAs("act_np", "DELETE FROM logs WHERE n >= 2; INSERT INTO logs VALUES ('d', 4)",
+                     d.effect);
+  ASSERT_TRUE(out.ok());
+  EXPECT_TRUE(out->effect_matched);
+  EXPECT_FALSE(out->undo.reversible);
+  EXPECT_FALSE(out->undo.note.empty());
+}
+
+TEST_F(SqliteConnectorTest, NotExecutableStatementsRecordedNotRun) {
+  std::string before = FileHash();
+  struct Case {
+    std::string sql, op;
+  };
+  for (const Case& c : {Case{"ATTACH '" + dir_ + "/other.db' AS other", "attach"},
+                        Case{"PRAGMA user_version = 5", "pragma_write"},
+                        Case{"VACUUM", "vacuum"},
+                        Case{"VACUUM INTO '" + dir_ + "/copy.db'", "vacuum_into"},
+                        Case{"UPDATE users SET name='a' WHERE id=1; PRAGMA journal_mode=WAL; "
+                             "DELETE FROM users",
+                             "pragma_write"}}) {
+    DryRunResult d = MustDryRun(c.sql);
+    ASSERT_FALSE(d.effect.ddl.empty()) << c.sql;
+    EXPECT_EQ(d.effect.ddl.back().op, c.op) << c.sql;
+    EXPECT_TRUE(d.effect.extra.contains("not_executed")) << c.sql;
+    auto out = ApplyAs("act_ne", c.sql, d.effect);
+    ASSERT_FALSE(out.ok());
+    EXPECT_EQ(out.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(out.status().message().find("cannot be applied through airlock"), std::string::npos);
+  }
+  DryRunResult p = MustDryRun("PRAGMA user_version = 5");
+  EXPECT_EQ(p.effect.ddl[0].detail, "user_version=5");
+  DryRunResult mixed = MustDryRun("UPDATE users SET name='a' WHERE id=1; PRAGMA journal_mode=WAL; "
+                                  "DELETE FROM users");
+  EXPECT_EQ(FindTable(mixed.effect, "users")->updated, 1);
+  EXPECT_EQ(FindTable(mixed.effect, "users")->deleted, 0);  // stopped at the pragma
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/other.db"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/copy.db"));
+  EXPECT_EQ(FileHash(), before);
+  DryRunResult info = MustDryRun("PRAGMA table_info(users)");
+  EXPECT_TRUE(info.effect.IsRead());
+  EXPECT_EQ(info.result["rows"].size(), 6u);
+}
+
+TEST_F(SqliteConnectorTest, TempObjectsRecordedWithDetail) {
+  DryRunResult d = MustDryRun("CREATE TEMP TABLE scratch(a); INSERT INTO scratch VALUES (1)");
+  ASSERT_EQ(d.effect.ddl.size(), 1u);
+  EXPECT_EQ(d.effect.ddl[0].op, "create_table");
+  EXPECT_EQ(d.effect.ddl[0].detail, "temp");
+}
+
+TEST_F(SqliteConnectorTest, CorruptUndoRecordIsRefused) {
+  (void)DryRunAndApply("act_c", "UPDATE users SET name='x' WHERE id=1");
+  UndoRecord bad{"sqlite", "{\"v\":1,\"changeset_hex\":\"54zz\"}", true, ""};
+  EXPECT_EQ(conn_->Rollback("act_c", bad, nullptr).code(), StatusCode::kCorruption);
+  UndoRecord garbage{"sqlite", "\x01\x02", true, ""};
+  EXPECT_EQ(conn_->Rollback("act_c", garbage, nullptr).code(), StatusCode::kCorruption);
+}
+
+}  // namespace
+}  // namespace airlock

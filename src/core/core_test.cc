@@ -1,0 +1,107 @@
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "core/audit_event.h"
+#include "core/hash.h"
+#include "core/json.h"
+#include "core/types.h"
+
+namespace airlock {
+namespace {
+
+TEST(Hash, Sha256KnownVector) {
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(Hash, ConstantTimeEquals) {
+  EXPECT_TRUE(ConstantTimeEquals("abc", "abc"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "abd"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "abcd"));
+}
+
+TEST(Hash, TokensAreFreshAndLong) {
+  std::string a = NewToken(), b = NewToken();
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.size(), 4u + 64u);
+}
+
+TEST(Json, MalformedIsAnErrorNotAThrow) {
+  for (const char* bad : {"", "{", "{\"a\":}", "[1,2", "nul", "{\"a\":1,}", "\"\\ud800\""}) {
+    EXPECT_FALSE(ParseJson(bad).ok()) << bad;
+  }
+}
+
+TEST(Json, HostileNestingIsRefused) {
+  std::string deep(100000, '[');
+  auto r = ParseJson(deep);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("nested deeper"), std::string::npos);
+  EXPECT_TRUE(ParseJson("[[[[1]]]]").ok());
+}
+
+TEST(Json, CanonicalFormSortsKeys) {
+  auto j = ParseJson(R"({"b":1,"a":{"d":2,"c":3}})");
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(CanonicalJson(*j), R"({"a":{"c":3,"d":2},"b":1})");
+}
+
+TEST(Types, ActionRoundTripsThroughJson) {
+  Action a;
+  a.id = "act_0123456789abcdef";
+  a.agent = "bot";
+  a.target = "db";
+  a.kind = "sql";
+  a.args = {{"sql", "DROP TABLE users"}};
+  a.status = ActionStatus::kEffectChanged;
+  a.risk = Risk::kCritical;
+  a.reasons = {"DROP TABLE users (1,204 rows, 2 indexes) is critical"};
+  a.effect.kind = "sql";
+  a.effect.ddl.push_back({"drop_table", "users", "users", 1204, {"i1", "i2"}, {"t1"}, ""});
+  a.effect.tables.push_back({"users", 0, 0, 1204, 0, false, true, true});
+  a.effect.preview.push_back({"users", "delete", {{"id", 1}}, nullptr});
+  a.effect.effect_hash = std::string(64, 'a');
+  a.quorum = 2;
+  auto back = ActionFromJson(ActionToJson(a));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(CanonicalJson(ActionToJson(*back)), CanonicalJson(ActionToJson(a)));
+}
+
+TEST(Types, CorruptRecordsAreErrors) {
+  auto j = ParseJson(R"({"status":"exploded","risk":"low"})");
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(ActionFromJson(*j).status().code(), StatusCode::kCorruption);
+  j = ParseJson(R"({"status":"applied","risk":"low","reasons":"x"})");
+  EXPECT_EQ(ActionFromJson(*j).status().code(), StatusCode::kCorruption);
+}
+
+TEST(Types, ExitCodesFollowTheContract) {
+  EXPECT_EQ(ExitCodeFor(ActionStatus::kApplied), 0);
+  EXPECT_EQ(ExitCodeFor(ActionStatus::kPending), 10);
+  for (auto s : {ActionStatus::kDenied, ActionStatus::kRejected, ActionStatus::kExpired,
+                 ActionStatus::kEffectChanged}) {
+    EXPECT_EQ(ExitCodeFor(s), 11);
+  }
+  EXPECT_EQ(ExitCodeFor(ActionStatus::kFailed), 1);
+}
+
+TEST(AuditEvent, HashCoversEveryField) {
+  AuditEvent e;
+  e.seq = 1;
+  e.at_ms = 5;
+  e.action_id = "act_1";
+  e.principal = "agent:bot";
+  e.event = "submitted";
+  e.payload = {{"sql", "DROP TABLE users"}};
+  const std::string h = ComputeEventHash(kGenesisHash, e);
+  AuditEvent f = e;
+  f.payload["sql"] = "SELECT 1";
+  EXPECT_NE(ComputeEventHash(kGenesisHash, f), h);
+  f = e;
+  f.seq = 2;
+  EXPECT_NE(ComputeEventHash(kGenesisHash, f), h);
+  EXPECT_NE(ComputeEventHash(std::string(64, '1'), e), h);
+}
+
+}  // namespace
+}  // namespace airlock

@@ -1,0 +1,708 @@
+#include "gateway/gateway.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "approval/approval.h"
+#include "core/clock.h"
+#include "core/crash.h"
+#include "core/hash.h"
+#include "gateway/claim_lock.h"
+
+namespace airlock {
+namespace {
+
+std::string NewActionId() { return "act_" + RandomHex(8); }
+
+Json RequestJson(const SubmitRequest& r) {
+  return {{"target", r.target}, {"kind", r.kind}, {"args", r.args}};
+}
+
+// What the audit keeps of a decided action: the full arguments, the effect and why.
+Json DecisionPayload(const Action& a) {
+  Json p = {{"agent", a.agent},
+            {"target", a.target},
+            {"kind", a.kind},
+            {"args", a.args},
+            {"status", ActionStatusName(a.status)},
+            {"risk", RiskName(a.risk)},
+            {"reasons", a.reasons},
+            {"quorum", a.quorum},
+            {"effect", EffectToJson(a.effect)}};
+  if (!a.error.empty()) p["error"] = a.error;
+  if (a.dry_run) p["would_status"] = a.would_status;
+  return p;
+}
+
+std::string RateText(const Limit& l) {
+  const char* unit = l.rate_window_ms == 1000 ? "s" : l.rate_window_ms == 3600000 ? "h" : "min";
+  return std::to_string(l.rate_count) + "/" + unit;
+}
+
+std::string LimitLocation(const Policy& p, const Limit& l) {
+  return std::filesystem::path(p.source_path).filename().string() + ":" +
+         std::to_string(l.loc.line);
+}
+
+bool LimitMatches(const Limit& l, const std::string& agent, const std::string& target) {
+  return (!l.match_target || *l.match_target == target) &&
+         (!l.match_agent || *l.match_agent == agent);
+}
+
+}  // namespace
+
+std::string Principal::Label() const {
+  switch (role) {
+    case Role::kAgent: return "agent:" + name;
+    case Role::kApprover: return "approver:" + name;
+    case Role::kOperator: return "operator";
+  }
+  return "unknown";
+}
+
+Gateway::Gateway(std::shared_ptr<const Policy> policy, std::unique_ptr<Store> store)
+    : policy_(policy), classifier_(policy), store_(std::move(store)) {}
+
+Result<std::unique_ptr<Gateway>> Gateway::Open(std::shared_ptr<const Policy> policy) {
+  ASSIGN_OR_RETURN(auto store, OpenSqliteStore(policy->store_path));
+  return OpenWithStore(std::move(policy), std::move(store));
+}
+
+Result<std::unique_ptr<Gateway>> Gateway::OpenWithStore(std::shared_ptr<const Policy> policy,
+                                                        std::unique_ptr<Store> store) {
+  std::unique_ptr<Gateway> g(new Gateway(std::move(policy), std::move(store)));
+  RETURN_IF_ERROR(g->Recover());
+  ASSIGN_OR_RETURN(int expired, g->ExpireDue());
+  (void)expired;
+  return g;
+}
+
+// ---- authentication --------------------------------------------------------------------------
+
+Result<Principal> Gateway::Authenticate(const std::optional<std::string>& token) const {
+  if (!token || token->empty()) return Status::PermissionDenied("authentication failed");
+  const std::string hash = Sha256Hex(*token);
+  // Compare against every known hash without stopping at a match, so the time taken does
+  // not reveal which principal (or whether any) matched.
+  const Principal* found = nullptr;
+  std::vector<Principal> all;
+  all.reserve(policy_->agents.size() + policy_->approvers.size());
+  for (const auto& a : policy_->agents) all.push_back({Principal::Role::kAgent, a.name});
+  for (const auto& a : policy_->approvers) all.push_back({Principal::Role::kApprover, a.name});
+  size_t i = 0;
+  for (const auto& a : policy_->agents) {
+    if (ConstantTimeEquals(hash, a.token_sha256)) found = &all[i];
+    ++i;
+  }
+  for (const auto& a : policy_->approvers) {
+    if (ConstantTimeEquals(hash, a.token_sha256)) found = &all[i];
+    ++i;
+  }
+  if (found == nullptr) return Status::PermissionDenied("authentication failed");
+  return *found;
+}
+
+Result<Principal> Gateway::AuthenticateApprover(const std::optional<std::string>& token,
+                                                const std::string& operation,
+                                                const std::string& id) {
+  auto who = Authenticate(token);
+  Json payload = {{"operation", operation}};
+  if (!who.ok()) {
+    RETURN_IF_ERROR(AuditOnly(id, "anonymous", "auth_failed", payload));
+    return who.status();
+  }
+  if (who->role != Principal::Role::kApprover) {
+    payload["why"] = "only approvers may " + operation;
+    RETURN_IF_ERROR(AuditOnly(id, who->Label(), "denied", payload));
+    return Status::PermissionDenied(who->Label() + " cannot " + operation +
+                                    ": only approvers may");
+  }
+  return who;
+}
+
+// ---- store helpers ---------------------------------------------------------------------------
+
+Status Gateway::Record(const Action& action, const std::string& event,
+                       const std::string& principal, Json payload, bool insert) {
+  return store_->Transact([&](StoreTxn& t) -> Status {
+    RETURN_IF_ERROR(insert ? t.InsertAction(action) : t.UpdateAction(action));
+    AuditEvent e;
+    e.action_id = action.id;
+    e.principal = principal;
+    e.event = event;
+    e.payload = std::move(payload);
+    return t.AppendAudit(std::move(e)).status();
+  });
+}
+
+Status Gateway::AuditOnly(const std::string& action_id, const std::string& principal,
+                          const std::string& event, Json payload) {
+  return store_->Transact([&](StoreTxn& t) -> Status {
+    AuditEvent e;
+    e.action_id = action_id;
+    e.principal = principal;
+    e.event = event;
+    e.payload = std::move(payload);
+    return t.AppendAudit(std::move(e)).status();
+  });
+}
+
+Result<Connector*> Gateway::ConnectorFor(const std::string& target) {
+  std::lock_guard<std::mutex> lock(connectors_mu_);
+  auto it = connectors_.find(target);
+  if (it != connectors_.end()) return it->second.get();
+  const TargetSpec* spec = policy_->FindTarget(target);
+  if (spec == nullptr) return Status::NotFound("unknown target '" + target + "'");
+  ConnectorConfig config{spec->name, spec->kind, spec->fields};
+  ASSIGN_OR_RETURN(auto connector, CreateConnector(config));
+  Connector* raw = connector.get();
+  connectors_[target] = std::move(connector);
+  return raw;
+}
+
+std::string LockFileFor(const Policy& p) { return p.store_path + ".locks"; }
+
+// ---- submit ----------------------------------------------------------------------------------
+
+Outcome Gateway::Deny(Action action, const std::string& event, const std::string& why,
+                      const Principal& who) {
+  action.status = ActionStatus::kDenied;
+  action.error = why;
+  if (action.reasons.empty()) action.reasons.push_back(why);
+  Status st = Record(action, event, who.Label(), DecisionPayload(action), /*insert=*/true);
+  if (!st.ok()) return {st.Annotate("recording the denial"), action};
+  return {Status::Ok(), action};
+}
+
+Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitRequest& request) {
+  // 1. authenticate
+  auto who = Authenticate(token);
+  if (!who.ok()) {
+    Status st = AuditOnly("", "anonymous", "auth_failed",
+                          {{"operation", "submit"}, {"request", RequestJson(request)}});
+    if (!st.ok()) return {st.Annotate("audit write failed"), std::nullopt};
+    return {who.status(), std::nullopt};
+  }
+  if (who->role != Principal::Role::kAgent) {
+    Status st = AuditOnly("", who->Label(), "denied",
+                          {{"operation", "submit"},
+                           {"why", "only agents submit actions"},
+                           {"request", RequestJson(request)}});
+    if (!st.ok()) return {st.Annotate("audit write failed"), std::nullopt};
+    return {Status::PermissionDenied(who->Label() + " cannot submit actions: only agents may"),
+            std::nullopt};
+  }
+
+  Action a;
+  a.id = NewActionId();
+  a.created_ms = a.updated_ms = NowMs();
+  a.agent = who->name;
+  a.target = request.target;
+  a.kind = request.kind;
+  a.args = request.args;
+
+  // 2. scope
+  const TargetSpec* spec = policy_->FindTarget(request.target);
+  if (spec == nullptr) return Deny(a, "denied", "unknown target '" + request.target + "'", *who);
+  const AgentSpec* agent = nullptr;
+  for (const auto& ag : policy_->agents) {
+    if (ag.name == who->name) agent = &ag;
+  }
+  if (agent == nullptr ||
+      std::find(agent->scopes.begin(), agent->scopes.end(), request.target) ==
+          agent->scopes.end()) {
+    return Deny(a, "denied",
+                "target '" + request.target + "' is not in the scopes of agent '" + who->name + "'",
+                *who);
+  }
+  const bool kind_fits = (request.kind == "sql" && spec->kind == "sqlite");
+  if (!kind_fits) {
+    a.status = ActionStatus::kFailed;
+    a.error = "target '" + request.target + "' is a " + spec->kind + " target; it does not take " +
+              request.kind + " actions";
+    a.error_code = StatusCodeSlug(StatusCode::kInvalidArgument);
+    Status st = Record(a, "failed", who->Label(), DecisionPayload(a), true);
+    return {st.ok() ? Status::InvalidArgument(a.error) : st, a};
+  }
+
+  // 3. dry-run in the sandbox. Any error here fails closed: nothing runs for real.
+  auto connector = ConnectorFor(request.target);
+  Result<DryRunResult> dry =
+      connector.ok() ? (*connector)->DryRun(request.args) : Result<DryRunResult>(connector.status());
+  if (!dry.ok()) {
+    a.status = ActionStatus::kFailed;
+    a.error = dry.status().message();
+    a.error_code = StatusCodeSlug(dry.status().code());
+    Status st = Record(a, "failed", who->Label(), DecisionPayload(a), true);
+    return {st.ok() ? dry.status() : st, a};
+  }
+  a.effect = std::move(dry->effect);
+
+  // 4. classify by the observed effect
+  Classification cls = classifier_.Classify(a.agent, a.target, a.effect);
+  a.risk = cls.risk;
+  a.reasons = std::move(cls.reasons);
+  if (a.risk == Risk::kRead) {
+    a.status = ActionStatus::kApplied;  // a read "ran": its rows come from the sandbox
+    a.result = std::move(dry->result);
+    Json payload = DecisionPayload(a);
+    Status st = Record(a, "read", who->Label(), std::move(payload), true);
+    if (!st.ok()) return {st.Annotate("audit write failed; the result is withheld"), std::nullopt};
+    return {Status::Ok(), a};
+  }
+  for (const auto& t : a.effect.tables) {
+    if (!t.has_primary_key) a.reversible = false;
+  }
+  a.quorum = policy_->approvals.QuorumFor(a.risk);
+
+  // 5. limits and breakers
+  Json limit_payload = Json::object();
+  Status limits = ApplyLimits(*who, &a, &limit_payload);
+  if (!limits.ok()) return Deny(a, "denied", "could not check limits: " + limits.message(), *who);
+  if (a.status == ActionStatus::kDenied) return Deny(a, "denied", a.error, *who);
+
+  // 6. decide
+  if (policy_->mode == PolicyMode::kDryRun) {
+    a.dry_run = true;
+    a.would_status = a.quorum > 0 ? "pending" : "applied";
+    return Deny(a, "denied", "mode: dry-run: previewed, classified and audited only; nothing was "
+                "applied", *who);
+  }
+  if (a.quorum > 0) {
+    a.status = ActionStatus::kPending;
+    a.expires_ms = a.created_ms + policy_->approvals.timeout_ms;
+    Status st = Record(a, "submitted", who->Label(), DecisionPayload(a), true);
+    if (!st.ok()) return {st.Annotate("recording the pending action"), std::nullopt};
+    return {Status::Ok(), a};
+  }
+  auto lock = ClaimLock::Acquire(LockFileFor(*policy_), a.id, /*wait=*/true);
+  if (!lock.ok()) return Deny(a, "denied", lock.status().message(), *who);
+  a.status = ActionStatus::kApplying;
+  Status st = Record(a, "submitted", who->Label(), DecisionPayload(a), true);
+  if (!st.ok()) return {st.Annotate("recording the action"), std::nullopt};
+  return ApplyClaimed(std::move(a), *who);
+}
+
+Status Gateway::ApplyLimits(const Principal& who, Action* a, Json* payload) {
+  const int64_t now = a->created_ms;
+  std::optional<Breaker> breaker;
+  RETURN_IF_ERROR(store_->Read([&](StoreTxn& t) -> Status {
+    ASSIGN_OR_RETURN(breaker, t.GetBreaker(a->target, a->agent));
+    return Status::Ok();
+  }));
+  for (const Limit& l : policy_->limits) {
+    if (!LimitMatches(l, a->agent, a->target)) continue;
+    const std::string where = " (limit at " + LimitLocation(*policy_, l) + ")";
+    if (l.max_rows && a->effect.RowsChanged() > *l.max_rows) {
+      a->status = ActionStatus::kDenied;
+      a->error = "changes " + FormatCount(a->effect.RowsChanged()) + " rows, over the hard cap of " +
+                 FormatCount(*l.max_rows) + where;
+      a->reasons.push_back(a->error);
+      return Status::Ok();
+    }
+    if (l.rate_count <= 0) continue;
+    // A reset breaker starts a fresh window: the writes that tripped it are not counted again.
+    int64_t since = now - l.rate_window_ms;
+    if (breaker && !breaker->open) since = std::max(since, breaker->changed_ms);
+    int64_t recent = 0;
+    RETURN_IF_ERROR(store_->Read([&](StoreTxn& t) -> Status {
+      ASSIGN_OR_RETURN(recent, t.CountWritesSince(a->agent, a->target, since));
+      return Status::Ok();
+    }));
+    if (recent + 1 <= l.rate_count) continue;
+    const std::string exceeded = "rate limit " + RateText(l) + " exceeded by " + a->agent +
+                                 " on " + a->target + where;
+    (*payload)["rate_exceeded"] = exceeded;
+    switch (l.on_exceed) {
+      case OnExceed::kDeny:
+        a->status = ActionStatus::kDenied;
+        a->error = exceeded;
+        a->reasons.push_back(exceeded);
+        return Status::Ok();
+      case OnExceed::kApprove:
+        a->quorum = std::max(a->quorum, 1);
+        a->reasons.push_back(exceeded + ": needs approval");
+        break;
+      case OnExceed::kTrip:
+        a->reasons.push_back(exceeded + ": circuit breaker tripped");
+        if (!breaker || !breaker->open) {
+          Breaker b{a->target, a->agent, true, now, exceeded};
+          RETURN_IF_ERROR(store_->Transact([&](StoreTxn& t) -> Status {
+            RETURN_IF_ERROR(t.PutBreaker(b));
+            AuditEvent e;
+            e.principal = "airlock";
+            e.event = "breaker_tripped";
+            e.payload = {{"target", b.target}, {"agent", b.agent}, {"reason", b.reason},
+                         {"tripped_by", a->id}};
+            return t.AppendAudit(std::move(e)).status();
+          }));
+          breaker = b;
+        }
+        break;
+    }
+  }
+  if (breaker && breaker->open) {
+    a->quorum = std::max(a->quorum, 1);
+    a->reasons.push_back("circuit breaker open for " + a->agent + " on " + a->target + " since " +
+                         FormatTimeMs(breaker->changed_ms) +
+                         ": every write needs approval until an approver resets it");
+  }
+  (void)who;
+  return Status::Ok();
+}
+
+// ---- apply -----------------------------------------------------------------------------------
+
+Outcome Gateway::ApplyClaimed(Action a, const Principal& who) {
+  CrashPoint("gateway_after_claim");
+  const std::string actor = who.Label();
+  auto connector = ConnectorFor(a.target);
+  Result<ApplyOutcome> out = Status::Internal("not run");
+  if (connector.ok()) {
+    auto keep_undo = [&](const UndoRecord& undo) -> Status {
+      Status st = store_->Transact([&](StoreTxn& t) { return t.PutUndo(a.id, undo); });
+      CrashPoint("gateway_after_undo_saved");
+      return st;
+    };
+    out = (*connector)->Apply(a.id, a.args, a.effect, keep_undo);
+  } else {
+    out = connector.status();
+  }
+  a.updated_ms = NowMs();
+  if (!out.ok()) {
+    a.status = ActionStatus::kFailed;
+    a.error = out.status().message();
+    a.error_code = StatusCodeSlug(out.status().code());
+    Status st = Record(a, "failed", actor, {{"error", a.error}});
+    return {st.ok() ? out.status() : st, a};
+  }
+  if (!out->effect_matched) {
+    a.status = ActionStatus::kEffectChanged;
+    a.error = "the real effect differs from the approved preview; nothing was applied";
+    a.result = {{"observed_effect", EffectToJson(out->effect)}};
+    Status st = Record(a, "effect_changed", actor,
+                       {{"approved_effect_hash", a.effect.effect_hash},
+                        {"observed_effect_hash", out->effect.effect_hash},
+                        {"observed_effect", EffectToJson(out->effect)}});
+    return {st, a};
+  }
+  CrashPoint("gateway_after_target_commit");
+  a.status = ActionStatus::kApplied;
+  a.result = out->result;
+  a.reversible = a.reversible && out->undo.reversible;
+  Status st = Record(a, "applied", actor,
+                     {{"effect_hash", out->effect.effect_hash},
+                      {"result", a.result},
+                      {"reversible", a.reversible},
+                      {"undo_note", out->undo.note}});
+  return {st, a};
+}
+
+// ---- votes -----------------------------------------------------------------------------------
+
+Outcome Gateway::Vote(const std::optional<std::string>& token, const std::string& id,
+                      bool approve, const std::string& reason) {
+  auto who = AuthenticateApprover(token, approve ? "approve" : "reject", id);
+  if (!who.ok()) return {who.status(), std::nullopt};
+  // Held across the vote and the apply it may trigger, so recovery never mistakes this
+  // apply for a crashed one, and two quorum-reaching votes cannot both apply.
+  auto lock = ClaimLock::Acquire(LockFileFor(*policy_), id, /*wait=*/true);
+  if (!lock.ok()) return {lock.status(), std::nullopt};
+
+  std::optional<Action> action;
+  Status refused;
+  bool apply = false;
+  const int64_t now = NowMs();
+  Status st = store_->Transact([&](StoreTxn& t) -> Status {
+    ASSIGN_OR_RETURN(action, t.GetAction(id));
+    if (!action) return Status::NotFound("no action " + id);
+    Action& a = *action;
+    auto audit = [&](const std::string& event, Json payload) {
+      AuditEvent e;
+      e.action_id = id;
+      e.principal = event == "expired" ? "airlock" : who->Label();
+      e.event = event;
+      e.payload = std::move(payload);
+      return t.AppendAudit(std::move(e)).status();
+    };
+    if (a.status == ActionStatus::kPending && a.expires_ms > 0 && a.expires_ms <= now) {
+      a.status = ActionStatus::kExpired;
+      a.updated_ms = now;
+      a.error = "no decision before the timeout: expired (denied)";
+      RETURN_IF_ERROR(t.UpdateAction(a));
+      RETURN_IF_ERROR(audit("expired", {{"expires_ms", a.expires_ms}}));
+    }
+    refused = approval::CheckVoter(a, who->name);
+    if (!refused.ok()) {
+      return audit("vote_refused", {{"vote", approve ? "approve" : "reject"},
+                                    {"why", refused.message()}});
+    }
+    ::airlock::Vote v{who->name, approve, reason, now};
+    RETURN_IF_ERROR(t.AddVote(id, v));
+    a.votes.push_back(v);
+    RETURN_IF_ERROR(audit("vote", {{"vote", approve ? "approve" : "reject"},
+                                   {"reason", reason},
+                                   {"effect_hash", a.effect.effect_hash},
+                                   {"progress", approval::Progress(a)}}));
+    switch (approval::Count(a)) {
+      case approval::Tally::kPending:
+        return Status::Ok();
+      case approval::Tally::kRejected:
+        a.status = ActionStatus::kRejected;
+        a.error = "rejected by " + who->name + (reason.empty() ? "" : ": " + reason);
+        a.updated_ms = now;
+        RETURN_IF_ERROR(t.UpdateAction(a));
+        return audit("rejected", {{"by", who->name}, {"reason", reason}});
+      case approval::Tally::kApproved:
+        a.status = ActionStatus::kApplying;
+        a.updated_ms = now;
+        apply = true;
+        RETURN_IF_ERROR(t.UpdateAction(a));
+        return audit("approved", {{"progress", approval::Progress(a)},
+                                  {"effect_hash", a.effect.effect_hash}});
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) return {st, action};
+  if (!refused.ok()) return {refused, action};
+  if (!apply) return {Status::Ok(), action};
+  return ApplyClaimed(std::move(*action), *who);
+}
+
+// ---- rollback --------------------------------------------------------------------------------
+
+Outcome Gateway::Rollback(const std::optional<std::string>& token, const std::string& id) {
+  auto who = AuthenticateApprover(token, "roll back", id);
+  if (!who.ok()) return {who.status(), std::nullopt};
+  auto lock = ClaimLock::Acquire(LockFileFor(*policy_), id, /*wait=*/true);
+  if (!lock.ok()) return {lock.status(), std::nullopt};
+
+  std::optional<Action> action;
+  std::optional<UndoRecord> undo;
+  Status refused;
+  Status st = store_->Transact([&](StoreTxn& t) -> Status {
+    ASSIGN_OR_RETURN(action, t.GetAction(id));
+    if (!action) return Status::NotFound("no action " + id);
+    ASSIGN_OR_RETURN(undo, t.GetUndo(id));
+    if (action->status != ActionStatus::kApplied || action->risk == Risk::kRead) {
+      refused = Status::FailedPrecondition(
+          id + " is " + (action->risk == Risk::kRead ? "a read" : ActionStatusName(action->status)) +
+          ": only applied writes can be rolled back");
+    } else if (!action->reversible || !undo || !undo->reversible) {
+      refused = Status::FailedPrecondition(
+          id + " cannot be rolled back: " +
+          (undo && !undo->note.empty() ? undo->note : "it is irreversible"));
+    }
+    AuditEvent e;
+    e.action_id = id;
+    e.principal = who->Label();
+    if (!refused.ok()) {
+      e.event = "rollback_refused";
+      e.payload = {{"why", refused.message()}};
+      return t.AppendAudit(std::move(e)).status();
+    }
+    action->status = ActionStatus::kRollingBack;
+    action->updated_ms = NowMs();
+    RETURN_IF_ERROR(t.UpdateAction(*action));
+    e.event = "rollback_started";
+    return t.AppendAudit(std::move(e)).status();
+  });
+  if (!st.ok()) return {st, action};
+  if (!refused.ok()) return {refused, action};
+  CrashPoint("gateway_after_rollback_claim");
+
+  Action& a = *action;
+  Json report = Json::object();
+  auto connector = ConnectorFor(a.target);
+  Status done = connector.ok() ? (*connector)->Rollback(id, *undo, &report) : connector.status();
+  a.updated_ms = NowMs();
+  if (!done.ok()) {
+    a.status = ActionStatus::kApplied;  // nothing was undone
+    Status rec = Record(a, "rollback_refused", who->Label(),
+                        {{"why", done.message()}, {"report", report}});
+    return {rec.ok() ? done : rec, a, report};
+  }
+  a.status = ActionStatus::kRolledBack;
+  Status rec = Record(a, "rolled_back", who->Label(), {{"undo_kind", undo->kind}});
+  return {rec, a, report};
+}
+
+// ---- reads -----------------------------------------------------------------------------------
+
+Outcome Gateway::Show(const std::optional<std::string>& token, const std::string& id) {
+  std::optional<Principal> who;
+  if (token) {
+    auto w = Authenticate(token);
+    if (!w.ok()) {
+      Status st = AuditOnly(id, "anonymous", "auth_failed", {{"operation", "show"}});
+      return {st.ok() ? w.status() : st, std::nullopt};
+    }
+    who = *w;
+  }
+  std::optional<Action> action;
+  Status st = store_->Read([&](StoreTxn& t) -> Status {
+    ASSIGN_OR_RETURN(action, t.GetAction(id));
+    return Status::Ok();
+  });
+  if (!st.ok()) return {st, std::nullopt};
+  // An agent sees only its own actions; others are "not found" so ids do not leak.
+  if (!action || (who && who->role == Principal::Role::kAgent && action->agent != who->name)) {
+    return {Status::NotFound("no action " + id), std::nullopt};
+  }
+  return {Status::Ok(), action};
+}
+
+Result<std::vector<Action>> Gateway::Pending(const std::optional<std::string>& token) {
+  std::optional<Principal> who;
+  if (token) {
+    auto w = Authenticate(token);
+    if (!w.ok()) {
+      RETURN_IF_ERROR(AuditOnly("", "anonymous", "auth_failed", {{"operation", "pending"}}));
+      return w.status();
+    }
+    who = *w;
+  }
+  std::vector<Action> out;
+  RETURN_IF_ERROR(store_->Read([&](StoreTxn& t) -> Status {
+    ActionFilter f;
+    f.status = ActionStatus::kPending;
+    if (who && who->role == Principal::Role::kAgent) f.agent = who->name;
+    ASSIGN_OR_RETURN(out, t.ListActions(f));
+    return Status::Ok();
+  }));
+  // Riskiest first, then oldest first: what needs a human most comes first.
+  std::stable_sort(out.begin(), out.end(), [](const Action& x, const Action& y) {
+    if (x.risk != y.risk) return x.risk > y.risk;
+    return x.created_ms < y.created_ms;
+  });
+  return out;
+}
+
+Status Gateway::ResetBreaker(const std::optional<std::string>& token, const std::string& target,
+                             const std::string& agent) {
+  ASSIGN_OR_RETURN(Principal who, AuthenticateApprover(token, "reset breakers", ""));
+  if (policy_->FindTarget(target) == nullptr) {
+    return Status::NotFound("unknown target '" + target + "'");
+  }
+  int reset = 0;
+  RETURN_IF_ERROR(store_->Transact([&](StoreTxn& t) -> Status {
+    ASSIGN_OR_RETURN(auto all, t.ListBreakers());
+    for (Breaker b : all) {
+      if (b.target != target || !b.open || (!agent.empty() && b.agent != agent)) continue;
+      b.open = false;
+      b.changed_ms = NowMs();
+      b.reason = "reset by " + who.name;
+      RETURN_IF_ERROR(t.PutBreaker(b));
+      AuditEvent e;
+      e.principal = who.Label();
+      e.event = "breaker_reset";
+      e.payload = {{"target", b.target}, {"agent", b.agent}};
+      RETURN_IF_ERROR(t.AppendAudit(std::move(e)).status());
+      ++reset;
+    }
+    return Status::Ok();
+  }));
+  if (reset == 0) {
+    return Status::NotFound("no open breaker for " + (agent.empty() ? "any agent" : agent) +
+                            " on " + target);
+  }
+  return Status::Ok();
+}
+
+Result<audit::VerifyReport> Gateway::VerifyAudit() { return audit::Verify(*store_); }
+
+Status Gateway::ScanAudit(const std::optional<std::string>& token, const std::string& action_id,
+                          const std::function<bool(const AuditEvent&)>& fn) {
+  if (token) {
+    auto w = Authenticate(token);
+    if (!w.ok()) {
+      RETURN_IF_ERROR(AuditOnly(action_id, "anonymous", "auth_failed", {{"operation", "audit"}}));
+      return w.status();
+    }
+    if (w->role == Principal::Role::kAgent) {
+      return Status::PermissionDenied(w->Label() + " cannot read the audit log");
+    }
+  }
+  return store_->ScanAudit(0, action_id, fn);
+}
+
+// ---- background duties -----------------------------------------------------------------------
+
+Result<int> Gateway::ExpireDue() {
+  int expired = 0;
+  const int64_t now = NowMs();
+  RETURN_IF_ERROR(store_->Transact([&](StoreTxn& t) -> Status {
+    ActionFilter f;
+    f.status = ActionStatus::kPending;
+    f.limit = 100000;
+    ASSIGN_OR_RETURN(auto pending, t.ListActions(f));
+    for (Action& a : pending) {
+      if (a.expires_ms <= 0 || a.expires_ms > now) continue;
+      a.status = ActionStatus::kExpired;
+      a.updated_ms = now;
+      a.error = "no decision before the timeout: expired (denied)";
+      RETURN_IF_ERROR(t.UpdateAction(a));
+      AuditEvent e;
+      e.action_id = a.id;
+      e.principal = "airlock";
+      e.event = "expired";
+      e.payload = {{"expires_ms", a.expires_ms}, {"approvals", approval::Progress(a)}};
+      RETURN_IF_ERROR(t.AppendAudit(std::move(e)).status());
+      ++expired;
+    }
+    return Status::Ok();
+  }));
+  return expired;
+}
+
+Status Gateway::Recover() {
+  std::vector<Action> stuck;
+  RETURN_IF_ERROR(store_->Read([&](StoreTxn& t) -> Status {
+    for (ActionStatus s : {ActionStatus::kApplying, ActionStatus::kRollingBack}) {
+      ActionFilter f;
+      f.status = s;
+      f.limit = 100000;
+      ASSIGN_OR_RETURN(auto some, t.ListActions(f));
+      stuck.insert(stuck.end(), some.begin(), some.end());
+    }
+    return Status::Ok();
+  }));
+  for (Action& a : stuck) {
+    // A live worker holds the claim: leave its action alone.
+    auto lock = ClaimLock::Acquire(LockFileFor(*policy_), a.id, /*wait=*/false);
+    if (!lock.ok()) continue;
+    ASSIGN_OR_RETURN(Connector * c, ConnectorFor(a.target));
+    const bool applying = a.status == ActionStatus::kApplying;
+    ASSIGN_OR_RETURN(bool committed, applying ? c->IsApplied(a.id) : c->IsRolledBack(a.id));
+    Json payload = {{"was", ActionStatusName(a.status)}, {"target_committed", committed}};
+    if (applying) {
+      a.status = committed ? ActionStatus::kApplied : ActionStatus::kFailed;
+      if (!committed) {
+        a.error = "interrupted before the target committed; nothing was applied";
+        a.error_code = "interrupted";
+      }
+    } else {
+      a.status = committed ? ActionStatus::kRolledBack : ActionStatus::kApplied;
+    }
+    a.updated_ms = NowMs();
+    RETURN_IF_ERROR(store_->Transact([&](StoreTxn& t) -> Status {
+      // Re-read inside the transaction: another process may have resolved it meanwhile.
+      ASSIGN_OR_RETURN(auto now, t.GetAction(a.id));
+      if (!now || now->status != (applying ? ActionStatus::kApplying
+                                           : ActionStatus::kRollingBack)) {
+        return Status::Ok();
+      }
+      RETURN_IF_ERROR(t.UpdateAction(a));
+      AuditEvent e;
+      e.action_id = a.id;
+      e.principal = "airlock";
+      e.event = "recovered";
+      payload["status"] = ActionStatusName(a.status);
+      e.payload = payload;
+      return t.AppendAudit(std::move(e)).status();
+    }));
+  }
+  return Status::Ok();
+}
+
+}  // namespace airlock

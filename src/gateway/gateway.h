@@ -1,0 +1,111 @@
+// The gateway: the pipeline every action goes through, and the only part that calls the
+// policy, the connectors, the store and the audit chain. Front ends (CLI, server, MCP) call
+// only this.
+//
+//   authenticate -> scope -> dry-run -> classify -> limits -> decide -> apply -> audit
+//
+// Every transition of an action and its audit event are written in one store transaction.
+// Any error while deciding is a denial (fail closed), and the denial is audited.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "audit/audit.h"
+#include "connectors/connector.h"
+#include "core/status.h"
+#include "core/types.h"
+#include "policy/policy.h"
+#include "store/store.h"
+
+namespace airlock {
+
+// Who is calling, from the token they hold.
+struct Principal {
+  enum class Role { kAgent, kApprover, kOperator };
+  Role role = Role::kOperator;
+  std::string name;          // empty for the operator
+  std::string Label() const;  // "agent:support-bot", "approver:alice", "operator"
+};
+
+// What a submission, vote or rollback came to. `status` is OK when the pipeline ran to a
+// decision (applied, pending, denied, ...); otherwise it says why the request itself failed
+// (bad input, unknown action, ...). `action` is filled whenever an action record exists.
+struct Outcome {
+  Status status;
+  std::optional<Action> action;
+  Json report = nullptr;  // rollback conflicts
+};
+
+struct SubmitRequest {
+  std::string target;
+  std::string kind;  // "sql"
+  Json args = Json::object();
+};
+
+class Gateway {
+ public:
+  // Opens the store named by the policy, then resolves actions a crash left half-done and
+  // expires pending actions past their timeout.
+  static Result<std::unique_ptr<Gateway>> Open(std::shared_ptr<const Policy> policy);
+  // The same over a store the caller opened (another backend, or a fault-injecting wrapper
+  // in tests).
+  static Result<std::unique_ptr<Gateway>> OpenWithStore(std::shared_ptr<const Policy> policy,
+                                                        std::unique_ptr<Store> store);
+
+  // `token` is the caller's raw token (nullopt: none given).
+  Outcome Submit(const std::optional<std::string>& token, const SubmitRequest& request);
+  Outcome Vote(const std::optional<std::string>& token, const std::string& id, bool approve,
+               const std::string& reason);
+  Outcome Rollback(const std::optional<std::string>& token, const std::string& id);
+  Outcome Show(const std::optional<std::string>& token, const std::string& id);
+  Result<std::vector<Action>> Pending(const std::optional<std::string>& token);
+  Status ResetBreaker(const std::optional<std::string>& token, const std::string& target,
+                      const std::string& agent);
+
+  Result<audit::VerifyReport> VerifyAudit();
+  // Events in order; only those of action_id if non-empty.
+  Status ScanAudit(const std::optional<std::string>& token, const std::string& action_id,
+                   const std::function<bool(const AuditEvent&)>& fn);
+
+  // Pending actions past their timeout become expired (a denial). Returns how many.
+  Result<int> ExpireDue();
+  // Resolves `applying` / `rolling_back` actions from what the target recorded.
+  Status Recover();
+
+  const Policy& policy() const { return *policy_; }
+
+ private:
+  Gateway(std::shared_ptr<const Policy> policy, std::unique_ptr<Store> store);
+
+  // Constant-time over every known token hash; a wrong token and a missing one are
+  // reported alike, so nothing tells which part was wrong.
+  Result<Principal> Authenticate(const std::optional<std::string>& token) const;
+  // Authentication for approver-only operations; agents are refused and audited.
+  Result<Principal> AuthenticateApprover(const std::optional<std::string>& token,
+                                         const std::string& operation, const std::string& id);
+
+  Result<Connector*> ConnectorFor(const std::string& target);
+  // Stage helpers of Submit; each returns the next value or a denial.
+  Outcome Deny(Action action, const std::string& event, const std::string& why,
+               const Principal& who);
+  Status ApplyLimits(const Principal& who, Action* action, Json* audit_payload);
+  // Runs an action whose status was set to applying (claimed) in the store.
+  Outcome ApplyClaimed(Action action, const Principal& who);
+  Status Record(const Action& action, const std::string& event, const std::string& principal,
+                Json payload, bool insert = false);
+  Status AuditOnly(const std::string& action_id, const std::string& principal,
+                   const std::string& event, Json payload);
+
+  std::shared_ptr<const Policy> policy_;
+  Classifier classifier_;
+  std::unique_ptr<Store> store_;
+  std::mutex connectors_mu_;
+  std::map<std::string, std::unique_ptr<Connector>> connectors_;  // GUARDED_BY(connectors_mu_)
+};
+
+}  // namespace airlock

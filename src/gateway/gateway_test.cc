@@ -1,0 +1,230 @@
+// The gateway over a real SQLite target and a real store, with faults injected into the
+// store (STYLE.md: LevelDB's Env, SQLite's test_vfs): a failed audit write must deny, and a
+// failure after the target committed must be resolved by recovery, never lost.
+#include "gateway/gateway.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+
+#include "core/hash.h"
+
+namespace airlock {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Forwards to a real transaction, failing AppendAudit when told to.
+class FaultyTxn : public StoreTxn {
+ public:
+  FaultyTxn(StoreTxn& real, std::atomic<int>& fail_audit_in) : real_(real), fail_(fail_audit_in) {}
+  Status InsertAction(const Action& a) override { return real_.InsertAction(a); }
+  Status UpdateAction(const Action& a) override { return real_.UpdateAction(a); }
+  Result<std::optional<Action>> GetAction(const std::string& id) override {
+    return real_.GetAction(id);
+  }
+  Result<std::vector<Action>> ListActions(const ActionFilter& f) override {
+    return real_.ListActions(f);
+  }
+  Status AddVote(const std::string& id, const Vote& v) override { return real_.AddVote(id, v); }
+  Status PutUndo(const std::string& id, const UndoRecord& u) override {
+    return real_.PutUndo(id, u);
+  }
+  Result<std::optional<UndoRecord>> GetUndo(const std::string& id) override {
+    return real_.GetUndo(id);
+  }
+  Result<int64_t> CountWritesSince(const std::string& a, const std::string& t,
+                                   int64_t since) override {
+    return real_.CountWritesSince(a, t, since);
+  }
+  Result<std::optional<Breaker>> GetBreaker(const std::string& t, const std::string& a) override {
+    return real_.GetBreaker(t, a);
+  }
+  Status PutBreaker(const Breaker& b) override { return real_.PutBreaker(b); }
+  Result<std::vector<Breaker>> ListBreakers() override { return real_.ListBreakers(); }
+  Result<AuditEvent> AppendAudit(AuditEvent e) override {
+    // fail_ counts down: at 1 this append fails; 0 means never.
+    int n = fail_.load();
+    if (n > 0 && fail_.fetch_sub(1) == 1) return Status::IoError("injected: disk full");
+    return real_.AppendAudit(std::move(e));
+  }
+
+ private:
+  StoreTxn& real_;
+  std::atomic<int>& fail_;
+};
+
+class FaultyStore : public Store {
+ public:
+  explicit FaultyStore(std::unique_ptr<Store> real) : real_(std::move(real)) {}
+  std::atomic<int> fail_audit{0};  // the Nth AppendAudit from now fails
+
+  Status Transact(const std::function<Status(StoreTxn&)>& fn) override {
+    return real_->Transact([&](StoreTxn& t) {
+      FaultyTxn f(t, fail_audit);
+      return fn(f);
+    });
+  }
+  std::future<Status> TransactGrouped(std::function<Status(StoreTxn&)> fn) override {
+    return real_->TransactGrouped(std::move(fn));
+  }
+  Status Read(const std::function<Status(StoreTxn&)>& fn) override { return real_->Read(fn); }
+  Status ScanAudit(int64_t after, const std::string& id,
+                   const std::function<bool(const AuditEvent&)>& fn) override {
+    return real_->ScanAudit(after, id, fn);
+  }
+  Result<AuditHead> RecordedHead() override { return real_->RecordedHead(); }
+
+ private:
+  std::unique_ptr<Store> real_;
+};
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("airlock-gw-" + RandomHex(6));
+    fs::create_directories(dir_);
+    Exec("CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT, status TEXT);"
+         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 50) "
+         "INSERT INTO users SELECT i, 'u' || i, 'active' FROM n;");
+    std::string yaml =
+        "version: 1\n"
+        "store: ./state/airlock.db\n"
+        "agents:\n  - {name: bot, token_sha256: \"" + Sha256Hex("agent-token") +
+        "\", scopes: [db]}\n"
+        "approvers:\n  - {name: dba, token_sha256: \"" + Sha256Hex("dba-token") + "\"}\n" +
+        "  - {name: sec, token_sha256: \"" + Sha256Hex("sec-token") + "\"}\n" +
+        "targets:\n  db: {kind: sqlite, path: ./prod.db}\n";
+    auto policy = LoadPolicyText(yaml, (dir_ / "airlock.yaml").string());
+    ASSERT_TRUE(policy.ok()) << policy.status().ToString();
+    policy_ = *policy;
+    Reopen();
+  }
+  void TearDown() override {
+    gateway_.reset();
+    fs::remove_all(dir_);
+  }
+
+  void Reopen() {
+    gateway_.reset();
+    auto store = OpenSqliteStore(policy_->store_path);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto faulty = std::make_unique<FaultyStore>(std::move(*store));
+    store_ = faulty.get();
+    auto g = Gateway::OpenWithStore(policy_, std::move(faulty));
+    ASSERT_TRUE(g.ok()) << g.status().ToString();
+    gateway_ = std::move(*g);
+  }
+
+  void Exec(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ / "prod.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  std::string Name(int id) {
+    sqlite3* db = nullptr;
+    sqlite3_open((dir_ / "prod.db").c_str(), &db);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db, ("SELECT name FROM users WHERE id = " + std::to_string(id)).c_str(), -1,
+                       &st, nullptr);
+    std::string out = sqlite3_step(st) == SQLITE_ROW
+                          ? reinterpret_cast<const char*>(sqlite3_column_text(st, 0))
+                          : "<none>";
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+  }
+  Outcome Sql(const std::string& sql) {
+    return gateway_->Submit(std::string("agent-token"), {"db", "sql", {{"sql", sql}}});
+  }
+
+  fs::path dir_;
+  std::shared_ptr<const Policy> policy_;
+  FaultyStore* store_ = nullptr;
+  std::unique_ptr<Gateway> gateway_;
+};
+
+TEST_F(GatewayTest, LowWriteAppliesAtOnce) {
+  Outcome out = Sql("UPDATE users SET name = 'x' WHERE id = 5");
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_EQ(out.action->status, ActionStatus::kApplied);
+  EXPECT_EQ(out.action->risk, Risk::kLow);
+  EXPECT_EQ(Name(5), "x");
+}
+
+TEST_F(GatewayTest, FailedAuditWriteDeniesTheWrite) {
+  store_->fail_audit = 1;  // the very next audit append fails
+  Outcome out = Sql("UPDATE users SET name = 'x' WHERE id = 5");
+  EXPECT_FALSE(out.status.ok());
+  EXPECT_EQ(Name(5), "u5") << "a write whose audit event could not be written must not run";
+  auto pending = gateway_->Pending(std::nullopt);
+  ASSERT_TRUE(pending.ok());
+  EXPECT_TRUE(pending->empty());
+}
+
+TEST_F(GatewayTest, FailedAuditWriteWithholdsARead) {
+  store_->fail_audit = 1;
+  Outcome out = Sql("SELECT name FROM users WHERE id = 1");
+  EXPECT_FALSE(out.status.ok());
+  EXPECT_FALSE(out.action.has_value()) << "an unaudited read must not return its rows";
+}
+
+TEST_F(GatewayTest, FailedAuditOfAuthFailureIsAnError) {
+  store_->fail_audit = 1;
+  Outcome out = gateway_->Submit(std::string("wrong"), {"db", "sql", {{"sql", "SELECT 1"}}});
+  EXPECT_FALSE(out.status.ok());
+  EXPECT_FALSE(out.action.has_value());
+}
+
+TEST_F(GatewayTest, FailureAfterTargetCommitIsRecoveredAsApplied) {
+  // submitted (1st append) succeeds; applied (2nd) fails after the target committed.
+  store_->fail_audit = 2;
+  Outcome out = Sql("UPDATE users SET name = 'y' WHERE id = 7");
+  EXPECT_FALSE(out.status.ok());
+  EXPECT_EQ(Name(7), "y");
+  const std::string id = out.action->id;
+  Reopen();  // recovery runs on open
+  Outcome shown = gateway_->Show(std::nullopt, id);
+  ASSERT_TRUE(shown.status.ok());
+  EXPECT_EQ(shown.action->status, ActionStatus::kApplied);
+  auto report = gateway_->VerifyAudit();
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok) << report->problem;
+  // And it can still be undone.
+  Outcome rb = gateway_->Rollback(std::string("dba-token"), id);
+  ASSERT_TRUE(rb.status.ok()) << rb.status.ToString();
+  EXPECT_EQ(Name(7), "u7");
+}
+
+TEST_F(GatewayTest, FailedVoteAuditCountsNoVote) {
+  Outcome out = Sql("DELETE FROM users");
+  ASSERT_EQ(out.action->status, ActionStatus::kPending);
+  ASSERT_EQ(out.action->risk, Risk::kCritical);
+  store_->fail_audit = 1;
+  Outcome v = gateway_->Vote(std::string("dba-token"), out.action->id, true, "");
+  EXPECT_FALSE(v.status.ok());
+  Outcome shown = gateway_->Show(std::nullopt, out.action->id);
+  EXPECT_TRUE(shown.action->votes.empty()) << "the vote and its audit event are one transaction";
+}
+
+TEST_F(GatewayTest, QuorumIsReachedOnceAndRequesterNeverVotes) {
+  Outcome out = Sql("DROP TABLE users");
+  ASSERT_EQ(out.action->status, ActionStatus::kPending);
+  const std::string id = out.action->id;
+  EXPECT_EQ(gateway_->Vote(std::string("agent-token"), id, true, "").status.code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(gateway_->Vote(std::string("dba-token"), id, true, "").action->status,
+            ActionStatus::kPending);
+  Outcome second = gateway_->Vote(std::string("sec-token"), id, true, "");
+  ASSERT_TRUE(second.status.ok()) << second.status.ToString();
+  EXPECT_EQ(second.action->status, ActionStatus::kApplied);
+  EXPECT_EQ(Name(1), "<none>");
+}
+
+}  // namespace
+}  // namespace airlock

@@ -1,0 +1,250 @@
+// Classification: the default risk of an observed Effect (DESIGN.md "Risk from effects"),
+// raised by every matching rule. Rules never lower a risk: the result is the maximum.
+//
+// Hot path: called for every action. Rules are indexed by target in the constructor and the
+// matching loop compares strings in place; only reasons (for people) allocate.
+#include <algorithm>
+#include <cctype>
+#include <string_view>
+
+#include "policy/policy.h"
+
+namespace airlock {
+namespace {
+
+constexpr int64_t kDefaultMaxLowRows = 100;
+
+std::string Plural(int64_t n, std::string_view one, std::string_view many) {
+  return FormatCount(n) + " " + std::string(n == 1 ? one : many);
+}
+
+// "drop_table" -> "DROP TABLE".
+std::string OpTitle(std::string_view op) {
+  if (op == "pragma_write") return "PRAGMA";
+  std::string out(op);
+  for (char& c : out)
+    c = c == '_' ? ' ' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// "DROP INDEX idx_x on users", "VACUUM".
+std::string OpPhrase(const DdlOp& d) {
+  std::string s = OpTitle(d.op);
+  if (!d.object.empty()) s += " " + d.object;
+  if (!d.table.empty() && d.table != d.object) s += " on " + d.table;
+  return s;
+}
+
+std::string Parenthesised(const std::vector<std::string>& parts) {
+  if (parts.empty()) return "";
+  std::string s = " (";
+  for (size_t i = 0; i < parts.size(); ++i) s += (i ? ", " : "") + parts[i];
+  return s + ")";
+}
+
+bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+bool IsCriticalDdl(std::string_view op) {
+  return StartsWith(op, "drop_") || op == "alter_table" || op == "attach" || op == "pragma_write" ||
+         op == "vacuum_into";
+}
+
+bool IsLowDdl(std::string_view op) {
+  return StartsWith(op, "create_") || op == "reindex" || op == "analyze" || op == "detach" ||
+         op == "vacuum";
+}
+
+// One DDL operation's risk and its reason.
+void ClassifyDdl(const DdlOp& d, Classification* c) {
+  if (IsCriticalDdl(d.op)) {
+    std::string what;
+    if (d.op == "drop_table") {
+      std::vector<std::string> parts;
+      if (d.rows >= 0) parts.push_back(Plural(d.rows, "row", "rows"));
+      parts.push_back(Plural(static_cast<int64_t>(d.indexes.size()), "index", "indexes"));
+      if (!d.triggers.empty()) {
+        parts.push_back(Plural(static_cast<int64_t>(d.triggers.size()), "trigger", "triggers"));
+      }
+      what = "DROP TABLE " + d.object + Parenthesised(parts);
+    } else if (d.op == "alter_table") {
+      std::vector<std::string> parts;
+      if (d.rows >= 0) parts.push_back(Plural(d.rows, "row", "rows"));
+      what = "ALTER TABLE " + d.object + Parenthesised(parts);
+    } else if (d.op == "attach" || d.op == "vacuum_into") {
+      const std::string& file = d.detail.empty() ? d.object : d.detail;
+      what = OpTitle(d.op) + " '" + file + "'";
+    } else if (d.op == "pragma_write") {
+      what = "PRAGMA " + (d.detail.empty() ? d.object : d.detail);
+    } else {
+      what = OpPhrase(d);
+    }
+    c->risk = MaxRisk(c->risk, Risk::kCritical);
+    c->reasons.push_back(what + " is critical");
+  } else if (IsLowDdl(d.op)) {
+    c->risk = MaxRisk(c->risk, Risk::kLow);
+    c->reasons.push_back(OpPhrase(d) + " is a schema change (low)");
+  } else {
+    // An operation this build does not know: fail closed.
+    c->risk = MaxRisk(c->risk, Risk::kHigh);
+    c->reasons.push_back("unknown schema operation \"" + d.op + "\"" +
+                         (d.object.empty() ? "" : " on " + d.object) + ": high (fail closed)");
+  }
+}
+
+int64_t RowsOf(const TableChange& t) {
+  return t.inserted + t.updated + t.deleted;
+}
+
+void ClassifySql(const Effect& e, int64_t max_low_rows, Classification* c) {
+  if (e.IsRead()) {
+    c->risk = Risk::kRead;
+    c->reasons.push_back("reads only: no row or schema change");
+    return;
+  }
+  for (const DdlOp& d : e.ddl) ClassifyDdl(d, c);
+  for (const TableChange& t : e.tables) {
+    if (t.all_rows_deleted) {
+      c->risk = MaxRisk(c->risk, Risk::kCritical);
+      c->reasons.push_back("DELETE of every row of " + t.table + " (" +
+                           Plural(t.deleted, "row", "rows") + ") is critical");
+    }
+    if (t.all_rows_updated) {
+      c->risk = MaxRisk(c->risk, Risk::kHigh);
+      c->reasons.push_back("UPDATE of every row of " + t.table + " (" +
+                           Plural(t.updated, "row", "rows") + ") is high");
+    }
+    if (!t.has_primary_key && RowsOf(t) > 0) {
+      c->risk = MaxRisk(c->risk, Risk::kHigh);
+      c->reasons.push_back("table " + t.table +
+                           " has no PRIMARY KEY: airlock cannot preview or undo its rows (high)");
+    }
+  }
+  const int64_t rows = e.RowsChanged();
+  if (rows <= 0) return;
+  std::string tables;
+  for (const TableChange& t : e.tables) {
+    if (RowsOf(t) > 0) tables += (tables.empty() ? "" : ", ") + t.table;
+  }
+  if (rows > max_low_rows) {
+    c->risk = MaxRisk(c->risk, Risk::kHigh);
+    c->reasons.push_back("changes " + Plural(rows, "row", "rows") + " (more than " +
+                         FormatCount(max_low_rows) + ") in " + tables + " is high");
+  } else {
+    c->risk = MaxRisk(c->risk, Risk::kLow);
+    c->reasons.push_back("changes " + Plural(rows, "row", "rows") + " in " + tables + " (at most " +
+                         FormatCount(max_low_rows) + ") is low");
+  }
+}
+
+// Kinds without a default table yet: only an effect with nothing in it is a read; anything
+// else is high until a connector teaches the classifier better (fail closed).
+void ClassifyOther(const Effect& e, Classification* c) {
+  bool extra_empty = e.extra.is_null() || (e.extra.is_object() && e.extra.empty());
+  if (e.IsRead() && extra_empty) {
+    c->risk = Risk::kRead;
+    c->reasons.push_back("reads only: no change observed");
+    return;
+  }
+  c->risk = MaxRisk(c->risk, Risk::kHigh);
+  c->reasons.push_back("no default for kind " + (e.kind.empty() ? std::string("(none)") : e.kind) +
+                       ": high (fail closed)");
+}
+
+bool MatchesTable(const std::string& table, const Effect& e) {
+  for (const TableChange& t : e.tables) {
+    if (t.table == table) return true;
+  }
+  for (const DdlOp& d : e.ddl) {
+    if (d.object == table || d.table == table) return true;
+  }
+  return false;
+}
+
+bool MatchesOp(const std::string& op, const Effect& e) {
+  if (op == "insert" || op == "update" || op == "delete") {
+    for (const TableChange& t : e.tables) {
+      int64_t n = op[0] == 'i' ? t.inserted : op[0] == 'u' ? t.updated : t.deleted;
+      if (n > 0) return true;
+    }
+  }
+  for (const DdlOp& d : e.ddl) {
+    if (d.op == op) return true;
+  }
+  return false;
+}
+
+// Cheapest tests first: most rules fail on agent or kind.
+bool Matches(const RuleMatch& m, const std::string& agent, const std::string& target,
+             const Effect& e, int64_t rows) {
+  if (m.agent && *m.agent != agent) return false;
+  if (m.kind && *m.kind != e.kind) return false;
+  if (m.target && *m.target != target) return false;
+  if (m.rows_gt && !(rows > *m.rows_gt)) return false;
+  if (m.table && !MatchesTable(*m.table, e)) return false;
+  if (m.op && !MatchesOp(*m.op, e)) return false;
+  return true;
+}
+
+std::string_view Basename(std::string_view path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+std::string RuleReason(const Rule& r, std::string_view file) {
+  std::string at = "rule at " + std::string(file) + ":" + std::to_string(r.loc.line);
+  std::string arrow = at + " \u2192 " + RiskName(r.risk);
+  // A rule without its own reason already reads "rule at FILE:LINE"; do not say it twice.
+  if (r.reason.empty() || r.reason == at) return arrow;
+  return r.reason + " (" + arrow + ")";
+}
+
+}  // namespace
+
+Classifier::Classifier(std::shared_ptr<const Policy> policy) : policy_(std::move(policy)) {
+  if (!policy_) return;
+  for (const Rule& r : policy_->rules) {
+    if (r.match.target) {
+      by_target_[*r.match.target].push_back(&r);
+    } else {
+      any_target_.push_back(&r);
+    }
+  }
+}
+
+Classification Classifier::Classify(const std::string& agent, const std::string& target,
+                                    const Effect& effect) const {
+  Classification c;
+  const TargetSpec* spec = policy_ ? policy_->FindTarget(target) : nullptr;
+  if (effect.kind == "sql") {
+    ClassifySql(effect, spec ? spec->max_low_rows : kDefaultMaxLowRows, &c);
+  } else {
+    ClassifyOther(effect, &c);
+  }
+  if (!policy_) return c;
+
+  static const std::vector<const Rule*> kNone;
+  auto it = by_target_.find(target);
+  const std::vector<const Rule*>& specific = it == by_target_.end() ? kNone : it->second;
+  const std::string_view file = Basename(policy_->source_path);
+  const int64_t rows = effect.RowsChanged();
+
+  // Both lists point into policy_->rules, so pointer order is file order: merging them
+  // keeps the reasons in the order the rules were written.
+  size_t i = 0, j = 0;
+  while (i < specific.size() || j < any_target_.size()) {
+    const Rule* r;
+    if (j == any_target_.size() || (i < specific.size() && specific[i] < any_target_[j])) {
+      r = specific[i++];
+    } else {
+      r = any_target_[j++];
+    }
+    if (!Matches(r->match, agent, target, effect, rows)) continue;
+    c.risk = MaxRisk(c.risk, r->risk);
+    c.reasons.push_back(RuleReason(*r, file));
+  }
+  return c;
+}
+
+}  // namespace airlock

@@ -1,0 +1,741 @@
+// YAML -> Policy. Every value is checked here, once, and every error names FILE:LINE:COLUMN
+// of the offending key or value, so that `airlock policy check` points at the exact spot.
+//
+// yaml-cpp throws; nothing thrown may leave this file (STYLE.md: no exceptions across the
+// library boundary), so the whole load runs inside one try block that turns any exception
+// into InvalidArgument.
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <span>
+#include <sstream>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+#include "policy/guard.h"
+#include "policy/policy.h"
+#include "policy/units.h"
+
+namespace airlock {
+namespace {
+
+namespace fs = std::filesystem;
+using policy_internal::ParseInt64;
+using policy_internal::ParseRate;
+using policy_internal::Where;
+
+using Keys = std::span<const std::string_view>;
+
+constexpr std::string_view kTopKeys[] = {"version", "mode",  "store",     "agents", "approvers",
+                                         "targets", "rules", "approvals", "limits"};
+constexpr std::string_view kAgentKeys[] = {"name", "token_sha256", "scopes"};
+constexpr std::string_view kApproverKeys[] = {"name", "token_sha256", "roles"};
+constexpr std::string_view kSqliteKeys[] = {
+    "kind", "path", "environment", "max_low_rows", "max_preview_rows", "busy_timeout"};
+constexpr std::string_view kRuleKeys[] = {"match", "risk", "reason"};
+constexpr std::string_view kRuleMatchKeys[] = {"target", "agent", "kind", "table", "op", "rows_gt"};
+constexpr std::string_view kApprovalKeys[] = {"read", "low", "high", "critical", "timeout"};
+constexpr std::string_view kLimitKeys[] = {"match", "rate", "max_rows", "max_recipients",
+                                           "on_exceed"};
+constexpr std::string_view kLimitMatchKeys[] = {"target", "agent"};
+constexpr std::string_view kTargetKinds[] = {"sqlite"};
+constexpr std::string_view kEffectKinds[] = {"sql", "shell", "mail", "http", "mcp"};
+constexpr std::string_view kOps[] = {
+    "insert",       "update",      "delete",       "drop_table",   "drop_index",
+    "drop_trigger", "drop_view",   "create_table", "create_index", "create_trigger",
+    "create_view",  "alter_table", "attach",       "detach",       "pragma_write",
+    "vacuum_into",  "vacuum",      "reindex",      "analyze"};
+
+constexpr int64_t kMaxPreviewRows = 10000;
+constexpr int64_t kMaxBusyTimeoutMs = 2147483647;  // sqlite3_busy_timeout takes an int
+
+std::string Join(Keys keys) {
+  std::string out;
+  for (std::string_view k : keys) {
+    if (!out.empty()) out += ", ";
+    out += k;
+  }
+  return out;
+}
+
+bool Contains(Keys keys, std::string_view k) {
+  return std::find(keys.begin(), keys.end(), k) != keys.end();
+}
+
+std::string Quote(const std::string& s) {
+  constexpr size_t kMax = 60;  // keep messages readable when the value is a novel
+  if (s.size() <= kMax) return "\"" + s + "\"";
+  size_t cut = kMax;
+  // Do not cut a UTF-8 sequence in half.
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  return "\"" + s.substr(0, cut) + "...\"";
+}
+
+std::string Describe(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Scalar:
+      return Quote(n.Scalar());
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    default:
+      return "an undefined value";
+  }
+}
+
+bool IsLowerHex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+// Names appear on command lines, in URLs and in the audit log: keep them plain.
+bool IsValidName(const std::string& s) {
+  if (s.empty() || s.size() > 128) return false;
+  for (char c : s) {
+    bool ok =
+        std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == '@';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// One key of a mapping: its name, the key node (for "unknown key" errors) and the value
+// node (for "bad value" errors), plus the dotted path used in messages.
+struct Field {
+  std::string name;
+  std::string path;
+  YAML::Node key;
+  YAML::Node value;
+};
+
+class Fields {
+ public:
+  Fields(YAML::Node map, std::vector<Field> items)
+      : map_(std::move(map)), items_(std::move(items)) {}
+  const Field* Find(std::string_view name) const {
+    for (const Field& f : items_) {
+      if (f.name == name) return &f;
+    }
+    return nullptr;
+  }
+  const YAML::Node& map() const { return map_; }
+
+ private:
+  YAML::Node map_;
+  std::vector<Field> items_;
+};
+
+SourceLoc LocOf(const YAML::Node& n) {
+  YAML::Mark m = n.Mark();
+  return SourceLoc{m.line < 0 ? 0 : m.line + 1, m.column < 0 ? 0 : m.column + 1};
+}
+
+class Loader {
+ public:
+  Loader(std::string file, fs::path source, fs::path dir)
+      : file_(std::move(file)), dir_(std::move(dir)) {
+    policy_.source_path = source.string();
+    rule_file_ = source.filename().string();
+  }
+
+  Result<std::shared_ptr<const Policy>> Load(std::string_view text) {
+    RETURN_IF_ERROR(policy_internal::CheckHostileInput(text, file_));
+    YAML::Node root = YAML::Load(std::string(text));
+    if (root.IsNull()) {
+      return Status::InvalidArgument(Where(file_, 0, 0) +
+                                     "the policy is empty (it needs at least `version: 1`)");
+    }
+    if (!root.IsMap()) {
+      return Status::InvalidArgument(At(root) + "the policy must be a mapping of keys (" +
+                                     Join(kTopKeys) + "), got " + Describe(root));
+    }
+    RETURN_IF_ERROR(LoadTop(root));
+    return std::shared_ptr<const Policy>(std::make_shared<Policy>(std::move(policy_)));
+  }
+
+ private:
+  std::string At(const YAML::Node& n) const {
+    YAML::Mark m = n.Mark();
+    return Where(file_, m.line, m.column);
+  }
+  Status Err(const YAML::Node& n, const std::string& msg) const {
+    return Status::InvalidArgument(At(n) + msg);
+  }
+  // At the value, or at its key when there is no value to point at (`key:` alone).
+  Status ValueErr(const Field& f, const std::string& msg) const {
+    bool use_key = !f.value.IsDefined() || f.value.IsNull() || f.value.Mark().is_null();
+    return Err(use_key ? f.key : f.value, f.path + ": " + msg);
+  }
+
+  Result<Fields> ReadMap(const YAML::Node& n, const std::string& path, Keys allowed) const {
+    if (!n.IsMap()) {
+      return Err(n,
+                 path + ": expected a mapping of keys (" + Join(allowed) + "), got " + Describe(n));
+    }
+    std::vector<Field> items;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const YAML::Node key = it->first;
+      if (!key.IsScalar()) return Err(key, path + ": keys must be plain strings");
+      std::string name = key.Scalar();
+      std::string where = path.empty() ? "the top level" : path;
+      if (!Contains(allowed, name)) {
+        return Err(key, "unknown key " + Quote(name) + " in " + where +
+                            " (allowed: " + Join(allowed) + ")");
+      }
+      for (const Field& f : items) {
+        if (f.name == name) {
+          // yaml-cpp keeps both; which one wins would be a silent surprise.
+          return Err(key, "duplicate key " + Quote(name) + " in " + where + " (first at line " +
+                              std::to_string(f.key.Mark().line + 1) + ")");
+        }
+      }
+      items.push_back(Field{name, path.empty() ? name : path + "." + name, key, it->second});
+    }
+    return Fields(n, std::move(items));
+  }
+
+  Status Missing(const Fields& fields, const std::string& path, const std::string& key,
+                 const std::string& hint = "") const {
+    return Err(fields.map(), path + ": missing required key " + Quote(key) + hint);
+  }
+
+  Result<std::string> GetString(const Field& f) const {
+    if (!f.value.IsScalar()) return ValueErr(f, "expected a string, got " + Describe(f.value));
+    return f.value.Scalar();
+  }
+
+  Result<std::string> GetName(const Field& f) const {
+    ASSIGN_OR_RETURN(std::string s, GetString(f));
+    if (!IsValidName(s)) {
+      return ValueErr(
+          f, "bad name " + Quote(s) + ": use 1 to 128 letters, digits, '.', '_', '-' or '@'");
+    }
+    return s;
+  }
+
+  Result<int64_t> GetInt(const Field& f, int64_t min, int64_t max) const {
+    if (!f.value.IsScalar() || f.value.Tag() == "!") {
+      // Tag "!" marks a quoted scalar: `version: "1"` is a string, not a number.
+      return ValueErr(f, "expected an integer, got " +
+                             (f.value.IsScalar() ? "the string " : std::string()) +
+                             Describe(f.value));
+    }
+    Result<int64_t> n = ParseInt64(f.value.Scalar());
+    if (!n.ok()) return ValueErr(f, n.status().message());
+    if (*n < min) {
+      return ValueErr(f, "must be at least " + FormatCount(min) + ", got " + FormatCount(*n));
+    }
+    if (*n > max) {
+      return ValueErr(f, "must be at most " + FormatCount(max) + ", got " + FormatCount(*n));
+    }
+    return *n;
+  }
+
+  Result<int64_t> GetDuration(const Field& f, bool allow_zero) const {
+    ASSIGN_OR_RETURN(std::string s, GetString(f));
+    Result<int64_t> ms = ParseDurationMs(s);
+    if (!ms.ok()) return ValueErr(f, ms.status().message());
+    if (!allow_zero && *ms == 0) return ValueErr(f, "duration must be greater than zero");
+    return *ms;
+  }
+
+  // A list section; `key:` with nothing after it is an empty list.
+  Result<std::vector<YAML::Node>> GetList(const Field& f) const {
+    std::vector<YAML::Node> out;
+    if (f.value.IsNull()) return out;
+    if (!f.value.IsSequence()) return ValueErr(f, "expected a list, got " + Describe(f.value));
+    for (auto it = f.value.begin(); it != f.value.end(); ++it) out.push_back(*it);
+    return out;
+  }
+
+  Result<std::vector<std::pair<std::string, YAML::Node>>> GetStringList(const Field& f) const {
+    ASSIGN_OR_RETURN(std::vector<YAML::Node> items, GetList(f));
+    std::vector<std::pair<std::string, YAML::Node>> out;
+    for (const YAML::Node& item : items) {
+      if (!item.IsScalar()) {
+        return Err(item, f.path + ": expected a list of strings, got " + Describe(item) + " in it");
+      }
+      out.emplace_back(item.Scalar(), item);
+    }
+    return out;
+  }
+
+  std::string Resolve(const std::string& p) const {
+    fs::path path(p);
+    if (path.is_relative()) path = dir_ / path;
+    return path.lexically_normal().string();
+  }
+
+  std::string Origin(const YAML::Node& n) const {
+    YAML::Mark m = n.Mark();
+    return file_ + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+  }
+
+  // ---- sections ------------------------------------------------------------------------
+
+  Status LoadTop(const YAML::Node& root) {
+    ASSIGN_OR_RETURN(Fields top, ReadMap(root, "", kTopKeys));
+    const Field* version = top.Find("version");
+    if (version == nullptr) {
+      return Err(root, "missing required key \"version\" (add `version: 1` at the top)");
+    }
+    ASSIGN_OR_RETURN(int64_t v, GetInt(*version, INT64_MIN, INT64_MAX));
+    if (v != 1) {
+      return ValueErr(
+          *version, "unsupported version " + std::to_string(v) + " (this airlock reads version 1)");
+    }
+    policy_.version = 1;
+
+    if (const Field* f = top.Find("mode")) {
+      ASSIGN_OR_RETURN(std::string mode, GetString(*f));
+      if (mode == "enforce") {
+        policy_.mode = PolicyMode::kEnforce;
+      } else if (mode == "dry-run") {
+        policy_.mode = PolicyMode::kDryRun;
+      } else {
+        return ValueErr(*f, "unknown mode " + Quote(mode) + " (allowed: enforce, dry-run)");
+      }
+    }
+
+    policy_.store_path = Resolve("airlock-state/airlock.db");
+    if (const Field* f = top.Find("store")) {
+      ASSIGN_OR_RETURN(std::string store, GetString(*f));
+      if (store.empty()) return ValueErr(*f, "must not be empty");
+      policy_.store_path = Resolve(store);
+    }
+
+    // Order matters: agents' scopes name targets, quorums count approvers, rules and limits
+    // name both.
+    if (const Field* f = top.Find("targets")) RETURN_IF_ERROR(LoadTargets(*f));
+    if (const Field* f = top.Find("agents")) RETURN_IF_ERROR(LoadAgents(*f));
+    if (const Field* f = top.Find("approvers")) RETURN_IF_ERROR(LoadApprovers(*f));
+    if (const Field* f = top.Find("approvals")) RETURN_IF_ERROR(LoadApprovals(*f));
+    if (const Field* f = top.Find("rules")) RETURN_IF_ERROR(LoadRules(*f));
+    if (const Field* f = top.Find("limits")) RETURN_IF_ERROR(LoadLimits(*f));
+    return Status::Ok();
+  }
+
+  Status LoadTargets(const Field& section) {
+    if (section.value.IsNull()) return Status::Ok();
+    if (!section.value.IsMap()) {
+      return ValueErr(
+          section, "expected a mapping of target names to targets, got " + Describe(section.value));
+    }
+    for (auto it = section.value.begin(); it != section.value.end(); ++it) {
+      const YAML::Node key = it->first;
+      if (!key.IsScalar()) return Err(key, "targets: target names must be plain strings");
+      Field name_field{"", "targets", key, key};
+      ASSIGN_OR_RETURN(std::string name, GetName(name_field));
+      if (policy_.targets.count(name) != 0) {
+        return Err(key, "targets: duplicate target " + Quote(name));
+      }
+      RETURN_IF_ERROR(LoadTarget(name, key, it->second));
+    }
+    return Status::Ok();
+  }
+
+  Status LoadTarget(const std::string& name, const YAML::Node& key, const YAML::Node& entry) {
+    const std::string path = "targets." + name;
+    if (!entry.IsMap()) {
+      return Err(entry.IsNull() ? key : entry,
+                 path + ": expected a mapping with at least `kind`, got " + Describe(entry));
+    }
+    // The kind decides which keys are allowed, so it is read first.
+    YAML::Node kind_node;
+    bool has_kind = false;
+    for (auto it = entry.begin(); it != entry.end() && !has_kind; ++it) {
+      if (it->first.IsScalar() && it->first.Scalar() == "kind") {
+        kind_node = it->second;
+        has_kind = true;
+      }
+    }
+    if (!has_kind) {
+      return Err(entry,
+                 path + ": missing required key \"kind\" (supported: " + Join(kTargetKinds) + ")");
+    }
+    if (!kind_node.IsScalar() || !Contains(kTargetKinds, kind_node.Scalar())) {
+      return Err(kind_node, path + ".kind: unknown target kind " + Describe(kind_node) +
+                                " (supported: " + Join(kTargetKinds) + ")");
+    }
+    TargetSpec t;
+    t.name = name;
+    t.kind = kind_node.Scalar();
+    t.loc = LocOf(key);
+    ASSIGN_OR_RETURN(Fields fields, ReadMap(entry, path, kSqliteKeys));
+    RETURN_IF_ERROR(LoadSqliteTarget(fields, path, &t));
+    policy_.targets.emplace(name, std::move(t));
+    return Status::Ok();
+  }
+
+  Status LoadSqliteTarget(const Fields& fields, const std::string& path, TargetSpec* t) {
+    t->fields = Json::object();
+    t->fields["kind"] = t->kind;
+    const Field* p = fields.Find("path");
+    if (p == nullptr) {
+      return Missing(fields, path, "path", " (the SQLite database file)");
+    }
+    ASSIGN_OR_RETURN(std::string db, GetString(*p));
+    if (db.empty()) return ValueErr(*p, "must not be empty");
+    t->fields["path"] = db == ":memory:" ? db : Resolve(db);
+    if (const Field* f = fields.Find("environment")) {
+      ASSIGN_OR_RETURN(t->environment, GetString(*f));
+      t->fields["environment"] = t->environment;
+    }
+    if (const Field* f = fields.Find("max_low_rows")) {
+      ASSIGN_OR_RETURN(t->max_low_rows, GetInt(*f, 0, INT64_MAX));
+    }
+    if (const Field* f = fields.Find("max_preview_rows")) {
+      ASSIGN_OR_RETURN(t->max_preview_rows, GetInt(*f, 0, kMaxPreviewRows));
+    }
+    t->fields["max_low_rows"] = t->max_low_rows;
+    t->fields["max_preview_rows"] = t->max_preview_rows;
+    if (const Field* f = fields.Find("busy_timeout")) {
+      ASSIGN_OR_RETURN(int64_t ms, GetDuration(*f, /*allow_zero=*/true));
+      if (ms > kMaxBusyTimeoutMs) return ValueErr(*f, "busy_timeout is too long");
+      t->fields["busy_timeout_ms"] = ms;
+    }
+    return Status::Ok();
+  }
+
+  // Agents and approvers share one namespace of names and of tokens: a token must say who
+  // is calling without ambiguity.
+  Status CheckIdentity(const std::string& what, const Field& name_field, const std::string& name,
+                       const Field& token_field, const std::string& token) {
+    if (auto it = names_.find(name); it != names_.end()) {
+      return ValueErr(name_field, "duplicate name " + Quote(name) + " (already used by the " +
+                                      it->second + ")");
+    }
+    if (auto it = tokens_.find(token); it != tokens_.end()) {
+      return ValueErr(token_field, "this token_sha256 is already used by the " + it->second +
+                                       ": every agent and approver needs its own token");
+    }
+    std::string desc = what + " " + Quote(name) + " at " + Origin(name_field.value);
+    names_.emplace(name, desc);
+    tokens_.emplace(token, desc);
+    return Status::Ok();
+  }
+
+  Result<std::string> GetToken(const Field& f) const {
+    ASSIGN_OR_RETURN(std::string s, GetString(f));
+    std::string lower = s;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    bool hex = lower.size() == 64 && std::all_of(lower.begin(), lower.end(), IsLowerHex);
+    if (!hex) {
+      return ValueErr(f,
+                      "must be 64 hexadecimal characters (the SHA-256 of the token, e.g. "
+                      "`printf %s \"$TOKEN\" | sha256sum`), got " +
+                          std::to_string(s.size()) + " characters");
+    }
+    return lower;
+  }
+
+  // Reads the name and token_sha256 both identities have; `keys` says which else is allowed.
+  Result<Fields> ReadIdentity(const YAML::Node& item, const std::string& path, Keys keys,
+                              const std::string& what, std::string* name, std::string* token) {
+    ASSIGN_OR_RETURN(Fields fields, ReadMap(item, path, keys));
+    const Field* n = fields.Find("name");
+    if (n == nullptr) return Missing(fields, path, "name");
+    ASSIGN_OR_RETURN(*name, GetName(*n));
+    const Field* t = fields.Find("token_sha256");
+    if (t == nullptr) {
+      return Missing(fields, path, "token_sha256", " (hex SHA-256 of the " + what + "'s token)");
+    }
+    ASSIGN_OR_RETURN(*token, GetToken(*t));
+    RETURN_IF_ERROR(CheckIdentity(what, *n, *name, *t, *token));
+    return fields;
+  }
+
+  Status LoadAgents(const Field& section) {
+    ASSIGN_OR_RETURN(std::vector<YAML::Node> items, GetList(section));
+    for (size_t i = 0; i < items.size(); ++i) {
+      AgentSpec a;
+      a.loc = LocOf(items[i]);
+      std::string path = "agents[" + std::to_string(i) + "]";
+      ASSIGN_OR_RETURN(Fields fields,
+                       ReadIdentity(items[i], path, kAgentKeys, "agent", &a.name, &a.token_sha256));
+      if (const Field* f = fields.Find("scopes")) {
+        ASSIGN_OR_RETURN(auto scopes, GetStringList(*f));
+        for (auto& [scope, node] : scopes) {
+          if (policy_.targets.count(scope) == 0) {
+            return Err(node, f->path + ": unknown target " + Quote(scope) + KnownTargets());
+          }
+          a.scopes.push_back(scope);
+        }
+      }
+      policy_.agents.push_back(std::move(a));
+    }
+    return Status::Ok();
+  }
+
+  Status LoadApprovers(const Field& section) {
+    ASSIGN_OR_RETURN(std::vector<YAML::Node> items, GetList(section));
+    for (size_t i = 0; i < items.size(); ++i) {
+      ApproverSpec a;
+      a.loc = LocOf(items[i]);
+      std::string path = "approvers[" + std::to_string(i) + "]";
+      ASSIGN_OR_RETURN(Fields fields, ReadIdentity(items[i], path, kApproverKeys, "approver",
+                                                   &a.name, &a.token_sha256));
+      if (const Field* f = fields.Find("roles")) {
+        ASSIGN_OR_RETURN(auto roles, GetStringList(*f));
+        for (auto& [role, node] : roles) {
+          if (role.empty()) return Err(node, f->path + ": a role must not be empty");
+          a.roles.push_back(role);
+        }
+      }
+      policy_.approvers.push_back(std::move(a));
+    }
+    return Status::Ok();
+  }
+
+  std::string KnownTargets() const {
+    if (policy_.targets.empty()) return " (no targets are defined)";
+    std::string out;
+    for (const auto& [name, t] : policy_.targets) out += (out.empty() ? "" : ", ") + name;
+    return " (defined targets: " + out + ")";
+  }
+
+  std::string KnownAgents() const {
+    if (policy_.agents.empty()) return " (no agents are defined)";
+    std::string out;
+    for (const AgentSpec& a : policy_.agents) out += (out.empty() ? "" : ", ") + a.name;
+    return " (defined agents: " + out + ")";
+  }
+
+  Status LoadApprovals(const Field& section) {
+    if (section.value.IsNull()) return Status::Ok();
+    ASSIGN_OR_RETURN(Fields fields, ReadMap(section.value, "approvals", kApprovalKeys));
+    Approvals& ap = policy_.approvals;
+    const int64_t approvers = static_cast<int64_t>(policy_.approvers.size());
+    struct Level {
+      const char* key;
+      int* value;
+    };
+    const Level levels[] = {
+        {"read", &ap.read}, {"low", &ap.low}, {"high", &ap.high}, {"critical", &ap.critical}};
+    for (const Level& level : levels) {
+      const Field* f = fields.Find(level.key);
+      if (f == nullptr) continue;
+      ASSIGN_OR_RETURN(int64_t q, GetInt(*f, 0, INT64_MAX));
+      if (q > approvers) {
+        // Such actions could never be approved: a policy that looks strict but only denies.
+        return ValueErr(*f, "needs " + FormatCount(q) + " approval" + (q == 1 ? "" : "s") +
+                                " but only " + std::to_string(approvers) + " approver" +
+                                (approvers == 1 ? " is" : "s are") + " defined");
+      }
+      *level.value = static_cast<int>(q);
+    }
+    // A riskier action must never need fewer approvals than a safer one.
+    const int* prev = nullptr;
+    const char* prev_key = nullptr;
+    for (const Level& level : levels) {
+      if (prev != nullptr && *level.value < *prev) {
+        const Field* f = fields.Find(level.key);
+        const Field* at = f != nullptr ? f : fields.Find(prev_key);
+        return ValueErr(*at, std::string(level.key) + " needs " + std::to_string(*level.value) +
+                                 " approvals, fewer than " + prev_key + " (" +
+                                 std::to_string(*prev) +
+                                 "): riskier actions need at least as many");
+      }
+      prev = level.value;
+      prev_key = level.key;
+    }
+    if (const Field* f = fields.Find("timeout")) {
+      ASSIGN_OR_RETURN(ap.timeout_ms, GetDuration(*f, /*allow_zero=*/false));
+    }
+    return Status::Ok();
+  }
+
+  bool AgentExists(const std::string& name) const {
+    return std::any_of(policy_.agents.begin(), policy_.agents.end(),
+                       [&](const AgentSpec& a) { return a.name == name; });
+  }
+
+  Result<std::string> GetTargetRef(const Field& f) const {
+    ASSIGN_OR_RETURN(std::string s, GetString(f));
+    if (policy_.targets.count(s) == 0)
+      return ValueErr(f, "unknown target " + Quote(s) + KnownTargets());
+    return s;
+  }
+
+  Result<std::string> GetAgentRef(const Field& f) const {
+    ASSIGN_OR_RETURN(std::string s, GetString(f));
+    if (!AgentExists(s)) return ValueErr(f, "unknown agent " + Quote(s) + KnownAgents());
+    return s;
+  }
+
+  Result<std::string> GetOneOf(const Field& f, Keys allowed, const std::string& what) const {
+    ASSIGN_OR_RETURN(std::string s, GetString(f));
+    if (!Contains(allowed, s)) {
+      return ValueErr(f, "unknown " + what + " " + Quote(s) + " (allowed: " + Join(allowed) + ")");
+    }
+    return s;
+  }
+
+  Status LoadRuleMatch(const Field& section, RuleMatch* m) {
+    if (section.value.IsNull()) return Status::Ok();  // `match:` alone: every action
+    ASSIGN_OR_RETURN(Fields fields, ReadMap(section.value, section.path, kRuleMatchKeys));
+    if (const Field* f = fields.Find("target")) {
+      ASSIGN_OR_RETURN(m->target, GetTargetRef(*f));
+    }
+    if (const Field* f = fields.Find("agent")) {
+      ASSIGN_OR_RETURN(m->agent, GetAgentRef(*f));
+    }
+    if (const Field* f = fields.Find("kind")) {
+      ASSIGN_OR_RETURN(m->kind, GetOneOf(*f, kEffectKinds, "kind"));
+    }
+    if (const Field* f = fields.Find("table")) {
+      ASSIGN_OR_RETURN(std::string table, GetString(*f));
+      if (table.empty()) return ValueErr(*f, "must not be empty");
+      m->table = table;
+    }
+    if (const Field* f = fields.Find("op")) {
+      ASSIGN_OR_RETURN(m->op, GetOneOf(*f, kOps, "op"));
+    }
+    if (const Field* f = fields.Find("rows_gt")) {
+      ASSIGN_OR_RETURN(m->rows_gt, GetInt(*f, 0, INT64_MAX));
+    }
+    return Status::Ok();
+  }
+
+  Status LoadRules(const Field& section) {
+    ASSIGN_OR_RETURN(std::vector<YAML::Node> items, GetList(section));
+    for (size_t i = 0; i < items.size(); ++i) {
+      Rule r;
+      r.loc = LocOf(items[i]);
+      std::string path = "rules[" + std::to_string(i) + "]";
+      ASSIGN_OR_RETURN(Fields fields, ReadMap(items[i], path, kRuleKeys));
+      const Field* risk = fields.Find("risk");
+      if (risk == nullptr) {
+        return Missing(fields, path, "risk", " (one of read, low, high, critical)");
+      }
+      ASSIGN_OR_RETURN(std::string risk_name, GetString(*risk));
+      std::optional<Risk> parsed = ParseRisk(risk_name);
+      if (!parsed) {
+        return ValueErr(
+            *risk, "unknown risk " + Quote(risk_name) + " (allowed: read, low, high, critical)");
+      }
+      r.risk = *parsed;
+      if (const Field* f = fields.Find("match")) RETURN_IF_ERROR(LoadRuleMatch(*f, &r.match));
+      r.reason = "rule at " + rule_file_ + ":" + std::to_string(r.loc.line);
+      if (const Field* f = fields.Find("reason")) {
+        ASSIGN_OR_RETURN(std::string reason, GetString(*f));
+        if (!reason.empty()) r.reason = std::move(reason);
+      }
+      policy_.rules.push_back(std::move(r));
+    }
+    return Status::Ok();
+  }
+
+  Status LoadLimits(const Field& section) {
+    ASSIGN_OR_RETURN(std::vector<YAML::Node> items, GetList(section));
+    for (size_t i = 0; i < items.size(); ++i) {
+      Limit l;
+      l.loc = LocOf(items[i]);
+      std::string path = "limits[" + std::to_string(i) + "]";
+      ASSIGN_OR_RETURN(Fields fields, ReadMap(items[i], path, kLimitKeys));
+      if (const Field* f = fields.Find("match"); f != nullptr && !f->value.IsNull()) {
+        ASSIGN_OR_RETURN(Fields match, ReadMap(f->value, f->path, kLimitMatchKeys));
+        if (const Field* t = match.Find("target")) {
+          ASSIGN_OR_RETURN(l.match_target, GetTargetRef(*t));
+        }
+        if (const Field* a = match.Find("agent")) {
+          ASSIGN_OR_RETURN(l.match_agent, GetAgentRef(*a));
+        }
+      }
+      if (const Field* f = fields.Find("rate")) {
+        ASSIGN_OR_RETURN(std::string rate, GetString(*f));
+        Result<policy_internal::Rate> parsed = ParseRate(rate);
+        if (!parsed.ok()) return ValueErr(*f, parsed.status().message());
+        l.rate_count = parsed->count;
+        l.rate_window_ms = parsed->window_ms;
+      }
+      if (const Field* f = fields.Find("max_rows")) {
+        ASSIGN_OR_RETURN(l.max_rows, GetInt(*f, 0, INT64_MAX));
+      }
+      if (const Field* f = fields.Find("max_recipients")) {
+        ASSIGN_OR_RETURN(l.max_recipients, GetInt(*f, 0, INT64_MAX));
+      }
+      if (const Field* f = fields.Find("on_exceed")) {
+        constexpr std::string_view kOnExceed[] = {"deny", "approve", "trip"};
+        ASSIGN_OR_RETURN(std::string v, GetOneOf(*f, kOnExceed, "on_exceed"));
+        l.on_exceed = v == "deny"      ? OnExceed::kDeny
+                      : v == "approve" ? OnExceed::kApprove
+                                       : OnExceed::kTrip;
+      }
+      if (l.rate_count == 0 && !l.max_rows && !l.max_recipients) {
+        return Err(fields.map(), path + ": a limit must set rate, max_rows or max_recipients");
+      }
+      policy_.limits.push_back(std::move(l));
+    }
+    return Status::Ok();
+  }
+
+  std::string file_;       // as the caller named it, for error messages
+  fs::path dir_;           // relative paths in the policy are resolved against it
+  std::string rule_file_;  // basename, for default rule reasons
+  Policy policy_;
+  std::map<std::string, std::string> names_;   // agent/approver name -> who has it
+  std::map<std::string, std::string> tokens_;  // token_sha256 -> who has it
+};
+
+fs::path AbsolutePath(const std::string& p) {
+  std::error_code ec;
+  fs::path abs = fs::absolute(p.empty() ? fs::path(".") : fs::path(p), ec);
+  if (ec) abs = fs::path(p);
+  return abs.lexically_normal();
+}
+
+Result<std::shared_ptr<const Policy>> LoadWithSource(const std::string& text,
+                                                     const std::string& file_for_errors,
+                                                     const fs::path& source, const fs::path& dir) {
+  try {
+    Loader loader(file_for_errors, source, dir);
+    return loader.Load(text);
+  } catch (const YAML::Exception& e) {
+    return Status::InvalidArgument(Where(file_for_errors, e.mark.line, e.mark.column) +
+                                   "malformed YAML: " + e.msg);
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(Where(file_for_errors, 0, 0) +
+                                   "cannot load the policy: " + e.what());
+  }
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const Policy>> LoadPolicyText(const std::string& text,
+                                                     const std::string& path_for_errors) {
+  std::string file = path_for_errors.empty() ? "<policy>" : path_for_errors;
+  fs::path source =
+      path_for_errors.empty() ? AbsolutePath("airlock.yaml") : AbsolutePath(path_for_errors);
+  return LoadWithSource(text, file, source, source.parent_path());
+}
+
+Result<std::shared_ptr<const Policy>> LoadPolicyFile(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    return Status::InvalidArgument(Where(path, 0, 0) + "is a directory, not a policy file");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Status::NotFound(path + ": cannot open the policy file: " + std::strerror(errno));
+  }
+  // Read at most one byte past the limit: a huge (or endless, e.g. /dev/zero) file must
+  // not be slurped into memory just to be refused.
+  std::string text(policy_internal::kMaxPolicyBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad()) return Status::IoError(path + ": cannot read the policy file");
+  text.resize(static_cast<size_t>(in.gcount()));
+  fs::path source = AbsolutePath(path);
+  return LoadWithSource(text, path, source, source.parent_path());
+}
+
+}  // namespace airlock

@@ -1,0 +1,25 @@
+// The small accessors of the policy struct.
+#include "policy/policy.h"
+
+namespace airlock {
+
+int Approvals::QuorumFor(Risk r) const {
+  switch (r) {
+    case Risk::kRead:
+      return read;
+    case Risk::kLow:
+      return low;
+    case Risk::kHigh:
+      return high;
+    case Risk::kCritical:
+      return critical;
+  }
+  return critical;  // unreachable; fail closed with the strictest quorum
+}
+
+const TargetSpec* Policy::FindTarget(const std::string& name) const {
+  auto it = targets.find(name);
+  return it == targets.end() ? nullptr : &it->second;
+}
+
+}  // namespace airlock

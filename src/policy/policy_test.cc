@@ -1,0 +1,496 @@
+// Loader tests: every validation error names FILE:LINE:COLUMN and says what is wrong;
+// hostile input is refused without crashing or hanging.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "policy/policy.h"
+
+namespace airlock {
+namespace {
+
+const std::string kFile = "/etc/airlock/airlock.yaml";
+const std::string kTokA(64, 'a');
+const std::string kTokB(64, 'b');
+const std::string kTokC(64, 'c');
+
+// A valid policy that error tests extend; lines are numbered in the comments.
+std::string Base() {
+  return "version: 1\n"                                 // 1
+         "targets:\n"                                   // 2
+         "  app-db: {kind: sqlite, path: ./prod.db}\n"  // 3
+         "agents:\n"                                    // 4
+         "  - {name: bot, token_sha256: \"" +
+         kTokA +
+         "\", scopes: [app-db]}\n"  // 5
+         "approvers:\n"             // 6
+         "  - {name: alice, token_sha256: \"" +
+         kTokB +
+         "\"}\n"  // 7
+         "  - {name: bob, token_sha256: \"" +
+         kTokC + "\"}\n";  // 8
+}
+
+std::shared_ptr<const Policy> MustLoad(const std::string& text) {
+  auto r = LoadPolicyText(text, kFile);
+  EXPECT_TRUE(r.ok()) << r.status().message();
+  return r.ok() ? *r : nullptr;
+}
+
+// "LINE:COLUMN" (1-based) of the nth occurrence of `needle` in `text`: where an error
+// must point, computed from the text itself rather than counted by hand.
+std::string At(const std::string& text, const std::string& needle, int nth = 1) {
+  size_t pos = std::string::npos;
+  for (int i = 0; i < nth; ++i) pos = text.find(needle, pos == std::string::npos ? 0 : pos + 1);
+  if (pos == std::string::npos) return "needle-not-found";
+  size_t line_start = text.rfind('\n', pos);
+  line_start = line_start == std::string::npos ? 0 : line_start + 1;
+  int line =
+      1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(pos), '\n'));
+  return std::to_string(line) + ":" + std::to_string(pos - line_start + 1);
+}
+
+// Asserts the load fails with InvalidArgument, the message starts with FILE:where and
+// contains every word.
+void ExpectError(const std::string& text, const std::string& where,
+                 const std::vector<std::string>& words) {
+  auto r = LoadPolicyText(text, kFile);
+  ASSERT_FALSE(r.ok()) << "loaded, expected an error at " << where;
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  const std::string& msg = r.status().message();
+  EXPECT_EQ(msg.rfind(kFile + ":" + where + ": ", 0), 0u) << msg;
+  for (const std::string& w : words)
+    EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' not in: " << msg;
+}
+
+void ExpectErrorAt(const std::string& text, const std::string& needle,
+                   const std::vector<std::string>& words, int nth = 1) {
+  ExpectError(text, At(text, needle, nth), words);
+}
+
+// ---- valid policies -------------------------------------------------------------------
+
+TEST(PolicyLoad, FullExample) {
+  std::string text =
+      "version: 1\n"
+      "mode: dry-run\n"
+      "store: state/a.db\n"
+      "agents:\n"
+      "  - {name: support-bot, token_sha256: \"" +
+      std::string(64, 'A') +
+      "\", scopes: [app-db]}\n"
+      "approvers:\n"
+      "  - {name: alice, token_sha256: \"" +
+      kTokB +
+      "\", roles: [dba]}\n"
+      "  - {name: bob, token_sha256: \"" +
+      kTokC +
+      "\"}\n"
+      "targets:\n"
+      "  app-db: {kind: sqlite, path: ./prod.db, environment: production, "
+      "max_low_rows: 50, max_preview_rows: 7, busy_timeout: 5s}\n"
+      "rules:\n"
+      "  - {match: {target: app-db, table: payments}, risk: high, reason: \"payments are money\"}\n"
+      "  - {match: {op: delete, rows_gt: 10, agent: support-bot, kind: sql}, risk: critical}\n"
+      "approvals: {read: 0, low: 0, high: 1, critical: 2, timeout: 30m}\n"
+      "limits:\n"
+      "  - {match: {target: app-db, agent: support-bot}, rate: 20/min, max_rows: 1000, on_exceed: "
+      "trip}\n"
+      "  - {rate: 5/s}\n";
+  auto p = MustLoad(text);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->source_path, kFile);
+  EXPECT_EQ(p->version, 1);
+  EXPECT_EQ(p->mode, PolicyMode::kDryRun);
+  EXPECT_EQ(p->store_path, "/etc/airlock/state/a.db");
+  ASSERT_EQ(p->agents.size(), 1u);
+  EXPECT_EQ(p->agents[0].name, "support-bot");
+  EXPECT_EQ(p->agents[0].token_sha256, std::string(64, 'a'));  // upper case stored lower
+  EXPECT_EQ(p->agents[0].scopes, std::vector<std::string>{"app-db"});
+  EXPECT_EQ(p->agents[0].loc.line, 5);
+  EXPECT_EQ(p->agents[0].loc.column, 5);
+  ASSERT_EQ(p->approvers.size(), 2u);
+  EXPECT_EQ(p->approvers[0].roles, std::vector<std::string>{"dba"});
+  EXPECT_TRUE(p->approvers[1].roles.empty());
+  const TargetSpec* t = p->FindTarget("app-db");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(p->FindTarget("nope"), nullptr);
+  EXPECT_EQ(t->kind, "sqlite");
+  EXPECT_EQ(t->environment, "production");
+  EXPECT_EQ(t->max_low_rows, 50);
+  EXPECT_EQ(t->max_preview_rows, 7);
+  EXPECT_EQ(t->fields["path"], "/etc/airlock/prod.db");
+  EXPECT_EQ(t->fields["busy_timeout_ms"], 5000);
+  EXPECT_EQ(t->fields["max_preview_rows"], 7);
+  EXPECT_EQ(t->fields["kind"], "sqlite");
+  EXPECT_FALSE(t->fields.contains("busy_timeout"));
+  ASSERT_EQ(p->rules.size(), 2u);
+  EXPECT_EQ(*p->rules[0].match.target, "app-db");
+  EXPECT_EQ(*p->rules[0].match.table, "payments");
+  EXPECT_EQ(p->rules[0].risk, Risk::kHigh);
+  EXPECT_EQ(p->rules[0].reason, "payments are money");
+  EXPECT_EQ(p->rules[0].loc.line, 12);
+  EXPECT_EQ(*p->rules[1].match.op, "delete");
+  EXPECT_EQ(*p->rules[1].match.rows_gt, 10);
+  EXPECT_EQ(*p->rules[1].match.kind, "sql");
+  EXPECT_EQ(p->rules[1].reason, "rule at airlock.yaml:13");
+  EXPECT_EQ(p->approvals.timeout_ms, 30 * 60 * 1000);
+  EXPECT_EQ(p->approvals.QuorumFor(Risk::kCritical), 2);
+  EXPECT_EQ(p->approvals.QuorumFor(Risk::kHigh), 1);
+  EXPECT_EQ(p->approvals.QuorumFor(Risk::kLow), 0);
+  ASSERT_EQ(p->limits.size(), 2u);
+  EXPECT_EQ(*p->limits[0].match_target, "app-db");
+  EXPECT_EQ(*p->limits[0].match_agent, "support-bot");
+  EXPECT_EQ(p->limits[0].rate_count, 20);
+  EXPECT_EQ(p->limits[0].rate_window_ms, 60000);
+  EXPECT_EQ(*p->limits[0].max_rows, 1000);
+  EXPECT_EQ(p->limits[0].on_exceed, OnExceed::kTrip);
+  EXPECT_FALSE(p->limits[1].match_target.has_value());
+  EXPECT_EQ(p->limits[1].rate_window_ms, 1000);
+  EXPECT_EQ(p->limits[1].on_exceed, OnExceed::kDeny);
+}
+
+TEST(PolicyLoad, Defaults) {
+  auto p = MustLoad("version: 1\n");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->mode, PolicyMode::kEnforce);
+  EXPECT_EQ(p->store_path, "/etc/airlock/airlock-state/airlock.db");
+  EXPECT_EQ(p->approvals.read, 0);
+  EXPECT_EQ(p->approvals.low, 0);
+  EXPECT_EQ(p->approvals.high, 1);
+  EXPECT_EQ(p->approvals.critical, 2);
+  EXPECT_EQ(p->approvals.timeout_ms, 3600000);
+  auto b = MustLoad(Base());
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->FindTarget("app-db")->max_low_rows, 100);
+  EXPECT_EQ(b->FindTarget("app-db")->max_preview_rows, 20);
+}
+
+TEST(PolicyLoad, BlockStyleAndEmptySections) {
+  auto p = MustLoad(
+      "version: 1\nagents:\nrules:\ntargets:\n  db:\n    kind: sqlite\n    path: /abs/x.db\n");
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(p->agents.empty());
+  EXPECT_EQ(p->FindTarget("db")->fields["path"], "/abs/x.db");
+  EXPECT_EQ(p->FindTarget("db")->loc.line, 5);
+}
+
+TEST(PolicyLoad, TextWithoutPathResolvesAgainstCwd) {
+  auto r = LoadPolicyText("version: 1\nstore: s.db\n", "");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ((*r)->store_path, (std::filesystem::current_path() / "s.db").string());
+}
+
+TEST(PolicyLoad, FileResolvesAgainstItsDirectory) {
+  auto dir = std::filesystem::temp_directory_path() / "airlock_policy_test";
+  std::filesystem::create_directories(dir);
+  auto file = dir / "p.yaml";
+  std::ofstream(file) << "version: 1\ntargets:\n  db: {kind: sqlite, path: data/x.db}\n";
+  auto r = LoadPolicyFile(file.string());
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ((*r)->source_path, file.string());
+  EXPECT_EQ((*r)->FindTarget("db")->fields["path"], (dir / "data/x.db").string());
+  EXPECT_EQ((*r)->store_path, (dir / "airlock-state/airlock.db").string());
+  std::ofstream(file) << "version: 2\n";
+  auto bad = LoadPolicyFile(file.string());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message().rfind(file.string() + ":1:10: ", 0), 0u)
+      << bad.status().message();
+  std::filesystem::remove_all(dir);
+  auto missing = LoadPolicyFile((dir / "nope.yaml").string());
+  EXPECT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("nope.yaml"), std::string::npos);
+}
+
+// ---- validation errors ------------------------------------------------------------------
+
+TEST(PolicyErrors, UnknownKeysAtEveryLevel) {
+  ExpectError("version: 1\nmodee: enforce\n", "2:1",
+              {"unknown key \"modee\"", "allowed: version, mode, store"});
+  ExpectError(Base() + "approvals: {hihg: 1}\n", "9:13",
+              {"unknown key \"hihg\"", "approvals", "allowed: read, low, high, critical, timeout"});
+  ExpectErrorAt("version: 1\nagents:\n  - {name: x, token: y}\n", "token:",
+                {"unknown key \"token\"", "agents[0]", "allowed: name, token_sha256, scopes"});
+  ExpectErrorAt("version: 1\ntargets:\n  db: {kind: sqlite, path: x, colour: red}\n", "colour",
+                {"unknown key \"colour\"", "targets.db", "busy_timeout"});
+  ExpectErrorAt(Base() + "rules:\n  - {match: {tabel: x}, risk: high}\n", "tabel",
+                {"unknown key \"tabel\"", "rules[0].match",
+                 "allowed: target, agent, kind, table, op, rows_gt"});
+  ExpectErrorAt(Base() + "rules:\n  - {risk: high, why: x}\n", "why",
+                {"unknown key \"why\"", "rules[0]"});
+  ExpectErrorAt(Base() + "limits:\n  - {rate: 1/s, burst: 3}\n", "burst",
+                {"unknown key \"burst\"", "limits[0]"});
+  ExpectErrorAt(Base() + "limits:\n  - {match: {table: x}, rate: 1/s}\n", "table",
+                {"unknown key \"table\"", "allowed: target, agent"});
+  ExpectError(
+      Base() + "approvers:\n  - {name: z, token_sha256: \"" + std::string(64, 'd') + "\"}\n", "9:1",
+      {"duplicate key \"approvers\"", "first at line 6"});
+}
+
+TEST(PolicyErrors, WrongTypes) {
+  ExpectError("version: \"x\"\n", "1:10", {"version", "expected an integer", "\"x\""});
+  ExpectError("version: \"1\"\n", "1:10", {"expected an integer, got the string \"1\""});
+  ExpectError("version: [1]\n", "1:10", {"expected an integer, got a list"});
+  ExpectError("version: 1\nagents: bot\n", "2:9", {"agents: expected a list, got \"bot\""});
+  ExpectError("version: 1\nagents: {name: bot}\n", "2:9", {"expected a list, got a mapping"});
+  ExpectErrorAt(Base() + "rules:\n  - {risk: high, match: {table: [a, b]}}\n", "[a, b]",
+                {"rules[0].match.table: expected a string, got a list"});
+  ExpectError(
+      "version: 1\ntargets:\n  db: {kind: sqlite, path: x}\nagents:\n  - {name: a, token_sha256: "
+      "\"" +
+          kTokA + "\", scopes: db}\n",
+      "5:" + std::to_string(43 + 64 - 2), {"scopes: expected a list, got \"db\""});
+  ExpectError("version: 1\ntargets: [a]\n", "2:10", {"targets: expected a mapping"});
+  ExpectError("version: 1\ntargets:\n  db: sqlite\n", "3:7", {"targets.db: expected a mapping"});
+  ExpectError(Base() + "rules:\n  - high\n", "10:5", {"rules[0]: expected a mapping"});
+  ExpectError("version: 1\nmode:\n", "2:1", {"mode: expected a string, got nothing"});
+}
+
+TEST(PolicyErrors, MissingRequiredFields) {
+  ExpectError("mode: enforce\n", "1:1", {"missing required key \"version\""});
+  ExpectError("version: 1\nagents:\n  - {token_sha256: \"" + kTokA + "\"}\n", "3:5",
+              {"agents[0]: missing required key \"name\""});
+  ExpectError("version: 1\nagents:\n  - {name: bot}\n", "3:5",
+              {"agents[0]: missing required key \"token_sha256\""});
+  ExpectError("version: 1\napprovers:\n  - name: al\n", "3:5",
+              {"approvers[0]: missing required key \"token_sha256\""});
+  ExpectError("version: 1\ntargets:\n  db: {path: x}\n", "3:7",
+              {"targets.db: missing required key \"kind\"", "supported: sqlite"});
+  ExpectError("version: 1\ntargets:\n  db: {kind: sqlite}\n", "3:7",
+              {"targets.db: missing required key \"path\""});
+  ExpectError(Base() + "rules:\n  - {match: {table: x}}\n", "10:5",
+              {"rules[0]: missing required key \"risk\""});
+  ExpectError(Base() + "limits:\n  - {match: {target: app-db}}\n", "10:5",
+              {"must set rate, max_rows or max_recipients"});
+}
+
+TEST(PolicyErrors, BadEnumValues) {
+  ExpectErrorAt("version: 1\ntargets:\n  db: {kind: postgres, path: x}\n", "postgres",
+                {"unknown target kind \"postgres\"", "supported: sqlite"});
+  ExpectErrorAt(Base() + "rules:\n  - {risk: hgih}\n", "hgih",
+                {"unknown risk \"hgih\"", "read, low, high, critical"});
+  ExpectError("version: 1\nmode: yolo\n", "2:7", {"unknown mode \"yolo\"", "enforce, dry-run"});
+  ExpectErrorAt(Base() + "rules:\n  - {risk: high, match: {op: truncate}}\n", "truncate",
+                {"unknown op \"truncate\"", "drop_table"});
+  ExpectErrorAt(Base() + "rules:\n  - {risk: high, match: {kind: ftp}}\n", "ftp",
+                {"unknown kind \"ftp\""});
+  ExpectErrorAt(Base() + "limits:\n  - {rate: 1/s, on_exceed: panic}\n", "panic",
+                {"unknown on_exceed \"panic\"", "deny, approve, trip"});
+  ExpectError("version: 2\n", "1:10", {"unsupported version 2"});
+  ExpectError("version: 0\n", "1:10", {"unsupported version 0"});
+}
+
+TEST(PolicyErrors, BadDurationsSizesRates) {
+  ExpectError(Base() + "approvals: {timeout: 5 parsecs}\n", "9:22",
+              {"approvals.timeout", "5 parsecs"});
+  ExpectError(Base() + "approvals: {timeout: -5m}\n", "9:22", {"must not be negative"});
+  ExpectError(Base() + "approvals: {timeout: 0s}\n", "9:22", {"greater than zero"});
+  ExpectError(Base() + "approvals: {timeout: 60}\n", "9:22", {"needs a unit"});
+  ExpectError(Base() + "approvals: {timeout: 99999999999999999999d}\n", "9:22", {"too large"});
+  ExpectErrorAt("version: 1\ntargets:\n  db: {kind: sqlite, path: x, busy_timeout: soon}\n", "soon",
+                {"targets.db.busy_timeout", "bad duration"});
+  ExpectErrorAt(Base() + "limits:\n  - {rate: 20/fortnight}\n", "20/f",
+                {"bad rate \"20/fortnight\"", "N/min"});
+  ExpectErrorAt(Base() + "limits:\n  - {rate: 0/min}\n", "0/min", {"at least 1"});
+  ExpectErrorAt(Base() + "limits:\n  - {rate: lots}\n", "lots", {"bad rate"});
+  ExpectErrorAt(Base() + "limits:\n  - {max_rows: -1}\n", "-1", {"must be at least 0"});
+  ExpectErrorAt(Base() + "limits:\n  - {max_recipients: 1e3}\n", "1e3", {"expected an integer"});
+}
+
+TEST(PolicyErrors, DuplicateNamesAndTokens) {
+  ExpectError(Base() + "  - {name: alice, token_sha256: \"" + std::string(64, 'e') + "\"}\n",
+              "9:12", {"duplicate name \"alice\"", "approver \"alice\" at " + kFile + ":7:12"});
+  ExpectError("version: 1\nagents:\n  - {name: x, token_sha256: \"" + kTokA +
+                  "\"}\napprovers:\n  - {name: x, token_sha256: \"" + kTokB + "\"}\n",
+              "5:12", {"duplicate name \"x\"", "agent \"x\""});
+  ExpectError("version: 1\nagents:\n  - {name: x, token_sha256: \"" + kTokA +
+                  "\"}\n  - {name: x, token_sha256: \"" + kTokB + "\"}\n",
+              "4:12", {"duplicate name \"x\"", "agent \"x\" at " + kFile + ":3:12"});
+  ExpectError("version: 1\nagents:\n  - {name: x, token_sha256: \"" + kTokA +
+                  "\"}\n  - {name: y, token_sha256: \"" + kTokA + "\"}\n",
+              "4:29", {"token_sha256 is already used by the agent \"x\""});
+  // The same token in a different case is the same token.
+  ExpectError("version: 1\nagents:\n  - {name: x, token_sha256: \"" + kTokA +
+                  "\"}\napprovers:\n  - {name: y, token_sha256: \"" + std::string(64, 'A') +
+                  "\"}\n",
+              "5:29", {"already used"});
+  ExpectError(
+      "version: 1\ntargets:\n  db: {kind: sqlite, path: x}\n  db: {kind: sqlite, path: y}\n", "4:3",
+      {"duplicate target \"db\""});
+}
+
+TEST(PolicyErrors, BadTokensAndNames) {
+  ExpectError("version: 1\nagents:\n  - {name: x, token_sha256: abc}\n", "3:29",
+              {"64 hexadecimal", "got 3 characters"});
+  ExpectError(
+      "version: 1\nagents:\n  - {name: x, token_sha256: \"" + std::string(63, 'a') + "g\"}\n",
+      "3:29", {"64 hexadecimal"});
+  ExpectError("version: 1\nagents:\n  - {name: \"a b\", token_sha256: \"" + kTokA + "\"}\n", "3:12",
+              {"bad name \"a b\""});
+}
+
+TEST(PolicyErrors, DanglingReferences) {
+  ExpectError(
+      "version: 1\ntargets:\n  db: {kind: sqlite, path: x}\nagents:\n  - {name: a, token_sha256: "
+      "\"" +
+          kTokA + "\", scopes: [db, nope]}\n",
+      "5:" + std::to_string(43 + 64 + 3), {"unknown target \"nope\"", "defined targets: db"});
+  ExpectError(Base() + "rules:\n  - {match: {target: prod}, risk: high}\n", "10:22",
+              {"rules[0].match.target: unknown target \"prod\""});
+  ExpectError(Base() + "rules:\n  - {match: {agent: mallory}, risk: high}\n", "10:21",
+              {"unknown agent \"mallory\"", "defined agents: bot"});
+  ExpectError(Base() + "limits:\n  - {match: {target: x}, rate: 1/s}\n", "10:22",
+              {"unknown target \"x\""});
+  ExpectError(Base() + "limits:\n  - {match: {agent: x}, rate: 1/s}\n", "10:21",
+              {"unknown agent \"x\""});
+}
+
+TEST(PolicyErrors, Quorums) {
+  std::string one_approver =
+      "version: 1\napprovers:\n  - {name: alice, token_sha256: \"" + kTokB + "\"}\n";
+  ExpectError(one_approver + "approvals: {critical: 2}\n", "4:23",
+              {"approvals.critical", "needs 2 approvals but only 1 approver is defined"});
+  ExpectError(one_approver + "approvals: {high: -1}\n", "4:19", {"must be at least 0"});
+  ExpectError(one_approver + "approvals: {high: 1, critical: 0}\n", "4:32",
+              {"critical needs 0 approvals, fewer than high (1)"});
+  ExpectError(one_approver + "approvals: {low: 99999999999999999999}\n", "4:18", {"out of range"});
+  auto ok = MustLoad(one_approver + "approvals: {high: 1, critical: 1}\n");
+  ASSERT_NE(ok, nullptr);
+  EXPECT_EQ(ok->approvals.critical, 1);
+}
+
+TEST(PolicyErrors, HugeNumbers) {
+  ExpectErrorAt(
+      "version: 1\ntargets:\n  db: {kind: sqlite, path: x, max_low_rows: "
+      "99999999999999999999999}\n",
+      "9999", {"max_low_rows", "out of range"});
+  ExpectError("version: 99999999999999999999999\n", "1:10", {"out of range"});
+  ExpectErrorAt("version: 1\ntargets:\n  db: {kind: sqlite, path: x, max_preview_rows: 1000000}\n",
+                "1000000", {"at most 10,000"});
+  ExpectError(Base() + "rules:\n  - {match: {rows_gt: 0x10}, risk: high}\n", "10:23",
+              {"expected an integer"});
+}
+
+// ---- structure and hostile input --------------------------------------------------------
+
+TEST(PolicyHostile, EmptyScalarListAndMalformed) {
+  ExpectError("", "1:1", {"empty"});
+  ExpectError("# just a comment\n", "1:1", {"empty"});
+  ExpectError("hello\n", "1:1", {"must be a mapping", "got \"hello\""});
+  ExpectError("- version: 1\n", "1:1", {"must be a mapping", "got a list"});
+  ExpectError("version: 1\nagents: [\n", "3:1", {"malformed YAML"});
+  ExpectError("version: 1\n  bad: indent\n", "2:6", {"malformed YAML"});
+  ExpectError("version: 1\n---\nversion: 1\n", "2:1", {"one YAML document"});
+}
+
+TEST(PolicyHostile, BillionLaughs) {
+  std::string text =
+      "version: 1\nrules: []\na: &a "
+      "[\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n";
+  const char* prev = "a";
+  const char* names[] = {"b", "c", "d", "e", "f", "g", "h", "i"};
+  for (const char* n : names) {
+    text += std::string(n) + ": &" + n + " [";
+    for (int i = 0; i < 9; ++i) text += std::string(i ? "," : "") + "*" + prev;
+    text += "]\n";
+    prev = n;
+  }
+  auto start = std::chrono::steady_clock::now();
+  ExpectError(text, "4:8", {"aliases", "not allowed"});
+  // Expanding the aliases would take minutes and gigabytes; the refusal is immediate.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  // An alias that names nothing is malformed YAML, with its location.
+  ExpectError("version: 1\nmode: *nope\n", "2:7", {"malformed YAML"});
+}
+
+TEST(PolicyHostile, DeepNesting) {
+  std::string flow = "version: 1\nx: " + std::string(100000, '[') + std::string(100000, ']') + "\n";
+  ExpectError(flow, "2:" + std::to_string(4 + 31), {"nesting deeper than 32"});
+  std::string maps = "version: 1\nx: ";
+  for (int i = 0; i < 50000; ++i) maps += "{a: ";
+  // The top-level mapping is level 1, so the 32nd '{' is level 33.
+  ExpectError(maps, "2:" + std::to_string(4 + 31 * 4), {"nesting deeper than 32"});
+  std::string block = "version: 1\n";
+  for (int i = 0; i < 40; ++i) block += std::string(i, ' ') + "k:\n";
+  ExpectError(block, "34:33", {"nesting deeper than 32"});
+}
+
+TEST(PolicyHostile, TooLarge) {
+  std::string big = "version: 1\n# " + std::string(2 * 1024 * 1024, 'x') + "\n";
+  ExpectError(big, "1:1", {"larger than 1 MiB"});
+  auto file = std::filesystem::temp_directory_path() / "airlock_policy_big.yaml";
+  std::ofstream(file) << big;
+  auto r = LoadPolicyFile(file.string());
+  std::filesystem::remove(file);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("larger than 1 MiB"), std::string::npos)
+      << r.status().message();
+}
+
+TEST(PolicyHostile, InvalidUtf8) {
+  ExpectError(
+      "version: 1\nmode: enf\xff"
+      "orce\n",
+      "2:10", {"invalid UTF-8", "0xff"});
+  ExpectError("version: 1\n# caf\xc3\n", "2:6", {"invalid UTF-8", "0xc3"});
+  ExpectError("version: 1\nx: \xc0\xaf\n", "2:4", {"invalid UTF-8"});      // overlong '/'
+  ExpectError("version: 1\nx: \xed\xa0\x80\n", "2:4", {"invalid UTF-8"});  // surrogate
+  ExpectError(std::string("version: 1\nx: a\0b\n", 17), "2:5", {"control character 0x00"});
+  // Valid multi-byte UTF-8 is fine, in values and comments.
+  auto p = MustLoad(
+      Base() + "rules:\n  - {risk: high, reason: \"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xb0\"}\n");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->rules[0].reason, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xb0");
+}
+
+// ---- units ------------------------------------------------------------------------------
+
+TEST(PolicyUnits, Durations) {
+  EXPECT_EQ(*ParseDurationMs("500ms"), 500);
+  EXPECT_EQ(*ParseDurationMs("90s"), 90000);
+  EXPECT_EQ(*ParseDurationMs("15m"), 900000);
+  EXPECT_EQ(*ParseDurationMs("1h"), 3600000);
+  EXPECT_EQ(*ParseDurationMs("2d"), 172800000);
+  EXPECT_EQ(*ParseDurationMs("0s"), 0);
+  for (const char* bad : {"", "90", "s", "-1s", "1.5h", "5 parsecs", "1w", "10ms ", "h1",
+                          "9223372036854775807d", "99999999999999999999s"}) {
+    auto r = ParseDurationMs(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    }
+  }
+}
+
+TEST(PolicyUnits, Sizes) {
+  EXPECT_EQ(*ParseSizeBytes("1000"), 1000);
+  EXPECT_EQ(*ParseSizeBytes("64KiB"), 65536);
+  EXPECT_EQ(*ParseSizeBytes("64k"), 65536);
+  EXPECT_EQ(*ParseSizeBytes("512MiB"), 512LL * 1024 * 1024);
+  EXPECT_EQ(*ParseSizeBytes("1GiB"), 1LL << 30);
+  EXPECT_EQ(*ParseSizeBytes("10MB"), 10000000);
+  for (const char* bad :
+       {"", "MiB", "-1", "1.5GiB", "12 bytes", "99999999999999999999", "9999999999TiB"}) {
+    EXPECT_FALSE(ParseSizeBytes(bad).ok()) << bad;
+  }
+}
+
+TEST(PolicyUnits, FormatCount) {
+  EXPECT_EQ(FormatCount(0), "0");
+  EXPECT_EQ(FormatCount(999), "999");
+  EXPECT_EQ(FormatCount(1000), "1,000");
+  EXPECT_EQ(FormatCount(1204), "1,204");
+  EXPECT_EQ(FormatCount(1234567), "1,234,567");
+  EXPECT_EQ(FormatCount(-1204), "-1,204");
+  EXPECT_EQ(FormatCount(-999), "-999");
+  EXPECT_EQ(FormatCount(INT64_MIN), "-9,223,372,036,854,775,808");
+}
+
+}  // namespace
+}  // namespace airlock

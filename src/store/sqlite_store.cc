@@ -1,0 +1,569 @@
+// The SQLite implementation of Store: one write connection (the one writer path), a small
+// pool of read-only connections, and a committer thread for group commit.
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "core/clock.h"
+#include "core/json.h"
+#include "store/sqlite_db.h"
+#include "store/sqlite_schema.h"
+#include "store/store.h"
+
+namespace airlock {
+namespace {
+
+using sqlite::Db;
+using sqlite::Stmt;
+
+// Stored JSON was written by us; the limit only has to be above anything we write, and keeps
+// a hostile edit of the file from exhausting the stack.
+constexpr int kStoredJsonMaxDepth = 512;
+// Group commit: the most closures committed together.
+constexpr size_t kMaxGroupBatch = 4096;
+// Idle read connections kept for reuse.
+constexpr size_t kMaxIdleReaders = 4;
+
+// The action as stored in actions.body: its JSON form without the votes (the votes table
+// holds those) and without the derived approval count.
+std::string ActionBody(const Action& a) {
+  Json j = ActionToJson(a);
+  j.erase("votes");
+  j.erase("approvals");
+  return CanonicalJson(j);
+}
+
+// The head recorded in meta beside the chain.
+Result<AuditHead> ReadAuditHead(Db& db) {
+  ASSIGN_OR_RETURN(Stmt s,
+                   db.Prepare("SELECT (SELECT value FROM meta WHERE key = 'audit_head_seq'), "
+                              "(SELECT value FROM meta WHERE key = 'audit_head_hash')"));
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row || s.IsNull(0) || s.IsNull(1)) {
+    return Status::Corruption("the audit head is missing from " + db.path());
+  }
+  return AuditHead{s.Int(0), s.Text(1)};
+}
+
+class SqliteTxn final : public StoreTxn {
+ public:
+  explicit SqliteTxn(Db& db) : db_(db) {}
+
+  Status InsertAction(const Action& a) override;
+  Status UpdateAction(const Action& a) override;
+  Result<std::optional<Action>> GetAction(const std::string& id) override;
+  Result<std::vector<Action>> ListActions(const ActionFilter& filter) override;
+  Status AddVote(const std::string& action_id, const Vote& v) override;
+  Status PutUndo(const std::string& action_id, const UndoRecord& undo) override;
+  Result<std::optional<UndoRecord>> GetUndo(const std::string& action_id) override;
+  Result<int64_t> CountWritesSince(const std::string& agent, const std::string& target,
+                                   int64_t since_ms) override;
+  Result<std::optional<Breaker>> GetBreaker(const std::string& target,
+                                            const std::string& agent) override;
+  Status PutBreaker(const Breaker& b) override;
+  Result<std::vector<Breaker>> ListBreakers() override;
+  Result<AuditEvent> AppendAudit(AuditEvent e) override;
+
+ private:
+  Result<Action> ActionFromRow(const std::string& id, const std::string& body);
+  Result<std::vector<Vote>> VotesOf(const std::string& action_id);
+
+  Db& db_;
+};
+
+Status SqliteTxn::InsertAction(const Action& a) {
+  ASSIGN_OR_RETURN(
+      Stmt s,
+      db_.Prepare(
+          "INSERT INTO actions(id, created_ms, updated_ms, agent, target, kind, status, risk, "
+          "expires_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
+  s.BindText(1, a.id).Bind(2, a.created_ms).Bind(3, a.updated_ms).BindText(4, a.agent);
+  s.BindText(5, a.target).BindText(6, a.kind).BindText(7, ActionStatusName(a.status));
+  s.BindText(8, RiskName(a.risk)).Bind(9, a.expires_ms).BindText(10, ActionBody(a));
+  Status st = s.Run();
+  if (st.code() == StatusCode::kFailedPrecondition) {
+    return Status::FailedPrecondition("action " + a.id + " already exists");
+  }
+  RETURN_IF_ERROR(st);
+  for (const Vote& v : a.votes) RETURN_IF_ERROR(AddVote(a.id, v));
+  return Status::Ok();
+}
+
+Status SqliteTxn::UpdateAction(const Action& a) {
+  ASSIGN_OR_RETURN(
+      Stmt s,
+      db_.Prepare("UPDATE actions SET created_ms = ?2, updated_ms = ?3, agent = ?4, target = ?5, "
+                  "kind = ?6, status = ?7, risk = ?8, expires_ms = ?9, body = ?10 WHERE id = ?1"));
+  s.BindText(1, a.id).Bind(2, a.created_ms).Bind(3, a.updated_ms).BindText(4, a.agent);
+  s.BindText(5, a.target).BindText(6, a.kind).BindText(7, ActionStatusName(a.status));
+  s.BindText(8, RiskName(a.risk)).Bind(9, a.expires_ms).BindText(10, ActionBody(a));
+  RETURN_IF_ERROR(s.Run());
+  if (db_.Changes() == 0) return Status::NotFound("no action " + a.id);
+  return Status::Ok();
+}
+
+Result<Action> SqliteTxn::ActionFromRow(const std::string& id, const std::string& body) {
+  Result<Json> j = ParseJson(body, kStoredJsonMaxDepth);
+  if (!j.ok()) {
+    return Status::Corruption("action " + id + " in " + db_.path() + ": " + j.status().message());
+  }
+  Result<Action> a = ActionFromJson(*j);
+  if (!a.ok()) return a.status().Annotate("action " + id + " in " + db_.path());
+  ASSIGN_OR_RETURN(a->votes, VotesOf(id));
+  return a;
+}
+
+Result<std::vector<Vote>> SqliteTxn::VotesOf(const std::string& action_id) {
+  ASSIGN_OR_RETURN(Stmt s, db_.Prepare("SELECT approver, approve, reason, at_ms FROM votes "
+                                       "WHERE action_id = ?1 ORDER BY at_ms, rowid"));
+  s.BindText(1, action_id);
+  std::vector<Vote> votes;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    votes.push_back(Vote{s.Text(0), s.Int(1) != 0, s.Text(2), s.Int(3)});
+  }
+  return votes;
+}
+
+Result<std::optional<Action>> SqliteTxn::GetAction(const std::string& id) {
+  std::string body;
+  {
+    ASSIGN_OR_RETURN(Stmt s, db_.Prepare("SELECT body FROM actions WHERE id = ?1"));
+    s.BindText(1, id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return std::optional<Action>();
+    body = s.Text(0);
+  }
+  ASSIGN_OR_RETURN(Action a, ActionFromRow(id, body));
+  return std::optional<Action>(std::move(a));
+}
+
+Result<std::vector<Action>> SqliteTxn::ListActions(const ActionFilter& filter) {
+  // The oldest `limit` matching actions, oldest first (limit <= 0: all).
+  std::vector<std::pair<std::string, std::string>> rows;  // id, body
+  {
+    ASSIGN_OR_RETURN(Stmt s,
+                     db_.Prepare("SELECT id, body FROM actions WHERE (?1 IS NULL OR status = ?1) "
+                                 "AND (?2 = '' OR agent = ?2) ORDER BY created_ms, id LIMIT ?3"));
+    if (filter.status) {
+      s.BindText(1, ActionStatusName(*filter.status));
+    } else {
+      s.BindNull(1);
+    }
+    s.BindText(2, filter.agent).Bind(3, filter.limit > 0 ? filter.limit : -1);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      rows.emplace_back(s.Text(0), s.Text(1));
+    }
+  }
+  std::vector<Action> actions;
+  actions.reserve(rows.size());
+  for (const auto& [id, body] : rows) {
+    ASSIGN_OR_RETURN(Action a, ActionFromRow(id, body));
+    actions.push_back(std::move(a));
+  }
+  return actions;
+}
+
+Status SqliteTxn::AddVote(const std::string& action_id, const Vote& v) {
+  ASSIGN_OR_RETURN(Stmt s,
+                   db_.Prepare("INSERT INTO votes(action_id, approver, approve, reason, at_ms) "
+                               "VALUES (?1, ?2, ?3, ?4, ?5)"));
+  s.BindText(1, action_id).BindText(2, v.approver).Bind(3, v.approve ? 1 : 0);
+  s.BindText(4, v.reason).Bind(5, v.at_ms);
+  Status st = s.Run();
+  if (st.code() != StatusCode::kFailedPrecondition) return st;
+  // A constraint: either the primary key (a second vote) or the foreign key (no action).
+  ASSIGN_OR_RETURN(Stmt probe, db_.Prepare("SELECT 1 FROM actions WHERE id = ?1"));
+  probe.BindText(1, action_id);
+  ASSIGN_OR_RETURN(bool exists, probe.Step());
+  if (!exists) return Status::NotFound("no action " + action_id);
+  return Status::FailedPrecondition(v.approver + " already voted on " + action_id);
+}
+
+Status SqliteTxn::PutUndo(const std::string& action_id, const UndoRecord& undo) {
+  ASSIGN_OR_RETURN(
+      Stmt s, db_.Prepare("INSERT OR REPLACE INTO undo(action_id, kind, data, reversible, note) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5)"));
+  s.BindText(1, action_id).BindText(2, undo.kind).BindBlob(3, undo.data);
+  s.Bind(4, undo.reversible ? 1 : 0).BindText(5, undo.note);
+  Status st = s.Run();
+  if (st.code() == StatusCode::kFailedPrecondition) {
+    return Status::NotFound("no action " + action_id + " to keep an undo record for");
+  }
+  return st;
+}
+
+Result<std::optional<UndoRecord>> SqliteTxn::GetUndo(const std::string& action_id) {
+  ASSIGN_OR_RETURN(
+      Stmt s, db_.Prepare("SELECT kind, data, reversible, note FROM undo WHERE action_id = ?1"));
+  s.BindText(1, action_id);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<UndoRecord>();
+  return std::optional<UndoRecord>(UndoRecord{s.Text(0), s.Blob(1), s.Int(2) != 0, s.Text(3)});
+}
+
+Result<int64_t> SqliteTxn::CountWritesSince(const std::string& agent, const std::string& target,
+                                            int64_t since_ms) {
+  ASSIGN_OR_RETURN(
+      Stmt s,
+      db_.Prepare(
+          "SELECT count(*) FROM actions WHERE agent = ?1 AND target = ?2 AND created_ms >= ?3 "
+          "AND risk <> 'read'"));
+  s.BindText(1, agent).BindText(2, target).Bind(3, since_ms);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? s.Int(0) : int64_t{0};
+}
+
+Result<std::optional<Breaker>> SqliteTxn::GetBreaker(const std::string& target,
+                                                     const std::string& agent) {
+  ASSIGN_OR_RETURN(
+      Stmt s,
+      db_.Prepare(
+          "SELECT open, changed_ms, reason FROM breakers WHERE target = ?1 AND agent = ?2"));
+  s.BindText(1, target).BindText(2, agent);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<Breaker>();
+  return std::optional<Breaker>(Breaker{target, agent, s.Int(0) != 0, s.Int(1), s.Text(2)});
+}
+
+Status SqliteTxn::PutBreaker(const Breaker& b) {
+  ASSIGN_OR_RETURN(
+      Stmt s,
+      db_.Prepare("INSERT OR REPLACE INTO breakers(target, agent, open, changed_ms, reason) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5)"));
+  s.BindText(1, b.target).BindText(2, b.agent).Bind(3, b.open ? 1 : 0);
+  s.Bind(4, b.changed_ms).BindText(5, b.reason);
+  return s.Run();
+}
+
+Result<std::vector<Breaker>> SqliteTxn::ListBreakers() {
+  ASSIGN_OR_RETURN(
+      Stmt s,
+      db_.Prepare(
+          "SELECT target, agent, open, changed_ms, reason FROM breakers ORDER BY target, agent"));
+  std::vector<Breaker> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(Breaker{s.Text(0), s.Text(1), s.Int(2) != 0, s.Int(3), s.Text(4)});
+  }
+  return out;
+}
+
+Result<AuditEvent> SqliteTxn::AppendAudit(AuditEvent e) {
+  // The head is read inside this transaction rather than cached: another process may have
+  // appended since, and a rolled-back append must leave no trace.
+  ASSIGN_OR_RETURN(AuditHead head, ReadAuditHead(db_));
+  e.seq = head.seq + 1;
+  if (e.at_ms == 0) e.at_ms = NowMs();
+  e.prev_hash = head.hash;
+  e.hash = ComputeEventHash(e.prev_hash, e);
+  {
+    ASSIGN_OR_RETURN(
+        Stmt s,
+        db_.Prepare(
+            "INSERT INTO audit(seq, at_ms, action_id, principal, event, payload, prev_hash, hash) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+    s.Bind(1, e.seq).Bind(2, e.at_ms).BindText(3, e.action_id).BindText(4, e.principal);
+    s.BindText(5, e.event).BindText(6, CanonicalJson(e.payload)).BindText(7, e.prev_hash);
+    s.BindText(8, e.hash);
+    Status st = s.Run();
+    if (st.code() == StatusCode::kFailedPrecondition) {
+      return Status::Corruption("audit event " + std::to_string(e.seq) + " already exists in " +
+                                db_.path() + ": the chain runs past its recorded head");
+    }
+    RETURN_IF_ERROR(st);
+  }
+  ASSIGN_OR_RETURN(
+      Stmt u,
+      db_.Prepare("UPDATE meta SET value = CASE key WHEN 'audit_head_seq' THEN ?1 ELSE ?2 END "
+                  "WHERE key IN ('audit_head_seq', 'audit_head_hash')"));
+  u.Bind(1, e.seq).BindText(2, e.hash);
+  RETURN_IF_ERROR(u.Run());
+  return e;
+}
+
+// Runs fn, turning an escaped exception into a Status: the closures come from other parts,
+// and no exception may cross the store (nor kill the committer thread).
+Status RunClosure(const std::function<Status(StoreTxn&)>& fn, StoreTxn& txn) {
+  try {
+    return fn(txn);
+  } catch (const std::exception& ex) {
+    return Status::Internal(std::string("store transaction threw: ") + ex.what());
+  } catch (...) {
+    return Status::Internal("store transaction threw a non-standard exception");
+  }
+}
+
+// An open transaction on a Db; rolled back on destruction unless committed.
+class TxnGuard {
+ public:
+  static Result<std::unique_ptr<TxnGuard>> Begin(Db& db, const char* begin_sql) {
+    RETURN_IF_ERROR(db.Exec(begin_sql));
+    return std::unique_ptr<TxnGuard>(new TxnGuard(db));
+  }
+  ~TxnGuard() { Rollback(); }
+  TxnGuard(const TxnGuard&) = delete;
+  TxnGuard& operator=(const TxnGuard&) = delete;
+
+  Status Commit() {
+    done_ = true;
+    Status st = db_.Exec("COMMIT");
+    if (!st.ok() && db_.InTransaction()) (void)db_.Exec("ROLLBACK");
+    return st;
+  }
+  void Rollback() {
+    if (done_) return;
+    done_ = true;
+    if (db_.InTransaction()) (void)db_.Exec("ROLLBACK");
+  }
+
+ private:
+  explicit TxnGuard(Db& db) : db_(db) {}
+  Db& db_;
+  bool done_ = false;
+};
+
+struct GroupedWork {
+  std::function<Status(StoreTxn&)> fn;
+  std::promise<Status> done;
+};
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(std::string path, std::unique_ptr<Db> writer)
+      : path_(std::move(path)), writer_(std::move(writer)) {}
+  ~SqliteStore() override;
+
+  Status Transact(const std::function<Status(StoreTxn&)>& fn) override;
+  std::future<Status> TransactGrouped(std::function<Status(StoreTxn&)> fn) override;
+  Status Read(const std::function<Status(StoreTxn&)>& fn) override;
+  Status ScanAudit(int64_t after_seq, const std::string& action_id,
+                   const std::function<bool(const AuditEvent&)>& fn) override;
+  Result<AuditHead> RecordedHead() override;
+
+ private:
+  // A read-only connection borrowed from the pool; returned on destruction.
+  class Reader {
+   public:
+    Reader(SqliteStore* store, std::unique_ptr<Db> db) : store_(store), db_(std::move(db)) {}
+    Reader(Reader&&) = default;
+    ~Reader() {
+      if (db_) store_->ReturnReader(std::move(db_));
+    }
+    Db& operator*() { return *db_; }
+
+   private:
+    SqliteStore* store_;
+    std::unique_ptr<Db> db_;
+  };
+
+  Result<Reader> AcquireReader();
+  void ReturnReader(std::unique_ptr<Db> db);
+  void CommitterLoop();
+  void CommitBatch(std::vector<GroupedWork>& batch);
+
+  const std::string path_;
+
+  // Guards writer_ and every transaction on it: the one writer path. Transact and the
+  // committer thread both hold it for a whole transaction. Not reentrant: a closure must
+  // not call Transact (nor wait on TransactGrouped).
+  std::mutex write_mu_;
+  std::unique_ptr<Db> writer_;  // GUARDED_BY(write_mu_)
+
+  // Guards idle_readers_ only; a borrowed reader belongs to its borrower alone.
+  std::mutex readers_mu_;
+  std::vector<std::unique_ptr<Db>> idle_readers_;  // GUARDED_BY(readers_mu_)
+
+  // Guards queue_, stopping_ and committer_ (started on first use, so a short-lived CLI
+  // process that never groups starts no thread).
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<GroupedWork> queue_;  // GUARDED_BY(queue_mu_)
+  bool stopping_ = false;          // GUARDED_BY(queue_mu_)
+  std::thread committer_;          // GUARDED_BY(queue_mu_)
+};
+
+SqliteStore::~SqliteStore() {
+  std::thread committer;
+  {
+    std::lock_guard lock(queue_mu_);
+    stopping_ = true;
+    committer = std::move(committer_);
+  }
+  queue_cv_.notify_all();
+  // The committer drains the queue before it exits, so every future resolves.
+  if (committer.joinable()) committer.join();
+}
+
+Status SqliteStore::Transact(const std::function<Status(StoreTxn&)>& fn) {
+  std::lock_guard lock(write_mu_);
+  ASSIGN_OR_RETURN(auto txn, TxnGuard::Begin(*writer_, "BEGIN IMMEDIATE"));
+  SqliteTxn store_txn(*writer_);
+  Status st = RunClosure(fn, store_txn);
+  if (!st.ok()) {
+    txn->Rollback();
+    return st;
+  }
+  return txn->Commit();
+}
+
+std::future<Status> SqliteStore::TransactGrouped(std::function<Status(StoreTxn&)> fn) {
+  GroupedWork work{std::move(fn), {}};
+  std::future<Status> result = work.done.get_future();
+  {
+    std::lock_guard lock(queue_mu_);
+    if (stopping_) {
+      work.done.set_value(Status::FailedPrecondition("the store " + path_ + " is closing"));
+      return result;
+    }
+    queue_.push_back(std::move(work));
+    if (!committer_.joinable()) committer_ = std::thread([this] { CommitterLoop(); });
+  }
+  queue_cv_.notify_one();
+  return result;
+}
+
+void SqliteStore::CommitterLoop() {
+  while (true) {
+    std::vector<GroupedWork> batch;
+    {
+      std::unique_lock lock(queue_mu_);
+      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and drained
+      while (!queue_.empty() && batch.size() < kMaxGroupBatch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    CommitBatch(batch);
+  }
+}
+
+// One BEGIN IMMEDIATE for the whole batch, a SAVEPOINT per closure (a failing one is rolled
+// back alone), one COMMIT; then every future resolves: with its closure's error, or with the
+// commit's outcome.
+void SqliteStore::CommitBatch(std::vector<GroupedWork>& batch) {
+  std::vector<Status> results(batch.size());
+  Status batch_error;
+  {
+    std::lock_guard lock(write_mu_);
+    Db& db = *writer_;
+    auto txn = TxnGuard::Begin(db, "BEGIN IMMEDIATE");
+    if (!txn.ok()) {
+      batch_error = txn.status();
+    } else {
+      SqliteTxn store_txn(db);
+      for (size_t i = 0; i < batch.size() && batch_error.ok(); ++i) {
+        if (Status st = db.Exec("SAVEPOINT grouped"); !st.ok()) {
+          batch_error = st;
+          break;
+        }
+        results[i] = RunClosure(batch[i].fn, store_txn);
+        Status end = results[i].ok() ? db.Exec("RELEASE grouped")
+                                     : db.Exec("ROLLBACK TO grouped; RELEASE grouped");
+        // Some errors (disk full, I/O) make SQLite roll back the whole transaction; then
+        // the earlier closures' work is gone too.
+        if (!end.ok()) batch_error = end;
+        if (!db.InTransaction()) {
+          batch_error = Status::IoError("the group transaction on " + path_ +
+                                        " was rolled back by SQLite: " + results[i].message());
+        }
+      }
+      if (batch_error.ok()) {
+        batch_error = (*txn)->Commit();
+      } else {
+        (*txn)->Rollback();
+      }
+    }
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (!results[i].ok()) {
+      batch[i].done.set_value(results[i]);
+    } else {
+      batch[i].done.set_value(batch_error);
+    }
+  }
+}
+
+Result<SqliteStore::Reader> SqliteStore::AcquireReader() {
+  {
+    std::lock_guard lock(readers_mu_);
+    if (!idle_readers_.empty()) {
+      std::unique_ptr<Db> db = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return Reader(this, std::move(db));
+    }
+  }
+  ASSIGN_OR_RETURN(auto db, sqlite::OpenReader(path_));
+  return Reader(this, std::move(db));
+}
+
+void SqliteStore::ReturnReader(std::unique_ptr<Db> db) {
+  if (db->InTransaction()) (void)db->Exec("ROLLBACK");
+  std::lock_guard lock(readers_mu_);
+  if (idle_readers_.size() < kMaxIdleReaders) idle_readers_.push_back(std::move(db));
+}
+
+Status SqliteStore::Read(const std::function<Status(StoreTxn&)>& fn) {
+  ASSIGN_OR_RETURN(Reader reader, AcquireReader());
+  // A deferred transaction on a read-only connection: one snapshot for all of fn's reads,
+  // and any write fails (SQLITE_READONLY).
+  ASSIGN_OR_RETURN(auto txn, TxnGuard::Begin(*reader, "BEGIN"));
+  SqliteTxn store_txn(*reader);
+  Status st = RunClosure(fn, store_txn);
+  txn->Rollback();
+  return st;
+}
+
+Status SqliteStore::ScanAudit(int64_t after_seq, const std::string& action_id,
+                              const std::function<bool(const AuditEvent&)>& fn) {
+  ASSIGN_OR_RETURN(Reader reader, AcquireReader());
+  Db& db = *reader;
+  ASSIGN_OR_RETURN(
+      Stmt s,
+      db.Prepare(
+          "SELECT seq, at_ms, action_id, principal, event, payload, prev_hash, hash FROM audit "
+          "WHERE seq > ?1 AND (?2 = '' OR action_id = ?2) ORDER BY seq"));
+  s.Bind(1, after_seq).BindText(2, action_id);
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return Status::Ok();
+    AuditEvent e;
+    e.seq = s.Int(0);
+    e.at_ms = s.Int(1);
+    e.action_id = s.Text(2);
+    e.principal = s.Text(3);
+    e.event = s.Text(4);
+    Result<Json> payload = ParseJson(s.Text(5), kStoredJsonMaxDepth);
+    if (!payload.ok()) {
+      return Status::Corruption("audit event " + std::to_string(e.seq) + " in " + path_ +
+                                ": its payload is unreadable (" + payload.status().message() + ")");
+    }
+    e.payload = std::move(*payload);
+    e.prev_hash = s.Text(6);
+    e.hash = s.Text(7);
+    if (!fn(e)) return Status::Ok();
+  }
+}
+
+Result<AuditHead> SqliteStore::RecordedHead() {
+  ASSIGN_OR_RETURN(Reader reader, AcquireReader());
+  return ReadAuditHead(*reader);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
+                                               const StoreOptions& options) {
+  ASSIGN_OR_RETURN(auto writer, sqlite::OpenWriter(path, options));
+  return std::unique_ptr<Store>(new SqliteStore(path, std::move(writer)));
+}
+
+}  // namespace airlock

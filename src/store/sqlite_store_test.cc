@@ -1,0 +1,675 @@
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <latch>
+#include <stdexcept>
+#include <thread>
+
+#include "audit/audit.h"
+#include "store/store.h"
+
+namespace airlock {
+namespace {
+
+namespace fs = std::filesystem;
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "airlock_store_XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    path_ = (dir_ / "state" / "airlock.db").string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<Store> Open(const StoreOptions& options = {}) {
+    auto store = OpenSqliteStore(path_, options);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(store).value() : nullptr;
+  }
+
+  static std::string ReadBytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  static void WriteBytes(const std::string& path, const std::string& bytes) {
+    fs::create_directories(fs::path(path).parent_path());
+    std::ofstream out(path, std::ios::binary);
+    out << bytes;
+  }
+  // Runs SQL on the file through a plain sqlite3 connection of its own.
+  static void Sql(const std::string& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    std::string msg = err ? err : "";
+    sqlite3_free(err);
+    sqlite3_close(db);
+    ASSERT_EQ(rc, SQLITE_OK) << msg;
+  }
+
+  fs::path dir_;
+  std::string path_;
+};
+
+Action FullAction(const std::string& id, int64_t created_ms) {
+  Action a;
+  a.id = id;
+  a.created_ms = created_ms;
+  a.updated_ms = created_ms + 5;
+  a.agent = "support-bot";
+  a.target = "app-db";
+  a.kind = "sql";
+  a.args = {{"sql", "DELETE FROM users WHERE id = 7"}, {"params", {1, "two", nullptr}}};
+  a.status = ActionStatus::kPending;
+  a.risk = Risk::kHigh;
+  a.reasons = {"deletes 1 row of users", "users holds personal data"};
+  a.effect.kind = "sql";
+  a.effect.tables.push_back(TableChange{"users", 0, 0, 1, 41, false, false, true});
+  DdlOp op;
+  op.op = "drop_index";
+  op.object = "users_by_mail";
+  op.table = "users";
+  op.indexes = {"a", "b"};
+  op.detail = "detail";
+  a.effect.ddl.push_back(op);
+  a.effect.preview.push_back(
+      RowChange{"users", "delete", {{"id", 7}, {"mail", "x@example.com"}}, nullptr});
+  a.effect.preview_omitted = 3;
+  a.effect.effect_hash = std::string(64, 'a');
+  a.effect.extra = {{"statements", 1}};
+  a.result = {{"rows", Json::array({Json::array({1, "x"})})}};
+  a.quorum = 2;
+  a.expires_ms = created_ms + 3'600'000;
+  a.error = "none yet";
+  a.reversible = false;
+  a.dry_run = true;
+  a.would_status = "pending";
+  return a;
+}
+
+TEST_F(SqliteStoreTest, ActionAndVotesRoundTrip) {
+  auto store = Open();
+  Action a = FullAction("act_00000000000000a1", 1000);
+  Vote v1{"alice", true, "looks right", 2000};
+  Vote v2{"bob", false, "too many rows", 1500};
+  ASSERT_TRUE(store
+                  ->Transact([&](StoreTxn& t) -> Status {
+                    RETURN_IF_ERROR(t.InsertAction(a));
+                    RETURN_IF_ERROR(t.AddVote(a.id, v1));
+                    return t.AddVote(a.id, v2);
+                  })
+                  .ok());
+
+  std::optional<Action> got;
+  ASSERT_TRUE(store
+                  ->Read([&](StoreTxn& t) -> Status {
+                    ASSIGN_OR_RETURN(got, t.GetAction(a.id));
+                    return Status::Ok();
+                  })
+                  .ok());
+  ASSERT_TRUE(got.has_value());
+  a.votes = {v2, v1};  // ordered by time
+  EXPECT_EQ(ActionToJson(*got), ActionToJson(a));
+  EXPECT_EQ(got->effect.preview_omitted, 3);
+  EXPECT_EQ(got->effect.extra, a.effect.extra);
+  EXPECT_EQ(got->result, a.result);
+}
+
+TEST_F(SqliteStoreTest, MissingActionIsNullopt) {
+  auto store = Open();
+  ASSERT_TRUE(store
+                  ->Read([&](StoreTxn& t) -> Status {
+                    ASSIGN_OR_RETURN(auto got, t.GetAction("act_nope"));
+                    EXPECT_FALSE(got.has_value());
+                    return Status::Ok();
+                  })
+                  .ok());
+}
+
+TEST_F(SqliteStoreTest, SecondVoteBySameApproverIsRefused) {
+  auto store = Open();
+  Action a = FullAction("act_00000000000000b1", 1000);
+  ASSERT_TRUE(store->Transact([&](StoreTxn& t) { return t.InsertAction(a); }).ok());
+  ASSERT_TRUE(
+      store->Transact([&](StoreTxn& t) {
+             return t.AddVote(a.id, Vote{"alice", true, "", 10});
+           })
+          .ok());
+  Status st = store->Transact([&](StoreTxn& t) {
+    return t.AddVote(a.id, Vote{"alice", false, "changed my mind", 11});
+  });
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(st.message(), "alice already voted on act_00000000000000b1");
+
+  Status missing = store->Transact([&](StoreTxn& t) {
+    return t.AddVote("act_missing", Vote{"alice", true, "", 10});
+  });
+  EXPECT_EQ(missing.code(), StatusCode::kNotFound) << missing.ToString();
+
+  ASSERT_TRUE(store
+                  ->Read([&](StoreTxn& t) -> Status {
+                    ASSIGN_OR_RETURN(auto got, t.GetAction(a.id));
+                    EXPECT_EQ(got->votes.size(), 1u);
+                    EXPECT_TRUE(got->votes[0].approve);
+                    return Status::Ok();
+                  })
+                  .ok());
+}
+
+TEST_F(SqliteStoreTest, DuplicateInsertAndMissingUpdate) {
+  auto store = Open();
+  Action a = FullAction("act_00000000000000c1", 1000);
+  ASSERT_TRUE(store->Transact([&](StoreTxn& t) { return t.InsertAction(a); }).ok());
+  Status dup = store->Transact([&](StoreTxn& t) { return t.InsertAction(a); });
+  EXPECT_EQ(dup.code(), StatusCode::kFailedPrecondition);
+
+  a.status = ActionStatus::kApplied;
+  a.risk = Risk::kLow;
+  a.error.clear();
+  ASSERT_TRUE(store->Transact([&](StoreTxn& t) { return t.UpdateAction(a); }).ok());
+  ASSERT_TRUE(store
+                  ->Read([&](StoreTxn& t) -> Status {
+                    ASSIGN_OR_RETURN(auto got, t.GetAction(a.id));
+                    EXPECT_EQ(got->status, ActionStatus::kApplied);
+                    EXPECT_EQ(got->risk, Risk::kLow);
+                    EXPECT_EQ(got->error, "");
+                    return Status::Ok();
+                  })
+                  .ok());
+
+  Action other = FullAction("act_00000000000000c2", 1000);
+  Status missing = store->Transact([&](StoreTxn& t) { return t.UpdateAction(other); });
+  EXPECT_EQ(missing.code(), StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, FailedTransactLeavesNothing) {
+  auto store = Open();
+  Action a = FullAction("act_00000000000000d1", 1000);
+  Status st = store->Transact([&](StoreTxn& t) -> Status {
+    RETURN_IF_ERROR(t.InsertAction(a));
+    RETURN_IF_ERROR(t.PutUndo(a.id, UndoRecord{"sqlite", "x", true, ""}));
+    RETURN_IF_ERROR(t.PutBreaker(Breaker{"app-db", "bot", true, 5, "rate"}));
+    RETURN_IF_ERROR(
+        t.AppendAudit(AuditEvent{0, 0, a.id, "agent:bot", "submitted", {}, "", ""}).status());
+    return Status::Conflict("the effect changed");
+  });
+  EXPECT_EQ(st.code(), StatusCode::kConflict);
+  EXPECT_EQ(st.message(), "the effect changed");
+
+  ASSERT_TRUE(store
+                  ->Read([&](StoreTxn& t) -> Status {
+                    ASSIGN_OR_RETURN(auto got, t.GetAction(a.id));
+                    EXPECT_FALSE(got.has_value());
+                    ASSIGN_OR_RETURN(auto undo, t.GetUndo(a.id));
+                    EXPECT_FALSE(undo.has_value());
+                    ASSIGN_OR_RETURN(auto breakers, t.ListBreakers());
+                    EXPECT_TRUE(breakers.empty());
+                    return Status::Ok();
+                  })
+                  .ok());
+  auto head = store->RecordedHead();
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->seq, 0);
+  EXPECT_EQ(head->hash, kGenesisHash);
+
+  // The next append after the rollback takes seq 1, chained to genesis.
+  AuditEvent stored;
+  ASSERT_TRUE(store
+                  ->Transact([&](StoreTxn& t) -> Status {
+                    ASSIGN_OR_RETURN(stored, t.AppendAudit(AuditEvent{
+                                                 0, 0, "", "airlock", "started", {}, "", ""}));
+                    return Status::Ok();
+                  })
+                  .ok());
+  EXPECT_EQ(stored.seq, 1);
+  EXPECT_EQ(stored.prev_hash, kGenesisHash);
+  EXPECT_GT(stored.at_ms, 0);
+  EXPECT_EQ(stored.hash, ComputeEventHash(kGenesisHash, stored));
+}
+
+TEST_F(SqliteStoreTest, ExceptionInTransactIsAnErrorAndRollsBack) {
+  auto store = Open();
+  Status st = store->Transact([&](StoreTxn& t) -> Status {
+    RETURN_IF_ERROR(t.PutBreaker(Breaker{"a", "b", true, 1, ""}));
+    throw std::runtime_error("boom");
+  });
+  EXPECT_EQ(st.code(), StatusCode::kInternal);
+  EXPECT_NE(st.message().find("boom"), std::string::npos);
+  ASSERT_TRUE(store
+                  ->Read([&](StoreTxn& t) -> Status {
+                    ASSIGN_OR_RETURN(auto b, t.GetBreaker("a", "b"));
+                    EXPECT_FALSE(b.has_value());
+                    return Status::Ok();
+                  })
+                  .ok());
+}
+
+TEST_F(SqliteStoreTest, CountWritesSinceCountsOnlyWritesInTheWindow) {
+  auto store = Open();
+  ASSERT_TRUE(
+      store
+          ->Transact([&](StoreTxn& t) -> Status {
+            int n = 0;
+            auto add = [&](const std::string& agent, const std::string& target, Risk risk,
+                           int64_t created, ActionStatus status) {
+              Action a = FullAction("act_" + std::to_string(++n), created);
+              a.agent = agent;
+              a.target = target;
+              a.risk = risk;
+              a.status = status;
+              return t.InsertAction(a);
+            };
+            RETURN_IF_ERROR(add("bot", "mail", Risk::kLow, 100, ActionStatus::kApplied));
+            RETURN_IF_ERROR(add("bot", "mail", Risk::kHigh, 200, ActionStatus::kDenied));
+            RETURN_IF_ERROR(add("bot", "mail", Risk::kCritical, 300, ActionStatus::kPending));
+            RETURN_IF_ERROR(
+                add("bot", "mail", Risk::kRead, 300, ActionStatus::kApplied));            // a read
+            RETURN_IF_ERROR(add("bot", "mail", Risk::kLow, 50, ActionStatus::kApplied));  // too old
+            RETURN_IF_ERROR(add("other", "mail", Risk::kLow, 300, ActionStatus::kApplied));
+            return add("bot", "db", Risk::kLow, 300, ActionStatus::kApplied);
+          })
+          .ok());
+  ASSERT_TRUE(store
+                  ->Read([&](StoreTxn& t) -> Status {
+                    ASSIGN_OR_RETURN(int64_t n, t.CountWritesSince("bot", "mail", 100));
+                    EXPECT_EQ(n, 3);
+                    ASSIGN_OR_RETURN(n, t.CountWritesSince("bot", "mail", 301));
+                    EXPECT_EQ(n, 0);
+                    ASSIGN_OR_RETURN(n, t.CountWritesSince("bot", "mail", 0));
+                    EXPECT_EQ(n, 4);
+                    return Status::Ok();
+                  })
+                  .ok());
+}
+
+TEST_F(SqliteStoreTest, ListActionsFiltersOldestFirst) {
+  auto store = Open();
+  ASSERT_TRUE(store
+                  ->Transact([&](StoreTxn& t) -> Status {
+                    const int64_t created[] = {300, 100, 200, 400};
+                    for (int i = 0; i < 4; ++i) {
+                      Action a = FullAction("act_" + std::to_string(i), created[i]);
+                      a.status = i == 3 ? ActionStatus::kApplied : ActionStatus::kPending;
+                      a.agent = i == 2 ? "other" : "bot";
+                      RETURN_IF_ERROR(t.InsertAction(a));
+                    }
+                    return Status::Ok();
+                  })
+                  .ok());
+  ASSERT_TRUE(
+      store
+          ->Read([&](StoreTxn& t) -> Status {
+            ASSIGN_OR_RETURN(auto all, t.ListActions({}));
+            EXPECT_EQ(all.size(), 4u);
+            EXPECT_EQ(all[0].id, "act_1");
+            EXPECT_EQ(all[3].id, "act_3");
+            ASSIGN_OR_RETURN(auto pending, t.ListActions({ActionStatus::kPending, "", 1000}));
+            if (pending.size() != 3u) return Status::Internal("expected 3 pending");
+            EXPECT_EQ(pending[0].id, "act_1");
+            EXPECT_EQ(pending[1].id, "act_2");
+            EXPECT_EQ(pending[2].id, "act_0");
+            ASSIGN_OR_RETURN(auto bots, t.ListActions({ActionStatus::kPending, "bot", 1000}));
+            EXPECT_EQ(bots.size(), 2u);
+            ASSIGN_OR_RETURN(auto first, t.ListActions({std::nullopt, "", 1}));
+            EXPECT_EQ(first.size(), 1u);
+            EXPECT_EQ(first[0].id, "act_1");
+            return Status::Ok();
+          })
+          .ok());
+}
+
+TEST_F(SqliteStoreTest, Breakers) {
+  auto store = Open();
+  ASSERT_TRUE(
+      store
+          ->Transact([&](StoreTxn& t) -> Status {
+            RETURN_IF_ERROR(t.PutBreaker(Breaker{"mail", "bot", true, 100, "20/min exceeded"}));
+            return t.PutBreaker(Breaker{"db", "bot", false, 50, ""});
+          })
+          .ok());
+  ASSERT_TRUE(store
+                  ->Transact([&](StoreTxn& t) {
+                    return t.PutBreaker(Breaker{"mail", "bot", false, 200, "reset by alice"});
+                  })
+                  .ok());
+  ASSERT_TRUE(store
+                  ->Read([&](StoreTxn& t) -> Status {
+                    ASSIGN_OR_RETURN(auto b, t.GetBreaker("mail", "bot"));
+                    EXPECT_TRUE(b.has_value());
+                    EXPECT_FALSE(b->open);
+                    EXPECT_EQ(b->changed_ms, 200);
+                    EXPECT_EQ(b->reason, "reset by alice");
+                    ASSIGN_OR_RETURN(auto none, t.GetBreaker("mail", "other"));
+                    EXPECT_FALSE(none.has_value());
+                    ASSIGN_OR_RETURN(auto all, t.ListBreakers());
+                    EXPECT_EQ(all.size(), 2u);
+                    EXPECT_EQ(all[0].target, "db");
+                    return Status::Ok();
+                  })
+                  .ok());
+}
+
+TEST_F(SqliteStoreTest, UndoKeepsArbitraryBytes) {
+  auto store = Open();
+  std::string bytes;
+  for (int i = 0; i < 512; ++i) bytes.push_back(static_cast<char>(i % 256));  // NULs included
+  Action a = FullAction("act_e1", 1);
+  Action b = FullAction("act_e2", 2);
+  ASSERT_TRUE(store
+                  ->Transact([&](StoreTxn& t) -> Status {
+                    RETURN_IF_ERROR(t.InsertAction(a));
+                    RETURN_IF_ERROR(t.InsertAction(b));
+                    RETURN_IF_ERROR(t.PutUndo(a.id, UndoRecord{"sqlite", bytes, true, ""}));
+                    return t.PutUndo(b.id, UndoRecord{"smtp", "", false, "mail cannot be unsent"});
+                  })
+                  .ok());
+  Status orphan = store->Transact([&](StoreTxn& t) {
+    return t.PutUndo("act_missing", UndoRecord{"sqlite", "x", true, ""});
+  });
+  EXPECT_EQ(orphan.code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store
+                  ->Read([&](StoreTxn& t) -> Status {
+                    ASSIGN_OR_RETURN(auto u, t.GetUndo(a.id));
+                    EXPECT_TRUE(u.has_value());
+                    EXPECT_EQ(u->data, bytes);
+                    EXPECT_EQ(u->data.size(), 512u);
+                    EXPECT_TRUE(u->reversible);
+                    ASSIGN_OR_RETURN(auto v, t.GetUndo(b.id));
+                    EXPECT_EQ(v->data, "");
+                    EXPECT_FALSE(v->reversible);
+                    EXPECT_EQ(v->note, "mail cannot be unsent");
+                    ASSIGN_OR_RETURN(auto none, t.GetUndo("act_other"));
+                    EXPECT_FALSE(none.has_value());
+                    return Status::Ok();
+                  })
+                  .ok());
+}
+
+TEST_F(SqliteStoreTest, ReadRefusesWrites) {
+  auto store = Open();
+  Status st = store->Read([&](StoreTxn& t) {
+    return t.PutBreaker(Breaker{"a", "b", true, 1, ""});
+  });
+  EXPECT_FALSE(st.ok());
+  Status audit = store->Read([&](StoreTxn& t) {
+    return t.AppendAudit(AuditEvent{0, 0, "", "airlock", "x", {}, "", ""}).status();
+  });
+  EXPECT_FALSE(audit.ok());
+  EXPECT_EQ(store->RecordedHead()->seq, 0);
+}
+
+TEST_F(SqliteStoreTest, CreatesDirectoriesAndUsesWal) {
+  path_ = (dir_ / "a" / "b" / "c" / "airlock.db").string();
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(fs::exists(path_));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &s,
+                               nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(s, 0), 1);
+  sqlite3_finalize(s);
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "wal");
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+}
+
+TEST_F(SqliteStoreTest, MissingFileWithoutCreateIsNotFound) {
+  StoreOptions options;
+  options.create_if_missing = false;
+  auto store = OpenSqliteStore(path_, options);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(store.status().message().find(path_), std::string::npos);
+  EXPECT_FALSE(fs::exists(path_));
+}
+
+TEST_F(SqliteStoreTest, GarbageFileIsCorruptionAndUntouched) {
+  std::string garbage;
+  for (int i = 0; i < 8192; ++i) garbage.push_back(static_cast<char>((i * 7919) % 251));
+  WriteBytes(path_, garbage);
+  auto store = OpenSqliteStore(path_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(store.status().message().rfind(path_ + " is not an airlock store: ", 0), 0u)
+      << store.status().message();
+  EXPECT_EQ(ReadBytes(path_), garbage);
+}
+
+TEST_F(SqliteStoreTest, TextFileIsCorruptionAndUntouched) {
+  const std::string text = "version: 1\nmode: enforce\n";  // e.g. the policy file by mistake
+  WriteBytes(path_, text);
+  auto store = OpenSqliteStore(path_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(ReadBytes(path_), text);
+}
+
+TEST_F(SqliteStoreTest, ForeignSqliteDatabaseIsCorruptionAndUntouched) {
+  fs::create_directories(fs::path(path_).parent_path());
+  Sql(path_,
+      "CREATE TABLE users(id INTEGER PRIMARY KEY, mail TEXT); "
+      "INSERT INTO users VALUES (1, 'a@example.com');");
+  const std::string before = ReadBytes(path_);
+  auto store = OpenSqliteStore(path_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(store.status().message().find("is not an airlock store"), std::string::npos);
+  EXPECT_EQ(ReadBytes(path_), before);
+}
+
+TEST_F(SqliteStoreTest, ForeignMetaTableIsCorruption) {
+  fs::create_directories(fs::path(path_).parent_path());
+  Sql(path_,
+      "CREATE TABLE meta(key TEXT PRIMARY KEY, value); "
+      "INSERT INTO meta VALUES ('app', 'something-else');");
+  const std::string before = ReadBytes(path_);
+  auto store = OpenSqliteStore(path_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(ReadBytes(path_), before);
+}
+
+TEST_F(SqliteStoreTest, NewerSchemaIsCorruptionAndUntouched) {
+  { ASSERT_NE(Open(), nullptr); }
+  Sql(path_,
+      "UPDATE meta SET value = 2 WHERE key = 'schema_version'; "
+      "PRAGMA wal_checkpoint(TRUNCATE);");
+  const std::string before = ReadBytes(path_);
+  auto store = OpenSqliteStore(path_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(store.status().message().find("newer"), std::string::npos);
+  EXPECT_EQ(ReadBytes(path_), before);
+}
+
+TEST_F(SqliteStoreTest, ZeroByteFileIsInitialised) {
+  WriteBytes(path_, "");
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->RecordedHead()->seq, 0);
+}
+
+TEST_F(SqliteStoreTest, ReopenKeepsDataAndContinuesTheChain) {
+  Action a = FullAction("act_f1", 1);
+  {
+    auto store = Open();
+    ASSERT_TRUE(store
+                    ->Transact([&](StoreTxn& t) -> Status {
+                      RETURN_IF_ERROR(t.InsertAction(a));
+                      return t
+                          .AppendAudit(
+                              AuditEvent{0, 5, a.id, "agent:bot", "submitted", {{"k", 1}}, "", ""})
+                          .status();
+                    })
+                    .ok());
+  }
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  AuditEvent second;
+  ASSERT_TRUE(store
+                  ->Transact([&](StoreTxn& t) -> Status {
+                    ASSIGN_OR_RETURN(auto got, t.GetAction(a.id));
+                    EXPECT_TRUE(got.has_value());
+                    ASSIGN_OR_RETURN(second, t.AppendAudit(AuditEvent{
+                                                 0, 6, a.id, "airlock", "applied", {}, "", ""}));
+                    return Status::Ok();
+                  })
+                  .ok());
+  EXPECT_EQ(second.seq, 2);
+  std::vector<AuditEvent> events;
+  ASSERT_TRUE(store
+                  ->ScanAudit(0, a.id,
+                              [&](const AuditEvent& e) {
+                                events.push_back(e);
+                                return true;
+                              })
+                  .ok());
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].at_ms, 5);
+  EXPECT_EQ(events[0].payload, Json({{"k", 1}}));
+  EXPECT_EQ(events[1].prev_hash, events[0].hash);
+  auto head = store->RecordedHead();
+  EXPECT_EQ(head->seq, 2);
+  EXPECT_EQ(head->hash, second.hash);
+  auto report = audit::Verify(*store);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok) << report->problem;
+}
+
+TEST_F(SqliteStoreTest, GroupedAppendsFromEightThreadsFormOneChain) {
+  auto store = Open();
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 500;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto done = store->TransactGrouped([t, i](StoreTxn& txn) {
+          return txn
+              .AppendAudit(
+                  AuditEvent{0, 0, "", "agent:t" + std::to_string(t), "tick", {{"i", i}}, "", ""})
+              .status();
+        });
+        if (!done.get().ok()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(store->RecordedHead()->seq, kThreads * kPerThread);
+  auto report = audit::Verify(*store);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->ok) << report->problem;
+  EXPECT_EQ(report->events, kThreads * kPerThread);
+}
+
+TEST_F(SqliteStoreTest, FailingClosureInABatchIsRolledBackAlone) {
+  auto store = Open();
+  // The first closure holds the committer, so everything queued meanwhile lands in one batch.
+  std::latch release(1);
+  auto blocker = store->TransactGrouped([&](StoreTxn& t) {
+    release.wait();
+    return t.PutBreaker(Breaker{"blocker", "x", true, 1, ""});
+  });
+  std::vector<std::future<Status>> futures;
+  for (int i = 0; i < 20; ++i) {
+    futures.push_back(store->TransactGrouped([i](StoreTxn& t) -> Status {
+      RETURN_IF_ERROR(t.PutBreaker(Breaker{"t" + std::to_string(i), "a", true, i, ""}));
+      RETURN_IF_ERROR(
+          t.AppendAudit(AuditEvent{0, 0, "", "airlock", "e", {{"i", i}}, "", ""}).status());
+      if (i % 5 == 0) return Status::Conflict("closure " + std::to_string(i) + " fails");
+      if (i == 7) throw std::runtime_error("closure 7 throws");
+      return Status::Ok();
+    }));
+  }
+  release.count_down();
+  EXPECT_TRUE(blocker.get().ok());
+  for (int i = 0; i < 20; ++i) {
+    Status st = futures[i].get();
+    if (i % 5 == 0) {
+      EXPECT_EQ(st.code(), StatusCode::kConflict);
+      EXPECT_EQ(st.message(), "closure " + std::to_string(i) + " fails");
+    } else if (i == 7) {
+      EXPECT_EQ(st.code(), StatusCode::kInternal);
+    } else {
+      EXPECT_TRUE(st.ok()) << i << ": " << st.ToString();
+    }
+  }
+  ASSERT_TRUE(store
+                  ->Read([&](StoreTxn& t) -> Status {
+                    for (int i = 0; i < 20; ++i) {
+                      ASSIGN_OR_RETURN(auto b, t.GetBreaker("t" + std::to_string(i), "a"));
+                      EXPECT_EQ(b.has_value(), i % 5 != 0 && i != 7) << i;
+                    }
+                    return Status::Ok();
+                  })
+                  .ok());
+  EXPECT_EQ(store->RecordedHead()->seq, 15);
+  auto report = audit::Verify(*store);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok) << report->problem;
+}
+
+TEST_F(SqliteStoreTest, DestructorDrainsTheGroupQueue) {
+  std::vector<std::future<Status>> futures;
+  {
+    auto store = Open();
+    for (int i = 0; i < 200; ++i) {
+      futures.push_back(store->TransactGrouped([](StoreTxn& t) {
+        return t.AppendAudit(AuditEvent{0, 0, "", "airlock", "e", {}, "", ""}).status();
+      }));
+    }
+  }
+  for (auto& f : futures) EXPECT_TRUE(f.get().ok());
+  auto store = Open();
+  EXPECT_EQ(store->RecordedHead()->seq, 200);
+}
+
+TEST_F(SqliteStoreTest, ReadSeesCommittedWritesAndScanStops) {
+  auto store = Open();
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(store
+                    ->Transact([&](StoreTxn& t) {
+                      return t
+                          .AppendAudit(
+                              AuditEvent{0, 0, i % 2 ? "act_odd" : "", "airlock", "e", {}, "", ""})
+                          .status();
+                    })
+                    .ok());
+  }
+  std::vector<int64_t> seqs;
+  ASSERT_TRUE(store
+                  ->ScanAudit(1, "",
+                              [&](const AuditEvent& e) {
+                                seqs.push_back(e.seq);
+                                return seqs.size() < 3;
+                              })
+                  .ok());
+  EXPECT_EQ(seqs, (std::vector<int64_t>{2, 3, 4}));
+  seqs.clear();
+  ASSERT_TRUE(store
+                  ->ScanAudit(0, "act_odd",
+                              [&](const AuditEvent& e) {
+                                seqs.push_back(e.seq);
+                                return true;
+                              })
+                  .ok());
+  EXPECT_EQ(seqs, (std::vector<int64_t>{2, 4}));
+}
+
+}  // namespace
+}  // namespace airlock

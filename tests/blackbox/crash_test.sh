@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# A process killed at any point between "decided" and "recorded" leaves the target and the
+# store agreeing after restart, and the audit chain still verifies. AIRLOCK_CRASH_AT names
+# the point where the process dies at once (_exit, like kill -9).
+source "$(dirname "$0")/lib.sh"
+cd "$T"
+seed_db
+write_policy
+
+n=0
+for point in gateway_after_claim sqlite_apply_before_commit gateway_after_undo_saved \
+             sqlite_apply_after_commit gateway_after_target_commit; do
+  n=$((n + 1))
+  out=$(AIRLOCK_CRASH_AT=$point as_agent sql --json --target app-db "UPDATE users SET name = 'crash $n' WHERE id = $n")
+  rc=$?
+  check "$point: the process died there (exit 86)" [ "$rc" -eq 86 ]
+  id=$(store "SELECT id FROM actions ORDER BY created_ms DESC, rowid DESC LIMIT 1")
+  # Any later command recovers first.
+  airlock pending >/dev/null
+  status=$(airlock show --json "$id" | jq -r .status)
+  name=$(db "SELECT name FROM users WHERE id = $n")
+  if [ "$name" = "crash $n" ]; then
+    check "$point: target committed, store says applied" [ "$status" = applied ]
+    run_json r as_dba rollback "$id"
+    check "$point: the recovered action can be rolled back" [ "$RC" -eq 0 ] && [ "$(db "SELECT name FROM users WHERE id = $n")" = "customer $n" ]
+  else
+    check "$point: target untouched, store says failed" [ "$status" = failed ]
+  fi
+  check "$point: nothing left applying" [ "$(store "SELECT count(*) FROM actions WHERE status IN ('applying','rolling_back')")" = 0 ]
+  check "$point: audit verifies" airlock audit verify
+done
+
+# Approval path: the crash happens in the approver's process.
+out=$(as_agent sql --json --target app-db "DROP TABLE payments")
+id=$(jq -r .id <<<"$out")
+as_dba approve "$id" >/dev/null
+AIRLOCK_CRASH_AT=sqlite_apply_after_commit as_sec approve "$id" >/dev/null
+check "approval path: died after the target commit" [ $? -eq 86 ]
+airlock pending >/dev/null
+check "approval path: recovered as applied" [ "$(airlock show --json "$id" | jq -r .status)" = applied ]
+check "approval path: the table is gone" [ "$(db "SELECT count(*) FROM sqlite_master WHERE name = 'payments'")" = 0 ]
+
+# Rollback path.
+for point in gateway_after_rollback_claim sqlite_rollback_before_commit; do
+  AIRLOCK_CRASH_AT=$point as_dba rollback "$id" >/dev/null
+  check "rollback $point: died there" [ $? -eq 86 ]
+  airlock pending >/dev/null
+  check "rollback $point: recovered to applied; table still dropped" \
+    [ "$(airlock show --json "$id" | jq -r .status)" = applied ] && [ "$(db "SELECT count(*) FROM sqlite_master WHERE name = 'payments'")" = 0 ]
+done
+run_json r as_dba rollback "$id"
+check "rollback after the crashes works" [ "$RC" -eq 0 ] && [ "$(db 'SELECT count(*) FROM payments')" = 3000 ]
+check "audit verifies after every crash" airlock audit verify
+finish
