@@ -228,7 +228,7 @@ TEST_F(AuditTest, AppendAfterTamperingKeepsTheDamageVisible) {
   ASSERT_TRUE(
       store_
           ->Transact([](StoreTxn& t) {
-            return t.AppendAudit(AuditEvent{0, 0, "", "airlock", "started", {}, "", ""}).status();
+            return t.AppendAudit(AuditEvent{0, 0, "", "airlock", "started", {}, "", "", ""}).status();
           })
           .ok());
   VerifyReport r = MustVerify();

@@ -6,9 +6,31 @@
 namespace airlock {
 
 std::string ComputeEventHash(const std::string& prev_hash, const AuditEvent& e) {
-  Json body = {{"seq", e.seq},          {"at_ms", e.at_ms}, {"action_id", e.action_id},
-               {"principal", e.principal}, {"event", e.event}, {"payload", e.payload}};
-  return Sha256Hex(prev_hash + "\n" + CanonicalJson(body));
+  return ComputeEventHash(prev_hash, e, CanonicalJson(e.payload));
+}
+
+std::string ComputeEventHash(const std::string& prev_hash, const AuditEvent& e,
+                             const std::string& canonical_payload) {
+  // Exactly CanonicalJson({seq, at_ms, action_id, principal, event, payload}) with its keys
+  // in sorted order, written out directly: building a JSON object per event costs more than
+  // the hash itself. core_test checks it against the generic form.
+  std::string body;
+  body.reserve(prev_hash.size() + canonical_payload.size() + 160);
+  body += prev_hash;
+  body += "\n{\"action_id\":";
+  body += CanonicalJson(e.action_id);
+  body += ",\"at_ms\":";
+  body += std::to_string(e.at_ms);
+  body += ",\"event\":";
+  body += CanonicalJson(e.event);
+  body += ",\"payload\":";
+  body += canonical_payload;
+  body += ",\"principal\":";
+  body += CanonicalJson(e.principal);
+  body += ",\"seq\":";
+  body += std::to_string(e.seq);
+  body += "}";
+  return Sha256Hex(body);
 }
 
 Json AuditEventToJson(const AuditEvent& e) {

@@ -21,12 +21,19 @@ struct AuditEvent {
   Json payload = Json::object();  // full arguments, effect, reasons
   std::string prev_hash;
   std::string hash;
+  // Optional: CanonicalJson(payload), serialized by the caller. When set, the store writes and
+  // hashes it instead of serializing `payload` (which may then be left null): a server's
+  // request threads serialize their events in parallel instead of the one writer thread.
+  std::string canonical_payload;
 };
 
 inline constexpr const char* kGenesisHash =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
 std::string ComputeEventHash(const std::string& prev_hash, const AuditEvent& e);
+// The same, with CanonicalJson(e.payload) already computed (the store writes it too).
+std::string ComputeEventHash(const std::string& prev_hash, const AuditEvent& e,
+                             const std::string& canonical_payload);
 Json AuditEventToJson(const AuditEvent& e);
 
 }  // namespace airlock

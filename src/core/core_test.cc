@@ -103,5 +103,19 @@ TEST(AuditEvent, HashCoversEveryField) {
   EXPECT_NE(ComputeEventHash(std::string(64, '1'), e), h);
 }
 
+TEST(AuditEvent, HashIsOverTheCanonicalJsonOfTheEvent) {
+  AuditEvent e;
+  e.seq = 42;
+  e.at_ms = 1700000000123;
+  e.action_id = "act_\"quoted\"\n";
+  e.principal = "approver:ünïcode";
+  e.event = "applied";
+  e.payload = {{"z", 1}, {"a", {{"y", "x"}}}};
+  Json body = {{"seq", e.seq},          {"at_ms", e.at_ms}, {"action_id", e.action_id},
+               {"principal", e.principal}, {"event", e.event}, {"payload", e.payload}};
+  EXPECT_EQ(ComputeEventHash(kGenesisHash, e),
+            Sha256Hex(std::string(kGenesisHash) + "\n" + CanonicalJson(body)));
+}
+
 }  // namespace
 }  // namespace airlock

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "audit/audit.h"
+#include "core/json.h"
 #include "store/store.h"
 
 namespace airlock {
@@ -197,7 +198,7 @@ TEST_F(SqliteStoreTest, FailedTransactLeavesNothing) {
     RETURN_IF_ERROR(t.PutUndo(a.id, UndoRecord{"sqlite", "x", true, ""}));
     RETURN_IF_ERROR(t.PutBreaker(Breaker{"app-db", "bot", true, 5, "rate"}));
     RETURN_IF_ERROR(
-        t.AppendAudit(AuditEvent{0, 0, a.id, "agent:bot", "submitted", {}, "", ""}).status());
+        t.AppendAudit(AuditEvent{0, 0, a.id, "agent:bot", "submitted", {}, "", "", ""}).status());
     return Status::Conflict("the effect changed");
   });
   EXPECT_EQ(st.code(), StatusCode::kConflict);
@@ -224,7 +225,7 @@ TEST_F(SqliteStoreTest, FailedTransactLeavesNothing) {
   ASSERT_TRUE(store
                   ->Transact([&](StoreTxn& t) -> Status {
                     ASSIGN_OR_RETURN(stored, t.AppendAudit(AuditEvent{
-                                                 0, 0, "", "airlock", "started", {}, "", ""}));
+                                                 0, 0, "", "airlock", "started", {}, "", "", ""}));
                     return Status::Ok();
                   })
                   .ok());
@@ -399,7 +400,7 @@ TEST_F(SqliteStoreTest, ReadRefusesWrites) {
   });
   EXPECT_FALSE(st.ok());
   Status audit = store->Read([&](StoreTxn& t) {
-    return t.AppendAudit(AuditEvent{0, 0, "", "airlock", "x", {}, "", ""}).status();
+    return t.AppendAudit(AuditEvent{0, 0, "", "airlock", "x", {}, "", "", ""}).status();
   });
   EXPECT_FALSE(audit.ok());
   EXPECT_EQ(store->RecordedHead()->seq, 0);
@@ -511,7 +512,7 @@ TEST_F(SqliteStoreTest, ReopenKeepsDataAndContinuesTheChain) {
                       RETURN_IF_ERROR(t.InsertAction(a));
                       return t
                           .AppendAudit(
-                              AuditEvent{0, 5, a.id, "agent:bot", "submitted", {{"k", 1}}, "", ""})
+                              AuditEvent{0, 5, a.id, "agent:bot", "submitted", {{"k", 1}}, "", "", ""})
                           .status();
                     })
                     .ok());
@@ -524,7 +525,7 @@ TEST_F(SqliteStoreTest, ReopenKeepsDataAndContinuesTheChain) {
                     ASSIGN_OR_RETURN(auto got, t.GetAction(a.id));
                     EXPECT_TRUE(got.has_value());
                     ASSIGN_OR_RETURN(second, t.AppendAudit(AuditEvent{
-                                                 0, 6, a.id, "airlock", "applied", {}, "", ""}));
+                                                 0, 6, a.id, "airlock", "applied", {}, "", "", ""}));
                     return Status::Ok();
                   })
                   .ok());
@@ -561,7 +562,7 @@ TEST_F(SqliteStoreTest, GroupedAppendsFromEightThreadsFormOneChain) {
         auto done = store->TransactGrouped([t, i](StoreTxn& txn) {
           return txn
               .AppendAudit(
-                  AuditEvent{0, 0, "", "agent:t" + std::to_string(t), "tick", {{"i", i}}, "", ""})
+                  AuditEvent{0, 0, "", "agent:t" + std::to_string(t), "tick", {{"i", i}}, "", "", ""})
               .status();
         });
         if (!done.get().ok()) ++failures;
@@ -590,7 +591,7 @@ TEST_F(SqliteStoreTest, FailingClosureInABatchIsRolledBackAlone) {
     futures.push_back(store->TransactGrouped([i](StoreTxn& t) -> Status {
       RETURN_IF_ERROR(t.PutBreaker(Breaker{"t" + std::to_string(i), "a", true, i, ""}));
       RETURN_IF_ERROR(
-          t.AppendAudit(AuditEvent{0, 0, "", "airlock", "e", {{"i", i}}, "", ""}).status());
+          t.AppendAudit(AuditEvent{0, 0, "", "airlock", "e", {{"i", i}}, "", "", ""}).status());
       if (i % 5 == 0) return Status::Conflict("closure " + std::to_string(i) + " fails");
       if (i == 7) throw std::runtime_error("closure 7 throws");
       return Status::Ok();
@@ -630,7 +631,7 @@ TEST_F(SqliteStoreTest, DestructorDrainsTheGroupQueue) {
     auto store = Open();
     for (int i = 0; i < 200; ++i) {
       futures.push_back(store->TransactGrouped([](StoreTxn& t) {
-        return t.AppendAudit(AuditEvent{0, 0, "", "airlock", "e", {}, "", ""}).status();
+        return t.AppendAudit(AuditEvent{0, 0, "", "airlock", "e", {}, "", "", ""}).status();
       }));
     }
   }
@@ -646,7 +647,7 @@ TEST_F(SqliteStoreTest, ReadSeesCommittedWritesAndScanStops) {
                     ->Transact([&](StoreTxn& t) {
                       return t
                           .AppendAudit(
-                              AuditEvent{0, 0, i % 2 ? "act_odd" : "", "airlock", "e", {}, "", ""})
+                              AuditEvent{0, 0, i % 2 ? "act_odd" : "", "airlock", "e", {}, "", "", ""})
                           .status();
                     })
                     .ok());
@@ -669,6 +670,33 @@ TEST_F(SqliteStoreTest, ReadSeesCommittedWritesAndScanStops) {
                               })
                   .ok());
   EXPECT_EQ(seqs, (std::vector<int64_t>{2, 4}));
+}
+
+}  // namespace
+}  // namespace airlock
+
+namespace airlock {
+namespace {
+
+TEST_F(SqliteStoreTest, PreSerializedPayloadIsStoredAndVerifies) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  AuditEvent e{0, 7, "act_1", "agent:bot", "submitted", nullptr, "", "", ""};
+  e.canonical_payload = CanonicalJson(Json{{"sql", "DROP TABLE users"}, {"a", 1}});
+  ASSERT_TRUE(store->TransactGrouped([e](StoreTxn& t) { return t.AppendAudit(e).status(); })
+                  .get()
+                  .ok());
+  std::vector<AuditEvent> seen;
+  ASSERT_TRUE(store->ScanAudit(0, "", [&](const AuditEvent& ev) {
+                     seen.push_back(ev);
+                     return true;
+                   }).ok());
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].payload["sql"], "DROP TABLE users");
+  EXPECT_EQ(seen[0].hash, ComputeEventHash(kGenesisHash, seen[0]));
+  auto report = audit::Verify(*store);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok) << report->problem;
 }
 
 }  // namespace

@@ -81,8 +81,10 @@ class Store {
   virtual Status Transact(const std::function<Status(StoreTxn&)>& fn) = 0;
 
   // Like Transact, but batched with other threads' calls into one durable commit (group
-  // commit). Each fn runs inside its own SAVEPOINT, so one that fails is rolled back alone.
-  // The future resolves after the shared commit. Used by the server and the audit benchmark.
+  // commit). One fn that fails is rolled back alone; the others commit. fn may run more than
+  // once (the batch is retried with a savepoint per fn when one fails), so it must act only
+  // through its StoreTxn. The future resolves after the shared commit. Used by the server and
+  // the audit benchmark.
   virtual std::future<Status> TransactGrouped(std::function<Status(StoreTxn&)> fn) = 0;
 
   // Runs fn in a read transaction (a consistent snapshot). Writes inside fail.

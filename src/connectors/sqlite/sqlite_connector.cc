@@ -1,6 +1,9 @@
 #include "connectors/sqlite/sqlite_connector.h"
 
+#include <sys/stat.h>
+
 #include <chrono>
+#include <mutex>
 #include <set>
 
 #include "connectors/sqlite/authorizer.h"
@@ -151,18 +154,45 @@ class SqliteConnector final : public Connector {
   Result<bool> IsRolledBack(const std::string& action_id) override;
 
  private:
-  Result<DbHandle> Open() const { return OpenExisting(settings_.path, settings_.busy_timeout_ms); }
+  // The target's connection, opened on first use and kept: opening a database and parsing
+  // its schema cost more than a one-row dry-run itself (docs/BENCHMARKS.md). If the file at
+  // `path` was replaced (another inode), the connection is reopened on the new file.
+  Result<sqlite3*> Db();  // requires mu_
   ObserveOptions Options() const { return {settings_.max_preview_rows, 1000}; }
 
-  Settings settings_;
+  const Settings settings_;
+  // Serialises every call on this target: one transaction at a time on the connection, and
+  // each dry-run's effect is its own.
+  std::mutex mu_;
+  DbHandle db_;       // GUARDED_BY(mu_)
+  dev_t dev_ = 0;     // GUARDED_BY(mu_)
+  ino_t ino_ = 0;     // GUARDED_BY(mu_)
 };
+
+Result<sqlite3*> SqliteConnector::Db() {
+  struct stat st {};
+  if (::stat(settings_.path.c_str(), &st) != 0) {
+    db_.reset();
+    return Status::NotFound("sqlite database '" + settings_.path + "' does not exist");
+  }
+  if (db_ && st.st_dev == dev_ && st.st_ino == ino_ && sqlite3_get_autocommit(db_.get())) {
+    return db_.get();
+  }
+  // Not open yet, replaced on disk, or left inside a transaction: start afresh.
+  db_.reset();
+  ASSIGN_OR_RETURN(db_, OpenExisting(settings_.path, settings_.busy_timeout_ms));
+  dev_ = st.st_dev;
+  ino_ = st.st_ino;
+  return db_.get();
+}
 
 Result<DryRunResult> SqliteConnector::DryRun(const Json& args) {
   ASSIGN_OR_RETURN(std::string sql, SqlArg(args));
-  ASSIGN_OR_RETURN(DbHandle db, Open());
-  Transaction txn(db.get());
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3* db, Db());
+  Transaction txn(db);
   RETURN_IF_ERROR(txn.Begin("BEGIN"));
-  ASSIGN_OR_RETURN(Observation obs, ExecuteObserved(db.get(), sql, Options()));
+  ASSIGN_OR_RETURN(Observation obs, ExecuteObserved(db, sql, Options()));
   RETURN_IF_ERROR(txn.Rollback());  // a dry-run never commits
   return DryRunResult{std::move(obs.effect), std::move(obs.result)};
 }
@@ -176,22 +206,23 @@ Result<ApplyOutcome> SqliteConnector::Apply(
         expected.extra["not_executed"].dump());
   }
   ASSIGN_OR_RETURN(std::string sql, SqlArg(args));
-  ASSIGN_OR_RETURN(DbHandle db, Open());
-  Transaction txn(db.get());
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3* db, Db());
+  Transaction txn(db);
   RETURN_IF_ERROR(txn.Begin("BEGIN IMMEDIATE"));
-  ASSIGN_OR_RETURN(bool already, IsRecorded(db.get(), action_id, "apply"));
+  ASSIGN_OR_RETURN(bool already, IsRecorded(db, action_id, "apply"));
   if (already) return Status::FailedPrecondition("action " + action_id + " is already applied");
 
   // Pre-images first: once the statements ran, the dropped/altered tables are gone.
   UndoData undo;
-  ASSIGN_OR_RETURN(std::vector<SchemaObject> schema_before, ReadSchema(db.get()));
+  ASSIGN_OR_RETURN(std::vector<SchemaObject> schema_before, ReadSchema(db));
   for (const std::string& table : TablesToSnapshot(expected)) {
-    auto snap = SnapshotTable(db.get(), table);
+    auto snap = SnapshotTable(db, table);
     if (snap.ok()) undo.tables.push_back(std::move(*snap));
     else if (snap.status().code() != StatusCode::kNotFound) return snap.status();
   }
 
-  ASSIGN_OR_RETURN(Observation obs, ExecuteObserved(db.get(), sql, Options()));
+  ASSIGN_OR_RETURN(Observation obs, ExecuteObserved(db, sql, Options()));
   ApplyOutcome out;
   out.effect = std::move(obs.effect);
   out.result = std::move(obs.result);
@@ -202,8 +233,8 @@ Result<ApplyOutcome> SqliteConnector::Apply(
   }
 
   std::string note;
-  ASSIGN_OR_RETURN(std::vector<SchemaObject> schema_after, ReadSchema(db.get()));
-  RETURN_IF_ERROR(DiffSchema(db.get(), schema_before, schema_after, &undo, &note));
+  ASSIGN_OR_RETURN(std::vector<SchemaObject> schema_after, ReadSchema(db));
+  RETURN_IF_ERROR(DiffSchema(db, schema_before, schema_after, &undo, &note));
   ASSIGN_OR_RETURN(undo.inverted_changeset, Invert(obs.segments));
   out.undo.kind = "sqlite";
   out.undo.data = EncodeUndo(undo);
@@ -214,7 +245,7 @@ Result<ApplyOutcome> SqliteConnector::Apply(
   out.undo.note = note;
 
   RETURN_IF_ERROR(before_commit(out.undo));  // the transaction rolls back on failure
-  RETURN_IF_ERROR(RecordAction(db.get(), action_id, "apply"));
+  RETURN_IF_ERROR(RecordAction(db, action_id, "apply"));
   CrashPoint("sqlite_apply_before_commit");
   RETURN_IF_ERROR(txn.Commit());
   CrashPoint("sqlite_apply_after_commit");
@@ -228,21 +259,27 @@ Status SqliteConnector::Rollback(const std::string& action_id, const UndoRecord&
     return Status::InvalidArgument("undo record of kind '" + record.kind + "' is not sqlite");
   }
   ASSIGN_OR_RETURN(UndoData undo, DecodeUndo(record.data));
-  ASSIGN_OR_RETURN(DbHandle db, Open());
-  Transaction txn(db.get());
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3* db, Db());
+  Transaction txn(db);
   RETURN_IF_ERROR(txn.Begin("BEGIN IMMEDIATE"));
-  ASSIGN_OR_RETURN(bool rolled_back, IsRecorded(db.get(), action_id, "rollback"));
+  ASSIGN_OR_RETURN(bool rolled_back, IsRecorded(db, action_id, "rollback"));
   if (rolled_back) {
     return Status::FailedPrecondition("action " + action_id + " is already rolled back");
   }
-  ASSIGN_OR_RETURN(bool applied, IsRecorded(db.get(), action_id, "apply"));
+  ASSIGN_OR_RETURN(bool applied, IsRecorded(db, action_id, "apply"));
   if (!applied) return Status::FailedPrecondition("action " + action_id + " was not applied");
 
   // The undo already holds every change the action's triggers made; letting triggers fire
   // again while it is applied would add new rows (e.g. audit entries for the undo itself).
-  sqlite3_db_config(db.get(), SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, nullptr);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, nullptr);
+  // The connection is reused: triggers come back on whichever way this function returns.
+  struct TriggersBackOn {
+    sqlite3* db;
+    ~TriggersBackOn() { sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 1, nullptr); }
+  } triggers_back_on{db};
   Json conflicts = Json::array();
-  RETURN_IF_ERROR(UndoAll(db.get(), undo, &conflicts));
+  RETURN_IF_ERROR(UndoAll(db, undo, &conflicts));
   if (!conflicts.empty()) {
     RETURN_IF_ERROR(txn.Rollback());  // all or nothing: keep what is there now
     if (report) *report = {{"conflicts", conflicts}};
@@ -250,7 +287,7 @@ Status SqliteConnector::Rollback(const std::string& action_id, const UndoRecord&
                             " was applied (" + std::to_string(conflicts.size()) +
                             " conflict(s), first: " + conflicts[0].dump() + ")");
   }
-  RETURN_IF_ERROR(RecordAction(db.get(), action_id, "rollback"));
+  RETURN_IF_ERROR(RecordAction(db, action_id, "rollback"));
   CrashPoint("sqlite_rollback_before_commit");
   RETURN_IF_ERROR(txn.Commit());
   CrashPoint("sqlite_rollback_after_commit");
@@ -259,13 +296,15 @@ Status SqliteConnector::Rollback(const std::string& action_id, const UndoRecord&
 }
 
 Result<bool> SqliteConnector::IsApplied(const std::string& action_id) {
-  ASSIGN_OR_RETURN(DbHandle db, Open());
-  return IsRecorded(db.get(), action_id, "apply");
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3* db, Db());
+  return IsRecorded(db, action_id, "apply");
 }
 
 Result<bool> SqliteConnector::IsRolledBack(const std::string& action_id) {
-  ASSIGN_OR_RETURN(DbHandle db, Open());
-  return IsRecorded(db.get(), action_id, "rollback");
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(sqlite3* db, Db());
+  return IsRecorded(db, action_id, "rollback");
 }
 
 Result<Settings> ParseSettings(const ConnectorConfig& config) {
