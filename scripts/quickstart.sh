@@ -14,6 +14,9 @@ unset AIRLOCK_TOKEN
 bold=$(tput bold 2>/dev/null || true); dim=$(tput dim 2>/dev/null || true); off=$(tput sgr0 2>/dev/null || true)
 step() { printf '\n%s== %s%s\n' "$bold" "$*" "$off"; }
 # run WHO COMMAND...: prints the command as a user would type it, then runs it.
+# Quotes an argument the way a user would type it.
+q() { case $1 in *[[:space:]\'\"\;\*\<\>\|\&\$]*) printf '"%s"' "${1//\"/\\\"}" ;; *) printf '%s' "$1" ;; esac; }
+show_cmd() { local out=() a; for a in "$@"; do out+=("$(q "$a")"); done; printf '%s' "${out[*]}"; }
 run() {
   local who=$1; shift
   local token_var
@@ -22,10 +25,10 @@ run() {
     *) token_var= ;;
   esac
   if [ -n "$token_var" ]; then
-    printf '%s$ AIRLOCK_TOKEN=$%s %s%s\n' "$dim" "$token_var" "$*" "$off"
+    printf '%s$ AIRLOCK_TOKEN=$%s %s%s\n' "$dim" "$token_var" "$(show_cmd "$@")" "$off"
     AIRLOCK_TOKEN=${!token_var} "$@"
   else
-    printf '%s$ %s%s\n' "$dim" "$*" "$off"
+    printf '%s$ %s%s\n' "$dim" "$(show_cmd "$@")" "$off"
     "$@"
   fi
   local rc=$?

@@ -2,6 +2,8 @@
 
 #include <limits>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/json.h"
@@ -98,33 +100,48 @@ Result<VerifyReport> Verify(Store& store) {
 namespace {
 
 // A scalar payload value, shortened for a one-line summary.
-std::string ShortValue(const Json& v) {
-  constexpr size_t kMax = 40;
+std::string ShortValue(const Json& v, size_t max = 40) {
   std::string s;
-  if (v.is_string()) {
-    s = CanonicalJson(v);
-  } else if (v.is_object()) {
+  if (v.is_object()) {
     s = "{" + std::to_string(v.size()) + "}";
   } else if (v.is_array()) {
     s = "[" + std::to_string(v.size()) + "]";
   } else {
     s = CanonicalJson(v);
   }
-  if (s.size() > kMax) s = s.substr(0, kMax - 3) + "...";
+  if (s.size() > max) s = s.substr(0, max - 3) + "...";
   return s;
 }
 
+// What a reader scans for first: the decision, the vote, the why, then the action's own
+// arguments in full (sql="DROP TABLE users"), then whatever else the event carries.
 std::string Summary(const Json& payload) {
-  constexpr size_t kMax = 120;
-  std::string out;
-  if (payload.is_object()) {
-    for (const auto& [key, value] : payload.items()) {
-      if (!out.empty()) out += ' ';
-      out += key + "=" + ShortValue(value);
-      if (out.size() > kMax) break;
+  constexpr size_t kMax = 160;
+  if (!payload.is_object()) return payload.is_null() ? "" : ShortValue(payload, kMax);
+  static const char* kFirst[] = {"status", "risk", "vote", "progress", "reason", "why", "error"};
+  static const char* kSkip[] = {"args", "effect", "reasons", "agent", "target", "kind"};
+  std::vector<std::string> parts;
+  auto is_in = [](const std::string& key, const auto& list) {
+    for (const char* k : list) {
+      if (key == k) return true;
     }
-  } else if (!payload.is_null()) {
-    out = ShortValue(payload);
+    return false;
+  };
+  for (const char* key : kFirst) {
+    if (payload.contains(key)) parts.push_back(std::string(key) + "=" + ShortValue(payload[key]));
+  }
+  if (auto it = payload.find("args"); it != payload.end() && it->is_object()) {
+    for (const auto& [key, value] : it->items()) {
+      parts.push_back(key + "=" + ShortValue(value, 80));
+    }
+  }
+  for (const auto& [key, value] : payload.items()) {
+    if (!is_in(key, kFirst) && !is_in(key, kSkip)) parts.push_back(key + "=" + ShortValue(value));
+  }
+  std::string out;
+  for (const auto& p : parts) {
+    if (out.size() > kMax) break;
+    out += (out.empty() ? "" : " ") + p;
   }
   // Newlines in strings are escaped by the JSON dump; only the length needs a bound.
   if (out.size() > kMax) out = out.substr(0, kMax - 3) + "...";
@@ -142,7 +159,7 @@ std::string FormatEventLine(const AuditEvent& e) {
   std::string seq = std::to_string(e.seq);
   if (seq.size() < 7) seq.insert(0, 7 - seq.size(), ' ');
   std::string line = seq + "  " + FormatTimeMs(e.at_ms) + "  " + Pad(e.principal, 24) + "  " +
-                     Pad(e.event, 14) + "  " + Pad(e.action_id.empty() ? "-" : e.action_id, 20);
+                     Pad(e.event, 16) + "  " + Pad(e.action_id.empty() ? "-" : e.action_id, 20);
   std::string summary = Summary(e.payload);
   if (!summary.empty()) line += "  " + summary;
   // Field values come from agents: keep the line one line whatever they hold.

@@ -222,10 +222,13 @@ int CmdPolicyCheck(const Options& o) {
                {"rules", p.rules.size()},
                {"limits", p.limits.size()}});
   } else {
+    auto n = [](size_t count, const char* what) {
+      return std::to_string(count) + " " + what + (count == 1 ? "" : "s");
+    };
     std::cout << p.source_path << ": ok (" << (p.mode == PolicyMode::kDryRun ? "dry-run" : "enforce")
-              << " mode; " << p.agents.size() << " agents, " << p.approvers.size()
-              << " approvers, " << p.targets.size() << " targets, " << p.rules.size()
-              << " rules, " << p.limits.size() << " limits)\n";
+              << " mode; " << n(p.agents.size(), "agent") << ", "
+              << n(p.approvers.size(), "approver") << ", " << n(p.targets.size(), "target") << ", "
+              << n(p.rules.size(), "rule") << ", " << n(p.limits.size(), "limit") << ")\n";
   }
   return kExitOk;
 }

@@ -38,7 +38,7 @@ constexpr std::string_view kTopKeys[] = {"version", "mode",  "store",     "agent
 constexpr std::string_view kAgentKeys[] = {"name", "token_sha256", "scopes"};
 constexpr std::string_view kApproverKeys[] = {"name", "token_sha256", "roles"};
 constexpr std::string_view kSqliteKeys[] = {
-    "kind", "path", "environment", "max_low_rows", "max_preview_rows", "busy_timeout"};
+    "kind", "path", "environment", "max_low_rows", "max_preview_rows", "busy_timeout", "timeout"};
 constexpr std::string_view kRuleKeys[] = {"match", "risk", "reason"};
 constexpr std::string_view kRuleMatchKeys[] = {"target", "agent", "kind", "table", "op", "rows_gt"};
 constexpr std::string_view kApprovalKeys[] = {"read", "low", "high", "critical", "timeout"};
@@ -402,6 +402,11 @@ class Loader {
       ASSIGN_OR_RETURN(int64_t ms, GetDuration(*f, /*allow_zero=*/true));
       if (ms > kMaxBusyTimeoutMs) return ValueErr(*f, "busy_timeout is too long");
       t->fields["busy_timeout_ms"] = ms;
+    }
+    if (const Field* f = fields.Find("timeout")) {
+      ASSIGN_OR_RETURN(int64_t ms, GetDuration(*f, /*allow_zero=*/false));
+      if (ms > kMaxBusyTimeoutMs) return ValueErr(*f, "timeout is too long");
+      t->fields["timeout_ms"] = ms;
     }
     return Status::Ok();
   }

@@ -94,7 +94,7 @@ TEST(PolicyLoad, FullExample) {
       "\"}\n"
       "targets:\n"
       "  app-db: {kind: sqlite, path: ./prod.db, environment: production, "
-      "max_low_rows: 50, max_preview_rows: 7, busy_timeout: 5s}\n"
+      "max_low_rows: 50, max_preview_rows: 7, busy_timeout: 5s, timeout: 2m}\n"
       "rules:\n"
       "  - {match: {target: app-db, table: payments}, risk: high, reason: \"payments are money\"}\n"
       "  - {match: {op: delete, rows_gt: 10, agent: support-bot, kind: sql}, risk: critical}\n"
@@ -127,6 +127,7 @@ TEST(PolicyLoad, FullExample) {
   EXPECT_EQ(t->max_preview_rows, 7);
   EXPECT_EQ(t->fields["path"], "/etc/airlock/prod.db");
   EXPECT_EQ(t->fields["busy_timeout_ms"], 5000);
+  EXPECT_EQ(t->fields["timeout_ms"], 120000);
   EXPECT_EQ(t->fields["max_preview_rows"], 7);
   EXPECT_EQ(t->fields["kind"], "sqlite");
   EXPECT_FALSE(t->fields.contains("busy_timeout"));

@@ -22,6 +22,9 @@ struct Settings {
   std::string path;
   int64_t max_preview_rows = 20;
   int busy_timeout_ms = 5000;
+  // Wall-clock limit for running the whole SQL text (dry-run or apply): a runaway query
+  // (an endless recursive CTE) must not hold the target's lock or the gateway forever.
+  int64_t timeout_ms = 30000;
 };
 
 Result<std::string> SqlArg(const Json& args) {
@@ -141,6 +144,49 @@ Result<std::string> Invert(const std::vector<std::string>& segments) {
   return out;
 }
 
+// Stops the running SQL text once the target's timeout has passed. SQLite calls the
+// progress handler every kSteps virtual-machine steps; a non-zero return interrupts the
+// statement, and the caller's transaction is then rolled back.
+class Deadline {
+ public:
+  Deadline(sqlite3* db, int64_t timeout_ms)
+      : db_(db), timeout_ms_(timeout_ms), until_(std::chrono::steady_clock::now() +
+                                                 std::chrono::milliseconds(timeout_ms)) {
+    sqlite3_progress_handler(db_, kSteps, &Deadline::Check, this);
+  }
+  ~Deadline() { sqlite3_progress_handler(db_, 0, nullptr, nullptr); }
+  Deadline(const Deadline&) = delete;
+  Deadline& operator=(const Deadline&) = delete;
+
+  // The error to report instead of SQLite's "interrupted", if the deadline is what failed.
+  Status Explain(const Status& st) const {
+    if (st.ok() || !fired_) return st;
+    return Status::FailedPrecondition("the SQL ran longer than the target's timeout (" +
+                                      std::to_string(timeout_ms_) +
+                                      " ms) and was stopped; nothing was changed");
+  }
+
+ private:
+  static constexpr int kSteps = 1000;
+  static int Check(void* self) {
+    auto* d = static_cast<Deadline*>(self);
+    if (std::chrono::steady_clock::now() > d->until_) d->fired_ = true;
+    return d->fired_ ? 1 : 0;
+  }
+  sqlite3* db_;
+  int64_t timeout_ms_;
+  std::chrono::steady_clock::time_point until_;
+  bool fired_ = false;
+};
+
+Result<Observation> ExecuteWithDeadline(sqlite3* db, const std::string& sql,
+                                        const ObserveOptions& options, int64_t timeout_ms) {
+  Deadline deadline(db, timeout_ms);
+  Result<Observation> obs = ExecuteObserved(db, sql, options);
+  if (!obs.ok()) return deadline.Explain(obs.status());
+  return obs;
+}
+
 class SqliteConnector final : public Connector {
  public:
   explicit SqliteConnector(Settings s) : settings_(std::move(s)) {}
@@ -192,7 +238,8 @@ Result<DryRunResult> SqliteConnector::DryRun(const Json& args) {
   ASSIGN_OR_RETURN(sqlite3* db, Db());
   Transaction txn(db);
   RETURN_IF_ERROR(txn.Begin("BEGIN"));
-  ASSIGN_OR_RETURN(Observation obs, ExecuteObserved(db, sql, Options()));
+  ASSIGN_OR_RETURN(Observation obs,
+                   ExecuteWithDeadline(db, sql, Options(), settings_.timeout_ms));
   RETURN_IF_ERROR(txn.Rollback());  // a dry-run never commits
   return DryRunResult{std::move(obs.effect), std::move(obs.result)};
 }
@@ -222,7 +269,8 @@ Result<ApplyOutcome> SqliteConnector::Apply(
     else if (snap.status().code() != StatusCode::kNotFound) return snap.status();
   }
 
-  ASSIGN_OR_RETURN(Observation obs, ExecuteObserved(db, sql, Options()));
+  ASSIGN_OR_RETURN(Observation obs,
+                   ExecuteWithDeadline(db, sql, Options(), settings_.timeout_ms));
   ApplyOutcome out;
   out.effect = std::move(obs.effect);
   out.result = std::move(obs.result);
@@ -330,6 +378,12 @@ Result<Settings> ParseSettings(const ConnectorConfig& config) {
       return Status::InvalidArgument(where + ": busy_timeout_ms must be 0..3600000");
     }
     s.busy_timeout_ms = static_cast<int>(f["busy_timeout_ms"].get<int64_t>());
+  }
+  if (f.contains("timeout_ms")) {
+    if (!f["timeout_ms"].is_number_integer() || f["timeout_ms"].get<int64_t>() <= 0) {
+      return Status::InvalidArgument(where + ": timeout_ms must be a positive integer");
+    }
+    s.timeout_ms = f["timeout_ms"].get<int64_t>();
   }
   return s;
 }

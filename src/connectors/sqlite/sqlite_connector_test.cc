@@ -514,3 +514,27 @@ TEST_F(SqliteConnectorTest, CorruptUndoRecordIsRefused) {
 
 }  // namespace
 }  // namespace airlock
+
+namespace airlock {
+namespace {
+
+TEST_F(SqliteConnectorTest, RunawayQueryIsStoppedAtTheTimeout) {
+  ConnectorConfig config{"app-db", "sqlite", {{"path", path_}, {"timeout_ms", 200}}};
+  auto c = CreateSqliteConnector(config);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const std::string before = AllData();
+  auto r = (*c)->DryRun(
+      {{"sql", "UPDATE users SET name = 'x' WHERE id = 1; "
+               "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+               "SELECT count(*) FROM n"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("timeout"), std::string::npos) << r.status().message();
+  EXPECT_EQ(AllData(), before);
+  // The connection is usable afterwards.
+  auto ok = (*c)->DryRun({{"sql", "SELECT count(*) FROM users"}});
+  EXPECT_TRUE(ok.ok()) << ok.status().ToString();
+}
+
+}  // namespace
+}  // namespace airlock

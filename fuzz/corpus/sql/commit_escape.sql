@@ -1,0 +1,1 @@
+COMMIT; DELETE FROM users

@@ -1,0 +1,1 @@
+INSERT INTO airlock_applied VALUES ('act_x', 'apply', 0)

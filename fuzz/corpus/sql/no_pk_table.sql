@@ -1,0 +1,1 @@
+UPDATE users SET status = 'x'; DELETE FROM logs

@@ -1,0 +1,1 @@
+UPDATE users SET name = 'x' WHERE id = 5
