@@ -90,6 +90,7 @@ Result<Observation> ObservedRun::Run(std::string_view sql) {
   const char* end = sql.data() + sql.size();
   while (tail < end && !IsBlank(std::string_view(tail, end - tail))) {
     sqlite3_stmt* raw_stmt = nullptr;
+    const char* const start = tail;
     auth_.BeginStatement();
     rc = sqlite3_prepare_v3(db_, tail, static_cast<int>(end - tail), 0, &raw_stmt, &tail);
     auth_.EndPrepare();
@@ -104,7 +105,12 @@ Result<Observation> ObservedRun::Run(std::string_view sql) {
       }
       return SqlError(db_, rc, "");
     }
-    if (!stmt) continue;  // comment-only or empty tail
+    if (!stmt) {
+      // A comment-only or empty tail. SQLite stops reading at a NUL byte, so a tail that did
+      // not move would loop forever (found by fuzz/sql_fuzz.cc).
+      if (tail == start) return Status::InvalidArgument("the SQL text has a NUL byte");
+      continue;
+    }
     RETURN_IF_ERROR(RunStatement(stmt.get()));
     if (obs_.effect.extra.contains("not_executed")) break;
   }

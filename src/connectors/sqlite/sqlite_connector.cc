@@ -27,11 +27,22 @@ struct Settings {
   int64_t timeout_ms = 30000;
 };
 
+// SQL an agent sends is text a person reviews: 1 MiB is far beyond any real statement.
+constexpr size_t kMaxSqlBytes = 1 << 20;
+
 Result<std::string> SqlArg(const Json& args) {
   if (!args.is_object() || !args.contains("sql") || !args["sql"].is_string()) {
     return Status::InvalidArgument("sqlite action needs args {\"sql\": \"<text>\"}");
   }
-  return args["sql"].get<std::string>();
+  std::string sql = args["sql"].get<std::string>();
+  if (sql.size() > kMaxSqlBytes) {
+    return Status::InvalidArgument("the SQL text is " + std::to_string(sql.size()) +
+                                   " bytes; the limit is " + std::to_string(kMaxSqlBytes));
+  }
+  if (size_t nul = sql.find('\0'); nul != std::string::npos) {
+    return Status::InvalidArgument("the SQL text has a NUL byte at offset " + std::to_string(nul));
+  }
+  return sql;
 }
 
 int64_t NowMs() {

@@ -538,3 +538,21 @@ TEST_F(SqliteConnectorTest, RunawayQueryIsStoppedAtTheTimeout) {
 
 }  // namespace
 }  // namespace airlock
+
+namespace airlock {
+namespace {
+
+// Found by fuzz/sql_fuzz.cc: SQLite stops reading at a NUL byte, and the statement loop
+// never advanced past it.
+TEST_F(SqliteConnectorTest, NulBytesAndHugeTextAreRefused) {
+  auto r = conn_->DryRun({{"sql", std::string("DELETE FROM users\0\0\0", 20)}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("NUL"), std::string::npos);
+  r = conn_->DryRun({{"sql", "SELECT 1 -- " + std::string(2 << 20, 'x')}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace airlock
