@@ -84,7 +84,7 @@ for size in 200 20; do
   for row in "BM_AirlockDryRunClassify|airlock: DryRun + Classify" \
              "BM_PlainOpenUpdateClose|plain: open, UPDATE (durable commit), close" \
              "BM_PlainKeptOpenUpdate|plain: UPDATE (durable commit), connection kept open" \
-             "BM_PlainOpenUpdateRollbackClose|info: open, BEGIN, UPDATE, ROLLBACK, close"; do
+             "BM_PlainKeptOpenUpdateRollback|info: kept open: BEGIN, UPDATE, ROLLBACK"; do
     name=${row%%|*}; label=${row#*|}
     m=$(get "$name/$size/" mean_us); p=$(get "$name/$size/" p50_us); q=$(get "$name/$size/" p99_us)
     mean[$name/$size]=$m; p50[$name/$size]=$p
@@ -101,8 +101,8 @@ for size in 200 20; do
     rm_=$(ratio "${mean[$a]}" "${mean[$b]}"); rp=$(ratio "${p50[$a]}" "${p50[$b]}")
     printf '   %-7s %-44s %11sx %11sx %8s\n' "${size} MB" "$label" "$rm_" "$rp" "$(verdict "$rm_" "<=" 2)"
   done
-  rm_=$(ratio "${mean[$a]}" "${mean[BM_PlainOpenUpdateRollbackClose/$size]}")
-  rp=$(ratio "${p50[$a]}" "${p50[BM_PlainOpenUpdateRollbackClose/$size]}")
+  rm_=$(ratio "${mean[$a]}" "${mean[BM_PlainKeptOpenUpdateRollback/$size]}")
+  rp=$(ratio "${p50[$a]}" "${p50[BM_PlainKeptOpenUpdateRollback/$size]}")
   printf '   %-7s %-44s %11sx %11sx %8s\n' "${size} MB" "info: airlock / same work uncommitted" "$rm_" "$rp" "-"
 done
 g=$(ratio "${mean[BM_AirlockDryRunClassify/200]}" "${mean[BM_AirlockDryRunClassify/20]}")
