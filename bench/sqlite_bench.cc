@@ -1,8 +1,9 @@
 // Benchmarks 1 and 2: the dry-run + classification of a one-row UPDATE, against
 //   - plain SQLite running the same UPDATE for real (autocommit, durable: WAL +
 //     synchronous=FULL), opening the file per statement and with the connection kept open;
-//   - plain SQLite doing the same work without committing (open, BEGIN, UPDATE, ROLLBACK,
-//     close): not a target, it shows what airlock's own machinery costs on top of SQLite;
+//   - plain SQLite doing the same work without committing (BEGIN, UPDATE, ROLLBACK on a
+//     connection kept open, as airlock's connector keeps its own): not a target, it shows
+//     what airlock's own machinery costs on top of SQLite;
 //   - "copy the database first": a backup-API copy of the database, then the UPDATE on it.
 // Every iteration picks a random row id K (same seed on every side) and a fresh payload.
 #include <unistd.h>

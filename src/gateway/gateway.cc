@@ -34,6 +34,18 @@ Json DecisionPayload(const Action& a) {
   return p;
 }
 
+Json ReadSummary(const Json& result) {
+  if (!result.is_object()) return result;
+  Json summary = Json::object();
+  for (const char* key : {"columns", "truncated"}) {
+    if (result.contains(key)) summary[key] = result[key];
+  }
+  summary["row_count"] = result.contains("rows") && result["rows"].is_array()
+                             ? result["rows"].size()
+                             : 0;
+  return summary;
+}
+
 std::string RateText(const Limit& l) {
   const char* unit = l.rate_window_ms == 1000 ? "s" : l.rate_window_ms == 3600000 ? "h" : "min";
   return std::to_string(l.rate_count) + "/" + unit;
@@ -244,10 +256,12 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   a.reasons = std::move(cls.reasons);
   if (a.risk == Risk::kRead) {
     a.status = ActionStatus::kApplied;  // a read "ran": its rows come from the sandbox
-    a.result = std::move(dry->result);
-    Json payload = DecisionPayload(a);
-    Status st = Record(a, "read", who->Label(), std::move(payload), true);
+    // The store keeps what was read (columns, how many rows), not the rows themselves: the
+    // caller gets them once, and the store does not become a copy of production data.
+    a.result = ReadSummary(dry->result);
+    Status st = Record(a, "read", who->Label(), DecisionPayload(a), true);
     if (!st.ok()) return {st.Annotate("audit write failed; the result is withheld"), std::nullopt};
+    a.result = std::move(dry->result);
     return {Status::Ok(), a};
   }
   for (const auto& t : a.effect.tables) {
@@ -256,8 +270,7 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   a.quorum = policy_->approvals.QuorumFor(a.risk);
 
   // 5. limits and breakers
-  Json limit_payload = Json::object();
-  Status limits = ApplyLimits(*who, &a, &limit_payload);
+  Status limits = ApplyLimits(&a);
   if (!limits.ok()) return Deny(a, "denied", "could not check limits: " + limits.message(), *who);
   if (a.status == ActionStatus::kDenied) return Deny(a, "denied", a.error, *who);
 
@@ -283,7 +296,7 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   return ApplyClaimed(std::move(a), *who);
 }
 
-Status Gateway::ApplyLimits(const Principal& who, Action* a, Json* payload) {
+Status Gateway::ApplyLimits(Action* a) {
   const int64_t now = a->created_ms;
   std::optional<Breaker> breaker;
   RETURN_IF_ERROR(store_->Read([&](StoreTxn& t) -> Status {
@@ -312,7 +325,6 @@ Status Gateway::ApplyLimits(const Principal& who, Action* a, Json* payload) {
     if (recent + 1 <= l.rate_count) continue;
     const std::string exceeded = "rate limit " + RateText(l) + " exceeded by " + a->agent +
                                  " on " + a->target + where;
-    (*payload)["rate_exceeded"] = exceeded;
     switch (l.on_exceed) {
       case OnExceed::kDeny:
         a->status = ActionStatus::kDenied;
@@ -347,7 +359,6 @@ Status Gateway::ApplyLimits(const Principal& who, Action* a, Json* payload) {
                          FormatTimeMs(breaker->changed_ms) +
                          ": every write needs approval until an approver resets it");
   }
-  (void)who;
   return Status::Ok();
 }
 

@@ -90,10 +90,11 @@ class Gateway {
                                          const std::string& operation, const std::string& id);
 
   Result<Connector*> ConnectorFor(const std::string& target);
-  // Stage helpers of Submit; each returns the next value or a denial.
   Outcome Deny(Action action, const std::string& event, const std::string& why,
                const Principal& who);
-  Status ApplyLimits(const Principal& who, Action* action, Json* audit_payload);
+  // Hard caps deny; an exceeded rate denies, asks for approval or trips the breaker; an open
+  // breaker asks for approval. Sets action->status / quorum / reasons accordingly.
+  Status ApplyLimits(Action* action);
   // Runs an action whose status was set to applying (claimed) in the store.
   Outcome ApplyClaimed(Action action, const Principal& who);
   Status Record(const Action& action, const std::string& event, const std::string& principal,

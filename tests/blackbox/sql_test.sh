@@ -32,6 +32,9 @@ run_json out as_agent sql --json --target app-db "SELECT id, email FROM users WH
 check "SELECT exits 0" [ "$RC" -eq 0 ]
 check "SELECT is read" [ "$(jf .risk "$out")" = read ]
 check "SELECT returns its rows" [ "$(jf '.result.rows[1][1]' "$out")" = customer2@example.com ]
+stored=$(airlock show --json "$(jf .id "$out")")
+check "the store keeps what was read, not the rows" \
+  [ "$(jf '.result.row_count' "$stored")" = 2 ] && [ "$(jf '.result.rows' "$stored")" = null ]
 human=$(as_agent sql --target app-db "SELECT email FROM users WHERE id = 3")
 check "human SELECT output prints the row" grep -q customer3@example.com <<<"$human"
 check "SELECT creates nothing pending" [ "$(airlock pending --json | jq .count)" = "$pending_before" ]
