@@ -61,6 +61,8 @@ bool LimitMatches(const Limit& l, const std::string& agent, const std::string& t
          (!l.match_agent || *l.match_agent == agent);
 }
 
+std::string LockFileFor(const Policy& p) { return p.store_path + ".locks"; }
+
 }  // namespace
 
 std::string Principal::Label() const {
@@ -76,6 +78,20 @@ Gateway::Gateway(std::shared_ptr<const Policy> policy, std::unique_ptr<Store> st
     : policy_(policy), classifier_(policy), store_(std::move(store)) {}
 
 Result<std::unique_ptr<Gateway>> Gateway::Open(std::shared_ptr<const Policy> policy) {
+  // A store is created on first use. But a missing store beside the files its use leaves
+  // (its claim-lock file, its WAL) was deleted or moved: starting a fresh, empty history
+  // there would silently lose every pending action, undo record and audit event.
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(policy->store_path, ec)) {
+    for (const std::string& trace : {LockFileFor(*policy), policy->store_path + "-wal"}) {
+      if (fs::exists(trace, ec)) {
+        return Status::NotFound("the airlock store " + policy->store_path + " is missing, but " +
+                                trace + " shows it existed: restore the store, or remove " +
+                                trace + " to start a new, empty history");
+      }
+    }
+  }
   ASSIGN_OR_RETURN(auto store, OpenSqliteStore(policy->store_path));
   return OpenWithStore(std::move(policy), std::move(store));
 }
@@ -171,8 +187,6 @@ Result<Connector*> Gateway::ConnectorFor(const std::string& target) {
   connectors_[target] = std::move(connector);
   return raw;
 }
-
-std::string LockFileFor(const Policy& p) { return p.store_path + ".locks"; }
 
 // ---- submit ----------------------------------------------------------------------------------
 

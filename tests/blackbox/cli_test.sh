@@ -58,6 +58,24 @@ check "a foreign SQLite database is refused" [ $? -eq 1 ] && grep -qi "not an ai
 check "the foreign database is left as it was" [ "$(sha256sum state/airlock.db)" = "$sum" ]
 mv good.db state/airlock.db
 
+# A store that was used (an applied write left its claim-lock file) and then deleted is an
+# error, not a fresh empty history.
+as_agent sql --target app-db "UPDATE users SET name = 'kept' WHERE id = 1" >/dev/null
+mv state/airlock.db saved.db
+rm -f state/airlock.db-wal state/airlock.db-shm
+out=$(as_agent sql --target app-db "SELECT 1" 2>&1)
+check "a deleted store is a clear error (exit 1)" [ $? -eq 1 ] && grep -q "is missing" <<<"$out"
+check "the deleted store is not recreated" [ ! -e state/airlock.db ]
+mv saved.db state/airlock.db
+check "the restored store still verifies" airlock audit verify
+
+printf 'version: 1\nmode: \xff\xfe\n' > nonutf8.yaml
+out=$(airlock --config nonutf8.yaml policy check 2>&1)
+check "a non-UTF-8 policy is a clear error (exit 2)" [ $? -eq 2 ] && grep -qi "utf-8" <<<"$out"
+{ echo "version: 1"; echo "a: &a [x, x, x, x, x, x, x, x, x]"; for l in b c d e f g h i; do echo "$l: &$l [*a, *a, *a, *a, *a, *a, *a, *a, *a]"; done; } > laughs.yaml
+out=$(timeout 20 "$AIRLOCK_BIN" --config laughs.yaml policy check 2>&1)
+check "a billion-laughs policy is refused at once (exit 2)" [ $? -eq 2 ] && grep -qi "alias" <<<"$out"
+
 rm -f prod.db
 out=$(as_agent sql --target app-db "SELECT 1" 2>&1)
 check "a missing target database is an error, never created" [ $? -ne 0 ] && [ ! -e prod.db ]

@@ -48,7 +48,12 @@ for point in gateway_after_rollback_claim sqlite_rollback_before_commit; do
   check "rollback $point: recovered to applied; table still dropped" \
     [ "$(airlock show --json "$id" | jq -r .status)" = applied ] && [ "$(db "SELECT count(*) FROM sqlite_master WHERE name = 'payments'")" = 0 ]
 done
+AIRLOCK_CRASH_AT=sqlite_rollback_after_commit as_dba rollback "$id" >/dev/null
+check "rollback sqlite_rollback_after_commit: died there" [ $? -eq 86 ]
+airlock pending >/dev/null
+check "rollback sqlite_rollback_after_commit: recovered as rolled_back, table back" \
+  [ "$(airlock show --json "$id" | jq -r .status)" = rolled_back ] && [ "$(db 'SELECT count(*) FROM payments')" = 3000 ]
 run_json r as_dba rollback "$id"
-check "rollback after the crashes works" [ "$RC" -eq 0 ] && [ "$(db 'SELECT count(*) FROM payments')" = 3000 ]
+check "a recovered rollback is not run twice" [ "$RC" -ne 0 ] && [ "$(db 'SELECT count(*) FROM payments')" = 3000 ]
 check "audit verifies after every crash" airlock audit verify
 finish
