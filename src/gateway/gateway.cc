@@ -200,6 +200,14 @@ Outcome Gateway::Deny(Action action, const std::string& event, const std::string
   return {Status::Ok(), action};
 }
 
+Outcome Gateway::Fail(Action action, bool insert, const Status& why, const Principal& who) {
+  action.status = ActionStatus::kFailed;
+  action.error = why.message();
+  action.error_code = StatusCodeSlug(why.code());
+  Status st = Record(action, "failed", who.Label(), DecisionPayload(action), insert);
+  return {st.ok() ? why : st, action};
+}
+
 Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitRequest& request) {
   // 1. authenticate
   auto who = Authenticate(token);
@@ -243,25 +251,17 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   }
   const bool kind_fits = (request.kind == "sql" && spec->kind == "sqlite");
   if (!kind_fits) {
-    a.status = ActionStatus::kFailed;
-    a.error = "target '" + request.target + "' is a " + spec->kind + " target; it does not take " +
-              request.kind + " actions";
-    a.error_code = StatusCodeSlug(StatusCode::kInvalidArgument);
-    Status st = Record(a, "failed", who->Label(), DecisionPayload(a), true);
-    return {st.ok() ? Status::InvalidArgument(a.error) : st, a};
+    return Fail(std::move(a), /*insert=*/true,
+                Status::InvalidArgument("target '" + request.target + "' is a " + spec->kind +
+                                        " target; it does not take " + request.kind + " actions"),
+                *who);
   }
 
   // 3. dry-run in the sandbox. Any error here fails closed: nothing runs for real.
   auto connector = ConnectorFor(request.target);
   Result<DryRunResult> dry =
       connector.ok() ? (*connector)->DryRun(request.args) : Result<DryRunResult>(connector.status());
-  if (!dry.ok()) {
-    a.status = ActionStatus::kFailed;
-    a.error = dry.status().message();
-    a.error_code = StatusCodeSlug(dry.status().code());
-    Status st = Record(a, "failed", who->Label(), DecisionPayload(a), true);
-    return {st.ok() ? dry.status() : st, a};
-  }
+  if (!dry.ok()) return Fail(std::move(a), /*insert=*/true, dry.status(), *who);
   a.effect = std::move(dry->effect);
 
   // 4. classify by the observed effect
@@ -394,13 +394,7 @@ Outcome Gateway::ApplyClaimed(Action a, const Principal& who) {
     out = connector.status();
   }
   a.updated_ms = NowMs();
-  if (!out.ok()) {
-    a.status = ActionStatus::kFailed;
-    a.error = out.status().message();
-    a.error_code = StatusCodeSlug(out.status().code());
-    Status st = Record(a, "failed", actor, {{"error", a.error}});
-    return {st.ok() ? out.status() : st, a};
-  }
+  if (!out.ok()) return Fail(std::move(a), /*insert=*/false, out.status(), who);
   if (!out->effect_matched) {
     a.status = ActionStatus::kEffectChanged;
     a.error = "the real effect differs from the approved preview; nothing was applied";

@@ -92,6 +92,9 @@ class Gateway {
   Result<Connector*> ConnectorFor(const std::string& target);
   Outcome Deny(Action action, const std::string& event, const std::string& why,
                const Principal& who);
+  // Records the action as failed for `why` (inserting it if new); the outcome carries `why`,
+  // which tells the front end bad input (exit 2) from an error (exit 1).
+  Outcome Fail(Action action, bool insert, const Status& why, const Principal& who);
   // Hard caps deny; an exceeded rate denies, asks for approval or trips the breaker; an open
   // breaker asks for approval. Sets action->status / quorum / reasons accordingly.
   Status ApplyLimits(Action* action);

@@ -93,6 +93,16 @@ run_json v as_sec approve "$id"
 check "no vote after a rejection" [ "$RC" -ne 0 ] && [ "$RC" -ne 10 ]
 check "payments intact" [ "$(db 'SELECT count(*) FROM payments')" = 3000 ]
 
+# --- ATTACH cannot be previewed or undone: critical, and refused even when approved.
+run_json out as_agent sql --json --target app-db "ATTACH '$T/escape.db' AS x"
+id=$(jf .id "$out")
+check "ATTACH is critical and pending" [ "$RC" -eq 10 ] && [ "$(jf .risk "$out")" = critical ]
+as_dba approve "$id" >/dev/null
+run_json v as_sec approve --json "$id"
+check "an approved ATTACH fails instead of running (exit 1)" [ "$RC" -eq 1 ] && [ "$(jf .status "$v")" = failed ]
+check "the failure is audited" grep -q '"event":"failed"' <<<"$(as_dba audit log --json --action "$id")"
+check "ATTACH created no file" [ ! -e "$T/escape.db" ]
+
 # --- Policy rule raises the risk: payments are money.
 sed -i 's/^approvals:/rules:\n  - {match: {target: app-db, table: payments}, risk: high, reason: "payments are money"}\napprovals:/' airlock.yaml
 run_json out as_agent sql --json --target app-db "UPDATE payments SET state = 'settled' WHERE id = 9"
