@@ -112,21 +112,16 @@ Result<Principal> Gateway::Authenticate(const std::optional<std::string>& token)
   const std::string hash = Sha256Hex(*token);
   // Compare against every known hash without stopping at a match, so the time taken does
   // not reveal which principal (or whether any) matched.
-  const Principal* found = nullptr;
-  std::vector<Principal> all;
-  all.reserve(policy_->agents.size() + policy_->approvers.size());
-  for (const auto& a : policy_->agents) all.push_back({Principal::Role::kAgent, a.name});
-  for (const auto& a : policy_->approvers) all.push_back({Principal::Role::kApprover, a.name});
-  size_t i = 0;
+  std::optional<Principal> found;
   for (const auto& a : policy_->agents) {
-    if (ConstantTimeEquals(hash, a.token_sha256)) found = &all[i];
-    ++i;
+    if (ConstantTimeEquals(hash, a.token_sha256)) found = Principal{Principal::Role::kAgent, a.name};
   }
   for (const auto& a : policy_->approvers) {
-    if (ConstantTimeEquals(hash, a.token_sha256)) found = &all[i];
-    ++i;
+    if (ConstantTimeEquals(hash, a.token_sha256)) {
+      found = Principal{Principal::Role::kApprover, a.name};
+    }
   }
-  if (found == nullptr) return Status::PermissionDenied("authentication failed");
+  if (!found) return Status::PermissionDenied("authentication failed");
   return *found;
 }
 
@@ -690,9 +685,14 @@ Status Gateway::Recover() {
     // A live worker holds the claim: leave its action alone.
     auto lock = ClaimLock::Acquire(LockFileFor(*policy_), a.id, /*wait=*/false);
     if (!lock.ok()) continue;
-    ASSIGN_OR_RETURN(Connector * c, ConnectorFor(a.target));
+    // A target that cannot be asked now (its file moved, say) leaves the action unresolved
+    // until it can be; it must not stop every other command from running.
+    auto c = ConnectorFor(a.target);
+    if (!c.ok()) continue;
     const bool applying = a.status == ActionStatus::kApplying;
-    ASSIGN_OR_RETURN(bool committed, applying ? c->IsApplied(a.id) : c->IsRolledBack(a.id));
+    auto asked = applying ? (*c)->IsApplied(a.id) : (*c)->IsRolledBack(a.id);
+    if (!asked.ok()) continue;
+    const bool committed = *asked;
     Json payload = {{"was", ActionStatusName(a.status)}, {"target_committed", committed}};
     if (applying) {
       a.status = committed ? ActionStatus::kApplied : ActionStatus::kFailed;

@@ -9,7 +9,7 @@ write_policy
 for cmd in "" sql pending show approve reject rollback "breaker reset" "audit verify" "audit log" "policy check" "token new"; do
   # shellcheck disable=SC2086
   out=$(airlock $cmd --help 2>&1)
-  check "'airlock $cmd --help' prints usage and exits 0" [ $? -eq 0 ] && grep -qi usage <<<"$out"
+  check "'airlock $cmd --help' prints usage and exits 0" all [ $? -eq 0 ] -- grep -qi usage <<<"$out"
 done
 airlock frobnicate >/dev/null 2>&1
 check "an unknown command exits 2" [ $? -eq 2 ]
@@ -48,13 +48,13 @@ rm -f state/airlock.db-wal state/airlock.db-shm
 sum=$(sha256sum state/airlock.db)
 out=$(as_agent sql --target app-db "SELECT 1" 2>&1)
 rc=$?
-check "a corrupt store is a clear error (exit 1)" [ $rc -eq 1 ] && grep -q "airlock.db" <<<"$out"
+check "a corrupt store is a clear error (exit 1)" all [ $rc -eq 1 ] -- grep -q "airlock.db" <<<"$out"
 check "the corrupt store is left as it was" [ "$(sha256sum state/airlock.db)" = "$sum" ]
 sqlite3 state/airlock.db.foreign "CREATE TABLE customers(id INTEGER PRIMARY KEY)"
 mv state/airlock.db.foreign state/airlock.db
 sum=$(sha256sum state/airlock.db)
 out=$(as_agent sql --target app-db "SELECT 1" 2>&1)
-check "a foreign SQLite database is refused" [ $? -eq 1 ] && grep -qi "not an airlock store" <<<"$out"
+check "a foreign SQLite database is refused" all [ $? -eq 1 ] -- grep -qi "not an airlock store" <<<"$out"
 check "the foreign database is left as it was" [ "$(sha256sum state/airlock.db)" = "$sum" ]
 mv good.db state/airlock.db
 
@@ -64,19 +64,19 @@ as_agent sql --target app-db "UPDATE users SET name = 'kept' WHERE id = 1" >/dev
 mv state/airlock.db saved.db
 rm -f state/airlock.db-wal state/airlock.db-shm
 out=$(as_agent sql --target app-db "SELECT 1" 2>&1)
-check "a deleted store is a clear error (exit 1)" [ $? -eq 1 ] && grep -q "is missing" <<<"$out"
+check "a deleted store is a clear error (exit 1)" all [ $? -eq 1 ] -- grep -q "is missing" <<<"$out"
 check "the deleted store is not recreated" [ ! -e state/airlock.db ]
 mv saved.db state/airlock.db
 check "the restored store still verifies" airlock audit verify
 
 printf 'version: 1\nmode: \xff\xfe\n' > nonutf8.yaml
 out=$(airlock --config nonutf8.yaml policy check 2>&1)
-check "a non-UTF-8 policy is a clear error (exit 2)" [ $? -eq 2 ] && grep -qi "utf-8" <<<"$out"
+check "a non-UTF-8 policy is a clear error (exit 2)" all [ $? -eq 2 ] -- grep -qi "utf-8" <<<"$out"
 { echo "version: 1"; echo "a: &a [x, x, x, x, x, x, x, x, x]"; for l in b c d e f g h i; do echo "$l: &$l [*a, *a, *a, *a, *a, *a, *a, *a, *a]"; done; } > laughs.yaml
 out=$(timeout 20 "$AIRLOCK_BIN" --config laughs.yaml policy check 2>&1)
-check "a billion-laughs policy is refused at once (exit 2)" [ $? -eq 2 ] && grep -qi "alias" <<<"$out"
+check "a billion-laughs policy is refused at once (exit 2)" all [ $? -eq 2 ] -- grep -qi "alias" <<<"$out"
 
 rm -f prod.db
 out=$(as_agent sql --target app-db "SELECT 1" 2>&1)
-check "a missing target database is an error, never created" [ $? -ne 0 ] && [ ! -e prod.db ]
+check "a missing target database is an error, never created" all [ $? -ne 0 ] -- [ ! -e prod.db ]
 finish

@@ -74,3 +74,17 @@ jf() { jq -r "$1" <<<"$2"; }  # jf FILTER JSON
 db() { sqlite3 "$T/prod.db" "$@"; }
 store() { sqlite3 "$T/state/airlock.db" "$@"; }
 dump_users() { sqlite3 "$T/prod.db" ".dump users"; }
+
+# all CMD [ARGS] -- CMD [ARGS] ...: succeeds when every command succeeds. One check can hold
+# several conditions this way; `check DESC A && B` would report only A and ignore B.
+all() {
+  local cmd=() arg
+  for arg in "$@" --; do
+    if [ "$arg" = -- ]; then
+      "${cmd[@]}" || return 1
+      cmd=()
+    else
+      cmd+=("$arg")
+    fi
+  done
+}

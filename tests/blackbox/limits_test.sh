@@ -7,7 +7,7 @@ write_policy "limits:
   - {match: {target: app-db}, rate: 3/min, max_rows: 500, on_exceed: trip}"
 
 run_json out as_agent sql --json --target app-db "UPDATE users SET balance_cents = 0 WHERE id <= 600"
-check "over max_rows is denied outright (exit 11)" [ "$RC" -eq 11 ] && [ "$(jf .status "$out")" = denied ]
+check "over max_rows is denied outright (exit 11)" all [ "$RC" -eq 11 ] -- [ "$(jf .status "$out")" = denied ]
 check "the cap is named" grep -q "hard cap of 500" <<<"$(jf .error "$out")"
 check "nothing changed" [ "$(db 'SELECT count(*) FROM users WHERE balance_cents = 0')" = 0 ]
 
@@ -34,7 +34,7 @@ check "an agent cannot reset a breaker (exit 11)" [ "$RC" -eq 11 ]
 run_json r as_dba breaker reset --target app-db --agent support-bot
 check "an approver resets the breaker" [ "$RC" -eq 0 ]
 run_json out as_agent sql --json --target app-db "UPDATE users SET name = 'r5' WHERE id = 5"
-check "after reset writes apply again" [ "$RC" -eq 0 ] && [ "$(db 'SELECT name FROM users WHERE id = 5')" = r5 ]
+check "after reset writes apply again" all [ "$RC" -eq 0 ] -- [ "$(db 'SELECT name FROM users WHERE id = 5')" = r5 ]
 run_json r as_dba breaker reset --target app-db
 check "resetting a closed breaker says so (exit 1)" [ "$RC" -eq 1 ]
 
@@ -44,7 +44,7 @@ write_policy "limits:
 export AIRLOCK_TIME_SHIFT_MS=$((60 * 60 * 1000))
 as_agent sql --target app-db "UPDATE users SET name = 'd1' WHERE id = 11" >/dev/null
 run_json out as_agent sql --json --target app-db "UPDATE users SET name = 'd2' WHERE id = 12"
-check "on_exceed deny denies the write over the rate" [ "$RC" -eq 11 ] && [ "$(db 'SELECT name FROM users WHERE id = 12')" = "customer 12" ]
+check "on_exceed deny denies the write over the rate" all [ "$RC" -eq 11 ] -- [ "$(db 'SELECT name FROM users WHERE id = 12')" = "customer 12" ]
 unset AIRLOCK_TIME_SHIFT_MS
 check "audit verifies" airlock audit verify
 finish

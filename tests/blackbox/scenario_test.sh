@@ -35,7 +35,7 @@ run_json v as_dba approve "$id" --reason "retiring the table"
 check "one approval leaves it pending (exit 10)" [ "$RC" -eq 10 ]
 check "still there after one approval" [ "$(db 'SELECT count(*) FROM users')" = 1204 ]
 run_json v as_dba approve "$id"
-check "the same approver cannot vote twice" [ "$RC" -ne 0 ] && [ "$RC" -ne 10 ]
+check "the same approver cannot vote twice" all [ "$RC" -ne 0 ] -- [ "$RC" -ne 10 ]
 
 run_json v as_sec approve --json "$id"
 check "second distinct approver applies it (exit 0)" [ "$RC" -eq 0 ]
@@ -45,7 +45,7 @@ check "the table is dropped" [ "$(db "SELECT count(*) FROM sqlite_master WHERE n
 run_json r as_agent rollback "$id"
 check "an agent cannot roll back (exit 11)" [ "$RC" -eq 11 ]
 run_json r as_dba rollback --json "$id"
-check "rollback succeeds" [ "$RC" -eq 0 ] && [ "$(jf .status "$r")" = rolled_back ]
+check "rollback succeeds" all [ "$RC" -eq 0 ] -- [ "$(jf .status "$r")" = rolled_back ]
 check "rollback restores the schema: table, indexes, trigger" \
   [ "$(db "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'users' ORDER BY name")" = "$before_schema" ]
 check "rollback restores every row exactly" [ "$(dump_users)" = "$before_rows" ]
@@ -56,7 +56,7 @@ run_json r as_dba rollback "$id"
 check "a second rollback is refused" [ "$RC" -ne 0 ]
 
 run_json a airlock audit verify --json
-check "audit verifies" [ "$RC" -eq 0 ] && [ "$(jf .ok "$a")" = true ]
+check "audit verifies" all [ "$RC" -eq 0 ] -- [ "$(jf .ok "$a")" = true ]
 events=$(jf .events "$a")
 check "audit recorded the whole story (>= 8 events)" [ "$events" -ge 8 ]
 log=$(as_dba audit log --json --action "$id")
