@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for a bounded time over its seed corpus (fuzz/corpus/NAME/).
+# The seed is fixed (FUZZ_SEED, default 1) so a CI run explores the same inputs first;
+# FUZZ_SEED=0 lets libFuzzer pick one for longer exploratory runs.
 # A crash fails the run and leaves the reproducer in fuzz/artifacts/.
 set -euo pipefail
 build=${1:-build-fuzz}
@@ -14,7 +16,7 @@ for bin in "$build"/*_fuzz; do
   work=$(mktemp -d)
   [ -d "$corpus" ] && cp -r "$corpus/." "$work/"
   echo "fuzz: $name for ${seconds}s"
-  if ! "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  if ! "$bin" -seed="${FUZZ_SEED:-1}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -artifact_prefix="$root/fuzz/artifacts/${name}-" "$work" >"$work.log" 2>&1; then
     tail -40 "$work.log"
     echo "fuzz: $name FAILED"

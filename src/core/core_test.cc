@@ -73,6 +73,15 @@ TEST(Types, CorruptRecordsAreErrors) {
   EXPECT_EQ(ActionFromJson(*j).status().code(), StatusCode::kCorruption);
   j = ParseJson(R"({"status":"applied","risk":"low","reasons":"x"})");
   EXPECT_EQ(ActionFromJson(*j).status().code(), StatusCode::kCorruption);
+  // Numbers that do not fit the field are errors, not casts (json_fuzz found 1e204).
+  for (const char* bad : {R"({"status":"applied","risk":"low","quorum":1e204})",
+                          R"({"status":"applied","risk":"low","quorum":1.5})",
+                          R"({"status":"applied","risk":"low","quorum":99999999999})",
+                          R"({"status":"applied","risk":"low","created_ms":18446744073709551615})"}) {
+    j = ParseJson(bad);
+    ASSERT_TRUE(j.ok()) << bad;
+    EXPECT_EQ(ActionFromJson(*j).status().code(), StatusCode::kCorruption) << bad;
+  }
 }
 
 TEST(Types, ExitCodesFollowTheContract) {

@@ -1,6 +1,8 @@
 #include "core/types.h"
 
 #include <array>
+#include <limits>
+#include <type_traits>
 #include <utility>
 
 namespace airlock {
@@ -32,6 +34,23 @@ template <typename T>
 Status Field(const Json& j, const char* key, T* out) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return Status::Ok();
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    // get<T>() would static_cast a float (1e204) or an out-of-range integer: undefined
+    // behaviour found by json_fuzz. Only an integer that fits is accepted.
+    if (it->is_number_unsigned()) {
+      if (it->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<T>::max())) {
+        return Status::Corruption(std::string("field '") + key + "': integer out of range");
+      }
+    } else if (it->is_number_integer()) {
+      int64_t v = it->get<int64_t>();
+      if (v < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+          (v > 0 && static_cast<uint64_t>(v) > static_cast<uint64_t>(std::numeric_limits<T>::max()))) {
+        return Status::Corruption(std::string("field '") + key + "': integer out of range");
+      }
+    } else {
+      return Status::Corruption(std::string("field '") + key + "': not an integer");
+    }
+  }
   try {
     *out = it->get<T>();
   } catch (const Json::exception& e) {
@@ -128,14 +147,30 @@ Json EffectToJson(const Effect& e) {
     preview.push_back(
         {{"table", r.table}, {"op", r.op}, {"before", r.before}, {"after", r.after}});
   }
-  return {{"kind", e.kind},
-          {"tables", std::move(tables)},
-          {"ddl", std::move(ddl)},
-          {"preview", std::move(preview)},
-          {"preview_omitted", e.preview_omitted},
-          {"rows_changed", e.RowsChanged()},
-          {"effect_hash", e.effect_hash},
-          {"extra", e.extra}};
+  Json out = {{"kind", e.kind},
+              {"tables", std::move(tables)},
+              {"ddl", std::move(ddl)},
+              {"preview", std::move(preview)},
+              {"preview_omitted", e.preview_omitted},
+              {"rows_changed", e.RowsChanged()},
+              {"effect_hash", e.effect_hash},
+              {"extra", e.extra}};
+  if (!e.files.empty() || e.files_changed != 0 || e.kind == "shell") {
+    Json files = Json::array();
+    for (const auto& f : e.files) {
+      Json jf = {{"path", f.path},       {"op", f.op},
+                 {"type", f.type},       {"size_before", f.size_before},
+                 {"size_after", f.size_after}, {"mode_before", f.mode_before},
+                 {"mode_after", f.mode_after}, {"binary", f.binary}};
+      if (!f.type_before.empty()) jf["type_before"] = f.type_before;
+      if (!f.link_target.empty()) jf["link_target"] = f.link_target;
+      if (!f.diff.empty()) jf["diff"] = f.diff;
+      files.push_back(std::move(jf));
+    }
+    out["files"] = std::move(files);
+    out["files_changed"] = e.files_changed;
+  }
+  return out;
 }
 
 Result<Effect> EffectFromJson(const Json& j) {
@@ -183,6 +218,25 @@ Result<Effect> EffectFromJson(const Json& j) {
       if (auto b = r.find("before"); b != r.end()) c.before = *b;
       if (auto a = r.find("after"); a != r.end()) c.after = *a;
       e.preview.push_back(std::move(c));
+    }
+  }
+  RETURN_IF_ERROR(Field(j, "files_changed", &e.files_changed));
+  if (auto it = j.find("files"); it != j.end() && it->is_array()) {
+    for (const auto& f : *it) {
+      if (!f.is_object()) return Status::Corruption("effect.files entry is not an object");
+      FileChange c;
+      RETURN_IF_ERROR(Field(f, "path", &c.path));
+      RETURN_IF_ERROR(Field(f, "op", &c.op));
+      RETURN_IF_ERROR(Field(f, "type", &c.type));
+      RETURN_IF_ERROR(Field(f, "type_before", &c.type_before));
+      RETURN_IF_ERROR(Field(f, "size_before", &c.size_before));
+      RETURN_IF_ERROR(Field(f, "size_after", &c.size_after));
+      RETURN_IF_ERROR(Field(f, "mode_before", &c.mode_before));
+      RETURN_IF_ERROR(Field(f, "mode_after", &c.mode_after));
+      RETURN_IF_ERROR(Field(f, "link_target", &c.link_target));
+      RETURN_IF_ERROR(Field(f, "diff", &c.diff));
+      RETURN_IF_ERROR(Field(f, "binary", &c.binary));
+      e.files.push_back(std::move(c));
     }
   }
   return e;

@@ -92,16 +92,33 @@ struct RowChange {
   Json after;      // object column -> value, null for delete
 };
 
+// One file-tree change a shell command made (relative to its workspace).
+struct FileChange {
+  std::string path;         // relative to the workspace, '/'-separated
+  std::string op;           // added | changed | deleted
+  std::string type;         // file | dir | symlink | other: the type after (before if deleted)
+  std::string type_before;  // for changed: the type before ("" = same)
+  int64_t size_before = -1; // -1: absent / not a file
+  int64_t size_after = -1;
+  int mode_before = -1;     // permission bits, -1: absent
+  int mode_after = -1;
+  std::string link_target;  // symlinks (after)
+  std::string diff;         // unified diff for small text files, else ""
+  bool binary = false;      // a file whose content is not shown as text
+};
+
 struct Effect {
-  std::string kind;                  // "sql", later "shell", "mail", ...
+  std::string kind;                  // "sql", "shell", later "mail", ...
   std::vector<TableChange> tables;   // sorted by table name
   std::vector<DdlOp> ddl;            // in execution order
   std::vector<RowChange> preview;    // the first rows changed (bounded)
-  int64_t preview_omitted = 0;       // changed rows not in the preview
+  int64_t preview_omitted = 0;       // changed rows (or files) not in the preview
+  std::vector<FileChange> files;     // shell: the first file changes (bounded), by path
+  int64_t files_changed = 0;         // shell: all file changes (files.size() + omitted)
   std::string effect_hash;           // hex SHA-256 over the canonical change set
   Json extra = Json::object();       // connector-specific
 
-  bool IsRead() const { return tables.empty() && ddl.empty(); }
+  bool IsRead() const { return tables.empty() && ddl.empty() && files_changed == 0; }
   int64_t RowsChanged() const;       // sum of inserted + updated + deleted
 };
 
