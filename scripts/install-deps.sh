@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
-  libsqlite3-dev sqlite3 libssl-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
+  libsqlite3-dev sqlite3 libseccomp-dev libssl-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev jq
 )
 

@@ -1,4 +1,5 @@
 #include "connectors/connector.h"
+#include "connectors/shell/shell_connector.h"
 #include "connectors/sqlite/sqlite_connector.h"
 
 namespace airlock {
@@ -6,6 +7,7 @@ namespace airlock {
 Result<std::unique_ptr<Connector>> CreateConnector(const ConnectorConfig& config) {
   // One line per connector kind.
   if (config.kind == "sqlite") return CreateSqliteConnector(config);
+  if (config.kind == "shell") return CreateShellConnector(config);
   return Status::InvalidArgument("target '" + config.name + "': no connector for kind '" +
                                  config.kind + "'");
 }

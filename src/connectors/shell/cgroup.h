@@ -1,0 +1,92 @@
+// Resource limits of one run (nsjail's cgroup2.cc, plus cgroup v1): memory, pids and CPU,
+// a way to kill everything the command started, and which limit it hit.
+//
+// Two layouts are supported:
+//  * cgroup v2 with controllers (/sys/fs/cgroup is cgroup2): one cgroup per run with
+//    memory.max, pids.max, cpu.max; memory.events/pids.events tell what was hit;
+//    cgroup.kill ends everything.
+//  * hybrid (systemd's legacy layout, and this CI): v1 memory, pids and cpu hierarchies
+//    carry the limits (memory.limit_in_bytes, pids.max, cpu.cfs_quota_us), and the cgroup2
+//    hierarchy at /sys/fs/cgroup/unified, which has no controllers, carries membership and
+//    cgroup.kill. Without any cgroup2 mount, processes are killed from cgroup.procs.
+//
+// Per-run cgroups are named airlock-<airlock pid>-<random> and live under an `airlock`
+// parent, nested under airlock's own cgroup where the hierarchy allows it (so a limit put on
+// airlock also bounds its sandboxes), else under the hierarchy's root. A nested parent is
+// removed when its last run ends, so that it never keeps airlock's own cgroup from being
+// removed by whoever manages it; a parent at a root stays.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace airlock::shell {
+
+struct CgroupLimits {
+  int64_t memory_bytes = 0;  // 0 = no limit
+  int64_t pids = 0;          // 0 = no limit
+  double cpus = 0;           // cores; 0 = no limit
+};
+
+class RunCgroups {
+ public:
+  // Creates the run's cgroups, writes the limits and opens their cgroup.procs. Fails
+  // (closed) when a requested limit has no controller to enforce it.
+  static Result<std::unique_ptr<RunCgroups>> Create(const CgroupLimits& limits);
+  // Kills whatever is left and removes the cgroups (best effort; Remove() reports errors).
+  ~RunCgroups();
+  RunCgroups(const RunCgroups&) = delete;
+  RunCgroups& operator=(const RunCgroups&) = delete;
+
+  // Moves `pid` into every cgroup of the run. Called by the supervisor, a forked copy of
+  // the caller: it only writes to the fds opened by Create.
+  Status Admit(pid_t pid) const;
+
+  // SIGKILLs every process in the run's cgroups (cgroup.kill where there is a cgroup2
+  // directory, else a pidfd per listed process until the list is empty).
+  void KillAll() const;
+
+  // The limit the run ran into: "memory" (the OOM killer killed something), "pids" (a fork
+  // failed at pids.max) or "".
+  std::string LimitHit() const;
+
+  // Removes the run's directories; they must be empty (every process reaped).
+  Status Remove();
+
+  const std::string& name() const { return name_; }
+  // The cgroup.procs fds Admit() writes to (the supervisor keeps them open).
+  std::vector<int> procs_fds() const;
+
+ private:
+  enum Role : unsigned {
+    kV2 = 1,      // a cgroup2 directory (cgroup.kill, memory.events, cpu.max...)
+    kMemory = 2,  // carries the memory limit
+    kPids = 4,    // carries the pids limit
+    kCpu = 8,     // carries the CPU quota
+  };
+  struct Dir {
+    std::string path;
+    unsigned roles = 0;
+    int procs_fd = -1;
+    bool remove_parent = false;  // the parent sits in our own cgroup: remove it when empty
+    bool v2() const { return roles & kV2; }
+  };
+  RunCgroups() = default;
+  Status AddDir(const std::string& parent, unsigned roles, const CgroupLimits& limits);
+
+  std::string name_;
+  std::vector<Dir> dirs_;
+  bool removed_ = false;
+};
+
+// Removes the per-run cgroups of airlock processes that are gone (a killed airlock cannot
+// remove its own), killing any process still in them.
+Status CleanupStaleCgroups();
+
+}  // namespace airlock::shell

@@ -1,0 +1,137 @@
+#include "connectors/shell/net.h"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <string_view>
+
+namespace airlock::shell {
+namespace {
+
+Status SysError(const std::string& what, int err = errno) {
+  return Status::IoError(what + ": " + std::strerror(err));
+}
+
+// Reads a small /proc file into buf; returns its length or -1.
+ssize_t ReadSmallFile(const char* path, char* buf, size_t size) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t len = 0;
+  while (len < size - 1) {
+    ssize_t n = ::read(fd, buf + len, size - 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    len += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  buf[len] = '\0';
+  return static_cast<ssize_t>(len);
+}
+
+std::string_view NextLine(std::string_view* text) {
+  size_t end = text->find('\n');
+  std::string_view line = text->substr(0, end);
+  text->remove_prefix(end == std::string_view::npos ? text->size() : end + 1);
+  return line;
+}
+
+std::string_view NextField(std::string_view* line) {
+  while (!line->empty() && (line->front() == ' ' || line->front() == '\t')) line->remove_prefix(1);
+  size_t end = line->find_first_of(" \t");
+  std::string_view field = line->substr(0, end);
+  line->remove_prefix(end == std::string_view::npos ? line->size() : end);
+  return field;
+}
+
+int64_t ParseInt(std::string_view text) {
+  int64_t value = 0;
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value;
+}
+
+// /proc/net/snmp: pairs of lines "Tcp: Name1 Name2 ..." / "Tcp: 1 2 ...".
+int64_t SnmpValue(std::string_view text, std::string_view proto, std::string_view name) {
+  while (!text.empty()) {
+    std::string_view names = NextLine(&text);
+    std::string_view values = NextLine(&text);
+    if (NextField(&names) != proto || NextField(&values) != proto) continue;
+    for (std::string_view n = NextField(&names), v = NextField(&values); !n.empty();
+         n = NextField(&names), v = NextField(&values)) {
+      if (n == name) return ParseInt(v);
+    }
+  }
+  return 0;
+}
+
+// /proc/net/snmp6: one "Name value" per line.
+int64_t Snmp6Value(std::string_view text, std::string_view name) {
+  while (!text.empty()) {
+    std::string_view line = NextLine(&text);
+    if (NextField(&line) == name) {
+      return ParseInt(NextField(&line));
+    }
+  }
+  return 0;
+}
+
+void AppendCount(std::string* out, int64_t n, const char* one, const char* many) {
+  if (n <= 0) return;
+  if (!out->empty()) *out += ", ";
+  *out += std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+}  // namespace
+
+Status BringUpLoopback() {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return SysError("loopback: socket");
+  ifreq req{};
+  std::strncpy(req.ifr_name, "lo", IFNAMSIZ - 1);
+  int rc = ::ioctl(fd, SIOCGIFFLAGS, &req);
+  if (rc == 0) {
+    req.ifr_flags = static_cast<short>(req.ifr_flags | IFF_UP | IFF_RUNNING);
+    rc = ::ioctl(fd, SIOCSIFFLAGS, &req);
+  }
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return SysError("loopback: bring lo up", err);
+  return Status::Ok();
+}
+
+NetCounters ReadNetCounters(const std::string& proc_dir) {
+  NetCounters c;
+  char buf[8192];
+  if (ReadSmallFile((proc_dir + "/net/snmp").c_str(), buf, sizeof buf) <= 0) return c;
+  std::string_view snmp(buf);
+  c.tcp_active_opens = SnmpValue(snmp, "Tcp:", "ActiveOpens");
+  c.udp_out_datagrams = SnmpValue(snmp, "Udp:", "OutDatagrams");
+  c.out_no_routes = SnmpValue(snmp, "Ip:", "OutNoRoutes");
+  c.valid = true;
+  // IPv6 may be disabled (no snmp6): then there is no IPv6 traffic to count either.
+  if (ReadSmallFile((proc_dir + "/net/snmp6").c_str(), buf, sizeof buf) > 0) {
+    std::string_view snmp6(buf);
+    c.udp_out_datagrams += Snmp6Value(snmp6, "Udp6OutDatagrams");
+    c.out_no_routes += Snmp6Value(snmp6, "Ip6OutNoRoutes");
+  }
+  return c;
+}
+
+bool DescribeNetworkUse(const NetCounters& before, const NetCounters& after, std::string* detail) {
+  detail->clear();
+  if (!before.valid || !after.valid) return false;
+  AppendCount(detail, after.tcp_active_opens - before.tcp_active_opens, "TCP connection attempt",
+              "TCP connection attempts");
+  AppendCount(detail, after.udp_out_datagrams - before.udp_out_datagrams, "UDP datagram",
+              "UDP datagrams");
+  AppendCount(detail, after.out_no_routes - before.out_no_routes, "packet without a route",
+              "packets without a route");
+  return !detail->empty();
+}
+
+}  // namespace airlock::shell

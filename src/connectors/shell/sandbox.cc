@@ -1,0 +1,741 @@
+// RunSandboxed: the caller's side (validate, cgroups, pipes, fork the supervisor, collect
+// output, enforce the timeout, hand the upper layer to `inspect`, clean up), the
+// supervisor's (scratch tmpfs, clone init, admit it into the cgroups) and init's (contain,
+// spawn the command, reap, report). Each concern lives in its own file; this one
+// only says in which order they happen, and why.
+#include "connectors/shell/sandbox.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstring>
+#include <memory>
+#include <utility>
+
+#include "connectors/shell/caps.h"
+#include "connectors/shell/cgroup.h"
+#include "connectors/shell/landlock.h"
+#include "connectors/shell/mount.h"
+#include "connectors/shell/net.h"
+#include "connectors/shell/seccomp.h"
+
+extern char** environ;
+
+namespace airlock::shell {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// After the timeout the cgroup is killed; if the run has still not ended this much later,
+// the supervisor is SIGKILLed (its namespaces, init and every mount go with it).
+constexpr auto kKillGrace = std::chrono::seconds(5);
+constexpr int kExitSetupFailed = 125;
+constexpr int kExitExecFailed = 127;
+
+Status SysError(const std::string& what, int err = errno) {
+  return Status::IoError(what + ": " + std::strerror(err));
+}
+
+// ---- fds ----------------------------------------------------------------------------------
+
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept {
+    reset(o.release());
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+struct Pipe {
+  Fd read, write;
+};
+
+Result<Pipe> MakePipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return SysError("pipe");
+  return Pipe{Fd(fds[0]), Fd(fds[1])};
+}
+
+// Closes every fd of this process except 0-2 and `keep`. A sibling thread's fork may have
+// handed us its pipes' write ends; holding them would delay that run's end-of-output.
+void CloseAllFdsExcept(std::vector<int> keep) {
+  std::sort(keep.begin(), keep.end());
+  unsigned from = 3;
+  for (int fd : keep) {
+    if (fd < static_cast<int>(from)) continue;
+    if (static_cast<unsigned>(fd) > from) ::close_range(from, static_cast<unsigned>(fd) - 1, 0);
+    from = static_cast<unsigned>(fd) + 1;
+  }
+  ::close_range(from, UINT_MAX, 0);
+}
+
+// ---- messages from the sandbox to the caller ------------------------------------------------
+//
+// One pipe (O_CLOEXEC: the command never holds it) carries framed messages from the
+// supervisor and init to the caller. Each is a single write() below PIPE_BUF, so messages
+// never interleave.
+
+enum class Msg : char {
+  kInitPid = 'P',     // supervisor: init's pid (in the caller's pid namespace)
+  kSetupError = 'E',  // supervisor or init: "sandbox setup: <step>: <strerror>"
+  kBaseline = 'B',    // init: network counters before the command
+  kExecError = 'X',   // init: the command could not be executed; payload errno
+  kReport = 'R',      // init: the command's wait status, network counters after
+  kInitExited = 'D',  // supervisor: init's wait status; every process of the run is gone
+};
+
+struct ReportMsg {
+  int wait_status;
+  NetCounters after;
+};
+
+constexpr size_t kMsgHeader = 3;  // type, 16-bit length
+
+void Send(int fd, Msg type, const void* payload, size_t len) {
+  char buf[PIPE_BUF];
+  len = std::min(len, sizeof buf - kMsgHeader);
+  buf[0] = static_cast<char>(type);
+  uint16_t len16 = static_cast<uint16_t>(len);
+  std::memcpy(buf + 1, &len16, sizeof len16);
+  std::memcpy(buf + kMsgHeader, payload, len);
+  while (::write(fd, buf, kMsgHeader + len) < 0 && errno == EINTR) {
+  }
+}
+
+[[noreturn]] void FailChild(int status_fd, const Status& st) {
+  std::string msg = "sandbox setup: " + st.message();
+  Send(status_fd, Msg::kSetupError, msg.data(), msg.size());
+  ::_exit(kExitSetupFailed);
+}
+
+// ---- what the children need, built before fork ---------------------------------------------
+
+struct ChildPlan {
+  const SandboxSpec* spec = nullptr;
+  const RunCgroups* cgroups = nullptr;
+  pid_t caller = 0;
+  int last_cap = 0;
+  std::string scratch_dir;
+  NewRootSpec root;
+  std::vector<std::string> hide;      // spec.hide plus the scratch dir
+  std::vector<std::string> writable;  // Landlock: workspace, /tmp, /dev
+  std::vector<char*> argv, envp;      // point into *spec; null-terminated
+  std::vector<int> cgroup_fds;
+  int stdout_w = -1, stderr_w = -1, status_w = -1, control_r = -1;
+  int go_r = -1, go_w = -1;  // created by the supervisor
+};
+
+ChildPlan MakePlan(const SandboxSpec& spec, const RunCgroups& cgroups, int last_cap) {
+  ChildPlan p;
+  p.spec = &spec;
+  p.cgroups = &cgroups;
+  p.caller = ::getpid();
+  p.last_cap = last_cap;
+  p.scratch_dir = spec.scratch_dir;
+  ScratchLayout scratch(spec.scratch_dir);
+  p.root.new_root = scratch.root;
+  p.root.workspace = spec.workspace;
+  p.root.overlay_options = OverlayOptions(spec.workspace, scratch);
+  p.root.tmp_options = TmpfsOptions(spec.upper_size_bytes, spec.upper_inodes);
+  p.hide = spec.hide;
+  // A scratch dir under a bound directory (say /var/lib/airlock) would show the upper layer
+  // read-only inside the sandbox.
+  p.hide.push_back(spec.scratch_dir);
+  p.writable = {spec.workspace, "/tmp", "/dev"};
+  for (const std::string& a : spec.argv) p.argv.push_back(const_cast<char*>(a.c_str()));
+  p.argv.push_back(nullptr);
+  for (const std::string& e : spec.env) p.envp.push_back(const_cast<char*>(e.c_str()));
+  p.envp.push_back(nullptr);
+  p.cgroup_fds = cgroups.procs_fds();
+  return p;
+}
+
+// ---- the command (spawned by init) ---------------------------------------------------------
+
+int MoveAbove2(int fd) {
+  if (fd > 2) return fd;
+  return ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
+// posix_spawn (a vfork: no copy of init's page tables, which are the caller's) with stdin
+// /dev/null and the output pipes. Every other fd of init is close-on-exec, so the command
+// gets exactly 0, 1 and 2. Returns the pid, or the errno of the exec (ENOENT, EACCES...).
+Result<pid_t> SpawnCommand(const ChildPlan& p, int* exec_errno) {
+  int out = MoveAbove2(p.stdout_w);
+  int err = MoveAbove2(p.stderr_w);
+  if (out < 0 || err < 0) return SysError("command stdio");
+  posix_spawn_file_actions_t actions;
+  if (::posix_spawn_file_actions_init(&actions) != 0) return SysError("command stdio");
+  ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  ::posix_spawn_file_actions_adddup2(&actions, out, 1);
+  ::posix_spawn_file_actions_adddup2(&actions, err, 2);
+  environ = const_cast<char**>(p.envp.data());  // posix_spawnp looks PATH up in environ
+  pid_t pid = -1;
+  *exec_errno = ::posix_spawnp(&pid, p.argv[0], &actions, nullptr,
+                               const_cast<char**>(p.argv.data()), environ);
+  ::posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
+// ---- init: pid 1 of the run ----------------------------------------------------------------
+
+Status WaitForGo(int go_r) {
+  char c;
+  ssize_t n;
+  while ((n = ::read(go_r, &c, 1)) < 0 && errno == EINTR) {
+  }
+  if (n != 1) return Status::Internal("the supervisor went away before the start");
+  ::close(go_r);
+  return Status::Ok();
+}
+
+// The caller may ignore SIGPIPE or block signals; the command must start with defaults.
+Status ResetSignals() {
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) ::signal(sig, SIG_DFL);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  if (::sigprocmask(SIG_SETMASK, &none, nullptr) != 0) return SysError("reset signal mask");
+  return Status::Ok();
+}
+
+Status Unshare(int flags, const char* what) {
+  if (::unshare(flags) != 0) return SysError(std::string("unshare ") + what);
+  return Status::Ok();
+}
+
+Status SetHostname() {
+  if (::sethostname("airlock", 7) != 0) return SysError("sethostname");
+  return Status::Ok();
+}
+
+Status ChangeDir(const std::string& dir) {
+  if (::chdir(dir.c_str()) != 0) return SysError("chdir " + dir);
+  return Status::Ok();
+}
+
+// Everything that stands between the command and the host, in order.
+Status ContainInit(const ChildPlan& p) {
+  // getppid() is 0 here (the supervisor is outside our pid namespace); the go pipe is the
+  // liveness check instead: EOF if the supervisor died before this prctl.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return SysError("set parent-death signal");
+  CloseAllFdsExcept({p.go_r, p.stdout_w, p.stderr_w, p.status_w});
+  // "go" means the supervisor has put us into the run's cgroups: every limit applies from
+  // here on.
+  RETURN_IF_ERROR(WaitForGo(p.go_r));
+  // A cgroup namespace is rooted where its creator is at creation: after "go", the command
+  // sees its own cgroup as "/".
+  RETURN_IF_ERROR(Unshare(CLONE_NEWCGROUP, "cgroup namespace"));
+  RETURN_IF_ERROR(ResetSignals());
+  RETURN_IF_ERROR(SetHostname());
+  if (!p.spec->network) RETURN_IF_ERROR(BringUpLoopback());
+  RETURN_IF_ERROR(BuildNewRoot(p.root));
+  RETURN_IF_ERROR(PivotInto(p.root.new_root));
+  // After pivot_root: the new /proc must show this pid namespace and live in the new root.
+  RETURN_IF_ERROR(MountProc());
+  // Hidden paths resolve inside the new root (symlinks included), the overlay too.
+  RETURN_IF_ERROR(HidePaths(p.hide));
+  RETURN_IF_ERROR(SealRoot());
+  RETURN_IF_ERROR(ChangeDir(p.spec->workspace));
+  RETURN_IF_ERROR(DetachFromTerminal());
+  RETURN_IF_ERROR(DropAllCapabilities(p.last_cap));
+  // no_new_privs first: Landlock and seccomp refuse a process without CAP_SYS_ADMIN that
+  // could still gain privileges through execve.
+  RETURN_IF_ERROR(SetNoNewPrivs());
+  RETURN_IF_ERROR(RestrictWritesTo(p.writable));
+  // seccomp last: it denies mount, unshare and other calls the steps above make, and once
+  // it is in place nothing runs unfiltered.
+  return InstallSeccompFilter();
+}
+
+int ReapUntil(pid_t command) {
+  for (;;) {
+    int status = 0;
+    pid_t pid = ::waitpid(-1, &status, 0);
+    if (pid == command) return status;
+    if (pid < 0 && errno != EINTR) return W_EXITCODE(kExitSetupFailed, 0);
+  }
+}
+
+[[noreturn]] void RunInit(const ChildPlan& p) {
+  Status contained = ContainInit(p);
+  if (!contained.ok()) FailChild(p.status_w, contained);
+  NetCounters before;
+  if (!p.spec->network) {
+    before = ReadNetCounters("/proc/self");
+    Send(p.status_w, Msg::kBaseline, &before, sizeof before);
+  }
+  int exec_errno = 0;
+  Result<pid_t> command = SpawnCommand(p, &exec_errno);
+  if (!command.ok()) FailChild(p.status_w, command.status());
+  if (exec_errno != 0) {
+    Send(p.status_w, Msg::kExecError, &exec_errno, sizeof exec_errno);
+    ::_exit(kExitExecFailed);
+  }
+  ::close(p.stdout_w);
+  ::close(p.stderr_w);
+  ReportMsg report{ReapUntil(*command), {}};
+  if (!p.spec->network) report.after = ReadNetCounters("/proc/self");
+  Send(p.status_w, Msg::kReport, &report, sizeof report);
+  // Our exit makes the kernel SIGKILL every process left in the pid namespace: nothing the
+  // command started (double fork, setsid, daemon) outlives it.
+  ::_exit(0);
+}
+
+// ---- supervisor ----------------------------------------------------------------------------
+
+Status DieWithParent(pid_t caller) {
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return SysError("set parent-death signal");
+  // The caller may have died between fork and prctl: then nobody would kill us.
+  if (::getppid() != caller) return Status::Internal("airlock exited during the start");
+  return Status::Ok();
+}
+
+Result<pid_t> CloneInit(ChildPlan& p) {
+  int go[2];
+  if (::pipe2(go, O_CLOEXEC) != 0) return SysError("pipe");
+  p.go_r = go[0];
+  p.go_w = go[1];
+  unsigned long flags = CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS | SIGCHLD;
+  if (!p.spec->network) flags |= CLONE_NEWNET;
+  // Raw clone used like fork (no new stack): the supervisor is single-threaded, so no lock
+  // of the C library can be held by another thread.
+  long pid = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr);
+  if (pid < 0) return SysError("clone init");
+  if (pid == 0) RunInit(p);
+  ::close(p.go_r);
+  return static_cast<pid_t>(pid);
+}
+
+int WaitChild(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
+Status Supervise(ChildPlan& p) {
+  // If airlock dies, the kernel kills us, init follows (its own parent-death signal) and
+  // with init the whole pid namespace; our mount namespace, scratch tmpfs and all, goes too.
+  RETURN_IF_ERROR(DieWithParent(p.caller));
+  std::vector<int> keep = p.cgroup_fds;
+  keep.insert(keep.end(), {p.stdout_w, p.stderr_w, p.status_w, p.control_r});
+  CloseAllFdsExcept(keep);
+  // Every mount from here on lives in this namespace only and disappears with it.
+  RETURN_IF_ERROR(EnterPrivateMountNamespace());
+  RETURN_IF_ERROR(MountScratch(p.scratch_dir, p.spec->upper_size_bytes, p.spec->upper_inodes));
+  ASSIGN_OR_RETURN(pid_t init, CloneInit(p));
+  Send(p.status_w, Msg::kInitPid, &init, sizeof init);
+  Status admitted = p.cgroups->Admit(init);
+  if (!admitted.ok()) {
+    ::kill(init, SIGKILL);  // still waiting for "go": it has done nothing yet
+    WaitChild(init);
+    return admitted;
+  }
+  if (::write(p.go_w, "g", 1) != 1) return SysError("start init");
+  ::close(p.go_w);
+  ::close(p.stdout_w);
+  ::close(p.stderr_w);
+  int status = WaitChild(init);
+  // init is reaped only after every other process of its pid namespace: the run is over.
+  Send(p.status_w, Msg::kInitExited, &status, sizeof status);
+  ::close(p.status_w);
+  // Stay (and keep the upper layer mounted) while the caller reads it through
+  // /proc/<our pid>/root; it closes the control pipe when done, or dies.
+  char c;
+  while (::read(p.control_r, &c, 1) < 0 && errno == EINTR) {
+  }
+  return Status::Ok();
+}
+
+[[noreturn]] void RunSupervisor(ChildPlan& p) {
+  Status st = Supervise(p);
+  if (!st.ok()) FailChild(p.status_w, st);
+  ::_exit(0);
+}
+
+// The caller's handle on the supervisor: killed and reaped on every exit path.
+class SupervisorProcess {
+ public:
+  SupervisorProcess(pid_t pid, Fd control) : pid_(pid), control_(std::move(control)) {}
+  SupervisorProcess(const SupervisorProcess&) = delete;
+  SupervisorProcess& operator=(const SupervisorProcess&) = delete;
+  ~SupervisorProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      Reap();
+    }
+  }
+  pid_t pid() const { return pid_; }
+  void Kill() const { ::kill(pid_, SIGKILL); }
+  // Lets it exit (tearing down the upper layer with its mount namespace) and reaps it.
+  void Release() {
+    control_.reset();
+    Reap();
+  }
+
+ private:
+  void Reap() {
+    int status;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+  }
+  pid_t pid_;
+  Fd control_;
+};
+
+// ---- caller: validation ----------------------------------------------------------------------
+
+Status CheckDir(const std::string& path, const char* what) {
+  if (path.empty() || path[0] != '/') {
+    return Status::InvalidArgument(std::string(what) + " must be an absolute path: '" + path + "'");
+  }
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    return Status::InvalidArgument(std::string(what) + " " + path + ": " + std::strerror(errno));
+  }
+  if (S_ISLNK(st.st_mode)) {
+    return Status::InvalidArgument(std::string(what) + " is a symlink: " + path);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return Status::InvalidArgument(std::string(what) + " is not a directory: " + path);
+  }
+  char real[PATH_MAX];
+  if (::realpath(path.c_str(), real) == nullptr || path != real) {
+    return Status::InvalidArgument(std::string(what) +
+                                   " must be a canonical path (no symlink, "
+                                   "'..' or trailing '/'): " +
+                                   path);
+  }
+  return Status::Ok();
+}
+
+bool IsBeneath(const std::string& path, const std::string& dir) {
+  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+                         (dir == "/" || path[dir.size()] == '/'));
+}
+
+Status ValidateSpec(const SandboxSpec& spec) {
+  if (spec.argv.empty()) return Status::InvalidArgument("empty command: argv has no elements");
+  if (spec.argv[0].empty()) return Status::InvalidArgument("empty command name (argv[0] is '')");
+  for (const auto* list : {&spec.argv, &spec.env}) {
+    for (const std::string& s : *list) {
+      if (s.find('\0') != std::string::npos) {
+        return Status::InvalidArgument("an argument or variable contains a NUL byte");
+      }
+    }
+  }
+  RETURN_IF_ERROR(CheckDir(spec.workspace, "workspace"));
+  if (spec.workspace == "/") return Status::InvalidArgument("workspace must not be /");
+  RETURN_IF_ERROR(CheckDir(spec.scratch_dir, "scratch dir"));
+  if (IsBeneath(spec.scratch_dir, spec.workspace) || IsBeneath(spec.workspace, spec.scratch_dir)) {
+    return Status::InvalidArgument("the scratch dir and the workspace must not contain each other");
+  }
+  for (const std::string& h : spec.hide) {
+    if (h.empty() || h[0] != '/') {
+      return Status::InvalidArgument("hide paths must be absolute: '" + h + "'");
+    }
+  }
+  if (spec.timeout_ms <= 0) return Status::InvalidArgument("timeout_ms must be positive");
+  if (spec.upper_size_bytes <= 0 || spec.upper_inodes <= 0) {
+    return Status::InvalidArgument("upper_size_bytes and upper_inodes must be positive");
+  }
+  if (spec.memory_bytes < 0 || spec.pids < 0 || spec.cpus < 0 || spec.output_cap_bytes < 0) {
+    return Status::InvalidArgument("negative limit in the sandbox spec");
+  }
+  return Status::Ok();
+}
+
+// ---- caller: collecting output and messages ------------------------------------------------
+
+struct Collected {
+  std::string setup_error;
+  int exec_errno = 0;
+  pid_t init_pid = 0;
+  bool have_baseline = false, have_report = false, init_exited = false;
+  NetCounters baseline;
+  ReportMsg report{};
+  int init_status = 0;
+  bool timed_out = false;
+  bool force_killed = false;
+  NetCounters at_timeout;  // read from init's /proc at the timeout, before the kill
+};
+
+void ParseMessages(std::string* buf, Collected* c) {
+  while (buf->size() >= kMsgHeader) {
+    uint16_t len;
+    std::memcpy(&len, buf->data() + 1, sizeof len);
+    if (buf->size() < kMsgHeader + len) return;
+    Msg type = static_cast<Msg>((*buf)[0]);
+    const char* payload = buf->data() + kMsgHeader;
+    auto take = [&](void* out, size_t size) {
+      if (len == size) std::memcpy(out, payload, size);
+      return len == size;
+    };
+    switch (type) {
+      case Msg::kInitPid:
+        take(&c->init_pid, sizeof c->init_pid);
+        break;
+      case Msg::kSetupError:
+        if (c->setup_error.empty()) c->setup_error.assign(payload, len);
+        break;
+      case Msg::kBaseline:
+        c->have_baseline = take(&c->baseline, sizeof c->baseline);
+        break;
+      case Msg::kExecError:
+        take(&c->exec_errno, sizeof c->exec_errno);
+        break;
+      case Msg::kReport:
+        c->have_report = take(&c->report, sizeof c->report);
+        break;
+      case Msg::kInitExited:
+        c->init_exited = take(&c->init_status, sizeof c->init_status);
+        break;
+    }
+    buf->erase(0, kMsgHeader + len);
+  }
+}
+
+class OutputSink {
+ public:
+  OutputSink(std::string* data, int64_t* bytes, bool* truncated, int64_t cap)
+      : data_(data), bytes_(bytes), truncated_(truncated), cap_(cap) {}
+  void Append(const char* p, size_t n) {
+    *bytes_ += static_cast<int64_t>(n);
+    size_t room =
+        static_cast<size_t>(std::max<int64_t>(0, cap_ - static_cast<int64_t>(data_->size())));
+    data_->append(p, std::min(room, n));
+    if (n > room) *truncated_ = true;
+  }
+
+ private:
+  std::string* data_;
+  int64_t* bytes_;
+  bool* truncated_;
+  int64_t cap_;
+};
+
+int PollTimeoutMs(Clock::time_point deadline) {
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return static_cast<int>(std::clamp<int64_t>(left, 0, INT_MAX));
+}
+
+// Reads output and messages until every writer is gone (the run is over, or was killed).
+// At the deadline the whole cgroup is SIGKILLed; if even that does not end the run, the
+// supervisor is.
+void Collect(const SandboxSpec& spec, int out_fd, int err_fd, int status_fd,
+             const RunCgroups& cgroups, const SupervisorProcess& supervisor,
+             SandboxOutcome* outcome, Collected* c) {
+  OutputSink sinks[2] = {{&outcome->stdout_data, &outcome->stdout_bytes, &outcome->stdout_truncated,
+                          spec.output_cap_bytes},
+                         {&outcome->stderr_data, &outcome->stderr_bytes, &outcome->stderr_truncated,
+                          spec.output_cap_bytes}};
+  pollfd fds[3] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}, {status_fd, POLLIN, 0}};
+  std::string messages;
+  auto deadline = Clock::now() + std::chrono::milliseconds(spec.timeout_ms);
+  static thread_local char buf[64 * 1024];
+  while (fds[0].fd >= 0 || fds[1].fd >= 0 || fds[2].fd >= 0) {
+    const bool waiting_forever = deadline == Clock::time_point::max();
+    int timeout = waiting_forever ? -1 : PollTimeoutMs(deadline);
+    if (timeout == 0) {
+      if (c->timed_out) {
+        supervisor.Kill();
+        c->force_killed = true;
+        deadline = Clock::time_point::max();
+        continue;
+      }
+      if (c->init_pid > 0 && !spec.network) {
+        c->at_timeout = ReadNetCounters("/proc/" + std::to_string(c->init_pid));
+      }
+      cgroups.KillAll();
+      c->timed_out = true;
+      deadline = Clock::now() + kKillGrace;
+      continue;
+    }
+    int n = ::poll(fds, 3, timeout);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 3; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
+      if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (got <= 0) {
+        fds[i].fd = -1;
+        continue;
+      }
+      if (i < 2) {
+        sinks[i].Append(buf, static_cast<size_t>(got));
+      } else {
+        messages.append(buf, static_cast<size_t>(got));
+        ParseMessages(&messages, c);
+      }
+    }
+  }
+}
+
+// ---- caller: the outcome -------------------------------------------------------------------
+
+std::string UpperFull(const std::string& upper) {
+  struct statvfs vfs;
+  if (::statvfs(upper.c_str(), &vfs) != 0) return "";
+  if (vfs.f_bfree == 0) return "size";
+  if (vfs.f_ffree == 0) return "files";
+  return "";
+}
+
+void FillExit(int wait_status, SandboxOutcome* out) {
+  if (WIFEXITED(wait_status)) {
+    out->exit_code = WEXITSTATUS(wait_status);
+  } else if (WIFSIGNALED(wait_status)) {
+    out->term_signal = WTERMSIG(wait_status);
+    out->exit_code = 128 + out->term_signal;
+  }
+}
+
+Status RunFailure(const SandboxSpec& spec, const Collected& c) {
+  if (!c.setup_error.empty()) return Status::Internal(c.setup_error);
+  if (c.exec_errno == ENOENT) return Status::InvalidArgument("command not found: " + spec.argv[0]);
+  if (c.exec_errno != 0) {
+    return Status::InvalidArgument("cannot execute " + spec.argv[0] + ": " +
+                                   std::strerror(c.exec_errno));
+  }
+  if (c.force_killed) {
+    return Status::Internal("sandbox did not stop after its cgroup was killed; supervisor killed");
+  }
+  if (!c.init_exited) return Status::Internal("sandbox supervisor exited unexpectedly");
+  return Status::Ok();
+}
+
+void FillNetwork(const SandboxSpec& spec, const Collected& c, SandboxOutcome* out) {
+  if (spec.network || !c.have_baseline) return;
+  const NetCounters& after = c.have_report ? c.report.after : c.at_timeout;
+  out->network_attempt = DescribeNetworkUse(c.baseline, after, &out->network_detail);
+}
+
+// Held (shared) for the whole run: CleanupStale in another airlock process skips a scratch
+// dir it cannot lock exclusively, instead of rmdir-ing a mountpoint of a live run.
+Result<Fd> LockScratchDir(const std::string& dir) {
+  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (fd.get() < 0) return SysError("open scratch dir " + dir);
+  if (::flock(fd.get(), LOCK_SH) != 0) return SysError("lock scratch dir " + dir);
+  return fd;
+}
+
+Result<int> Prepare() {
+  RETURN_IF_ERROR(PrepareSeccompFilter());
+  if (LandlockAbi() < 1) {
+    return Status::FailedPrecondition(
+        "landlock is not available in this kernel; refusing to run commands without it");
+  }
+  return LastCapability();
+}
+
+}  // namespace
+
+Result<SandboxOutcome> RunSandboxed(const SandboxSpec& spec,
+                                    const std::function<Status(const std::string&)>& inspect) {
+  const auto start = Clock::now();
+  RETURN_IF_ERROR(ValidateSpec(spec));
+  ASSIGN_OR_RETURN(Fd scratch_lock, LockScratchDir(spec.scratch_dir));
+  ASSIGN_OR_RETURN(int last_cap, Prepare());
+  ASSIGN_OR_RETURN(std::unique_ptr<RunCgroups> cgroups,
+                   RunCgroups::Create({spec.memory_bytes, spec.pids, spec.cpus}));
+  ASSIGN_OR_RETURN(Pipe out, MakePipe());
+  ASSIGN_OR_RETURN(Pipe err, MakePipe());
+  ASSIGN_OR_RETURN(Pipe status, MakePipe());
+  ASSIGN_OR_RETURN(Pipe control, MakePipe());
+  ChildPlan plan = MakePlan(spec, *cgroups, last_cap);
+  plan.stdout_w = out.write.get();
+  plan.stderr_w = err.write.get();
+  plan.status_w = status.write.get();
+  plan.control_r = control.read.get();
+
+  pid_t pid = ::fork();
+  if (pid < 0) return SysError("fork the sandbox supervisor");
+  if (pid == 0) RunSupervisor(plan);
+  SupervisorProcess supervisor(pid, std::move(control.write));
+  // Only the sandbox holds the write ends now: EOF on them means it is done.
+  out.write.reset();
+  err.write.reset();
+  status.write.reset();
+  control.read.reset();
+
+  SandboxOutcome outcome;
+  Collected c;
+  Collect(spec, out.read.get(), err.read.get(), status.read.get(), *cgroups, supervisor, &outcome,
+          &c);
+  RETURN_IF_ERROR(RunFailure(spec, c));
+  FillExit(c.have_report ? c.report.wait_status : c.init_status, &outcome);
+  FillNetwork(spec, c, &outcome);
+
+  // The supervisor keeps its mount namespace (and the upper layer) alive until Release().
+  std::string upper =
+      "/proc/" + std::to_string(supervisor.pid()) + "/root" + ScratchLayout(spec.scratch_dir).upper;
+  outcome.upper_full = UpperFull(upper);
+  Status inspected = inspect ? inspect(upper) : Status::Ok();
+  supervisor.Release();
+  RETURN_IF_ERROR(inspected);
+
+  outcome.killed_by = cgroups->LimitHit();
+  if (outcome.killed_by.empty() && c.timed_out) outcome.killed_by = "timeout";
+  RETURN_IF_ERROR(cgroups->Remove());
+  outcome.duration_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+  return outcome;
+}
+
+Status CleanupStale(const std::string& scratch_root) {
+  Status cgroups = CleanupStaleCgroups();
+  // A run's scratch dir only ever holds mounts of its supervisor's private namespace, so
+  // from here a stale one is an empty directory; rmdir leaves anything else alone. A live
+  // run (of another airlock process) holds a shared flock on its dir: rmdir of a directory
+  // that is a mountpoint in another namespace would detach that run's upper layer.
+  DIR* dir = ::opendir(scratch_root.c_str());
+  if (dir == nullptr) return errno == ENOENT ? cgroups : SysError("open " + scratch_root);
+  while (dirent* e = ::readdir(dir)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    Fd entry(::openat(::dirfd(dir), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (entry.get() < 0 || ::flock(entry.get(), LOCK_EX | LOCK_NB) != 0) continue;
+    ::unlinkat(::dirfd(dir), name.c_str(), AT_REMOVEDIR);
+  }
+  ::closedir(dir);
+  return cgroups;
+}
+
+}  // namespace airlock::shell

@@ -1,0 +1,82 @@
+// Runs one command contained: new mount/pid/net/ipc/uts/cgroup namespaces, an overlayfs over
+// the workspace whose upper layer is a size-capped tmpfs, a read-only rest of the system,
+// Landlock, seccomp, no capabilities, cgroup limits and a wall-clock timeout.
+//
+// Process model (why three processes):
+//   airlock (caller) ── fork ─▶ supervisor: unshare(CLONE_NEWNS), mounts the scratch tmpfs
+//                                │          (upper + work dirs), waits, enforces the timeout
+//                                └ clone(NEWPID|NEWNET|NEWIPC|NEWUTS|NEWNS) ─▶ init (pid 1):
+//                                     builds the new root, pivot_root, drops privileges,
+//                                     forks and execs the command, reaps, reports.
+// Every mount lives in the supervisor's mount namespace, so when the supervisor exits
+// (normally, by timeout, or because airlock crashed and the kernel killed it through
+// PR_SET_PDEATHSIG) every mount, the upper layer with it, disappears. The caller reads the
+// upper layer through /proc/<supervisor>/root/... while the supervisor waits for it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace airlock::shell {
+
+struct SandboxSpec {
+  std::vector<std::string> argv;     // argv[0] is looked up on PATH inside the sandbox
+  std::string workspace;             // absolute real path of an existing directory
+  // An existing directory owned by airlock (inside its state directory); the supervisor
+  // mounts its private scratch tmpfs here. Never visible inside the sandbox.
+  std::string scratch_dir;
+  // Absolute paths made invisible inside the sandbox (a directory becomes an empty
+  // read-only tmpfs, a file an empty read-only file). Paths that do not exist are skipped.
+  std::vector<std::string> hide;
+  std::vector<std::string> env;      // "K=V"; the command gets exactly these
+  bool network = false;              // false: a new, empty network namespace (loopback only)
+  int64_t memory_bytes = 512LL << 20;  // 0 = no limit
+  int64_t pids = 128;                // 0 = no limit
+  double cpus = 1.0;                 // CPU quota in cores; 0 = no limit
+  int64_t timeout_ms = 60'000;       // wall clock; the whole cgroup is killed at expiry
+  int64_t upper_size_bytes = 1LL << 30;  // cap of the upper layer (tmpfs size=)
+  int64_t upper_inodes = 100'000;        // cap of files in the upper layer (tmpfs nr_inodes=)
+  int64_t output_cap_bytes = 1LL << 20;  // per stream; the rest is counted, not kept
+};
+
+struct SandboxOutcome {
+  int exit_code = -1;        // the command's exit status; 128+N when killed by signal N
+  int term_signal = 0;       // N when killed by a signal, else 0
+  std::string stdout_data;   // at most output_cap_bytes
+  std::string stderr_data;
+  int64_t stdout_bytes = 0;  // everything the command wrote, kept or not
+  int64_t stderr_bytes = 0;
+  bool stdout_truncated = false;
+  bool stderr_truncated = false;
+  // Which limit ended the command: "" (none), "timeout", "memory", "pids".
+  std::string killed_by;
+  // The upper layer filled up (the command saw ENOSPC): "", "size" or "files".
+  std::string upper_full;
+  // The command tried the network (off): TCP connects, UDP sends or unroutable packets
+  // counted in the sandbox's own network namespace (/proc/net/snmp, before vs after).
+  bool network_attempt = false;
+  std::string network_detail;  // e.g. "2 TCP connection attempts, 1 UDP datagram"
+  int64_t duration_ms = 0;
+};
+
+// Runs spec.argv contained. `inspect(upper_path)` is called in this process after the
+// command (and everything it started) has ended and before the upper layer is torn down;
+// upper_path is readable from this process (a /proc/<pid>/root/... path).
+// Errors: InvalidArgument for a bad spec or a command that cannot be executed ("command not
+// found: foo"); Internal/IoError for a setup step that failed, with the child's reason
+// ("sandbox setup: mount overlay on /ws: Invalid argument"). The command never runs when a
+// setup step failed.
+Result<SandboxOutcome> RunSandboxed(const SandboxSpec& spec,
+                                    const std::function<Status(const std::string&)>& inspect);
+
+// Removes what a killed airlock left behind: cgroups of runs whose processes are gone, and
+// stale entries under scratch_root. Mounts need no clean-up (they die with the supervisor).
+// Only empty directories are removed, and none that a live run holds (RunSandboxed keeps a
+// shared flock on its scratch_dir), so it is safe next to other airlock processes.
+Status CleanupStale(const std::string& scratch_root);
+
+}  // namespace airlock::shell

@@ -1,0 +1,621 @@
+// Runs real commands in the real sandbox (needs root, Landlock, cgroups, overlayfs). Every
+// test uses a fresh workspace and scratch dir and asserts both that the host is untouched
+// and that the command (or the outcome) shows why.
+#include "connectors/shell/sandbox.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace airlock::shell {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string MakeTempDir(const std::string& base) {
+  std::string tmpl = base + "/airlock-sbx-XXXXXX";
+  char* dir = ::mkdtemp(tmpl.data());
+  EXPECT_NE(dir, nullptr) << base << ": " << std::strerror(errno);
+  return dir ? dir : "";
+}
+
+void WriteFile(const std::string& path, const std::string& content) {
+  std::ofstream(path, std::ios::binary) << content;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+int CountLines(const std::string& path) {
+  std::string text = ReadFile(path);
+  return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+}
+
+// Host processes whose command line contains `needle` (NULs shown as spaces).
+std::vector<pid_t> HostProcessesMatching(const std::string& needle) {
+  std::vector<pid_t> found;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = ReadFile(e.path() / "cmdline");
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline.find(needle) != std::string::npos) found.push_back(std::stoi(name));
+  }
+  return found;
+}
+
+// Directories named like this process's per-run cgroups, anywhere under /sys/fs/cgroup.
+std::vector<std::string> OurCgroups() {
+  std::vector<std::string> found;
+  std::string prefix = "airlock-" + std::to_string(::getpid()) + "-";
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(
+           "/sys/fs/cgroup", fs::directory_options::skip_permission_denied, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    if (it.depth() > 6) it.disable_recursion_pending();
+    if (!it->is_directory(ec) || it->is_symlink(ec)) continue;
+    if (it->path().filename().string().rfind(prefix, 0) == 0) found.push_back(it->path());
+  }
+  return found;
+}
+
+class SandboxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "the sandbox needs root";
+    ws_ = MakeTempDir("/tmp");
+    scratch_ = MakeTempDir("/tmp");
+  }
+  void TearDown() override {
+    for (const std::string& dir : cleanup_) fs::remove_all(dir);
+    if (!ws_.empty()) fs::remove_all(ws_);
+    if (!scratch_.empty()) {
+      EXPECT_TRUE(fs::is_empty(scratch_)) << "the scratch dir must be left empty";
+      fs::remove_all(scratch_);
+    }
+  }
+
+  SandboxSpec Spec(std::vector<std::string> argv) {
+    SandboxSpec s;
+    s.argv = std::move(argv);
+    s.workspace = ws_;
+    s.scratch_dir = scratch_;
+    s.env = {"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG=C"};
+    s.timeout_ms = 20'000;
+    return s;
+  }
+
+  // sh -c SCRIPT, expected to run (whatever its exit code).
+  SandboxOutcome Sh(const std::string& script) { return Run(Spec({"sh", "-c", script})); }
+
+  SandboxOutcome Run(const SandboxSpec& spec,
+                     const std::function<Status(const std::string&)>& inspect = nullptr) {
+    Result<SandboxOutcome> r = RunSandboxed(spec, inspect);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : SandboxOutcome();
+  }
+
+  // A directory outside /tmp (which is private inside the sandbox), under the read-only
+  // /var bind: what the sandbox sees of the host there is the real thing.
+  std::string HostDir() {
+    std::string dir = MakeTempDir("/var/tmp");
+    cleanup_.push_back(dir);
+    return dir;
+  }
+
+  std::string ws_, scratch_;
+  std::vector<std::string> cleanup_;
+};
+
+TEST_F(SandboxTest, ExitCodeOutputAndIdentityComeThrough) {
+  SandboxOutcome out = Sh("echo out; echo err >&2; exit 7");
+  EXPECT_EQ(out.exit_code, 7);
+  EXPECT_EQ(out.term_signal, 0);
+  EXPECT_EQ(out.stdout_data, "out\n");
+  EXPECT_EQ(out.stderr_data, "err\n");
+  EXPECT_EQ(out.killed_by, "");
+  EXPECT_FALSE(out.network_attempt);
+
+  // uid 0 without a single capability, no_new_privs, seccomp, own pid namespace and cwd.
+  out =
+      Sh("id -u; grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' "
+         "/proc/self/status; hostname; pwd; ls /proc | grep -c '^[0-9]'; echo ${HOME-nohome}");
+  EXPECT_EQ(out.exit_code, 0) << out.stderr_data;
+  EXPECT_EQ(out.stdout_data,
+            "0\nCapInh:\t0000000000000000\nCapPrm:\t0000000000000000\n"
+            "CapEff:\t0000000000000000\nCapBnd:\t0000000000000000\n"
+            "CapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n"
+            "airlock\n" +
+                ws_ + "\n4\nnohome\n");
+}
+
+TEST_F(SandboxTest, WritesLandInTheUpperLayerNotTheWorkspace) {
+  WriteFile(ws_ + "/existing.txt", "orig\n");
+  WriteFile(ws_ + "/gone.txt", "bye\n");
+  bool inspected = false;
+  SandboxOutcome out =
+      Run(Spec({"sh", "-c",
+                "echo new > new.txt && echo changed > existing.txt && rm gone.txt && "
+                "cat existing.txt && ls"}),
+          [&](const std::string& upper) {
+            inspected = true;
+            EXPECT_EQ(upper.rfind("/proc/", 0), 0u) << upper;
+            EXPECT_EQ(ReadFile(upper + "/new.txt"), "new\n");
+            EXPECT_EQ(ReadFile(upper + "/existing.txt"), "changed\n");
+            struct stat st;
+            EXPECT_EQ(::lstat((upper + "/gone.txt").c_str(), &st), 0) << "no whiteout";
+            EXPECT_TRUE(S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) << "not a whiteout";
+            return Status::Ok();
+          });
+  EXPECT_TRUE(inspected);
+  EXPECT_EQ(out.exit_code, 0) << out.stderr_data;
+  EXPECT_EQ(out.stdout_data, "changed\nexisting.txt\nnew.txt\n");
+  EXPECT_EQ(ReadFile(ws_ + "/existing.txt"), "orig\n");
+  EXPECT_EQ(ReadFile(ws_ + "/gone.txt"), "bye\n");
+  EXPECT_FALSE(Exists(ws_ + "/new.txt"));
+}
+
+TEST_F(SandboxTest, InspectErrorIsReturnedAndEverythingIsCleanedUp) {
+  Result<SandboxOutcome> r = RunSandboxed(Spec({"true"}), [](const std::string&) {
+    return Status::IoError("reading the layer failed");
+  });
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "reading the layer failed");
+  EXPECT_TRUE(OurCgroups().empty());
+}
+
+TEST_F(SandboxTest, WritesOutsideTheWorkspaceFail) {
+  // The workspace sits under the read-only /var bind, so its parent is host territory.
+  fs::remove_all(ws_);
+  ws_ = HostDir();
+  std::string parent = fs::path(ws_).parent_path();
+  std::string name = "airlock-escape-" + std::to_string(::getpid());
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"/etc/" + name, "/etc/" + name},
+      {"/root/" + name, "/root/" + name},
+      {"../" + name, parent + "/" + name},
+      {parent + "/" + name, parent + "/" + name},
+      {"/proc/self/root/etc/" + name, "/etc/" + name},
+      {"/proc/1/cwd/../" + name, parent + "/" + name},
+      {"/usr/bin/" + name, "/usr/bin/" + name},
+  };
+  for (const auto& [target, host_path] : cases) {
+    SCOPED_TRACE(target);
+    SandboxOutcome out = Run(Spec({"sh", "-c", "echo pwned > \"$1\"", "sh", target}));
+    EXPECT_NE(out.exit_code, 0);
+    EXPECT_TRUE(out.stderr_data.find("Read-only file system") != std::string::npos ||
+                out.stderr_data.find("nonexistent") != std::string::npos ||
+                out.stderr_data.find("Permission denied") != std::string::npos)
+        << out.stderr_data;
+    EXPECT_FALSE(Exists(host_path));
+  }
+}
+
+TEST_F(SandboxTest, PlantedSymlinksDoNotReachTheHost) {
+  std::string host = HostDir();
+  WriteFile(host + "/target", "orig\n");
+  std::string tmp_target = "/tmp/airlock-sbx-target-" + std::to_string(::getpid());
+  ::unlink(tmp_target.c_str());
+  ASSERT_EQ(::symlink((host + "/target").c_str(), (ws_ + "/to_var").c_str()), 0);
+  ASSERT_EQ(::symlink(tmp_target.c_str(), (ws_ + "/to_tmp").c_str()), 0);
+  SandboxOutcome out = Sh("echo pwned > to_var; echo pwned > to_tmp; cat to_tmp");
+  EXPECT_NE(out.stderr_data.find("to_var: Read-only file system"), std::string::npos)
+      << out.stderr_data;
+  // /tmp inside is private: the write succeeds there and nowhere else.
+  EXPECT_EQ(out.stdout_data, "pwned\n");
+  EXPECT_EQ(ReadFile(host + "/target"), "orig\n");
+  EXPECT_FALSE(Exists(tmp_target));
+}
+
+TEST_F(SandboxTest, HardLinksDeviceNodesAndSetuidAreContained) {
+  struct stat env_before;
+  ASSERT_EQ(::stat("/usr/bin/env", &env_before), 0);
+  SandboxOutcome out =
+      Sh("ln /etc/passwd passwd-link; echo \"ln=$?\"; mknod node c 1 3; echo \"mknod=$?\"; "
+         "cp /bin/true t && chmod u+s t && stat -c %A t; ./t; echo \"run=$?\"; "
+         "chmod u+s /usr/bin/env; echo \"chmod=$?\"; "
+         "grep -c \" $PWD .*nosuid\" /proc/self/mountinfo");
+  EXPECT_NE(out.stdout_data.find("ln=1\n"), std::string::npos) << out.stdout_data;
+  EXPECT_NE(out.stdout_data.find("mknod=1\n"), std::string::npos);
+  EXPECT_NE(out.stdout_data.find("-rwsr-xr-x\nrun=0\n"), std::string::npos);
+  EXPECT_NE(out.stdout_data.find("chmod=1\n1\n"), std::string::npos) << out.stdout_data;
+  EXPECT_NE(out.stderr_data.find("Invalid cross-device link"), std::string::npos)
+      << out.stderr_data;
+  EXPECT_NE(out.stderr_data.find("mknod: node: Operation not permitted"), std::string::npos);
+  EXPECT_NE(out.stderr_data.find("Read-only file system"), std::string::npos);
+  EXPECT_FALSE(Exists(ws_ + "/passwd-link"));
+  EXPECT_FALSE(Exists(ws_ + "/node"));
+  EXPECT_FALSE(Exists(ws_ + "/t"));
+  struct stat env_after;
+  ASSERT_EQ(::stat("/usr/bin/env", &env_after), 0);
+  EXPECT_EQ(env_before.st_mode, env_after.st_mode);
+}
+
+TEST_F(SandboxTest, MountsAndNamespacesAreRefused) {
+  int mounts_before = CountLines("/proc/self/mountinfo");
+  const std::vector<std::string> commands = {
+      "mount -t tmpfs none /tmp", "unshare -r true",      "unshare -n true",
+      "unshare -m true",          "nsenter -t 1 -m true",
+  };
+  for (const std::string& cmd : commands) {
+    SCOPED_TRACE(cmd);
+    SandboxOutcome out = Sh(cmd);
+    EXPECT_NE(out.exit_code, 0);
+    std::string err = out.stderr_data;
+    std::transform(err.begin(), err.end(), err.begin(), ::tolower);
+    EXPECT_TRUE(err.find("operation not permitted") != std::string::npos ||
+                err.find("permission denied") != std::string::npos)
+        << out.stderr_data;
+  }
+  EXPECT_EQ(CountLines("/proc/self/mountinfo"), mounts_before);
+}
+
+// Each of these would succeed or fail differently without the seccomp filter: keyctl works
+// unprivileged, bpf(9999) is EINVAL, TIOCSTI on /dev/null is ENOTTY, attaching to one's own
+// child is allowed, a user namespace needs no capability, clone3 is EFAULT with NULL args.
+TEST_F(SandboxTest, SeccompDeniesDangerousSyscalls) {
+  const char* script = R"PERL(
+    sub show { my ($name, $ok) = @_; print "$name=", ($ok ? "ok" : $!+0), "\n"; }
+    my $pid = fork(); if ($pid == 0) { sleep 5; exit 0; }
+    show("ptrace", syscall(101, 16, $pid, 0, 0) != -1);
+    kill 9, $pid; waitpid($pid, 0);
+    show("bpf", syscall(321, 9999, 0, 0) != -1);
+    show("keyctl", syscall(250, 0, -3, 0) != -1);
+    my $c = "x"; show("tiocsti", defined ioctl(STDIN, 0x5412, $c));
+    show("unshare_user", syscall(272, 0x10000000) != -1);
+    show("clone_newuser", syscall(56, 0x10000000 | 17, 0, 0, 0, 0) != -1);
+    show("clone3", syscall(435, 0, 0) != -1);
+  )PERL";
+  SandboxOutcome out = Run(Spec({"perl", "-e", script}));
+  EXPECT_EQ(out.stdout_data,
+            "ptrace=1\nbpf=1\nkeyctl=1\ntiocsti=1\nunshare_user=1\nclone_newuser=1\n"
+            "clone3=38\n")
+      << out.stderr_data;
+}
+
+TEST_F(SandboxTest, HiddenPathsShowNothing) {
+  std::string host = HostDir();
+  WriteFile(host + "/policy.yaml", "secret-policy\n");
+  fs::create_directory(host + "/secrets");
+  WriteFile(host + "/secrets/key", "secret-key\n");
+  WriteFile(ws_ + "/.env", "secret-env\n");
+  fs::create_directory(ws_ + "/private");
+  WriteFile(ws_ + "/private/token", "secret-token\n");
+  SandboxSpec spec = Spec({"sh", "-c",
+                           "cat \"$1/policy.yaml\"; ls -A \"$1/secrets\"; cat \"$1/secrets/key\";"
+                           "cat .env; ls -A private; cat private/token; echo x > .env;"
+                           "ls /root/.ssh; ls /home; echo done",
+                           "sh", host});
+  spec.hide = {host + "/policy.yaml", host + "/secrets", ws_ + "/.env",
+               ws_ + "/private",      "/root/.ssh",      "/nonexistent/path"};
+  SandboxOutcome out = Run(spec);
+  EXPECT_EQ(out.stdout_data, "done\n") << out.stdout_data;
+  EXPECT_EQ(out.stdout_data.find("secret"), std::string::npos);
+  EXPECT_NE(out.stderr_data.find("secrets/key: No such file or directory"), std::string::npos)
+      << out.stderr_data;
+  EXPECT_NE(out.stderr_data.find("private/token: No such file or directory"), std::string::npos);
+  EXPECT_NE(out.stderr_data.find(".env: Read-only file system"), std::string::npos);
+  EXPECT_NE(out.stderr_data.find("/root/.ssh"), std::string::npos);
+  EXPECT_NE(out.stderr_data.find("/home"), std::string::npos);
+  EXPECT_EQ(ReadFile(ws_ + "/.env"), "secret-env\n");
+}
+
+class HostListener {
+ public:
+  HostListener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(fd_, 8), 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~HostListener() { ::close(fd_); }
+  int port() const { return port_; }
+  bool GotConnection() const {
+    int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c >= 0) ::close(c);
+    return c >= 0;
+  }
+
+ private:
+  int fd_;
+  int port_;
+};
+
+TEST_F(SandboxTest, NetworkIsUnreachableAndAttemptsAreCounted) {
+  HostListener listener;
+  struct Case {
+    std::string target, error, detail;
+  };
+  const std::vector<Case> cases = {
+      {"/dev/tcp/127.0.0.1/" + std::to_string(listener.port()), "Connection refused",
+       "1 TCP connection attempt"},
+      {"/dev/udp/1.1.1.1/53", "Network is unreachable", "1 packet without a route"},
+      {"/dev/tcp/93.184.216.34/80", "Network is unreachable", "1 packet without a route"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.target);
+    SandboxOutcome out = Run(Spec({"bash", "-c", "echo hi > " + c.target}));
+    EXPECT_NE(out.exit_code, 0);
+    EXPECT_NE(out.stderr_data.find(c.error), std::string::npos) << out.stderr_data;
+    EXPECT_TRUE(out.network_attempt);
+    EXPECT_NE(out.network_detail.find(c.detail), std::string::npos) << out.network_detail;
+  }
+  EXPECT_FALSE(listener.GotConnection());
+  SandboxOutcome quiet = Sh("cat /etc/hostname >/dev/null; echo local > f");
+  EXPECT_FALSE(quiet.network_attempt) << quiet.network_detail;
+  EXPECT_EQ(quiet.network_detail, "");
+}
+
+TEST_F(SandboxTest, NetworkOnSharesTheHostNetwork) {
+  HostListener listener;
+  SandboxSpec spec =
+      Spec({"bash", "-c", "echo hi > /dev/tcp/127.0.0.1/" + std::to_string(listener.port())});
+  spec.network = true;
+  SandboxOutcome out = Run(spec);
+  EXPECT_EQ(out.exit_code, 0) << out.stderr_data;
+  EXPECT_TRUE(listener.GotConnection());
+  EXPECT_FALSE(out.network_attempt);  // only measured when the network is off
+}
+
+TEST_F(SandboxTest, ForkBombHitsThePidsLimit) {
+  SandboxSpec spec = Spec({"sh", "-c", "while :; do sleep 1000.4321 & done"});
+  spec.pids = 32;
+  spec.timeout_ms = 5000;
+  auto start = std::chrono::steady_clock::now();
+  SandboxOutcome out = Run(spec);
+  EXPECT_EQ(out.killed_by, "pids") << out.stderr_data;
+  EXPECT_NE(out.stderr_data.find("fork"), std::string::npos) << out.stderr_data;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(8));
+  EXPECT_TRUE(HostProcessesMatching("sleep 1000.4321").empty());
+  EXPECT_EQ(std::system("true"), 0) << "the host can still fork";
+}
+
+TEST_F(SandboxTest, MemoryBombIsKilledByTheMemoryLimit) {
+  SandboxSpec spec = Spec({"perl", "-e", "$x = 'a' x (512 << 20); print qq(survived\\n)"});
+  spec.memory_bytes = 64LL << 20;
+  SandboxOutcome out = Run(spec);
+  EXPECT_EQ(out.killed_by, "memory");
+  EXPECT_EQ(out.term_signal, SIGKILL);
+  EXPECT_EQ(out.exit_code, 128 + SIGKILL);
+  EXPECT_EQ(out.stdout_data, "");
+}
+
+TEST_F(SandboxTest, TimeoutKillsACommandThatIgnoresSigterm) {
+  SandboxSpec spec = Spec({"sh", "-c", "trap '' TERM; echo started; sleep 100"});
+  spec.timeout_ms = 1000;
+  SandboxOutcome out = Run(spec);
+  EXPECT_EQ(out.killed_by, "timeout");
+  EXPECT_EQ(out.exit_code, 128 + SIGKILL);
+  EXPECT_EQ(out.stdout_data, "started\n");
+  EXPECT_GE(out.duration_ms, 1000);
+  EXPECT_LT(out.duration_ms, 2500);
+}
+
+TEST_F(SandboxTest, NothingTheCommandStartsSurvivesIt) {
+  SandboxOutcome out =
+      Sh("setsid sh -c 'sleep 1000.1234 &'; sh -c 'sleep 1000.1234 & sleep 1000.1234 &'; "
+         "nohup sleep 1000.1234 >/dev/null 2>&1 & echo started");
+  EXPECT_EQ(out.exit_code, 0) << out.stderr_data;
+  EXPECT_EQ(out.stdout_data, "started\n");
+  EXPECT_LT(out.duration_ms, 5000);
+  EXPECT_TRUE(HostProcessesMatching("sleep 1000.1234").empty());
+}
+
+TEST_F(SandboxTest, FullUpperLayerIsReported) {
+  SandboxSpec spec = Spec({"sh", "-c", "head -c 20971520 /dev/zero > big"});
+  spec.upper_size_bytes = 8LL << 20;
+  SandboxOutcome out = Run(spec);
+  EXPECT_NE(out.exit_code, 0);
+  EXPECT_NE(out.stderr_data.find("No space left on device"), std::string::npos) << out.stderr_data;
+  EXPECT_EQ(out.upper_full, "size");
+  EXPECT_FALSE(Exists(ws_ + "/big"));
+
+  spec = Spec({"perl", "-e",
+               "for my $i (1..5000) { open(my $f, '>', qq(f$i)) or die qq(file $i: $!\\n) }"});
+  spec.upper_inodes = 2000;
+  out = Run(spec);
+  EXPECT_NE(out.exit_code, 0);
+  EXPECT_NE(out.stderr_data.find("No space left on device"), std::string::npos) << out.stderr_data;
+  EXPECT_EQ(out.upper_full, "files");
+  EXPECT_TRUE(fs::is_empty(ws_));
+}
+
+TEST_F(SandboxTest, StdioDevicesAndTmpAreWritable) {
+  SandboxOutcome out =
+      Sh("echo to-stdout > /dev/stdout; echo to-stderr > /dev/stderr; "
+         "echo x > /dev/null; echo y > /dev/shm/f && cat /dev/shm/f; "
+         "t=$(mktemp) && echo z > \"$t\" && cat \"$t\"; "
+         "head -c 4 /dev/urandom | wc -c; read line; echo \"stdin=$?\"; "
+         "ls /dev | tr '\\n' ' '; echo; touch /dev/new 2>&1 | sed 's/.*: //'");
+  EXPECT_EQ(out.exit_code, 0) << out.stderr_data;
+  EXPECT_EQ(out.stdout_data,
+            "to-stdout\ny\nz\n4\nstdin=1\n"
+            "fd full null random shm stderr stdin stdout tty urandom zero \n"
+            "Read-only file system\n");
+  EXPECT_EQ(out.stderr_data, "to-stderr\n");
+}
+
+TEST_F(SandboxTest, WorkspaceUnderRootIsMountedAtItsOwnPath) {
+  fs::remove_all(ws_);
+  ws_ = MakeTempDir("/root");
+  WriteFile(ws_ + "/in-ws", "hello\n");
+  SandboxOutcome out = Sh("pwd; cat in-ws; ls -A /root; echo new > new");
+  EXPECT_EQ(out.exit_code, 0) << out.stderr_data;
+  EXPECT_EQ(out.stdout_data, ws_ + "\nhello\n" + fs::path(ws_).filename().string() + "\n");
+  EXPECT_FALSE(Exists(ws_ + "/new"));
+}
+
+TEST_F(SandboxTest, FailedSetupIsAnErrorAndTheCommandNeverRuns) {
+  // One inode: the scratch tmpfs has no room for its upper/ directory.
+  SandboxSpec spec = Spec({"sh", "-c", "echo ran > /dev/stdout"});
+  spec.upper_inodes = 1;
+  Result<SandboxOutcome> r = RunSandboxed(spec, nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInternal);
+  EXPECT_NE(r.status().message().find("sandbox setup: mkdir " + scratch_ +
+                                      "/upper: No space "
+                                      "left on device"),
+            std::string::npos)
+      << r.status().ToString();
+  EXPECT_TRUE(OurCgroups().empty());
+}
+
+TEST_F(SandboxTest, BadInputIsAnInvalidArgument) {
+  auto expect_invalid = [&](const SandboxSpec& spec, const std::string& message) {
+    Result<SandboxOutcome> r = RunSandboxed(spec, nullptr);
+    ASSERT_FALSE(r.ok()) << message;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << r.status().ToString();
+    EXPECT_NE(r.status().message().find(message), std::string::npos) << r.status().ToString();
+  };
+  expect_invalid(Spec({}), "empty command");
+  expect_invalid(Spec({""}), "empty command name");
+  expect_invalid(Spec({"airlock-no-such-command", "x"}),
+                 "command not found: airlock-no-such-command");
+  WriteFile(ws_ + "/script.sh", "#!/bin/sh\necho hi\n");
+  ::chmod((ws_ + "/script.sh").c_str(), 0644);
+  expect_invalid(Spec({"./script.sh"}), "cannot execute ./script.sh: Permission denied");
+
+  SandboxSpec spec = Spec({"true"});
+  spec.workspace = ws_ + "/missing";
+  expect_invalid(spec, "No such file or directory");
+  spec.workspace = "relative/ws";
+  expect_invalid(spec, "workspace must be an absolute path");
+  std::string link = scratch_ + "-link";
+  ASSERT_EQ(::symlink(ws_.c_str(), link.c_str()), 0);
+  spec.workspace = link;
+  expect_invalid(spec, "workspace is a symlink");
+  ::unlink(link.c_str());
+  spec.workspace = ws_ + "/script.sh";
+  expect_invalid(spec, "workspace is not a directory");
+  spec.workspace = "/";
+  expect_invalid(spec, "workspace must not be /");
+  spec = Spec({"true"});
+  spec.scratch_dir = scratch_ + "/missing";
+  expect_invalid(spec, "scratch dir");
+  EXPECT_TRUE(OurCgroups().empty());
+}
+
+TEST_F(SandboxTest, OutputIsCappedButCounted) {
+  SandboxSpec spec = Spec({"sh", "-c", "head -c 3145728 /dev/zero; echo tail >&2"});
+  spec.output_cap_bytes = 1 << 20;
+  SandboxOutcome out = Run(spec);
+  EXPECT_EQ(out.exit_code, 0);
+  EXPECT_EQ(out.stdout_data.size(), 1u << 20);
+  EXPECT_EQ(out.stdout_bytes, 3 << 20);
+  EXPECT_TRUE(out.stdout_truncated);
+  EXPECT_EQ(out.stderr_data, "tail\n");
+  EXPECT_EQ(out.stderr_bytes, 5);
+  EXPECT_FALSE(out.stderr_truncated);
+}
+
+TEST_F(SandboxTest, EnvironmentIsExactlyTheSpecs) {
+  SandboxSpec spec = Spec({"env"});
+  spec.env = {"PATH=/usr/bin", "FOO=bar baz"};
+  SandboxOutcome out = Run(spec);
+  EXPECT_EQ(out.stdout_data, "PATH=/usr/bin\nFOO=bar baz\n");
+  // PATH is looked up in spec.env: no /bin, /sbin or /usr/sbin here.
+  spec = Spec({"mkfs"});
+  spec.env = {"PATH=/nonexistent"};
+  Result<SandboxOutcome> r = RunSandboxed(spec, nullptr);
+  EXPECT_EQ(r.status().message(), "command not found: mkfs");
+}
+
+TEST_F(SandboxTest, RunsLeaveNothingBehind) {
+  int mounts_before = CountLines("/proc/self/mountinfo");
+  for (int i = 0; i < 5; ++i) {
+    SandboxOutcome out = Sh("echo x > f; mkdir d; sleep 0.01 &");
+    EXPECT_EQ(out.exit_code, 0);
+  }
+  SandboxSpec slow = Spec({"sleep", "100"});
+  slow.timeout_ms = 200;
+  EXPECT_EQ(Run(slow).killed_by, "timeout");
+  Result<SandboxOutcome> missing = RunSandboxed(Spec({"airlock-no-such-command"}), nullptr);
+  EXPECT_FALSE(missing.ok());
+
+  EXPECT_EQ(CountLines("/proc/self/mountinfo"), mounts_before);
+  EXPECT_TRUE(OurCgroups().empty());
+  // Nothing stays inside our own (non-root) memory cgroup: its manager must be able to
+  // remove it.
+  std::string own = ReadFile("/proc/self/cgroup");
+  size_t at = own.find(":memory:/");
+  if (at != std::string::npos) {
+    std::string path = own.substr(at + 8, own.find('\n', at) - at - 8);
+    if (path != "/") {
+      EXPECT_FALSE(Exists("/sys/fs/cgroup/memory" + path + "/airlock")) << path;
+    }
+  }
+  EXPECT_TRUE(fs::is_empty(scratch_));
+  EXPECT_TRUE(fs::is_empty(ws_));
+  int status;
+  EXPECT_EQ(::waitpid(-1, &status, WNOHANG), -1) << "a child process is left";
+  EXPECT_EQ(errno, ECHILD);
+}
+
+TEST_F(SandboxTest, CleanupStaleRemovesWhatADeadAirlockLeft) {
+  // A pid that is certainly dead: a reaped child's.
+  pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  // Plant a stale sibling next to each cgroup of a live run (the parents this process uses).
+  std::vector<std::string> planted;
+  ASSERT_TRUE(RunSandboxed(Spec({"true"}), [&](const std::string&) {
+                for (const std::string& live : OurCgroups()) {
+                  std::string stale = fs::path(live).parent_path().string() + "/airlock-" +
+                                      std::to_string(dead) + "-00000000";
+                  if (::mkdir(stale.c_str(), 0755) == 0) planted.push_back(stale);
+                }
+                return Status::Ok();
+              }).ok());
+  ASSERT_FALSE(planted.empty());
+  std::string root = MakeTempDir("/tmp");
+  cleanup_.push_back(root);
+  fs::create_directory(root + "/stale-run");
+  fs::create_directory(root + "/not-ours");
+  WriteFile(root + "/not-ours/file", "keep");
+
+  fs::create_directory(root + "/live-run");
+  int live = ::open((root + "/live-run").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_EQ(::flock(live, LOCK_SH), 0);  // what RunSandboxed holds while it runs
+
+  ASSERT_TRUE(CleanupStale(root).ok());
+  EXPECT_TRUE(Exists(root + "/live-run"));
+  ::close(live);
+  for (const std::string& dir : planted) EXPECT_FALSE(Exists(dir)) << dir;
+  EXPECT_FALSE(Exists(root + "/stale-run"));
+  EXPECT_EQ(ReadFile(root + "/not-ours/file"), "keep");
+}
+
+// Speed is measured in bench/shell_bench.cc (make bench), not asserted here.
+
+}  // namespace
+}  // namespace airlock::shell

@@ -1,0 +1,413 @@
+#include "connectors/shell/shell_connector.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+
+#include "connectors/shell/layer.h"
+#include "connectors/shell/sandbox.h"
+#include "core/glob.h"
+#include "core/hash.h"
+#include "core/json.h"
+
+namespace airlock {
+namespace {
+
+namespace fs = std::filesystem;
+using shell::BlobStore;
+using shell::CapturedLayer;
+using shell::Layer;
+using shell::PathState;
+
+constexpr size_t kMaxArgvBytes = 1 << 20;  // the whole command line
+constexpr size_t kMaxArgs = 4096;
+constexpr size_t kListedPaths = 50;         // protected / refused / symlink paths named
+constexpr int64_t kOutputHeadBytes = 4096;  // output shown to approvers in the effect
+constexpr int64_t kMaxManifestBytes = 1LL << 30;
+
+std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+// An fd that closes itself.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+struct ShellConfig {
+  std::string name;
+  std::string workspace;
+  std::string state_dir;
+  shell::SandboxSpec base;  // everything but argv
+  std::vector<std::string> protect;
+  int64_t max_preview_files = 50;
+};
+
+Result<ShellConfig> ParseConfig(const ConnectorConfig& c) {
+  const Json& f = c.fields;
+  ShellConfig s;
+  s.name = c.name;
+  auto str = [&](const char* key) -> std::string {
+    return f.contains(key) && f[key].is_string() ? f[key].get<std::string>() : std::string();
+  };
+  auto num = [&](const char* key, int64_t def) -> int64_t {
+    return f.contains(key) && f[key].is_number_integer() ? f[key].get<int64_t>() : def;
+  };
+  s.workspace = str("workspace");
+  s.state_dir = str("state_dir");
+  if (s.workspace.empty() || s.workspace[0] != '/') {
+    return Status::InvalidArgument("target '" + c.name + "': workspace must be an absolute path");
+  }
+  if (s.state_dir.empty() || s.state_dir[0] != '/') {
+    return Status::Internal("target '" + c.name + "': no state directory for the shell sandbox");
+  }
+  shell::SandboxSpec& b = s.base;
+  b.network = str("network") == "on";
+  b.memory_bytes = num("memory_bytes", b.memory_bytes);
+  b.pids = num("pids", b.pids);
+  if (f.contains("cpu") && f["cpu"].is_number()) b.cpus = f["cpu"].get<double>();
+  b.timeout_ms = num("timeout_ms", b.timeout_ms);
+  b.upper_size_bytes = num("max_upper_size_bytes", b.upper_size_bytes);
+  b.upper_inodes = num("max_upper_files", b.upper_inodes);
+  b.output_cap_bytes = num("max_output_bytes", b.output_cap_bytes);
+  for (const char* key : {"hide", "hide_always"}) {
+    if (!f.contains(key) || !f[key].is_array()) continue;
+    for (const auto& h : f[key]) {
+      if (h.is_string()) b.hide.push_back(h.get<std::string>());
+    }
+  }
+  b.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+           "HOME=/tmp", "LANG=C.UTF-8", "TERM=dumb", "PWD=" + s.workspace,
+           "AIRLOCK_SANDBOX=1"};
+  if (f.contains("protect") && f["protect"].is_array()) {
+    for (const auto& p : f["protect"]) {
+      if (p.is_string()) s.protect.push_back(p.get<std::string>());
+    }
+  }
+  s.max_preview_files = num("max_preview_files", 50);
+  return s;
+}
+
+Result<std::vector<std::string>> ParseArgv(const Json& args) {
+  if (!args.is_object() || !args.contains("argv") || !args["argv"].is_array()) {
+    return Status::InvalidArgument("a shell action needs {\"argv\": [\"command\", ...]}");
+  }
+  const Json& a = args["argv"];
+  if (a.empty()) return Status::InvalidArgument("empty command: give the command after --");
+  if (a.size() > kMaxArgs) return Status::InvalidArgument("more than 4,096 arguments");
+  std::vector<std::string> argv;
+  size_t total = 0;
+  for (const auto& v : a) {
+    if (!v.is_string()) return Status::InvalidArgument("every argument must be a string");
+    std::string s = v.get<std::string>();
+    if (s.find('\0') != std::string::npos) {
+      return Status::InvalidArgument("an argument contains a NUL byte");
+    }
+    total += s.size() + 1;
+    argv.push_back(std::move(s));
+  }
+  if (argv[0].empty()) return Status::InvalidArgument("empty command name");
+  if (total > kMaxArgvBytes) return Status::InvalidArgument("the command line is over 1 MiB");
+  return argv;
+}
+
+// The workspace must be a real directory: a symlink could be re-pointed between the preview
+// and the commit, so it is refused rather than resolved.
+Status CheckWorkspace(const std::string& ws) {
+  struct stat st;
+  if (::lstat(ws.c_str(), &st) != 0) {
+    return Status::InvalidArgument("workspace " + ws + " does not exist (" +
+                                   std::strerror(errno) + ")");
+  }
+  if (S_ISLNK(st.st_mode)) {
+    return Status::InvalidArgument("workspace " + ws +
+                                   " is a symlink; name the real directory instead");
+  }
+  if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument("workspace " + ws + " is not a directory");
+  std::error_code ec;
+  fs::path canon = fs::canonical(ws, ec);
+  if (ec || canon.string() != fs::path(ws).lexically_normal().string()) {
+    return Status::InvalidArgument("workspace " + ws +
+                                   " has a symlink in its path; name the real directory (" +
+                                   (ec ? ec.message() : canon.string()) + ")");
+  }
+  return Status::Ok();
+}
+
+Result<int> OpenWorkspace(const std::string& ws) {
+  RETURN_IF_ERROR(CheckWorkspace(ws));
+  int fd = ::open(ws.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return Status::IoError(Errno("open workspace " + ws));
+  return fd;
+}
+
+Status MakeDirs(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::IoError("create " + dir + ": " + ec.message());
+  ::chmod(dir.c_str(), 0700);
+  return Status::Ok();
+}
+
+// A symlink whose target leaves the workspace: absolute, or climbing above the root by "..".
+bool PointsOutside(const std::string& link_path, const std::string& target) {
+  if (target.empty() || target[0] == '/') return true;
+  int depth = 0;
+  for (char c : link_path) depth += c == '/';
+  size_t start = 0;
+  while (start <= target.size()) {
+    size_t slash = target.find('/', start);
+    std::string comp = target.substr(start, slash == std::string::npos ? std::string::npos
+                                                                        : slash - start);
+    if (comp == "..") {
+      if (--depth < 0) return true;
+    } else if (!comp.empty() && comp != ".") {
+      ++depth;
+    }
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return false;
+}
+
+void AddListed(Json& extra, const char* key, const std::string& value) {
+  std::string count_key = std::string(key) + "_count";
+  extra[count_key] = extra.value(count_key, 0) + 1;
+  if (extra[key].size() < kListedPaths) extra[key].push_back(value);
+}
+
+std::string Head(const std::string& s) {
+  return s.size() <= static_cast<size_t>(kOutputHeadBytes) ? s : s.substr(0, kOutputHeadBytes);
+}
+
+Json ValidUtf8(const std::string& s) {
+  // Output is bytes; JSON needs UTF-8. Invalid sequences become U+FFFD when serialised.
+  return Json(s);
+}
+
+class ShellConnector : public Connector {
+ public:
+  explicit ShellConnector(ShellConfig config)
+      : config_(std::move(config)), blobs_(config_.state_dir + "/blobs") {}
+
+  Result<DryRunResult> DryRun(const Json& args) override {
+    ASSIGN_OR_RETURN(std::vector<std::string> argv, ParseArgv(args));
+    RETURN_IF_ERROR(CheckWorkspace(config_.workspace));
+    RETURN_IF_ERROR(EnsureStateDirs());
+    shell::SandboxSpec spec = config_.base;
+    spec.argv = argv;
+    spec.workspace = config_.workspace;
+    spec.scratch_dir = config_.state_dir + "/scratch/" + RandomHex(8);
+    RETURN_IF_ERROR(MakeDirs(spec.scratch_dir));
+    struct RemoveScratch {
+      std::string dir;
+      ~RemoveScratch() { ::rmdir(dir.c_str()); }
+    } remove_scratch{spec.scratch_dir};
+
+    Result<CapturedLayer> captured = Status::Internal("the sandbox did not report its layer");
+    auto inspect = [&](const std::string& upper) -> Status {
+      captured = shell::CaptureLayer(upper, config_.workspace, blobs_, shell::CaptureOptions());
+      return captured.status();
+    };
+    ASSIGN_OR_RETURN(shell::SandboxOutcome run, shell::RunSandboxed(spec, inspect));
+    if (!captured.ok()) return captured.status().Annotate("reading the command's effect");
+    return BuildEffect(argv, run, *captured);
+  }
+
+  Result<ApplyOutcome> Apply(const std::string& action_id, const Json& /*args*/,
+                             const Effect& expected,
+                             const std::function<Status(const UndoRecord&)>& before_commit)
+      override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(Layer layer, LoadLayer(expected));
+    ASSIGN_OR_RETURN(int raw_fd, OpenWorkspace(config_.workspace));
+    Fd ws(raw_fd);
+    ApplyOutcome out;
+    out.effect = expected;
+    // The preview is only valid for the workspace it saw: any touched path that changed
+    // since (content, type, mode, mtime or inode) means the approved effect is not what a
+    // commit would do now.
+    std::vector<std::string> differing;
+    RETURN_IF_ERROR(shell::CheckState(ws.get(), layer.before, /*strict=*/true, &differing));
+    if (!differing.empty()) {
+      out.effect_matched = false;
+      out.effect.effect_hash = Sha256Hex(CanonicalJson(differing));
+      out.effect.extra["changed_since_preview"] = Json(differing);
+      return out;
+    }
+    // Pre-images first: the undo must be durable before the workspace changes.
+    ASSIGN_OR_RETURN(std::vector<PathState> pre, shell::SnapshotState(ws.get(), layer.before, blobs_));
+    Layer undo_layer{pre, layer.after};
+    ASSIGN_OR_RETURN(std::string undo_key, blobs_.PutBytes(LayerToJson(undo_layer).dump()));
+    UndoRecord undo;
+    undo.kind = "shell";
+    undo.data = Json{{"layer", undo_key}, {"workspace", config_.workspace}}.dump();
+    undo.reversible = true;
+    RETURN_IF_ERROR(before_commit(undo));
+    shell::Committer committer(config_.state_dir, ws.get(), &blobs_);
+    RETURN_IF_ERROR(committer.Apply(action_id, pre, layer.after));
+    out.effect_matched = true;
+    out.undo = undo;
+    return out;
+  }
+
+  Status Rollback(const std::string& action_id, const UndoRecord& undo, Json* report) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto data = ParseJson(undo.data);
+    if (!data.ok() || !data->is_object() || !(*data)["layer"].is_string()) {
+      return Status::Corruption("the undo record of " + action_id + " is not a shell undo");
+    }
+    ASSIGN_OR_RETURN(Layer layer, ReadLayer((*data)["layer"].get<std::string>()));
+    ASSIGN_OR_RETURN(int raw_fd, OpenWorkspace(config_.workspace));
+    Fd ws(raw_fd);
+    // Only what the commit wrote may be replaced: a path changed since by someone else
+    // stops the rollback, and nothing is touched.
+    std::vector<std::string> differing;
+    RETURN_IF_ERROR(shell::CheckState(ws.get(), layer.after, /*strict=*/false, &differing));
+    if (!differing.empty()) {
+      if (report) *report = {{"changed_since_commit", differing}};
+      return Status::Conflict(std::to_string(differing.size()) +
+                              " path(s) changed since the commit; nothing was rolled back: " +
+                              differing.front());
+    }
+    shell::Committer committer(config_.state_dir, ws.get(), &blobs_);
+    return committer.Rollback(action_id, layer.after, layer.before);
+  }
+
+  Result<bool> IsApplied(const std::string& action_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(int raw_fd, OpenWorkspace(config_.workspace));
+    Fd ws(raw_fd);
+    shell::Committer committer(config_.state_dir, ws.get(), &blobs_);
+    return committer.IsApplied(action_id);
+  }
+
+  Result<bool> IsRolledBack(const std::string& action_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(int raw_fd, OpenWorkspace(config_.workspace));
+    Fd ws(raw_fd);
+    shell::Committer committer(config_.state_dir, ws.get(), &blobs_);
+    return committer.IsRolledBack(action_id);
+  }
+
+ private:
+  Status EnsureStateDirs() {
+    RETURN_IF_ERROR(MakeDirs(config_.state_dir + "/blobs"));
+    RETURN_IF_ERROR(MakeDirs(config_.state_dir + "/scratch"));
+    static std::once_flag cleaned;
+    Status st = Status::Ok();
+    // Runs once per process: what a killed airlock left behind (cgroups, scratch dirs).
+    std::call_once(cleaned, [&] { st = shell::CleanupStale(config_.state_dir + "/scratch"); });
+    return st;
+  }
+
+  Result<DryRunResult> BuildEffect(const std::vector<std::string>& argv,
+                                   const shell::SandboxOutcome& run, const CapturedLayer& cap) {
+    Effect e;
+    e.kind = "shell";
+    e.files_changed = static_cast<int64_t>(cap.changes.size());
+    for (const FileChange& c : cap.changes) {
+      if (static_cast<int64_t>(e.files.size()) < config_.max_preview_files) e.files.push_back(c);
+    }
+    e.preview_omitted = e.files_changed - static_cast<int64_t>(e.files.size());
+    Json& x = e.extra;
+    x["command"] = argv;
+    x["workspace"] = config_.workspace;
+    x["exit_code"] = run.exit_code;
+    x["signal"] = run.term_signal;
+    x["killed_by"] = run.killed_by;
+    x["upper_full"] = run.upper_full;
+    x["network_attempt"] = run.network_attempt;
+    x["network_detail"] = run.network_detail;
+    x["added"] = cap.added;
+    x["changed"] = cap.changed;
+    x["deleted"] = cap.deleted;
+    for (const char* key : {"protected", "outside_symlinks", "refused"}) {
+      x[key] = Json::array();
+      x[std::string(key) + "_count"] = 0;
+    }
+    for (const FileChange& c : cap.changes) {
+      for (const std::string& glob : config_.protect) {
+        if (GlobMatch(glob, c.path)) {
+          AddListed(x, "protected", c.path);
+          break;
+        }
+      }
+      if (c.op != "deleted" && c.type == "symlink" && PointsOutside(c.path, c.link_target)) {
+        AddListed(x, "outside_symlinks", c.path + " -> " + c.link_target);
+      }
+    }
+    for (const std::string& r : cap.refused) AddListed(x, "refused", r);
+    x["stdout_head"] = ValidUtf8(Head(run.stdout_data));
+    x["stderr_head"] = ValidUtf8(Head(run.stderr_data));
+    x["output_head_bytes"] = kOutputHeadBytes;
+    const std::string manifest = LayerToJson(cap.layer).dump();
+    ASSIGN_OR_RETURN(std::string key, blobs_.PutBytes(manifest));
+    x["layer"] = key;
+    x["layer_paths"] = cap.layer.after.size();
+    e.effect_hash = Sha256Hex(CanonicalJson(Json{{"layer", key},
+                                                 {"refused", x["refused_count"]},
+                                                 {"killed_by", run.killed_by},
+                                                 {"upper_full", run.upper_full},
+                                                 {"network", run.network_attempt}}));
+    DryRunResult out;
+    out.effect = std::move(e);
+    out.result = {{"exit_code", run.exit_code},
+                  {"signal", run.term_signal},
+                  {"stdout", ValidUtf8(run.stdout_data)},
+                  {"stderr", ValidUtf8(run.stderr_data)},
+                  {"stdout_bytes", run.stdout_bytes},
+                  {"stderr_bytes", run.stderr_bytes},
+                  {"stdout_truncated", run.stdout_truncated},
+                  {"stderr_truncated", run.stderr_truncated},
+                  {"output_cap_bytes", config_.base.output_cap_bytes},
+                  {"killed_by", run.killed_by},
+                  {"duration_ms", run.duration_ms}};
+    return out;
+  }
+
+  Result<Layer> ReadLayer(const std::string& key) {
+    ASSIGN_OR_RETURN(std::string bytes, blobs_.ReadAll(key, kMaxManifestBytes));
+    // The blob store is content-addressed: a manifest that does not hash to its name was
+    // altered or damaged, and is not applied.
+    if (Sha256Hex(bytes) != key) {
+      return Status::Corruption("the stored effect " + key + " does not match its hash");
+    }
+    ASSIGN_OR_RETURN(Json j, ParseJson(bytes, 16));
+    return shell::LayerFromJson(j);
+  }
+
+  Result<Layer> LoadLayer(const Effect& expected) {
+    auto it = expected.extra.find("layer");
+    if (it == expected.extra.end() || !it->is_string()) {
+      return Status::Corruption("the approved effect names no layer to commit");
+    }
+    return ReadLayer(it->get<std::string>());
+  }
+
+  ShellConfig config_;
+  BlobStore blobs_;
+  std::mutex mu_;  // one commit or rollback at a time per target in this process
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Connector>> CreateShellConnector(const ConnectorConfig& config) {
+  ASSIGN_OR_RETURN(ShellConfig c, ParseConfig(config));
+  return std::unique_ptr<Connector>(new ShellConnector(std::move(c)));
+}
+
+}  // namespace airlock
