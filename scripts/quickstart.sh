@@ -38,8 +38,13 @@ run() {
 airlock() { "$bin" "$@"; }
 id_of() { sed -n 's/.*"id":"\(act_[0-9a-f]*\)".*/\1/p'; }
 
-rm -rf "$demo/state" "$demo/prod.db" "$demo/prod.db-wal" "$demo/prod.db-shm"
+rm -rf "$demo/state" "$demo/prod.db" "$demo/prod.db-wal" "$demo/prod.db-shm" "$demo/repo"
 sqlite3 "$demo/prod.db" < "$demo/seed.sql" >/dev/null
+# The demo repository: a README and 40 source files.
+mkdir -p "$demo/repo/src" "$demo/repo/.git"
+printf '# demo service\nThe foo service answers on port 8080.\nRun foo with ./run.sh\n' > "$demo/repo/README.md"
+for i in $(seq -w 1 40); do printf 'int handler_%s(void) { return %d; }\n' "$i" "$((10#$i))" > "$demo/repo/src/handler_$i.c"; done
+printf '[core]\n\tbare = false\n' > "$demo/repo/.git/config"
 
 cat <<TXT
 ${bold}airlock quick start${off}
@@ -84,6 +89,28 @@ step "Rollback brings the table back with every row, index and trigger"
 run dba airlock rollback "$drop_id"
 run - sqlite3 "$demo/prod.db" "SELECT count(*) AS users FROM users; SELECT name FROM sqlite_master WHERE tbl_name = 'users' ORDER BY name"
 
+step "Shell: grep is a read (run in the sandbox, output and exit code passed through)"
+run agent airlock exec --target repo -- grep -rn foo README.md
+
+step "Shell: sed -i is low: committed at once, and show prints the diff"
+sed_id=$(AIRLOCK_TOKEN=$AGENT_TOKEN airlock exec --json --target repo -- sed -i s/foo/bar/ README.md | id_of)
+printf '%s$ AIRLOCK_TOKEN=$AGENT_TOKEN airlock exec --target repo -- sed -i s/foo/bar/ README.md%s\n' "$dim" "$off"
+echo "-> $sed_id (exit 0: applied)"
+run dba airlock show "$sed_id"
+
+step "Shell: rm -rf src waits as high; nothing is deleted meanwhile"
+rm_id=$(AIRLOCK_TOKEN=$AGENT_TOKEN airlock exec --json --target repo -- sh -c 'rm -rf src && echo done' | id_of)
+printf '%s$ AIRLOCK_TOKEN=$AGENT_TOKEN airlock exec --target repo -- sh -c '"'"'rm -rf src && echo done'"'"'%s\n' "$dim" "$off"
+echo "-> $rm_id (exit 10: pending)"
+run - sh -c "ls '$demo/repo/src' | wc -l"
+run dba airlock show "$rm_id"
+
+step "Approval deletes exactly the previewed files (the command is not re-run); rollback restores them"
+run dba airlock approve "$rm_id"
+run - ls "$demo/repo"
+run dba airlock rollback "$rm_id"
+run - sh -c "ls '$demo/repo/src' | wc -l"
+
 step "The audit chain proves the history was not edited"
 run - airlock audit verify
 run dba airlock audit log --action "$drop_id"
@@ -101,6 +128,8 @@ ${bold}Try it yourself${off} (the demo resets on every \`make run\`):
   export AIRLOCK_CONFIG=$AIRLOCK_CONFIG
   export AIRLOCK_TOKEN=$AGENT_TOKEN      # the agent
   $bin sql --target app-db "DELETE FROM users WHERE status = 'inactive'"
+  $bin exec --target repo -- sh -c 'echo hello > notes.txt'
+  $bin exec --target repo -- rm .git/config       # protected: waits for approval
   AIRLOCK_TOKEN=$DBA_TOKEN $bin pending
   AIRLOCK_TOKEN=$DBA_TOKEN $bin approve ID
   $bin --help

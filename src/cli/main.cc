@@ -28,6 +28,7 @@ struct Options {
   std::string action_filter;
   std::string token_name;
   std::string token_role = "agent";
+  std::vector<std::string> argv;  // exec: the command and its arguments
 };
 
 Style OutputStyle() {
@@ -115,6 +116,44 @@ int CmdSql(const Options& o) {
   if (!g.ok()) return Fail(o, g.status());
   SubmitRequest req{o.target, "sql", {{"sql", o.sql}}};
   return Report(o, (*g)->Submit(CallerToken(), req), /*full=*/true);
+}
+
+// A command that ran (a read, or a write committed at once) behaves like the command itself:
+// its output on stdout/stderr and its own exit status (DESIGN.md, issue 3). Anything else
+// (pending, denied, failed) is reported like every other action.
+int CmdExec(const Options& o) {
+  auto g = OpenGateway(o);
+  if (!g.ok()) return Fail(o, g.status());
+  SubmitRequest req{o.target, "shell", {{"argv", o.argv}}};
+  Outcome out = (*g)->Submit(CallerToken(), req);
+  if (!out.status.ok() || !out.action || out.action->status != ActionStatus::kApplied) {
+    return Report(o, out, /*full=*/true);
+  }
+  const Action& a = *out.action;
+  const Json& r = a.result;
+  const int exit_code = r.is_object() && r.contains("exit_code") && r["exit_code"].is_number_integer()
+                            ? r["exit_code"].get<int>()
+                            : 0;
+  if (o.json) {
+    PrintJson(ActionToJson(a));
+  } else {
+    if (r.is_object()) {
+      if (r.contains("stdout") && r["stdout"].is_string()) std::cout << r["stdout"].get<std::string>();
+      if (r.contains("stderr") && r["stderr"].is_string()) std::cerr << r["stderr"].get<std::string>();
+      std::cout.flush();
+      if (r.value("stdout_truncated", false) || r.value("stderr_truncated", false)) {
+        std::cerr << "airlock: output cut at " << FormatCount(r.value("output_cap_bytes", 0))
+                  << " bytes per stream (the command wrote "
+                  << FormatCount(r.value("stdout_bytes", 0)) << " to stdout, "
+                  << FormatCount(r.value("stderr_bytes", 0)) << " to stderr)\n";
+      }
+    }
+    if (a.risk != Risk::kRead) {
+      std::cerr << "airlock: " << a.id << " applied (" << RiskName(a.risk) << "): "
+                << (a.reasons.empty() ? "" : a.reasons.front()) << "\n";
+    }
+  }
+  return exit_code >= 0 && exit_code < 256 ? exit_code : kExitError;
 }
 
 int CmdVote(const Options& o, bool approve) {
@@ -268,6 +307,15 @@ int Main(int argc, char** argv) {
   sql->add_option("--target", o.target, "target name from the policy")->required();
   sql->add_option("SQL", o.sql, "one or several SQL statements")->required();
   sql->callback([&] { run = [&] { return CmdSql(o); }; });
+
+  auto* exec = app.add_subcommand(
+      "exec", "submit a shell action: run it in a sandbox, classify its file changes, decide");
+  exec->add_option("--target", o.target, "target name from the policy (kind: shell)")->required();
+  exec->add_option("COMMAND", o.argv, "the command and its arguments, after --");
+  exec->callback([&] { run = [&] { return CmdExec(o); }; });
+  exec->footer("Example: airlock exec --target repo -- sed -i s/foo/bar/ README.md\n"
+               "A command that ran exits with its own status; 10 = pending approval, "
+               "11 = denied.");
 
   auto* pending = app.add_subcommand("pending", "list actions waiting for approval");
   pending->callback([&] { run = [&] { return CmdPending(o); }; });

@@ -1,6 +1,7 @@
 #include "cli/render.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <set>
 #include <sstream>
 
@@ -62,8 +63,26 @@ std::string OneLine(std::string s) {
   return s;
 }
 
+// A word as a POSIX shell would need it written: plain, or in single quotes.
+std::string ShellQuote(const std::string& w) {
+  if (!w.empty() && w.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789@%+=:,./_-") == std::string::npos) {
+    return w;
+  }
+  std::string q = "'";
+  for (char c : w) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
 std::string ActionText(const Action& a) {
   if (a.args.contains("sql") && a.args["sql"].is_string()) return a.args["sql"].get<std::string>();
+  if (a.args.contains("argv") && a.args["argv"].is_array()) {
+    std::string s;
+    for (const auto& w : a.args["argv"]) {
+      s += (s.empty() ? "" : " ") + ShellQuote(w.is_string() ? w.get<std::string>() : w.dump());
+    }
+    return s;
+  }
   return a.args.dump();
 }
 
@@ -157,7 +176,130 @@ std::string StatusLine(const Action& a, const Style& s) {
 
 namespace {
 
+std::string SizeText(int64_t bytes) {
+  if (bytes < 0) return "";
+  if (bytes < 10 * 1024) return Plural(bytes, "byte", "bytes");
+  if (bytes < 10LL * 1024 * 1024) return FormatCount(bytes / 1024) + " KiB";
+  return FormatCount(bytes / (1024 * 1024)) + " MiB";
+}
+
+std::string ModeText(int mode) {
+  if (mode < 0) return "";
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", mode & 07777);
+  return buf;
+}
+
+// One line per file change: "- deleted  src/a.c  (file, 120 bytes)".
+std::string FileLine(const FileChange& f) {
+  const char* mark = f.op == "added" ? "+" : f.op == "deleted" ? "-" : "~";
+  std::string what = f.type;
+  if (!f.type_before.empty() && f.type_before != f.type) what = f.type_before + " → " + f.type;
+  std::vector<std::string> parts = {what};
+  if (f.type == "symlink" && !f.link_target.empty() && f.op != "deleted") {
+    parts.push_back("→ " + f.link_target);
+  }
+  if (f.op == "changed" && f.size_before >= 0 && f.size_after >= 0 && f.size_before != f.size_after) {
+    parts.push_back(SizeText(f.size_before) + " → " + SizeText(f.size_after));
+  } else if (f.type == "file") {
+    parts.push_back(SizeText(f.op == "deleted" ? f.size_before : f.size_after));
+  }
+  if (f.op == "changed" && f.mode_before >= 0 && f.mode_after >= 0 && f.mode_before != f.mode_after) {
+    parts.push_back("mode " + ModeText(f.mode_before) + " → " + ModeText(f.mode_after));
+  }
+  std::string line = std::string("  ") + mark + " " + f.op +
+                     std::string(f.op.size() < 9 ? 9 - f.op.size() : 1, ' ') + f.path + "  (";
+  for (size_t i = 0; i < parts.size(); ++i) line += (i ? ", " : "") + parts[i];
+  return line + ")\n";
+}
+
+std::string IndentBlock(const std::string& text, const std::string& indent) {
+  std::string out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    std::string line = text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    out += indent + line + "\n";
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  return out;
+}
+
+void RenderShellEffect(std::ostringstream& out, const Effect& e) {
+  const Json& x = e.extra;
+  auto num = [&](const char* k) { return x.contains(k) && x[k].is_number() ? x[k].get<int64_t>() : 0; };
+  auto str = [&](const char* k) { return x.contains(k) && x[k].is_string() ? x[k].get<std::string>() : ""; };
+  Field(out, "exit", std::to_string(num("exit_code")) +
+                         (num("signal") ? " (signal " + std::to_string(num("signal")) + ")" : ""));
+  if (!str("killed_by").empty()) Field(out, "limit", "killed by the " + str("killed_by") + " limit");
+  if (!str("upper_full").empty()) {
+    Field(out, "limit", "the sandbox's " + std::string(str("upper_full") == "files" ? "file-count" : "size") +
+                            " cap was reached");
+  }
+  if (x.value("network_attempt", false) == true) {
+    Field(out, "network", "tried and blocked: " + str("network_detail"));
+  }
+  if (e.files_changed == 0) {
+    out << "  no file change\n";
+  } else {
+    Field(out, "files", Plural(e.files_changed, "path", "paths") + ": " + FormatCount(num("added")) +
+                            " added, " + FormatCount(num("changed")) + " changed, " +
+                            FormatCount(num("deleted")) + " deleted");
+  }
+  for (const char* key : {"protected", "outside_symlinks", "refused"}) {
+    if (num((std::string(key) + "_count").c_str()) == 0 || !x[key].is_array()) continue;
+    const char* label = key[0] == 'p' ? "protected" : key[0] == 'o' ? "symlink" : "refused";
+    for (const auto& p : x[key]) Field(out, label, p.is_string() ? p.get<std::string>() : p.dump());
+  }
+  if (!e.files.empty()) {
+    out << "changes (" << (e.preview_omitted > 0
+                               ? "first " + FormatCount(static_cast<int64_t>(e.files.size())) +
+                                     " of " + FormatCount(e.files_changed)
+                               : Plural(e.files_changed, "path", "paths"))
+        << ")\n";
+    for (const auto& f : e.files) out << FileLine(f);
+    if (e.preview_omitted > 0) {
+      out << "  … " << FormatCount(e.preview_omitted) << " more not shown (airlock show --json lists "
+          << "the first " << FormatCount(static_cast<int64_t>(e.files.size())) << ")\n";
+    }
+  }
+  // Diffs of added and changed files; a deleted file's content is its pre-image, and the
+  // listing above already says it goes. Long diffs stop after kMaxDiffLines (--json has all).
+  constexpr int kMaxDiffLines = 200;
+  int lines = 0;
+  int64_t skipped = 0;
+  for (const auto& f : e.files) {
+    if (f.diff.empty() || f.op == "deleted") continue;
+    if (lines >= kMaxDiffLines) {
+      ++skipped;
+      continue;
+    }
+    if (lines == 0) out << "diff\n";
+    std::string block = IndentBlock(f.diff, "  ");
+    lines += static_cast<int>(std::count(block.begin(), block.end(), '\n'));
+    out << block;
+  }
+  if (skipped > 0) {
+    out << "  … diffs of " << Plural(skipped, "more file", "more files")
+        << " not shown (airlock show --json has them)\n";
+  }
+  for (const char* key : {"stdout_head", "stderr_head"}) {
+    std::string text = str(key);
+    if (text.empty()) continue;
+    out << (key[3] == 'o' ? "stdout" : "stderr") << " (in the sandbox"
+        << (static_cast<int64_t>(text.size()) >= num("output_head_bytes") ? ", first " +
+                SizeText(num("output_head_bytes")) : std::string())
+        << ")\n"
+        << IndentBlock(text, "  ");
+  }
+}
+
 void RenderEffect(std::ostringstream& out, const Effect& e) {
+  if (e.kind == "shell") {
+    RenderShellEffect(out, e);
+    return;
+  }
   if (e.IsRead()) {
     out << "  reads only: no row or schema change\n";
     return;
@@ -253,7 +395,8 @@ std::string ShowAction(const Action& a, const Style& s) {
   out << StatusLine(a, s);
   Field(out, "agent", a.agent);
   Field(out, "target", a.target + " (" + a.kind + ")");
-  Field(out, a.kind == "sql" ? "sql" : "action", OneLine(ActionText(a)));
+  Field(out, a.kind == "sql" ? "sql" : a.kind == "shell" ? "command" : "action",
+        OneLine(ActionText(a)));
   Field(out, "created", FormatTimeMs(a.created_ms));
   if (a.status == ActionStatus::kPending && a.expires_ms > 0) {
     Field(out, "expires", FormatTimeMs(a.expires_ms));
@@ -265,9 +408,12 @@ std::string ShowAction(const Action& a, const Style& s) {
   }
   if (!a.reversible) Field(out, "undo", "not reversible");
   if (!a.effect.effect_hash.empty()) Field(out, "effect", a.effect.effect_hash.substr(0, 16));
-  out << "effect\n";
-  RenderEffect(out, a.effect);
-  RenderPreview(out, a.effect);
+  // An action that failed before its dry-run finished has no observed effect to show.
+  if (!a.effect.kind.empty() || a.status != ActionStatus::kFailed) {
+    out << "effect\n";
+    RenderEffect(out, a.effect);
+    RenderPreview(out, a.effect);
+  }
   if (a.result.is_object() && a.result.contains("columns")) {
     out << "result\n" << ResultTable(a.result);
   }

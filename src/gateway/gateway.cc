@@ -34,8 +34,18 @@ Json DecisionPayload(const Action& a) {
   return p;
 }
 
+std::string ShellStateRoot(const Policy& p) { return p.store_path + ".shell"; }
+
 Json ReadSummary(const Json& result) {
   if (!result.is_object()) return result;
+  if (result.contains("exit_code")) {
+    // A command's read: its exit and how much it printed, not the output itself.
+    Json summary = Json::object();
+    for (const char* key : {"exit_code", "signal", "stdout_bytes", "stderr_bytes", "killed_by"}) {
+      if (result.contains(key)) summary[key] = result[key];
+    }
+    return summary;
+  }
   Json summary = Json::object();
   for (const char* key : {"columns", "truncated"}) {
     if (result.contains(key)) summary[key] = result[key];
@@ -177,6 +187,16 @@ Result<Connector*> Gateway::ConnectorFor(const std::string& target) {
   const TargetSpec* spec = policy_->FindTarget(target);
   if (spec == nullptr) return Status::NotFound("unknown target '" + target + "'");
   ConnectorConfig config{spec->name, spec->kind, spec->fields};
+  if (spec->kind == "shell") {
+    // The sandbox keeps its layers, pre-images and journals beside the store, and must not
+    // show a command airlock's own files: the store (with its WAL and lock files), that
+    // state, and the policy.
+    const std::string& store = policy_->store_path;
+    config.fields["state_dir"] = ShellStateRoot(*policy_) + "/" + spec->name;
+    config.fields["hide_always"] = {store,          store + "-wal", store + "-shm",
+                                    store + "-journal", store + ".locks", ShellStateRoot(*policy_),
+                                    policy_->source_path};
+  }
   ASSIGN_OR_RETURN(auto connector, CreateConnector(config));
   Connector* raw = connector.get();
   connectors_[target] = std::move(connector);
@@ -244,7 +264,8 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
                 "target '" + request.target + "' is not in the scopes of agent '" + who->name + "'",
                 *who);
   }
-  const bool kind_fits = (request.kind == "sql" && spec->kind == "sqlite");
+  const bool kind_fits = (request.kind == "sql" && spec->kind == "sqlite") ||
+                         (request.kind == "shell" && spec->kind == "shell");
   if (!kind_fits) {
     return Fail(std::move(a), /*insert=*/true,
                 Status::InvalidArgument("target '" + request.target + "' is a " + spec->kind +
@@ -268,6 +289,9 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
     // The store keeps what was read (columns, how many rows), not the rows themselves: the
     // caller gets them once, and the store does not become a copy of production data.
     a.result = ReadSummary(dry->result);
+    // Nor does it keep a command's output (the effect shows approvers the head of it).
+    a.effect.extra.erase("stdout_head");
+    a.effect.extra.erase("stderr_head");
     Status st = Record(a, "read", who->Label(), DecisionPayload(a), true);
     if (!st.ok()) return {st.Annotate("audit write failed; the result is withheld"), std::nullopt};
     a.result = std::move(dry->result);
@@ -300,6 +324,8 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   auto lock = ClaimLock::Acquire(LockFileFor(*policy_), a.id, /*wait=*/true);
   if (!lock.ok()) return Deny(a, "denied", lock.status().message(), *who);
   a.status = ActionStatus::kApplying;
+  // A command's output comes from its sandboxed run (the commit does not re-run it).
+  if (a.kind == "shell") a.result = dry->result;
   Status st = Record(a, "submitted", who->Label(), DecisionPayload(a), true);
   if (!st.ok()) return {st.Annotate("recording the action"), std::nullopt};
   return ApplyClaimed(std::move(a), *who);
@@ -402,7 +428,7 @@ Outcome Gateway::ApplyClaimed(Action a, const Principal& who) {
   }
   CrashPoint("gateway_after_target_commit");
   a.status = ActionStatus::kApplied;
-  a.result = out->result;
+  if (!out->result.is_null()) a.result = out->result;
   a.reversible = a.reversible && out->undo.reversible;
   Status st = Record(a, "applied", actor,
                      {{"effect_hash", out->effect.effect_hash},

@@ -7,12 +7,14 @@
 #include <cctype>
 #include <string_view>
 
+#include "core/glob.h"
 #include "policy/policy.h"
 
 namespace airlock {
 namespace {
 
 constexpr int64_t kDefaultMaxLowRows = 100;
+constexpr int64_t kDefaultMaxLowDeletes = 20;
 
 std::string Plural(int64_t n, std::string_view one, std::string_view many) {
   return FormatCount(n) + " " + std::string(n == 1 ? one : many);
@@ -152,6 +154,110 @@ void ClassifyOther(const Effect& e, Classification* c) {
                        ": high (fail closed)");
 }
 
+int64_t ExtraInt(const Effect& e, const char* key) {
+  auto it = e.extra.find(key);
+  return it != e.extra.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
+std::string ExtraString(const Effect& e, const char* key) {
+  auto it = e.extra.find(key);
+  return it != e.extra.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// "a, b and 3 more" from a JSON list of strings and its full count.
+std::string Listed(const Json& list, int64_t total) {
+  std::string out;
+  int64_t shown = 0;
+  if (list.is_array()) {
+    for (const auto& p : list) {
+      if (!p.is_string() || shown == 3) continue;
+      out += (shown++ ? ", " : "") + p.get<std::string>();
+    }
+  }
+  if (total > shown) out += " and " + FormatCount(total - shown) + " more";
+  return out;
+}
+
+// DESIGN.md, shell row: read = no file change and no network attempt; low = changes inside
+// the workspace; high = deletions over max_low_deletes, protected paths, a network attempt,
+// a limit that ended the command; critical = what the sandbox and the commit refuse.
+void ClassifyShell(const Effect& e, int64_t max_low_deletes, Classification* c) {
+  const int64_t added = ExtraInt(e, "added"), changed = ExtraInt(e, "changed"),
+                deleted = ExtraInt(e, "deleted");
+  const std::string killed_by = ExtraString(e, "killed_by");
+  const std::string upper_full = ExtraString(e, "upper_full");
+  const bool network = e.extra.value("network_attempt", false) == true;
+  const std::string summary = "changes " + Plural(e.files_changed, "path", "paths") +
+                              " inside the workspace (" + FormatCount(added) + " added, " +
+                              FormatCount(changed) + " changed, " + FormatCount(deleted) +
+                              " deleted)";
+  if (e.files_changed > 0) c->risk = MaxRisk(c->risk, Risk::kLow);
+  if (deleted > max_low_deletes) {
+    c->risk = MaxRisk(c->risk, Risk::kHigh);
+    c->reasons.push_back("deletes " + Plural(deleted, "path", "paths") + " (more than " +
+                         FormatCount(max_low_deletes) + ") is high");
+  }
+  if (int64_t n = ExtraInt(e, "protected_count"); n > 0) {
+    c->risk = MaxRisk(c->risk, Risk::kHigh);
+    c->reasons.push_back("changes protected " + std::string(n == 1 ? "path " : "paths ") +
+                         Listed(e.extra.value("protected", Json::array()), n) + " (high)");
+  }
+  if (int64_t n = ExtraInt(e, "outside_symlinks_count"); n > 0) {
+    c->risk = MaxRisk(c->risk, Risk::kHigh);
+    c->reasons.push_back("creates " + Plural(n, "symlink", "symlinks") +
+                         " pointing outside the workspace: " +
+                         Listed(e.extra.value("outside_symlinks", Json::array()), n) + " (high)");
+  }
+  if (network) {
+    c->risk = MaxRisk(c->risk, Risk::kHigh);
+    std::string detail = ExtraString(e, "network_detail");
+    c->reasons.push_back("tried to use the network" + (detail.empty() ? "" : " (" + detail + ")") +
+                         ", which the sandbox blocked (high)");
+  }
+  if (!killed_by.empty()) {
+    c->risk = MaxRisk(c->risk, Risk::kHigh);
+    c->reasons.push_back("the " + killed_by + " limit killed the command: its effect may be "
+                         "incomplete (high)");
+  }
+  if (!upper_full.empty()) {
+    c->risk = MaxRisk(c->risk, Risk::kHigh);
+    c->reasons.push_back("the command filled the sandbox's " +
+                         std::string(upper_full == "files" ? "file-count" : "size") +
+                         " cap: its effect may be incomplete (high)");
+  }
+  if (int64_t n = ExtraInt(e, "refused_count"); n > 0) {
+    c->risk = MaxRisk(c->risk, Risk::kCritical);
+    c->reasons.push_back("made what airlock never commits (" +
+                         Listed(e.extra.value("refused", Json::array()), n) + ") is critical");
+  }
+  if (c->risk == Risk::kRead) {
+    c->reasons.push_back("reads only: no file change and no network attempt");
+  } else if (e.files_changed > 0) {
+    // What changed comes first; "is low" only when nothing above raised it.
+    c->reasons.insert(c->reasons.begin(), c->risk == Risk::kLow ? summary + " is low" : summary);
+  }
+}
+
+std::string_view Basename(std::string_view path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+bool MatchesCommand(const std::string& glob, const Effect& e) {
+  auto it = e.extra.find("command");
+  if (it == e.extra.end() || !it->is_array() || it->empty() || !(*it)[0].is_string()) return false;
+  return GlobMatch(glob, Basename((*it)[0].get<std::string>()));
+}
+
+bool MatchesPath(const std::string& glob, const Effect& e) {
+  if (e.kind != "shell") return false;
+  for (const FileChange& f : e.files) {
+    if (GlobMatch(glob, f.path)) return true;
+  }
+  // Only part of the changes is listed: an unlisted one might match (fail closed).
+  return e.files_changed > static_cast<int64_t>(e.files.size());
+}
+
 bool MatchesTable(const std::string& table, const Effect& e) {
   for (const TableChange& t : e.tables) {
     if (t.table == table) return true;
@@ -184,12 +290,11 @@ bool Matches(const RuleMatch& m, const std::string& agent, const std::string& ta
   if (m.rows_gt && !(rows > *m.rows_gt)) return false;
   if (m.table && !MatchesTable(*m.table, e)) return false;
   if (m.op && !MatchesOp(*m.op, e)) return false;
+  if (m.command && !MatchesCommand(*m.command, e)) return false;
+  if (m.deletes_gt && !(e.kind == "shell" && ExtraInt(e, "deleted") > *m.deletes_gt)) return false;
+  if (m.files_gt && !(e.kind == "shell" && e.files_changed > *m.files_gt)) return false;
+  if (m.path && !MatchesPath(*m.path, e)) return false;
   return true;
-}
-
-std::string_view Basename(std::string_view path) {
-  size_t slash = path.find_last_of('/');
-  return slash == std::string_view::npos ? path : path.substr(slash + 1);
 }
 
 std::string RuleReason(const Rule& r, std::string_view file) {
@@ -219,6 +324,8 @@ Classification Classifier::Classify(const std::string& agent, const std::string&
   const TargetSpec* spec = policy_ ? policy_->FindTarget(target) : nullptr;
   if (effect.kind == "sql") {
     ClassifySql(effect, spec ? spec->max_low_rows : kDefaultMaxLowRows, &c);
+  } else if (effect.kind == "shell") {
+    ClassifyShell(effect, spec ? spec->max_low_deletes : kDefaultMaxLowDeletes, &c);
   } else {
     ClassifyOther(effect, &c);
   }

@@ -198,13 +198,115 @@ TEST(Classify, NoPrimaryKeyIsHigh) {
 TEST(Classify, OtherKinds) {
   Classifier c(Load(""));
   Effect e;
-  e.kind = "shell";
+  e.kind = "mail";
   Classification r = c.Classify("bot", "app-db", e);
   EXPECT_EQ(r.risk, Risk::kRead);
-  e.extra = {{"files_deleted", 3}};
+  e.extra = {{"recipients", 3}};
   r = c.Classify("bot", "app-db", e);
   EXPECT_EQ(r.risk, Risk::kHigh);
-  EXPECT_EQ(r.reasons, Reasons{"no default for kind shell: high (fail closed)"});
+  EXPECT_EQ(r.reasons, Reasons{"no default for kind mail: high (fail closed)"});
+}
+
+Effect Shell(int64_t added, int64_t changed, int64_t deleted) {
+  Effect e;
+  e.kind = "shell";
+  e.files_changed = added + changed + deleted;
+  e.extra = {{"added", added}, {"changed", changed}, {"deleted", deleted},
+             {"command", {"sh", "-c", "x"}}};
+  for (int64_t i = 0; i < e.files_changed && i < 5; ++i) {
+    FileChange f;
+    f.path = "src/f" + std::to_string(i);
+    f.op = i < added ? "added" : i < added + changed ? "changed" : "deleted";
+    e.files.push_back(f);
+  }
+  return e;
+}
+
+TEST(Classify, ShellDefaults) {
+  Classifier c(Load(""));
+  Classification r = c.Classify("bot", "app-db", Shell(0, 0, 0));
+  EXPECT_EQ(r.risk, Risk::kRead);
+  EXPECT_EQ(r.reasons, Reasons{"reads only: no file change and no network attempt"});
+  r = c.Classify("bot", "app-db", Shell(1, 1, 0));
+  EXPECT_EQ(r.risk, Risk::kLow);
+  EXPECT_EQ(r.reasons, Reasons{"changes 2 paths inside the workspace (1 added, 1 changed, 0 "
+                               "deleted) is low"});
+  r = c.Classify("bot", "app-db", Shell(0, 0, 20));
+  EXPECT_EQ(r.risk, Risk::kLow) << "20 deletions is the default limit, still low";
+  r = c.Classify("bot", "app-db", Shell(0, 0, 21));
+  EXPECT_EQ(r.risk, Risk::kHigh);
+  EXPECT_EQ(r.reasons, (Reasons{"changes 21 paths inside the workspace (0 added, 0 changed, 21 "
+                                "deleted)",
+                                "deletes 21 paths (more than 20) is high"}));
+
+  Effect e = Shell(0, 1, 0);
+  e.extra["protected"] = {".git/config"};
+  e.extra["protected_count"] = 1;
+  r = c.Classify("bot", "app-db", e);
+  EXPECT_EQ(r.risk, Risk::kHigh);
+  EXPECT_EQ(r.reasons.back(), "changes protected path .git/config (high)");
+
+  e = Shell(0, 0, 0);
+  e.extra["network_attempt"] = true;
+  e.extra["network_detail"] = "1 TCP connection attempt";
+  r = c.Classify("bot", "app-db", e);
+  EXPECT_EQ(r.risk, Risk::kHigh) << "a network attempt alone is not a read";
+  EXPECT_EQ(r.reasons, Reasons{"tried to use the network (1 TCP connection attempt), which the "
+                               "sandbox blocked (high)"});
+
+  e = Shell(0, 0, 0);
+  e.extra["killed_by"] = "timeout";
+  EXPECT_EQ(c.Classify("bot", "app-db", e).risk, Risk::kHigh);
+  e = Shell(1, 0, 0);
+  e.extra["upper_full"] = "files";
+  EXPECT_EQ(c.Classify("bot", "app-db", e).risk, Risk::kHigh);
+  e = Shell(1, 0, 0);
+  e.extra["refused"] = {"rootsh: setuid/setgid bits"};
+  e.extra["refused_count"] = 1;
+  r = c.Classify("bot", "app-db", e);
+  EXPECT_EQ(r.risk, Risk::kCritical);
+  EXPECT_EQ(r.reasons.back(),
+            "made what airlock never commits (rootsh: setuid/setgid bits) is critical");
+}
+
+TEST(Classify, ShellTargetLimitAndRules) {
+  auto q = LoadPolicyText(
+      "version: 1\n"
+      "targets:\n"
+      "  repo: {kind: shell, workspace: /w, max_low_deletes: 2}\n"
+      "rules:\n"
+      "  - {match: {command: \"rm\"}, risk: high, reason: rm is never low}\n"      // 5
+      "  - {match: {path: \"migrations/**\"}, risk: critical}\n"                   // 6
+      "  - {match: {deletes_gt: 3}, risk: critical, reason: many deletions}\n"     // 7
+      "  - {match: {files_gt: 100}, risk: high, reason: big change}\n",            // 8
+      "/srv/airlock.yaml");
+  ASSERT_TRUE(q.ok()) << q.status().message();
+  Classifier c(*q);
+  Effect e = Shell(0, 0, 3);
+  Classification r = c.Classify("bot", "repo", e);
+  EXPECT_EQ(r.risk, Risk::kHigh) << "3 deletions over the target's max_low_deletes of 2";
+  e.extra["command"] = {"/usr/bin/rm", "-rf", "x"};
+  r = c.Classify("bot", "repo", e);
+  EXPECT_EQ(r.reasons.back(), "rm is never low (rule at airlock.yaml:5 → high)");
+  e = Shell(1, 0, 0);
+  e.files[0].path = "migrations/001.sql";
+  EXPECT_EQ(c.Classify("bot", "repo", e).risk, Risk::kCritical);
+  e.files[0].path = "src/migrations/001.sql";
+  EXPECT_EQ(c.Classify("bot", "repo", e).risk, Risk::kLow);
+  // Only part of the changes listed: a path rule matches (fail closed).
+  e.files_changed = 10;
+  EXPECT_EQ(c.Classify("bot", "repo", e).risk, Risk::kCritical);
+  e = Shell(0, 0, 4);
+  EXPECT_EQ(c.Classify("bot", "repo", e).risk, Risk::kCritical);
+  e = Shell(101, 0, 0);
+  EXPECT_EQ(c.Classify("bot", "repo", e).reasons.back(),
+            "big change (rule at airlock.yaml:8 → high)");
+  // Shell fields never match another kind's effect.
+  Effect sql = Sql();
+  sql.tables.push_back(Change("t", 0, 0, 5));
+  for (const auto& reason : c.Classify("bot", "repo", sql).reasons) {
+    EXPECT_EQ(reason.find("rule at"), std::string::npos) << reason;
+  }
 }
 
 TEST(Classify, RulesRaiseInFileOrder) {

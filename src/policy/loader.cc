@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +20,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "core/glob.h"
 #include "policy/guard.h"
 #include "policy/policy.h"
 #include "policy/units.h"
@@ -39,13 +41,20 @@ constexpr std::string_view kAgentKeys[] = {"name", "token_sha256", "scopes"};
 constexpr std::string_view kApproverKeys[] = {"name", "token_sha256", "roles"};
 constexpr std::string_view kSqliteKeys[] = {
     "kind", "path", "environment", "max_low_rows", "max_preview_rows", "busy_timeout", "timeout"};
+constexpr std::string_view kShellKeys[] = {
+    "kind",    "workspace", "environment", "network",         "memory",      "pids",
+    "cpu",     "timeout",   "hide",        "protect",         "max_low_deletes",
+    "max_upper_size", "max_upper_files", "max_output", "max_preview_files"};
 constexpr std::string_view kRuleKeys[] = {"match", "risk", "reason"};
-constexpr std::string_view kRuleMatchKeys[] = {"target", "agent", "kind", "table", "op", "rows_gt"};
+constexpr std::string_view kRuleMatchKeys[] = {"target",  "agent", "kind",       "table",
+                                               "op",      "rows_gt", "command",  "path",
+                                               "deletes_gt", "files_gt"};
 constexpr std::string_view kApprovalKeys[] = {"read", "low", "high", "critical", "timeout"};
 constexpr std::string_view kLimitKeys[] = {"match", "rate", "max_rows", "max_recipients",
                                            "on_exceed"};
 constexpr std::string_view kLimitMatchKeys[] = {"target", "agent"};
-constexpr std::string_view kTargetKinds[] = {"sqlite"};
+constexpr std::string_view kTargetKinds[] = {"sqlite", "shell"};
+constexpr std::string_view kNetworkModes[] = {"off", "on"};
 constexpr std::string_view kEffectKinds[] = {"sql", "shell", "mail", "http", "mcp"};
 constexpr std::string_view kOps[] = {
     "insert",       "update",      "delete",       "drop_table",   "drop_index",
@@ -370,8 +379,13 @@ class Loader {
     t.name = name;
     t.kind = kind_node.Scalar();
     t.loc = LocOf(key);
-    ASSIGN_OR_RETURN(Fields fields, ReadMap(entry, path, kSqliteKeys));
-    RETURN_IF_ERROR(LoadSqliteTarget(fields, path, &t));
+    if (t.kind == "shell") {
+      ASSIGN_OR_RETURN(Fields fields, ReadMap(entry, path, kShellKeys));
+      RETURN_IF_ERROR(LoadShellTarget(fields, path, &t));
+    } else {
+      ASSIGN_OR_RETURN(Fields fields, ReadMap(entry, path, kSqliteKeys));
+      RETURN_IF_ERROR(LoadSqliteTarget(fields, path, &t));
+    }
     policy_.targets.emplace(name, std::move(t));
     return Status::Ok();
   }
@@ -408,6 +422,120 @@ class Loader {
       if (ms > kMaxBusyTimeoutMs) return ValueErr(*f, "timeout is too long");
       t->fields["timeout_ms"] = ms;
     }
+    return Status::Ok();
+  }
+
+  Result<int64_t> GetSize(const Field& f, int64_t min, int64_t max) const {
+    ASSIGN_OR_RETURN(std::string s, GetString(f));
+    Result<int64_t> n = ParseSizeBytes(s);
+    if (!n.ok()) return ValueErr(f, n.status().message());
+    if (*n < min || *n > max) {
+      return ValueErr(f, "must be between " + FormatCount(min) + " and " + FormatCount(max) +
+                             " bytes, got " + FormatCount(*n));
+    }
+    return *n;
+  }
+
+  Result<std::vector<std::string>> GetGlobs(const Field& f) const {
+    ASSIGN_OR_RETURN(auto items, GetStringList(f));
+    std::vector<std::string> out;
+    for (auto& [glob, node] : items) {
+      std::string why;
+      if (!GlobValid(glob, &why)) return Err(node, f.path + ": bad pattern " + Quote(glob) + ": " + why);
+      out.push_back(glob);
+    }
+    return out;
+  }
+
+  // A shell target: the workspace a command sees through an overlay, and the limits of its
+  // sandbox. Whether the workspace exists is checked when a command runs (it may be created
+  // after the policy), and reported as bad input then.
+  Status LoadShellTarget(const Fields& fields, const std::string& path, TargetSpec* t) {
+    Json& j = t->fields;
+    j = Json::object();
+    j["kind"] = t->kind;
+    const Field* w = fields.Find("workspace");
+    if (w == nullptr) return Missing(fields, path, "workspace", " (the directory commands work in)");
+    ASSIGN_OR_RETURN(std::string ws, GetString(*w));
+    if (ws.empty()) return ValueErr(*w, "must not be empty");
+    if (ws.find('\0') != std::string::npos) return ValueErr(*w, "contains a NUL byte");
+    j["workspace"] = Resolve(ws);
+    if (j["workspace"] == "/") return ValueErr(*w, "the workspace cannot be the whole file system");
+    if (const Field* f = fields.Find("environment")) {
+      ASSIGN_OR_RETURN(t->environment, GetString(*f));
+      j["environment"] = t->environment;
+    }
+    std::string network = "off";
+    if (const Field* f = fields.Find("network")) {
+      ASSIGN_OR_RETURN(network, GetOneOf(*f, kNetworkModes, "network mode"));
+    }
+    j["network"] = network;
+    int64_t memory = 512LL << 20, upper = 1LL << 30, output = 1LL << 20;
+    if (const Field* f = fields.Find("memory")) {
+      ASSIGN_OR_RETURN(memory, GetSize(*f, 4LL << 20, 1LL << 40));
+    }
+    if (const Field* f = fields.Find("max_upper_size")) {
+      ASSIGN_OR_RETURN(upper, GetSize(*f, 1LL << 20, 1LL << 40));
+    }
+    if (const Field* f = fields.Find("max_output")) {
+      ASSIGN_OR_RETURN(output, GetSize(*f, 1024, 64LL << 20));
+    }
+    j["memory_bytes"] = memory;
+    j["max_upper_size_bytes"] = upper;
+    j["max_output_bytes"] = output;
+    int64_t pids = 128, files = 100000, deletes = 20, preview = 50;
+    if (const Field* f = fields.Find("pids")) {
+      ASSIGN_OR_RETURN(pids, GetInt(*f, 2, 1 << 22));
+    }
+    if (const Field* f = fields.Find("max_upper_files")) {
+      ASSIGN_OR_RETURN(files, GetInt(*f, 16, 100'000'000));
+    }
+    if (const Field* f = fields.Find("max_low_deletes")) {
+      ASSIGN_OR_RETURN(deletes, GetInt(*f, 0, INT64_MAX));
+    }
+    if (const Field* f = fields.Find("max_preview_files")) {
+      ASSIGN_OR_RETURN(preview, GetInt(*f, 0, 100000));
+    }
+    j["pids"] = pids;
+    j["max_upper_files"] = files;
+    j["max_low_deletes"] = deletes;
+    j["max_preview_files"] = preview;
+    t->max_low_deletes = deletes;
+    double cpu = 1.0;
+    if (const Field* f = fields.Find("cpu")) {
+      ASSIGN_OR_RETURN(std::string c, GetString(*f));
+      char* end = nullptr;
+      cpu = std::strtod(c.c_str(), &end);
+      if (c.empty() || end == nullptr || *end != '\0' || !(cpu >= 0.01 && cpu <= 1024)) {
+        return ValueErr(*f, "expected a number of CPUs between 0.01 and 1024, e.g. 1 or 0.5");
+      }
+    }
+    j["cpu"] = cpu;
+    int64_t timeout = 60'000;
+    if (const Field* f = fields.Find("timeout")) {
+      ASSIGN_OR_RETURN(timeout, GetDuration(*f, /*allow_zero=*/false));
+      if (timeout > 24LL * 3600 * 1000) return ValueErr(*f, "timeout is longer than a day");
+    }
+    j["timeout_ms"] = timeout;
+    // A command keeps uid 0 (without capabilities), so root-only files of the bound system
+    // directories would be readable by owner bits: the secrets among them are hidden too.
+    std::vector<std::string> hide = {"/root", "/home", "/var/lib/postgresql", "/etc/shadow",
+                                     "/etc/gshadow", "/etc/ssh", "/etc/sudoers", "/etc/sudoers.d",
+                                     "/var/lib/airlock"};
+    if (const Field* f = fields.Find("hide")) {
+      ASSIGN_OR_RETURN(auto items, GetStringList(*f));
+      hide.clear();
+      for (auto& [h, node] : items) {
+        if (h.empty() || h.find('\0') != std::string::npos) return Err(node, f->path + ": bad path " + Quote(h));
+        hide.push_back(Resolve(h));
+      }
+    }
+    j["hide"] = hide;
+    t->protect = {".git/**", ".env*", "**/*.pem", "**/id_*"};
+    if (const Field* f = fields.Find("protect")) {
+      ASSIGN_OR_RETURN(t->protect, GetGlobs(*f));
+    }
+    j["protect"] = t->protect;
     return Status::Ok();
   }
 
@@ -607,6 +735,25 @@ class Loader {
     }
     if (const Field* f = fields.Find("rows_gt")) {
       ASSIGN_OR_RETURN(m->rows_gt, GetInt(*f, 0, INT64_MAX));
+    }
+    if (const Field* f = fields.Find("command")) {
+      ASSIGN_OR_RETURN(std::string c, GetString(*f));
+      if (c.empty() || c.find('/') != std::string::npos) {
+        return ValueErr(*f, "expected a command name such as rm or git (a glob, no '/')");
+      }
+      m->command = c;
+    }
+    if (const Field* f = fields.Find("path")) {
+      ASSIGN_OR_RETURN(std::string g, GetString(*f));
+      std::string why;
+      if (!GlobValid(g, &why)) return ValueErr(*f, "bad pattern " + Quote(g) + ": " + why);
+      m->path = g;
+    }
+    if (const Field* f = fields.Find("deletes_gt")) {
+      ASSIGN_OR_RETURN(m->deletes_gt, GetInt(*f, 0, INT64_MAX));
+    }
+    if (const Field* f = fields.Find("files_gt")) {
+      ASSIGN_OR_RETURN(m->files_gt, GetInt(*f, 0, INT64_MAX));
     }
     return Status::Ok();
   }

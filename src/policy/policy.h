@@ -39,10 +39,14 @@ struct ApproverSpec {
 
 struct TargetSpec {
   std::string name;
-  std::string kind;               // "sqlite" (later: shell, smtp, http, postgres)
+  std::string kind;               // "sqlite" or "shell" (later: smtp, http, postgres)
   std::string environment;        // free text, default ""; shown to approvers
   int64_t max_low_rows = 100;     // sql: DML changing at most this many rows is low
   int64_t max_preview_rows = 20;  // sql: rows shown in the effect preview
+  int64_t max_low_deletes = 20;   // shell: more deleted paths than this is high
+  // shell: paths whose change is high (globs, see core/glob.h). Default
+  // .git/**, .env*, **/*.pem, **/id_*.
+  std::vector<std::string> protect;
   // All fields of the entry as JSON, relative paths resolved against the policy file's
   // directory; handed to the connector as ConnectorConfig::fields.
   Json fields = Json::object();
@@ -57,6 +61,12 @@ struct RuleMatch {
   std::optional<std::string> table;     // sql: any changed or DDL-touched table
   std::optional<std::string> op;        // insert|update|delete|drop_table|alter_table|...
   std::optional<int64_t> rows_gt;       // total rows changed > N
+  std::optional<std::string> command;   // shell: glob on the command's name (argv[0] basename)
+  // shell: glob on changed paths. Matches when a listed change matches, and also when the
+  // effect lists only part of its changes (fail closed: an unlisted path might match).
+  std::optional<std::string> path;
+  std::optional<int64_t> deletes_gt;    // shell: deleted paths > N
+  std::optional<int64_t> files_gt;      // shell: changed paths (added+changed+deleted) > N
 };
 
 struct Rule {

@@ -273,7 +273,7 @@ TEST(PolicyErrors, MissingRequiredFields) {
 
 TEST(PolicyErrors, BadEnumValues) {
   ExpectErrorAt("version: 1\ntargets:\n  db: {kind: postgres, path: x}\n", "postgres",
-                {"unknown target kind \"postgres\"", "supported: sqlite"});
+                {"unknown target kind \"postgres\"", "supported: sqlite, shell"});
   ExpectErrorAt(Base() + "rules:\n  - {risk: hgih}\n", "hgih",
                 {"unknown risk \"hgih\"", "read, low, high, critical"});
   ExpectError("version: 1\nmode: yolo\n", "2:7", {"unknown mode \"yolo\"", "enforce, dry-run"});
@@ -491,6 +491,67 @@ TEST(PolicyUnits, FormatCount) {
   EXPECT_EQ(FormatCount(-1204), "-1,204");
   EXPECT_EQ(FormatCount(-999), "-999");
   EXPECT_EQ(FormatCount(INT64_MIN), "-9,223,372,036,854,775,808");
+}
+
+}  // namespace
+}  // namespace airlock
+
+namespace airlock {
+namespace {
+
+TEST(PolicyShell, DefaultsAndFields) {
+  auto p = MustLoad("version: 1\ntargets:\n  repo: {kind: shell, workspace: ./repo}\n");
+  ASSERT_TRUE(p);
+  const TargetSpec* t = p->FindTarget("repo");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->max_low_deletes, 20);
+  EXPECT_EQ(t->protect, (std::vector<std::string>{".git/**", ".env*", "**/*.pem", "**/id_*"}));
+  EXPECT_EQ(t->fields["workspace"], "/etc/airlock/repo");
+  EXPECT_EQ(t->fields["network"], "off");
+  EXPECT_EQ(t->fields["memory_bytes"], 512LL << 20);
+  EXPECT_EQ(t->fields["pids"], 128);
+  EXPECT_EQ(t->fields["timeout_ms"], 60000);
+  EXPECT_EQ(t->fields["hide"],
+            (Json{"/root", "/home", "/var/lib/postgresql", "/etc/shadow", "/etc/gshadow",
+                  "/etc/ssh", "/etc/sudoers", "/etc/sudoers.d", "/var/lib/airlock"}));
+
+  p = MustLoad(
+      "version: 1\ntargets:\n  repo: {kind: shell, workspace: /w, network: on, memory: 64MiB, "
+      "pids: 32, cpu: 0.5, timeout: 5s, hide: [/opt/secrets, rel], protect: [\"db/**\"], "
+      "max_low_deletes: 3, max_upper_size: 8MiB, max_upper_files: 2000, max_output: 64KiB, "
+      "max_preview_files: 10}\n");
+  ASSERT_TRUE(p);
+  t = p->FindTarget("repo");
+  EXPECT_EQ(t->fields["network"], "on");
+  EXPECT_EQ(t->fields["memory_bytes"], 64LL << 20);
+  EXPECT_EQ(t->fields["cpu"], 0.5);
+  EXPECT_EQ(t->fields["timeout_ms"], 5000);
+  EXPECT_EQ(t->fields["hide"], (Json{"/opt/secrets", "/etc/airlock/rel"}));
+  EXPECT_EQ(t->protect, std::vector<std::string>{"db/**"});
+  EXPECT_EQ(t->max_low_deletes, 3);
+  EXPECT_EQ(t->fields["max_upper_files"], 2000);
+  EXPECT_EQ(t->fields["max_output_bytes"], 64 << 10);
+}
+
+TEST(PolicyShell, Errors) {
+  const std::string head = "version: 1\ntargets:\n  repo: {kind: shell";
+  ExpectErrorAt(head + "}\n", "{kind", {"missing required key \"workspace\""});
+  ExpectErrorAt(head + ", workspace: /}\n", "/}", {"whole file system"});
+  ExpectErrorAt(head + ", workspace: /w, path: x}\n", "path", {"unknown key"});
+  ExpectErrorAt(head + ", workspace: /w, network: maybe}\n", "maybe",
+                {"unknown network mode \"maybe\"", "off, on"});
+  ExpectErrorAt(head + ", workspace: /w, memory: lots}\n", "lots", {});
+  ExpectErrorAt(head + ", workspace: /w, memory: 1KiB}\n", "1KiB", {"must be between"});
+  ExpectErrorAt(head + ", workspace: /w, pids: 1}\n", "1}", {"at least 2"});
+  ExpectErrorAt(head + ", workspace: /w, cpu: fast}\n", "fast", {"number of CPUs"});
+  ExpectErrorAt(head + ", workspace: /w, timeout: 0s}\n", "0s", {"greater than zero"});
+  ExpectErrorAt(head + ", workspace: /w, protect: [\"/etc/**\"]}\n", "\"/etc", {"no leading '/'"});
+  ExpectErrorAt(head + ", workspace: /w, protect: [\"../x\"]}\n", "\"../x", {"'..'"});
+  ExpectErrorAt(head + ", workspace: /w, protect: [\"[ab\"]}\n", "\"[ab", {"unclosed"});
+  const std::string rule = "version: 1\nrules:\n  - {risk: high, match: {";
+  ExpectErrorAt(rule + "command: /bin/rm}}\n", "/bin/rm", {"command name"});
+  ExpectErrorAt(rule + "path: \"/abs\"}}\n", "\"/abs", {"bad pattern"});
+  ExpectErrorAt(rule + "deletes_gt: -1}}\n", "-1", {"at least 0"});
 }
 
 }  // namespace

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Issue 3's scenario and the shell connector's contract, through the real CLI and a real
+# sandbox: rm -rf waits as high and touches nothing; show lists what would go; approval
+# commits exactly that; rollback restores it byte for byte with modes. sed -i is low and
+# shows its diff; grep is a read with grep's own exit code. The workspace changing between
+# preview and commit, a crash mid-commit, rollback conflicts and bad input.
+source "$(dirname "$0")/shell_lib.sh"
+cd "$T"
+make_repo
+write_shell_policy
+
+# ---- rm -rf src: high, pending, nothing happens -----------------------------------------
+before=$(tree_sig repo)
+run_json out as_agent exec --json --target repo -- sh -c 'rm -rf src && echo done'
+id=$(jf .id "$out")
+check "rm -rf src exits 10 (pending)" [ "$RC" -eq 10 ]
+check "rm -rf src is high and pending" all [ "$(jf .risk "$out")" = high ] -- [ "$(jf .status "$out")" = pending ]
+check "the reason counts the deletions" grep -q "deletes 32 paths (more than 20) is high" <<<"$(jf '.reasons[]' "$out")"
+check "src/ is untouched" [ "$(tree_sig repo)" = "$before" ]
+check "the effect counts 32 deleted paths (29 files, src and src/lib)" all [ "$(jf .effect.extra.deleted "$out")" = 32 ] -- [ "$(jf .effect.files_changed "$out")" = 32 ]
+check "the sandboxed run's output is in the effect" [ "$(jf .effect.extra.stdout_head "$out")" = done ]
+show=$(as_dba show "$id")
+check "show counts the deletions" grep -q "32 paths: 0 added, 0 changed, 32 deleted" <<<"$show"
+missing=0
+for f in $(cd repo && find src -mindepth 1); do grep -q -- "- deleted  $f " <<<"$show" || missing=$((missing + 1)); done
+check "show lists every file that would be deleted" [ "$missing" = 0 ]
+check "show names the command" grep -q "command   sh -c 'rm -rf src && echo done'" <<<"$show"
+
+run_json v as_dba approve --json "$id"
+check "approval applies it (exit 0)" all [ "$RC" -eq 0 ] -- [ "$(jf .status "$v")" = applied ]
+check "src/ is gone" [ ! -e repo/src ]
+check "everything else is exactly as before" [ "$(tree_sig repo)" = "$(grep -v '^\./src' <<<"$before")" ]
+check "the command was not re-run (no 'done' written anywhere)" [ ! -e repo/done ]
+
+run_json r as_dba rollback --json "$id"
+check "rollback succeeds" all [ "$RC" -eq 0 ] -- [ "$(jf .status "$r")" = rolled_back ]
+check "rollback restores src/ byte for byte, with modes" [ "$(tree_sig repo)" = "$before" ]
+check "the executable keeps mode 0755" [ "$(stat -c %a repo/src/build.sh)" = 755 ]
+check "the private header keeps mode 0600" [ "$(stat -c %a repo/src/lib/private.h)" = 600 ]
+
+# ---- a large deletion shows the first N and the count -------------------------------------
+mkdir -p repo/many && for i in $(seq 1 120); do echo "$i" > "repo/many/f$i"; done
+run_json out as_agent exec --json --target repo -- rm -rf many
+show=$(as_dba show "$(jf .id "$out")")
+check "a 121-path deletion shows the first 50 and the total" grep -q "changes (first 50 of 121)" <<<"$show"
+check "the JSON effect lists 50 and counts the rest" all [ "$(jf '.effect.files | length' "$out")" = 50 ] -- [ "$(jf .effect.preview_omitted "$out")" = 71 ]
+as_dba reject "$(jf .id "$out")" >/dev/null
+rm -rf repo/many
+
+# ---- sed -i: low, committed at once, diff shown ------------------------------------------
+run_json out as_agent exec --json --target repo -- sed -i s/foo/bar/ README.md
+sed_id=$(jf .id "$out")
+check "sed -i is low and applied at once (exit 0)" all [ "$RC" -eq 0 ] -- [ "$(jf .risk "$out")" = low ] -- [ "$(jf .status "$out")" = applied ]
+check "README.md changed on the host" [ "$(cat repo/README.md)" = "$(printf '# demo\nbar is here\nand bar again')" ]
+show=$(as_dba show "$sed_id")
+printf '%s\n' "$show" > show.txt
+check "show prints the unified diff" all grep -qF -e "--- a/README.md" show.txt -- grep -qF -e "-foo is here" show.txt -- grep -qF -e "+bar is here" show.txt
+check "the diff is in the JSON effect" grep -q "@@" <<<"$(jf '.effect.files[0].diff' "$out")"
+
+# Rollback refuses when the file changed since the commit, and names it.
+echo "edited by a person" >> repo/README.md
+edited=$(tree_sig repo)
+run_json r as_dba rollback --json "$sed_id"
+check "rollback of a since-edited file is refused" all [ "$RC" -ne 0 ] -- grep -q "README.md" <<<"$r$(cat "$T/stderr")"
+check "the refused rollback changed nothing" [ "$(tree_sig repo)" = "$edited" ]
+make_repo
+before=$(tree_sig repo)
+
+# ---- grep: a read with grep's own exit code ------------------------------------------------
+out=$(as_agent exec --target repo -- grep -r foo README.md); rc=$?
+check "grep prints its output and exits 0" all [ "$rc" -eq 0 ] -- grep -q "foo is here" <<<"$out"
+as_agent exec --target repo -- grep -q nothing-matches README.md; rc=$?
+check "grep without a match exits 1, grep's own code" [ "$rc" -eq 1 ]
+run_json out as_agent exec --json --target repo -- grep -r foo .
+check "grep is a read" all [ "$(jf .risk "$out")" = read ] -- [ "$(jf .status "$out")" = applied ] -- [ "$(jf .result.exit_code "$out")" = 0 ]
+rid=$(jf .id "$out")
+check "a read is recorded as a read, not a write" all grep -q '"event":"read"' <<<"$(as_dba audit log --json --action "$rid")" -- [ "$(store "SELECT count(*) FROM undo WHERE action_id = '$rid'")" = 0 ]
+check "the store keeps the read's exit, not its output" [ "$(store "SELECT count(*) FROM actions WHERE id = '$rid' AND body LIKE '%foo is here%'")" = 0 ]
+check "reads changed nothing" [ "$(tree_sig repo)" = "$before" ]
+
+# ---- protected paths ------------------------------------------------------------------------
+run_json out as_agent exec --json --target repo -- sh -c 'echo "[x]" >> .git/config'
+check "a change under .git is high" all [ "$RC" -eq 10 ] -- grep -q "protected path .git/config" <<<"$(jf '.reasons[]' "$out")"
+as_dba reject "$(jf .id "$out")" >/dev/null
+run_json out as_agent exec --json --target repo -- sh -c 'echo K=V > .env.local'
+check "a new .env file is high" [ "$(jf .risk "$out")" = high ]
+as_dba reject "$(jf .id "$out")" >/dev/null
+
+# ---- the workspace changed between preview and commit: effect_changed --------------------
+run_json out as_agent exec --json --target repo -- rm -rf src
+id=$(jf .id "$out")
+echo "// edited after the preview" >> repo/src/file01.c
+edited=$(tree_sig repo)
+run_json v as_dba approve --json "$id"
+check "approval after the workspace changed: effect_changed (exit 11)" all [ "$RC" -eq 11 ] -- [ "$(jf .status "$v")" = effect_changed ]
+check "the observed difference names the file" grep -q "src/file01.c" <<<"$v"
+check "nothing was applied" [ "$(tree_sig repo)" = "$edited" ]
+make_repo
+
+# TOCTOU: a directory swapped for a symlink to outside between preview and commit.
+mkdir -p outside
+run_json out as_agent exec --json --target repo -- sh -c 'rm -rf src/lib && mkdir src/lib && echo planted > src/lib/x && rm src/file*'
+id=$(jf .id "$out")
+check "the swap scenario is pending" [ "$RC" -eq 10 ]
+rm -rf repo/src/lib && ln -s "$T/outside" repo/src/lib
+run_json v as_dba approve --json "$id"
+check "a directory swapped for a symlink: effect_changed" [ "$(jf .status "$v")" = effect_changed ]
+check "nothing was written through the symlink" [ -z "$(ls -A outside)" ]
+make_repo
+
+# ---- crash in the middle of a commit: reverted at the next start --------------------------
+before=$(tree_sig repo)
+for point in shell_apply_mid shell_apply_before_marker; do
+  run_json out as_agent exec --json --target repo -- rm -rf src
+  id=$(jf .id "$out")
+  AIRLOCK_CRASH_AT=$point as_dba approve "$id" >/dev/null 2>&1; rc=$?
+  check "$point: the approver's process died there (exit 86)" [ "$rc" -eq 86 ]
+  airlock pending >/dev/null
+  check "$point: recovered as failed" [ "$(airlock show --json "$id" | jq -r .status)" = failed ]
+  check "$point: the half-applied deletion was reverted, byte for byte" [ "$(tree_sig repo)" = "$before" ]
+  check "$point: no journal left" [ -z "$(ls -A state/airlock.db.shell/repo/journal 2>/dev/null)" ]
+done
+run_json out as_agent exec --json --target repo -- rm -rf src
+id=$(jf .id "$out")
+AIRLOCK_CRASH_AT=gateway_after_target_commit as_dba approve "$id" >/dev/null 2>&1
+airlock pending >/dev/null
+check "crash after the commit: recovered as applied" all [ "$(airlock show --json "$id" | jq -r .status)" = applied ] -- [ ! -e repo/src ]
+run_json r as_dba rollback "$id"
+check "the recovered commit rolls back" [ "$(tree_sig repo)" = "$before" ]
+AIRLOCK_CRASH_AT=shell_rollback_mid as_dba rollback "$id" >/dev/null 2>&1
+check "audit verifies after all of it" airlock audit verify
+
+# ---- bad input: a clear error and exit 2 ---------------------------------------------------
+as_agent exec --target repo -- 2>err; rc=$?
+check "an empty command: exit 2 with a message" all [ "$rc" -eq 2 ] -- grep -qi "empty command" err
+as_agent exec --target repo -- no-such-binary-xyz 2>err; rc=$?
+check "a missing binary: exit 2, 'command not found'" all [ "$rc" -eq 2 ] -- grep -q "command not found: no-such-binary-xyz" err
+as_agent exec --target gone -- true 2>err; rc=$?
+check "a missing workspace: exit 2" all [ "$rc" -eq 2 ] -- grep -q "does not exist" err
+ln -s repo repo-link
+as_agent exec --target linked -- true 2>err; rc=$?
+check "a workspace that is a symlink: exit 2" all [ "$rc" -eq 2 ] -- grep -q "is a symlink" err
+as_agent exec --target repo 2>err; rc=$?
+check "exec without a command: exit 2" [ "$rc" -eq 2 ]
+check "exec --help explains itself" grep -q -- "--target" <<<"$(airlock exec --help)"
+
+# ---- nothing left behind -------------------------------------------------------------------
+check "no mount left behind" [ "$(mount_count)" = 0 ]
+check "no cgroup left behind" [ "$(airlock_cgroups)" = 0 ]
+check "no scratch directory left behind" [ -z "$(ls -A state/airlock.db.shell/repo/scratch 2>/dev/null)" ]
+finish
