@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build build-asan run test test-unit test-asan fuzz bench format clean
+.PHONY: all deps build build-asan run test test-unit test-asan fuzz bench bench-peers bench-shell format clean
 
 all: build
 
@@ -39,8 +39,18 @@ fuzz: deps
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	@bash scripts/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
-bench: build
+# Benchmarks: the library's (bench/run.sh), then `airlock exec` against the peer sandboxes
+# (bench/shell_peers.sh; SHELL_PEERS_ARGS, e.g. "--peers 100", goes to it). Only these
+# targets install the peers (network: apt and npm); `make test` does not.
+bench: build bench-peers
 	@bash bench/run.sh $(BUILD)
+	@bash bench/shell_peers.sh --build $(BUILD) $(SHELL_PEERS_ARGS)
+
+bench-shell: build bench-peers
+	@bash bench/shell_peers.sh --build $(BUILD) $(SHELL_PEERS_ARGS)
+
+bench-peers:
+	@bash scripts/install-bench-peers.sh
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

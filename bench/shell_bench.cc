@@ -1,0 +1,100 @@
+// The shell sandbox as a library call (no CLI, no policy, no store), and a dry-run of
+// `touch x` through the shell connector in a 100,000-file workspace against a 10-file one:
+// the cost must come from what the command changed, not from the size of the workspace.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "bench_common.h"
+#include "connectors/connector.h"
+#include "connectors/shell/sandbox.h"
+
+namespace airlock::bench {
+namespace {
+
+namespace fs = std::filesystem;
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// DataDir()/shell-ws-N: N files in 100 directories; created once and reused.
+std::string Workspace(int files) {
+  const std::string dir = DataDir() + "/shell-ws-" + std::to_string(files);
+  const std::string done = DataDir() + "/shell-ws-" + std::to_string(files) + ".done";
+  if (fs::exists(done)) return dir;
+  fs::remove_all(dir);
+  for (int i = 0; i < files; ++i) {
+    std::string sub = dir + "/d" + std::to_string(i % 100);
+    if (i < 100) fs::create_directories(sub);
+    std::ofstream(sub + "/f" + std::to_string(i) + ".txt") << "file " << i << "\n";
+  }
+  std::ofstream(done) << files << "\n";
+  return dir;
+}
+
+std::string StateDir(const std::string& name) {
+  std::string dir = DataDir() + "/shell-state-" + name;
+  fs::create_directories(dir + "/scratch");
+  return dir;
+}
+
+void BM_SandboxTrue(benchmark::State& state) {
+  shell::SandboxSpec spec;
+  spec.argv = {"true"};
+  spec.workspace = Workspace(10);
+  spec.scratch_dir = StateDir("lib") + "/scratch/run";
+  fs::create_directories(spec.scratch_dir);
+  spec.env = {"PATH=/usr/bin:/bin"};
+  Samples samples;
+  for (auto _ : state) {
+    int64_t t0 = NowNs();
+    auto r = shell::RunSandboxed(spec, nullptr);
+    samples.Add(NowNs() - t0);
+    if (!r.ok() || r->exit_code != 0) {
+      state.SkipWithError(r.ok() ? "true did not exit 0" : r.status().message().c_str());
+      return;
+    }
+  }
+  samples.Report(state);
+}
+
+void BM_DryRunTouch(benchmark::State& state) {
+  const int files = static_cast<int>(state.range(0));
+  ConnectorConfig config;
+  config.name = "ws" + std::to_string(files);
+  config.kind = "shell";
+  config.fields = {{"workspace", fs::canonical(Workspace(files)).string()},
+                   {"state_dir", StateDir(config.name)}};
+  auto connector = CreateConnector(config);
+  if (!connector.ok()) {
+    state.SkipWithError(connector.status().message().c_str());
+    return;
+  }
+  const Json args = {{"argv", {"touch", "x"}}};
+  Samples samples;
+  for (auto _ : state) {
+    int64_t t0 = NowNs();
+    auto r = (*connector)->DryRun(args);
+    samples.Add(NowNs() - t0);
+    if (!r.ok() || r->effect.files_changed != 1) {
+      state.SkipWithError(r.ok() ? "touch x did not add one file" : r.status().message().c_str());
+      return;
+    }
+  }
+  samples.Report(state);
+}
+
+BENCHMARK(BM_SandboxTrue)->Iterations(300)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DryRunTouch)->Arg(10)->Iterations(200)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DryRunTouch)->Arg(100000)->Iterations(200)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace airlock::bench
