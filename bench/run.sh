@@ -63,6 +63,7 @@ ratio() {
   else printf 'n/a'; fi
 }
 # verdict VALUE OP LIMIT: PASS / MISS / n/a
+FormatN() { printf "%'d" "$1" 2>/dev/null || printf '%s' "$1"; }
 verdict() {
   if [[ "$1" =~ ^[0-9.e+-]+$ ]]; then
     awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN {
@@ -156,6 +157,20 @@ printf '   %-58s %11sx\n' "group commit / one transaction per event" \
   "$(ratio "$(get BM_AuditAppendGrouped events_per_s)" "$(get BM_AuditAppendPerEvent events_per_s)")"
 echo "   (CPU s: user + system CPU of the whole process during the run, all threads. The last row is"
 echo "    no peer: it shows what one writer thread can append when commits cost nothing.)"
+hr
+echo "5. Shell sandbox as a library call (no CLI, no policy, no store)"
+printf '   %-58s %10s %10s %10s %8s\n' "what (per call)" "p50 ms" "p99 ms" "mean ms" "target"
+p=$(get BM_SandboxTrue p50_us); q=$(get BM_SandboxTrue p99_us); m=$(get BM_SandboxTrue mean_us)
+ms() { if [[ "$1" =~ ^[0-9.e+-]+$ ]]; then awk -v v="$1" 'BEGIN { printf "%.2f", v / 1000 }'; else printf '%s' "${1:-n/a}"; fi; }
+printf '   %-58s %10s %10s %10s %8s\n' "RunSandboxed({\"true\"})" "$(ms "$p")" "$(ms "$q")" "$(ms "$m")" \
+  "$(verdict "$(awk -v v="${p:-0}" 'BEGIN { print v / 1000 }')" "<=" 3)"
+for files in 10 100000; do
+  p=$(get "BM_DryRunTouch/$files/" p50_us); q=$(get "BM_DryRunTouch/$files/" p99_us); m=$(get "BM_DryRunTouch/$files/" mean_us)
+  printf '   %-58s %10s %10s %10s %8s\n' "shell connector DryRun(touch x), $(FormatN "$files") files" "$(ms "$p")" "$(ms "$q")" "$(ms "$m")" "-"
+done
+printf '   %-58s %9sx %21s %8s\n' "100,000-file / 10-file workspace (p50)" \
+  "$(ratio "$(get BM_DryRunTouch/100000/ p50_us)" "$(get BM_DryRunTouch/10/ p50_us)")" "" \
+  "$(verdict "$(ratio "$(get BM_DryRunTouch/100000/ p50_us)" "$(get BM_DryRunTouch/10/ p50_us)")" "<=" 1.2)"
 hr
 echo "load after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "raw results: $JSON   console: $LOG"
