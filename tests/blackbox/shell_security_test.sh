@@ -101,10 +101,10 @@ exec_json tight perl -e '$x = "x" x (300 * 1024 * 1024); print length($x)'
 check "a memory bomb is killed by the memory limit" [ "$(jf .effect.extra.killed_by "$out")" = memory ]
 reject_it
 start=$(date +%s)
-exec_json tight sh -c 'trap "" TERM; sleep 100'
+exec_json tight sh -c 'trap "" TERM; sleep 108'
 check "a process ignoring SIGTERM is killed at the timeout" all [ "$(jf .effect.extra.killed_by "$out")" = timeout ] -- [ $(( $(date +%s) - start )) -lt 20 ]
 reject_it
-exec_json tight sh -c 'sleep 100'
+exec_json tight sh -c 'sleep 107'
 check "sleep past the timeout is killed" [ "$(jf .effect.extra.killed_by "$out")" = timeout ]
 reject_it
 exec_json repo sh -c 'setsid sh -c "sleep 1013 &" ; sleep 1014 & echo started'
@@ -121,6 +121,6 @@ check "the workspace still has only its own files" [ -z "$(ls repo | grep -E '^(
 # ---- nothing left behind ---------------------------------------------------------------------------
 check "no mount left behind" [ "$(mount_count)" = 0 ]
 check "no cgroup left behind" [ "$(airlock_cgroups)" = 0 ]
-check "no sandbox process left behind" [ -z "$(pgrep -f 'sleep 100$')" ]
+check "no sandbox process left behind" [ -z "$(pgrep -f 'sleep 10[78]$')" ]
 check "audit verifies" airlock audit verify
 finish
