@@ -30,13 +30,26 @@ run_json v as_dba approve --json "$id"
 check "approval applies it (exit 0)" all [ "$RC" -eq 0 ] -- [ "$(jf .status "$v")" = applied ]
 check "src/ is gone" [ ! -e repo/src ]
 check "everything else is exactly as before" [ "$(tree_sig repo)" = "$(grep -v '^\./src' <<<"$before")" ]
-check "the command was not re-run (no 'done' written anywhere)" [ ! -e repo/done ]
 
 run_json r as_dba rollback --json "$id"
 check "rollback succeeds" all [ "$RC" -eq 0 ] -- [ "$(jf .status "$r")" = rolled_back ]
 check "rollback restores src/ byte for byte, with modes" [ "$(tree_sig repo)" = "$before" ]
 check "the executable keeps mode 0755" [ "$(stat -c %a repo/src/build.sh)" = 755 ]
 check "the private header keeps mode 0600" [ "$(stat -c %a repo/src/lib/private.h)" = 600 ]
+
+# ---- approval commits the previewed bytes; the command is not run again -----------------
+run_json out as_agent exec --json --target repo -- sh -c 'rm -rf src; date +%s%N > stamp'
+id=$(jf .id "$out")
+previewed=$(jf '.effect.files[] | select(.path == "stamp") | .diff' "$out" | sed -n 's/^+\([0-9]\)/\1/p')
+sleep 0.2
+as_dba approve "$id" >/dev/null
+check "the committed file holds the previewed output, not a new run's" all [ -n "$previewed" ] -- [ "$(cat repo/stamp)" = "$previewed" ]
+as_dba rollback "$id" >/dev/null
+check "its rollback restores the tree" [ "$(tree_sig repo)" = "$before" ]
+
+# A command's bytes pass through unchanged, even when they are not UTF-8.
+as_agent exec --target repo -- sh -c 'printf "\377\376bin\n"' > bytes.out
+check "binary output is passed through byte for byte" [ "$(od -An -tx1 bytes.out | tr -d ' \n')" = fffe62696e0a ]
 
 # ---- a large deletion shows the first N and the count -------------------------------------
 mkdir -p repo/many && for i in $(seq 1 120); do echo "$i" > "repo/many/f$i"; done

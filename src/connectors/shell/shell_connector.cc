@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "connectors/shell/layer.h"
+#include "connectors/shell/layer_fs.h"
 #include "connectors/shell/sandbox.h"
 #include "core/glob.h"
 #include "core/hash.h"
@@ -23,6 +24,7 @@ using shell::BlobStore;
 using shell::CapturedLayer;
 using shell::Layer;
 using shell::PathState;
+using shell::layer_detail::UniqueFd;
 
 constexpr size_t kMaxArgvBytes = 1 << 20;  // the whole command line
 constexpr size_t kMaxArgs = 4096;
@@ -31,21 +33,6 @@ constexpr int64_t kOutputHeadBytes = 4096;  // output shown to approvers in the 
 constexpr int64_t kMaxManifestBytes = 1LL << 30;
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
-
-// An fd that closes itself.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 struct ShellConfig {
   std::string name;
@@ -193,10 +180,6 @@ std::string Head(const std::string& s) {
   return s.size() <= static_cast<size_t>(kOutputHeadBytes) ? s : s.substr(0, kOutputHeadBytes);
 }
 
-Json ValidUtf8(const std::string& s) {
-  // Output is bytes; JSON needs UTF-8. Invalid sequences become U+FFFD when serialised.
-  return Json(s);
-}
 
 class ShellConnector : public Connector {
  public:
@@ -234,7 +217,7 @@ class ShellConnector : public Connector {
     std::lock_guard<std::mutex> lock(mu_);
     ASSIGN_OR_RETURN(Layer layer, LoadLayer(expected));
     ASSIGN_OR_RETURN(int raw_fd, OpenWorkspace(config_.workspace));
-    Fd ws(raw_fd);
+    UniqueFd ws(raw_fd);
     ApplyOutcome out;
     out.effect = expected;
     // The preview is only valid for the workspace it saw: any touched path that changed
@@ -272,7 +255,7 @@ class ShellConnector : public Connector {
     }
     ASSIGN_OR_RETURN(Layer layer, ReadLayer((*data)["layer"].get<std::string>()));
     ASSIGN_OR_RETURN(int raw_fd, OpenWorkspace(config_.workspace));
-    Fd ws(raw_fd);
+    UniqueFd ws(raw_fd);
     // Only what the commit wrote may be replaced: a path changed since by someone else
     // stops the rollback, and nothing is touched.
     std::vector<std::string> differing;
@@ -290,7 +273,7 @@ class ShellConnector : public Connector {
   Result<bool> IsApplied(const std::string& action_id) override {
     std::lock_guard<std::mutex> lock(mu_);
     ASSIGN_OR_RETURN(int raw_fd, OpenWorkspace(config_.workspace));
-    Fd ws(raw_fd);
+    UniqueFd ws(raw_fd);
     shell::Committer committer(config_.state_dir, ws.get(), &blobs_);
     return committer.IsApplied(action_id);
   }
@@ -298,7 +281,7 @@ class ShellConnector : public Connector {
   Result<bool> IsRolledBack(const std::string& action_id) override {
     std::lock_guard<std::mutex> lock(mu_);
     ASSIGN_OR_RETURN(int raw_fd, OpenWorkspace(config_.workspace));
-    Fd ws(raw_fd);
+    UniqueFd ws(raw_fd);
     shell::Committer committer(config_.state_dir, ws.get(), &blobs_);
     return committer.IsRolledBack(action_id);
   }
@@ -307,10 +290,10 @@ class ShellConnector : public Connector {
   Status EnsureStateDirs() {
     RETURN_IF_ERROR(MakeDirs(config_.state_dir + "/blobs"));
     RETURN_IF_ERROR(MakeDirs(config_.state_dir + "/scratch"));
-    static std::once_flag cleaned;
+    // Once per connector (so once per target and process): what a killed airlock left
+    // behind, cgroups and scratch dirs.
     Status st = Status::Ok();
-    // Runs once per process: what a killed airlock left behind (cgroups, scratch dirs).
-    std::call_once(cleaned, [&] { st = shell::CleanupStale(config_.state_dir + "/scratch"); });
+    std::call_once(cleaned_, [&] { st = shell::CleanupStale(config_.state_dir + "/scratch"); });
     return st;
   }
 
@@ -351,8 +334,10 @@ class ShellConnector : public Connector {
       }
     }
     for (const std::string& r : cap.refused) AddListed(x, "refused", r);
-    x["stdout_head"] = ValidUtf8(Head(run.stdout_data));
-    x["stderr_head"] = ValidUtf8(Head(run.stderr_data));
+    // Output is bytes; CanonicalJson writes invalid UTF-8 as U+FFFD (the CLI prints the
+    // command's own bytes from the in-memory result).
+    x["stdout_head"] = Head(run.stdout_data);
+    x["stderr_head"] = Head(run.stderr_data);
     x["output_head_bytes"] = kOutputHeadBytes;
     const std::string manifest = LayerToJson(cap.layer).dump();
     ASSIGN_OR_RETURN(std::string key, blobs_.PutBytes(manifest));
@@ -367,8 +352,8 @@ class ShellConnector : public Connector {
     out.effect = std::move(e);
     out.result = {{"exit_code", run.exit_code},
                   {"signal", run.term_signal},
-                  {"stdout", ValidUtf8(run.stdout_data)},
-                  {"stderr", ValidUtf8(run.stderr_data)},
+                  {"stdout", run.stdout_data},
+                  {"stderr", run.stderr_data},
                   {"stdout_bytes", run.stdout_bytes},
                   {"stderr_bytes", run.stderr_bytes},
                   {"stdout_truncated", run.stdout_truncated},
@@ -401,6 +386,7 @@ class ShellConnector : public Connector {
   ShellConfig config_;
   BlobStore blobs_;
   std::mutex mu_;  // one commit or rollback at a time per target in this process
+  std::once_flag cleaned_;
 };
 
 }  // namespace
