@@ -7,6 +7,7 @@
 #include "core/clock.h"
 #include "core/crash.h"
 #include "core/hash.h"
+#include "core/json.h"
 #include "gateway/claim_lock.h"
 
 namespace airlock {
@@ -84,10 +85,16 @@ std::string Principal::Label() const {
   return "unknown";
 }
 
-Gateway::Gateway(std::shared_ptr<const Policy> policy, std::unique_ptr<Store> store)
-    : policy_(policy), classifier_(policy), store_(std::move(store)) {}
+Gateway::Gateway(std::shared_ptr<const Policy> policy, std::unique_ptr<Store> store,
+                 const GatewayOptions& options)
+    : policy_(policy), options_(options), classifier_(policy), store_(std::move(store)) {}
 
 Result<std::unique_ptr<Gateway>> Gateway::Open(std::shared_ptr<const Policy> policy) {
+  return Open(std::move(policy), GatewayOptions{});
+}
+
+Result<std::unique_ptr<Gateway>> Gateway::Open(std::shared_ptr<const Policy> policy,
+                                               const GatewayOptions& options) {
   // A store is created on first use. But a missing store beside the files its use leaves
   // (its claim-lock file, its WAL) was deleted or moved: starting a fresh, empty history
   // there would silently lose every pending action, undo record and audit event.
@@ -103,12 +110,16 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(std::shared_ptr<const Policy> pol
     }
   }
   ASSIGN_OR_RETURN(auto store, OpenSqliteStore(policy->store_path));
-  return OpenWithStore(std::move(policy), std::move(store));
+  std::unique_ptr<Gateway> g(new Gateway(std::move(policy), std::move(store), options));
+  RETURN_IF_ERROR(g->Recover());
+  ASSIGN_OR_RETURN(int expired, g->ExpireDue());
+  (void)expired;
+  return g;
 }
 
 Result<std::unique_ptr<Gateway>> Gateway::OpenWithStore(std::shared_ptr<const Policy> policy,
                                                         std::unique_ptr<Store> store) {
-  std::unique_ptr<Gateway> g(new Gateway(std::move(policy), std::move(store)));
+  std::unique_ptr<Gateway> g(new Gateway(std::move(policy), std::move(store), GatewayOptions{}));
   RETURN_IF_ERROR(g->Recover());
   ASSIGN_OR_RETURN(int expired, g->ExpireDue());
   (void)expired;
@@ -155,22 +166,40 @@ Result<Principal> Gateway::AuthenticateApprover(const std::optional<std::string>
 
 // ---- store helpers ---------------------------------------------------------------------------
 
+Status Gateway::Commit(const std::function<Status(StoreTxn&)>& fn) {
+  if (!options_.group_commit) return store_->Transact(fn);
+  return store_->TransactGrouped(fn).get();
+}
+
+std::mutex& Gateway::TargetMutex(const std::string& target) {
+  std::lock_guard<std::mutex> lock(target_mu_);
+  auto& m = target_locks_[target];
+  if (!m) m = std::make_unique<std::mutex>();
+  return *m;
+}
+
 Status Gateway::Record(const Action& action, const std::string& event,
                        const std::string& principal, Json payload, bool insert) {
-  return store_->Transact([&](StoreTxn& t) -> Status {
+  // The payload is serialised once, outside the store's lock: a grouped commit may run this
+  // closure twice (a savepoint retry), and the committer thread should only write.
+  std::string canonical = CanonicalJson(payload);
+  Status st = Commit([&](StoreTxn& t) -> Status {
     RETURN_IF_ERROR(insert ? t.InsertAction(action) : t.UpdateAction(action));
     AuditEvent e;
     e.action_id = action.id;
     e.principal = principal;
     e.event = event;
-    e.payload = std::move(payload);
+    e.payload = nullptr;  // canonical_payload is what the store writes and hashes
+    e.canonical_payload = canonical;
     return t.AppendAudit(std::move(e)).status();
   });
+  if (st.ok() && observer_) observer_(action, event);
+  return st;
 }
 
 Status Gateway::AuditOnly(const std::string& action_id, const std::string& principal,
                           const std::string& event, Json payload) {
-  return store_->Transact([&](StoreTxn& t) -> Status {
+  return Commit([&](StoreTxn& t) -> Status {
     AuditEvent e;
     e.action_id = action_id;
     e.principal = principal;
@@ -273,6 +302,11 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
                 *who);
   }
 
+  // Submissions on one target are decided one at a time: a rate limit counts the writes
+  // recorded before this one, and a command's preview is taken against the workspace as the
+  // previous commit left it. A read lets go before its (grouped) audit write.
+  std::unique_lock<std::mutex> target_lock(TargetMutex(request.target));
+
   // 3. dry-run in the sandbox. Any error here fails closed: nothing runs for real.
   auto connector = ConnectorFor(request.target);
   Result<DryRunResult> dry =
@@ -292,6 +326,7 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
     // Nor does it keep a command's output (the effect shows approvers the head of it).
     a.effect.extra.erase("stdout_head");
     a.effect.extra.erase("stderr_head");
+    target_lock.unlock();
     Status st = Record(a, "read", who->Label(), DecisionPayload(a), true);
     if (!st.ok()) return {st.Annotate("audit write failed; the result is withheld"), std::nullopt};
     a.result = std::move(dry->result);
@@ -649,6 +684,57 @@ Status Gateway::ResetBreaker(const std::optional<std::string>& token, const std:
   return Status::Ok();
 }
 
+Result<std::vector<Action>> Gateway::List(const std::optional<std::string>& token,
+                                          ActionFilter filter, const std::string& target) {
+  std::optional<Principal> who;
+  if (token) {
+    auto w = Authenticate(token);
+    if (!w.ok()) {
+      RETURN_IF_ERROR(AuditOnly("", "anonymous", "auth_failed", {{"operation", "list"}}));
+      return w.status();
+    }
+    who = *w;
+  }
+  // An agent sees only its own actions, whatever it asked for.
+  if (who && who->role == Principal::Role::kAgent) filter.agent = who->name;
+  filter.target = target;
+  filter.newest_first = true;
+  std::vector<Action> out;
+  RETURN_IF_ERROR(store_->Read([&](StoreTxn& t) -> Status {
+    ASSIGN_OR_RETURN(out, t.ListActions(filter));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<Principal> Gateway::WhoIs(const std::optional<std::string>& token) {
+  auto w = Authenticate(token);
+  if (!w.ok()) {
+    RETURN_IF_ERROR(AuditOnly("", "anonymous", "auth_failed", {{"operation", "whoami"}}));
+  }
+  return w;
+}
+
+Result<std::vector<ActionCount>> Gateway::CountActions() {
+  std::vector<ActionCount> out;
+  RETURN_IF_ERROR(store_->Read([&](StoreTxn& t) -> Status {
+    ASSIGN_OR_RETURN(out, t.CountActions());
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<std::vector<Breaker>> Gateway::Breakers() {
+  std::vector<Breaker> out;
+  RETURN_IF_ERROR(store_->Read([&](StoreTxn& t) -> Status {
+    ASSIGN_OR_RETURN(out, t.ListBreakers());
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<AuditHead> Gateway::AuditHeadNow() { return store_->RecordedHead(); }
+
 Result<audit::VerifyReport> Gateway::VerifyAudit() { return audit::Verify(*store_); }
 
 Status Gateway::ScanAudit(const std::optional<std::string>& token, const std::string& action_id,
@@ -666,10 +752,27 @@ Status Gateway::ScanAudit(const std::optional<std::string>& token, const std::st
   return store_->ScanAudit(0, action_id, fn);
 }
 
+Status Gateway::ScanAudit(const std::optional<std::string>& token, int64_t after_seq,
+                          const std::string& action_id,
+                          const std::function<bool(const AuditEvent&)>& fn) {
+  if (token) {
+    auto w = Authenticate(token);
+    if (!w.ok()) {
+      RETURN_IF_ERROR(AuditOnly(action_id, "anonymous", "auth_failed", {{"operation", "audit"}}));
+      return w.status();
+    }
+    if (w->role == Principal::Role::kAgent) {
+      return Status::PermissionDenied(w->Label() + " cannot read the audit log");
+    }
+  }
+  return store_->ScanAudit(after_seq, action_id, fn);
+}
+
 // ---- background duties -----------------------------------------------------------------------
 
 Result<int> Gateway::ExpireDue() {
   int expired = 0;
+  std::vector<Action> done;
   const int64_t now = NowMs();
   RETURN_IF_ERROR(store_->Transact([&](StoreTxn& t) -> Status {
     ActionFilter f;
@@ -689,9 +792,13 @@ Result<int> Gateway::ExpireDue() {
       e.payload = {{"expires_ms", a.expires_ms}, {"approvals", approval::Progress(a)}};
       RETURN_IF_ERROR(t.AppendAudit(std::move(e)).status());
       ++expired;
+      done.push_back(a);
     }
     return Status::Ok();
   }));
+  if (observer_) {
+    for (const Action& a : done) observer_(a, "expired");
+  }
   return expired;
 }
 

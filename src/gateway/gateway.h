@@ -41,6 +41,20 @@ struct Outcome {
   Json report = nullptr;  // rollback conflicts
 };
 
+// How a gateway runs. The CLI opens one per command; `airlock serve` keeps one for its life.
+struct GatewayOptions {
+  // Batch the durable commit of reads and decisions with other threads' (Store::
+  // TransactGrouped): many concurrent submissions share one fsync. Off for the CLI, where
+  // there is nobody to share with and a committer thread would only cost its start.
+  bool group_commit = false;
+};
+
+// What the gateway tells an observer after an action's state change is durable: the
+// action as recorded and the audit event's name ("read", "submitted", "applied", "approved",
+// "rejected", "expired", "rolled_back", ...). Called on the thread that made the change,
+// outside every lock of the gateway; it must be quick and must not call back into it.
+using ActionObserver = std::function<void(const Action& action, const std::string& event)>;
+
 struct SubmitRequest {
   std::string target;
   std::string kind;  // "sql"
@@ -56,6 +70,14 @@ class Gateway {
   // in tests).
   static Result<std::unique_ptr<Gateway>> OpenWithStore(std::shared_ptr<const Policy> policy,
                                                         std::unique_ptr<Store> store);
+  static Result<std::unique_ptr<Gateway>> Open(std::shared_ptr<const Policy> policy,
+                                               const GatewayOptions& options);
+
+  // Set once, before the gateway is shared between threads.
+  void SetObserver(ActionObserver observer) { observer_ = std::move(observer); }
+
+  // Who holds this token (audited as auth_failed when nobody does).
+  Result<Principal> WhoIs(const std::optional<std::string>& token);
 
   // `token` is the caller's raw token (nullopt: none given).
   Outcome Submit(const std::optional<std::string>& token, const SubmitRequest& request);
@@ -64,6 +86,10 @@ class Gateway {
   Outcome Rollback(const std::optional<std::string>& token, const std::string& id);
   Outcome Show(const std::optional<std::string>& token, const std::string& id);
   Result<std::vector<Action>> Pending(const std::optional<std::string>& token);
+  // Actions matching `filter` (and `target` if non-empty), newest first. An agent sees only
+  // its own.
+  Result<std::vector<Action>> List(const std::optional<std::string>& token, ActionFilter filter,
+                                   const std::string& target);
   Status ResetBreaker(const std::optional<std::string>& token, const std::string& target,
                       const std::string& agent);
 
@@ -71,6 +97,13 @@ class Gateway {
   // Events in order; only those of action_id if non-empty.
   Status ScanAudit(const std::optional<std::string>& token, const std::string& action_id,
                    const std::function<bool(const AuditEvent&)>& fn);
+  // The same, from seq > after_seq (approvers only when a token is given).
+  Status ScanAudit(const std::optional<std::string>& token, int64_t after_seq,
+                   const std::string& action_id, const std::function<bool(const AuditEvent&)>& fn);
+  // Counts of recorded actions by status, risk and target (for /metrics).
+  Result<std::vector<ActionCount>> CountActions();
+  Result<std::vector<Breaker>> Breakers();
+  Result<AuditHead> AuditHeadNow();
 
   // Pending actions past their timeout become expired (a denial). Returns how many.
   Result<int> ExpireDue();
@@ -80,7 +113,13 @@ class Gateway {
   const Policy& policy() const { return *policy_; }
 
  private:
-  Gateway(std::shared_ptr<const Policy> policy, std::unique_ptr<Store> store);
+  Gateway(std::shared_ptr<const Policy> policy, std::unique_ptr<Store> store,
+          const GatewayOptions& options);
+
+  // One durable write transaction: grouped with other threads' when options_.group_commit.
+  Status Commit(const std::function<Status(StoreTxn&)>& fn);
+  // Serialises the submissions on one target (limits count what is recorded before them).
+  std::mutex& TargetMutex(const std::string& target);
 
   // Constant-time over every known token hash; a wrong token and a missing one are
   // reported alike, so nothing tells which part was wrong.
@@ -106,10 +145,14 @@ class Gateway {
                    const std::string& event, Json payload);
 
   std::shared_ptr<const Policy> policy_;
+  GatewayOptions options_;
+  ActionObserver observer_;
   Classifier classifier_;
   std::unique_ptr<Store> store_;
   std::mutex connectors_mu_;
   std::map<std::string, std::unique_ptr<Connector>> connectors_;  // GUARDED_BY(connectors_mu_)
+  std::mutex target_mu_;
+  std::map<std::string, std::unique_ptr<std::mutex>> target_locks_;  // GUARDED_BY(target_mu_)
 };
 
 }  // namespace airlock

@@ -36,6 +36,7 @@ class FaultyTxn : public StoreTxn {
   Result<std::optional<UndoRecord>> GetUndo(const std::string& id) override {
     return real_.GetUndo(id);
   }
+  Result<std::vector<ActionCount>> CountActions() override { return real_.CountActions(); }
   Result<int64_t> CountWritesSince(const std::string& a, const std::string& t,
                                    int64_t since) override {
     return real_.CountWritesSince(a, t, since);

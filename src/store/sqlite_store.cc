@@ -56,6 +56,7 @@ class SqliteTxn final : public StoreTxn {
   Status UpdateAction(const Action& a) override;
   Result<std::optional<Action>> GetAction(const std::string& id) override;
   Result<std::vector<Action>> ListActions(const ActionFilter& filter) override;
+  Result<std::vector<ActionCount>> CountActions() override;
   Status AddVote(const std::string& action_id, const Vote& v) override;
   Status PutUndo(const std::string& action_id, const UndoRecord& undo) override;
   Result<std::optional<UndoRecord>> GetUndo(const std::string& action_id) override;
@@ -164,14 +165,20 @@ Result<std::vector<Action>> SqliteTxn::ListActions(const ActionFilter& filter) {
   std::vector<std::pair<std::string, std::string>> rows;  // id, body
   {
     ASSIGN_OR_RETURN(Stmt s,
-                     db_.Prepare("SELECT id, body FROM actions WHERE (?1 IS NULL OR status = ?1) "
-                                 "AND (?2 = '' OR agent = ?2) ORDER BY created_ms, id LIMIT ?3"));
+                     db_.Prepare(filter.newest_first
+                                     ? "SELECT id, body FROM actions WHERE (?1 IS NULL OR status = "
+                                       "?1) AND (?2 = '' OR agent = ?2) AND (?4 = '' OR target = "
+                                       "?4) ORDER BY created_ms DESC, id DESC LIMIT ?3"
+                                     : "SELECT id, body FROM actions WHERE (?1 IS NULL OR status = "
+                                       "?1) AND (?2 = '' OR agent = ?2) AND (?4 = '' OR target = "
+                                       "?4) ORDER BY created_ms, id LIMIT ?3"));
     if (filter.status) {
       s.BindText(1, ActionStatusName(*filter.status));
     } else {
       s.BindNull(1);
     }
     s.BindText(2, filter.agent).Bind(3, filter.limit > 0 ? filter.limit : -1);
+    s.BindText(4, filter.target);
     while (true) {
       ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;
@@ -185,6 +192,24 @@ Result<std::vector<Action>> SqliteTxn::ListActions(const ActionFilter& filter) {
     actions.push_back(std::move(a));
   }
   return actions;
+}
+
+Result<std::vector<ActionCount>> SqliteTxn::CountActions() {
+  ASSIGN_OR_RETURN(Stmt s, db_.Prepare("SELECT status, risk, target, count(*) FROM actions "
+                                       "GROUP BY status, risk, target ORDER BY 1, 2, 3"));
+  std::vector<ActionCount> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    auto status = ParseActionStatus(s.Text(0));
+    auto risk = ParseRisk(s.Text(1));
+    if (!status || !risk) {
+      return Status::Corruption("actions table: unknown status or risk '" + s.Text(0) + "', '" +
+                                s.Text(1) + "'");
+    }
+    out.push_back({*status, *risk, s.Text(2), s.Int(3)});
+  }
+  return out;
 }
 
 Status SqliteTxn::AddVote(const std::string& action_id, const Vote& v) {

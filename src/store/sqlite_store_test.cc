@@ -311,16 +311,25 @@ TEST_F(SqliteStoreTest, ListActionsFiltersOldestFirst) {
             EXPECT_EQ(all.size(), 4u);
             EXPECT_EQ(all[0].id, "act_1");
             EXPECT_EQ(all[3].id, "act_3");
-            ASSIGN_OR_RETURN(auto pending, t.ListActions({ActionStatus::kPending, "", 1000}));
+            ASSIGN_OR_RETURN(auto pending, t.ListActions({ActionStatus::kPending, "", 1000, "", false}));
             if (pending.size() != 3u) return Status::Internal("expected 3 pending");
             EXPECT_EQ(pending[0].id, "act_1");
             EXPECT_EQ(pending[1].id, "act_2");
             EXPECT_EQ(pending[2].id, "act_0");
-            ASSIGN_OR_RETURN(auto bots, t.ListActions({ActionStatus::kPending, "bot", 1000}));
+            ASSIGN_OR_RETURN(auto bots, t.ListActions({ActionStatus::kPending, "bot", 1000, "", false}));
             EXPECT_EQ(bots.size(), 2u);
-            ASSIGN_OR_RETURN(auto first, t.ListActions({std::nullopt, "", 1}));
+            ASSIGN_OR_RETURN(auto first, t.ListActions({std::nullopt, "", 1, "", false}));
             EXPECT_EQ(first.size(), 1u);
             EXPECT_EQ(first[0].id, "act_1");
+            ActionFilter newest{std::nullopt, "", 1, "", false};
+            newest.newest_first = true;
+            ASSIGN_OR_RETURN(auto last, t.ListActions(newest));
+            EXPECT_EQ(last.size(), 1u);
+            EXPECT_EQ(last[0].id, "act_3");
+            ASSIGN_OR_RETURN(auto counts, t.CountActions());
+            int64_t total = 0;
+            for (const auto& c : counts) total += c.count;
+            EXPECT_EQ(total, 4);
             return Status::Ok();
           })
           .ok());

@@ -33,6 +33,16 @@ struct ActionFilter {
   std::optional<ActionStatus> status;  // none: all
   std::string agent;                   // empty: any
   int limit = 1000;
+  std::string target;                  // empty: any
+  bool newest_first = false;
+};
+
+// How many recorded actions have this status, risk and target.
+struct ActionCount {
+  ActionStatus status = ActionStatus::kPending;
+  Risk risk = Risk::kRead;
+  std::string target;
+  int64_t count = 0;
 };
 
 // Operations inside one transaction. Obtained only through Store::Transact / Store::Read.
@@ -44,8 +54,9 @@ class StoreTxn {
   virtual Status UpdateAction(const Action& a) = 0;   // every field but votes; NotFound
   // The action with its votes (ordered by time), or nullopt.
   virtual Result<std::optional<Action>> GetAction(const std::string& id) = 0;
-  // Sorted by creation time, oldest first.
+  // Sorted by creation time, oldest first (newest first if filter.newest_first).
   virtual Result<std::vector<Action>> ListActions(const ActionFilter& filter) = 0;
+  virtual Result<std::vector<ActionCount>> CountActions() = 0;
   // FailedPrecondition if this approver already voted on this action.
   virtual Status AddVote(const std::string& action_id, const Vote& v) = 0;
 
