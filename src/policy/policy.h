@@ -99,6 +99,15 @@ struct Limit {
   SourceLoc loc;
 };
 
+// A webhook (`notify:`): where to POST, and which events it wants.
+struct NotifySpec {
+  std::string url;              // http:// or https://; required
+  // Of: pending, applied, denied, rejected, expired, failed, rolled_back, breaker.
+  // Default: all of them.
+  std::vector<std::string> on;
+  SourceLoc loc;
+};
+
 struct Policy {
   std::string source_path;          // absolute path of the file it came from
   int version = 1;                  // required; only 1 exists
@@ -110,6 +119,7 @@ struct Policy {
   std::vector<Rule> rules;
   Approvals approvals;
   std::vector<Limit> limits;
+  std::vector<NotifySpec> notify;
 
   const TargetSpec* FindTarget(const std::string& name) const;
 };
