@@ -21,9 +21,11 @@ namespace airlock::notify {
 
 // One notification. `kind` is one of the event names above. `payload` is what the webhook
 // receives: {"kind", "text", "action_id", "target", "agent", "risk", "status", "reasons",
-// "at_ms", "seq", "principal"} (fields that do not apply are absent). `text` is one line a
-// Slack-compatible receiver shows as it is ("airlock: support-bot's DELETE on app-db (high)
-// waits for approval: act_…").
+// "at_ms", "seq", "principal", "error", "reason"} (fields that do not apply are absent;
+// `error` says why an action was denied or failed, `reason` is a rejecting approver's reason
+// or why a breaker tripped). `text` is one line a Slack-compatible receiver shows as it is
+// ("airlock: support-bot's DELETE on app-db (high) waits for approval: act_…"), with &, <, >
+// escaped as Slack requires: agents choose much of what it quotes.
 struct Notification {
   std::string kind;
   Json payload = Json::object();
@@ -31,9 +33,12 @@ struct Notification {
 
 // The notification an audit event calls for, if any: "submitted" with status pending ->
 // pending; "applied", "denied", "rejected", "expired", "failed", "rolled_back" -> themselves;
-// "breaker_tripped" -> breaker; everything else (reads, votes short of the quorum,
-// authentication failures) -> none. `status`, `risk`, `target`, `agent` come from the hub
-// (they are not in every event's payload); the payload gives reasons and the rest.
+// "breaker_tripped" -> breaker; "effect_changed" (approved, but nothing applied because the
+// real effect differed) -> failed, with status effect_changed; everything else (reads, votes
+// short of the quorum, authentication failures, a "denied" operation such as an agent's vote
+// or a principal's refused submission, mode: dry-run's "denied" for every write) -> none.
+// `status`, `risk`, `target`, `agent` come from the hub (they are not in every event's
+// payload); the payload gives reasons and the rest.
 struct EventFacts {
   std::string status, risk, target, agent;
 };
@@ -45,6 +50,7 @@ struct Options {
   int max_backoff_ms = 30000;
   int timeout_ms = 5000;            // per attempt (connect + send + response)
   size_t max_queue = 10000;         // deliveries waiting; beyond it new ones are dropped
+  int drain_ms = 2000;              // the destructor's grace for deliveries still queued
 };
 
 struct Stats {
@@ -57,8 +63,8 @@ struct Stats {
 class Notifier {
  public:
   Notifier(std::vector<NotifySpec> hooks, Options options = {});
-  // Stops the worker: deliveries still queued are given up to `drain_ms` (default 2 s) and
-  // then counted as failed.
+  // Stops the worker: deliveries still queued are given up to `options.drain_ms` (default
+  // 2 s), a transfer still running then is abandoned, and what is left is counted as failed.
   ~Notifier();
   Notifier(const Notifier&) = delete;
   Notifier& operator=(const Notifier&) = delete;

@@ -36,7 +36,7 @@ using policy_internal::Where;
 using Keys = std::span<const std::string_view>;
 
 constexpr std::string_view kTopKeys[] = {"version", "mode",  "store",     "agents", "approvers",
-                                         "targets", "rules", "approvals", "limits"};
+                                         "targets", "rules", "approvals", "limits", "notify"};
 constexpr std::string_view kAgentKeys[] = {"name", "token_sha256", "scopes"};
 constexpr std::string_view kApproverKeys[] = {"name", "token_sha256", "roles"};
 constexpr std::string_view kSqliteKeys[] = {
@@ -53,6 +53,9 @@ constexpr std::string_view kApprovalKeys[] = {"read", "low", "high", "critical",
 constexpr std::string_view kLimitKeys[] = {"match", "rate", "max_rows", "max_recipients",
                                            "on_exceed"};
 constexpr std::string_view kLimitMatchKeys[] = {"target", "agent"};
+constexpr std::string_view kNotifyKeys[] = {"url", "on"};
+constexpr std::string_view kNotifyEvents[] = {"pending", "applied", "denied",      "rejected",
+                                              "expired", "failed",  "rolled_back", "breaker"};
 constexpr std::string_view kTargetKinds[] = {"sqlite", "shell"};
 constexpr std::string_view kNetworkModes[] = {"off", "on"};
 constexpr std::string_view kEffectKinds[] = {"sql", "shell", "mail", "http", "mcp"};
@@ -64,6 +67,10 @@ constexpr std::string_view kOps[] = {
 
 constexpr int64_t kMaxPreviewRows = 10000;
 constexpr int64_t kMaxBusyTimeoutMs = 2147483647;  // sqlite3_busy_timeout takes an int
+// Every event is queued once per webhook: a policy with thousands of them would turn one
+// action into thousands of POSTs. No real set-up needs more than a handful.
+constexpr size_t kMaxWebhooks = 64;
+constexpr size_t kMaxUrlBytes = 2048;
 
 std::string Join(Keys keys) {
   std::string out;
@@ -115,6 +122,69 @@ bool IsValidName(const std::string& s) {
     if (!ok) return false;
   }
   return true;
+}
+
+// What is wrong with a webhook URL, or "" if nothing. A webhook URL often carries its secret
+// in the path (Slack's /services/T../B../XXXX) and `policy check` output lands in CI logs, so
+// the problem never quotes the URL itself.
+std::string WebhookUrlProblem(const std::string& url) {
+  if (url.size() > kMaxUrlBytes) {
+    return "the url is longer than " + FormatCount(kMaxUrlBytes) + " bytes";
+  }
+  const size_t sep = url.find("://");
+  std::string scheme = sep == std::string::npos ? "" : url.substr(0, sep);
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "http" && scheme != "https") {
+    return "expected an http:// or https:// URL, got " +
+           (sep == std::string::npos ? std::string("no scheme") : "the scheme " + Quote(scheme));
+  }
+  for (char c : url) {
+    // Spaces and control characters are how header injection and mis-pasted values start,
+    // and parsers disagree on what a backslash means; a valid URL has them percent-encoded.
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7F || c == '\\') {
+      return "the url contains a space, a control character or a backslash (percent-encode it)";
+    }
+  }
+  const size_t start = sep + 3;
+  const size_t end = url.find_first_of("/?#", start);
+  std::string authority = url.substr(start, end == std::string::npos ? end : end - start);
+  if (size_t at = authority.rfind('@'); at != std::string::npos) authority.erase(0, at + 1);
+  std::string host = authority, port;
+  bool has_port = false;
+  if (!authority.empty() && authority[0] == '[') {  // [v6-address]:port
+    const size_t close = authority.find(']');
+    if (close == std::string::npos) return "the url has an unclosed '[' in its host";
+    host = authority.substr(0, close + 1);
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') return "the url has junk after its host";
+      port = authority.substr(close + 2);
+      has_port = true;
+    }
+  } else if (size_t colon = authority.rfind(':'); colon != std::string::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+    has_port = true;
+  }
+  if (host.empty() || host == "[]") return "the url has no host";
+  const bool bracketed = host[0] == '[';
+  for (char c : bracketed ? host.substr(1, host.size() - 2) : host) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    // Letters, digits and . - _ ~ % (and UTF-8 for internationalised names); an IPv6 address
+    // in brackets also has ':'. Anything else ('<', '"', a second ':') is how URL-parser
+    // confusion attacks start.
+    bool ok = std::isalnum(u) || u >= 0x80 || c == '.' || c == '-' || c == '_' || c == '~' ||
+              c == '%' || (bracketed && c == ':');
+    if (!ok) return "the url's host has a character that is not allowed in a host name";
+  }
+  if (has_port) {
+    bool digits =
+        !port.empty() && port.size() <= 5 &&
+        std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits || std::stoi(port) < 1 || std::stoi(port) > 65535) {
+      return "bad port in the url of " + scheme + "://" + host + ": expected 1 to 65535";
+    }
+  }
+  return "";
 }
 
 // One key of a mapping: its name, the key node (for "unknown key" errors) and the value
@@ -330,6 +400,7 @@ class Loader {
     if (const Field* f = top.Find("approvals")) RETURN_IF_ERROR(LoadApprovals(*f));
     if (const Field* f = top.Find("rules")) RETURN_IF_ERROR(LoadRules(*f));
     if (const Field* f = top.Find("limits")) RETURN_IF_ERROR(LoadLimits(*f));
+    if (const Field* f = top.Find("notify")) RETURN_IF_ERROR(LoadNotify(*f));
     return Status::Ok();
   }
 
@@ -827,6 +898,65 @@ class Loader {
         return Err(fields.map(), path + ": a limit must set rate, max_rows or max_recipients");
       }
       policy_.limits.push_back(std::move(l));
+    }
+    return Status::Ok();
+  }
+
+  Result<std::string> GetWebhookUrl(const Field& f) const {
+    ASSIGN_OR_RETURN(std::string url, GetString(f));
+    std::string problem = WebhookUrlProblem(url);
+    if (!problem.empty()) return ValueErr(f, problem);
+    return url;
+  }
+
+  Result<std::vector<std::string>> GetNotifyEvents(const Field& f) const {
+    ASSIGN_OR_RETURN(auto items, GetStringList(f));
+    if (items.empty()) {
+      // A hook that wants nothing is a mistake, not a way to switch one off.
+      return ValueErr(f, "name at least one event (" + Join(kNotifyEvents) +
+                             "), or leave out `on` for all of them");
+    }
+    std::vector<std::string> out;
+    for (auto& [event, node] : items) {
+      if (!Contains(kNotifyEvents, event)) {
+        return Err(node, f.path + ": unknown event " + Quote(event) +
+                             " (allowed: " + Join(kNotifyEvents) + ")");
+      }
+      if (std::find(out.begin(), out.end(), event) != out.end()) {
+        return Err(node, f.path + ": " + Quote(event) + " is listed twice");
+      }
+      out.push_back(event);
+    }
+    return out;
+  }
+
+  Status LoadNotify(const Field& section) {
+    ASSIGN_OR_RETURN(std::vector<YAML::Node> items, GetList(section));
+    if (items.size() > kMaxWebhooks) {
+      return Err(items[kMaxWebhooks],
+                 "notify: at most " + std::to_string(kMaxWebhooks) + " webhooks are allowed");
+    }
+    for (size_t i = 0; i < items.size(); ++i) {
+      NotifySpec n;
+      n.loc = LocOf(items[i]);
+      std::string path = "notify[" + std::to_string(i) + "]";
+      ASSIGN_OR_RETURN(Fields fields, ReadMap(items[i], path, kNotifyKeys));
+      const Field* url = fields.Find("url");
+      if (url == nullptr) return Missing(fields, path, "url", " (the http:// or https:// webhook)");
+      ASSIGN_OR_RETURN(n.url, GetWebhookUrl(*url));
+      for (const NotifySpec& prev : policy_.notify) {
+        if (prev.url == n.url) {
+          // Every event would be delivered twice; one entry lists all the events it wants.
+          return ValueErr(*url, "the same url as the webhook at line " +
+                                    std::to_string(prev.loc.line) +
+                                    " (list its events in one `on`)");
+        }
+      }
+      n.on.assign(std::begin(kNotifyEvents), std::end(kNotifyEvents));
+      if (const Field* f = fields.Find("on")) {
+        ASSIGN_OR_RETURN(n.on, GetNotifyEvents(*f));
+      }
+      policy_.notify.push_back(std::move(n));
     }
     return Status::Ok();
   }

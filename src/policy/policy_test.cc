@@ -556,3 +556,163 @@ TEST(PolicyShell, Errors) {
 
 }  // namespace
 }  // namespace airlock
+
+namespace airlock {
+namespace {
+
+// ---- notify: webhooks -------------------------------------------------------------------
+
+const std::vector<std::string> kAllNotifyEvents = {"pending", "applied", "denied",      "rejected",
+                                                   "expired", "failed",  "rolled_back", "breaker"};
+
+TEST(PolicyNotify, HooksAndDefaults) {
+  auto p = MustLoad(
+      "version: 1\n"
+      "notify:\n"
+      "  - {url: \"https://hooks.slack.com/services/T0/B0/s3cret\"}\n"  // 3
+      "  - url: http://127.0.0.1:8080/hook?x=1\n"                       // 4
+      "    on: [pending, breaker]\n"
+      "  - {url: \"http://[::1]:9000/x\", on: [applied]}\n"
+      "  - {url: \"https://user:pw@example.com\", on: [failed, rolled_back]}\n");
+  ASSERT_NE(p, nullptr);
+  ASSERT_EQ(p->notify.size(), 4u);
+  EXPECT_EQ(p->notify[0].url, "https://hooks.slack.com/services/T0/B0/s3cret");
+  EXPECT_EQ(p->notify[0].on, kAllNotifyEvents);  // `on` left out: every event
+  EXPECT_EQ(p->notify[0].loc.line, 3);
+  EXPECT_EQ(p->notify[0].loc.column, 5);
+  EXPECT_EQ(p->notify[1].url, "http://127.0.0.1:8080/hook?x=1");
+  EXPECT_EQ(p->notify[1].on, (std::vector<std::string>{"pending", "breaker"}));
+  EXPECT_EQ(p->notify[1].loc.line, 4);
+  EXPECT_EQ(p->notify[2].on, std::vector<std::string>{"applied"});
+  EXPECT_EQ(p->notify[3].on, (std::vector<std::string>{"failed", "rolled_back"}));
+  EXPECT_TRUE(MustLoad("version: 1\n")->notify.empty());
+  EXPECT_TRUE(MustLoad("version: 1\nnotify:\n")->notify.empty());
+  EXPECT_TRUE(MustLoad("version: 1\nnotify: []\n")->notify.empty());
+}
+
+TEST(PolicyNotify, StructureErrors) {
+  const std::string head = "version: 1\nnotify:\n  - ";
+  ExpectErrorAt("version: 1\nnotify: {url: \"http://a\"}\n", "{url",
+                {"notify: expected a list, got a mapping"});
+  ExpectErrorAt("version: 1\nnotify: http://a\n", "http", {"notify: expected a list"});
+  ExpectErrorAt(head + "http://a\n", "http", {"notify[0]: expected a mapping"});
+  ExpectErrorAt(head + "{on: [pending]}\n", "{on",
+                {"notify[0]: missing required key \"url\"", "webhook"});
+  ExpectErrorAt(head + "{url: \"http://a\", secret: x}\n", "secret",
+                {"unknown key \"secret\" in notify[0]", "allowed: url, on"});
+  ExpectErrorAt(head + "{url: \"http://a\", url: \"http://b\"}\n", "url", {"duplicate key \"url\""},
+                2);
+  ExpectErrorAt(head + "{url: [\"http://a\"]}\n", "[\"http",
+                {"notify[0].url: expected a string, got a list"});
+  ExpectErrorAt(head + "{url: }\n", "url", {"notify[0].url: expected a string, got nothing"});
+  ExpectErrorAt(head + "{url: \"http://a\"}\n  - {url: \"http://b\", on: pending}\n", "pending",
+                {"notify[1].on: expected a list, got \"pending\""});
+  ExpectErrorAt(head + "{url: \"http://a\", on: [[pending]]}\n", "[pending]",
+                {"notify[0].on: expected a list of strings"});
+  // The unknown top-level key error names notify among the allowed ones.
+  ExpectError("version: 1\nnotfy: []\n", "2:1", {"unknown key \"notfy\"", "notify"});
+}
+
+TEST(PolicyNotify, UrlErrors) {
+  const std::string head = "version: 1\nnotify:\n  - {url: ";
+  auto bad = [&](const std::string& url, const std::vector<std::string>& words) {
+    ExpectErrorAt(head + url + "}\n", url, words);
+  };
+  bad("\"ftp://files.example.com/x\"", {"notify[0].url", "http:// or https://", "\"ftp\""});
+  bad("\"file:///etc/passwd\"", {"http:// or https://", "\"file\""});
+  bad("\"javascript://alert(1)\"", {"http:// or https://"});
+  bad("hooks.example.com/x", {"http:// or https://", "no scheme"});
+  bad("\"\"", {"http:// or https://"});
+  bad("\"http://\"", {"no host"});
+  bad("\"http:///path\"", {"no host"});
+  bad("\"https://:443/x\"", {"no host"});
+  bad("\"https://user@/x\"", {"no host"});
+  bad("\"http://[]:80/\"", {"no host"});
+  bad("\"http://[::1/\"", {"unclosed '['"});
+  bad("\"http://[::1]x/\"", {"junk after its host"});
+  bad("\"http://a.example:0/\"", {"bad port", "http://a.example", "1 to 65535"});
+  bad("\"http://a.example:65536/\"", {"bad port"});
+  bad("\"http://a.example:99999999999999999999/\"", {"bad port"});
+  bad("\"http://a.example:http/\"", {"bad port"});
+  bad("\"http://a.example:/\"", {"bad port"});
+  bad("\"http://a:b:c/\"", {"not allowed in a host"});
+  bad("\"http://evil.example\\\\@good.example/\"", {"backslash"});
+  bad("\"http://a<b.example/\"", {"not allowed in a host"});
+  bad("\"http://a.example/x y\"", {"a space, a control character", "percent-encode"});
+  bad("\"http://a.example/\\tx\"", {"a space, a control character", "percent-encode"});
+  bad("\"http://a.example/\\r\\nX-Injected: 1\"",
+      {"a space, a control character", "percent-encode"});
+  // Schemes are case-insensitive.
+  auto p = MustLoad(head + "\"HTTPS://Example.COM/Hook\"}\n");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->notify[0].url, "HTTPS://Example.COM/Hook");
+}
+
+TEST(PolicyNotify, EventErrors) {
+  const std::string head = "version: 1\nnotify:\n  - {url: \"http://a.example\", on: ";
+  ExpectErrorAt(head + "[pending, approved]}\n", "approved",
+                {"notify[0].on: unknown event \"approved\"",
+                 "allowed: pending, applied, denied, rejected, expired, failed, rolled_back, "
+                 "breaker"});
+  ExpectErrorAt(head + "[effect_changed]}\n", "effect_changed", {"unknown event"});
+  ExpectErrorAt(head + "[Pending]}\n", "Pending", {"unknown event \"Pending\""});
+  ExpectErrorAt(head + "[pending, applied, pending]}\n", "pending",
+                {"notify[0].on: \"pending\" is listed twice"}, 2);
+  ExpectErrorAt(head + "[]}\n", "[]", {"notify[0].on", "at least one event", "leave out `on`"});
+  // `on:` with nothing after it: at the key (there is no value to point at).
+  ExpectError("version: 1\nnotify:\n  - url: http://a.example\n    on:\n", "4:5",
+              {"notify[0].on", "at least one event"});
+}
+
+TEST(PolicyNotify, DuplicateUrl) {
+  ExpectErrorAt(
+      "version: 1\nnotify:\n  - {url: \"http://a.example/h\", on: [pending]}\n"
+      "  - {url: \"http://b.example/h\"}\n"
+      "  - {url: \"http://a.example/h\", on: [applied]}\n",
+      "\"http://a", {"notify[2].url", "same url as the webhook at line 3", "one `on`"}, 2);
+}
+
+// A webhook URL's path is a secret (Slack puts its token there): no error quotes it.
+TEST(PolicyNotify, ErrorsDoNotQuoteTheUrl) {
+  const std::string secret = "T0000/B0000/XXXXsecretXXXX";
+  for (const std::string& url :
+       {"http://a.example:0/" + secret, "http://a.example/" + secret + " x", "http://:1/" + secret,
+        "gopher://a.example/" + secret}) {
+    auto r = LoadPolicyText("version: 1\nnotify:\n  - {url: \"" + url + "\"}\n", kFile);
+    ASSERT_FALSE(r.ok()) << url;
+    EXPECT_EQ(r.status().message().find(secret), std::string::npos) << r.status().message();
+  }
+  auto r = LoadPolicyText("version: 1\nnotify:\n  - {url: \"http://a.example/" + secret +
+                              "\"}\n  - {url: \"http://a.example/" + secret + "\"}\n",
+                          kFile);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message().find(secret), std::string::npos) << r.status().message();
+}
+
+TEST(PolicyNotify, Hostile) {
+  // Every event is queued once per hook: a policy cannot multiply one action into thousands
+  // of POSTs.
+  std::string many = "version: 1\nnotify:\n";
+  for (int i = 0; i < 65; ++i) many += "  - {url: \"http://h" + std::to_string(i) + ".example\"}\n";
+  ExpectError(many, "67:5", {"notify: at most 64 webhooks"});
+  std::string sixty_four = "version: 1\nnotify:\n";
+  for (int i = 0; i < 64; ++i) {
+    sixty_four += "  - {url: \"http://h" + std::to_string(i) + ".example\"}\n";
+  }
+  auto p = MustLoad(sixty_four);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->notify.size(), 64u);
+  std::string huge = "http://a.example/" + std::string(3000, 'x');
+  ExpectErrorAt("version: 1\nnotify:\n  - {url: \"" + huge + "\"}\n", "\"http",
+                {"longer than 2,048 bytes"});
+  // A long `on` list is refused at its first repeat.
+  std::string events = "version: 1\nnotify:\n  - {url: \"http://a.example\", on: [pending";
+  for (int i = 0; i < 10000; ++i) events += ", applied";
+  ExpectErrorAt(events + "]}\n", "applied", {"\"applied\" is listed twice"}, 2);
+  // Aliases are refused before the notify section is looked at.
+  ExpectErrorAt("version: 1\nnotify:\n  - {url: &u \"http://a.example\"}\n  - {url: *u}\n", "*u",
+                {"aliases"});
+}
+
+}  // namespace
+}  // namespace airlock
