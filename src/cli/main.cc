@@ -8,17 +8,20 @@
 #include <iostream>
 
 #include "audit/audit.h"
+#include "cli/backend.h"
 #include "cli/render.h"
 #include "core/hash.h"
 #include "core/json.h"
 #include "gateway/gateway.h"
 #include "policy/policy.h"
+#include "server/serve.h"
 
 namespace airlock::cli {
 namespace {
 
 struct Options {
   std::string config;
+  std::string server;  // --server / AIRLOCK_SERVER: act through a running `airlock serve`
   bool json = false;
   std::string target;
   std::string sql;
@@ -81,6 +84,13 @@ Result<std::unique_ptr<Gateway>> OpenGateway(const Options& o) {
   return g;
 }
 
+// The local gateway on the policy's store, or the server named by --server.
+Result<std::unique_ptr<Backend>> OpenBackend(const Options& o) {
+  if (!o.server.empty()) return RemoteBackend(o.server, CallerToken());
+  ASSIGN_OR_RETURN(auto g, OpenGateway(o));
+  return LocalBackend(std::move(g), CallerToken());
+}
+
 // Prints an outcome of submit/vote/rollback and returns the exit code.
 int Report(const Options& o, const Outcome& out, bool full) {
   if (!out.action) return Fail(o, out.status);
@@ -112,20 +122,20 @@ int Report(const Options& o, const Outcome& out, bool full) {
 }
 
 int CmdSql(const Options& o) {
-  auto g = OpenGateway(o);
+  auto g = OpenBackend(o);
   if (!g.ok()) return Fail(o, g.status());
   SubmitRequest req{o.target, "sql", {{"sql", o.sql}}};
-  return Report(o, (*g)->Submit(CallerToken(), req), /*full=*/true);
+  return Report(o, (*g)->Submit(req), /*full=*/true);
 }
 
 // A command that ran (a read, or a write committed at once) behaves like the command itself:
 // its output on stdout/stderr and its own exit status (DESIGN.md, issue 3). Anything else
 // (pending, denied, failed) is reported like every other action.
 int CmdExec(const Options& o) {
-  auto g = OpenGateway(o);
+  auto g = OpenBackend(o);
   if (!g.ok()) return Fail(o, g.status());
   SubmitRequest req{o.target, "shell", {{"argv", o.argv}}};
-  Outcome out = (*g)->Submit(CallerToken(), req);
+  Outcome out = (*g)->Submit(req);
   if (!out.status.ok() || !out.action || out.action->status != ActionStatus::kApplied) {
     return Report(o, out, /*full=*/true);
   }
@@ -157,21 +167,21 @@ int CmdExec(const Options& o) {
 }
 
 int CmdVote(const Options& o, bool approve) {
-  auto g = OpenGateway(o);
+  auto g = OpenBackend(o);
   if (!g.ok()) return Fail(o, g.status());
-  return Report(o, (*g)->Vote(CallerToken(), o.id, approve, o.reason), /*full=*/false);
+  return Report(o, (*g)->Vote(o.id, approve, o.reason), /*full=*/false);
 }
 
 int CmdRollback(const Options& o) {
-  auto g = OpenGateway(o);
+  auto g = OpenBackend(o);
   if (!g.ok()) return Fail(o, g.status());
-  return Report(o, (*g)->Rollback(CallerToken(), o.id), /*full=*/false);
+  return Report(o, (*g)->Rollback(o.id), /*full=*/false);
 }
 
 int CmdShow(const Options& o) {
-  auto g = OpenGateway(o);
+  auto g = OpenBackend(o);
   if (!g.ok()) return Fail(o, g.status());
-  Outcome out = (*g)->Show(CallerToken(), o.id);
+  Outcome out = (*g)->Show(o.id);
   if (!out.status.ok()) return Fail(o, out.status);
   if (o.json) {
     PrintJson(ActionToJson(*out.action));
@@ -182,9 +192,9 @@ int CmdShow(const Options& o) {
 }
 
 int CmdPending(const Options& o) {
-  auto g = OpenGateway(o);
+  auto g = OpenBackend(o);
   if (!g.ok()) return Fail(o, g.status());
-  auto list = (*g)->Pending(CallerToken());
+  auto list = (*g)->Pending();
   if (!list.ok()) return Fail(o, list.status());
   if (o.json) {
     Json arr = Json::array();
@@ -197,9 +207,9 @@ int CmdPending(const Options& o) {
 }
 
 int CmdBreakerReset(const Options& o) {
-  auto g = OpenGateway(o);
+  auto g = OpenBackend(o);
   if (!g.ok()) return Fail(o, g.status());
-  Status st = (*g)->ResetBreaker(CallerToken(), o.target, o.agent);
+  Status st = (*g)->ResetBreaker(o.target, o.agent);
   if (!st.ok()) return Fail(o, st);
   if (o.json) {
     PrintJson({{"status", "reset"}, {"target", o.target}, {"agent", o.agent}});
@@ -211,7 +221,7 @@ int CmdBreakerReset(const Options& o) {
 }
 
 int CmdAuditVerify(const Options& o) {
-  auto g = OpenGateway(o);
+  auto g = OpenBackend(o);
   if (!g.ok()) return Fail(o, g.status());
   auto rep = (*g)->VerifyAudit();
   if (!rep.ok()) return Fail(o, rep.status());
@@ -230,9 +240,9 @@ int CmdAuditVerify(const Options& o) {
 }
 
 int CmdAuditLog(const Options& o) {
-  auto g = OpenGateway(o);
+  auto g = OpenBackend(o);
   if (!g.ok()) return Fail(o, g.status());
-  Status st = (*g)->ScanAudit(CallerToken(), o.action_filter, [&](const AuditEvent& e) {
+  Status st = (*g)->ScanAudit(o.action_filter, [&](const AuditEvent& e) {
     std::cout << (o.json ? audit::ToJsonLine(e) : audit::FormatEventLine(e)) << "\n";
     return true;
   });
@@ -289,6 +299,42 @@ int CmdTokenNew(const Options& o) {
   return kExitOk;
 }
 
+// `airlock serve` flags, as given (sizes and durations are parsed like the policy's).
+struct ServeFlags {
+  std::string listen = "127.0.0.1:7070";
+  std::string max_body = "1MiB";
+  int max_connections = 512;
+  std::string header_timeout = "10s";
+  std::string body_timeout = "30s";
+  std::string max_wait = "60s";
+  int threads = 0;
+};
+
+int CmdServe(const Options& o, const ServeFlags& f) {
+  server::ServeOptions so;
+  so.listen = f.listen;
+  so.max_connections = f.max_connections;
+  so.threads = f.threads;
+  auto body = ParseSizeBytes(f.max_body);
+  if (!body.ok()) return Fail(o, body.status().Annotate("--max-body"));
+  so.max_body = static_cast<uint64_t>(*body);
+  auto duration = [](const char* flag, const std::string& text, int64_t* out) {
+    auto ms = ParseDurationMs(text);
+    if (!ms.ok()) return ms.status().Annotate(flag);
+    *out = *ms;
+    return Status::Ok();
+  };
+  for (Status st : {duration("--header-timeout", f.header_timeout, &so.header_timeout_ms),
+                    duration("--body-timeout", f.body_timeout, &so.body_timeout_ms),
+                    duration("--max-wait", f.max_wait, &so.max_wait_ms)}) {
+    if (!st.ok()) return Fail(o, st);
+  }
+  auto policy = LoadPolicyFile(o.config);
+  if (!policy.ok()) return Fail(o, policy.status());
+  Status st = server::Serve(*policy, so);
+  return st.ok() ? kExitOk : Fail(o, st);
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -301,6 +347,11 @@ int Main(int argc, char** argv) {
   o.config = env_config ? env_config : "airlock.yaml";
   app.add_option("--config", o.config, "policy file (or AIRLOCK_CONFIG; default ./airlock.yaml)");
   app.add_flag("--json", o.json, "print one JSON object");
+  const char* env_server = std::getenv("AIRLOCK_SERVER");
+  if (env_server != nullptr) o.server = env_server;
+  app.add_option("--server", o.server,
+                 "act through a running `airlock serve` at this URL, e.g. http://127.0.0.1:7070 "
+                 "(or AIRLOCK_SERVER); the token (AIRLOCK_TOKEN) is sent as a bearer token");
   std::function<int()> run;
 
   auto* sql = app.add_subcommand("sql", "submit an SQL action (dry-run, classify, decide)");
@@ -365,6 +416,26 @@ int Main(int argc, char** argv) {
   token_new->add_option("--role", o.token_role, "agent or approver")
       ->check(CLI::IsMember({"agent", "approver"}));
   token_new->callback([&] { run = [&] { return CmdTokenNew(o); }; });
+
+  ServeFlags serve_flags;
+  auto* serve = app.add_subcommand("serve", "HTTP API, approvers' web page and /metrics");
+  serve->add_option("--listen", serve_flags.listen,
+                    "HOST:PORT (default 127.0.0.1:7070; port 0: any)");
+  serve->add_option("--max-body", serve_flags.max_body, "largest request body (default 1MiB)");
+  serve
+      ->add_option("--max-connections", serve_flags.max_connections,
+                   "open connections before 503 (default 512)")
+      ->check(CLI::PositiveNumber);
+  serve->add_option("--header-timeout", serve_flags.header_timeout,
+                    "time to send the request headers (default 10s)");
+  serve->add_option("--body-timeout", serve_flags.body_timeout,
+                    "time to send the request body (default 30s)");
+  serve->add_option("--max-wait", serve_flags.max_wait, "largest wait_ms accepted (default 60s)");
+  serve
+      ->add_option("--threads", serve_flags.threads, "I/O threads (default: one per core, up to 4)")
+      ->check(CLI::NonNegativeNumber);
+  serve->callback([&] { run = [&] { return CmdServe(o, serve_flags); }; });
+  serve->footer("Serves until SIGTERM or SIGINT, then lets running requests finish (up to 10 s).");
 
   try {
     app.parse(argc, argv);

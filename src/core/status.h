@@ -14,18 +14,20 @@ namespace airlock {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,    // bad input from the caller: malformed SQL, bad policy, usage (exit 2)
-  kNotFound,           // no such action, target, file
-  kPermissionDenied,   // authentication or authorization failed (exit 11, audited)
-  kFailedPrecondition, // the action is not in a state that allows this (exit 1)
-  kConflict,           // rollback conflicts, effect changed (exit 11)
-  kCorruption,         // a store or changeset that does not decode
-  kIoError,            // the OS or SQLite failed
+  kInvalidArgument,     // bad input from the caller: malformed SQL, bad policy, usage (exit 2)
+  kNotFound,            // no such action, target, file
+  kPermissionDenied,    // authentication or authorization failed (exit 11, audited)
+  kFailedPrecondition,  // the action is not in a state that allows this (exit 1)
+  kConflict,            // rollback conflicts, effect changed (exit 11)
+  kCorruption,          // a store or changeset that does not decode
+  kIoError,             // the OS or SQLite failed
   kInternal,
 };
 
 const char* StatusCodeName(StatusCode code);  // "invalid argument"
 const char* StatusCodeSlug(StatusCode code);  // "invalid_argument": stable, for JSON
+// The inverse of StatusCodeSlug; nullopt for an unknown slug.
+std::optional<StatusCode> StatusCodeFromSlug(std::string_view slug);
 
 class [[nodiscard]] Status {
  public:
@@ -33,7 +35,9 @@ class [[nodiscard]] Status {
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status Ok() { return Status(); }
-  static Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+  static Status InvalidArgument(std::string m) {
+    return {StatusCode::kInvalidArgument, std::move(m)};
+  }
   static Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
   static Status PermissionDenied(std::string m) {
     return {StatusCode::kPermissionDenied, std::move(m)};
@@ -66,7 +70,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
     if (status_.ok()) status_ = Status::Internal("Result constructed from an OK status");
   }
@@ -90,10 +94,10 @@ class [[nodiscard]] Result {
 #define AIRLOCK_CONCAT(a, b) AIRLOCK_CONCAT_INNER(a, b)
 
 // RETURN_IF_ERROR(expr): evaluate a Status expression, return it if it failed.
-#define RETURN_IF_ERROR(expr)                  \
-  do {                                         \
-    ::airlock::Status _st = (expr);            \
-    if (!_st.ok()) return _st;                 \
+#define RETURN_IF_ERROR(expr)       \
+  do {                              \
+    ::airlock::Status _st = (expr); \
+    if (!_st.ok()) return _st;      \
   } while (0)
 
 // ASSIGN_OR_RETURN(lhs, expr): evaluate a Result<T>, return its status if it failed,

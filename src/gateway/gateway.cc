@@ -13,7 +13,9 @@
 namespace airlock {
 namespace {
 
-std::string NewActionId() { return "act_" + RandomHex(8); }
+std::string NewActionId() {
+  return "act_" + RandomHex(8);
+}
 
 Json RequestJson(const SubmitRequest& r) {
   return {{"target", r.target}, {"kind", r.kind}, {"args", r.args}};
@@ -35,7 +37,9 @@ Json DecisionPayload(const Action& a) {
   return p;
 }
 
-std::string ShellStateRoot(const Policy& p) { return p.store_path + ".shell"; }
+std::string ShellStateRoot(const Policy& p) {
+  return p.store_path + ".shell";
+}
 
 Json ReadSummary(const Json& result) {
   if (!result.is_object()) return result;
@@ -51,9 +55,8 @@ Json ReadSummary(const Json& result) {
   for (const char* key : {"columns", "truncated"}) {
     if (result.contains(key)) summary[key] = result[key];
   }
-  summary["row_count"] = result.contains("rows") && result["rows"].is_array()
-                             ? result["rows"].size()
-                             : 0;
+  summary["row_count"] =
+      result.contains("rows") && result["rows"].is_array() ? result["rows"].size() : 0;
   return summary;
 }
 
@@ -72,15 +75,20 @@ bool LimitMatches(const Limit& l, const std::string& agent, const std::string& t
          (!l.match_agent || *l.match_agent == agent);
 }
 
-std::string LockFileFor(const Policy& p) { return p.store_path + ".locks"; }
+std::string LockFileFor(const Policy& p) {
+  return p.store_path + ".locks";
+}
 
 }  // namespace
 
 std::string Principal::Label() const {
   switch (role) {
-    case Role::kAgent: return "agent:" + name;
-    case Role::kApprover: return "approver:" + name;
-    case Role::kOperator: return "operator";
+    case Role::kAgent:
+      return "agent:" + name;
+    case Role::kApprover:
+      return "approver:" + name;
+    case Role::kOperator:
+      return "operator";
   }
   return "unknown";
 }
@@ -104,8 +112,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(std::shared_ptr<const Policy> pol
     for (const std::string& trace : {LockFileFor(*policy), policy->store_path + "-wal"}) {
       if (fs::exists(trace, ec)) {
         return Status::NotFound("the airlock store " + policy->store_path + " is missing, but " +
-                                trace + " shows it existed: restore the store, or remove " +
-                                trace + " to start a new, empty history");
+                                trace + " shows it existed: restore the store, or remove " + trace +
+                                " to start a new, empty history");
       }
     }
   }
@@ -135,7 +143,8 @@ Result<Principal> Gateway::Authenticate(const std::optional<std::string>& token)
   // not reveal which principal (or whether any) matched.
   std::optional<Principal> found;
   for (const auto& a : policy_->agents) {
-    if (ConstantTimeEquals(hash, a.token_sha256)) found = Principal{Principal::Role::kAgent, a.name};
+    if (ConstantTimeEquals(hash, a.token_sha256))
+      found = Principal{Principal::Role::kAgent, a.name};
   }
   for (const auto& a : policy_->approvers) {
     if (ConstantTimeEquals(hash, a.token_sha256)) {
@@ -158,8 +167,7 @@ Result<Principal> Gateway::AuthenticateApprover(const std::optional<std::string>
   if (who->role != Principal::Role::kApprover) {
     payload["why"] = "only approvers may " + operation;
     RETURN_IF_ERROR(AuditOnly(id, who->Label(), "denied", payload));
-    return Status::PermissionDenied(who->Label() + " cannot " + operation +
-                                    ": only approvers may");
+    return Status::PermissionDenied(who->Label() + " cannot " + operation + ": only approvers may");
   }
   return who;
 }
@@ -178,8 +186,8 @@ std::mutex& Gateway::TargetMutex(const std::string& target) {
   return *m;
 }
 
-Status Gateway::Record(const Action& action, const std::string& event,
-                       const std::string& principal, Json payload, bool insert) {
+Status Gateway::Record(const Action& action, const std::string& event, const std::string& principal,
+                       Json payload, bool insert) {
   // The payload is serialised once, outside the store's lock: a grouped commit may run this
   // closure twice (a savepoint retry), and the committer thread should only write.
   std::string canonical = CanonicalJson(payload);
@@ -222,8 +230,12 @@ Result<Connector*> Gateway::ConnectorFor(const std::string& target) {
     // state, and the policy.
     const std::string& store = policy_->store_path;
     config.fields["state_dir"] = ShellStateRoot(*policy_) + "/" + spec->name;
-    config.fields["hide_always"] = {store,          store + "-wal", store + "-shm",
-                                    store + "-journal", store + ".locks", ShellStateRoot(*policy_),
+    config.fields["hide_always"] = {store,
+                                    store + "-wal",
+                                    store + "-shm",
+                                    store + "-journal",
+                                    store + ".locks",
+                                    ShellStateRoot(*policy_),
                                     policy_->source_path};
   }
   ASSIGN_OR_RETURN(auto connector, CreateConnector(config));
@@ -286,9 +298,8 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   for (const auto& ag : policy_->agents) {
     if (ag.name == who->name) agent = &ag;
   }
-  if (agent == nullptr ||
-      std::find(agent->scopes.begin(), agent->scopes.end(), request.target) ==
-          agent->scopes.end()) {
+  if (agent == nullptr || std::find(agent->scopes.begin(), agent->scopes.end(), request.target) ==
+                              agent->scopes.end()) {
     return Deny(a, "denied",
                 "target '" + request.target + "' is not in the scopes of agent '" + who->name + "'",
                 *who);
@@ -309,8 +320,8 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
 
   // 3. dry-run in the sandbox. Any error here fails closed: nothing runs for real.
   auto connector = ConnectorFor(request.target);
-  Result<DryRunResult> dry =
-      connector.ok() ? (*connector)->DryRun(request.args) : Result<DryRunResult>(connector.status());
+  Result<DryRunResult> dry = connector.ok() ? (*connector)->DryRun(request.args)
+                                            : Result<DryRunResult>(connector.status());
   if (!dry.ok()) return Fail(std::move(a), /*insert=*/true, dry.status(), *who);
   a.effect = std::move(dry->effect);
 
@@ -346,8 +357,10 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   if (policy_->mode == PolicyMode::kDryRun) {
     a.dry_run = true;
     a.would_status = a.quorum > 0 ? "pending" : "applied";
-    return Deny(a, "denied", "mode: dry-run: previewed, classified and audited only; nothing was "
-                "applied", *who);
+    return Deny(a, "denied",
+                "mode: dry-run: previewed, classified and audited only; nothing was "
+                "applied",
+                *who);
   }
   if (a.quorum > 0) {
     a.status = ActionStatus::kPending;
@@ -378,8 +391,8 @@ Status Gateway::ApplyLimits(Action* a) {
     const std::string where = " (limit at " + LimitLocation(*policy_, l) + ")";
     if (l.max_rows && a->effect.RowsChanged() > *l.max_rows) {
       a->status = ActionStatus::kDenied;
-      a->error = "changes " + FormatCount(a->effect.RowsChanged()) + " rows, over the hard cap of " +
-                 FormatCount(*l.max_rows) + where;
+      a->error = "changes " + FormatCount(a->effect.RowsChanged()) +
+                 " rows, over the hard cap of " + FormatCount(*l.max_rows) + where;
       a->reasons.push_back(a->error);
       return Status::Ok();
     }
@@ -393,8 +406,8 @@ Status Gateway::ApplyLimits(Action* a) {
       return Status::Ok();
     }));
     if (recent + 1 <= l.rate_count) continue;
-    const std::string exceeded = "rate limit " + RateText(l) + " exceeded by " + a->agent +
-                                 " on " + a->target + where;
+    const std::string exceeded =
+        "rate limit " + RateText(l) + " exceeded by " + a->agent + " on " + a->target + where;
     switch (l.on_exceed) {
       case OnExceed::kDeny:
         a->status = ActionStatus::kDenied;
@@ -414,7 +427,9 @@ Status Gateway::ApplyLimits(Action* a) {
             AuditEvent e;
             e.principal = "airlock";
             e.event = "breaker_tripped";
-            e.payload = {{"target", b.target}, {"agent", b.agent}, {"reason", b.reason},
+            e.payload = {{"target", b.target},
+                         {"agent", b.agent},
+                         {"reason", b.reason},
                          {"tripped_by", a->id}};
             return t.AppendAudit(std::move(e)).status();
           }));
@@ -475,8 +490,8 @@ Outcome Gateway::ApplyClaimed(Action a, const Principal& who) {
 
 // ---- votes -----------------------------------------------------------------------------------
 
-Outcome Gateway::Vote(const std::optional<std::string>& token, const std::string& id,
-                      bool approve, const std::string& reason) {
+Outcome Gateway::Vote(const std::optional<std::string>& token, const std::string& id, bool approve,
+                      const std::string& reason) {
   auto who = AuthenticateApprover(token, approve ? "approve" : "reject", id);
   if (!who.ok()) return {who.status(), std::nullopt};
   // Held across the vote and the apply it may trigger, so recovery never mistakes this
@@ -509,8 +524,8 @@ Outcome Gateway::Vote(const std::optional<std::string>& token, const std::string
     }
     refused = approval::CheckVoter(a, who->name);
     if (!refused.ok()) {
-      return audit("vote_refused", {{"vote", approve ? "approve" : "reject"},
-                                    {"why", refused.message()}});
+      return audit("vote_refused",
+                   {{"vote", approve ? "approve" : "reject"}, {"why", refused.message()}});
     }
     ::airlock::Vote v{who->name, approve, reason, now};
     RETURN_IF_ERROR(t.AddVote(id, v));
@@ -533,12 +548,15 @@ Outcome Gateway::Vote(const std::optional<std::string>& token, const std::string
         a.updated_ms = now;
         apply = true;
         RETURN_IF_ERROR(t.UpdateAction(a));
-        return audit("approved", {{"progress", approval::Progress(a)},
-                                  {"effect_hash", a.effect.effect_hash}});
+        return audit("approved",
+                     {{"progress", approval::Progress(a)}, {"effect_hash", a.effect.effect_hash}});
     }
     return Status::Ok();
   });
   if (!st.ok()) return {st, action};
+  // The vote is durable: tell the observer (a rejection is a decision; an approval that
+  // reached the quorum is reported again once applied).
+  if (observer_ && action) observer_(*action, apply ? "approved" : "vote");
   if (!refused.ok()) return {refused, action};
   if (!apply) return {Status::Ok(), action};
   return ApplyClaimed(std::move(*action), *who);
@@ -561,7 +579,8 @@ Outcome Gateway::Rollback(const std::optional<std::string>& token, const std::st
     ASSIGN_OR_RETURN(undo, t.GetUndo(id));
     if (action->status != ActionStatus::kApplied || action->risk == Risk::kRead) {
       refused = Status::FailedPrecondition(
-          id + " is " + (action->risk == Risk::kRead ? "a read" : ActionStatusName(action->status)) +
+          id + " is " +
+          (action->risk == Risk::kRead ? "a read" : ActionStatusName(action->status)) +
           ": only applied writes can be rolled back");
     } else if (!action->reversible || !undo || !undo->reversible) {
       refused = Status::FailedPrecondition(
@@ -593,8 +612,8 @@ Outcome Gateway::Rollback(const std::optional<std::string>& token, const std::st
   a.updated_ms = NowMs();
   if (!done.ok()) {
     a.status = ActionStatus::kApplied;  // nothing was undone
-    Status rec = Record(a, "rollback_refused", who->Label(),
-                        {{"why", done.message()}, {"report", report}});
+    Status rec =
+        Record(a, "rollback_refused", who->Label(), {{"why", done.message()}, {"report", report}});
     return {rec.ok() ? done : rec, a, report};
   }
   a.status = ActionStatus::kRolledBack;
@@ -733,9 +752,13 @@ Result<std::vector<Breaker>> Gateway::Breakers() {
   return out;
 }
 
-Result<AuditHead> Gateway::AuditHeadNow() { return store_->RecordedHead(); }
+Result<AuditHead> Gateway::AuditHeadNow() {
+  return store_->RecordedHead();
+}
 
-Result<audit::VerifyReport> Gateway::VerifyAudit() { return audit::Verify(*store_); }
+Result<audit::VerifyReport> Gateway::VerifyAudit() {
+  return audit::Verify(*store_);
+}
 
 Status Gateway::ScanAudit(const std::optional<std::string>& token, const std::string& action_id,
                           const std::function<bool(const AuditEvent&)>& fn) {
@@ -840,8 +863,8 @@ Status Gateway::Recover() {
     RETURN_IF_ERROR(store_->Transact([&](StoreTxn& t) -> Status {
       // Re-read inside the transaction: another process may have resolved it meanwhile.
       ASSIGN_OR_RETURN(auto now, t.GetAction(a.id));
-      if (!now || now->status != (applying ? ActionStatus::kApplying
-                                           : ActionStatus::kRollingBack)) {
+      if (!now ||
+          now->status != (applying ? ActionStatus::kApplying : ActionStatus::kRollingBack)) {
         return Status::Ok();
       }
       RETURN_IF_ERROR(t.UpdateAction(a));

@@ -28,7 +28,7 @@ namespace airlock {
 struct Principal {
   enum class Role { kAgent, kApprover, kOperator };
   Role role = Role::kOperator;
-  std::string name;          // empty for the operator
+  std::string name;           // empty for the operator
   std::string Label() const;  // "agent:support-bot", "approver:alice", "operator"
 };
 

@@ -1,0 +1,179 @@
+#include "server/serve.h"
+
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <charconv>
+#include <condition_variable>
+#include <cstdlib>
+#include <iostream>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "gateway/gateway.h"
+#include "notify/notify.h"
+#include "server/api.h"
+#include "server/events.h"
+#include "server/http.h"
+#include "server/metrics.h"
+
+namespace airlock::server {
+namespace {
+
+// Workers for blocking gateway calls: enough that a group commit gathers many requests and
+// that a few slow sandbox runs do not hold up reads.
+constexpr int kWorkers = 64;
+constexpr int64_t kDrainMs = 10000;
+constexpr auto kExpiryInterval = std::chrono::seconds(1);
+
+// Expires pending actions past their timeout about every second, so that an action nobody
+// decides becomes `expired` (denied) without anyone asking about it.
+class Expirer {
+ public:
+  explicit Expirer(Gateway& gateway) : gateway_(gateway), thread_([this] { Loop(); }) {}
+  ~Expirer() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, kExpiryInterval, [this] { return stop_; })) {
+      lock.unlock();
+      auto expired = gateway_.ExpireDue();
+      // Said once per distinct error, not every second.
+      const std::string error = expired.ok() ? "" : expired.status().ToString();
+      if (error != last_error_ && !error.empty()) {
+        std::cerr << "airlock: serve: expiring pending actions: " << error << std::endl;
+      }
+      last_error_ = error;
+      lock.lock();
+    }
+  }
+
+  Gateway& gateway_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // GUARDED_BY(mu_)
+  std::string last_error_;
+  std::thread thread_;  // last: starts once the rest is built
+};
+
+// Every connection is a descriptor, and the gateway needs its own (store, targets, sandbox
+// pipes): a soft limit of 1024 would refuse connections well below --max-connections.
+void RaiseDescriptorLimit(int max_connections) {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  const rlim_t want = static_cast<rlim_t>(max_connections) * 2 + 256;
+  if (lim.rlim_cur >= want) return;
+  lim.rlim_cur = std::min(want, lim.rlim_max);
+  ::setrlimit(RLIMIT_NOFILE, &lim);
+}
+
+int DefaultIoThreads() {
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::clamp(cores, 1, 4);
+}
+
+std::string UrlHost(const std::string& host) {
+  return host.find(':') == std::string::npos ? host : "[" + host + "]";
+}
+
+}  // namespace
+
+Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon + 1 == listen.size()) {
+    return Status::InvalidArgument("--listen '" + listen + "': expected HOST:PORT");
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  if (host.empty()) return Status::InvalidArgument("--listen '" + listen + "': no host");
+  const std::string port_text = listen.substr(colon + 1);
+  unsigned port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
+    return Status::InvalidArgument("--listen '" + listen + "': bad port '" + port_text + "'");
+  }
+  return std::make_pair(host, static_cast<uint16_t>(port));
+}
+
+Status Serve(std::shared_ptr<const Policy> policy, const ServeOptions& options) {
+  // A client or webhook receiver that closes its end early must cost a write error, not the
+  // process: libcurl (NOSIGNAL) and Asio leave SIGPIPE to the program.
+  ::signal(SIGPIPE, SIG_IGN);
+  ASSIGN_OR_RETURN(auto listen, ParseListen(options.listen));
+  auto opened = Gateway::Open(policy, GatewayOptions{.group_commit = true});
+  if (!opened.ok()) return opened.status().Annotate("cannot open the airlock store");
+  std::unique_ptr<Gateway> gateway = std::move(*opened);
+
+  // Declared in the order they may be destroyed in reverse: each refers only to those above.
+  Metrics metrics;
+  std::unique_ptr<notify::Notifier> notifier;
+  if (!policy->notify.empty()) notifier = std::make_unique<notify::Notifier>(policy->notify);
+  EventHub hub(*gateway, EventHub::Options{});
+  gateway->SetObserver([&hub, &metrics](const Action& action, const std::string& event) {
+    hub.Poke();
+    // Only the events that decide an action: a refused rollback or a vote short of the
+    // quorum must not count the same action's latency again.
+    static const std::set<std::string> kDecisions = {
+        "read", "submitted", "applied", "denied", "expired", "failed", "effect_changed", "vote"};
+    if (kDecisions.count(event) != 0) metrics.ObserveDecision(action);
+  });
+  if (notifier) {
+    hub.OnEvent([n = notifier.get()](const HubEvent& e) {
+      auto note = notify::NotificationFor(e.raw, {e.status, e.risk, e.target, e.agent});
+      if (note) n->Post(*note);
+    });
+  }
+
+  ApiOptions api_options;
+  api_options.max_wait_ms = options.max_wait_ms;
+  Api api(*gateway, hub, metrics, notifier.get(), api_options);
+
+  HttpServerOptions http;
+  http.host = listen.first;
+  http.port = listen.second;
+  http.limits.max_body = options.max_body;
+  http.max_connections = options.max_connections;
+  http.header_timeout_ms = options.header_timeout_ms;
+  http.body_timeout_ms = options.body_timeout_ms;
+  http.io_threads = options.threads > 0 ? options.threads : DefaultIoThreads();
+  http.workers = kWorkers;
+  // Every wait and stream the API admits gets a thread at once.
+  http.long_workers = api_options.max_streams + api_options.max_waits;
+  http.drain_ms = kDrainMs;
+  HttpServer server(http, api);
+  server.OnResponse([&metrics](std::string_view target, int status) {
+    metrics.ObserveRequest(Api::RouteLabel(target), status);
+  });
+  RaiseDescriptorLimit(http.max_connections);
+  RETURN_IF_ERROR(server.Listen());
+  server.ShutdownOnSignals();
+  Expirer expirer(*gateway);
+
+  std::cerr << "airlock: serving http://" << UrlHost(http.host) << ":" << server.port()
+            << " (policy " << policy->source_path << ")" << std::endl;
+  if (!server.Run()) {
+    // A request still inside the gateway (a long sandbox run, say) cannot be interrupted
+    // safely; leaving like a kill is safe: the gateway's recovery resolves it at next open.
+    std::cerr << "airlock: requests still running after " << kDrainMs / 1000
+              << " s; exiting without them" << std::endl;
+    std::_Exit(0);
+  }
+  std::cerr << "airlock: stopped" << std::endl;
+  return Status::Ok();
+}
+
+}  // namespace airlock::server

@@ -1,0 +1,32 @@
+// `airlock serve`: one gateway for the life of the process behind the HTTP API, the web page
+// and /metrics; pending actions expire in the background; SIGTERM drains and exits.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "policy/policy.h"
+
+namespace airlock::server {
+
+struct ServeOptions {
+  std::string listen = "127.0.0.1:7070";  // HOST:PORT or [V6]:PORT; port 0 picks a free one
+  uint64_t max_body = 1 << 20;
+  int max_connections = 512;
+  int64_t header_timeout_ms = 10000;
+  int64_t body_timeout_ms = 30000;
+  int64_t max_wait_ms = 60000;
+  int threads = 0;  // io threads; 0: one per core, at most 4
+};
+
+// "127.0.0.1:7070" -> {"127.0.0.1", 7070}; "[::1]:0" -> {"::1", 0}.
+Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen);
+
+// Serves until SIGTERM or SIGINT, then lets in-flight requests finish (up to 10 s). Prints
+// "airlock: serving http://HOST:PORT (policy FILE)" on stderr once it accepts connections.
+// An error before that (the store cannot be opened, the address is taken) is returned.
+Status Serve(std::shared_ptr<const Policy> policy, const ServeOptions& options);
+
+}  // namespace airlock::server
