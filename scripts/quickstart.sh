@@ -134,3 +134,21 @@ ${bold}Try it yourself${off} (the demo resets on every \`make run\`):
   AIRLOCK_TOKEN=$DBA_TOKEN $bin approve ID
   $bin --help
 TXT
+
+# The gateway as a server: the approvers' page, the HTTP API and /metrics. QUICKSTART_SERVE=0
+# ends the tour here instead.
+[ "${QUICKSTART_SERVE:-1}" = 0 ] && exit 0
+listen=${AIRLOCK_LISTEN:-127.0.0.1:7070}
+cat <<TXT
+
+${bold}airlock serve${off} is starting on http://$listen (Ctrl-C stops it)
+  approvers' page   http://$listen/        sign in with a demo token:
+                    oncall-dba      $DBA_TOKEN
+                    security-lead   $SECURITY_TOKEN
+  agent token       support-bot     $AGENT_TOKEN
+  API               curl -H "Authorization: Bearer $AGENT_TOKEN" \\
+                      -d '{"target":"app-db","sql":"DELETE FROM users WHERE id < 300"}' http://$listen/v1/actions
+  CLI via server    $bin --server http://$listen pending
+  metrics           http://$listen/metrics
+TXT
+exec "$bin" serve --listen "$listen"

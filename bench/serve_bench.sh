@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# `airlock serve` against a minimal Beast HTTP service (bench/http_baseline.cc), in the same
+# run on the same machine: 32 keep-alive clients (wrk, 2 threads) submit a one-row SELECT on
+# a SQLite target. airlock authenticates, classifies, runs the read and makes its audit event
+# durable (group commit) before it replies; the baseline only runs the SELECT.
+#   bash bench/serve_bench.sh [--build DIR] [--seconds N] [--connections N]
+set -euo pipefail
+
+BUILD=build
+SECONDS_PER_RUN=10
+CONNECTIONS=32
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --build) BUILD=$2; shift 2 ;;
+    --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
+    --connections) CONNECTIONS=$2; shift 2 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "serve_bench: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$(cd "$BUILD" && pwd)
+AIRLOCK=$BUILD/airlock
+BASELINE=$BUILD/http_baseline
+for b in "$AIRLOCK" "$BASELINE"; do
+  [[ -x $b ]] || { echo "serve_bench: $b not found; build first (make build)" >&2; exit 1; }
+done
+command -v wrk >/dev/null || { echo "serve_bench: wrk is required (apt-get install wrk)" >&2; exit 1; }
+
+W=$(mktemp -d /tmp/airlock-serve-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+TOKEN="alk_bench_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+sqlite3 "$W/app.db" < "$SRC/examples/quickstart/seed.sql" >/dev/null
+cat > "$W/airlock.yaml" <<YAML
+version: 1
+store: ./state/airlock.db
+agents:
+  - {name: bench-bot, token_sha256: "$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)", scopes: [app-db]}
+approvers: []
+targets:
+  app-db: {kind: sqlite, path: ./app.db}
+YAML
+
+# wait_port FILE PATTERN: the port a server printed once it listens.
+wait_port() {
+  for _ in $(seq 1 200); do
+    port=$(sed -n "$2" "$1" 2>/dev/null | head -1)
+    [[ -n $port ]] && { echo "$port"; return 0; }
+    sleep 0.05
+  done
+  echo "serve_bench: no port in $1:" >&2; cat "$1" >&2; return 1
+}
+
+# run_wrk NAME PORT: prints "NAME rps p50_us p99_us errors".
+run_wrk() {
+  BENCH_TOKEN=$TOKEN wrk -t2 -c"$CONNECTIONS" -d2s -s "$SRC/bench/serve_post.lua" \
+    "http://127.0.0.1:$2/v1/actions" >/dev/null 2>&1 || true   # warm-up
+  local out
+  out=$(BENCH_TOKEN=$TOKEN wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --timeout 10s \
+    -s "$SRC/bench/serve_post.lua" "http://127.0.0.1:$2/v1/actions" 2>&1)
+  local line
+  line=$(grep '^BENCH ' <<<"$out") || { echo "serve_bench: wrk failed: $out" >&2; return 1; }
+  local req dur err p50 p99
+  req=$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$line")
+  dur=$(sed 's/.*duration_us=\([0-9]*\).*/\1/' <<<"$line")
+  err=$(sed 's/.*errors=\([0-9]*\).*/\1/' <<<"$line")
+  p50=$(sed 's/.*p50_us=\([0-9]*\).*/\1/' <<<"$line")
+  p99=$(sed 's/.*p99_us=\([0-9]*\).*/\1/' <<<"$line")
+  echo "$1 $(awk -v r="$req" -v d="$dur" 'BEGIN {printf "%.0f", r * 1e6 / d}') $p50 $p99 $err"
+}
+
+# ---- airlock serve -----------------------------------------------------------------------
+(cd "$W" && exec "$AIRLOCK" --config "$W/airlock.yaml" serve --listen 127.0.0.1:0 \
+  2>"$W/serve.log") &
+PIDS+=($!)
+APORT=$(wait_port "$W/serve.log" 's/.*serving http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p')
+A=$(run_wrk airlock "$APORT")
+
+# ---- baseline ----------------------------------------------------------------------------
+"$BASELINE" "$W/app.db" 0 2 >"$W/baseline.log" 2>&1 &
+PIDS+=($!)
+BPORT=$(wait_port "$W/baseline.log" 's/^listening \([0-9]*\)/\1/p')
+B=$(run_wrk baseline "$BPORT")
+
+# ---- the audit chain after the run -------------------------------------------------------
+kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
+verify=$("$AIRLOCK" --config "$W/airlock.yaml" audit verify --json)
+
+read -r _ a_rps a_p50 a_p99 a_err <<<"$A"
+read -r _ b_rps b_p50 b_p99 b_err <<<"$B"
+ratio=$(awk -v a="$a_rps" -v b="$b_rps" 'BEGIN {printf "%.2f", a / b}')
+fmt_ms() { awk -v u="$1" 'BEGIN {printf "%.2f ms", u / 1000}'; }
+printf '%s\n' "------------------------------------------------------------------------------------------"
+echo "airlock serve vs a minimal Beast service: one-row SELECT, $CONNECTIONS keep-alive clients (wrk -t2), ${SECONDS_PER_RUN}s each"
+printf '%-28s %12s %10s %10s %8s\n' "" "actions/s" "p50" "p99" "errors"
+printf '%-28s %12s %10s %10s %8s\n' "airlock serve (audited)" "$a_rps" "$(fmt_ms "$a_p50")" "$(fmt_ms "$a_p99")" "$a_err"
+printf '%-28s %12s %10s %10s %8s\n' "baseline (no auth, no audit)" "$b_rps" "$(fmt_ms "$b_p50")" "$(fmt_ms "$b_p99")" "$b_err"
+echo "ratio airlock/baseline: $ratio (target >= 0.5); throughput target >= 10000/s, p99 target <= 2 ms"
+echo "audit chain after the run: $verify"
