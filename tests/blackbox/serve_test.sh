@@ -441,6 +441,39 @@ check "once connections close, new ones are served again" healthy
 kill -INT "$B_PID"; wait "$B_PID"
 check "the second server exits 0 on SIGINT" [ $? -eq 0 ]
 
+# ---- webhooks: pending and applied arrive; with the receiver down, actions still complete ---
+node "$CLIENT" receive 0 > "$T/hooks2" &
+RECEIVER=$!
+poll 20 grep -q port "$T/hooks2"
+HOOK_PORT=$(head -1 "$T/hooks2" | jq -r .port)
+C=$T/c
+serve_policy "$C" 1h "notify:
+  - {url: \"http://127.0.0.1:$HOOK_PORT/hook\", on: [pending, applied]}"
+start_server "$C"
+C_PID=$PID
+URL=http://127.0.0.1:$PORT
+api POST /v1/actions "$AGENT_TOKEN" "$(sql_body app-db 'DELETE FROM users WHERE id <= 150')"
+HOOK_ID=$(jf .id "$BODY")
+api POST "/v1/actions/$HOOK_ID/approve" "$DBA_TOKEN" '{"reason": "ok"}'
+check "the approved action is applied" [ "$(jf .status "$BODY")" = applied ]
+hooked() { [ "$(grep "\"action_id\":\"$HOOK_ID\"" "$T/hooks2" | jq -r .kind | tr '\n' ' ')" = "pending applied " ]; }
+poll 30 hooked
+check "the webhook gets the pending and then the applied notification" hooked
+check "a notification carries a one-line text" \
+  [ -n "$(grep "$HOOK_ID" "$T/hooks2" | head -1 | jq -r '.text // empty')" ]
+kill "$RECEIVER"; wait "$RECEIVER" 2>/dev/null
+api POST /v1/actions "$AGENT_TOKEN" "$(sql_body app-db 'DELETE FROM users WHERE id BETWEEN 151 AND 160')"
+check "with the receiver down, a low write is still applied at once" \
+  all [ "$CODE" = 200 ] -- [ "$(jf .status "$BODY")" = applied ]
+api POST /v1/actions "$AGENT_TOKEN" "$(sql_body app-db 'DELETE FROM users WHERE id <= 400')"
+DOWN_ID=$(jf .id "$BODY")
+api POST "/v1/actions/$DOWN_ID/approve" "$DBA_TOKEN" '{}'
+check "with the receiver down, an approved action is still applied" [ "$(jf .status "$BODY")" = applied ]
+check "the rows are gone for real" \
+  [ "$(sqlite3 "$C/prod.db" 'SELECT count(*) FROM users WHERE id <= 400')" = 0 ]
+kill -TERM "$C_PID"; wait "$C_PID"
+check "the webhook server exits 0 on SIGTERM though deliveries are failing" [ $? -eq 0 ]
+
 # ---- SIGTERM: drain, refuse new work, exit 0 ------------------------------------------------
 URL=http://127.0.0.1:$MAIN_PORT
 out=$(node "$CLIENT" drain "$MAIN_PORT" "$MAIN_PID" "$AGENT_TOKEN" repo)
