@@ -249,8 +249,13 @@ bool MatchesCommand(const std::string& glob, const Effect& e) {
   return GlobMatch(glob, Basename((*it)[0].get<std::string>()));
 }
 
+// An MCP call into a sandboxed upstream has a file effect too (see ClassifyMcp).
+bool HasFileEffect(const Effect& e) {
+  return e.kind == "shell" || e.kind == "mcp";
+}
+
 bool MatchesPath(const std::string& glob, const Effect& e) {
-  if (e.kind != "shell") return false;
+  if (!HasFileEffect(e)) return false;
   for (const FileChange& f : e.files) {
     if (GlobMatch(glob, f.path)) return true;
   }
@@ -291,8 +296,8 @@ bool Matches(const RuleMatch& m, const std::string& agent, const std::string& ta
   if (m.table && !MatchesTable(*m.table, e)) return false;
   if (m.op && !MatchesOp(*m.op, e)) return false;
   if (m.command && !MatchesCommand(*m.command, e)) return false;
-  if (m.deletes_gt && !(e.kind == "shell" && ExtraInt(e, "deleted") > *m.deletes_gt)) return false;
-  if (m.files_gt && !(e.kind == "shell" && e.files_changed > *m.files_gt)) return false;
+  if (m.deletes_gt && !(HasFileEffect(e) && ExtraInt(e, "deleted") > *m.deletes_gt)) return false;
+  if (m.files_gt && !(HasFileEffect(e) && e.files_changed > *m.files_gt)) return false;
   if (m.path && !MatchesPath(*m.path, e)) return false;
   return true;
 }
@@ -303,6 +308,52 @@ std::string RuleReason(const Rule& r, std::string_view file) {
   // A rule without its own reason already reads "rule at FILE:LINE"; do not say it twice.
   if (r.reason.empty() || r.reason == at) return arrow;
   return r.reason + " (" + arrow + ")";
+}
+
+// What the gateway observed in the upstream's sandbox during the call, in the keys a shell
+// effect uses; none of them for an upstream without a sandbox.
+bool ObservedInSandbox(const Effect& e) {
+  if (e.files_changed > 0) return true;
+  if (!e.extra.is_object()) return false;
+  for (const char* key : {"deleted", "protected_count", "outside_symlinks_count", "network_attempt",
+                          "killed_by", "upper_full", "refused_count"}) {
+    if (e.extra.contains(key)) return true;
+  }
+  return false;
+}
+
+// An MCP tools/call: the server's tool rules decide the base risk (an effect of kind "mcp"
+// has no tables or files, so the read default of other kinds must not apply); a file effect
+// observed in the sandbox raises it like `airlock exec` would.
+void ClassifyMcp(const Policy* policy, const std::string& target, const Effect& e,
+                 Classification* c) {
+  const McpServerSpec* server = policy ? policy->FindMcpServer(target) : nullptr;
+  if (server == nullptr) {
+    c->risk = MaxRisk(c->risk, Risk::kHigh);
+    c->reasons.push_back("'" + target + "' is not an MCP server of the policy: high (fail closed)");
+    return;
+  }
+  static const Json kNoArguments = Json::object();
+  static const Json kNoAnnotations = nullptr;
+  const bool has_extra = e.extra.is_object();
+  auto field = [&](const char* key) -> const Json* {
+    if (!has_extra) return nullptr;
+    auto it = e.extra.find(key);
+    return it == e.extra.end() ? nullptr : &*it;
+  };
+  const Json* tool = field("tool");
+  const Json* arguments = field("arguments");
+  const Json* annotations = field("annotations");
+  *c = ClassifyMcpCall(*server, tool && tool->is_string() ? tool->get<std::string>() : "",
+                       arguments ? *arguments : kNoArguments,
+                       annotations ? *annotations : kNoAnnotations, Basename(policy->source_path));
+  if (!ObservedInSandbox(e)) return;
+  const TargetSpec* sandbox = policy->FindTarget(server->sandbox);
+  Classification files;
+  ClassifyShell(e, sandbox ? sandbox->max_low_deletes : kDefaultMaxLowDeletes, &files);
+  if (files.risk == Risk::kRead) return;
+  c->risk = MaxRisk(c->risk, files.risk);
+  c->reasons.insert(c->reasons.end(), files.reasons.begin(), files.reasons.end());
 }
 
 }  // namespace
@@ -326,6 +377,8 @@ Classification Classifier::Classify(const std::string& agent, const std::string&
     ClassifySql(effect, spec ? spec->max_low_rows : kDefaultMaxLowRows, &c);
   } else if (effect.kind == "shell") {
     ClassifyShell(effect, spec ? spec->max_low_deletes : kDefaultMaxLowDeletes, &c);
+  } else if (effect.kind == "mcp") {
+    ClassifyMcp(policy_.get(), target, effect, &c);
   } else {
     ClassifyOther(effect, &c);
   }

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "policy/mcp_rules.h"
 #include "policy/policy.h"
 
 namespace airlock {
@@ -388,6 +389,357 @@ TEST(Classify, ThousandRulesOnlyMatchingOnesApply) {
   e.tables = {Change("t999", 0, 1, 0)};
   EXPECT_EQ(c.Classify("etl", "app-db", e).risk, Risk::kHigh);
   EXPECT_EQ(c.Classify("someone-else", "app-db", e).risk, Risk::kLow);
+}
+
+}  // namespace
+}  // namespace airlock
+
+namespace airlock {
+namespace {
+
+// ---- MCP tool calls -----------------------------------------------------------------------
+
+// One server "mail" with the given tool rules (from line 9) and what follows them.
+std::shared_ptr<const Policy> LoadMcp(const std::string& tools, const std::string& more = "") {
+  std::string text =
+      "version: 1\n"                                                // 1
+      "targets:\n"                                                  // 2
+      "  repo: {kind: shell, workspace: /w, max_low_deletes: 3}\n"  // 3
+      "mcp_servers:\n"                                              // 4
+      "  mail:\n"                                                   // 5
+      "    command: [mailer]\n"                                     // 6
+      "    sandbox: repo\n"                                         // 7
+      "    tools:\n" +                                              // 8
+      tools +                                                       // 9+
+      more;
+  auto r = LoadPolicyText(text, "/srv/airlock.yaml");
+  EXPECT_TRUE(r.ok()) << r.status().message();
+  return r.ok() ? *r : nullptr;
+}
+
+Classification Call(const std::shared_ptr<const Policy>& p, const std::string& tool,
+                    const std::string& arguments, const std::string& annotations = "null") {
+  return ClassifyMcpCall(*p->FindMcpServer("mail"), tool, Json::parse(arguments),
+                         Json::parse(annotations), "airlock.yaml");
+}
+
+// Lines 9 and 10 of the policy LoadMcp makes.
+const std::string kSendRules =
+    "      - {tool: send_email, risk: low}\n"
+    "      - {tool: send_email, args: {\"/to\": {count_gt: 1}}, risk: high, reason: batch send}\n";
+
+TEST(ClassifyMcp, CountGt) {
+  auto p = LoadMcp(kSendRules);
+  ASSERT_NE(p, nullptr);
+  Classification r = Call(p, "send_email", R"({"to": ["a@x"], "subject": "hi"})");
+  EXPECT_EQ(r.risk, Risk::kLow);
+  EXPECT_EQ(r.reasons, Reasons{"rule at airlock.yaml:9 \u2192 low"});
+  r = Call(p, "send_email", R"({"to": ["a@x", "b@x"]})");
+  EXPECT_EQ(r.risk, Risk::kHigh);
+  EXPECT_EQ(r.reasons, (Reasons{"rule at airlock.yaml:9 \u2192 low",
+                                "batch send (rule at airlock.yaml:10 \u2192 high)"}));
+  // A string is one recipient; an object counts its members; null and missing count 0.
+  EXPECT_EQ(Call(p, "send_email", R"({"to": "a@x, b@x"})").risk, Risk::kLow);
+  EXPECT_EQ(Call(p, "send_email", R"({"to": {"a": 1, "b": 2}})").risk, Risk::kHigh);
+  EXPECT_EQ(Call(p, "send_email", R"({"to": {"a": 1}})").risk, Risk::kLow);
+  EXPECT_EQ(Call(p, "send_email", R"({"to": null})").risk, Risk::kLow);
+  EXPECT_EQ(Call(p, "send_email", R"({})").risk, Risk::kLow);
+  EXPECT_EQ(Call(p, "send_email", R"([1, 2, 3])").risk, Risk::kLow);
+  EXPECT_EQ(Call(p, "send_email", "null").risk, Risk::kLow);
+  // A huge list is counted, not walked.
+  Json many = {{"to", Json::array()}};
+  for (int i = 0; i < 100000; ++i) many["to"].push_back("r" + std::to_string(i) + "@x");
+  EXPECT_EQ(ClassifyMcpCall(*p->FindMcpServer("mail"), "send_email", many, nullptr, "a").risk,
+            Risk::kHigh);
+}
+
+TEST(ClassifyMcp, CountGtOnWholeArgumentsAndMissingValue) {
+  auto p = LoadMcp(
+      "      - {tool: t, risk: read}\n"
+      "      - {tool: t, args: {\"\": {count_gt: 2}}, risk: high}\n"
+      "      - {tool: t, args: {\"/none\": {count_gt: 0}}, risk: critical}\n");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(Call(p, "t", R"({"a": 1, "b": 2})").risk, Risk::kRead);
+  EXPECT_EQ(Call(p, "t", R"({"a": 1, "b": 2, "c": 3})").risk, Risk::kHigh);
+  EXPECT_EQ(Call(p, "t", R"({"none": [1]})").risk, Risk::kCritical);
+}
+
+TEST(ClassifyMcp, Matches) {
+  auto p = LoadMcp(
+      "      - {tool: query, risk: low}\n"  // 9
+      "      - {tool: query, args: {\"/sql\": {matches: \"^[[:space:]]*(DROP|DELETE)\"}}, "
+      "risk: critical, reason: destructive SQL}\n"                                       // 10
+      "      - {tool: query, args: {\"/note\": {matches: \"secret\"}}, risk: high}\n");  // 11
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(Call(p, "query", R"({"sql": "SELECT 1"})").risk, Risk::kLow);
+  Classification r = Call(p, "query", R"({"sql": "  DROP TABLE users"})");
+  EXPECT_EQ(r.risk, Risk::kCritical);
+  EXPECT_EQ(r.reasons.back(), "destructive SQL (rule at airlock.yaml:10 \u2192 critical)");
+  EXPECT_EQ(Call(p, "query", R"({"sql": "select 1; DROP TABLE users"})").risk, Risk::kLow);
+  // A non-string never matches.
+  EXPECT_EQ(Call(p, "query", R"({"sql": ["DROP TABLE users"]})").risk, Risk::kLow);
+  EXPECT_EQ(Call(p, "query", R"({"sql": 5})").risk, Risk::kLow);
+  // A NUL byte does not hide what follows it.
+  EXPECT_EQ(Call(p, "query", R"({"note": "fine\u0000secret"})").risk, Risk::kHigh);
+  // Too long to search: the rule applies, at least at high (fail closed).
+  Json args = {{"sql", "SELECT " + std::string(20000, 'x')}};
+  r = ClassifyMcpCall(*p->FindMcpServer("mail"), "query", args, nullptr, "airlock.yaml");
+  EXPECT_EQ(r.risk, Risk::kCritical);
+  args = {{"note", std::string(20000, 'x')}};
+  r = ClassifyMcpCall(*p->FindMcpServer("mail"), "query", args, nullptr, "airlock.yaml");
+  EXPECT_EQ(r.risk, Risk::kHigh);
+  ASSERT_EQ(r.reasons.size(), 2u);
+  EXPECT_NE(r.reasons[1].find("rule at airlock.yaml:11 \u2192 high"), std::string::npos)
+      << r.reasons[1];
+  EXPECT_NE(r.reasons[1].find("\"/note\" (20,000 bytes) is too long"), std::string::npos);
+  EXPECT_NE(r.reasons[1].find("fail closed"), std::string::npos);
+  // Just under the limit is searched.
+  args = {{"note", std::string(16 * 1024, 'x')}};
+  EXPECT_EQ(ClassifyMcpCall(*p->FindMcpServer("mail"), "query", args, nullptr, "a").risk,
+            Risk::kLow);
+}
+
+TEST(ClassifyMcp, EqualsAndGt) {
+  auto p = LoadMcp(
+      "      - {tool: pay, risk: low}\n"
+      "      - {tool: pay, args: {\"/amount\": {equals: 100}}, risk: high, reason: hundred}\n"
+      "      - {tool: pay, args: {\"/currency\": {equals: \"USD\"}, \"/amount\": {gt: 1000}}, "
+      "risk: critical, reason: big dollars}\n"
+      "      - {tool: pay, args: {\"/meta\": {equals: {tags: [a, 1], ok: true}}}, risk: high, "
+      "reason: tagged}\n"
+      "      - {tool: pay, args: {\"/x\": {equals: null}}, risk: high, reason: null x}\n");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(Call(p, "pay", R"({"amount": 5})").risk, Risk::kLow);
+  EXPECT_EQ(Call(p, "pay", R"({"amount": 100})").risk, Risk::kHigh);
+  EXPECT_EQ(Call(p, "pay", R"({"amount": 100.0})").risk, Risk::kHigh);  // 1 equals 1.0
+  EXPECT_EQ(Call(p, "pay", R"({"amount": "100"})").risk, Risk::kLow);   // a string is not
+  EXPECT_EQ(Call(p, "pay", R"({"amount": 1000.5, "currency": "USD"})").risk, Risk::kCritical);
+  EXPECT_EQ(Call(p, "pay", R"({"amount": 1000, "currency": "USD"})").risk, Risk::kLow);
+  EXPECT_EQ(Call(p, "pay", R"({"amount": 5000, "currency": "EUR"})").risk, Risk::kLow);
+  EXPECT_EQ(Call(p, "pay", R"({"amount": "5000", "currency": "USD"})").risk, Risk::kLow);
+  EXPECT_EQ(Call(p, "pay", R"({"meta": {"ok": true, "tags": ["a", 1.0]}})").risk, Risk::kHigh);
+  EXPECT_EQ(Call(p, "pay", R"({"meta": {"ok": true, "tags": ["a", 1], "more": 1}})").risk,
+            Risk::kLow);
+  EXPECT_EQ(Call(p, "pay", R"({"x": null})").risk, Risk::kHigh);
+  EXPECT_EQ(Call(p, "pay", R"({})").risk, Risk::kLow);  // missing is not null
+}
+
+TEST(ClassifyMcp, JsonPointers) {
+  auto p = LoadMcp(
+      "      - {tool: t, risk: read}\n"
+      "      - {tool: t, args: {\"/a/0/b\": {equals: 1}}, risk: low, reason: nested}\n"
+      "      - {tool: t, args: {\"/c~1d\": {equals: 1}}, risk: low, reason: slash}\n"
+      "      - {tool: t, args: {\"/e~0f\": {equals: 1}}, risk: low, reason: tilde}\n"
+      "      - {tool: t, args: {\"/list/1\": {equals: 1}}, risk: low, reason: index}\n"
+      "      - {tool: t, args: {\"/\": {equals: 1}}, risk: low, reason: empty name}\n");
+  ASSERT_NE(p, nullptr);
+  auto reasons = [&](const std::string& args) {
+    Classification c = Call(p, "t", args);
+    std::string out;
+    for (size_t i = 1; i < c.reasons.size(); ++i)
+      out += c.reasons[i].substr(0, c.reasons[i].find(' ')) + ";";
+    return out;
+  };
+  EXPECT_EQ(reasons(R"({"a": [{"b": 1}]})"), "nested;");
+  EXPECT_EQ(reasons(R"({"a": {"0": {"b": 1}}})"), "nested;");  // "0" names a member too
+  EXPECT_EQ(reasons(R"({"c/d": 1, "e~f": 1, "": 1})"), "slash;tilde;empty;");
+  EXPECT_EQ(reasons(R"({"list": [0, 1]})"), "index;");
+  EXPECT_EQ(reasons(R"({"list": [0]})"), "");
+  EXPECT_EQ(reasons(R"({"list": {"01": 1}})"), "");  // "1" names member "1", not "01"
+  EXPECT_EQ(reasons(R"({"a": "string"})"), "");
+}
+
+TEST(ClassifyMcp, PointerResolver) {
+  using policy_internal::ResolveJsonPointer;
+  Json doc = Json::parse(R"({"a": [10, 20, {"b~/": true}], "": 5, "x": {"": 7}})");
+  EXPECT_EQ(ResolveJsonPointer(doc, ""), &doc);
+  ASSERT_NE(ResolveJsonPointer(doc, "/a/1"), nullptr);
+  EXPECT_EQ(*ResolveJsonPointer(doc, "/a/1"), 20);
+  EXPECT_EQ(*ResolveJsonPointer(doc, "/a/2/b~0~1"), true);
+  EXPECT_EQ(*ResolveJsonPointer(doc, "/"), 5);
+  EXPECT_EQ(*ResolveJsonPointer(doc, "/x/"), 7);
+  for (const char* missing :
+       {"/a/01", "/a/3", "/a/-", "/a/+1", "/a/1e0", "/a/ 1", "/a/", "/a/99999999999999999999999",
+        "/a/1/x", "/nope", "a", "/a/2/b~2", "/a/2/b~"}) {
+    EXPECT_EQ(ResolveJsonPointer(doc, missing), nullptr) << missing;
+  }
+  EXPECT_EQ(ResolveJsonPointer(Json(nullptr), "/a"), nullptr);
+  EXPECT_EQ(ResolveJsonPointer(Json("s"), "/0"), nullptr);
+  // Deep documents resolve without recursion.
+  Json deep = Json::array();
+  std::string pointer;
+  for (int i = 0; i < 1000; ++i) {
+    deep = Json::array({std::move(deep)});
+    pointer += "/0";
+  }
+  EXPECT_NE(ResolveJsonPointer(deep, pointer), nullptr);
+  EXPECT_EQ(ResolveJsonPointer(deep, pointer + "/0"), nullptr);
+}
+
+TEST(ClassifyMcp, GlobsAndNoRule) {
+  auto p = LoadMcp(
+      "      - {tool: \"read_*\", risk: read}\n"
+      "      - {tool: \"write_[a-z]*\", risk: low}\n"
+      "      - {tool: \"write_secret*\", risk: high, reason: secrets}\n"
+      "      - {tool: send, args: {\"/to\": {count_gt: 1}}, risk: high}\n");
+  ASSERT_NE(p, nullptr);
+  Classification r = Call(p, "read_file", "{}");
+  EXPECT_EQ(r.risk, Risk::kRead);
+  EXPECT_EQ(r.reasons, Reasons{"rule at airlock.yaml:9 \u2192 read"});
+  EXPECT_EQ(Call(p, "write_file", "{}").risk, Risk::kLow);
+  r = Call(p, "write_secrets", "{}");
+  EXPECT_EQ(r.risk, Risk::kHigh);
+  EXPECT_EQ(r.reasons.size(), 2u);
+  r = Call(p, "delete_everything", R"({"path": "/"})");
+  EXPECT_EQ(r.risk, Risk::kHigh);
+  EXPECT_EQ(r.reasons, Reasons{"tool 'delete_everything' on server 'mail' has no rule: high "
+                               "(fail closed)"});
+  EXPECT_EQ(Call(p, "read", "{}").risk, Risk::kHigh);      // "read_*" needs the underscore
+  EXPECT_EQ(Call(p, "read_a/b", "{}").risk, Risk::kHigh);  // '*' stops at '/'
+  EXPECT_EQ(Call(p, "", "{}").risk, Risk::kHigh);
+  // A rule names the tool but its arguments do not hold: still no matching rule.
+  r = Call(p, "send", R"({"to": ["a"]})");
+  EXPECT_EQ(r.risk, Risk::kHigh);
+  EXPECT_EQ(r.reasons, Reasons{"no rule for tool 'send' on server 'mail' matches these "
+                               "arguments: high (fail closed)"});
+}
+
+TEST(ClassifyMcp, RulesRaiseNeverLower) {
+  auto p = LoadMcp(
+      "      - {tool: \"*\", risk: high, reason: everything}\n"
+      "      - {tool: ls, risk: read}\n");
+  ASSERT_NE(p, nullptr);
+  Classification r = Call(p, "ls", "{}");
+  EXPECT_EQ(r.risk, Risk::kHigh);
+  EXPECT_EQ(r.reasons, (Reasons{"everything (rule at airlock.yaml:9 \u2192 high)",
+                                "rule at airlock.yaml:10 \u2192 read"}));
+}
+
+TEST(ClassifyMcp, Annotations) {
+  const std::string rules = "      - {tool: ruled, risk: high}\n";
+  auto trusted = LoadMcp(rules, "    trust_annotations: true\n");
+  auto untrusted = LoadMcp(rules);
+  ASSERT_NE(trusted, nullptr);
+  ASSERT_NE(untrusted, nullptr);
+  const std::string ro = R"({"readOnlyHint": true})";
+  Classification r = Call(trusted, "list", "{}", ro);
+  EXPECT_EQ(r.risk, Risk::kRead);
+  ASSERT_EQ(r.reasons.size(), 1u);
+  EXPECT_NE(r.reasons[0].find("the upstream says read-only (readOnlyHint), trusted by "
+                              "trust_annotations"),
+            std::string::npos)
+      << r.reasons[0];
+  EXPECT_EQ(Call(trusted, "edit", "{}", R"({"destructiveHint": false})").risk, Risk::kLow);
+  // destructiveHint: true never lowers, not even with readOnlyHint.
+  r = Call(trusted, "rm", "{}", R"({"readOnlyHint": true, "destructiveHint": true})");
+  EXPECT_EQ(r.risk, Risk::kHigh);
+  EXPECT_NE(r.reasons[0].find("destructiveHint"), std::string::npos);
+  EXPECT_EQ(Call(trusted, "rm", "{}", R"({"destructiveHint": true})").risk, Risk::kHigh);
+  // Only real booleans in an object count.
+  EXPECT_EQ(Call(trusted, "list", "{}", R"({"readOnlyHint": "true"})").risk, Risk::kHigh);
+  EXPECT_EQ(Call(trusted, "list", "{}", R"([true])").risk, Risk::kHigh);
+  EXPECT_EQ(Call(trusted, "list", "{}", "null").risk, Risk::kHigh);
+  // Untrusted: hints are ignored.
+  EXPECT_EQ(Call(untrusted, "list", "{}", ro).risk, Risk::kHigh);
+  EXPECT_EQ(Call(untrusted, "edit", "{}", R"({"destructiveHint": false})").risk, Risk::kHigh);
+  // A rule wins over the hints.
+  EXPECT_EQ(Call(trusted, "ruled", "{}", ro).risk, Risk::kHigh);
+}
+
+TEST(ClassifyMcp, ClassifierHook) {
+  auto p = LoadMcp(kSendRules,
+                   "rules:\n  - {match: {target: mail, kind: mcp}, risk: low}\n"
+                   "  - {match: {target: mail, agent: bot}, risk: critical}\n"
+                   "agents:\n  - {name: bot, token_sha256: \"" +
+                       kTok + "\", scopes: [mail]}\n");
+  ASSERT_NE(p, nullptr);
+  Classifier c(p);
+  Effect e;
+  e.kind = "mcp";
+  e.extra = {{"server", "mail"}, {"tool", "send_email"}, {"arguments", {{"to", {"a", "b"}}}}};
+  ASSERT_TRUE(e.IsRead());  // no tables or files: the read default must not leak
+  Classification r = c.Classify("etl", "mail", e);
+  EXPECT_EQ(r.risk, Risk::kHigh);
+  EXPECT_EQ(r.reasons, (Reasons{"rule at airlock.yaml:9 \u2192 low",
+                                "batch send (rule at airlock.yaml:10 \u2192 high)",
+                                "rule at airlock.yaml:12 \u2192 low"}));
+  EXPECT_EQ(c.Classify("bot", "mail", e).risk, Risk::kCritical);
+  // Missing tool, arguments and annotations.
+  e.extra = Json::object();
+  r = c.Classify("etl", "mail", e);
+  EXPECT_EQ(r.risk, Risk::kHigh);
+  EXPECT_EQ(r.reasons[0], "tool '' on server 'mail' has no rule: high (fail closed)");
+  e.extra = {{"tool", "send_email"}};
+  EXPECT_EQ(c.Classify("etl", "mail", e).risk, Risk::kLow);
+  e.extra = nullptr;
+  EXPECT_EQ(c.Classify("etl", "mail", e).risk, Risk::kHigh);
+  // Not a server of the policy.
+  e.extra = {{"tool", "send_email"}};
+  r = c.Classify("etl", "repo", e);
+  EXPECT_EQ(r.risk, Risk::kHigh);
+  EXPECT_EQ(r.reasons[0], "'repo' is not an MCP server of the policy: high (fail closed)");
+  EXPECT_EQ(Classifier(nullptr).Classify("etl", "mail", e).risk, Risk::kHigh);
+}
+
+// The upstream's file effect in its sandbox raises the tool rule's risk like `airlock exec`.
+TEST(ClassifyMcp, FileEffectInTheSandbox) {
+  auto p = LoadMcp(
+      "      - {tool: write_file, risk: read}\n"
+      "rules:\n  - {match: {kind: mcp, path: \"secrets/**\"}, risk: critical}\n");
+  ASSERT_NE(p, nullptr);
+  Classifier c(p);
+  Effect e;
+  e.kind = "mcp";
+  e.extra = {{"tool", "write_file"}, {"network_attempt", false}};
+  EXPECT_EQ(c.Classify("bot", "mail", e).risk, Risk::kRead);
+  FileChange f;
+  f.path = "notes.txt";
+  e.files = {f};
+  e.files_changed = 1;
+  e.extra["added"] = 1;
+  Classification r = c.Classify("bot", "mail", e);
+  EXPECT_EQ(r.risk, Risk::kLow);
+  EXPECT_EQ(r.reasons.back(),
+            "changes 1 path inside the workspace (1 added, 0 changed, 0 deleted) is low");
+  e.extra["deleted"] = 4;  // more than the sandbox target's max_low_deletes: 3
+  EXPECT_EQ(c.Classify("bot", "mail", e).risk, Risk::kHigh);
+  e.files[0].path = "secrets/key";
+  EXPECT_EQ(c.Classify("bot", "mail", e).risk, Risk::kCritical);
+}
+
+TEST(ClassifyMcp, Scopes) {
+  AgentSpec a;
+  a.scopes = {"db", "fs", "mail/read_*", "mail/list"};
+  EXPECT_TRUE(AgentSeesMcpServer(a, "fs"));
+  EXPECT_TRUE(AgentSeesMcpServer(a, "mail"));
+  EXPECT_FALSE(AgentSeesMcpServer(a, "other"));
+  EXPECT_FALSE(AgentSeesMcpServer(a, "mai"));
+  EXPECT_FALSE(AgentSeesMcpServer(a, "f"));
+  EXPECT_FALSE(AgentSeesMcpServer(a, ""));
+  EXPECT_TRUE(AgentMayCallTool(a, "fs", "anything"));
+  EXPECT_TRUE(AgentMayCallTool(a, "mail", "read_inbox"));
+  EXPECT_TRUE(AgentMayCallTool(a, "mail", "list"));
+  EXPECT_FALSE(AgentMayCallTool(a, "mail", "send"));
+  EXPECT_FALSE(AgentMayCallTool(a, "mail", "listing"));
+  EXPECT_FALSE(AgentMayCallTool(a, "mail", "read_x/y"));
+  EXPECT_FALSE(AgentMayCallTool(a, "other", "read_inbox"));
+  EXPECT_FALSE(AgentMayCallTool(a, "mai", "l/read_x"));
+  AgentSpec none;
+  EXPECT_FALSE(AgentSeesMcpServer(none, "fs"));
+  EXPECT_FALSE(AgentMayCallTool(none, "fs", "x"));
+}
+
+TEST(ClassifyMcp, RegexProblems) {
+  using policy_internal::RegexProblem;
+  EXPECT_EQ(RegexProblem("^[[:alpha:]]+@(example|test)\\.com$"), "");
+  EXPECT_EQ(RegexProblem("a{255}"), "");
+  EXPECT_EQ(RegexProblem("(x?){0,255}"), "");
+  EXPECT_EQ(RegexProblem("[]a]|[^]b]|[[:digit:]]x"), "");
+  EXPECT_NE(RegexProblem("a{256}"), "");
+  EXPECT_NE(RegexProblem("(((x?){0,9}){0,9}){0,9}"), "");
+  EXPECT_NE(RegexProblem("(a)\\1"), "");
+  EXPECT_NE(RegexProblem("[abc"), "");
+  EXPECT_NE(RegexProblem(std::string(1025, 'a')), "");
 }
 
 }  // namespace

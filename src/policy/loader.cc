@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <span>
 #include <sstream>
 #include <string_view>
@@ -22,6 +24,7 @@
 
 #include "core/glob.h"
 #include "policy/guard.h"
+#include "policy/mcp_rules.h"
 #include "policy/policy.h"
 #include "policy/units.h"
 
@@ -35,8 +38,9 @@ using policy_internal::Where;
 
 using Keys = std::span<const std::string_view>;
 
-constexpr std::string_view kTopKeys[] = {"version", "mode",  "store",     "agents", "approvers",
-                                         "targets", "rules", "approvals", "limits", "notify"};
+constexpr std::string_view kTopKeys[] = {"version",   "mode",    "store",      "agents",
+                                         "approvers", "targets", "rules",      "approvals",
+                                         "limits",    "notify",  "mcp_servers"};
 constexpr std::string_view kAgentKeys[] = {"name", "token_sha256", "scopes"};
 constexpr std::string_view kApproverKeys[] = {"name", "token_sha256", "roles"};
 constexpr std::string_view kSqliteKeys[] = {
@@ -56,6 +60,11 @@ constexpr std::string_view kLimitMatchKeys[] = {"target", "agent"};
 constexpr std::string_view kNotifyKeys[] = {"url", "on"};
 constexpr std::string_view kNotifyEvents[] = {"pending", "applied", "denied",      "rejected",
                                               "expired", "failed",  "rolled_back", "breaker"};
+constexpr std::string_view kMcpServerKeys[] = {
+    "command",           "env",           "sandbox",         "url", "tools",
+    "trust_annotations", "approval_wait", "max_message_size"};
+constexpr std::string_view kMcpToolKeys[] = {"tool", "args", "risk", "reason"};
+constexpr std::string_view kArgCheckKeys[] = {"count_gt", "matches", "equals", "gt"};
 constexpr std::string_view kTargetKinds[] = {"sqlite", "shell"};
 constexpr std::string_view kNetworkModes[] = {"off", "on"};
 constexpr std::string_view kEffectKinds[] = {"sql", "shell", "mail", "http", "mcp"};
@@ -71,6 +80,10 @@ constexpr int64_t kMaxBusyTimeoutMs = 2147483647;  // sqlite3_busy_timeout takes
 // action into thousands of POSTs. No real set-up needs more than a handful.
 constexpr size_t kMaxWebhooks = 64;
 constexpr size_t kMaxUrlBytes = 2048;
+// The built-in MCP server's name (`airlock mcp stdio --server airlock`): no target or server
+// may take it, so that a scope "airlock" means one thing.
+constexpr std::string_view kBuiltinMcpServer = "airlock";
+constexpr int64_t kMaxApprovalWaitMs = 60 * 60 * 1000;  // a client holds the call open
 
 std::string Join(Keys keys) {
   std::string out;
@@ -392,9 +405,10 @@ class Loader {
       policy_.store_path = Resolve(store);
     }
 
-    // Order matters: agents' scopes name targets, quorums count approvers, rules and limits
-    // name both.
+    // Order matters: MCP servers name a shell target as their sandbox, agents' scopes name
+    // targets and servers, quorums count approvers, rules and limits name all of them.
     if (const Field* f = top.Find("targets")) RETURN_IF_ERROR(LoadTargets(*f));
+    if (const Field* f = top.Find("mcp_servers")) RETURN_IF_ERROR(LoadMcpServers(*f));
     if (const Field* f = top.Find("agents")) RETURN_IF_ERROR(LoadAgents(*f));
     if (const Field* f = top.Find("approvers")) RETURN_IF_ERROR(LoadApprovers(*f));
     if (const Field* f = top.Find("approvals")) RETURN_IF_ERROR(LoadApprovals(*f));
@@ -417,6 +431,9 @@ class Loader {
       ASSIGN_OR_RETURN(std::string name, GetName(name_field));
       if (policy_.targets.count(name) != 0) {
         return Err(key, "targets: duplicate target " + Quote(name));
+      }
+      if (name == kBuiltinMcpServer) {
+        return Err(key, "targets: the name \"airlock\" is reserved for the built-in MCP server");
       }
       RETURN_IF_ERROR(LoadTarget(name, key, it->second));
     }
@@ -441,6 +458,11 @@ class Loader {
     if (!has_kind) {
       return Err(entry,
                  path + ": missing required key \"kind\" (supported: " + Join(kTargetKinds) + ")");
+    }
+    if (kind_node.IsScalar() && kind_node.Scalar() == "mcp") {
+      return Err(kind_node, path +
+                                ".kind: MCP servers are defined under `mcp_servers:`, not "
+                                "`targets:`");
     }
     if (!kind_node.IsScalar() || !Contains(kTargetKinds, kind_node.Scalar())) {
       return Err(kind_node, path + ".kind: unknown target kind " + Describe(kind_node) +
@@ -669,13 +691,34 @@ class Loader {
       if (const Field* f = fields.Find("scopes")) {
         ASSIGN_OR_RETURN(auto scopes, GetStringList(*f));
         for (auto& [scope, node] : scopes) {
-          if (policy_.targets.count(scope) == 0) {
-            return Err(node, f->path + ": unknown target " + Quote(scope) + KnownTargets());
-          }
+          RETURN_IF_ERROR(CheckScope(scope, node, f->path));
           a.scopes.push_back(scope);
         }
       }
       policy_.agents.push_back(std::move(a));
+    }
+    return Status::Ok();
+  }
+
+  // A target, an MCP server (every tool of it), "airlock" (the built-in server), or
+  // "SERVER/TOOLGLOB" (the tools of SERVER that the glob matches).
+  Status CheckScope(const std::string& scope, const YAML::Node& node,
+                    const std::string& path) const {
+    if (policy_.targets.count(scope) != 0 || scope == kBuiltinMcpServer) return Status::Ok();
+    const size_t slash = scope.find('/');
+    if (slash == std::string::npos) {
+      return Err(node, path + ": unknown target " + Quote(scope) + KnownTargets());
+    }
+    const std::string server = scope.substr(0, slash);
+    const std::string glob = scope.substr(slash + 1);
+    if (server != kBuiltinMcpServer && policy_.mcp_servers.count(server) == 0) {
+      return Err(node, path + ": unknown MCP server " + Quote(server) + " in scope " +
+                           Quote(scope) + KnownTargets());
+    }
+    std::string why;
+    if (!GlobValid(glob, &why)) {
+      return Err(node, path + ": bad tool pattern " + Quote(glob) + " in scope " + Quote(scope) +
+                           ": " + why);
     }
     return Status::Ok();
   }
@@ -700,11 +743,24 @@ class Loader {
     return Status::Ok();
   }
 
+  // MCP servers are in `targets` too, but people wrote them in their own section.
   std::string KnownTargets() const {
     if (policy_.targets.empty()) return " (no targets are defined)";
+    std::string targets, servers;
+    for (const auto& [name, t] : policy_.targets) {
+      std::string& list = t.kind == "mcp" ? servers : targets;
+      list += (list.empty() ? "" : ", ") + name;
+    }
+    return " (defined targets: " + (targets.empty() ? std::string("none") : targets) +
+           (servers.empty() ? "" : "; MCP servers: " + servers) + ")";
+  }
+
+  std::string KnownShellTargets() const {
     std::string out;
-    for (const auto& [name, t] : policy_.targets) out += (out.empty() ? "" : ", ") + name;
-    return " (defined targets: " + out + ")";
+    for (const auto& [name, t] : policy_.targets) {
+      if (t.kind == "shell") out += (out.empty() ? "" : ", ") + name;
+    }
+    return out.empty() ? " (no shell targets are defined)" : " (shell targets: " + out + ")";
   }
 
   std::string KnownAgents() const {
@@ -957,6 +1013,391 @@ class Loader {
         ASSIGN_OR_RETURN(n.on, GetNotifyEvents(*f));
       }
       policy_.notify.push_back(std::move(n));
+    }
+    return Status::Ok();
+  }
+
+  // ---- MCP servers ----------------------------------------------------------------------
+
+  Result<bool> GetBool(const Field& f) const {
+    if (f.value.IsScalar() && f.value.Tag() != "!") {
+      const std::string& s = f.value.Scalar();
+      if (s == "true" || s == "True" || s == "TRUE") return true;
+      if (s == "false" || s == "False" || s == "FALSE") return false;
+    }
+    return ValueErr(f, "expected true or false, got " +
+                           (f.value.IsScalar() && f.value.Tag() == "!" ? std::string("the string ")
+                                                                       : std::string()) +
+                           Describe(f.value));
+  }
+
+  // A plain YAML number ("5", "-2.5", "1e3"); nothing else (no .inf, no hex).
+  static std::optional<double> ParseNumber(const std::string& s) {
+    if (s.empty() || s.size() > 64) return std::nullopt;
+    bool digit = false;
+    for (char c : s) {
+      if (c >= '0' && c <= '9') {
+        digit = true;
+      } else if (c != '+' && c != '-' && c != '.' && c != 'e' && c != 'E') {
+        return std::nullopt;
+      }
+    }
+    if (!digit) return std::nullopt;
+    char* end = nullptr;
+    errno = 0;
+    double d = std::strtod(s.c_str(), &end);
+    if (end != s.c_str() + s.size() || errno == ERANGE || !std::isfinite(d)) return std::nullopt;
+    return d;
+  }
+
+  Result<double> GetNumber(const Field& f) const {
+    std::optional<double> d;
+    if (f.value.IsScalar() && f.value.Tag() != "!") d = ParseNumber(f.value.Scalar());
+    if (!d) {
+      return ValueErr(f,
+                      "expected a number, got " +
+                          (f.value.IsScalar() && f.value.Tag() == "!" ? std::string("the string ")
+                                                                      : std::string()) +
+                          Describe(f.value));
+    }
+    return *d;
+  }
+
+  static bool IsDecimalInteger(const std::string& s) {
+    size_t i = !s.empty() && (s[0] == '-' || s[0] == '+') ? 1 : 0;
+    return i < s.size() && std::all_of(s.begin() + static_cast<long>(i), s.end(),
+                                       [](char c) { return c >= '0' && c <= '9'; });
+  }
+
+  // `equals:` values as JSON: quoted scalars are strings; plain ones are null, booleans,
+  // integers and numbers when they look like one, strings otherwise. The depth is bounded
+  // by CheckHostileInput.
+  Result<Json> YamlToJson(const YAML::Node& n, const std::string& path) const {
+    switch (n.Type()) {
+      case YAML::NodeType::Null:
+        return Json(nullptr);
+      case YAML::NodeType::Scalar: {
+        const std::string& s = n.Scalar();
+        if (n.Tag() == "!" || n.Tag() == "tag:yaml.org,2002:str") return Json(s);
+        if (s == "null" || s == "Null" || s == "NULL" || s == "~") return Json(nullptr);
+        if (s == "true" || s == "True" || s == "TRUE") return Json(true);
+        if (s == "false" || s == "False" || s == "FALSE") return Json(false);
+        if (IsDecimalInteger(s)) {
+          Result<int64_t> i = ParseInt64(s);
+          if (!i.ok()) return Err(n, path + ": " + i.status().message());
+          return Json(*i);
+        }
+        if (std::optional<double> d = ParseNumber(s)) return Json(*d);
+        return Json(s);
+      }
+      case YAML::NodeType::Sequence: {
+        Json out = Json::array();
+        for (auto it = n.begin(); it != n.end(); ++it) {
+          ASSIGN_OR_RETURN(Json item, YamlToJson(*it, path));
+          out.push_back(std::move(item));
+        }
+        return out;
+      }
+      case YAML::NodeType::Map: {
+        Json out = Json::object();
+        for (auto it = n.begin(); it != n.end(); ++it) {
+          if (!it->first.IsScalar()) return Err(it->first, path + ": keys must be plain strings");
+          const std::string& k = it->first.Scalar();
+          if (out.contains(k)) return Err(it->first, path + ": duplicate key " + Quote(k));
+          ASSIGN_OR_RETURN(out[k], YamlToJson(it->second, path));
+        }
+        return out;
+      }
+      default:
+        return Err(n, path + ": expected a value, got " + Describe(n));
+    }
+  }
+
+  Result<Risk> GetRisk(const Field& f) const {
+    ASSIGN_OR_RETURN(std::string name, GetString(f));
+    std::optional<Risk> risk = ParseRisk(name);
+    if (!risk) {
+      return ValueErr(f, "unknown risk " + Quote(name) + " (allowed: read, low, high, critical)");
+    }
+    return *risk;
+  }
+
+  // `"/to": {count_gt: 1}`: one JSON pointer and the checks on what it names.
+  Status LoadArgCheck(const YAML::Node& key, const YAML::Node& value, const std::string& path,
+                      McpToolRule* r) {
+    ArgPredicate p;
+    p.pointer = key.Scalar();
+    p.loc = LocOf(key);
+    if (std::string problem = policy_internal::JsonPointerProblem(p.pointer); !problem.empty()) {
+      return Err(key, path + ": bad JSON pointer " + Quote(p.pointer) + ": " + problem);
+    }
+    const std::string check_path = path + "[" + Quote(p.pointer) + "]";
+    const std::string hint = ": name at least one check (" + Join(kArgCheckKeys) + ")";
+    if (value.IsNull()) return Err(key, check_path + hint);
+    ASSIGN_OR_RETURN(Fields fields, ReadMap(value, check_path, kArgCheckKeys));
+    if (const Field* f = fields.Find("count_gt")) {
+      ASSIGN_OR_RETURN(p.count_gt, GetInt(*f, 0, INT64_MAX));
+    }
+    if (const Field* f = fields.Find("matches")) {
+      ASSIGN_OR_RETURN(std::string pattern, GetString(*f));
+      if (std::string problem = policy_internal::RegexProblem(pattern); !problem.empty()) {
+        return ValueErr(*f, "bad regular expression " + Quote(pattern) + ": " + problem);
+      }
+      p.matches = std::move(pattern);
+    }
+    if (const Field* f = fields.Find("equals")) {
+      ASSIGN_OR_RETURN(p.equals, YamlToJson(f->value, f->path));
+    }
+    if (const Field* f = fields.Find("gt")) {
+      ASSIGN_OR_RETURN(p.gt, GetNumber(*f));
+    }
+    if (!p.count_gt && !p.matches && !p.equals && !p.gt) return Err(value, check_path + hint);
+    r->args.push_back(std::move(p));
+    return Status::Ok();
+  }
+
+  Status LoadArgChecks(const Field& f, McpToolRule* r) {
+    if (f.value.IsNull()) return Status::Ok();  // `args:` alone: the tool alone matches
+    if (!f.value.IsMap()) {
+      return ValueErr(f,
+                      "expected a mapping of JSON pointers to checks, e.g. "
+                      "{\"/to\": {count_gt: 1}}, got " +
+                          Describe(f.value));
+    }
+    for (auto it = f.value.begin(); it != f.value.end(); ++it) {
+      if (!it->first.IsScalar()) return Err(it->first, f.path + ": keys must be JSON pointers");
+      for (const ArgPredicate& prev : r->args) {
+        if (prev.pointer == it->first.Scalar()) {
+          return Err(it->first, f.path + ": duplicate key " + Quote(prev.pointer) +
+                                    " (first at line " + std::to_string(prev.loc.line) + ")");
+        }
+      }
+      RETURN_IF_ERROR(LoadArgCheck(it->first, it->second, f.path, r));
+    }
+    return Status::Ok();
+  }
+
+  Status LoadToolRules(const Field& section, McpServerSpec* s) {
+    ASSIGN_OR_RETURN(std::vector<YAML::Node> items, GetList(section));
+    for (size_t i = 0; i < items.size(); ++i) {
+      McpToolRule r;
+      r.loc = LocOf(items[i]);
+      const std::string path = section.path + "[" + std::to_string(i) + "]";
+      ASSIGN_OR_RETURN(Fields fields, ReadMap(items[i], path, kMcpToolKeys));
+      const Field* tool = fields.Find("tool");
+      if (tool == nullptr) {
+        return Missing(fields, path, "tool", " (a tool name, or a glob such as read_*)");
+      }
+      ASSIGN_OR_RETURN(r.tool, GetString(*tool));
+      std::string why;
+      if (!GlobValid(r.tool, &why))
+        return ValueErr(*tool, "bad pattern " + Quote(r.tool) + ": " + why);
+      const Field* risk = fields.Find("risk");
+      if (risk == nullptr) {
+        return Missing(fields, path, "risk", " (one of read, low, high, critical)");
+      }
+      ASSIGN_OR_RETURN(r.risk, GetRisk(*risk));
+      if (const Field* f = fields.Find("args")) RETURN_IF_ERROR(LoadArgChecks(*f, &r));
+      r.reason = "rule at " + rule_file_ + ":" + std::to_string(r.loc.line);
+      if (const Field* f = fields.Find("reason")) {
+        ASSIGN_OR_RETURN(std::string reason, GetString(*f));
+        if (!reason.empty()) r.reason = std::move(reason);
+      }
+      s->tools.push_back(std::move(r));
+    }
+    return Status::Ok();
+  }
+
+  // The upstream's argv. Its arguments often hold credentials (connection strings, keys):
+  // no error here quotes them.
+  Status LoadMcpCommand(const Field& f, McpServerSpec* s) {
+    if (f.value.IsScalar()) {
+      return ValueErr(f,
+                      "expected a list of the program and its arguments, e.g. "
+                      "[npx, -y, @modelcontextprotocol/server-filesystem, /data] (a string is "
+                      "not split)");
+    }
+    ASSIGN_OR_RETURN(auto argv, GetStringList(f));
+    if (argv.empty()) return ValueErr(f, "name at least the program to run");
+    for (auto& [arg, node] : argv) {
+      if (arg.find('\0') != std::string::npos) {
+        return Err(node, f.path + ": an argument contains a NUL byte");
+      }
+      s->command.push_back(arg);
+    }
+    if (s->command[0].empty())
+      return Err(argv[0].second, f.path + ": the program must not be empty");
+    return Status::Ok();
+  }
+
+  static bool IsEnvName(const std::string& s) {
+    if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+    });
+  }
+
+  // The upstream's environment. Values are credentials more often than not: no error quotes
+  // one.
+  Status LoadMcpEnv(const Field& f, McpServerSpec* s) {
+    if (f.value.IsNull()) return Status::Ok();
+    if (!f.value.IsMap()) {
+      return ValueErr(f, "expected a mapping of variable names to values, got " +
+                             std::string(f.value.IsSequence() ? "a list" : "a string"));
+    }
+    for (auto it = f.value.begin(); it != f.value.end(); ++it) {
+      const YAML::Node key = it->first;
+      if (!key.IsScalar() || !IsEnvName(key.Scalar())) {
+        return Err(key, f.path + ": bad variable name " +
+                            (key.IsScalar() ? Quote(key.Scalar()) : Describe(key)) +
+                            ": use letters, digits and '_', not starting with a digit");
+      }
+      const std::string& name = key.Scalar();
+      if (s->env.count(name) != 0) return Err(key, f.path + ": duplicate variable " + Quote(name));
+      Field value{name, f.path + "." + name, key, it->second};
+      if (!it->second.IsScalar()) {
+        return ValueErr(value, std::string("expected a string, got ") +
+                                   (it->second.IsNull() ? "nothing" : "a list or mapping"));
+      }
+      if (it->second.Scalar().find('\0') != std::string::npos) {
+        return ValueErr(value, "the value contains a NUL byte");
+      }
+      s->env.emplace(name, it->second.Scalar());
+    }
+    return Status::Ok();
+  }
+
+  Result<std::string> GetSandbox(const Field& f) const {
+    ASSIGN_OR_RETURN(std::string name, GetString(f));
+    const TargetSpec* t = policy_.FindTarget(name);
+    if (t == nullptr || t->kind != "shell") {
+      const std::string what =
+          t == nullptr ? "unknown target " + Quote(name)
+          : t->kind == "mcp"
+              ? Quote(name) + " is an MCP server, not a shell target"
+              : "target " + Quote(name) + " is a " + t->kind + " target, not a shell target";
+      return ValueErr(f, what +
+                             ": `sandbox` names the shell target whose sandbox the server runs "
+                             "in" +
+                             KnownShellTargets());
+    }
+    return name;
+  }
+
+  // How to reach the upstream: exactly one of `command` (stdio) and `url` (streamable HTTP);
+  // env and sandbox belong to a command.
+  Status LoadMcpTransport(const Fields& fields, const std::string& path, McpServerSpec* s) {
+    const Field* command = fields.Find("command");
+    const Field* url = fields.Find("url");
+    if (command != nullptr && url != nullptr) {
+      const Field* later = command->key.Mark().pos > url->key.Mark().pos ? command : url;
+      return Err(later->key, path +
+                                 ": set `command` (a stdio server) or `url` (a streamable HTTP "
+                                 "server), not both");
+    }
+    if (command == nullptr && url == nullptr) {
+      return Err(fields.map(), path +
+                                   ": missing required key \"command\" or \"url\" (a stdio "
+                                   "server's argv, or a streamable HTTP server's URL)");
+    }
+    if (url != nullptr) {
+      for (const char* key : {"env", "sandbox"}) {
+        if (const Field* f = fields.Find(key)) {
+          return Err(f->key, f->path +
+                                 ": applies only to a stdio server (`command`), not to a "
+                                 "`url`");
+        }
+      }
+      ASSIGN_OR_RETURN(s->url, GetWebhookUrl(*url));
+      return Status::Ok();
+    }
+    RETURN_IF_ERROR(LoadMcpCommand(*command, s));
+    if (const Field* f = fields.Find("env")) RETURN_IF_ERROR(LoadMcpEnv(*f, s));
+    if (const Field* f = fields.Find("sandbox")) {
+      ASSIGN_OR_RETURN(s->sandbox, GetSandbox(*f));
+    }
+    return Status::Ok();
+  }
+
+  // The server as a target of kind "mcp", so that scopes, rules, limits and breakers name it
+  // like any target.
+  TargetSpec McpTarget(const McpServerSpec& s) const {
+    TargetSpec t;
+    t.name = s.name;
+    t.kind = "mcp";
+    t.loc = s.loc;
+    Json& j = t.fields;
+    j = Json::object();
+    j["kind"] = t.kind;
+    if (s.url.empty()) {
+      j["command"] = s.command;
+      j["env"] = s.env;
+      j["sandbox"] = s.sandbox;
+    } else {
+      j["url"] = s.url;
+    }
+    j["trust_annotations"] = s.trust_annotations;
+    j["approval_wait_ms"] = s.approval_wait_ms;
+    j["max_message_bytes"] = s.max_message_bytes;
+    return t;
+  }
+
+  Status LoadMcpServer(const std::string& name, const YAML::Node& key, const YAML::Node& entry) {
+    const std::string path = "mcp_servers." + name;
+    if (!entry.IsMap()) {
+      return Err(entry.IsNull() ? key : entry,
+                 path + ": expected a mapping with `command` or `url`, got " + Describe(entry));
+    }
+    ASSIGN_OR_RETURN(Fields fields, ReadMap(entry, path, kMcpServerKeys));
+    McpServerSpec s;
+    s.name = name;
+    s.loc = LocOf(key);
+    RETURN_IF_ERROR(LoadMcpTransport(fields, path, &s));
+    if (const Field* f = fields.Find("tools")) RETURN_IF_ERROR(LoadToolRules(*f, &s));
+    if (const Field* f = fields.Find("trust_annotations")) {
+      ASSIGN_OR_RETURN(s.trust_annotations, GetBool(*f));
+    }
+    if (const Field* f = fields.Find("approval_wait")) {
+      ASSIGN_OR_RETURN(s.approval_wait_ms, GetDuration(*f, /*allow_zero=*/true));
+      if (s.approval_wait_ms > kMaxApprovalWaitMs) return ValueErr(*f, "must be at most 1h");
+    }
+    if (const Field* f = fields.Find("max_message_size")) {
+      ASSIGN_OR_RETURN(s.max_message_bytes, GetSize(*f, 1024, 64LL << 20));
+    }
+    policy_.targets.emplace(name, McpTarget(s));
+    policy_.mcp_servers.emplace(name, std::move(s));
+    return Status::Ok();
+  }
+
+  Status LoadMcpServers(const Field& section) {
+    if (section.value.IsNull()) return Status::Ok();
+    if (!section.value.IsMap()) {
+      return ValueErr(
+          section, "expected a mapping of server names to servers, got " + Describe(section.value));
+    }
+    for (auto it = section.value.begin(); it != section.value.end(); ++it) {
+      const YAML::Node key = it->first;
+      if (!key.IsScalar()) return Err(key, "mcp_servers: server names must be plain strings");
+      Field name_field{"", "mcp_servers", key, key};
+      ASSIGN_OR_RETURN(std::string name, GetName(name_field));
+      if (name.find_first_not_of('.') == std::string::npos) {
+        // The name is a path segment of /mcp/NAME.
+        return Err(key, "mcp_servers: bad name " + Quote(name) + ": not only dots");
+      }
+      if (name == kBuiltinMcpServer) {
+        return Err(key,
+                   "mcp_servers: the name \"airlock\" is reserved for the built-in MCP "
+                   "server (`airlock mcp stdio --server airlock`)");
+      }
+      if (policy_.mcp_servers.count(name) != 0) {
+        return Err(key, "mcp_servers: duplicate server " + Quote(name));
+      }
+      if (const TargetSpec* t = policy_.FindTarget(name)) {
+        return Err(
+            key, "mcp_servers: " + Quote(name) + " is already the name of the target at line " +
+                     std::to_string(t->loc.line) + " (a server and a target cannot share a name)");
+      }
+      RETURN_IF_ERROR(LoadMcpServer(name, key, it->second));
     }
     return Status::Ok();
   }

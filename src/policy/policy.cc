@@ -22,4 +22,9 @@ const TargetSpec* Policy::FindTarget(const std::string& name) const {
   return it == targets.end() ? nullptr : &it->second;
 }
 
+const McpServerSpec* Policy::FindMcpServer(const std::string& name) const {
+  auto it = mcp_servers.find(name);
+  return it == mcp_servers.end() ? nullptr : &it->second;
+}
+
 }  // namespace airlock

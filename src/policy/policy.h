@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -26,7 +27,9 @@ struct SourceLoc {
 struct AgentSpec {
   std::string name;
   std::string token_sha256;         // 64 lowercase hex chars (validated)
-  std::vector<std::string> scopes;  // target names this agent may act on (validated to exist)
+  // What this agent may act on (validated to exist): a target's name, an MCP server's name
+  // (every tool of it), or "SERVER/TOOLGLOB" (only the tools the glob matches).
+  std::vector<std::string> scopes;
   SourceLoc loc;
 };
 
@@ -108,6 +111,46 @@ struct NotifySpec {
   SourceLoc loc;
 };
 
+// ---- MCP servers (`mcp_servers:`) ---------------------------------------------------------
+
+// One predicate on a tool call's arguments, addressed by a JSON pointer (RFC 6901; "" is the
+// whole arguments object). Every field it names must hold. A pointer that resolves to nothing
+// never matches, except `count_gt`, for which a missing value counts 0.
+struct ArgPredicate {
+  std::string pointer;                // "/to"
+  std::optional<int64_t> count_gt;    // array: its length; object: its members; null/missing: 0;
+                                      // a string or other scalar: 1 (one recipient)
+  std::optional<std::string> matches; // POSIX extended regex, searched in the string value
+                                      // (a non-string never matches); compiled at load
+  std::optional<Json> equals;         // JSON equality (1 equals 1.0)
+  std::optional<double> gt;           // numeric: value > gt (a non-number never matches)
+  SourceLoc loc;
+};
+
+// `tools: [{tool: send_email, args: {"/to": {count_gt: 1}}, risk: high, reason: ...}]`.
+struct McpToolRule {
+  std::string tool;                   // a name or a glob (core/glob.h: '*', '?', [..])
+  std::vector<ArgPredicate> args;     // all must hold; none: the tool alone matches
+  Risk risk = Risk::kHigh;            // required
+  std::string reason;                 // default: "rule at FILE:LINE"
+  SourceLoc loc;
+};
+
+struct McpServerSpec {
+  std::string name;                   // [a-z0-9_-]+, not a target's name, not "airlock"
+  // stdio: argv of the upstream (argv[0] looked up on PATH) and the only environment it gets
+  // besides PATH. Exactly one of `command` and `url` is set.
+  std::vector<std::string> command;
+  std::map<std::string, std::string> env;
+  std::string sandbox;                // a shell target's name to run `command` in; "" = none
+  std::string url;                    // streamable HTTP upstream (http:// or https://)
+  std::vector<McpToolRule> tools;     // first to last; every matching rule raises the risk
+  bool trust_annotations = false;     // use the upstream's readOnlyHint/destructiveHint
+  int64_t approval_wait_ms = 60'000;  // how long a pending tools/call waits for a decision
+  int64_t max_message_bytes = 4LL << 20;  // a bigger JSON-RPC message is refused
+  SourceLoc loc;
+};
+
 struct Policy {
   std::string source_path;          // absolute path of the file it came from
   int version = 1;                  // required; only 1 exists
@@ -120,8 +163,12 @@ struct Policy {
   Approvals approvals;
   std::vector<Limit> limits;
   std::vector<NotifySpec> notify;
+  // Each server also appears in `targets` as a TargetSpec of kind "mcp" (fields: the entry
+  // as JSON), so that actions on it go through the same pipeline, scopes and limits.
+  std::map<std::string, McpServerSpec> mcp_servers;
 
   const TargetSpec* FindTarget(const std::string& name) const;
+  const McpServerSpec* FindMcpServer(const std::string& name) const;
 };
 
 // Parses and validates. Every error is InvalidArgument with a message that begins with
@@ -159,6 +206,20 @@ class Classifier {
   std::map<std::string, std::vector<const Rule*>> by_target_;
   std::vector<const Rule*> any_target_;
 };
+
+// MCP: whether `agent` sees `server` at all (some scope names it) and may call `tool` on it.
+bool AgentSeesMcpServer(const AgentSpec& agent, const std::string& server);
+bool AgentMayCallTool(const AgentSpec& agent, const std::string& server, const std::string& tool);
+
+// MCP: the risk of calling `tool` with `arguments` on `server`, from the server's tool rules.
+// No matching rule: high (fail closed), unless trust_annotations and the upstream's
+// annotations (an object, possibly null) say readOnlyHint: true (read) or destructiveHint:
+// false (low); destructiveHint: true never lowers anything. Every rule that matches raises
+// the risk and adds its reason. Classifier::Classify calls this for effects of kind "mcp"
+// (effect.extra: {"server", "tool", "arguments", "annotations"}).
+Classification ClassifyMcpCall(const McpServerSpec& server, const std::string& tool,
+                               const Json& arguments, const Json& annotations,
+                               std::string_view policy_file);
 
 // Formats 1204 as "1,204".
 std::string FormatCount(int64_t n);

@@ -716,3 +716,317 @@ TEST(PolicyNotify, Hostile) {
 
 }  // namespace
 }  // namespace airlock
+
+namespace airlock {
+namespace {
+
+// ---- mcp_servers ------------------------------------------------------------------------
+
+// A shell target, a sqlite target and an agent; MCP tests add `mcp_servers:` and more.
+std::string McpBase() {
+  return "version: 1\n"                                  // 1
+         "targets:\n"                                    // 2
+         "  repo: {kind: shell, workspace: ./repo}\n"    // 3
+         "  app-db: {kind: sqlite, path: ./prod.db}\n";  // 4
+}
+
+std::string McpAgent(const std::string& scopes) {
+  return "agents:\n  - {name: bot, token_sha256: \"" + kTokA + "\", scopes: [" + scopes + "]}\n";
+}
+
+TEST(PolicyMcp, FullConfig) {
+  const std::string text = McpBase() +
+                           "mcp_servers:\n"  // 5
+                           "  fs:\n"         // 6
+                           "    command: [npx, -y, \"@modelcontextprotocol/server-filesystem\", "
+                           "/data]\n"                                                  // 7
+                           "    env: {NODE_ENV: production, DEBUG: 1, EMPTY: \"\"}\n"  // 8
+                           "    sandbox: repo\n"                                       // 9
+                           "    trust_annotations: true\n"                             // 10
+                           "    approval_wait: 30s\n"                                  // 11
+                           "    max_message_size: 1MiB\n"                              // 12
+                           "    tools:\n"                                              // 13
+                           "      - {tool: \"read_*\", risk: read}\n"                  // 14
+                           "      - tool: move_file\n"                                 // 15
+                           "        args:\n"                                           // 16
+                           "          \"/source\": {matches: \"^\\\\.git/\"}\n"        // 17
+                           "          \"\": {count_gt: 3}\n"                           // 18
+                           "          /a~1b/0: {equals: {k: [1, \"1\", null, true, 2.5]}, gt: "
+                           "1e3}\n"                                              // 19
+                           "        risk: high\n"                                // 20
+                           "        reason: moves\n"                             // 21
+                           "  remote: {url: \"https://mcp.example.com/mcp\"}\n"  // 22
+                           "  bare:\n"                                           // 23
+                           "    command: [srv]\n"                                // 24
+                           "    tools:\n" +                                      // 25
+                           McpAgent("repo, fs, \"remote/get_*\", airlock, \"airlock/sql_*\"") +
+                           "rules:\n"
+                           "  - {match: {target: fs, kind: mcp}, risk: low}\n"
+                           "limits:\n"
+                           "  - {match: {target: remote}, rate: 10/min}\n";
+  auto p = MustLoad(text);
+  ASSERT_NE(p, nullptr);
+  ASSERT_EQ(p->mcp_servers.size(), 3u);
+  const McpServerSpec* fs = p->FindMcpServer("fs");
+  ASSERT_NE(fs, nullptr);
+  EXPECT_EQ(fs->name, "fs");
+  EXPECT_EQ(fs->command, (std::vector<std::string>{
+                             "npx", "-y", "@modelcontextprotocol/server-filesystem", "/data"}));
+  EXPECT_EQ(fs->env, (std::map<std::string, std::string>{
+                         {"NODE_ENV", "production"}, {"DEBUG", "1"}, {"EMPTY", ""}}));
+  EXPECT_EQ(fs->sandbox, "repo");
+  EXPECT_TRUE(fs->url.empty());
+  EXPECT_TRUE(fs->trust_annotations);
+  EXPECT_EQ(fs->approval_wait_ms, 30000);
+  EXPECT_EQ(fs->max_message_bytes, 1 << 20);
+  EXPECT_EQ(fs->loc.line, 6);
+  ASSERT_EQ(fs->tools.size(), 2u);
+  EXPECT_EQ(fs->tools[0].tool, "read_*");
+  EXPECT_EQ(fs->tools[0].risk, Risk::kRead);
+  EXPECT_TRUE(fs->tools[0].args.empty());
+  EXPECT_EQ(fs->tools[0].reason, "rule at airlock.yaml:14");
+  const McpToolRule& move = fs->tools[1];
+  EXPECT_EQ(move.tool, "move_file");
+  EXPECT_EQ(move.risk, Risk::kHigh);
+  EXPECT_EQ(move.reason, "moves");
+  EXPECT_EQ(move.loc.line, 15);
+  ASSERT_EQ(move.args.size(), 3u);
+  EXPECT_EQ(move.args[0].pointer, "/source");
+  EXPECT_EQ(move.args[0].matches, "^\\.git/");
+  EXPECT_FALSE(move.args[0].count_gt);
+  EXPECT_EQ(move.args[0].loc.line, 17);
+  EXPECT_EQ(move.args[1].pointer, "");
+  EXPECT_EQ(move.args[1].count_gt, 3);
+  EXPECT_EQ(move.args[2].pointer, "/a~1b/0");
+  ASSERT_TRUE(move.args[2].equals.has_value());
+  EXPECT_EQ(*move.args[2].equals, Json::parse(R"({"k": [1, "1", null, true, 2.5]})"));
+  EXPECT_TRUE((*move.args[2].equals)["k"][0].is_number_integer());
+  EXPECT_EQ(move.args[2].gt, 1000.0);
+
+  const McpServerSpec* remote = p->FindMcpServer("remote");
+  ASSERT_NE(remote, nullptr);
+  EXPECT_EQ(remote->url, "https://mcp.example.com/mcp");
+  EXPECT_TRUE(remote->command.empty());
+  EXPECT_FALSE(remote->trust_annotations);
+  EXPECT_EQ(remote->approval_wait_ms, 60000);            // default
+  EXPECT_EQ(remote->max_message_bytes, 4 << 20);         // default
+  EXPECT_TRUE(p->FindMcpServer("bare")->tools.empty());  // `tools:` alone: none
+  EXPECT_EQ(p->FindMcpServer("repo"), nullptr);
+  EXPECT_EQ(p->FindMcpServer("airlock"), nullptr);  // built in, not in the policy
+
+  // Each server is also a target of kind "mcp", described by its fields.
+  EXPECT_EQ(p->targets.size(), 5u);
+  const TargetSpec* t = p->FindTarget("fs");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->kind, "mcp");
+  EXPECT_EQ(t->loc.line, 6);
+  EXPECT_EQ(t->fields, Json::parse(R"({
+      "kind": "mcp",
+      "command": ["npx", "-y", "@modelcontextprotocol/server-filesystem", "/data"],
+      "env": {"NODE_ENV": "production", "DEBUG": "1", "EMPTY": ""},
+      "sandbox": "repo", "trust_annotations": true,
+      "approval_wait_ms": 30000, "max_message_bytes": 1048576})"));
+  EXPECT_EQ(p->FindTarget("remote")->fields, Json::parse(R"({
+      "kind": "mcp", "url": "https://mcp.example.com/mcp", "trust_annotations": false,
+      "approval_wait_ms": 60000, "max_message_bytes": 4194304})"));
+
+  EXPECT_EQ(p->agents[0].scopes,
+            (std::vector<std::string>{"repo", "fs", "remote/get_*", "airlock", "airlock/sql_*"}));
+  EXPECT_EQ(p->rules[0].match.target, "fs");
+  EXPECT_EQ(p->limits[0].match_target, "remote");
+}
+
+TEST(PolicyMcp, EmptySection) {
+  auto p = MustLoad("version: 1\nmcp_servers:\n");
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(p->mcp_servers.empty());
+  EXPECT_TRUE(MustLoad("version: 1\nmcp_servers: {}\n")->mcp_servers.empty());
+}
+
+TEST(PolicyMcp, StructureErrors) {
+  const std::string head = McpBase() + "mcp_servers:\n  fs: ";
+  ExpectErrorAt("version: 1\nmcp_servers: [fs]\n", "[fs]",
+                {"mcp_servers: expected a mapping of server names"});
+  ExpectErrorAt(head + "npx\n", "npx",
+                {"mcp_servers.fs: expected a mapping with `command` or `url`"});
+  ExpectErrorAt(
+      head + "{command: [x], colour: red}\n", "colour",
+      {"unknown key \"colour\" in mcp_servers.fs", "allowed: command, env, sandbox, url"});
+  ExpectErrorAt(head + "{command: [x], url: \"http://a.example\"}\n", "url",
+                {"mcp_servers.fs: set `command`", "or `url`", "not both"});
+  ExpectErrorAt(head + "{url: \"http://a.example\", command: [x]}\n", "command", {"not both"});
+  ExpectErrorAt(head + "{trust_annotations: true}\n", "{trust",
+                {"mcp_servers.fs: missing required key \"command\" or \"url\""});
+  ExpectErrorAt(
+      head + "{command: [x], tools: [{tool: a, risk: high, why: y}]}\n", "why",
+      {"unknown key \"why\" in mcp_servers.fs.tools[0]", "allowed: tool, args, risk, reason"});
+  ExpectErrorAt(head + "{command: [x], tools: [{risk: high}]}\n", "{risk",
+                {"mcp_servers.fs.tools[0]: missing required key \"tool\""});
+  ExpectErrorAt(head + "{command: [x], tools: [{tool: a}]}\n", "{tool",
+                {"mcp_servers.fs.tools[0]: missing required key \"risk\""});
+  ExpectErrorAt(
+      head + "{command: [x], tools: [{tool: a, risk: hgih}]}\n", "hgih",
+      {"mcp_servers.fs.tools[0].risk: unknown risk \"hgih\"", "read, low, high, critical"});
+  ExpectErrorAt(head + "{command: [x], tools: [{tool: \"[ab\", risk: high}]}\n", "\"[ab",
+                {"mcp_servers.fs.tools[0].tool: bad pattern", "unclosed '['"});
+  ExpectErrorAt(head + "{command: [x], tools: {tool: a, risk: high}}\n", "{tool",
+                {"mcp_servers.fs.tools: expected a list"});
+  ExpectErrorAt(head + "{command: [x], trust_annotations: yes}\n", "yes",
+                {"trust_annotations: expected true or false, got \"yes\""});
+  ExpectErrorAt(head + "{command: [x], trust_annotations: \"true\"}\n", "\"true\"",
+                {"expected true or false, got the string"});
+  ExpectErrorAt(head + "{command: [x], approval_wait: 2h}\n", "2h",
+                {"mcp_servers.fs.approval_wait: must be at most 1h"});
+  ExpectErrorAt(head + "{command: [x], approval_wait: soon}\n", "soon", {"bad duration"});
+  ExpectErrorAt(head + "{command: [x], max_message_size: 100}\n", "100",
+                {"mcp_servers.fs.max_message_size: must be between 1,024 and 67,108,864"});
+  ExpectErrorAt(head + "{command: [x], max_message_size: 1GiB}\n", "1GiB", {"must be between"});
+  ExpectErrorAt(McpBase() + "mcp_servers:\n  fs: {command: [x]}\n  fs: {command: [y]}\n", "fs",
+                {"mcp_servers: duplicate server \"fs\""}, 2);
+  ExpectErrorAt("version: 1\nmcp_servers:\n  \"a b\": {command: [x]}\n", "\"a b\"",
+                {"bad name \"a b\""});
+  ExpectErrorAt("version: 1\nmcp_servers:\n  \"..\": {command: [x]}\n", "\"..\"",
+                {"bad name \"..\""});
+  ExpectError("version: 1\nmcp_server: {}\n", "2:1", {"unknown key \"mcp_server\"", "mcp_servers"});
+}
+
+TEST(PolicyMcp, TransportErrors) {
+  const std::string head = McpBase() + "mcp_servers:\n  fs: ";
+  ExpectErrorAt(head + "{command: []}\n", "[]",
+                {"mcp_servers.fs.command: name at least the program to run"});
+  ExpectErrorAt(head + "{command: }\n", "command", {"name at least the program"});
+  ExpectErrorAt(head + "{command: [\"\", x]}\n", "\"\"", {"the program must not be empty"});
+  ExpectErrorAt(head + "{command: [x, [y]]}\n", "[y]", {"expected a list of strings"});
+  ExpectErrorAt(head + "{command: [x, \"a\\0b\"]}\n", "\"a\\0b\"", {"contains a NUL byte"});
+  ExpectErrorAt(head + "{command: [x], env: [A=1]}\n", "[A=1]",
+                {"mcp_servers.fs.env: expected a mapping of variable names to values"});
+  ExpectErrorAt(head + "{command: [x], env: {1X: a}}\n", "1X", {"bad variable name \"1X\""});
+  ExpectErrorAt(head + "{command: [x], env: {\"A=B\": a}}\n", "\"A=B\"", {"bad variable name"});
+  ExpectErrorAt(head + "{command: [x], env: {A: [a]}}\n", "[a]",
+                {"mcp_servers.fs.env.A: expected a string, got a list or mapping"});
+  ExpectErrorAt(head + "{command: [x], env: {A: 1, A: 2}}\n", "A", {"duplicate variable \"A\""}, 2);
+  ExpectErrorAt(head + "{command: [x], sandbox: app-db}\n", "app-db",
+                {"mcp_servers.fs.sandbox: target \"app-db\" is a sqlite target, not a shell target",
+                 "shell targets: repo"},
+                2);
+  ExpectErrorAt(head + "{command: [x], sandbox: nope}\n", "nope",
+                {"unknown target \"nope\"", "shell targets: repo"});
+  ExpectErrorAt(head + "{url: \"http://a.example\", sandbox: repo}\n", "sandbox",
+                {"mcp_servers.fs.sandbox: applies only to a stdio server"});
+  ExpectErrorAt(head + "{url: \"http://a.example\", env: {A: b}}\n", "env",
+                {"mcp_servers.fs.env: applies only to a stdio server"});
+  ExpectErrorAt(head + "{url: \"ftp://a.example\"}\n", "\"ftp",
+                {"mcp_servers.fs.url", "http:// or https://"});
+  ExpectErrorAt(head + "{url: \"http://\"}\n", "\"http", {"no host"});
+  // A second server may use the first one as nothing: sandbox names a shell target only.
+  ExpectErrorAt(McpBase() + "mcp_servers:\n  a: {command: [x]}\n  b: {command: [y], sandbox: a}\n",
+                "a}", {"\"a\" is an MCP server, not a shell target"});
+}
+
+// Commands and env values hold credentials: errors never quote them.
+TEST(PolicyMcp, ErrorsDoNotQuoteSecrets) {
+  const std::string secret = "s3cretPassw0rd";
+  for (const std::string& entry :
+       {"{command: \"psql postgres://u:" + secret + "@db/x\"}",
+        "{command: [psql, \"postgres://u:" + secret + "@db/x\", \"a\\0\"]}",
+        "{command: [x], env: {DB: [\"" + secret + "\"]}}",
+        "{command: [x], env: {DB: \"" + secret + "\\0\"}}",
+        "{url: \"https://u:" + secret + "@a.example:0/x\"}"}) {
+    auto r = LoadPolicyText("version: 1\nmcp_servers:\n  db: " + entry + "\n", kFile);
+    ASSERT_FALSE(r.ok()) << entry;
+    EXPECT_EQ(r.status().message().find(secret), std::string::npos) << r.status().message();
+  }
+}
+
+TEST(PolicyMcp, ArgCheckErrors) {
+  const std::string head = McpBase() +
+                           "mcp_servers:\n  fs: {command: [x], tools: [{tool: t, "
+                           "risk: high, args: ";
+  auto bad = [&](const std::string& args, const std::string& needle,
+                 const std::vector<std::string>& words,
+                 int nth = 1) { ExpectErrorAt(head + args + "}]}\n", needle, words, nth); };
+  bad("{to: {count_gt: 1}}",
+      "to:", {"mcp_servers.fs.tools[0].args: bad JSON pointer \"to\"", "starts with '/'"});
+  bad("{\"/a~2\": {count_gt: 1}}", "\"/a~2\"", {"bad JSON pointer \"/a~2\"", "~0", "~1"});
+  bad("{\"/a~\": {count_gt: 1}}", "\"/a~\"", {"bad JSON pointer"});
+  bad("{\"/to\": {}}", "{}}",
+      {"args[\"/to\"]: name at least one check", "count_gt, matches, equals, gt"});
+  bad("{\"/to\": }", "\"/to\"", {"name at least one check"});
+  bad("{\"/to\": 1}", "1}", {"args[\"/to\"]: expected a mapping"});
+  bad("[\"/to\"]", "[\"/to\"]", {"args: expected a mapping of JSON pointers"});
+  bad("{\"/to\": {count_ge: 1}}", "count_ge",
+      {"unknown key \"count_ge\" in mcp_servers.fs.tools[0].args[\"/to\"]",
+       "allowed: count_gt, matches, equals, gt"});
+  bad("{\"/to\": {count_gt: -1}}", "-1", {"count_gt: must be at least 0"});
+  bad("{\"/to\": {count_gt: many}}", "many", {"expected an integer"});
+  bad("{\"/to\": {matches: \"(ab\"}}", "\"(ab\"",
+      {"args[\"/to\"].matches: bad regular expression \"(ab\"", "Unmatched ( or \\("});
+  bad("{\"/to\": {matches: \"a{2,1}\"}}", "\"a{2", {"bad regular expression", "\\{\\}"});
+  bad("{\"/to\": {matches: \"(a)\\\\1\"}}", "\"(a)", {"back-references"});
+  bad("{\"/to\": {matches: \"x{0,10000}\"}}", "\"x{", {"repetition count over 255"});
+  bad("{\"/to\": {matches: \"((x?){0,30}){0,30}\"}}", "\"((x", {"expand too far"});
+  bad("{\"/to\": {matches: \"" + std::string(1025, 'a') + "\"}}", "\"aaa",
+      {"longer than 1024 bytes"});
+  bad("{\"/to\": {matches: [a]}}", "[a]", {"matches: expected a string"});
+  bad("{\"/n\": {gt: lots}}", "lots", {"args[\"/n\"].gt: expected a number, got \"lots\""});
+  bad("{\"/n\": {gt: \"5\"}}", "\"5\"", {"expected a number, got the string"});
+  bad("{\"/n\": {gt: .inf}}", ".inf", {"expected a number"});
+  bad("{\"/n\": {gt: 1e999}}", "1e999", {"expected a number"});
+  bad("{\"/n\": {equals: 99999999999999999999}}", "9999", {"equals", "out of range"});
+  bad("{\"/n\": {equals: {[a]: 1}}}", "[a]", {"keys must be plain strings"});
+  bad("{\"/n\": {count_gt: 1}, \"/n\": {gt: 1}}", "\"/n\"", {"duplicate key \"/n\""}, 2);
+}
+
+TEST(PolicyMcp, NamesAndScopes) {
+  // A server and a target cannot share a name, and "airlock" is the built-in server's.
+  ExpectErrorAt(McpBase() + "mcp_servers:\n  repo: {command: [x]}\n", "repo: {command",
+                {"mcp_servers: \"repo\" is already the name of the target at line 3"});
+  ExpectErrorAt("version: 1\nmcp_servers:\n  airlock: {command: [x]}\n", "airlock",
+                {"\"airlock\" is reserved for the built-in MCP server"});
+  ExpectErrorAt("version: 1\ntargets:\n  airlock: {kind: sqlite, path: x}\n", "airlock",
+                {"targets: the name \"airlock\" is reserved"});
+  ExpectErrorAt("version: 1\ntargets:\n  x: {kind: mcp, command: [x]}\n", "mcp",
+                {"targets.x.kind: MCP servers are defined under `mcp_servers:`"});
+
+  const std::string servers = McpBase() + "mcp_servers:\n  fs: {command: [x]}\n";
+  ExpectErrorAt(servers + McpAgent("\"nope/read_*\""), "\"nope/",
+                {"agents[0].scopes: unknown MCP server \"nope\" in scope \"nope/read_*\"",
+                 "defined targets: app-db, repo; MCP servers: fs"});
+  ExpectErrorAt(servers + McpAgent("\"repo/x\""), "\"repo/", {"unknown MCP server \"repo\""});
+  ExpectErrorAt(servers + McpAgent("\"fs/[\""), "\"fs/[",
+                {"bad tool pattern \"[\" in scope \"fs/[\"", "unclosed '['"});
+  ExpectErrorAt(servers + McpAgent("\"fs/\""), "\"fs/", {"bad tool pattern \"\""});
+  ExpectErrorAt(servers + McpAgent("nope"), "nope", {"unknown target \"nope\"", "MCP servers: fs"});
+  auto p = MustLoad(servers + McpAgent("fs, \"fs/read_*\", \"airlock/exec\", airlock"));
+  ASSERT_NE(p, nullptr);
+  // Rules and limits name a server like a target; errors list servers apart.
+  EXPECT_NE(MustLoad(servers + "rules:\n  - {match: {target: fs}, risk: high}\n"), nullptr);
+  ExpectErrorAt(servers + "limits:\n  - {match: {target: fss}, rate: 1/s}\n", "fss",
+                {"unknown target \"fss\" (defined targets: app-db, repo; MCP servers: fs)"});
+  // Servers load before agents, wherever the sections are in the file.
+  std::string agents_first = McpBase() + McpAgent("fs") + "mcp_servers:\n  fs: {command: [x]}\n";
+  EXPECT_NE(MustLoad(agents_first), nullptr);
+}
+
+TEST(PolicyMcp, Hostile) {
+  // Deep `equals:` values are refused by the nesting guard before they are converted.
+  std::string deep =
+      "version: 1\nmcp_servers:\n  fs: {command: [x], tools: [{tool: t, risk: high, "
+      "args: {\"/a\": {equals: " +
+      std::string(40, '[') + std::string(40, ']') + "}}}]}\n";
+  auto r = LoadPolicyText(deep, kFile);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("nest"), std::string::npos) << r.status().message();
+  // Many rules and checks load (the file-size cap bounds them).
+  std::string many = "version: 1\nmcp_servers:\n  fs:\n    command: [x]\n    tools:\n";
+  for (int i = 0; i < 2000; ++i) {
+    many += "      - {tool: t" + std::to_string(i) +
+            ", risk: low, args: {\"/a\": {matches: \"^x\"}}}\n";
+  }
+  auto p = MustLoad(many);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->FindMcpServer("fs")->tools.size(), 2000u);
+}
+
+}  // namespace
+}  // namespace airlock
