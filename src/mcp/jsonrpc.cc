@@ -1,0 +1,346 @@
+#include "mcp/jsonrpc.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+namespace airlock::mcp {
+
+namespace {
+
+constexpr int kMaxDepth = 64;
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kMinRead = kReadChunk / 2;  // a read asks for at least this much
+// A buffer grown by one long line is given back once it is empty, so that a single 4 MiB
+// message does not pin 4 MiB per session for the rest of its life.
+constexpr size_t kKeepBufferBytes = 4 * kReadChunk;
+
+struct StrictJson {
+  Json value;  // discarded when the text is not JSON
+  bool too_deep = false;
+  bool duplicate_key = false;
+};
+
+// nlohmann's parser with two checks that ParseJson does not make:
+// - depth, counted in containers, before the value is built (no stack exhaustion);
+// - duplicate object keys. The gateway decides on the value it parsed, the upstream acts on
+//   the one it parses; `{"name":"read_file","name":"delete_file"}` must not mean one thing
+//   to airlock and another to a server whose parser keeps the first key. An object whose
+//   key count differs from its size at its end had a repeated key.
+StrictJson ParseStrict(std::string_view text) {
+  StrictJson out;
+  std::vector<size_t> keys_seen;  // one entry per open object
+  Json::parser_callback_t callback = [&](int depth, Json::parse_event_t event, Json& parsed) {
+    if (out.too_deep) return false;
+    switch (event) {
+      case Json::parse_event_t::object_start:
+      case Json::parse_event_t::array_start:
+        // `depth` is the number of enclosing containers: the top level is 0.
+        if (depth >= kMaxDepth) {
+          out.too_deep = true;
+          return false;
+        }
+        if (event == Json::parse_event_t::object_start) keys_seen.push_back(0);
+        break;
+      case Json::parse_event_t::key:
+        if (!keys_seen.empty()) ++keys_seen.back();
+        break;
+      case Json::parse_event_t::object_end:
+        if (!keys_seen.empty()) {
+          if (keys_seen.back() != parsed.size()) out.duplicate_key = true;
+          keys_seen.pop_back();
+        }
+        break;
+      default:
+        break;
+    }
+    return true;
+  };
+  out.value = Json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/false);
+  return out;
+}
+
+ParseResult Failure(int code, std::string message, Json id, bool answerable) {
+  ParseResult r;
+  r.failure.code = code;
+  r.failure.message = std::move(message);
+  r.failure.id = std::move(id);
+  r.failure.answerable = answerable;
+  return r;
+}
+
+bool IsValidId(const Json& id) {
+  // is_number_integer() covers both signed and unsigned; 1.0 is a float and refused.
+  return id.is_string() || id.is_number_integer();
+}
+
+bool IsErrorObject(const Json& e) {
+  if (!e.is_object()) return false;
+  auto code = e.find("code");
+  auto message = e.find("message");
+  return code != e.end() && code->is_number_integer() && message != e.end() && message->is_string();
+}
+
+// Validates an object already known to be JSON. Every field is type-checked before it is
+// read, so no nlohmann accessor can throw.
+ParseResult ParseObject(Json j, bool duplicate_key) {
+  auto id_it = j.find("id");
+  auto method_it = j.find("method");
+  auto params_it = j.find("params");
+  auto result_it = j.find("result");
+  auto error_it = j.find("error");
+  const bool has_id = id_it != j.end();
+  const bool has_method = method_it != j.end();
+  const bool has_params = params_it != j.end();
+  const bool has_result = result_it != j.end();
+  const bool has_error = error_it != j.end();
+
+  // The id names the failure whenever it can be read, so the reply can be matched.
+  Json id = has_id && IsValidId(*id_it) ? *id_it : Json(nullptr);
+  // Never answer a notification (JSON-RPC), nor something shaped like a response: an error
+  // sent back for a response would itself be a response to nothing, and could loop between
+  // two peers. A "method" that is not a string is answered (the JSON-RPC spec's example).
+  const bool is_notification = !has_id && has_method && method_it->is_string();
+  const bool is_response_shaped = !has_method && (has_result || has_error);
+  const bool answerable = !is_notification && !is_response_shaped;
+  auto fail = [&](int code, std::string message) {
+    return Failure(code, std::move(message), id, answerable);
+  };
+
+  auto version = j.find("jsonrpc");
+  if (version == j.end()) return fail(kInvalidRequest, "missing \"jsonrpc\": \"2.0\"");
+  if (!version->is_string() || version->get_ref<const std::string&>() != "2.0") {
+    return fail(kInvalidRequest, "\"jsonrpc\" must be \"2.0\"");
+  }
+  if (duplicate_key) return fail(kInvalidRequest, "an object has a repeated key");
+  if (has_id && !IsValidId(*id_it)) {
+    return fail(kInvalidRequest, "\"id\" must be a string or an integer");
+  }
+
+  Message m;
+  if (has_method) {
+    if (!method_it->is_string()) return fail(kInvalidRequest, "\"method\" must be a string");
+    // A message that is both a request and a response would be routed by one peer as the
+    // one and by another as the other.
+    if (has_result || has_error) {
+      return fail(kInvalidRequest,
+                  "a message with \"method\" cannot carry \"result\" or \"error\"");
+    }
+    if (has_params && !params_it->is_object() && !params_it->is_array()) {
+      return fail(kInvalidRequest, "\"params\" must be an object or an array");
+    }
+    m.type = has_id ? Message::Type::kRequest : Message::Type::kNotification;
+    m.method = method_it->get_ref<const std::string&>();
+    if (has_params) m.params = *params_it;
+  } else if (has_result || has_error) {
+    if (has_result && has_error) {
+      return fail(kInvalidRequest, "a response has both \"result\" and \"error\"");
+    }
+    if (!has_id) return fail(kInvalidRequest, "a response needs an \"id\"");
+    if (has_result) {
+      m.type = Message::Type::kResponse;
+      m.result = *result_it;
+    } else {
+      if (!IsErrorObject(*error_it)) {
+        return fail(kInvalidRequest,
+                    "\"error\" must be an object with an integer \"code\" and a string "
+                    "\"message\"");
+      }
+      m.type = Message::Type::kError;
+      m.error = *error_it;
+    }
+  } else {
+    return fail(kInvalidRequest, "missing \"method\"");
+  }
+  m.id = std::move(id);
+  m.raw = std::move(j);
+  ParseResult r;
+  r.message = std::move(m);
+  return r;
+}
+
+}  // namespace
+
+ParseResult Parse(std::string_view text, size_t max_bytes) {
+  if (text.size() > max_bytes) {
+    return Failure(kMessageTooLarge,
+                   "message of " + std::to_string(text.size()) + " bytes is over the limit of " +
+                       std::to_string(max_bytes),
+                   nullptr, true);
+  }
+  // nlohmann's lexer takes a NUL byte for the end of input, so `{}\0garbage` would parse as
+  // `{}`. A raw NUL is never valid JSON (inside a string it must be escaped).
+  if (text.find('\0') != std::string_view::npos) {
+    return Failure(kParseError, "NUL byte in message", nullptr, true);
+  }
+  // The lexer checks UTF-8 in strings (overlong forms, surrogates, truncated sequences), and
+  // outside strings any non-ASCII byte is a syntax error.
+  StrictJson parsed = ParseStrict(text);
+  if (parsed.too_deep) {
+    return Failure(kParseError, "JSON nested deeper than " + std::to_string(kMaxDepth) + " levels",
+                   nullptr, true);
+  }
+  if (parsed.value.is_discarded()) {
+    return Failure(kParseError, "not valid JSON or not UTF-8", nullptr, true);
+  }
+  if (parsed.value.is_array()) {
+    return Failure(kInvalidRequest, "batches are not supported", nullptr, true);
+  }
+  if (!parsed.value.is_object()) {
+    return Failure(kInvalidRequest, "a message must be a JSON object", nullptr, true);
+  }
+  return ParseObject(std::move(parsed.value), parsed.duplicate_key);
+}
+
+std::string Serialize(const Json& message) {
+  // Compact form: control characters in strings are escaped, so there is no raw newline.
+  // Invalid UTF-8 (only possible in a Json built in memory) is replaced, never thrown on.
+  return message.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+Json MakeRequest(const Json& id, const std::string& method, const Json& params) {
+  Json j = {{"jsonrpc", "2.0"}, {"id", id}, {"method", method}};
+  if (!params.is_null()) j["params"] = params;
+  return j;
+}
+
+Json MakeNotification(const std::string& method, const Json& params) {
+  Json j = {{"jsonrpc", "2.0"}, {"method", method}};
+  if (!params.is_null()) j["params"] = params;
+  return j;
+}
+
+Json MakeResult(const Json& id, const Json& result) {
+  return {{"jsonrpc", "2.0"}, {"id", id}, {"result", result}};
+}
+
+Json MakeError(const Json& id, int code, const std::string& message, const Json& data) {
+  Json error = {{"code", code}, {"message", message}};
+  if (!data.is_null()) error["data"] = data;
+  Json j = {{"jsonrpc", "2.0"}, {"error", std::move(error)}};
+  // MCP's schema (2025-11-25; the TypeScript SDK checks it strictly) makes the id of an error
+  // optional but never null, where plain JSON-RPC writes "id": null. Omitting it is what
+  // MCP clients accept.
+  if (!id.is_null()) j["id"] = id;
+  return j;
+}
+
+// ---- LineReader -----------------------------------------------------------------------------
+
+LineReader::LineReader(int fd, size_t max_bytes) : fd_(fd), max_bytes_(max_bytes) {}
+
+LineReader::Event LineReader::Next(std::string* line) {
+  for (;;) {
+    if (discarding_) {
+      const void* nl = std::memchr(buf_.data() + start_, '\n', end_ - start_);
+      if (nl == nullptr) {
+        start_ = end_ = scanned_ = 0;  // the too-long line's bytes are never kept
+      } else {
+        start_ = scanned_ = static_cast<const char*>(nl) - buf_.data() + 1;
+        discarding_ = false;
+      }
+    }
+    if (!discarding_) {
+      const size_t from = std::max(start_, scanned_);
+      const void* nl = std::memchr(buf_.data() + from, '\n', end_ - from);
+      if (nl != nullptr) {
+        const size_t nl_at = static_cast<const char*>(nl) - buf_.data();
+        std::string_view text(buf_.data() + start_, nl_at - start_);
+        start_ = scanned_ = nl_at + 1;
+        if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+        if (text.empty()) continue;
+        if (text.size() > max_bytes_) return Event::kTooLong;
+        line->assign(text);
+        return Event::kLine;
+      }
+      scanned_ = end_;
+      // One byte of slack: a line of exactly max_bytes may still be followed by "\r\n".
+      const size_t pending = end_ - start_;
+      if (pending > max_bytes_ && pending - max_bytes_ > 1) {
+        discarding_ = true;
+        start_ = end_ = scanned_ = 0;
+        return Event::kTooLong;
+      }
+    }
+    if (eof_) {
+      std::string_view text(buf_.data() + start_, end_ - start_);
+      start_ = end_ = scanned_ = 0;
+      discarding_ = false;
+      if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+      if (text.empty()) return Event::kEof;
+      if (text.size() > max_bytes_) return Event::kTooLong;
+      line->assign(text);  // a last line without "\n"; kEof comes on the next call
+      return Event::kLine;
+    }
+
+    // Make room to read: drop what was returned, give back a buffer that one long line made
+    // large, move a partial line to the front when the tail is short, and grow only when
+    // that is not enough (so a reader of small messages keeps one 64 KiB buffer).
+    if (start_ == end_) {
+      start_ = end_ = scanned_ = 0;
+      if (buf_.size() > kKeepBufferBytes) std::string().swap(buf_);
+    } else if (start_ > 0 && buf_.size() - end_ < kMinRead) {
+      std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
+      end_ -= start_;
+      scanned_ -= start_;
+      start_ = 0;
+    }
+    if (buf_.size() - end_ < kMinRead) buf_.resize(end_ + kReadChunk);
+
+    ssize_t n;
+    do {
+      n = ::read(fd_, buf_.data() + end_, std::min(buf_.size() - end_, kReadChunk));
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      errno_ = errno;
+      return Event::kError;
+    }
+    if (n == 0) {
+      eof_ = true;
+    } else {
+      end_ += static_cast<size_t>(n);
+    }
+  }
+}
+
+// ---- WriteLine ------------------------------------------------------------------------------
+
+bool WriteLine(int fd, const std::string& line) {
+  char newline = '\n';
+  iovec iov[2] = {{const_cast<char*>(line.data()), line.size()}, {&newline, 1}};
+  iovec* next = iov;
+  int count = 2;
+  while (count > 0) {
+    ssize_t n = ::writev(fd, next, count);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        // A non-blocking fd (a caller's choice): wait until it can take more.
+        pollfd p = {fd, POLLOUT, 0};
+        if (::poll(&p, 1, -1) < 0 && errno != EINTR) return false;
+        continue;
+      }
+      return false;
+    }
+    if (n == 0) return false;  // no progress on a regular fd or pipe means it cannot write
+    auto done = static_cast<size_t>(n);
+    while (count > 0 && done >= next->iov_len) {
+      done -= next->iov_len;
+      ++next;
+      --count;
+    }
+    if (count > 0) {
+      next->iov_base = static_cast<char*>(next->iov_base) + done;
+      next->iov_len -= done;
+    }
+  }
+  return true;
+}
+
+}  // namespace airlock::mcp
