@@ -7,6 +7,7 @@
 
 #include "approval/approval.h"
 #include "core/clock.h"
+#include "core/json.h"
 #include "policy/policy.h"
 
 namespace airlock::cli {
@@ -75,6 +76,10 @@ std::string ShellQuote(const std::string& w) {
 }
 
 std::string ActionText(const Action& a) {
+  if (a.kind == "mcp" && a.args.contains("tool") && a.args["tool"].is_string()) {
+    return a.args["tool"].get<std::string>() +
+           (a.args.contains("arguments") ? " " + CanonicalJson(a.args["arguments"]) : "");
+  }
   if (a.args.contains("sql") && a.args["sql"].is_string()) return a.args["sql"].get<std::string>();
   if (a.args.contains("argv") && a.args["argv"].is_array()) {
     std::string s;
@@ -296,6 +301,25 @@ void RenderShellEffect(std::ostringstream& out, const Effect& e) {
 }
 
 void RenderEffect(std::ostringstream& out, const Effect& e) {
+  if (e.kind == "mcp") {
+    // The effect of a tool call is the call: the exact arguments, pretty-printed.
+    auto str = [&](const char* k) {
+      return e.extra.contains(k) && e.extra[k].is_string() ? e.extra[k].get<std::string>() : "";
+    };
+    out << "  calls the tool " << str("tool") << " on the MCP server " << str("server")
+        << " (it cannot be previewed by running it, nor undone)\n";
+    if (e.extra.contains("arguments")) {
+      out << "  arguments:\n"
+          << IndentBlock(e.extra["arguments"].dump(2, ' ', false, Json::error_handler_t::replace),
+                         "    ")
+          << "\n";
+    }
+    if (e.extra.contains("annotations") && e.extra["annotations"].is_object()) {
+      out << "  the server's annotations (untrusted hints): "
+          << CanonicalJson(e.extra["annotations"]) << "\n";
+    }
+    return;
+  }
   if (e.kind == "shell") {
     RenderShellEffect(out, e);
     return;
@@ -395,7 +419,11 @@ std::string ShowAction(const Action& a, const Style& s) {
   out << StatusLine(a, s);
   Field(out, "agent", a.agent);
   Field(out, "target", a.target + " (" + a.kind + ")");
-  Field(out, a.kind == "sql" ? "sql" : a.kind == "shell" ? "command" : "action",
+  Field(out,
+        a.kind == "sql"     ? "sql"
+        : a.kind == "shell" ? "command"
+        : a.kind == "mcp"   ? "tool call"
+                            : "action",
         OneLine(ActionText(a)));
   Field(out, "created", FormatTimeMs(a.created_ms));
   if (a.status == ActionStatus::kPending && a.expires_ms > 0) {

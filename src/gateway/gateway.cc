@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "approval/approval.h"
+#include "connectors/mcp/mcp_connector.h"
 #include "core/clock.h"
 #include "core/crash.h"
 #include "core/hash.h"
@@ -12,6 +13,16 @@
 
 namespace airlock {
 namespace {
+
+// A tool answer bigger than this is not kept for an agent that asks later (only its shape).
+constexpr size_t kMaxStoredToolResultBytes = 256 * 1024;
+
+std::string McpToolName(const Json& args) {
+  if (args.is_object() && args.contains("tool") && args["tool"].is_string()) {
+    return args["tool"].get<std::string>();
+  }
+  return "";
+}
 
 std::string NewActionId() {
   return "act_" + RandomHex(8);
@@ -217,6 +228,11 @@ Status Gateway::AuditOnly(const std::string& action_id, const std::string& princ
   });
 }
 
+void Gateway::AttachConnector(const std::string& target, std::unique_ptr<Connector> connector) {
+  std::lock_guard<std::mutex> lock(connectors_mu_);
+  connectors_[target] = std::move(connector);
+}
+
 Result<Connector*> Gateway::ConnectorFor(const std::string& target) {
   std::lock_guard<std::mutex> lock(connectors_mu_);
   auto it = connectors_.find(target);
@@ -298,14 +314,26 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   for (const auto& ag : policy_->agents) {
     if (ag.name == who->name) agent = &ag;
   }
-  if (agent == nullptr || std::find(agent->scopes.begin(), agent->scopes.end(), request.target) ==
-                              agent->scopes.end()) {
+  const bool in_scope =
+      agent != nullptr &&
+      (spec->kind == "mcp"
+           ? AgentMayCallTool(*agent, request.target, McpToolName(request.args))
+           : std::find(agent->scopes.begin(), agent->scopes.end(), request.target) !=
+                 agent->scopes.end());
+  if (!in_scope && spec->kind == "mcp") {
+    return Deny(a, "denied",
+                "tool '" + McpToolName(request.args) + "' on MCP server '" + request.target +
+                    "' is not in the scopes of agent '" + who->name + "'",
+                *who);
+  }
+  if (!in_scope) {
     return Deny(a, "denied",
                 "target '" + request.target + "' is not in the scopes of agent '" + who->name + "'",
                 *who);
   }
   const bool kind_fits = (request.kind == "sql" && spec->kind == "sqlite") ||
-                         (request.kind == "shell" && spec->kind == "shell");
+                         (request.kind == "shell" && spec->kind == "shell") ||
+                         (request.kind == "mcp" && spec->kind == "mcp");
   if (!kind_fits) {
     return Fail(std::move(a), /*insert=*/true,
                 Status::InvalidArgument("target '" + request.target + "' is a " + spec->kind +
@@ -329,7 +357,15 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   Classification cls = classifier_.Classify(a.agent, a.target, a.effect);
   a.risk = cls.risk;
   a.reasons = std::move(cls.reasons);
-  if (a.risk == Risk::kRead) {
+  if (request.read_only && (!a.effect.IsRead() || a.kind == "mcp")) {
+    a.reasons.push_back("only a read was asked for");
+    return Deny(a, "denied",
+                "only a read was asked for (sql_query), and this would change something: " +
+                    (a.reasons.size() > 1 ? a.reasons.front() : std::string("a write")),
+                *who);
+  }
+  // A tool call cannot be previewed by running it: even a read one runs only in apply.
+  if (a.risk == Risk::kRead && a.kind != "mcp") {
     a.status = ActionStatus::kApplied;  // a read "ran": its rows come from the sandbox
     // The store keeps what was read (columns, how many rows), not the rows themselves: the
     // caller gets them once, and the store does not become a copy of production data.
@@ -346,6 +382,7 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   for (const auto& t : a.effect.tables) {
     if (!t.has_primary_key) a.reversible = false;
   }
+  if (a.kind == "mcp") a.reversible = false;  // approvers see it before they vote
   a.quorum = policy_->approvals.QuorumFor(a.risk);
 
   // 5. limits and breakers
@@ -369,6 +406,7 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
     if (!st.ok()) return {st.Annotate("recording the pending action"), std::nullopt};
     return {Status::Ok(), a};
   }
+  if (a.kind == "mcp" && a.risk == Risk::kRead) return McpRead(std::move(a), *who, target_lock);
   auto lock = ClaimLock::Acquire(LockFileFor(*policy_), a.id, /*wait=*/true);
   if (!lock.ok()) return Deny(a, "denied", lock.status().message(), *who);
   a.status = ActionStatus::kApplying;
@@ -376,7 +414,36 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   if (a.kind == "shell") a.result = dry->result;
   Status st = Record(a, "submitted", who->Label(), DecisionPayload(a), true);
   if (!st.ok()) return {st.Annotate("recording the action"), std::nullopt};
+  // A tool call may take long (a build, a long query). The limits counted it when it was
+  // recorded above, and its effect is its arguments, so the next call need not wait for it.
+  if (a.kind == "mcp") target_lock.unlock();
   return ApplyClaimed(std::move(a), *who);
+}
+
+// A tool call the policy marks read: like an SQL read, it is recorded once, after it ran,
+// and its answer is withheld if that record fails. Nothing is recorded before the call:
+// a crash in between leaves no trace of a read, as for SQL (one durable commit per read).
+Outcome Gateway::McpRead(Action a, const Principal& who, std::unique_lock<std::mutex>& target_lock) {
+  target_lock.unlock();
+  auto connector = ConnectorFor(a.target);
+  Result<ApplyOutcome> out = connector.ok()
+                                 ? (*connector)->Apply(a.id, a.args, a.effect,
+                                                       [](const UndoRecord&) { return Status::Ok(); })
+                                 : Result<ApplyOutcome>(connector.status());
+  a.updated_ms = NowMs();
+  if (!out.ok()) return Fail(std::move(a), /*insert=*/true, out.status(), who);
+  if (!out->effect_matched) {
+    return Fail(std::move(a), /*insert=*/true,
+                Status::Internal("the tool call changed between its preview and its run"), who);
+  }
+  a.status = ActionStatus::kApplied;
+  a.result = {{"summary", McpResultSummary(out->result)}};
+  Json payload = DecisionPayload(a);
+  payload["result"] = a.result;  // the answer's size and shape, never its content
+  Status st = Record(a, "read", who.Label(), std::move(payload), /*insert=*/true);
+  if (!st.ok()) return {st.Annotate("audit write failed; the result is withheld"), std::nullopt};
+  a.result = {{"summary", a.result["summary"]}, {"tool_result", out->result}};
+  return {Status::Ok(), a};
 }
 
 Status Gateway::ApplyLimits(Action* a) {
@@ -478,13 +545,32 @@ Outcome Gateway::ApplyClaimed(Action a, const Principal& who) {
   }
   CrashPoint("gateway_after_target_commit");
   a.status = ActionStatus::kApplied;
+  // A tool's answer: the agent that asked gets it from this call, so the store keeps only
+  // its shape. Applied by an approver's vote, the asking agent is elsewhere (waiting in its
+  // session, or asking later with airlock_action_status), so the answer is kept, capped.
+  Json full_result = nullptr;
+  if (a.kind == "mcp") {
+    full_result = out->result;
+    if (who.role == Principal::Role::kAgent ||
+        CanonicalJson(out->result).size() > kMaxStoredToolResultBytes) {
+      out->result = {{"summary", McpResultSummary(out->result)}};
+    } else {
+      out->result = {{"summary", McpResultSummary(out->result)}, {"tool_result", out->result}};
+    }
+  }
   if (!out->result.is_null()) a.result = out->result;
   a.reversible = a.reversible && out->undo.reversible;
+  // The audit keeps a tool answer's shape only, never its content.
+  const Json audited_result =
+      a.kind == "mcp" && a.result.is_object() && a.result.contains("summary")
+          ? Json{{"summary", a.result["summary"]}}
+          : a.result;
   Status st = Record(a, "applied", actor,
                      {{"effect_hash", out->effect.effect_hash},
-                      {"result", a.result},
+                      {"result", audited_result},
                       {"reversible", a.reversible},
                       {"undo_note", out->undo.note}});
+  if (!full_result.is_null()) a.result = {{"summary", a.result["summary"]}, {"tool_result", full_result}};
   return {st, a};
 }
 
@@ -852,7 +938,13 @@ Status Gateway::Recover() {
     Json payload = {{"was", ActionStatusName(a.status)}, {"target_committed", committed}};
     if (applying) {
       a.status = committed ? ActionStatus::kApplied : ActionStatus::kFailed;
-      if (!committed) {
+      if (!committed && a.kind == "mcp") {
+        // Nothing records whether an MCP server acted on a call in flight: say so, and never
+        // send it again.
+        a.error = "interrupted while the tool call was in flight: whether the MCP server "
+                  "acted on it is unknown; airlock did not send it again";
+        a.error_code = "unknown_outcome";
+      } else if (!committed) {
         a.error = "interrupted before the target committed; nothing was applied";
         a.error_code = "interrupted";
       }

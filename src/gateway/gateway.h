@@ -57,8 +57,10 @@ using ActionObserver = std::function<void(const Action& action, const std::strin
 
 struct SubmitRequest {
   std::string target;
-  std::string kind;  // "sql"
+  std::string kind;  // "sql", "shell", "mcp"
   Json args = Json::object();
+  // Only a read may run: an effect that changes anything is denied (MCP sql_query).
+  bool read_only = false;
 };
 
 class Gateway {
@@ -75,6 +77,9 @@ class Gateway {
 
   // Set once, before the gateway is shared between threads.
   void SetObserver(ActionObserver observer) { observer_ = std::move(observer); }
+  // Uses `connector` for `target` instead of one made from the policy: `airlock mcp stdio`
+  // attaches the connector of its live upstream session, so that its calls go there.
+  void AttachConnector(const std::string& target, std::unique_ptr<Connector> connector);
 
   // Who holds this token (audited as auth_failed when nobody does).
   Result<Principal> WhoIs(const std::optional<std::string>& token);
@@ -137,6 +142,8 @@ class Gateway {
   // Hard caps deny; an exceeded rate denies, asks for approval or trips the breaker; an open
   // breaker asks for approval. Sets action->status / quorum / reasons accordingly.
   Status ApplyLimits(Action* action);
+  // Makes a tool call the policy marks read, then records it (one durable commit).
+  Outcome McpRead(Action action, const Principal& who, std::unique_lock<std::mutex>& target_lock);
   // Runs an action whose status was set to applying (claimed) in the store.
   Outcome ApplyClaimed(Action action, const Principal& who);
   Status Record(const Action& action, const std::string& event, const std::string& principal,

@@ -153,7 +153,7 @@ class GatewayTest : public ::testing::Test {
 TEST_F(GatewayTest, LowWriteAppliesAtOnce) {
   Outcome out = Sql("UPDATE users SET name = 'x' WHERE id = 5");
   ASSERT_TRUE(out.status.ok()) << out.status.ToString();
-  EXPECT_EQ(out.action->status, ActionStatus::kApplied);
+  EXPECT_EQ(out.action->status, ActionStatus::kApplied) << out.action->error;
   EXPECT_EQ(out.action->risk, Risk::kLow);
   EXPECT_EQ(Name(5), "x");
 }

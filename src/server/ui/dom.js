@@ -136,6 +136,9 @@ export function shellQuote(w) {
 export function actionText(a) {
   const args = a && a.args;
   if (args && typeof args.sql === 'string') return args.sql;
+  if (a.kind === 'mcp' && args && typeof args.tool === 'string') {
+    return `${args.tool} ${JSON.stringify(args.arguments === undefined ? {} : args.arguments, null, 2)}`;
+  }
   const argv = args && (Array.isArray(args.argv) ? args.argv : Array.isArray(args.command) ? args.command : null);
   if (argv) return argv.map((w) => shellQuote(typeof w === 'string' ? w : JSON.stringify(w))).join(' ');
   return JSON.stringify(args === undefined ? null : args, null, 2);
@@ -144,6 +147,7 @@ export function actionText(a) {
 export function actionLabel(a) {
   if (a.kind === 'sql') return 'SQL';
   if (a.kind === 'shell') return 'Command';
+  if (a.kind === 'mcp') return 'Tool call';
   if (a.kind === 'smtp' || a.kind === 'mail') return 'Mail';
   return 'Action';
 }

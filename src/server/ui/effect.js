@@ -30,6 +30,7 @@ export function renderEffect(action) {
   }
   const extra = isObj(e.extra) ? e.extra : {};
   if (e.kind === 'shell') renderShell(box, e, extra);
+  else if (e.kind === 'mcp') renderToolCall(box, extra);
   else if (Array.isArray(extra.recipients)) renderMail(box, action, extra);
   else renderSql(box, e, extra);
   if (Array.isArray(extra.changed_since_preview) && extra.changed_since_preview.length) {
@@ -37,6 +38,19 @@ export function renderEffect(action) {
       extra.changed_since_preview.map(valueText).join(', ')));
   }
   return box;
+}
+
+// ---- MCP tool call ---------------------------------------------------------------------
+// A tool call cannot be previewed by running it: its effect is the exact call.
+
+function renderToolCall(box, extra) {
+  box.append(h('p', null, 'Calls the tool ', h('code', null, str(extra.tool)), ' on the MCP server ',
+    h('code', null, str(extra.server)), '. It cannot be undone.'));
+  box.append(h('pre', { class: 'args' }, JSON.stringify(isObj(extra.arguments) ? extra.arguments : {}, null, 2)));
+  if (isObj(extra.annotations)) {
+    box.append(h('p', { class: 'muted' }, 'The server\'s annotations (untrusted hints): ',
+      JSON.stringify(extra.annotations)));
+  }
 }
 
 // ---- SQL -------------------------------------------------------------------------------

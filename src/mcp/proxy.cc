@@ -1,0 +1,859 @@
+#include "mcp/proxy.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "connectors/mcp/mcp_connector.h"
+#include "core/json.h"
+#include "mcp/jsonrpc.h"
+#include "mcp/upstream.h"
+
+namespace airlock::mcp {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kStatusTool = "airlock_action_status";
+constexpr const char* kBuiltinServer = "airlock";
+constexpr int kMaxRestartsPerMinute = 5;
+constexpr auto kInitTimeout = std::chrono::seconds(30);
+
+void Log(const std::string& what) { std::fprintf(stderr, "airlock mcp: %s\n", what.c_str()); }
+
+Json TextResult(const std::string& text, bool is_error, Json structured = nullptr) {
+  Json r = {{"content", Json::array({{{"type", "text"}, {"text", text}}})}, {"isError", is_error}};
+  if (!structured.is_null()) r["structuredContent"] = std::move(structured);
+  return r;
+}
+
+std::string Reasons(const Action& a) {
+  std::string out;
+  for (const auto& r : a.reasons) out += (out.empty() ? "" : "; ") + r;
+  return out;
+}
+
+Json StatusToolDefinition() {
+  return {{"name", kStatusTool},
+          {"title", "airlock: action status"},
+          {"description",
+           "Ask airlock about an action it holds for approval: its status (pending, applied, "
+           "rejected, expired, denied, failed), its risk and why, and the tool's answer once "
+           "it was applied by an approval."},
+          {"inputSchema",
+           {{"type", "object"},
+            {"properties",
+             {{"id", {{"type", "string"}, {"description", "the action id (act_...)"}}}}},
+            {"required", Json::array({"id"})}}},
+          {"annotations", {{"readOnlyHint", true}}}};
+}
+
+// What one request to the upstream is waiting for.
+struct InFlight {
+  enum class Kind { kForward, kToolsList, kInternal };
+  Kind kind = Kind::kForward;
+  Json client_id = nullptr;  // kForward / kToolsList
+  // kInternal: the answer (or an error) is handed over here.
+  std::shared_ptr<std::promise<Result<Json>>> answer;
+};
+
+class Session;
+
+// The connector's way to the live upstream of this session.
+class SessionCaller : public McpToolCaller {
+ public:
+  explicit SessionCaller(Session* s) : session_(s) {}
+  Result<Json> CallTool(const Json& params) override;
+
+ private:
+  Session* session_;
+};
+
+class Session {
+ public:
+  Session(Gateway& gw, const StdioProxyOptions& o, const McpServerSpec& spec,
+          const AgentSpec* agent)
+      : gw_(gw),
+        opts_(o),
+        spec_(spec),
+        sees_server_(agent != nullptr && AgentSeesMcpServer(*agent, spec.name)),
+        agent_(agent ? agent->name : ""),
+        agent_spec_(agent) {}
+
+  int Run();
+  // A tools/call made by the gateway's apply, on this session's upstream.
+  Result<Json> CallUpstream(const std::string& method, const Json& params, const Json& client_id);
+
+ private:
+  void ToClient(const Json& message);
+  void HandleClientLine(const std::string& line);
+  void HandleRequest(const Message& m);
+  void HandleNotification(const Message& m);
+  void HandleLocally(const Message& m);  // an agent without the server's scope
+  Status EnsureUpstream();
+  Status StartUpstreamLocked();
+  void ReaderLoop(std::shared_ptr<UpstreamProcess> up);
+  void UpstreamMessage(const Message& m);
+  int64_t Forward(const Message& m, InFlight::Kind kind);
+  Json FilterToolsList(Json result);
+  void Gate(Json client_id, Json params);
+  void ActionStatusTool(const Json& client_id, const Json& params);
+  Json ResultFor(const Action& a);
+  // The built-in server (`--server airlock`): airlock's own targets as tools.
+  void HandleBuiltin(const Message& m);
+  Json BuiltinTools();
+  std::vector<std::string> ScopedTargets(const std::string& kind);
+  bool BuiltinRequest(const std::string& tool, const Json& arguments, SubmitRequest* req,
+                      std::string* why);
+
+  Gateway& gw_;
+  StdioProxyOptions opts_;
+  const McpServerSpec& spec_;
+  const bool sees_server_;
+  const bool builtin_ = spec_.name == kBuiltinServer;
+  const std::string agent_;
+  const AgentSpec* const agent_spec_;
+
+  std::mutex out_mu_;  // one writer on the client's stdout at a time
+
+  std::mutex restart_mu_;
+  std::mutex up_mu_;   // guards everything below up to the next blank line
+  std::shared_ptr<UpstreamProcess> up_;
+  std::vector<std::thread> readers_;
+  bool ever_started_ = false;
+  Json client_init_ = nullptr;  // the client's initialize params, replayed on restart
+  bool client_initialized_ = false;
+  int64_t next_id_ = 1;
+  std::map<int64_t, InFlight> inflight_;
+  std::map<std::string, int64_t> client_to_upstream_;  // canonical client id -> upstream id
+  std::vector<Clock::time_point> restarts_;
+  std::map<std::string, Json> annotations_;  // tool -> the upstream's annotations
+
+  std::mutex gate_mu_;
+  std::condition_variable gate_cv_;
+  int gates_running_ = 0;
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> cancelled_;  // gated calls
+  std::atomic<bool> closing_{false};
+};
+
+thread_local Json tl_client_id = nullptr;  // the gated call this thread is applying
+
+Result<Json> SessionCaller::CallTool(const Json& params) {
+  return session_->CallUpstream("tools/call", params, tl_client_id);
+}
+
+void Session::ToClient(const Json& message) {
+  std::lock_guard<std::mutex> lock(out_mu_);
+  if (!WriteLine(opts_.out_fd, Serialize(message))) closing_ = true;
+}
+
+Status Session::StartUpstreamLocked() {
+  const auto now = Clock::now();
+  std::erase_if(restarts_, [&](Clock::time_point t) { return now - t > std::chrono::minutes(1); });
+  if (static_cast<int>(restarts_.size()) >= kMaxRestartsPerMinute) {
+    return Status::FailedPrecondition("the MCP server '" + spec_.name + "' crashed " +
+                                      std::to_string(restarts_.size()) +
+                                      " times in a minute; airlock stopped restarting it");
+  }
+  restarts_.push_back(now);
+  UpstreamOptions o;
+  o.argv = spec_.command;
+  o.env = spec_.env;
+  o.max_message_bytes = static_cast<size_t>(spec_.max_message_bytes);
+  ASSIGN_OR_RETURN(auto started, UpstreamProcess::Start(o));
+  up_ = std::shared_ptr<UpstreamProcess>(std::move(started));
+  readers_.emplace_back([this, up = up_] { ReaderLoop(up); });
+  return Status::Ok();
+}
+
+Status Session::EnsureUpstream() {
+  // One restart at a time, and nobody sends before the restarted server is initialized.
+  std::lock_guard<std::mutex> restart(restart_mu_);
+  Json init;
+  {
+    std::lock_guard<std::mutex> lock(up_mu_);
+    if (up_) return Status::Ok();
+    if (!spec_.url.empty()) {
+      return Status::FailedPrecondition("MCP servers reached by url are not supported yet");
+    }
+    if (!spec_.sandbox.empty()) {
+      return Status::FailedPrecondition(
+          "running an MCP server inside a shell sandbox is not supported yet");
+    }
+    const bool restart = ever_started_;
+    RETURN_IF_ERROR(StartUpstreamLocked());
+    ever_started_ = true;
+    // The first start: the client's own initialize is on its way.
+    if (!restart || client_init_.is_null()) return Status::Ok();
+    init = client_init_;
+  }
+  // A restart: the new process gets the client's initialize again; its answer stays here.
+  Log("restarting the MCP server '" + spec_.name + "'");
+  auto r = CallUpstream("initialize", init, nullptr);
+  if (!r.ok()) return r.status().Annotate("re-initializing the restarted MCP server");
+  std::lock_guard<std::mutex> lock(up_mu_);
+  if (up_ && client_initialized_) up_->Send(MakeNotification("notifications/initialized", nullptr));
+  return Status::Ok();
+}
+
+Result<Json> Session::CallUpstream(const std::string& method, const Json& params,
+                                   const Json& client_id) {
+  if (method != "initialize") RETURN_IF_ERROR(EnsureUpstream());
+  auto answer = std::make_shared<std::promise<Result<Json>>>();
+  auto fut = answer->get_future();
+  int64_t id;
+  {
+    std::lock_guard<std::mutex> lock(up_mu_);
+    if (!up_) return Status::IoError("the MCP server is not running");
+    id = next_id_++;
+    InFlight f;
+    f.kind = InFlight::Kind::kInternal;
+    f.answer = answer;
+    inflight_[id] = f;
+    if (!client_id.is_null()) client_to_upstream_[CanonicalJson(client_id)] = id;
+    if (!up_->Send(MakeRequest(id, method, params))) {
+      inflight_.erase(id);
+      return Status::IoError("the MCP server closed its input");
+    }
+  }
+  if (method == "initialize" && fut.wait_for(kInitTimeout) != std::future_status::ready) {
+    std::lock_guard<std::mutex> lock(up_mu_);
+    inflight_.erase(id);
+    return Status::IoError("the MCP server did not answer initialize in time");
+  }
+  Result<Json> r = fut.get();
+  std::lock_guard<std::mutex> lock(up_mu_);
+  if (!client_id.is_null()) client_to_upstream_.erase(CanonicalJson(client_id));
+  return r;
+}
+
+int64_t Session::Forward(const Message& m, InFlight::Kind kind) {
+  Status st = EnsureUpstream();
+  if (!st.ok()) {
+    ToClient(MakeError(m.id, kUpstreamUnavailable, st.message()));
+    return 0;
+  }
+  std::lock_guard<std::mutex> lock(up_mu_);
+  if (!up_) {
+    ToClient(MakeError(m.id, kUpstreamUnavailable, "the MCP server is not running"));
+    return 0;
+  }
+  const int64_t id = next_id_++;
+  InFlight f;
+  f.kind = kind;
+  f.client_id = m.id;
+  inflight_[id] = f;
+  client_to_upstream_[CanonicalJson(m.id)] = id;
+  Json out = m.raw;
+  out["id"] = id;
+  if (!up_->Send(out)) {
+    inflight_.erase(id);
+    client_to_upstream_.erase(CanonicalJson(m.id));
+    ToClient(MakeError(m.id, kUpstreamUnavailable, "the MCP server closed its input"));
+    return 0;
+  }
+  return id;
+}
+
+void Session::ReaderLoop(std::shared_ptr<UpstreamProcess> up) {
+  std::string line;
+  for (;;) {
+    auto ev = up->Receive(&line);
+    if (ev == LineReader::Event::kTooLong) {
+      Log("the MCP server '" + spec_.name + "' sent a message over " +
+          std::to_string(spec_.max_message_bytes) + " bytes; dropped");
+      continue;
+    }
+    if (ev != LineReader::Event::kLine) break;
+    ParseResult p = Parse(line, SIZE_MAX);
+    if (!p.message) {
+      Log("the MCP server '" + spec_.name + "' sent a malformed message: " + p.failure.message);
+      continue;
+    }
+    UpstreamMessage(*p.message);
+  }
+  // The upstream is gone: every request waiting on it gets an error now.
+  const std::string how = up->Stop(std::chrono::milliseconds(200));
+  std::map<int64_t, InFlight> orphans;
+  {
+    std::lock_guard<std::mutex> lock(up_mu_);
+    if (up_ == up) up_.reset();
+    orphans.swap(inflight_);
+    client_to_upstream_.clear();
+  }
+  const std::string why = "the MCP server '" + spec_.name + "' stopped (" + how +
+                          "); airlock starts it again on the next request";
+  if (!closing_) Log(why);
+  for (auto& [id, f] : orphans) {
+    if (f.kind == InFlight::Kind::kInternal) {
+      f.answer->set_value(Status::IoError(why));
+    } else if (!closing_) {
+      ToClient(MakeError(f.client_id, kUpstreamUnavailable, why));
+    }
+  }
+}
+
+void Session::UpstreamMessage(const Message& m) {
+  if (m.IsResponse()) {
+    if (!m.id.is_number_integer()) return;  // not one of ours
+    InFlight f;
+    {
+      std::lock_guard<std::mutex> lock(up_mu_);
+      auto it = inflight_.find(m.id.get<int64_t>());
+      if (it == inflight_.end()) return;  // cancelled, or a stray answer
+      f = it->second;
+      inflight_.erase(it);
+      if (f.kind != InFlight::Kind::kInternal) client_to_upstream_.erase(CanonicalJson(f.client_id));
+    }
+    if (f.kind == InFlight::Kind::kInternal) {
+      if (m.type == Message::Type::kError) {
+        std::string msg = m.error.contains("message") && m.error["message"].is_string()
+                              ? m.error["message"].get<std::string>()
+                              : std::string("an error");
+        f.answer->set_value(Status::IoError("the MCP server answered: " + msg));
+      } else {
+        f.answer->set_value(m.result);
+      }
+      return;
+    }
+    Json out = m.raw;
+    out["id"] = f.client_id;
+    if (f.kind == InFlight::Kind::kToolsList && m.type == Message::Type::kResponse) {
+      out["result"] = FilterToolsList(m.result);
+    }
+    ToClient(out);
+    return;
+  }
+  // Requests to the client (sampling, elicitation, roots) and notifications pass through;
+  // the client answers requests with the upstream's own ids, which go straight back.
+  ToClient(m.raw);
+}
+
+Json Session::FilterToolsList(Json result) {
+  if (!result.is_object()) return result;
+  Json kept = Json::array();
+  if (result.contains("tools") && result["tools"].is_array()) {
+    std::lock_guard<std::mutex> lock(up_mu_);
+    for (auto& tool : result["tools"]) {
+      if (!tool.is_object() || !tool.contains("name") || !tool["name"].is_string()) continue;
+      const std::string name = tool["name"].get<std::string>();
+      if (name == kStatusTool) continue;  // airlock's own name wins
+      if (agent_spec_ == nullptr || !AgentMayCallTool(*agent_spec_, spec_.name, name)) continue;
+      annotations_[name] = tool.contains("annotations") ? tool["annotations"] : Json(nullptr);
+      kept.push_back(tool);
+    }
+  }
+  // The last page (or the only one) also lists airlock's own tool.
+  if (!result.contains("nextCursor") || result["nextCursor"].is_null()) {
+    kept.push_back(StatusToolDefinition());
+  }
+  result["tools"] = kept;
+  return result;
+}
+
+Json Session::ResultFor(const Action& a) {
+  const std::string id = a.id;
+  const std::string why = Reasons(a);
+  Json structured = {{"airlock_action", id},
+                     {"status", ActionStatusName(a.status)},
+                     {"risk", RiskName(a.risk)},
+                     {"reasons", a.reasons}};
+  switch (a.status) {
+    case ActionStatus::kApplied:
+      if (a.result.is_object() && a.result.contains("tool_result")) return a.result["tool_result"];
+      if (a.kind != "mcp") {
+        // The built-in tools: the rows read, the command's output, or what the write did.
+        structured["result"] = a.result;
+        if (!a.effect.IsRead()) structured["effect"] = EffectToJson(a.effect);
+        std::string text = "airlock: action " + id + " applied (" + RiskName(a.risk) + ")";
+        if (!a.result.is_null()) {
+          text += ":\n" + a.result.dump(2, ' ', false, Json::error_handler_t::replace);
+        } else if (a.effect.kind == "shell") {
+          text += ": " + FormatCount(a.effect.files_changed) +
+                  (a.effect.files_changed == 1 ? " file changed" : " files changed");
+        } else if (!a.effect.IsRead()) {
+          text += ": " + FormatCount(a.effect.RowsChanged()) +
+                  (a.effect.RowsChanged() == 1 ? " row changed" : " rows changed");
+        }
+        return TextResult(text, false, structured);
+      }
+      return TextResult("airlock: action " + id +
+                            " was applied; the server's answer was too large to keep",
+                        false, structured);
+    case ActionStatus::kPending:
+      return TextResult(
+          "airlock: this call is pending approval and was not made yet. Action " + id +
+              " is " + RiskName(a.risk) + " risk: " + why +
+              ". A human approves it with `airlock approve " + id +
+              "` or on airlock's web page. Ask later with the tool " + kStatusTool +
+              " {\"id\": \"" + id + "\"}; the answer is kept there once it is approved.",
+          true, structured);
+    default: {
+      std::string text = "airlock: the call was not made: action " + id + " is " +
+                         ActionStatusName(a.status);
+      if (!a.error.empty()) text += ": " + a.error;
+      if (!why.empty() && why != a.error) text += " (" + why + ")";
+      return TextResult(text, true, structured);
+    }
+  }
+}
+
+void Session::ActionStatusTool(const Json& client_id, const Json& params) {
+  const Json& args = params.contains("arguments") ? params["arguments"] : Json(nullptr);
+  if (!args.is_object() || !args.contains("id") || !args["id"].is_string()) {
+    ToClient(MakeResult(client_id, TextResult("airlock_action_status needs {\"id\": \"act_...\"}",
+                                              true)));
+    return;
+  }
+  Outcome o = gw_.Show(opts_.token, args["id"].get<std::string>());
+  if (!o.status.ok() || !o.action) {
+    ToClient(MakeResult(client_id, TextResult("airlock: " + o.status.message(), true)));
+    return;
+  }
+  Json r = ResultFor(*o.action);
+  const bool tool_answer = o.action->status == ActionStatus::kApplied &&
+                           o.action->result.is_object() &&
+                           o.action->result.contains("tool_result");
+  // The question was answered: the status itself is no error (a tool's own answer keeps its
+  // own isError).
+  if (!tool_answer && r.is_object()) r["isError"] = false;
+  if (o.action->status == ActionStatus::kApplied && r.is_object() && r.contains("content") &&
+      r["content"].is_array()) {
+    const std::string text = "airlock: action " + o.action->id +
+                             " status applied; the server answered:";
+    r["content"].insert(r["content"].begin(), Json{{"type", "text"}, {"text", text}});
+  }
+  ToClient(MakeResult(client_id, r));
+}
+
+void Session::Gate(Json client_id, Json params) {
+  struct Done {
+    Session* s;
+    ~Done() {
+      std::lock_guard<std::mutex> lock(s->gate_mu_);
+      --s->gates_running_;
+      s->gate_cv_.notify_all();
+    }
+  } done{this};
+  const std::string key = CanonicalJson(client_id);
+  auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  {
+    std::lock_guard<std::mutex> lock(gate_mu_);
+    cancelled_[key] = cancelled;
+  }
+  struct Forget {
+    Session* s;
+    std::string key;
+    ~Forget() {
+      std::lock_guard<std::mutex> lock(s->gate_mu_);
+      s->cancelled_.erase(key);
+    }
+  } forget{this, key};
+
+  if (!params.is_object() || !params.contains("name") || !params["name"].is_string()) {
+    ToClient(MakeError(client_id, kInvalidParams, "tools/call needs params.name (a string)"));
+    return;
+  }
+  const std::string tool = params["name"].get<std::string>();
+  if (tool == kStatusTool) {
+    ActionStatusTool(client_id, params);
+    return;
+  }
+  if (params.contains("arguments") && !params["arguments"].is_object() &&
+      !params["arguments"].is_null()) {
+    ToClient(MakeError(client_id, kInvalidParams, "tools/call params.arguments must be an object"));
+    return;
+  }
+  SubmitRequest req;
+  if (builtin_) {
+    std::string why;
+    const Json args = params.contains("arguments") && params["arguments"].is_object()
+                          ? params["arguments"]
+                          : Json::object();
+    if (!BuiltinRequest(tool, args, &req, &why)) {
+      ToClient(MakeError(client_id, kInvalidParams, why));
+      return;
+    }
+  }
+  Json progress_token = nullptr;
+  if (params.contains("_meta") && params["_meta"].is_object() &&
+      params["_meta"].contains("progressToken")) {
+    progress_token = params["_meta"]["progressToken"];
+  }
+  if (!builtin_) {
+  req.target = spec_.name;
+  req.kind = "mcp";
+  req.args = {{"tool", tool},
+              {"arguments", params.contains("arguments") && params["arguments"].is_object()
+                                ? params["arguments"]
+                                : Json::object()}};
+  {
+    std::lock_guard<std::mutex> lock(up_mu_);
+    auto it = annotations_.find(tool);
+    if (it != annotations_.end() && !it->second.is_null()) req.args["annotations"] = it->second;
+  }
+  if (params.contains("_meta") && params["_meta"].is_object()) req.args["_meta"] = params["_meta"];
+  }
+
+  tl_client_id = client_id;
+  Outcome o = gw_.Submit(opts_.token, req);
+  tl_client_id = nullptr;
+  if (cancelled->load()) return;  // the client no longer wants an answer
+  if (!o.action) {
+    // Refused before an action existed (authentication, audit failure): a protocol error.
+    ToClient(MakeError(client_id, kInvalidParams, "airlock: " + o.status.message()));
+    return;
+  }
+  Action a = *o.action;
+  if (!builtin_ && a.status == ActionStatus::kDenied &&
+      a.error.find("not in the scopes") != std::string::npos) {
+    // A tool this agent may not call does not exist for it.
+    ToClient(MakeError(client_id, kInvalidParams, "Unknown tool: " + tool));
+    return;
+  }
+  if (a.status == ActionStatus::kApplied) {
+    ToClient(MakeResult(client_id, ResultFor(a)));
+    return;
+  }
+  if (a.status != ActionStatus::kPending) {
+    ToClient(MakeResult(client_id, ResultFor(a)));
+    return;
+  }
+  // Pending: wait for a decision, up to approval_wait.
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::milliseconds(spec_.approval_wait_ms);
+  auto next_progress = start;
+  int64_t progress = 0;
+  while (Clock::now() < deadline && !cancelled->load() && !closing_) {
+    if (!progress_token.is_null() && Clock::now() >= next_progress) {
+      ToClient(MakeNotification(
+          "notifications/progress",
+          {{"progressToken", progress_token},
+           {"progress", ++progress},
+           {"message", "waiting for a human to approve " + a.id + " (" + RiskName(a.risk) +
+                           ": " + Reasons(a) + ")"}}));
+      next_progress = Clock::now() + std::chrono::seconds(1);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    Outcome now = gw_.Show(opts_.token, a.id);
+    if (now.status.ok() && now.action) {
+      a = *now.action;
+      if (a.status != ActionStatus::kPending && a.status != ActionStatus::kApplying) break;
+    }
+  }
+  if (cancelled->load() || closing_) return;
+  ToClient(MakeResult(client_id, ResultFor(a)));
+}
+
+std::vector<std::string> Session::ScopedTargets(const std::string& kind) {
+  std::vector<std::string> out;
+  if (agent_spec_ == nullptr) return out;
+  for (const auto& scope : agent_spec_->scopes) {
+    const TargetSpec* t = gw_.policy().FindTarget(scope);
+    if (t != nullptr && t->kind == kind) out.push_back(t->name);
+  }
+  return out;
+}
+
+Json Session::BuiltinTools() {
+  Json tools = Json::array();
+  auto target_schema = [](const std::vector<std::string>& names) {
+    return Json{{"type", "string"}, {"enum", names}, {"description", "the target's name"}};
+  };
+  const auto sql = ScopedTargets("sqlite");
+  if (!sql.empty()) {
+    Json schema = {{"type", "object"},
+                   {"properties",
+                    {{"target", target_schema(sql)},
+                     {"sql", {{"type", "string"}, {"description", "one SQL statement"}}}}},
+                   {"required", Json::array({"target", "sql"})}};
+    tools.push_back({{"name", "sql_query"},
+                     {"description",
+                      "Read from a database through airlock. Only reads run: a statement that "
+                      "would change anything is refused. Returns the columns and rows."},
+                     {"inputSchema", schema},
+                     {"annotations", {{"readOnlyHint", true}}}});
+    tools.push_back(
+        {{"name", "sql_execute"},
+         {"description",
+          "Change a database through airlock. The statement is run first on a copy; its "
+          "effect decides: small changes apply at once, risky ones wait for a human's "
+          "approval (the answer then names the action; ask with airlock_action_status)."},
+         {"inputSchema", schema},
+         {"annotations", {{"destructiveHint", true}}}});
+  }
+  const auto shell = ScopedTargets("shell");
+  if (!shell.empty()) {
+    tools.push_back(
+        {{"name", "exec"},
+         {"description",
+          "Run a command in a workspace through airlock. It runs first in a copy-on-write "
+          "sandbox; what it would change decides: reads and small changes commit at once, "
+          "risky ones (deletions, protected files) wait for a human's approval."},
+         {"inputSchema",
+          {{"type", "object"},
+           {"properties",
+            {{"target", target_schema(shell)},
+             {"argv",
+              {{"type", "array"},
+               {"items", {{"type", "string"}}},
+               {"description", "the command and its arguments, e.g. [\"sh\", \"-c\", \"make\"]"}}}}},
+           {"required", Json::array({"target", "argv"})}}},
+         {"annotations", {{"destructiveHint", true}}}});
+  }
+  tools.push_back(StatusToolDefinition());
+  return tools;
+}
+
+bool Session::BuiltinRequest(const std::string& tool, const Json& arguments, SubmitRequest* req,
+                             std::string* why) {
+  auto text = [&](const char* k) -> const std::string* {
+    return arguments.contains(k) && arguments[k].is_string()
+               ? &arguments[k].get_ref<const std::string&>()
+               : nullptr;
+  };
+  const std::string* target = text("target");
+  if (tool == "sql_query" || tool == "sql_execute") {
+    const std::string* sql = text("sql");
+    if (target == nullptr || sql == nullptr) {
+      *why = tool + " needs {\"target\": NAME, \"sql\": TEXT}";
+      return false;
+    }
+    *req = SubmitRequest{*target, "sql", {{"sql", *sql}}, tool == "sql_query"};
+    return true;
+  }
+  if (tool == "exec") {
+    if (target == nullptr || !arguments.contains("argv") || !arguments["argv"].is_array()) {
+      *why = "exec needs {\"target\": NAME, \"argv\": [COMMAND, ARGS...]}";
+      return false;
+    }
+    for (const auto& w : arguments["argv"]) {
+      if (!w.is_string()) {
+        *why = "exec: every argv item must be a string";
+        return false;
+      }
+    }
+    *req = SubmitRequest{*target, "shell", {{"argv", arguments["argv"]}}, false};
+    return true;
+  }
+  *why = "Unknown tool: " + tool;
+  return false;
+}
+
+void Session::HandleBuiltin(const Message& m) {
+  if (m.method == "initialize") {
+    std::string version = kProtocolVersion;
+    if (m.params.is_object() && m.params.contains("protocolVersion") &&
+        m.params["protocolVersion"].is_string()) {
+      const std::string asked = m.params["protocolVersion"].get<std::string>();
+      for (const char* known : {"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"}) {
+        if (asked == known) version = asked;
+      }
+    }
+    ToClient(MakeResult(
+        m.id, {{"protocolVersion", version},
+               {"capabilities", {{"tools", {{"listChanged", false}}}}},
+               {"serverInfo", {{"name", "airlock"}, {"version", "1"}}},
+               {"instructions",
+                "Every tool here acts through airlock: it is previewed, classified by its "
+                "effect, and risky ones wait for a human's approval. A result that says "
+                "'pending' names the action; ask about it with airlock_action_status."}}));
+  } else if (m.method == "ping") {
+    ToClient(MakeResult(m.id, Json::object()));
+  } else if (m.method == "tools/list") {
+    ToClient(MakeResult(m.id, {{"tools", BuiltinTools()}}));
+  } else {
+    ToClient(MakeError(m.id, kMethodNotFound, "the airlock server has no method " + m.method));
+  }
+}
+
+void Session::HandleLocally(const Message& m) {
+  if (m.method == "initialize") {
+    std::string version = kProtocolVersion;
+    if (m.params.is_object() && m.params.contains("protocolVersion") &&
+        m.params["protocolVersion"].is_string()) {
+      version = m.params["protocolVersion"].get<std::string>();
+    }
+    ToClient(MakeResult(m.id, {{"protocolVersion", version},
+                               {"capabilities", {{"tools", Json::object()}}},
+                               {"serverInfo", {{"name", "airlock"}, {"version", "1"}}}}));
+  } else if (m.method == "ping") {
+    ToClient(MakeResult(m.id, Json::object()));
+  } else if (m.method == "tools/list") {
+    ToClient(MakeResult(m.id, {{"tools", Json::array()}}));
+  } else if (m.method == "tools/call") {
+    // Through the gateway, so that the refusal is audited like any other.
+    std::string tool = m.params.is_object() && m.params.contains("name") && m.params["name"].is_string()
+                           ? m.params["name"].get<std::string>()
+                           : "";
+    SubmitRequest req{spec_.name, "mcp", {{"tool", tool}, {"arguments", Json::object()}}};
+    if (!tool.empty()) (void)gw_.Submit(opts_.token, req);
+    ToClient(MakeError(m.id, kInvalidParams, "Unknown tool: " + tool));
+  } else {
+    ToClient(MakeError(m.id, kMethodNotFound,
+                       "agent '" + agent_ + "' has no scope for the MCP server '" + spec_.name +
+                           "': " + m.method + " is not available"));
+  }
+}
+
+void Session::HandleNotification(const Message& m) {
+  if (builtin_ && m.method == "notifications/cancelled" && m.params.is_object() &&
+      m.params.contains("requestId")) {
+    std::lock_guard<std::mutex> lock(gate_mu_);
+    auto it = cancelled_.find(CanonicalJson(m.params["requestId"]));
+    if (it != cancelled_.end()) it->second->store(true);
+    return;
+  }
+  if (!sees_server_ || builtin_) return;
+  if (m.method == "notifications/cancelled" && m.params.is_object() &&
+      m.params.contains("requestId")) {
+    const std::string key = CanonicalJson(m.params["requestId"]);
+    {
+      std::lock_guard<std::mutex> lock(gate_mu_);
+      auto it = cancelled_.find(key);
+      if (it != cancelled_.end()) it->second->store(true);
+    }
+    std::lock_guard<std::mutex> lock(up_mu_);
+    auto it = client_to_upstream_.find(key);
+    if (it == client_to_upstream_.end() || !up_) return;
+    Json out = m.raw;
+    out["params"]["requestId"] = it->second;
+    up_->Send(out);
+    return;
+  }
+  if (m.method == "notifications/initialized") {
+    std::lock_guard<std::mutex> lock(up_mu_);
+    client_initialized_ = true;
+  }
+  std::lock_guard<std::mutex> lock(up_mu_);
+  if (up_) up_->Send(m.raw);
+}
+
+void Session::HandleRequest(const Message& m) {
+  if (builtin_ && m.method != "tools/call") {
+    HandleBuiltin(m);
+    return;
+  }
+  if (!sees_server_ && !builtin_) {
+    HandleLocally(m);
+    return;
+  }
+  if (m.method == "tools/call") {
+    {
+      std::lock_guard<std::mutex> lock(gate_mu_);
+      ++gates_running_;
+    }
+    std::thread([this, id = m.id, params = m.params] { Gate(id, params); }).detach();
+    return;
+  }
+  if (m.method == "initialize") {
+    std::lock_guard<std::mutex> lock(up_mu_);
+    client_init_ = m.params.is_null() ? Json::object() : m.params;
+  }
+  Forward(m, m.method == "tools/list" ? InFlight::Kind::kToolsList : InFlight::Kind::kForward);
+}
+
+void Session::HandleClientLine(const std::string& line) {
+  ParseResult p = Parse(line, static_cast<size_t>(spec_.max_message_bytes));
+  if (!p.message) {
+    if (p.failure.answerable) ToClient(MakeError(p.failure.id, p.failure.code, p.failure.message));
+    return;
+  }
+  const Message& m = *p.message;
+  if (m.IsRequest()) {
+    HandleRequest(m);
+  } else if (m.IsNotification()) {
+    HandleNotification(m);
+  } else if (sees_server_ && !builtin_) {
+    // An answer to a server-to-client request: the id is the upstream's own.
+    std::lock_guard<std::mutex> lock(up_mu_);
+    if (up_) up_->Send(m.raw);
+  }
+}
+
+int Session::Run() {
+  if (!builtin_)
+  gw_.AttachConnector(spec_.name,
+                      NewMcpConnector(ConnectorConfig{spec_.name, "mcp", Json::object()},
+                                      std::make_shared<SessionCaller>(this)));
+  LineReader reader(opts_.in_fd, static_cast<size_t>(spec_.max_message_bytes));
+  std::string line;
+  for (;;) {
+    auto ev = reader.Next(&line);
+    if (ev == LineReader::Event::kTooLong) {
+      ToClient(MakeError(nullptr, kMessageTooLarge,
+                         "message over " + std::to_string(spec_.max_message_bytes) +
+                             " bytes (max_message_size); it was dropped"));
+      continue;
+    }
+    if (ev != LineReader::Event::kLine) break;
+    HandleClientLine(line);
+    if (closing_) break;
+  }
+  // The client is gone: waiting calls stop waiting; calls being applied finish and are
+  // recorded; then the upstream is stopped.
+  closing_ = true;
+  {
+    std::unique_lock<std::mutex> lock(gate_mu_);
+    for (auto& [k, c] : cancelled_) c->store(true);
+    gate_cv_.wait(lock, [&] { return gates_running_ == 0; });
+  }
+  std::shared_ptr<UpstreamProcess> up;
+  {
+    std::lock_guard<std::mutex> lock(up_mu_);
+    up = up_;
+  }
+  if (up) up->Stop();
+  std::vector<std::thread> readers;
+  {
+    std::lock_guard<std::mutex> lock(up_mu_);
+    readers.swap(readers_);
+  }
+  for (auto& t : readers) t.join();
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunStdioProxy(Gateway& gateway, const StdioProxyOptions& options) {
+  // A client or upstream that goes away must not kill airlock mid-write.
+  signal(SIGPIPE, SIG_IGN);
+  McpServerSpec builtin;
+  builtin.name = kBuiltinServer;
+  const McpServerSpec* spec = options.server == kBuiltinServer
+                                  ? &builtin
+                                  : gateway.policy().FindMcpServer(options.server);
+  if (spec == nullptr) {
+    std::string names;
+    for (const auto& [n, s] : gateway.policy().mcp_servers) names += (names.empty() ? "" : ", ") + n;
+    std::fprintf(stderr,
+                 "airlock mcp: no MCP server '%s' in the policy (mcp_servers: %s; the built-in "
+                 "one is 'airlock')\n",
+                 options.server.c_str(), names.empty() ? "none" : names.c_str());
+    return kExitUsage;
+  }
+  auto who = gateway.WhoIs(options.token);
+  if (!who.ok() || who->role != Principal::Role::kAgent) {
+    std::fprintf(stderr, "airlock mcp: AIRLOCK_TOKEN must hold an agent's token (%s)\n",
+                 who.ok() ? ("it is " + who->Label() + "'s").c_str()
+                          : who.status().message().c_str());
+    return kExitUsage;
+  }
+  const AgentSpec* agent = nullptr;
+  for (const auto& ag : gateway.policy().agents) {
+    if (ag.name == who->name) agent = &ag;
+  }
+  Session session(gateway, options, *spec, agent);
+  return session.Run();
+}
+
+}  // namespace airlock::mcp

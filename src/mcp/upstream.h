@@ -1,0 +1,71 @@
+// An upstream MCP server reached over stdio: a child process whose stdin and stdout are
+// pipes carrying newline-delimited JSON-RPC. Its stderr is airlock's (the client's log).
+//
+// The child gets exactly the environment the policy gives it plus PATH, never airlock's own
+// (AIRLOCK_TOKEN and the agent's other variables stay out). It dies with airlock
+// (PR_SET_PDEATHSIG) and runs in its own process group, so that Stop() ends what it started.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+#include "core/status.h"
+#include "mcp/jsonrpc.h"
+
+namespace airlock::mcp {
+
+struct UpstreamOptions {
+  std::vector<std::string> argv;             // argv[0] looked up on PATH
+  std::map<std::string, std::string> env;    // besides PATH
+  size_t max_message_bytes = 4u << 20;
+};
+
+class UpstreamProcess {
+ public:
+  // Starts the process. InvalidArgument when argv is empty or argv[0] cannot be executed
+  // ("command not found: foo").
+  static Result<std::unique_ptr<UpstreamProcess>> Start(const UpstreamOptions& options);
+  ~UpstreamProcess();  // Stop()
+
+  // Thread-safe; false when the process is gone (EPIPE).
+  bool Send(const Json& message);
+  // Blocks for the next line from the process (one reader thread at a time).
+  LineReader::Event Receive(std::string* line) { return reader_.Next(line); }
+
+  // Closes its stdin, waits up to `grace` for it to exit, then kills its process group.
+  // Returns its exit status text ("exited 0", "killed by signal 9"). Idempotent.
+  std::string Stop(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
+  pid_t pid() const { return pid_; }
+
+ private:
+  UpstreamProcess(pid_t pid, int in_fd, int out_fd, size_t max_bytes);
+  pid_t pid_;
+  int in_fd_;   // the child's stdin (we write)
+  int out_fd_;  // the child's stdout (we read)
+  LineReader reader_;
+  std::mutex write_mu_;
+  std::mutex stop_mu_;
+  bool stopped_ = false;
+  std::string exit_text_;
+};
+
+// The protocol revision airlock speaks when it opens a session of its own (a one-shot call).
+inline constexpr const char* kProtocolVersion = "2025-06-18";
+
+// Starts the upstream, initializes a session, calls `tools/call` with `params` ({"name",
+// "arguments"}) and stops it. Server-to-client requests are refused (-32601): there is no
+// client to ask. Used when a call is applied by a process that has no live session (an
+// approval from the CLI or the web page). Errors: IoError when the upstream dies or breaks
+// the protocol, with what it said; FailedPrecondition on timeout.
+Result<Json> CallToolOnce(const UpstreamOptions& options, const Json& params,
+                          std::chrono::milliseconds timeout);
+
+}  // namespace airlock::mcp
