@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 #include "audit/audit.h"
@@ -12,7 +13,9 @@
 #include "cli/render.h"
 #include "core/hash.h"
 #include "core/json.h"
+#include "doctor/doctor.h"
 #include "gateway/gateway.h"
+#include "mcp/proxy.h"
 #include "policy/policy.h"
 #include "server/serve.h"
 
@@ -261,13 +264,17 @@ int CmdPolicyCheck(const Options& o) {
     return kExitUsage;
   }
   const Policy& p = **policy;
+  // MCP servers are targets too (kind mcp), but people count them apart.
+  const size_t servers = p.mcp_servers.size();
+  const size_t targets = p.targets.size() - servers;
   if (o.json) {
     PrintJson({{"ok", true},
+               {"mcp_servers", servers},
                {"file", p.source_path},
                {"mode", p.mode == PolicyMode::kDryRun ? "dry-run" : "enforce"},
                {"agents", p.agents.size()},
                {"approvers", p.approvers.size()},
-               {"targets", p.targets.size()},
+               {"targets", targets},
                {"rules", p.rules.size()},
                {"limits", p.limits.size()}});
   } else {
@@ -276,7 +283,8 @@ int CmdPolicyCheck(const Options& o) {
     };
     std::cout << p.source_path << ": ok (" << (p.mode == PolicyMode::kDryRun ? "dry-run" : "enforce")
               << " mode; " << n(p.agents.size(), "agent") << ", "
-              << n(p.approvers.size(), "approver") << ", " << n(p.targets.size(), "target") << ", "
+              << n(p.approvers.size(), "approver") << ", " << n(targets, "target") << ", "
+              << (servers ? n(servers, "MCP server") + ", " : std::string())
               << n(p.rules.size(), "rule") << ", " << n(p.limits.size(), "limit") << ")\n";
   }
   return kExitOk;
@@ -333,6 +341,56 @@ int CmdServe(const Options& o, const ServeFlags& f) {
   if (!policy.ok()) return Fail(o, policy.status());
   Status st = server::Serve(*policy, so);
   return st.ok() ? kExitOk : Fail(o, st);
+}
+
+int CmdMcpStdio(const Options& o, const std::string& server_name) {
+  auto policy = LoadPolicyFile(o.config);
+  if (!policy.ok()) return Fail(o, policy.status());
+  auto gw = Gateway::Open(*policy);
+  if (!gw.ok()) return Fail(o, gw.status());
+  mcp::StdioProxyOptions po;
+  po.server = server_name;
+  po.token = CallerToken();
+  return mcp::RunStdioProxy(**gw, po);
+}
+
+// `airlock doctor` flags, as given.
+struct DoctorFlags {
+  std::vector<std::string> files;
+  bool fix = false;
+  std::string fix_out;
+  std::string sandbox = "repo";
+  bool strict = false;
+};
+
+// Exit: 2 when a file named on the command line could not be checked, 1 when a --fix copy
+// could not be written or (--strict) a finding is high or critical, otherwise 0.
+int CmdDoctor(const Options& o, const DoctorFlags& f, bool config_given) {
+  doctor::Options d;
+  d.files = f.files;
+  const char* home = std::getenv("HOME");
+  const char* xdg = std::getenv("XDG_CONFIG_HOME");
+  d.home = home ? home : "";
+  d.config_home = xdg ? xdg : "";
+  std::error_code ec;
+  d.cwd = std::filesystem::current_path(ec).string();  // absolute paths in every message
+  d.fix = f.fix;
+  d.fix_options.out_dir = f.fix_out;
+  d.fix_options.sandbox = f.sandbox;
+  if (config_given) d.fix_options.policy_path = std::filesystem::absolute(o.config, ec).string();
+  const doctor::Report r = doctor::RunDoctor(d);
+  if (o.json) {
+    PrintJson(doctor::ReportToJson(r));
+  } else {
+    std::cout << doctor::FormatReport(r);
+    for (const auto& file : r.files) {
+      if (!file.status.ok()) std::cerr << "airlock: " << file.status.message() << "\n";
+    }
+  }
+  if (r.NamedFileFailed()) return kExitUsage;
+  if (r.AnyCopyFailed()) return kExitError;
+  const bool serious = r.Count(doctor::Severity::kHigh) + r.Count(doctor::Severity::kCritical) > 0;
+  return f.strict && serious ? kExitError : kExitOk;
 }
 
 }  // namespace
@@ -436,6 +494,61 @@ int Main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   serve->callback([&] { run = [&] { return CmdServe(o, serve_flags); }; });
   serve->footer("Serves until SIGTERM or SIGINT, then lets running requests finish (up to 10 s).");
+
+  std::string mcp_server;
+  auto* mcp = app.add_subcommand("mcp", "the MCP gateway");
+  mcp->require_subcommand(1);
+  auto* mcp_stdio = mcp->add_subcommand(
+      "stdio", "serve one MCP client on stdin/stdout, in front of an MCP server of the policy");
+  mcp_stdio->add_option("--server", mcp_server, "the server's name under mcp_servers:")
+      ->required();
+  mcp_stdio->callback([&] { run = [&] { return CmdMcpStdio(o, mcp_server); }; });
+  mcp_stdio->footer(
+      "This is the command an MCP client's configuration runs, with the agent's token in\n"
+      "AIRLOCK_TOKEN. airlock starts the server (command: and env: of its policy entry; it\n"
+      "gets nothing else of this environment but PATH), passes the protocol through, lists\n"
+      "only the tools the agent's scopes allow, and sends every tools/call through the\n"
+      "gateway: read and low calls are made at once; others wait up to approval_wait for a\n"
+      "human, then end as a tool error naming the action (see airlock_action_status).\n"
+      "Messages go on stdout only; diagnostics on stderr. Exit: 0 when the client closed\n"
+      "the session, 2 for an unknown server or a token that is not an agent's.");
+
+  DoctorFlags doctor_flags;
+  auto* doctor =
+      app.add_subcommand("doctor", "find unsandboxed agent set-ups in MCP client configurations");
+  doctor->add_option("FILES", doctor_flags.files,
+                     "client configurations to check (default: the usual places, below)");
+  doctor->add_flag("--fix", doctor_flags.fix,
+                   "write a copy of each configuration with every stdio server wrapped by "
+                   "`airlock mcp stdio`, and print the policy entries to add");
+  doctor->add_option("--fix-out", doctor_flags.fix_out,
+                     "write the copies into this directory (default: NAME.airlock.json beside "
+                     "each original)");
+  doctor->add_option("--sandbox", doctor_flags.sandbox,
+                     "the shell target the printed policy entries run servers in (default repo)");
+  doctor->add_flag("--strict", doctor_flags.strict, "exit 1 when a finding is high or critical");
+  doctor->add_flag("--json", o.json, "print {files, findings, summary, fix} as one JSON object");
+  doctor->callback([&] {
+    const bool config_given =
+        app.get_option("--config")->count() > 0 || std::getenv("AIRLOCK_CONFIG") != nullptr;
+    run = [&, config_given] { return CmdDoctor(o, doctor_flags, config_given); };
+  });
+  doctor->footer(
+      "With no FILES it reads those of these that exist: ~/.config/Claude/ and\n"
+      "~/Library/Application Support/Claude/claude_desktop_config.json (Claude Desktop),\n"
+      "./.mcp.json and ~/.claude.json with its projects (Claude Code), ./.cursor/mcp.json and\n"
+      "~/.cursor/mcp.json (Cursor), ./.vscode/mcp.json and VS Code's user mcp.json.\n"
+      "Per server it reports, with a severity and a fix: credentials in args, env, url or\n"
+      "headers (high; critical for a production host), a file-system root of / or a home\n"
+      "directory (critical / high), production-looking hosts (high), servers not behind\n"
+      "airlock (medium). Secrets are never printed: only their redacted form (sk-****).\n"
+      "--fix never changes a configuration: it writes copies (mode 0600) whose stdio servers\n"
+      "run `airlock mcp stdio --server NAME` with AIRLOCK_TOKEN=<agent token> (and\n"
+      "AIRLOCK_CONFIG when --config or AIRLOCK_CONFIG names the policy), and prints the\n"
+      "mcp_servers: entries with the original commands; remote servers are left as they are.\n"
+      "Exit: 0 when it ran (findings or not), 1 with --strict and a high or critical finding\n"
+      "or when a copy could not be written, 2 when a file named on the command line is\n"
+      "missing, unreadable or not a client configuration.");
 
   try {
     app.parse(argc, argv);
