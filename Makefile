@@ -7,13 +7,14 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build build-asan run test test-unit test-asan fuzz bench bench-peers bench-shell bench-serve format clean
+.PHONY: all deps build build-asan run test test-unit test-asan fuzz bench bench-peers bench-shell bench-serve bench-mcp format clean
 
 all: build
 
 deps:
 	@bash scripts/install-deps.sh
 	@bash scripts/install-browser-tests.sh
+	@bash scripts/install-mcp-tests.sh
 
 $(BUILD)/Makefile: CMakeLists.txt
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -47,10 +48,16 @@ bench: build bench-peers
 	@bash bench/run.sh $(BUILD)
 	@bash bench/shell_peers.sh --build $(BUILD) $(SHELL_PEERS_ARGS)
 	@bash bench/serve_bench.sh --build $(BUILD)
+	@bash bench/mcp_bench.sh --build $(BUILD)
 
 # `airlock serve` against a minimal HTTP service of the same library (wrk, 32 clients).
 bench-serve: build
 	@bash bench/serve_bench.sh --build $(BUILD)
+
+# `airlock mcp stdio` against the same SDK client talking to server-everything directly, and
+# mcp-proxy (npm) against server-everything's own HTTP (tests/mcp, installed by `make deps`).
+bench-mcp: build
+	@bash bench/mcp_bench.sh --build $(BUILD)
 
 bench-shell: build bench-peers
 	@bash bench/shell_peers.sh --build $(BUILD) $(SHELL_PEERS_ARGS)
