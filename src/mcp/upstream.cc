@@ -13,6 +13,9 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <functional>
+#include <future>
 #include <thread>
 
 namespace airlock::mcp {
@@ -34,7 +37,56 @@ void ChildFail(int err_fd, const std::string& what) {
 
 }  // namespace
 
+namespace {
+
+// PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not the process. A
+// gateway thread that restarts an upstream ends with its call, so every upstream is forked
+// by this one thread, which lives as long as the process.
+class Spawner {
+ public:
+  static Spawner& Get() {
+    static Spawner* s = new Spawner();  // never destroyed: its thread outlives static teardown
+    return *s;
+  }
+  template <typename F>
+  auto Run(F fn) -> decltype(fn()) {
+    std::packaged_task<decltype(fn())()> task(std::move(fn));
+    auto result = task.get_future();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.emplace_back([&task] { task(); });
+    }
+    cv_.notify_one();
+    return result.get();
+  }
+
+ private:
+  Spawner() {
+    std::thread([this] {
+      for (;;) {
+        std::function<void()> job;
+        {
+          std::unique_lock<std::mutex> lock(mu_);
+          cv_.wait(lock, [&] { return !queue_.empty(); });
+          job = std::move(queue_.front());
+          queue_.pop_front();
+        }
+        job();
+      }
+    }).detach();
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+};
+
+}  // namespace
+
 Result<std::unique_ptr<UpstreamProcess>> UpstreamProcess::Start(const UpstreamOptions& options) {
+  return Spawner::Get().Run([&options] { return StartHere(options); });
+}
+
+Result<std::unique_ptr<UpstreamProcess>> UpstreamProcess::StartHere(const UpstreamOptions& options) {
   if (options.argv.empty() || options.argv[0].empty()) {
     return Status::InvalidArgument("the MCP server's command is empty");
   }

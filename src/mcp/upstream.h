@@ -3,7 +3,9 @@
 //
 // The child gets exactly the environment the policy gives it plus PATH, never airlock's own
 // (AIRLOCK_TOKEN and the agent's other variables stay out). It dies with airlock
-// (PR_SET_PDEATHSIG) and runs in its own process group, so that Stop() ends what it started.
+// (PR_SET_PDEATHSIG, set by a thread that lives as long as airlock: the signal follows the
+// forking thread, not the process) and runs in its own process group, so that Stop() ends
+// what it started.
 #pragma once
 
 #include <sys/types.h>
@@ -47,6 +49,8 @@ class UpstreamProcess {
 
  private:
   UpstreamProcess(pid_t pid, int in_fd, int out_fd, size_t max_bytes);
+  // Start() runs this on one long-lived thread (see Spawner in upstream.cc).
+  static Result<std::unique_ptr<UpstreamProcess>> StartHere(const UpstreamOptions& options);
   pid_t pid_;
   int in_fd_;   // the child's stdin (we write)
   int out_fd_;  // the child's stdout (we read)

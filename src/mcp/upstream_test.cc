@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <thread>
 
 #include "connectors/mcp/mcp_connector.h"
 
@@ -40,6 +41,23 @@ TEST(UpstreamProcess, GetsOnlyThePolicyEnvironmentAndPath) {
   EXPECT_TRUE(names.count("PATH"));
   EXPECT_FALSE(names.count("AIRLOCK_TOKEN"));
   EXPECT_FALSE(names.count("HOME"));
+}
+
+// An upstream started by a thread that then ends (a gateway call restarting a crashed
+// server) must outlive that thread: the parent-death signal follows the forking thread.
+TEST(UpstreamProcess, OutlivesTheThreadThatStartedIt) {
+  std::unique_ptr<UpstreamProcess> up;
+  std::thread([&] {
+    auto started = UpstreamProcess::Start({{"cat"}, {}, 1 << 20});
+    ASSERT_TRUE(started.ok());
+    up = std::move(*started);
+  }).join();
+  ASSERT_NE(up, nullptr);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(up->Send(MakeRequest(1, "ping", nullptr)));
+  std::string line;
+  ASSERT_EQ(up->Receive(&line), LineReader::Event::kLine);
+  EXPECT_EQ(up->Stop(), "exited 0");
 }
 
 TEST(UpstreamProcess, UnknownCommandIsAClearError) {
