@@ -13,48 +13,13 @@
 # without the scope, a wrong token, and what reaches the upstream of the inspector's environment.
 source "$(dirname "$0")/lib.sh"
 cd "$T"
-MCP=$SRC/tests/mcp
+source "$SRC/tests/blackbox/mcp_lib.sh"
 INS=$MCP/node_modules/@modelcontextprotocol/inspector-cli
+require_mcp_packages @modelcontextprotocol/sdk @modelcontextprotocol/inspector-cli
 
-if ! command -v node >/dev/null || [ ! -f "$INS/build/cli.js" ] ||
-   [ ! -f "$MCP/node_modules/@modelcontextprotocol/sdk/package.json" ]; then
-  if [ -z "${CI:-}" ]; then
-    echo "skipped: node or tests/mcp/node_modules (inspector-cli) is missing (run scripts/install-mcp-tests.sh or make deps)"
-    exit 0
-  fi
-  echo "not ok - node or tests/mcp/node_modules (inspector-cli) is missing under CI (scripts/install-mcp-tests.sh)"
-  exit 1
-fi
-
-MAIL_TOKEN=$AGENT_TOKEN        # agent mail-bot, scoped to the MCP server mail
-OTHER_TOKEN=$OTHER_AGENT_TOKEN # agent other-bot, scoped to an SQLite target only
-ALICE_TOKEN=$DBA_TOKEN         # approver alice
 MAIL_LOG=$T/mail.log
 P=$T/airlock.yaml
-sqlite3 "$T/other.db" "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)" >/dev/null
-cat > "$P" <<YAML
-version: 1
-store: $T/state/airlock.db
-agents:
-  - {name: mail-bot, token_sha256: "$(sha "$MAIL_TOKEN")", scopes: [mail]}
-  - {name: other-bot, token_sha256: "$(sha "$OTHER_TOKEN")", scopes: [other-db]}
-approvers:
-  - {name: alice, token_sha256: "$(sha "$ALICE_TOKEN")"}
-  - {name: bob, token_sha256: "$(sha "$SEC_TOKEN")"}
-targets:
-  other-db: {kind: sqlite, path: $T/other.db}
-approvals: {low: 0, high: 1, critical: 2, timeout: 1h}
-mcp_servers:
-  mail:
-    command: [node, "$MCP/mail_server.mjs"]
-    env: {MAIL_LOG: "$MAIL_LOG"}
-    approval_wait: 1s
-    tools:
-      - {tool: send_email, risk: low, reason: "one reply"}
-      - {tool: send_email, args: {"/to": {count_gt: 1}}, risk: high, reason: "batch send"}
-      - {tool: whoami_env, risk: read}
-      - {tool: crash, risk: read}
-YAML
+mcp_policy "$P" "$T/state/airlock.db" "$MAIL_LOG" 1s
 unset AIRLOCK_TOKEN AIRLOCK_SERVER AIRLOCK_CONFIG
 
 # client_config FILE TOKEN: a client configuration that runs airlock in front of "mail".

@@ -9,58 +9,8 @@
 # protocol errors.
 source "$(dirname "$0")/lib.sh"
 cd "$T"
-MCP=$SRC/tests/mcp
-
-if ! command -v node >/dev/null || [ ! -f "$MCP/node_modules/@modelcontextprotocol/sdk/package.json" ] ||
-   [ ! -f "$MCP/node_modules/@modelcontextprotocol/server-everything/package.json" ]; then
-  if [ -z "${CI:-}" ]; then
-    echo "skipped: node or tests/mcp/node_modules is missing (run scripts/install-mcp-tests.sh or make deps)"
-    exit 0
-  fi
-  echo "not ok - node or tests/mcp/node_modules is missing under CI (scripts/install-mcp-tests.sh)"
-  exit 1
-fi
-
-MAIL_TOKEN=$AGENT_TOKEN        # agent mail-bot, scoped to the MCP servers mail and everything
-OTHER_TOKEN=$OTHER_AGENT_TOKEN # agent other-bot, scoped to an SQLite target only
-ALICE_TOKEN=$DBA_TOKEN         # approver alice
-BOB_TOKEN=$SEC_TOKEN           # approver bob
-EVERYTHING=$MCP/node_modules/@modelcontextprotocol/server-everything/dist/index.js
-sqlite3 "$T/other.db" "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)" >/dev/null
-
-# mcp_policy FILE STORE MAIL_LOG APPROVAL_WAIT: the policy of these tests.
-mcp_policy() {
-  cat > "$1" <<YAML
-version: 1
-store: $2
-agents:
-  - {name: mail-bot, token_sha256: "$(sha "$MAIL_TOKEN")", scopes: [mail, everything]}
-  - {name: other-bot, token_sha256: "$(sha "$OTHER_TOKEN")", scopes: [other-db]}
-approvers:
-  - {name: alice, token_sha256: "$(sha "$ALICE_TOKEN")"}
-  - {name: bob, token_sha256: "$(sha "$BOB_TOKEN")"}
-targets:
-  other-db: {kind: sqlite, path: $T/other.db}
-approvals: {low: 0, high: 1, critical: 2, timeout: 1h}
-mcp_servers:
-  mail:
-    command: [node, "$MCP/mail_server.mjs"]
-    env: {MAIL_LOG: "$3"}
-    approval_wait: $4
-    tools:
-      - {tool: send_email, risk: low, reason: "one reply"}
-      - {tool: send_email, args: {"/to": {count_gt: 1}}, risk: high, reason: "batch send"}
-      - {tool: whoami_env, risk: read}
-      - {tool: crash, risk: read}
-  everything:
-    command: [node, "$EVERYTHING", stdio]
-    tools:
-      - {tool: echo, risk: read}
-      - {tool: "*", risk: low}
-limits:
-  - {match: {target: mail}, rate: 20/min, on_exceed: trip}
-YAML
-}
+source "$SRC/tests/blackbox/mcp_lib.sh"
+require_mcp_packages @modelcontextprotocol/sdk @modelcontextprotocol/server-everything
 
 P=$T/airlock.yaml            # approval_wait 2s
 P_WAIT=$T/airlock-wait.yaml  # the same store and mail log, approval_wait 20s
