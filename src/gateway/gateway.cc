@@ -848,17 +848,7 @@ Result<audit::VerifyReport> Gateway::VerifyAudit() {
 
 Status Gateway::ScanAudit(const std::optional<std::string>& token, const std::string& action_id,
                           const std::function<bool(const AuditEvent&)>& fn) {
-  if (token) {
-    auto w = Authenticate(token);
-    if (!w.ok()) {
-      RETURN_IF_ERROR(AuditOnly(action_id, "anonymous", "auth_failed", {{"operation", "audit"}}));
-      return w.status();
-    }
-    if (w->role == Principal::Role::kAgent) {
-      return Status::PermissionDenied(w->Label() + " cannot read the audit log");
-    }
-  }
-  return store_->ScanAudit(0, action_id, fn);
+  return ScanAudit(token, /*after_seq=*/0, action_id, fn);
 }
 
 Status Gateway::ScanAudit(const std::optional<std::string>& token, int64_t after_seq,
