@@ -28,7 +28,9 @@ constexpr const char* kBuiltinServer = "airlock";
 constexpr int kMaxRestartsPerMinute = 5;
 constexpr auto kInitTimeout = std::chrono::seconds(30);
 
-void Log(const std::string& what) { std::fprintf(stderr, "airlock mcp: %s\n", what.c_str()); }
+void Log(const std::string& what) {
+  std::fprintf(stderr, "airlock mcp: %s\n", what.c_str());
+}
 
 Json TextResult(const std::string& text, bool is_error, Json structured = nullptr) {
   Json r = {{"content", Json::array({{{"type", "text"}, {"text", text}}})}, {"isError", is_error}};
@@ -43,18 +45,18 @@ std::string Reasons(const Action& a) {
 }
 
 Json StatusToolDefinition() {
-  return {{"name", kStatusTool},
-          {"title", "airlock: action status"},
-          {"description",
-           "Ask airlock about an action it holds for approval: its status (pending, applied, "
-           "rejected, expired, denied, failed), its risk and why, and the tool's answer once "
-           "it was applied by an approval."},
-          {"inputSchema",
-           {{"type", "object"},
-            {"properties",
-             {{"id", {{"type", "string"}, {"description", "the action id (act_...)"}}}}},
-            {"required", Json::array({"id"})}}},
-          {"annotations", {{"readOnlyHint", true}}}};
+  return {
+      {"name", kStatusTool},
+      {"title", "airlock: action status"},
+      {"description",
+       "Ask airlock about an action it holds for approval: its status (pending, applied, "
+       "rejected, expired, denied, failed), its risk and why, and the tool's answer once "
+       "it was applied by an approval."},
+      {"inputSchema",
+       {{"type", "object"},
+        {"properties", {{"id", {{"type", "string"}, {"description", "the action id (act_...)"}}}}},
+        {"required", Json::array({"id"})}}},
+      {"annotations", {{"readOnlyHint", true}}}};
 }
 
 // What one request to the upstream is waiting for.
@@ -126,7 +128,7 @@ class Session {
   std::mutex out_mu_;  // one writer on the client's stdout at a time
 
   std::mutex restart_mu_;
-  std::mutex up_mu_;   // guards everything below up to the next blank line
+  std::mutex up_mu_;  // guards everything below up to the next blank line
   std::shared_ptr<UpstreamProcess> up_;
   std::vector<std::thread> readers_;
   bool ever_started_ = false;
@@ -312,7 +314,8 @@ void Session::UpstreamMessage(const Message& m) {
       if (it == inflight_.end()) return;  // cancelled, or a stray answer
       f = it->second;
       inflight_.erase(it);
-      if (f.kind != InFlight::Kind::kInternal) client_to_upstream_.erase(CanonicalJson(f.client_id));
+      if (f.kind != InFlight::Kind::kInternal)
+        client_to_upstream_.erase(CanonicalJson(f.client_id));
     }
     if (f.kind == InFlight::Kind::kInternal) {
       if (m.type == Message::Type::kError) {
@@ -386,20 +389,19 @@ Json Session::ResultFor(const Action& a) {
         }
         return TextResult(text, false, structured);
       }
-      return TextResult("airlock: action " + id +
-                            " was applied; the server's answer was too large to keep",
-                        false, structured);
+      return TextResult(
+          "airlock: action " + id + " was applied; the server's answer was too large to keep",
+          false, structured);
     case ActionStatus::kPending:
       return TextResult(
-          "airlock: this call is pending approval and was not made yet. Action " + id +
-              " is " + RiskName(a.risk) + " risk: " + why +
-              ". A human approves it with `airlock approve " + id +
-              "` or on airlock's web page. Ask later with the tool " + kStatusTool +
+          "airlock: this call is pending approval and was not made yet. Action " + id + " is " +
+              RiskName(a.risk) + " risk: " + why + ". A human approves it with `airlock approve " +
+              id + "` or on airlock's web page. Ask later with the tool " + kStatusTool +
               " {\"id\": \"" + id + "\"}; the answer is kept there once it is approved.",
           true, structured);
     default: {
-      std::string text = "airlock: the call was not made: action " + id + " is " +
-                         ActionStatusName(a.status);
+      std::string text =
+          "airlock: the call was not made: action " + id + " is " + ActionStatusName(a.status);
       if (!a.error.empty()) text += ": " + a.error;
       if (!why.empty() && why != a.error) text += " (" + why + ")";
       return TextResult(text, true, structured);
@@ -410,8 +412,8 @@ Json Session::ResultFor(const Action& a) {
 void Session::ActionStatusTool(const Json& client_id, const Json& params) {
   const Json& args = params.contains("arguments") ? params["arguments"] : Json(nullptr);
   if (!args.is_object() || !args.contains("id") || !args["id"].is_string()) {
-    ToClient(MakeResult(client_id, TextResult("airlock_action_status needs {\"id\": \"act_...\"}",
-                                              true)));
+    ToClient(MakeResult(client_id,
+                        TextResult("airlock_action_status needs {\"id\": \"act_...\"}", true)));
     return;
   }
   Outcome o = gw_.Show(opts_.token, args["id"].get<std::string>());
@@ -421,15 +423,14 @@ void Session::ActionStatusTool(const Json& client_id, const Json& params) {
   }
   Json r = ResultFor(*o.action);
   const bool tool_answer = o.action->status == ActionStatus::kApplied &&
-                           o.action->result.is_object() &&
-                           o.action->result.contains("tool_result");
+                           o.action->result.is_object() && o.action->result.contains("tool_result");
   // The question was answered: the status itself is no error (a tool's own answer keeps its
   // own isError).
   if (!tool_answer && r.is_object()) r["isError"] = false;
   if (o.action->status == ActionStatus::kApplied && r.is_object() && r.contains("content") &&
       r["content"].is_array()) {
-    const std::string text = "airlock: action " + o.action->id +
-                             " status applied; the server answered:";
+    const std::string text =
+        "airlock: action " + o.action->id + " status applied; the server answered:";
     r["content"].insert(r["content"].begin(), Json{{"type", "text"}, {"text", text}});
   }
   ToClient(MakeResult(client_id, r));
@@ -490,18 +491,19 @@ void Session::Gate(Json client_id, Json params) {
     progress_token = params["_meta"]["progressToken"];
   }
   if (!builtin_) {
-  req.target = spec_.name;
-  req.kind = "mcp";
-  req.args = {{"tool", tool},
-              {"arguments", params.contains("arguments") && params["arguments"].is_object()
-                                ? params["arguments"]
-                                : Json::object()}};
-  {
-    std::lock_guard<std::mutex> lock(up_mu_);
-    auto it = annotations_.find(tool);
-    if (it != annotations_.end() && !it->second.is_null()) req.args["annotations"] = it->second;
-  }
-  if (params.contains("_meta") && params["_meta"].is_object()) req.args["_meta"] = params["_meta"];
+    req.target = spec_.name;
+    req.kind = "mcp";
+    req.args = {{"tool", tool},
+                {"arguments", params.contains("arguments") && params["arguments"].is_object()
+                                  ? params["arguments"]
+                                  : Json::object()}};
+    {
+      std::lock_guard<std::mutex> lock(up_mu_);
+      auto it = annotations_.find(tool);
+      if (it != annotations_.end() && !it->second.is_null()) req.args["annotations"] = it->second;
+    }
+    if (params.contains("_meta") && params["_meta"].is_object())
+      req.args["_meta"] = params["_meta"];
   }
 
   tl_client_id = client_id;
@@ -535,12 +537,11 @@ void Session::Gate(Json client_id, Json params) {
   int64_t progress = 0;
   while (Clock::now() < deadline && !cancelled->load() && !closing_) {
     if (!progress_token.is_null() && Clock::now() >= next_progress) {
-      ToClient(MakeNotification(
-          "notifications/progress",
-          {{"progressToken", progress_token},
-           {"progress", ++progress},
-           {"message", "waiting for a human to approve " + a.id + " (" + RiskName(a.risk) +
-                           ": " + Reasons(a) + ")"}}));
+      ToClient(MakeNotification("notifications/progress",
+                                {{"progressToken", progress_token},
+                                 {"progress", ++progress},
+                                 {"message", "waiting for a human to approve " + a.id + " (" +
+                                                 RiskName(a.risk) + ": " + Reasons(a) + ")"}}));
       next_progress = Clock::now() + std::chrono::seconds(1);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -606,7 +607,8 @@ Json Session::BuiltinTools() {
              {"argv",
               {{"type", "array"},
                {"items", {{"type", "string"}}},
-               {"description", "the command and its arguments, e.g. [\"sh\", \"-c\", \"make\"]"}}}}},
+               {"description",
+                "the command and its arguments, e.g. [\"sh\", \"-c\", \"make\"]"}}}}},
            {"required", Json::array({"target", "argv"})}}},
          {"annotations", {{"destructiveHint", true}}}});
   }
@@ -692,9 +694,10 @@ void Session::HandleLocally(const Message& m) {
     ToClient(MakeResult(m.id, {{"tools", Json::array()}}));
   } else if (m.method == "tools/call") {
     // Through the gateway, so that the refusal is audited like any other.
-    std::string tool = m.params.is_object() && m.params.contains("name") && m.params["name"].is_string()
-                           ? m.params["name"].get<std::string>()
-                           : "";
+    std::string tool =
+        m.params.is_object() && m.params.contains("name") && m.params["name"].is_string()
+            ? m.params["name"].get<std::string>()
+            : "";
     SubmitRequest req{spec_.name, "mcp", {{"tool", tool}, {"arguments", Json::object()}}};
     if (!tool.empty()) (void)gw_.Submit(opts_.token, req);
     ToClient(MakeError(m.id, kInvalidParams, "Unknown tool: " + tool));
@@ -782,9 +785,9 @@ void Session::HandleClientLine(const std::string& line) {
 
 int Session::Run() {
   if (!builtin_)
-  gw_.AttachConnector(spec_.name,
-                      NewMcpConnector(ConnectorConfig{spec_.name, "mcp", Json::object()},
-                                      std::make_shared<SessionCaller>(this)));
+    gw_.AttachConnector(spec_.name,
+                        NewMcpConnector(ConnectorConfig{spec_.name, "mcp", Json::object()},
+                                        std::make_shared<SessionCaller>(this)));
   LineReader reader(opts_.in_fd, static_cast<size_t>(spec_.max_message_bytes));
   std::string line;
   for (;;) {
@@ -829,12 +832,12 @@ int RunStdioProxy(Gateway& gateway, const StdioProxyOptions& options) {
   signal(SIGPIPE, SIG_IGN);
   McpServerSpec builtin;
   builtin.name = kBuiltinServer;
-  const McpServerSpec* spec = options.server == kBuiltinServer
-                                  ? &builtin
-                                  : gateway.policy().FindMcpServer(options.server);
+  const McpServerSpec* spec =
+      options.server == kBuiltinServer ? &builtin : gateway.policy().FindMcpServer(options.server);
   if (spec == nullptr) {
     std::string names;
-    for (const auto& [n, s] : gateway.policy().mcp_servers) names += (names.empty() ? "" : ", ") + n;
+    for (const auto& [n, s] : gateway.policy().mcp_servers)
+      names += (names.empty() ? "" : ", ") + n;
     std::fprintf(stderr,
                  "airlock mcp: no MCP server '%s' in the policy (mcp_servers: %s; the built-in "
                  "one is 'airlock')\n",
@@ -843,9 +846,9 @@ int RunStdioProxy(Gateway& gateway, const StdioProxyOptions& options) {
   }
   auto who = gateway.WhoIs(options.token);
   if (!who.ok() || who->role != Principal::Role::kAgent) {
-    std::fprintf(stderr, "airlock mcp: AIRLOCK_TOKEN must hold an agent's token (%s)\n",
-                 who.ok() ? ("it is " + who->Label() + "'s").c_str()
-                          : who.status().message().c_str());
+    std::fprintf(
+        stderr, "airlock mcp: AIRLOCK_TOKEN must hold an agent's token (%s)\n",
+        who.ok() ? ("it is " + who->Label() + "'s").c_str() : who.status().message().c_str());
     return kExitUsage;
   }
   const AgentSpec* agent = nullptr;

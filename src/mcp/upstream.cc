@@ -86,7 +86,8 @@ Result<std::unique_ptr<UpstreamProcess>> UpstreamProcess::Start(const UpstreamOp
   return Spawner::Get().Run([&options] { return StartHere(options); });
 }
 
-Result<std::unique_ptr<UpstreamProcess>> UpstreamProcess::StartHere(const UpstreamOptions& options) {
+Result<std::unique_ptr<UpstreamProcess>> UpstreamProcess::StartHere(
+    const UpstreamOptions& options) {
   if (options.argv.empty() || options.argv[0].empty()) {
     return Status::InvalidArgument("the MCP server's command is empty");
   }
@@ -105,7 +106,8 @@ Result<std::unique_ptr<UpstreamProcess>> UpstreamProcess::StartHere(const Upstre
   argv.push_back(nullptr);
 
   int to_child[2], from_child[2], errp[2];
-  if (pipe2(to_child, O_CLOEXEC) != 0) return Status::IoError("pipe: " + std::string(strerror(errno)));
+  if (pipe2(to_child, O_CLOEXEC) != 0)
+    return Status::IoError("pipe: " + std::string(strerror(errno)));
   if (pipe2(from_child, O_CLOEXEC) != 0) {
     close(to_child[0]), close(to_child[1]);
     return Status::IoError("pipe: " + std::string(strerror(errno)));
@@ -118,7 +120,8 @@ Result<std::unique_ptr<UpstreamProcess>> UpstreamProcess::StartHere(const Upstre
   pid_t pid = fork();
   if (pid < 0) {
     int e = errno;
-    for (int fd : {to_child[0], to_child[1], from_child[0], from_child[1], errp[0], errp[1]}) close(fd);
+    for (int fd : {to_child[0], to_child[1], from_child[0], from_child[1], errp[0], errp[1]})
+      close(fd);
     return Status::IoError("fork: " + std::string(strerror(e)));
   }
   if (pid == 0) {
@@ -253,9 +256,9 @@ Result<Json> AwaitResponse(UpstreamProcess& up, const Json& id,
     const Message& m = *p.message;
     if (m.IsRequest()) {
       // Sampling, elicitation, roots: nobody is here to answer them.
-      up.Send(MakeError(m.id, kMethodNotFound,
-                        "airlock applies this call without a client session; " + m.method +
-                            " is not available"));
+      up.Send(MakeError(
+          m.id, kMethodNotFound,
+          "airlock applies this call without a client session; " + m.method + " is not available"));
       continue;
     }
     if (!m.IsResponse() || m.id != id) continue;

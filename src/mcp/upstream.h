@@ -25,8 +25,8 @@
 namespace airlock::mcp {
 
 struct UpstreamOptions {
-  std::vector<std::string> argv;             // argv[0] looked up on PATH
-  std::map<std::string, std::string> env;    // besides PATH
+  std::vector<std::string> argv;           // argv[0] looked up on PATH
+  std::map<std::string, std::string> env;  // besides PATH
   size_t max_message_bytes = 4u << 20;
 };
 

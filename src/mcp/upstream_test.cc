@@ -28,7 +28,8 @@ TEST(UpstreamProcess, CarriesLinesBothWays) {
 
 TEST(UpstreamProcess, GetsOnlyThePolicyEnvironmentAndPath) {
   setenv("AIRLOCK_TOKEN", "must-not-leak", 1);
-  auto up = UpstreamProcess::Start({{"sh", "-c", "env; cat >/dev/null"}, {{"MAIL_LOG", "/tmp/x"}}, 1 << 20});
+  auto up = UpstreamProcess::Start(
+      {{"sh", "-c", "env; cat >/dev/null"}, {{"MAIL_LOG", "/tmp/x"}}, 1 << 20});
   ASSERT_TRUE(up.ok()) << up.status().message();
   std::set<std::string> names;
   std::string line;
@@ -82,9 +83,9 @@ TEST(CallToolOnce, ReportsAServerThatDiesAsAnError) {
 }
 
 TEST(CallToolOnce, TimesOut) {
-  auto r = CallToolOnce({{"sh", "-c", "sleep 30"}, {}, 1 << 20},
-                        {{"name", "x"}, {"arguments", Json::object()}},
-                        std::chrono::milliseconds(200));
+  auto r =
+      CallToolOnce({{"sh", "-c", "sleep 30"}, {}, 1 << 20},
+                   {{"name", "x"}, {"arguments", Json::object()}}, std::chrono::milliseconds(200));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
 }

@@ -79,9 +79,9 @@ class McpConnector : public Connector {
     return r;
   }
 
-  Result<ApplyOutcome> Apply(const std::string& action_id, const Json& args,
-                             const Effect& expected,
-                             const std::function<Status(const UndoRecord&)>& before_commit) override {
+  Result<ApplyOutcome> Apply(
+      const std::string& action_id, const Json& args, const Effect& expected,
+      const std::function<Status(const UndoRecord&)>& before_commit) override {
     (void)action_id;
     ASSIGN_OR_RETURN(std::string tool, ToolOf(args));
     ApplyOutcome out;
@@ -139,8 +139,8 @@ Effect McpCallEffect(const std::string& server, const std::string& tool, const J
 Json McpResultSummary(const Json& result) {
   Json s = Json::object();
   s["size_bytes"] = CanonicalJson(result).size();
-  s["is_error"] = result.is_object() && result.contains("isError") && result["isError"].is_boolean() &&
-                  result["isError"].get<bool>();
+  s["is_error"] = result.is_object() && result.contains("isError") &&
+                  result["isError"].is_boolean() && result["isError"].get<bool>();
   std::set<std::string> types;
   if (result.is_object() && result.contains("content") && result["content"].is_array()) {
     s["content_items"] = result["content"].size();
