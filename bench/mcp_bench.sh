@@ -11,8 +11,11 @@
 #                   difference to `airlock` is the durability's cost
 #   http-direct     streamable HTTP, client -> server-everything's own HTTP transport
 #   mcp-proxy       streamable HTTP, client -> mcp-proxy -> stdio server-everything
-# mcp-proxy bridges a stdio server to HTTP, so its client speaks HTTP: it is compared with
-# http-direct (the same server over HTTP without a proxy), not with the stdio sides.
+#   airlock-serve   streamable HTTP, client -> airlock serve /mcp/everything -> stdio
+#                   server-everything (store on disk, group commit)
+# mcp-proxy and airlock serve bridge a stdio server to HTTP, so their client speaks HTTP: they
+# are compared with http-direct (the same server over HTTP without a proxy) and with each
+# other, not with the stdio sides.
 #   bash bench/mcp_bench.sh [--build DIR] [--calls N] [--warmup N]
 set -euo pipefail
 
@@ -88,25 +91,33 @@ PROXY_PORT=$(free_port)
 (cd "$W" && exec node "$PROXY" --host 127.0.0.1 --port "$PROXY_PORT" --server stream \
   -- node "$EVERYTHING" stdio >"$W/mcp-proxy.log" 2>&1) &
 PIDS+=($!)
+SERVE_PORT=$(free_port)
+mkdir -p "$W/serve"
+policy "$W/serve/airlock.yaml" "$W/serve/state/airlock.db"
+"$AIRLOCK" --config "$W/serve/airlock.yaml" serve --listen "127.0.0.1:$SERVE_PORT" 2>"$W/serve.log" &
+PIDS+=($!)
 wait_listen "$HTTP_PORT" "$W/everything-http.log"
 wait_listen "$PROXY_PORT" "$W/mcp-proxy.log"
+wait_listen "$SERVE_PORT" "$W/serve.log"
 
 jq -n --arg ev "$EVERYTHING" --arg bin "$AIRLOCK" --arg tok "$TOKEN" --arg w "$W" \
-  --argjson hpid "${PIDS[0]}" --argjson ppid "${PIDS[1]}" --arg http "http://127.0.0.1:$HTTP_PORT/mcp" --arg proxy "http://127.0.0.1:$PROXY_PORT/mcp" '
+  --argjson hpid "${PIDS[0]}" --argjson ppid "${PIDS[1]}" --arg http "http://127.0.0.1:$HTTP_PORT/mcp" --arg proxy "http://127.0.0.1:$PROXY_PORT/mcp" \
+  --argjson spid "${PIDS[2]}" --arg serve "http://127.0.0.1:$SERVE_PORT/mcp/everything" '
   def al(p): {command: $bin, args: ["--config", p, "mcp", "stdio", "--server", "everything"],
               env: {AIRLOCK_TOKEN: $tok}, stderr: ($w + "/airlock.err")};
   [{name: "direct", stdio: {command: "node", args: [$ev, "stdio"], stderr: ($w + "/everything.err")}},
    {name: "airlock", stdio: al($w + "/airlock.yaml")},
    {name: "airlock-tmpfs", stdio: al($w + "/airlock-tmpfs.yaml")},
    {name: "http-direct", http: $http, pid: $hpid},
-   {name: "mcp-proxy", http: $proxy, pid: $ppid}]' > "$W/sides.json"
+   {name: "mcp-proxy", http: $proxy, pid: $ppid},
+   {name: "airlock-serve", http: $serve, pid: $spid, headers: {Authorization: ("Bearer " + $tok)}}]' > "$W/sides.json"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 if ! out=$(node "$SRC/bench/mcp/bench_client.mjs" --mcp-dir "$MCP" --sides "$W/sides.json" \
     --n "$CALLS" --warmup "$WARMUP" --fsync-probe "$W/state"); then
   echo "mcp_bench: the run failed: $out" >&2
-  for f in airlock.err everything.err everything-http.log mcp-proxy.log; do
+  for f in airlock.err everything.err everything-http.log mcp-proxy.log serve.log; do
     [[ -s $W/$f ]] && { echo "--- $f" >&2; tail -20 "$W/$f" >&2; }
   done
   exit 1
@@ -114,6 +125,7 @@ fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 verify=$("$AIRLOCK" --config "$W/airlock.yaml" audit verify --json 2>&1 || true)
 verify_tmpfs=$("$AIRLOCK" --config "$W/airlock-tmpfs.yaml" audit verify --json 2>&1 || true)
+verify_serve=$("$AIRLOCK" --config "$W/serve/airlock.yaml" audit verify --json 2>&1 || true)
 
 v() { jq -r ".sides[\"$1\"].$2" <<<"$out"; }
 us() { awk -v u="$1" 'BEGIN {printf "%.0f µs", u}'; }
@@ -137,10 +149,12 @@ row "airlock mcp stdio (store on disk, fdatasync per call)" airlock direct
 row "airlock mcp stdio (store on tmpfs: no fsync cost)" airlock-tmpfs direct
 row "http-direct (server-everything's own HTTP)" http-direct http-direct
 row "mcp-proxy (HTTP -> stdio), vs http-direct" mcp-proxy http-direct
+row "airlock serve /mcp (HTTP -> stdio), vs http-direct" airlock-serve http-direct
+row "airlock serve /mcp, vs mcp-proxy" airlock-serve mcp-proxy
 echo "target: airlock adds <= 10% of direct p50 or <= 150 µs, whichever is larger (here <= $allow µs):" \
   "$(verdict "$a50") with the durable store (+$((a50 - d50)) µs), $(verdict "$t50") with the store on tmpfs (+$((t50 - d50)) µs)"
 echo "fdatasync of 4 KiB on the store's disk: p50 $(jq -r .fsync.p50_us <<<"$out") µs, p99 $(jq -r .fsync.p99_us <<<"$out") µs ($(jq -r .fsync.count <<<"$out") syncs)"
 echo "CPU µs/call: of the process the client talks to + of its children (the stdio upstream), user+system, 10 ms ticks / calls"
 echo "session setup (initialize) ms: $(jq -r '[.sides | to_entries[] | "\(.key) \(.value.init_ms)"] | join(", ")' <<<"$out")"
-echo "audit chains after the run: disk $verify; tmpfs $verify_tmpfs"
+echo "audit chains after the run: disk $verify; tmpfs $verify_tmpfs; serve $verify_serve"
 if [[ -n ${MCP_BENCH_JSON:-} ]]; then printf '%s\n' "$out" > "$MCP_BENCH_JSON"; fi

@@ -3,6 +3,8 @@
 // gateway on a real store and SQLite target. Whatever the bytes, the reply must be a known
 // status, and every error must be `{"error": {"code", "message"}}` (docs/API.md).
 //
+// /mcp/NAME is reached too: the built-in MCP server ("airlock") needs no upstream process.
+//
 // The policy's tokens are fixed ("fuzz-agent", "fuzz-approver") so that seeds can reach past
 // authentication; see fuzz/corpus/http/.
 #include <sqlite3.h>
@@ -89,14 +91,22 @@ World* Setup() {
   return w;
 }
 
-void CheckResponse(const HttpResponse& r) {
-  static const std::set<int> kKnown = {200, 202, 400, 401, 403, 404, 405, 408,
-                                       409, 411, 413, 415, 431, 500, 503};
+void CheckResponse(const HttpResponse& r, bool mcp) {
+  static const std::set<int> kKnown = {200, 202, 204, 400, 401, 403, 404, 405, 406,
+                                       408, 409, 411, 413, 415, 431, 500, 503};
   if (!kKnown.count(r.status)) __builtin_trap();
   if (r.status < 400) return;
   auto j = ParseJson(r.body);
   if (!j.ok() || !j->is_object() || !j->contains("error")) __builtin_trap();
   const Json& e = (*j)["error"];
+  // /mcp/NAME answers a refused message with a JSON-RPC error (an integer code).
+  if (mcp && (*j).contains("jsonrpc")) {
+    if (!e.is_object() || !e.contains("code") || !e["code"].is_number_integer() ||
+        !e.contains("message") || !e["message"].is_string()) {
+      __builtin_trap();
+    }
+    return;
+  }
   if (!e.is_object() || !e.contains("code") || !e["code"].is_string() || !e.contains("message")) {
     __builtin_trap();
   }
@@ -116,7 +126,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   if (reply.deferred) reply.response = reply.deferred(NeverStopping());
-  CheckResponse(reply.response);
+  CheckResponse(reply.response, bytes.find(" /mcp/") != std::string_view::npos);
   (void)Api::RouteLabel(bytes.substr(0, bytes.find(' ')));
   return 0;
 }

@@ -7,7 +7,7 @@
 //   node bench/mcp/bench_client.mjs --mcp-dir tests/mcp --sides SIDES.json [--n 2000]
 //        [--warmup 200] [--tool echo] [--args '{"message":"hi"}'] [--expect 'Echo: hi']
 //        [--fsync-probe DIR] [--fsync-count 200]
-// SIDES.json: [{name, stdio: {command, args, env, stderr}} | {name, http: URL, pid}]. A stdio
+// SIDES.json: [{name, stdio: {command, args, env, stderr}} | {name, http: URL, pid, headers?}]. A stdio
 // side's process gets PATH and HOME and its env only.
 // Prints one JSON object: {n, warmup, tool, sides: {NAME: {p50_us, p90_us, p99_us, mean_us, min_us,
 // max_us, init_ms, cpu_us_per_call: {self, children}}}, fsync: {...}}. Percentiles are
@@ -68,7 +68,8 @@ async function open(spec) {
     transport = new StdioClientTransport({ command: spec.stdio.command, args: spec.stdio.args ?? [],
                                            env, stderr: spec.stdio.stderr ? openSync(spec.stdio.stderr, "a") : "inherit" });
   } else if (spec.http) {
-    transport = new StreamableHTTPClientTransport(new URL(spec.http));
+    const requestInit = spec.headers ? { headers: spec.headers } : undefined;
+    transport = new StreamableHTTPClientTransport(new URL(spec.http), { requestInit });
   } else {
     usage(`side ${spec.name}: needs stdio or http`);
   }

@@ -316,6 +316,7 @@ struct ServeFlags {
   std::string body_timeout = "30s";
   std::string max_wait = "60s";
   int threads = 0;
+  std::vector<std::string> mcp_allow_origins;
 };
 
 int CmdServe(const Options& o, const ServeFlags& f) {
@@ -323,6 +324,7 @@ int CmdServe(const Options& o, const ServeFlags& f) {
   so.listen = f.listen;
   so.max_connections = f.max_connections;
   so.threads = f.threads;
+  so.mcp_allowed_origins = f.mcp_allow_origins;
   auto body = ParseSizeBytes(f.max_body);
   if (!body.ok()) return Fail(o, body.status().Annotate("--max-body"));
   so.max_body = static_cast<uint64_t>(*body);
@@ -492,8 +494,22 @@ int Main(int argc, char** argv) {
   serve
       ->add_option("--threads", serve_flags.threads, "I/O threads (default: one per core, up to 4)")
       ->check(CLI::NonNegativeNumber);
+  serve
+      ->add_option("--mcp-allow-origin", serve_flags.mcp_allow_origins,
+                   "an Origin (https://host[:port]) whose browser pages may call /mcp/NAME, "
+                   "besides loopback ones; repeatable")
+      ->check([](const std::string& v) -> std::string {
+        const size_t scheme = v.find("://");
+        if ((v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0) ||
+            v.size() == scheme + 3 || v.find_first_of("/?#@", scheme + 3) != std::string::npos)
+          return "expected an origin: http(s)://HOST[:PORT], no path";
+        return "";
+      });
   serve->callback([&] { run = [&] { return CmdServe(o, serve_flags); }; });
-  serve->footer("Serves until SIGTERM or SIGINT, then lets running requests finish (up to 10 s).");
+  serve->footer(
+      "Serves until SIGTERM or SIGINT, then lets running requests finish (up to 10 s).\n"
+      "MCP clients reach the servers of mcp_servers: (and the built-in 'airlock') at\n"
+      "http://HOST:PORT/mcp/NAME (streamable HTTP), with an agent's token as bearer token.");
 
   std::string mcp_server;
   auto* mcp = app.add_subcommand("mcp", "the MCP gateway");

@@ -228,11 +228,6 @@ Status Gateway::AuditOnly(const std::string& action_id, const std::string& princ
   });
 }
 
-void Gateway::AttachConnector(const std::string& target, std::unique_ptr<Connector> connector) {
-  std::lock_guard<std::mutex> lock(connectors_mu_);
-  connectors_[target] = std::move(connector);
-}
-
 Result<Connector*> Gateway::ConnectorFor(const std::string& target) {
   std::lock_guard<std::mutex> lock(connectors_mu_);
   auto it = connectors_.find(target);

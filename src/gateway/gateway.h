@@ -77,9 +77,6 @@ class Gateway {
 
   // Set once, before the gateway is shared between threads.
   void SetObserver(ActionObserver observer) { observer_ = std::move(observer); }
-  // Uses `connector` for `target` instead of one made from the policy: `airlock mcp stdio`
-  // attaches the connector of its live upstream session, so that its calls go there.
-  void AttachConnector(const std::string& target, std::unique_ptr<Connector> connector);
 
   // Who holds this token (audited as auth_failed when nobody does).
   Result<Principal> WhoIs(const std::optional<std::string>& token);

@@ -15,6 +15,7 @@
 
 #include "connectors/mcp/mcp_connector.h"
 #include "core/json.h"
+#include "mcp/http_upstream.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/upstream.h"
 
@@ -82,28 +83,38 @@ class SessionCaller : public McpToolCaller {
 
 class Session {
  public:
-  Session(Gateway& gw, const StdioProxyOptions& o, const McpServerSpec& spec,
-          const AgentSpec* agent)
+  Session(Gateway& gw, const McpServerSpec& spec, const AgentSpec* agent,
+          std::optional<std::string> token, ClientChannel& channel)
       : gw_(gw),
-        opts_(o),
+        token_(std::move(token)),
+        channel_(channel),
         spec_(spec),
         sees_server_(agent != nullptr && AgentSeesMcpServer(*agent, spec.name)),
         agent_(agent ? agent->name : ""),
         agent_spec_(agent) {}
 
-  int Run();
+  // One message from the client, valid JSON-RPC.
+  void HandleMessage(const Message& m);
+  // One message's text: parse errors are answered through the channel.
+  void HandleClientText(std::string_view text);
+  // Waiting calls stop waiting, calls being applied finish and are recorded, the upstream
+  // is stopped. Idempotent.
+  void Close();
+  bool closing() const { return closing_; }
+  const McpServerSpec& spec() const { return spec_; }
+  const std::string& agent() const { return agent_; }
+
   // A tools/call made by the gateway's apply, on this session's upstream.
   Result<Json> CallUpstream(const std::string& method, const Json& params, const Json& client_id);
 
  private:
   void ToClient(const Json& message);
-  void HandleClientLine(const std::string& line);
   void HandleRequest(const Message& m);
   void HandleNotification(const Message& m);
   void HandleLocally(const Message& m);  // an agent without the server's scope
   Status EnsureUpstream();
   Status StartUpstreamLocked();
-  void ReaderLoop(std::shared_ptr<UpstreamProcess> up);
+  void ReaderLoop(std::shared_ptr<Upstream> up);
   void UpstreamMessage(const Message& m);
   int64_t Forward(const Message& m, InFlight::Kind kind);
   Json FilterToolsList(Json result);
@@ -118,18 +129,19 @@ class Session {
                       std::string* why);
 
   Gateway& gw_;
-  StdioProxyOptions opts_;
+  const std::optional<std::string> token_;
+  ClientChannel& channel_;
   const McpServerSpec& spec_;
   const bool sees_server_;
   const bool builtin_ = spec_.name == kBuiltinServer;
   const std::string agent_;
   const AgentSpec* const agent_spec_;
 
-  std::mutex out_mu_;  // one writer on the client's stdout at a time
+  SessionCaller caller_{this};
 
   std::mutex restart_mu_;
   std::mutex up_mu_;  // guards everything below up to the next blank line
-  std::shared_ptr<UpstreamProcess> up_;
+  std::shared_ptr<Upstream> up_;
   std::vector<std::thread> readers_;
   bool ever_started_ = false;
   Json client_init_ = nullptr;  // the client's initialize params, replayed on restart
@@ -145,6 +157,7 @@ class Session {
   int gates_running_ = 0;
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> cancelled_;  // gated calls
   std::atomic<bool> closing_{false};
+  std::once_flag closed_;
 };
 
 thread_local Json tl_client_id = nullptr;  // the gated call this thread is applying
@@ -154,8 +167,7 @@ Result<Json> SessionCaller::CallTool(const Json& params) {
 }
 
 void Session::ToClient(const Json& message) {
-  std::lock_guard<std::mutex> lock(out_mu_);
-  if (!WriteLine(opts_.out_fd, Serialize(message))) closing_ = true;
+  if (!channel_.Send(message)) closing_ = true;
 }
 
 Status Session::StartUpstreamLocked() {
@@ -167,12 +179,20 @@ Status Session::StartUpstreamLocked() {
                                       " times in a minute; airlock stopped restarting it");
   }
   restarts_.push_back(now);
-  UpstreamOptions o;
-  o.argv = spec_.command;
-  o.env = spec_.env;
-  o.max_message_bytes = static_cast<size_t>(spec_.max_message_bytes);
-  ASSIGN_OR_RETURN(auto started, UpstreamProcess::Start(o));
-  up_ = std::shared_ptr<UpstreamProcess>(std::move(started));
+  if (!spec_.url.empty()) {
+    HttpUpstreamOptions o;
+    o.url = spec_.url;
+    o.max_message_bytes = static_cast<size_t>(spec_.max_message_bytes);
+    ASSIGN_OR_RETURN(auto started, HttpUpstream::Start(o));
+    up_ = std::shared_ptr<Upstream>(std::move(started));
+  } else {
+    UpstreamOptions o;
+    o.argv = spec_.command;
+    o.env = spec_.env;
+    o.max_message_bytes = static_cast<size_t>(spec_.max_message_bytes);
+    ASSIGN_OR_RETURN(auto started, UpstreamProcess::Start(o));
+    up_ = std::shared_ptr<Upstream>(std::move(started));
+  }
   readers_.emplace_back([this, up = up_] { ReaderLoop(up); });
   return Status::Ok();
 }
@@ -184,9 +204,7 @@ Status Session::EnsureUpstream() {
   {
     std::lock_guard<std::mutex> lock(up_mu_);
     if (up_) return Status::Ok();
-    if (!spec_.url.empty()) {
-      return Status::FailedPrecondition("MCP servers reached by url are not supported yet");
-    }
+    if (closing_) return Status::FailedPrecondition("the session has ended");
     if (!spec_.sandbox.empty()) {
       return Status::FailedPrecondition(
           "running an MCP server inside a shell sandbox is not supported yet");
@@ -266,7 +284,7 @@ int64_t Session::Forward(const Message& m, InFlight::Kind kind) {
   return id;
 }
 
-void Session::ReaderLoop(std::shared_ptr<UpstreamProcess> up) {
+void Session::ReaderLoop(std::shared_ptr<Upstream> up) {
   std::string line;
   for (;;) {
     auto ev = up->Receive(&line);
@@ -416,7 +434,7 @@ void Session::ActionStatusTool(const Json& client_id, const Json& params) {
                         TextResult("airlock_action_status needs {\"id\": \"act_...\"}", true)));
     return;
   }
-  Outcome o = gw_.Show(opts_.token, args["id"].get<std::string>());
+  Outcome o = gw_.Show(token_, args["id"].get<std::string>());
   if (!o.status.ok() || !o.action) {
     ToClient(MakeResult(client_id, TextResult("airlock: " + o.status.message(), true)));
     return;
@@ -507,7 +525,12 @@ void Session::Gate(Json client_id, Json params) {
   }
 
   tl_client_id = client_id;
-  Outcome o = gw_.Submit(opts_.token, req);
+  Outcome o;
+  {
+    // A call this session's gate applies is made on this session's upstream.
+    ScopedMcpCaller use_session(builtin_ ? nullptr : &caller_);
+    o = gw_.Submit(token_, req);
+  }
   tl_client_id = nullptr;
   if (cancelled->load()) return;  // the client no longer wants an answer
   if (!o.action) {
@@ -545,7 +568,7 @@ void Session::Gate(Json client_id, Json params) {
       next_progress = Clock::now() + std::chrono::seconds(1);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    Outcome now = gw_.Show(opts_.token, a.id);
+    Outcome now = gw_.Show(token_, a.id);
     if (now.status.ok() && now.action) {
       a = *now.action;
       if (a.status != ActionStatus::kPending && a.status != ActionStatus::kApplying) break;
@@ -699,7 +722,7 @@ void Session::HandleLocally(const Message& m) {
             ? m.params["name"].get<std::string>()
             : "";
     SubmitRequest req{spec_.name, "mcp", {{"tool", tool}, {"arguments", Json::object()}}};
-    if (!tool.empty()) (void)gw_.Submit(opts_.token, req);
+    if (!tool.empty()) (void)gw_.Submit(token_, req);
     ToClient(MakeError(m.id, kInvalidParams, "Unknown tool: " + tool));
   } else {
     ToClient(MakeError(m.id, kMethodNotFound,
@@ -765,13 +788,20 @@ void Session::HandleRequest(const Message& m) {
   Forward(m, m.method == "tools/list" ? InFlight::Kind::kToolsList : InFlight::Kind::kForward);
 }
 
-void Session::HandleClientLine(const std::string& line) {
-  ParseResult p = Parse(line, static_cast<size_t>(spec_.max_message_bytes));
+void Session::HandleClientText(std::string_view text) {
+  ParseResult p = Parse(text, static_cast<size_t>(spec_.max_message_bytes));
   if (!p.message) {
     if (p.failure.answerable) ToClient(MakeError(p.failure.id, p.failure.code, p.failure.message));
     return;
   }
-  const Message& m = *p.message;
+  HandleMessage(*p.message);
+}
+
+void Session::HandleMessage(const Message& m) {
+  if (closing_) {
+    if (m.IsRequest()) ToClient(MakeError(m.id, kUpstreamUnavailable, "the session has ended"));
+    return;
+  }
   if (m.IsRequest()) {
     HandleRequest(m);
   } else if (m.IsNotification()) {
@@ -783,80 +813,147 @@ void Session::HandleClientLine(const std::string& line) {
   }
 }
 
-int Session::Run() {
-  if (!builtin_)
-    gw_.AttachConnector(spec_.name,
-                        NewMcpConnector(ConnectorConfig{spec_.name, "mcp", Json::object()},
-                                        std::make_shared<SessionCaller>(this)));
-  LineReader reader(opts_.in_fd, static_cast<size_t>(spec_.max_message_bytes));
-  std::string line;
-  for (;;) {
-    auto ev = reader.Next(&line);
-    if (ev == LineReader::Event::kTooLong) {
-      ToClient(MakeError(nullptr, kMessageTooLarge,
-                         "message over " + std::to_string(spec_.max_message_bytes) +
-                             " bytes (max_message_size); it was dropped"));
-      continue;
+void Session::Close() {
+  std::call_once(closed_, [this] {
+    closing_ = true;
+    {
+      std::unique_lock<std::mutex> lock(gate_mu_);
+      for (auto& [k, c] : cancelled_) c->store(true);
+      gate_cv_.wait(lock, [&] { return gates_running_ == 0; });
     }
-    if (ev != LineReader::Event::kLine) break;
-    HandleClientLine(line);
-    if (closing_) break;
+    std::shared_ptr<Upstream> up;
+    {
+      std::lock_guard<std::mutex> lock(up_mu_);
+      up = up_;
+    }
+    if (up) up->Stop();
+    std::vector<std::thread> readers;
+    {
+      std::lock_guard<std::mutex> lock(up_mu_);
+      readers.swap(readers_);
+    }
+    for (auto& t : readers) t.join();
+  });
+}
+
+// The client on this process's stdin/stdout, one message per line.
+class StdioChannel : public ClientChannel {
+ public:
+  explicit StdioChannel(int fd) : fd_(fd) {}
+  bool Send(const Json& message) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return WriteLine(fd_, Serialize(message));
   }
-  // The client is gone: waiting calls stop waiting; calls being applied finish and are
-  // recorded; then the upstream is stopped.
-  closing_ = true;
-  {
-    std::unique_lock<std::mutex> lock(gate_mu_);
-    for (auto& [k, c] : cancelled_) c->store(true);
-    gate_cv_.wait(lock, [&] { return gates_running_ == 0; });
-  }
-  std::shared_ptr<UpstreamProcess> up;
-  {
-    std::lock_guard<std::mutex> lock(up_mu_);
-    up = up_;
-  }
-  if (up) up->Stop();
-  std::vector<std::thread> readers;
-  {
-    std::lock_guard<std::mutex> lock(up_mu_);
-    readers.swap(readers_);
-  }
-  for (auto& t : readers) t.join();
-  return kExitOk;
+
+ private:
+  const int fd_;
+  std::mutex mu_;  // one writer at a time
+};
+
+const McpServerSpec& BuiltinSpec() {
+  static const McpServerSpec* spec = [] {
+    auto* s = new McpServerSpec;
+    s->name = kBuiltinServer;
+    return s;
+  }();
+  return *spec;
 }
 
 }  // namespace
 
-int RunStdioProxy(Gateway& gateway, const StdioProxyOptions& options) {
-  // A client or upstream that goes away must not kill airlock mid-write.
-  signal(SIGPIPE, SIG_IGN);
-  McpServerSpec builtin;
-  builtin.name = kBuiltinServer;
+struct McpSession::Impl {
+  std::unique_ptr<Session> session;
+};
+
+Result<std::unique_ptr<McpSession>> McpSession::Open(Gateway& gateway, const std::string& server,
+                                                     std::optional<std::string> token,
+                                                     ClientChannel& channel) {
   const McpServerSpec* spec =
-      options.server == kBuiltinServer ? &builtin : gateway.policy().FindMcpServer(options.server);
+      server == kBuiltinServer ? &BuiltinSpec() : gateway.policy().FindMcpServer(server);
   if (spec == nullptr) {
     std::string names;
     for (const auto& [n, s] : gateway.policy().mcp_servers)
       names += (names.empty() ? "" : ", ") + n;
-    std::fprintf(stderr,
-                 "airlock mcp: no MCP server '%s' in the policy (mcp_servers: %s; the built-in "
-                 "one is 'airlock')\n",
-                 options.server.c_str(), names.empty() ? "none" : names.c_str());
-    return kExitUsage;
+    return Status::NotFound("no MCP server '" + server + "' in the policy (mcp_servers: " +
+                            (names.empty() ? "none" : names) + "; the built-in one is 'airlock')");
   }
-  auto who = gateway.WhoIs(options.token);
+  auto who = gateway.WhoIs(token);
   if (!who.ok() || who->role != Principal::Role::kAgent) {
-    std::fprintf(
-        stderr, "airlock mcp: AIRLOCK_TOKEN must hold an agent's token (%s)\n",
-        who.ok() ? ("it is " + who->Label() + "'s").c_str() : who.status().message().c_str());
-    return kExitUsage;
+    return Status::PermissionDenied(
+        "an MCP session needs an agent's token (" +
+        (who.ok() ? "it is " + who->Label() + "'s" : who.status().message()) + ")");
   }
   const AgentSpec* agent = nullptr;
   for (const auto& ag : gateway.policy().agents) {
     if (ag.name == who->name) agent = &ag;
   }
-  Session session(gateway, options, *spec, agent);
-  return session.Run();
+  std::unique_ptr<McpSession> s(new McpSession);
+  s->impl_ = std::make_unique<Impl>();
+  s->impl_->session = std::make_unique<Session>(gateway, *spec, agent, std::move(token), channel);
+  return s;
+}
+
+McpSession::McpSession() = default;
+
+McpSession::~McpSession() {
+  if (impl_) impl_->session->Close();
+}
+
+void McpSession::Handle(const Message& message) {
+  impl_->session->HandleMessage(message);
+}
+
+void McpSession::HandleText(std::string_view text) {
+  impl_->session->HandleClientText(text);
+}
+
+void McpSession::Close() {
+  impl_->session->Close();
+}
+
+bool McpSession::closing() const {
+  return impl_->session->closing();
+}
+
+size_t McpSession::max_message_bytes() const {
+  return static_cast<size_t>(impl_->session->spec().max_message_bytes);
+}
+
+const std::string& McpSession::agent() const {
+  return impl_->session->agent();
+}
+
+int RunStdioProxy(Gateway& gateway, const StdioProxyOptions& options) {
+  // A client or upstream that goes away must not kill airlock mid-write.
+  signal(SIGPIPE, SIG_IGN);
+  StdioChannel channel(options.out_fd);
+  auto opened = McpSession::Open(gateway, options.server, options.token, channel);
+  if (!opened.ok()) {
+    const std::string why =
+        (opened.status().code() == StatusCode::kPermissionDenied ? "AIRLOCK_TOKEN: " : "") +
+        opened.status().message();
+    std::fprintf(stderr, "airlock mcp: %s\n", why.c_str());
+    return kExitUsage;
+  }
+  McpSession& session = **opened;
+  LineReader reader(options.in_fd, session.max_message_bytes());
+  std::string line;
+  for (;;) {
+    auto ev = reader.Next(&line);
+    if (ev == LineReader::Event::kTooLong) {
+      channel.Send(MakeError(nullptr, kMessageTooLarge,
+                             "message over " + std::to_string(session.max_message_bytes()) +
+                                 " bytes (max_message_size); it was dropped"));
+      continue;
+    }
+    if (ev != LineReader::Event::kLine) break;
+    session.HandleText(line);
+    if (session.closing()) break;
+  }
+  // The client is gone: waiting calls stop waiting; calls being applied finish and are
+  // recorded; then the upstream is stopped.
+  session.Close();
+  return kExitOk;
 }
 
 }  // namespace airlock::mcp

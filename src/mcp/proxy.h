@@ -18,12 +18,58 @@
 // request starts it again (re-initialized with the client's own initialize parameters).
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "gateway/gateway.h"
 
 namespace airlock::mcp {
+
+struct Message;
+
+// Where a session's messages to its client go: stdout for `airlock mcp stdio`, the HTTP
+// streams of a session for `airlock serve`'s /mcp/NAME (server/mcp_http.h).
+class ClientChannel {
+ public:
+  virtual ~ClientChannel() = default;
+  // One message for the client; called from several threads at once. false: the client is
+  // gone for good, and the session ends.
+  virtual bool Send(const Json& message) = 0;
+};
+
+// One client's session with one MCP server (or airlock's built-in one), whatever carries
+// its messages.
+class McpSession {
+ public:
+  // NotFound: no such server in the policy (the message lists the names). PermissionDenied:
+  // the token is not an agent's. The upstream starts with the first message that needs it.
+  static Result<std::unique_ptr<McpSession>> Open(Gateway& gateway, const std::string& server,
+                                                  std::optional<std::string> token,
+                                                  ClientChannel& channel);
+  ~McpSession();  // Close()
+  McpSession(const McpSession&) = delete;
+  McpSession& operator=(const McpSession&) = delete;
+
+  // One valid message from the client. Requests are answered through the channel (a
+  // tools/call from another thread, later).
+  void Handle(const Message& message);
+  // One message's text: a malformed one is answered through the channel with its error.
+  void HandleText(std::string_view text);
+  // Waiting calls stop waiting, calls being applied finish and are recorded, the upstream
+  // is stopped. Idempotent; the channel must outlive it.
+  void Close();
+  // The channel said the client is gone.
+  bool closing() const;
+  size_t max_message_bytes() const;  // the server's max_message_size
+  const std::string& agent() const;
+
+ private:
+  McpSession();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 struct StdioProxyOptions {
   std::string server;                // a name under mcp_servers:

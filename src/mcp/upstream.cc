@@ -234,7 +234,7 @@ std::string UpstreamProcess::Stop(std::chrono::milliseconds grace) {
 namespace {
 
 // Reads lines until the response with `id` arrives, or the deadline passes.
-Result<Json> AwaitResponse(UpstreamProcess& up, const Json& id,
+Result<Json> AwaitResponse(Upstream& up, const Json& id,
                            std::chrono::steady_clock::time_point deadline, int out_fd) {
   (void)out_fd;
   for (;;) {
@@ -277,16 +277,20 @@ Result<Json> AwaitResponse(UpstreamProcess& up, const Json& id,
 Result<Json> CallToolOnce(const UpstreamOptions& options, const Json& params,
                           std::chrono::milliseconds timeout) {
   ASSIGN_OR_RETURN(auto up, UpstreamProcess::Start(options));
+  return CallToolOnce(std::unique_ptr<Upstream>(std::move(up)), params, timeout);
+}
+
+Result<Json> CallToolOnce(std::unique_ptr<Upstream> up, const Json& params,
+                          std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
   std::thread timer([&] {
     std::unique_lock<std::mutex> lock(mu);
-    if (!cv.wait_until(lock, deadline, [&] { return done; })) {
-      kill(-up->pid(), SIGKILL);
-      kill(up->pid(), SIGKILL);
-    }
+    // Stopping it at the deadline ends the read that waits for it.
+    if (!cv.wait_until(lock, deadline, [&] { return done; }))
+      up->Stop(std::chrono::milliseconds(0));
   });
   auto finish = [&](Result<Json> r) {
     {

@@ -24,27 +24,42 @@
 
 namespace airlock::mcp {
 
+// What a session needs of an upstream, whatever carries its messages: a child process on
+// stdio (UpstreamProcess) or a server reached over streamable HTTP (mcp/http_upstream.h).
+class Upstream {
+ public:
+  virtual ~Upstream() = default;
+  // Thread-safe; false when the upstream is gone.
+  virtual bool Send(const Json& message) = 0;
+  // Blocks for the next message from the upstream (one reader thread at a time). kEof once
+  // it is gone (stopped, exited, its session ended).
+  virtual LineReader::Event Receive(std::string* line) = 0;
+  // Ends it, waiting up to `grace` for a clean end. Returns how it ended ("exited 0",
+  // "killed by signal 9", "session ended"). Idempotent; any thread.
+  virtual std::string Stop(std::chrono::milliseconds grace = std::chrono::milliseconds(2000)) = 0;
+};
+
 struct UpstreamOptions {
   std::vector<std::string> argv;           // argv[0] looked up on PATH
   std::map<std::string, std::string> env;  // besides PATH
   size_t max_message_bytes = 4u << 20;
 };
 
-class UpstreamProcess {
+class UpstreamProcess : public Upstream {
  public:
   // Starts the process. InvalidArgument when argv is empty or argv[0] cannot be executed
   // ("command not found: foo").
   static Result<std::unique_ptr<UpstreamProcess>> Start(const UpstreamOptions& options);
-  ~UpstreamProcess();  // Stop()
+  ~UpstreamProcess() override;  // Stop()
 
   // Thread-safe; false when the process is gone (EPIPE).
-  bool Send(const Json& message);
+  bool Send(const Json& message) override;
   // Blocks for the next line from the process (one reader thread at a time).
-  LineReader::Event Receive(std::string* line) { return reader_.Next(line); }
+  LineReader::Event Receive(std::string* line) override { return reader_.Next(line); }
 
   // Closes its stdin, waits up to `grace` for it to exit, then kills its process group.
   // Returns its exit status text ("exited 0", "killed by signal 9"). Idempotent.
-  std::string Stop(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
+  std::string Stop(std::chrono::milliseconds grace = std::chrono::milliseconds(2000)) override;
   pid_t pid() const { return pid_; }
 
  private:
@@ -70,6 +85,9 @@ inline constexpr const char* kProtocolVersion = "2025-06-18";
 // approval from the CLI or the web page). Errors: IoError when the upstream dies or breaks
 // the protocol, with what it said; FailedPrecondition on timeout.
 Result<Json> CallToolOnce(const UpstreamOptions& options, const Json& params,
+                          std::chrono::milliseconds timeout);
+// The same on an upstream already started (an HTTP one, say); it is stopped at the end.
+Result<Json> CallToolOnce(std::unique_ptr<Upstream> upstream, const Json& params,
                           std::chrono::milliseconds timeout);
 
 }  // namespace airlock::mcp

@@ -162,30 +162,6 @@ bool Contains(std::string_view list, std::string_view name) {
   return false;
 }
 
-std::string BearerToken(const HttpRequest& req) {
-  std::string_view h = req.Header("authorization");
-  constexpr std::string_view kScheme = "bearer ";
-  if (h.size() <= kScheme.size()) return "";
-  for (size_t i = 0; i < kScheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(h[i])) != kScheme[i]) return "";
-  }
-  h.remove_prefix(kScheme.size());
-  while (!h.empty() && (h.front() == ' ' || h.front() == '\t')) h.remove_prefix(1);
-  while (!h.empty() && (h.back() == ' ' || h.back() == '\t')) h.remove_suffix(1);
-  return std::string(h);
-}
-
-// The media type of a Content-Type value, lower-cased, without parameters.
-std::string MediaType(std::string_view content_type) {
-  content_type = content_type.substr(0, content_type.find(';'));
-  std::string out;
-  for (char c : content_type) {
-    if (c != ' ' && c != '\t')
-      out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-  }
-  return out;
-}
-
 // The body as a JSON object holding only `allowed` fields (comma-separated); no body is {}.
 std::optional<HttpResponse> ReadBody(const HttpRequest& req, std::string_view allowed, Json* out) {
   *out = Json::object();
@@ -384,6 +360,7 @@ std::string Api::RouteLabel(std::string_view target) {
   const std::string_view path = PathOf(target);
   if (IsUiPath(path)) return "/ui";
   std::string id;
+  if (McpHttp::IsMcpPath(path, &id)) return "/mcp/{server}";
   for (const Route& r : kRoutes) {
     if (Matches(r.pattern, path, &id)) return std::string(r.pattern);
   }
@@ -392,11 +369,17 @@ std::string Api::RouteLabel(std::string_view target) {
 
 Api::Api(Gateway& gateway, EventHub& hub, Metrics& metrics, const notify::Notifier* notifier,
          ApiOptions options)
-    : gateway_(gateway), hub_(hub), metrics_(metrics), notifier_(notifier), options_(options) {}
+    : gateway_(gateway),
+      hub_(hub),
+      metrics_(metrics),
+      notifier_(notifier),
+      options_(options),
+      mcp_(gateway, options.mcp) {}
 
 Reply Api::Handle(const HttpRequest& request) {
   const std::string_view path = PathOf(request.target);
   if (IsUiPath(path)) return Now(UiResponse(request, path));
+  if (std::string server; McpHttp::IsMcpPath(path, &server)) return mcp_.Handle(request, server);
   Call c{request, {}, {}, {}, {}};
   const Route* route = nullptr;
   std::string allow;

@@ -16,6 +16,7 @@
 #include "notify/notify.h"
 #include "server/events.h"
 #include "server/http.h"
+#include "server/mcp_http.h"
 #include "server/metrics.h"
 
 namespace airlock::server {
@@ -26,6 +27,7 @@ struct ApiOptions {
   int max_waits = 64;             // concurrent waits; beyond, a wait returns at once
   int64_t keepalive_ms = 15000;   // the SSE comment that keeps proxies from timing out
   int64_t stream_poll_ms = 1000;  // how soon a stream notices a shutdown or a gone client
+  McpHttpOptions mcp;             // /mcp/NAME (server/mcp_http.h)
 };
 
 class Api : public HttpHandler {
@@ -82,6 +84,7 @@ class Api : public HttpHandler {
   const ApiOptions options_;
   std::atomic<int> streams_{0};
   std::atomic<int> waits_{0};
+  McpHttp mcp_;  // last: its sessions end before the rest goes
 };
 
 }  // namespace airlock::server

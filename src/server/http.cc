@@ -121,7 +121,7 @@ void RunStream(const std::function<void(StreamSink&)>& fn, StreamSink& sink) {
 // Headers every reply carries; `Cache-Control` unless the reply sets its own.
 template <class Message>
 void SetCommonHeaders(Message& m, const HttpResponse& r) {
-  m.set(http::field::content_type, r.content_type);
+  if (!r.content_type.empty()) m.set(http::field::content_type, r.content_type);
   m.set("X-Content-Type-Options", "nosniff");
   m.set("Referrer-Policy", "no-referrer");
   bool cache_control = false;
@@ -150,6 +150,29 @@ std::string_view HttpRequest::Header(std::string_view name) const {
     if (k == name) return v;
   }
   return {};
+}
+
+std::string BearerToken(const HttpRequest& req) {
+  std::string_view h = req.Header("authorization");
+  constexpr std::string_view kScheme = "bearer ";
+  if (h.size() <= kScheme.size()) return "";
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(h[i])) != kScheme[i]) return "";
+  }
+  h.remove_prefix(kScheme.size());
+  while (!h.empty() && (h.front() == ' ' || h.front() == '\t')) h.remove_prefix(1);
+  while (!h.empty() && (h.back() == ' ' || h.back() == '\t')) h.remove_suffix(1);
+  return std::string(h);
+}
+
+std::string MediaType(std::string_view content_type) {
+  content_type = content_type.substr(0, content_type.find(';'));
+  std::string out;
+  for (char c : content_type) {
+    if (c != ' ' && c != '\t')
+      out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  return out;
 }
 
 HttpResponse ErrorResponse(int status, std::string_view code, std::string_view message) {

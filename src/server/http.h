@@ -36,6 +36,12 @@ struct HttpResponse {
   bool close = false;  // close the connection after this reply
 };
 
+// The token of an `Authorization: Bearer TOKEN` header, or "" when there is none.
+std::string BearerToken(const HttpRequest& request);
+
+// The media type of a Content-Type value, lower-cased, without parameters.
+std::string MediaType(std::string_view content_type);
+
 // `{"error": {"code": CODE, "message": MESSAGE}}` with `status` (docs/API.md's table).
 HttpResponse ErrorResponse(int status, std::string_view code, std::string_view message);
 

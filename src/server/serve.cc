@@ -140,6 +140,8 @@ Status Serve(std::shared_ptr<const Policy> policy, const ServeOptions& options) 
 
   ApiOptions api_options;
   api_options.max_wait_ms = options.max_wait_ms;
+  api_options.mcp.allowed_origins = options.mcp_allowed_origins;
+  api_options.mcp.listen_host = listen.first;
   Api api(*gateway, hub, metrics, notifier.get(), api_options);
 
   HttpServerOptions http;
@@ -152,7 +154,7 @@ Status Serve(std::shared_ptr<const Policy> policy, const ServeOptions& options) 
   http.io_threads = options.threads > 0 ? options.threads : DefaultIoThreads();
   http.workers = kWorkers;
   // Every wait and stream the API admits gets a thread at once.
-  http.long_workers = api_options.max_streams + api_options.max_waits;
+  http.long_workers = api_options.max_streams + api_options.max_waits + api_options.mcp.max_streams;
   http.drain_ms = kDrainMs;
   HttpServer server(http, api);
   server.OnResponse([&metrics](std::string_view target, int status) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "policy/policy.h"
@@ -19,6 +20,8 @@ struct ServeOptions {
   int64_t body_timeout_ms = 30000;
   int64_t max_wait_ms = 60000;
   int threads = 0;  // io threads; 0: one per core, at most 4
+  // Browser origins allowed to call /mcp/NAME besides loopback ones (server/mcp_http.h).
+  std::vector<std::string> mcp_allowed_origins;
 };
 
 // "127.0.0.1:7070" -> {"127.0.0.1", 7070}; "[::1]:0" -> {"::1", 0}.

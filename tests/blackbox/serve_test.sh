@@ -7,13 +7,7 @@ cd "$T"
 CLIENT="$SRC/tests/blackbox/serve_client.js"
 THIRD_TOKEN=$(token third)
 
-SERVER_PIDS=()
-stop_servers() {
-  local p
-  for p in "${SERVER_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-  jobs -p | xargs -r kill 2>/dev/null
-}
-trap 'stop_servers; rm -rf "$T"' EXIT
+source "$SRC/tests/blackbox/serve_lib.sh"
 
 # serve_policy DIR TIMEOUT [EXTRA_YAML]: a policy with an SQL target, a shell target, a target
 # whose database cannot be opened, and a rate limit that trips a breaker.
@@ -43,24 +37,6 @@ ${3:-}
 YAML
   sqlite3 "$1/prod.db" < "$SRC/examples/quickstart/seed.sql" >/dev/null
   sqlite3 "$1/other.db" "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)" >/dev/null
-}
-
-# start_server DIR [FLAGS...]: starts `airlock serve` on a free port; sets PORT and PID.
-start_server() {
-  local dir=$1; shift
-  "$AIRLOCK_BIN" --config "$dir/airlock.yaml" serve --listen 127.0.0.1:0 "$@" 2>"$dir/serve.log" &
-  PID=$!
-  SERVER_PIDS+=("$PID")
-  PORT=""
-  local i
-  for i in $(seq 1 300); do
-    PORT=$(sed -n 's|^airlock: serving http://127\.0\.0\.1:\([0-9]*\) (policy .*)$|\1|p' "$dir/serve.log")
-    [ -n "$PORT" ] && return 0
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "# the server did not start:"; sed 's/^/#   /' "$dir/serve.log"
-  return 1
 }
 
 # api METHOD PATH TOKEN [BODY [CONTENT_TYPE]]: sets CODE, BODY and HEADERS (a file).

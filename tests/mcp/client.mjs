@@ -10,6 +10,8 @@
 //                      environment of PATH, HOME, AIRLOCK_TOKEN and the --env pairs only
 //   --direct JSON      spawns the upstream itself instead, e.g.
 //                      --direct '["node","tests/mcp/mail_server.mjs"]' (no airlock in between)
+//   --url URL          streamable HTTP instead of stdio: `airlock serve`'s
+//                      http://HOST:PORT/mcp/NAME, with --token as the bearer token
 // Options:
 //   --bin PATH         the airlock binary (default $AIRLOCK_BIN)
 //   --config FILE      the policy file (alias --policy; default $AIRLOCK_CONFIG)
@@ -41,6 +43,7 @@ import { performance } from "node:perf_hooks";
 import { openSync } from "node:fs";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
@@ -65,6 +68,7 @@ const opts = {
   env: {},
   timeout: 120000,
   direct: undefined,
+  url: undefined,
   stderr: undefined,
   list: false,
 };
@@ -85,6 +89,7 @@ for (let i = 0; i < argv.length; i++) {
       case "--timeout": opts.timeout = Number(val()); break;
       case "--stderr": opts.stderr = val(); break;
       case "--list": opts.list = true; break;
+      case "--url": opts.url = val(); break;
       case "--direct": {
         try { opts.direct = JSON.parse(val()); } catch { usage("--direct needs a JSON array"); }
         if (!Array.isArray(opts.direct) || opts.direct.length === 0) usage("--direct needs a JSON array");
@@ -112,7 +117,7 @@ function parseJsonArg(s, what) {
 }
 
 // ---- the session ---------------------------------------------------------------------------
-const out = { scenario, via: opts.direct ? "direct" : "airlock" };
+const out = { scenario, via: opts.direct ? "direct" : opts.url ? "http" : "airlock" };
 const serverRequests = [];
 const notifications = [];
 
@@ -270,7 +275,12 @@ async function bench(n, tool, args) {
 // ---- main ----------------------------------------------------------------------------------
 let transport;
 try {
-  transport = new StdioClientTransport(transportParams());
+  if (opts.url) {
+    const headers = opts.token !== undefined ? { Authorization: `Bearer ${opts.token}` } : {};
+    transport = new StreamableHTTPClientTransport(new URL(opts.url), { requestInit: { headers } });
+  } else {
+    transport = new StdioClientTransport(transportParams());
+  }
   transport.onclose = () => { out.transportClosed = true; };
   const t0 = performance.now();
   await client.connect(transport, { timeout: opts.timeout });
@@ -354,6 +364,12 @@ try {
   status = 1;
 }
 await sleep(0);
+if (opts.url) {
+  // Ends the session on airlock's side (DELETE), as a client that is done does.
+  out.sessionId = transport.sessionId ?? null;
+  try { await transport.terminateSession(); out.terminated = true; }
+  catch (e) { out.terminated = false; out.terminateError = errorJson(e); }
+}
 out.serverRequests = serverRequests;
 out.notifications = notifications;
 console.log(JSON.stringify(out));

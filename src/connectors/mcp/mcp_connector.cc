@@ -5,12 +5,15 @@
 
 #include "core/hash.h"
 #include "core/json.h"
+#include "mcp/http_upstream.h"
 #include "mcp/upstream.h"
 
 namespace airlock {
 namespace {
 
 constexpr int64_t kOneShotTimeoutMs = 120'000;
+
+thread_local McpToolCaller* tl_session_caller = nullptr;
 
 Result<std::string> ToolOf(const Json& args) {
   if (!args.is_object() || !args.contains("tool") || !args["tool"].is_string() ||
@@ -34,10 +37,18 @@ class OneShotCaller : public McpToolCaller {
  public:
   explicit OneShotCaller(const Json& fields) : fields_(fields) {}
   Result<Json> CallTool(const Json& params) override {
+    size_t max_bytes = 4u << 20;
+    if (fields_.contains("max_message_bytes") && fields_["max_message_bytes"].is_number_integer()) {
+      max_bytes = fields_["max_message_bytes"].get<size_t>();
+    }
     if (fields_.contains("url") && fields_["url"].is_string() &&
         !fields_["url"].get_ref<const std::string&>().empty()) {
-      return Status::FailedPrecondition(
-          "MCP servers reached by url are not supported yet; nothing was called");
+      mcp::HttpUpstreamOptions h;
+      h.url = fields_["url"].get<std::string>();
+      h.max_message_bytes = max_bytes;
+      ASSIGN_OR_RETURN(auto up, mcp::HttpUpstream::Start(h));
+      return mcp::CallToolOnce(std::unique_ptr<mcp::Upstream>(std::move(up)), params,
+                               std::chrono::milliseconds(kOneShotTimeoutMs));
     }
     if (fields_.contains("sandbox") && fields_["sandbox"].is_string() &&
         !fields_["sandbox"].get_ref<const std::string&>().empty()) {
@@ -56,9 +67,7 @@ class OneShotCaller : public McpToolCaller {
         if (v.is_string()) o.env[k] = v.get<std::string>();
       }
     }
-    if (fields_.contains("max_message_bytes") && fields_["max_message_bytes"].is_number_integer()) {
-      o.max_message_bytes = fields_["max_message_bytes"].get<size_t>();
-    }
+    o.max_message_bytes = max_bytes;
     return mcp::CallToolOnce(o, params, std::chrono::milliseconds(kOneShotTimeoutMs));
   }
 
@@ -95,7 +104,8 @@ class McpConnector : public Connector {
     RETURN_IF_ERROR(before_commit(out.undo));
     Json params = {{"name", tool}, {"arguments", ArgumentsOf(args)}};
     if (args.contains("_meta") && args["_meta"].is_object()) params["_meta"] = args["_meta"];
-    ASSIGN_OR_RETURN(out.result, caller_->CallTool(params));
+    McpToolCaller* caller = tl_session_caller != nullptr ? tl_session_caller : caller_.get();
+    ASSIGN_OR_RETURN(out.result, caller->CallTool(params));
     return out;
   }
 
@@ -122,6 +132,14 @@ class McpConnector : public Connector {
 };
 
 }  // namespace
+
+ScopedMcpCaller::ScopedMcpCaller(McpToolCaller* caller) : previous_(tl_session_caller) {
+  if (caller != nullptr) tl_session_caller = caller;
+}
+
+ScopedMcpCaller::~ScopedMcpCaller() {
+  tl_session_caller = previous_;
+}
 
 Effect McpCallEffect(const std::string& server, const std::string& tool, const Json& arguments,
                      const Json& annotations) {

@@ -6,9 +6,9 @@
 // classify it (policy/policy.h ClassifyMcpCall). Apply makes the call. It cannot be undone by
 // airlock, so every applied call is recorded as irreversible.
 //
-// Who makes the call: the process whose live session asked for it (`airlock mcp stdio`
-// attaches a connector with its session's ToolCaller), or, when an approver's vote applies
-// it from another process, a one-shot session with a fresh upstream (mcp/upstream.h).
+// Who makes the call: the live session that asked for it (its gate thread holds a
+// ScopedMcpCaller while the gateway decides and applies), or, when an approver's vote applies
+// it later, a one-shot session with a fresh upstream (mcp/upstream.h).
 #pragma once
 
 #include <memory>
@@ -23,6 +23,20 @@ class McpToolCaller {
  public:
   virtual ~McpToolCaller() = default;
   virtual Result<Json> CallTool(const Json& params) = 0;
+};
+
+// While one is alive on a thread, an MCP connector applying a call on that thread makes it
+// through `caller` (the live session whose client asked for it) rather than its own. Null
+// leaves the connector's own. Nests.
+class ScopedMcpCaller {
+ public:
+  explicit ScopedMcpCaller(McpToolCaller* caller);
+  ~ScopedMcpCaller();
+  ScopedMcpCaller(const ScopedMcpCaller&) = delete;
+  ScopedMcpCaller& operator=(const ScopedMcpCaller&) = delete;
+
+ private:
+  McpToolCaller* previous_;
 };
 
 // args of an MCP action: {"tool": NAME, "arguments": {...}, "annotations"?: {...} (the
