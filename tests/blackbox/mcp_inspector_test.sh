@@ -7,7 +7,8 @@
 #   - from a client configuration file ({"mcpServers": {NAME: {command, args, env}}}, the form
 #     of claude_desktop_config.json), with the agent's token in the entry's env;
 #   - from the command line, `--cli -e AIRLOCK_TOKEN=... -- airlock ... --method ...` (the
-#     inspector puts -e pairs into the spawned command's environment, on top of its own).
+#     inspector puts -e pairs into the spawned command's environment, on top of its own);
+#   - over streamable HTTP, against `airlock serve`'s /mcp/mail with a bearer header.
 # Covers: tools/list (send_email and airlock_action_status), a 1-recipient send (made), a
 # 2-recipient send (pending: isError, nothing sent), airlock_action_status on it, an agent
 # without the scope, a wrong token, and what reaches the upstream of the inspector's environment.
@@ -119,6 +120,28 @@ checkd "inspector with a wrong token: fails (exit != 0) and nothing is sent" "$o
 checkd "the audit log has the inspector's send_email calls: the one made, and the pending one with its id" \
   "$(AIRLOCK_TOKEN=$ALICE_TOKEN "$AIRLOCK_BIN" --config "$P" audit log --json 2>&1 | tail -5)" \
   all audit_has '(tostring | test("inspector-one"))' -- audit_has "(tostring | test(\"${ID:-none}\"))"
+# ---- the same over streamable HTTP: airlock serve's /mcp/mail -----------------------------------
+source "$SRC/tests/blackbox/serve_lib.sh"
+mkdir -p "$T/srv"
+cp "$P" "$T/srv/airlock.yaml"
+if start_server "$T/srv"; then
+  URL=http://127.0.0.1:$PORT/mcp/mail
+  ins "$URL" --transport http --header "Authorization: Bearer $MAIL_TOKEN" --method tools/list
+  out=$OUT
+  checkd "inspector over HTTP (/mcp/mail): tools/list shows send_email and airlock_action_status" "$out" \
+    all [ "$RC" -eq 0 ] -- jqe '[.tools[].name] | index("send_email") != null and index("airlock_action_status") != null' "$out"
+  ins "$URL" --transport http --header "Authorization: Bearer $MAIL_TOKEN" --method tools/call \
+    --tool-name send_email --tool-arg 'to=["a@example.com"]' subject=inspector-http body=hello
+  out=$OUT
+  checkd "inspector over HTTP: send_email to 1 recipient is made, mail.log has it" "$out" \
+    all [ "$RC" -eq 0 ] -- jqe '.isError != true' "$out" -- \
+    jqe '.subject == "inspector-http"' "$(tail -1 "$MAIL_LOG" 2>/dev/null)"
+  ins "$URL" --transport http --header "Authorization: Bearer alk_test_not_a_token" --method tools/list
+  checkd "inspector over HTTP with a wrong token: fails (exit != 0)" "$OUT" [ "$RC" -ne 0 ]
+else
+  not_ok "airlock serve starts for the inspector over HTTP"
+fi
+
 verified() { AIRLOCK_TOKEN=$ALICE_TOKEN "$AIRLOCK_BIN" --config "$P" audit verify >/dev/null 2>&1; }
 checkd "the audit chain verifies" "$(AIRLOCK_TOKEN=$ALICE_TOKEN "$AIRLOCK_BIN" --config "$P" audit verify 2>&1)" \
   verified
