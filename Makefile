@@ -15,6 +15,7 @@ deps:
 	@bash scripts/install-deps.sh
 	@bash scripts/install-browser-tests.sh
 	@bash scripts/install-mcp-tests.sh
+	@bash scripts/install-mail-tests.sh
 
 $(BUILD)/Makefile: CMakeLists.txt
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
