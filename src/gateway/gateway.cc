@@ -1067,6 +1067,12 @@ Status Gateway::Recover() {
       e.principal = "airlock";
       e.event = "recovered";
       payload["status"] = ActionStatusName(a.status);
+      // Enough for a notification to say whose action on what needs checking.
+      payload["agent"] = a.agent;
+      payload["target"] = a.target;
+      payload["kind"] = a.kind;
+      if (!a.error.empty()) payload["error"] = a.error;
+      if (!a.error_code.empty()) payload["error_code"] = a.error_code;
       e.payload = payload;
       return t.AppendAudit(std::move(e)).status();
     }));
