@@ -15,6 +15,7 @@ deps:
 	@bash scripts/install-deps.sh
 	@bash scripts/install-browser-tests.sh
 	@bash scripts/install-mcp-tests.sh
+	@bash scripts/install-mail-tests.sh
 
 $(BUILD)/Makefile: CMakeLists.txt
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -49,6 +50,7 @@ bench: build bench-peers
 	@bash bench/shell_peers.sh --build $(BUILD) $(SHELL_PEERS_ARGS)
 	@bash bench/serve_bench.sh --build $(BUILD)
 	@bash bench/mcp_bench.sh --build $(BUILD)
+	@bash bench/mail_bench.sh --build $(BUILD)
 
 # `airlock serve` against a minimal HTTP service of the same library (wrk, 32 clients).
 bench-serve: build

@@ -204,9 +204,12 @@ class Remote final : public Backend {
       body["sql"] = r.args.value("sql", "");
     } else if (r.kind == "shell") {
       body["command"] = r.args.contains("argv") ? r.args["argv"] : Json::array();
+    } else if (r.kind == "mail") {
+      for (const auto& [k, v] : r.args.items()) body[k] = v;
     } else {
       return {Status::InvalidArgument("the server does not take " + r.kind + " actions"), {}};
     }
+    if (!r.idempotency_key.empty()) body["idempotency_key"] = r.idempotency_key;
     return ActionOutcome(c_.Call(http::verb::post, "/v1/actions", &body));
   }
   Outcome Vote(const std::string& id, bool approve, const std::string& reason) override {

@@ -6,11 +6,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "audit/audit.h"
 #include "cli/backend.h"
 #include "cli/render.h"
+#include "connectors/smtp/message.h"
 #include "core/hash.h"
 #include "core/json.h"
 #include "doctor/doctor.h"
@@ -35,6 +38,10 @@ struct Options {
   std::string token_name;
   std::string token_role = "agent";
   std::vector<std::string> argv;  // exec: the command and its arguments
+  // send: the message
+  std::vector<std::string> to, cc, bcc, attach;
+  std::string subject, body, body_file, idempotency_key;
+  bool body_given = false;
 };
 
 Style OutputStyle() {
@@ -122,6 +129,67 @@ int Report(const Options& o, const Outcome& out, bool full) {
     }
   }
   return code;
+}
+
+Result<std::string> ReadWholeFile(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::InvalidArgument(std::string("cannot read ") + what + " " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return Status::InvalidArgument(std::string("cannot read ") + what + " " + path);
+  return ss.str();
+}
+
+// --to a,b --to c: every value may hold several comma-separated addresses.
+Json AddressList(const std::vector<std::string>& values) {
+  Json out = Json::array();
+  for (const std::string& v : values) {
+    size_t start = 0;
+    while (start <= v.size()) {
+      size_t comma = v.find(',', start);
+      if (comma == std::string::npos) comma = v.size();
+      std::string one = v.substr(start, comma - start);
+      size_t b = one.find_first_not_of(' '), e = one.find_last_not_of(' ');
+      out.push_back(b == std::string::npos ? "" : one.substr(b, e - b + 1));
+      start = comma + 1;
+    }
+  }
+  return out;
+}
+
+// The mail action's arguments (connectors/smtp/message.h); the connector validates them.
+Result<Json> MailArgs(const Options& o) {
+  if (o.body_given == !o.body_file.empty()) {
+    return Status::InvalidArgument("give the body with exactly one of --body and --body-file");
+  }
+  Json args = {{"to", AddressList(o.to)}, {"subject", o.subject}};
+  if (!o.cc.empty()) args["cc"] = AddressList(o.cc);
+  if (!o.bcc.empty()) args["bcc"] = AddressList(o.bcc);
+  if (o.body_given) {
+    args["body"] = o.body;
+  } else {
+    ASSIGN_OR_RETURN(args["body"], ReadWholeFile(o.body_file, "--body-file"));
+  }
+  if (!o.attach.empty()) {
+    Json list = Json::array();
+    for (const std::string& path : o.attach) {
+      ASSIGN_OR_RETURN(std::string content, ReadWholeFile(path, "--attach"));
+      list.push_back({{"name", std::filesystem::path(path).filename().string()},
+                      {"content_base64", mail::Base64Encode(content)}});
+    }
+    args["attachments"] = std::move(list);
+  }
+  return args;
+}
+
+int CmdSend(const Options& o) {
+  auto args = MailArgs(o);
+  if (!args.ok()) return Fail(o, args.status());
+  auto g = OpenBackend(o);
+  if (!g.ok()) return Fail(o, g.status());
+  SubmitRequest req{o.target, "mail", *args};
+  req.idempotency_key = o.idempotency_key;
+  return Report(o, (*g)->Submit(req), /*full=*/true);
 }
 
 int CmdSql(const Options& o) {
@@ -427,6 +495,28 @@ int Main(int argc, char** argv) {
   exec->footer("Example: airlock exec --target repo -- sed -i s/foo/bar/ README.md\n"
                "A command that ran exits with its own status; 10 = pending approval, "
                "11 = denied.");
+
+  auto* send = app.add_subcommand(
+      "send", "submit a mail action: build the exact message, classify its recipients, decide");
+  send->add_option("--target", o.target, "target name from the policy (kind: smtp)")->required();
+  send->add_option("--to", o.to, "recipients (A[,B..]; may be repeated)");
+  send->add_option("--cc", o.cc, "copy recipients (A[,B..]; may be repeated)");
+  send->add_option("--bcc", o.bcc,
+                   "blind copy recipients: in the envelope only, never in a header; counted");
+  send->add_option("--subject", o.subject, "the subject (one line)")->required();
+  send->add_option("--body", o.body, "the text of the message");
+  send->add_option("--body-file", o.body_file, "read the text of the message from this file");
+  send->add_option("--attach", o.attach, "attach this file (may be repeated)");
+  send->add_option("--idempotency-key", o.idempotency_key,
+                   "a retry with the same key returns the same action and never sends twice");
+  send->callback([&] {
+    o.body_given = send->count("--body") > 0;
+    run = [&] { return CmdSend(o); };
+  });
+  send->footer("Example: airlock send --target support-mail --to ann@example.com "
+               "--subject 'Your ticket' --body-file reply.txt\n"
+               "One recipient is low risk and goes out at once; more is a batch and waits for "
+               "approval (exit 10). Sent mail cannot be rolled back.");
 
   auto* pending = app.add_subcommand("pending", "list actions waiting for approval");
   pending->callback([&] { run = [&] { return CmdPending(o); }; });

@@ -80,6 +80,21 @@ std::string ActionText(const Action& a) {
     return a.args["tool"].get<std::string>() +
            (a.args.contains("arguments") ? " " + CanonicalJson(a.args["arguments"]) : "");
   }
+  if (a.kind == "mail") {
+    // One line: who and what, never the attachments' bytes.
+    std::string s;
+    for (const char* field : {"to", "cc", "bcc"}) {
+      if (!a.args.contains(field)) continue;
+      const Json& v = a.args[field];
+      std::string list = v.is_string() ? v.get<std::string>() : "";
+      if (v.is_array()) {
+        for (const auto& x : v) list += (list.empty() ? "" : ",") + ValueText(x);
+      }
+      if (!list.empty()) s += (s.empty() ? "" : " ") + std::string(field) + " " + list;
+    }
+    if (a.args.contains("subject")) s += ": " + ValueText(a.args["subject"]);
+    return s;
+  }
   if (a.args.contains("sql") && a.args["sql"].is_string()) return a.args["sql"].get<std::string>();
   if (a.args.contains("argv") && a.args["argv"].is_array()) {
     std::string s;
@@ -300,7 +315,52 @@ void RenderShellEffect(std::ostringstream& out, const Effect& e) {
   }
 }
 
+// A message: the envelope (every recipient, Bcc included), then the message as it will be
+// sent: its headers exactly, the body preview, the attachments by name, size and hash.
+void RenderMailEffect(std::ostringstream& out, const Effect& e) {
+  const Json& x = e.extra;
+  auto str = [&](const char* k) {
+    return x.contains(k) && x[k].is_string() ? x[k].get<std::string>() : "";
+  };
+  const int64_t n = x.contains("recipient_count") && x["recipient_count"].is_number_integer()
+                        ? x["recipient_count"].get<int64_t>()
+                        : 0;
+  out << "  sends one message from " << str("from") << " to " << Plural(n, "recipient", "recipients")
+      << " (" << SizeText(x.value("size", int64_t{0})) << "; sent mail cannot be undone)\n";
+  if (x.contains("recipients") && x["recipients"].is_array()) {
+    for (const auto& r : x["recipients"]) {
+      if (!r.is_object()) continue;
+      out << "    " << r.value("field", std::string("?")) << ": " << r.value("address", std::string("?"))
+          << "\n";
+    }
+  }
+  const std::string message = str("message");
+  const size_t header_end = message.find("\r\n\r\n");
+  if (header_end != std::string::npos) {
+    std::string headers = message.substr(0, header_end);
+    std::string plain;
+    for (char c : headers) {
+      if (c != '\r') plain += c;
+    }
+    out << "  headers:\n" << IndentBlock(plain, "    ") << "\n";
+  }
+  out << "  body" << (x.value("body_truncated", false) ? " (first part)" : "") << ":\n"
+      << IndentBlock(str("body"), "    ") << "\n";
+  if (x.contains("attachments") && x["attachments"].is_array()) {
+    for (const auto& a : x["attachments"]) {
+      if (!a.is_object()) continue;
+      out << "  attachment " << a.value("name", std::string("?")) << " ("
+          << SizeText(a.value("size", int64_t{0})) << ", sha256 "
+          << a.value("sha256", std::string("?")).substr(0, 16) << ")\n";
+    }
+  }
+}
+
 void RenderEffect(std::ostringstream& out, const Effect& e) {
+  if (e.kind == "mail") {
+    RenderMailEffect(out, e);
+    return;
+  }
   if (e.kind == "mcp") {
     // The effect of a tool call is the call: the exact arguments, pretty-printed.
     auto str = [&](const char* k) {
@@ -423,6 +483,7 @@ std::string ShowAction(const Action& a, const Style& s) {
         a.kind == "sql"     ? "sql"
         : a.kind == "shell" ? "command"
         : a.kind == "mcp"   ? "tool call"
+        : a.kind == "mail"  ? "message"
                             : "action",
         OneLine(ActionText(a)));
   Field(out, "created", FormatTimeMs(a.created_ms));

@@ -28,6 +28,26 @@ std::string NewActionId() {
   return "act_" + RandomHex(8);
 }
 
+// The same agent and key always give the same id; another agent's key never gives it.
+std::string IdempotentActionId(const std::string& agent, const std::string& key) {
+  return "act_" + Sha256Hex("airlock idempotency\n" + agent + "\n" + key).substr(0, 16);
+}
+
+Status CheckIdempotencyKey(const std::string& key) {
+  if (key.size() > 128) return Status::InvalidArgument("idempotency_key is longer than 128 bytes");
+  for (unsigned char c : key) {
+    if (c < 0x21 || c > 0x7E) {
+      return Status::InvalidArgument("idempotency_key must be printable ASCII without spaces");
+    }
+  }
+  return Status::Ok();
+}
+
+int64_t RecipientCount(const Effect& e) {
+  auto it = e.extra.find("recipient_count");
+  return it != e.extra.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
 Json RequestJson(const SubmitRequest& r) {
   return {{"target", r.target}, {"kind", r.kind}, {"args", r.args}};
 }
@@ -302,6 +322,31 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   a.kind = request.kind;
   a.args = request.args;
 
+  if (!request.idempotency_key.empty()) {
+    Status bad = CheckIdempotencyKey(request.idempotency_key);
+    if (!bad.ok()) return {bad, std::nullopt};
+    a.id = IdempotentActionId(who->name, request.idempotency_key);
+    std::optional<Action> earlier;
+    Status st = store_->Read([&](StoreTxn& t) -> Status {
+      ASSIGN_OR_RETURN(earlier, t.GetAction(a.id));
+      return Status::Ok();
+    });
+    if (!st.ok()) return {st.Annotate("looking up the idempotency key"), std::nullopt};
+    if (earlier) {
+      if (earlier->target != a.target || earlier->kind != a.kind || earlier->args != a.args) {
+        return {Status::InvalidArgument("idempotency_key was already used for a different "
+                                        "action (" + earlier->id + "); nothing was done"),
+                std::nullopt};
+      }
+      // A retry: the first try's action, as it stands now. Nothing runs again.
+      Status audited = AuditOnly(a.id, who->Label(), "retried",
+                                 {{"idempotency_key", request.idempotency_key},
+                                  {"status", ActionStatusName(earlier->status)}});
+      if (!audited.ok()) return {audited.Annotate("audit write failed"), std::nullopt};
+      return {Status::Ok(), earlier};
+    }
+  }
+
   // 2. scope
   const TargetSpec* spec = policy_->FindTarget(request.target);
   if (spec == nullptr) return Deny(a, "denied", "unknown target '" + request.target + "'", *who);
@@ -328,6 +373,7 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   }
   const bool kind_fits = (request.kind == "sql" && spec->kind == "sqlite") ||
                          (request.kind == "shell" && spec->kind == "shell") ||
+                         (request.kind == "mail" && spec->kind == "smtp") ||
                          (request.kind == "mcp" && spec->kind == "mcp");
   if (!kind_fits) {
     return Fail(std::move(a), /*insert=*/true,
@@ -377,7 +423,8 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   for (const auto& t : a.effect.tables) {
     if (!t.has_primary_key) a.reversible = false;
   }
-  if (a.kind == "mcp") a.reversible = false;  // approvers see it before they vote
+  // Approvers see it before they vote: a tool call and a sent message cannot be undone.
+  if (a.kind == "mcp" || a.kind == "mail") a.reversible = false;
   a.quorum = policy_->approvals.QuorumFor(a.risk);
 
   // 5. limits and breakers
@@ -441,8 +488,67 @@ Outcome Gateway::McpRead(Action a, const Principal& who, std::unique_lock<std::m
   return {Status::Ok(), a};
 }
 
+Status Gateway::ApplyRecipientLimits(Action* a) {
+  const int64_t n = RecipientCount(a->effect);
+  const TargetSpec* spec = policy_->FindTarget(a->target);
+  if (spec != nullptr && spec->fields.contains("max_recipients") &&
+      spec->fields["max_recipients"].is_number_integer() &&
+      n > spec->fields["max_recipients"].get<int64_t>()) {
+    a->status = ActionStatus::kDenied;
+    a->error = FormatCount(n) + " recipients, over the target's max_recipients of " +
+               FormatCount(spec->fields["max_recipients"].get<int64_t>());
+    a->reasons.push_back(a->error);
+    return Status::Ok();
+  }
+  for (const Limit& l : policy_->limits) {
+    if (!LimitMatches(l, a->agent, a->target)) continue;
+    const std::string where = " (limit at " + LimitLocation(*policy_, l) + ")";
+    if (l.max_recipients && n > *l.max_recipients) {
+      a->status = ActionStatus::kDenied;
+      a->error = FormatCount(n) + " recipients, over the hard cap of " +
+                 FormatCount(*l.max_recipients) + where;
+      a->reasons.push_back(a->error);
+      return Status::Ok();
+    }
+    if (!l.max_recipients_per_hour) continue;
+    // Messages sent, being sent or waiting for approval count: an approval queue must not
+    // be a way around the hourly cap.
+    int64_t recent = 0;
+    RETURN_IF_ERROR(store_->Read([&](StoreTxn& t) -> Status {
+      ActionFilter f;
+      f.agent = a->agent;
+      f.target = a->target;
+      f.newest_first = true;
+      f.limit = 100000;
+      ASSIGN_OR_RETURN(auto list, t.ListActions(f));
+      for (const Action& x : list) {
+        if (x.created_ms < a->created_ms - 3'600'000) break;
+        if (x.status == ActionStatus::kApplied || x.status == ActionStatus::kPending ||
+            x.status == ActionStatus::kApplying ||
+            (x.status == ActionStatus::kFailed && x.error_code == "unknown_outcome")) {
+          recent += RecipientCount(x.effect);
+        }
+      }
+      return Status::Ok();
+    }));
+    if (recent + n > *l.max_recipients_per_hour) {
+      a->status = ActionStatus::kDenied;
+      a->error = "max_recipients_per_hour " + FormatCount(*l.max_recipients_per_hour) +
+                 " exceeded by " + a->agent + " on " + a->target + ": " + FormatCount(recent) +
+                 " in the last hour, " + FormatCount(n) + " more asked" + where;
+      a->reasons.push_back(a->error);
+      return Status::Ok();
+    }
+  }
+  return Status::Ok();
+}
+
 Status Gateway::ApplyLimits(Action* a) {
   const int64_t now = a->created_ms;
+  if (a->kind == "mail") {
+    RETURN_IF_ERROR(ApplyRecipientLimits(a));
+    if (a->status == ActionStatus::kDenied) return Status::Ok();
+  }
   std::optional<Breaker> breaker;
   RETURN_IF_ERROR(store_->Read([&](StoreTxn& t) -> Status {
     ASSIGN_OR_RETURN(breaker, t.GetBreaker(a->target, a->agent));
@@ -923,7 +1029,13 @@ Status Gateway::Recover() {
     Json payload = {{"was", ActionStatusName(a.status)}, {"target_committed", committed}};
     if (applying) {
       a.status = committed ? ActionStatus::kApplied : ActionStatus::kFailed;
-      if (!committed && a.kind == "mcp") {
+      if (!committed && a.kind == "mail") {
+        // SMTP has no way to ask a server whether it took a message: say so, and never
+        // send it again.
+        a.error = "interrupted while the message was being sent: whether the mail server "
+                  "accepted it is unknown; airlock did not send it again";
+        a.error_code = "unknown_outcome";
+      } else if (!committed && a.kind == "mcp") {
         // Nothing records whether an MCP server acted on a call in flight: say so, and never
         // send it again.
         a.error = "interrupted while the tool call was in flight: whether the MCP server "
@@ -950,6 +1062,12 @@ Status Gateway::Recover() {
       e.principal = "airlock";
       e.event = "recovered";
       payload["status"] = ActionStatusName(a.status);
+      // Enough for a notification to say whose action on what needs checking.
+      payload["agent"] = a.agent;
+      payload["target"] = a.target;
+      payload["kind"] = a.kind;
+      if (!a.error.empty()) payload["error"] = a.error;
+      if (!a.error_code.empty()) payload["error_code"] = a.error_code;
       e.payload = payload;
       return t.AppendAudit(std::move(e)).status();
     }));

@@ -61,6 +61,11 @@ struct SubmitRequest {
   Json args = Json::object();
   // Only a read may run: an effect that changes anything is denied (MCP sql_query).
   bool read_only = false;
+  // A client's key for retrying safely (1-128 printable ASCII characters; "" = none). The
+  // action's id is derived from the agent and the key, so a retry with the same key finds
+  // the action the first try recorded and gets it back instead of acting again, and two
+  // racing tries cannot both be recorded (the store refuses a second action with that id).
+  std::string idempotency_key = "";
 };
 
 class Gateway {
@@ -139,6 +144,9 @@ class Gateway {
   // Hard caps deny; an exceeded rate denies, asks for approval or trips the breaker; an open
   // breaker asks for approval. Sets action->status / quorum / reasons accordingly.
   Status ApplyLimits(Action* action);
+  // Mail: the recipient caps (the target's max_recipients, limits' max_recipients and
+  // max_recipients_per_hour). Sets action->status to denied when one is exceeded.
+  Status ApplyRecipientLimits(Action* action);
   // Makes a tool call the policy marks read, then records it (one durable commit).
   Outcome McpRead(Action action, const Principal& who, std::unique_lock<std::mutex>& target_lock);
   // Runs an action whose status was set to applying (claimed) in the store.

@@ -155,6 +155,11 @@ std::optional<Mapped> Map(const AuditEvent& e, const EventFacts& facts) {
   }
   if (e.event == "effect_changed") return Mapped{"failed", "effect_changed"};
   if (e.event == "breaker_tripped") return Mapped{"breaker", ""};
+  // Recovery after a crash that left an action failed (a message or tool call whose outcome
+  // is unknown, say) alerts like any failure: someone should check the far side.
+  if (e.event == "recovered" && StringField(p, "status") == "failed") {
+    return Mapped{"failed", "failed"};
+  }
   return std::nullopt;
 }
 

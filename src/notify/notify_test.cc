@@ -194,6 +194,28 @@ TEST(NotifyMapping, BreakerTripped) {
             "needs approval until an approver resets it (rate limit 20/min exceeded)");
 }
 
+TEST(NotifyMapping, RecoveredAsFailedAlerts) {
+  // A message sent when airlock died: nobody knows whether the server took it.
+  AuditEvent e = Event("recovered",
+                       {{"was", "applying"},
+                        {"target_committed", false},
+                        {"status", "failed"},
+                        {"agent", "support-bot"},
+                        {"target", "support-mail"},
+                        {"kind", "mail"},
+                        {"error", "whether the mail server accepted it is unknown"},
+                        {"error_code", "unknown_outcome"}},
+                       "airlock");
+  auto n = NotificationFor(e, kFacts);
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(n->kind, "failed");
+  EXPECT_EQ(n->payload["status"], "failed");
+  EXPECT_NE(n->payload["text"].get<std::string>().find("support-bot"), std::string::npos);
+  // Recovered as applied (or rolled back) is the normal end of a crash: no alert.
+  EXPECT_FALSE(NotificationFor(
+      Event("recovered", {{"was", "applying"}, {"status", "applied"}}, "airlock"), kFacts));
+}
+
 TEST(NotifyMapping, EverythingElseIsNone) {
   Json read = Decision("applied", "read");
   EXPECT_FALSE(NotificationFor(Event("read", read, "agent:support-bot"), kFacts));

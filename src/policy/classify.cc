@@ -159,6 +159,22 @@ int64_t ExtraInt(const Effect& e, const char* key) {
   return it != e.extra.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
 }
 
+// A message: one recipient is low; more is a batch, high. Bcc recipients count like the
+// others (they are in extra.recipients). The hard cap (the target's max_recipients) is a
+// denial in the gateway's limits, not a risk. A message whose count is missing or not
+// positive is high (fail closed).
+void ClassifyMail(const Effect& e, Classification* c) {
+  const int64_t n = ExtraInt(e, "recipient_count");
+  if (n == 1) {
+    c->risk = MaxRisk(c->risk, Risk::kLow);
+    c->reasons.push_back("one message to one recipient (irreversible once sent)");
+    return;
+  }
+  c->risk = MaxRisk(c->risk, Risk::kHigh);
+  c->reasons.push_back(n > 1 ? "one message to " + FormatCount(n) + " recipients: a batch"
+                             : "a message without a known recipient count: high (fail closed)");
+}
+
 std::string ExtraString(const Effect& e, const char* key) {
   auto it = e.extra.find(key);
   return it != e.extra.end() && it->is_string() ? it->get<std::string>() : std::string();
@@ -379,6 +395,8 @@ Classification Classifier::Classify(const std::string& agent, const std::string&
     ClassifyShell(effect, spec ? spec->max_low_deletes : kDefaultMaxLowDeletes, &c);
   } else if (effect.kind == "mcp") {
     ClassifyMcp(policy_.get(), target, effect, &c);
+  } else if (effect.kind == "mail") {
+    ClassifyMail(effect, &c);
   } else {
     ClassifyOther(effect, &c);
   }

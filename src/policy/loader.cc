@@ -22,6 +22,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "connectors/smtp/message.h"  // the one address check, shared with the connector
 #include "core/glob.h"
 #include "policy/guard.h"
 #include "policy/mcp_rules.h"
@@ -49,13 +50,17 @@ constexpr std::string_view kShellKeys[] = {
     "kind",    "workspace", "environment", "network",         "memory",      "pids",
     "cpu",     "timeout",   "hide",        "protect",         "max_low_deletes",
     "max_upper_size", "max_upper_files", "max_output", "max_preview_files"};
+constexpr std::string_view kSmtpKeys[] = {
+    "kind",          "url",            "from",           "username", "password_env",
+    "password_file", "max_recipients", "environment",    "timeout"};
 constexpr std::string_view kRuleKeys[] = {"match", "risk", "reason"};
 constexpr std::string_view kRuleMatchKeys[] = {"target",  "agent", "kind",       "table",
                                                "op",      "rows_gt", "command",  "path",
                                                "deletes_gt", "files_gt"};
 constexpr std::string_view kApprovalKeys[] = {"read", "low", "high", "critical", "timeout"};
-constexpr std::string_view kLimitKeys[] = {"match", "rate", "max_rows", "max_recipients",
-                                           "on_exceed"};
+constexpr std::string_view kLimitKeys[] = {"match",          "rate",
+                                           "max_rows",       "max_recipients",
+                                           "max_recipients_per_hour", "on_exceed"};
 constexpr std::string_view kLimitMatchKeys[] = {"target", "agent"};
 constexpr std::string_view kNotifyKeys[] = {"url", "on"};
 constexpr std::string_view kNotifyEvents[] = {"pending", "applied", "denied",      "rejected",
@@ -65,7 +70,7 @@ constexpr std::string_view kMcpServerKeys[] = {
     "trust_annotations", "approval_wait", "max_message_size"};
 constexpr std::string_view kMcpToolKeys[] = {"tool", "args", "risk", "reason"};
 constexpr std::string_view kArgCheckKeys[] = {"count_gt", "matches", "equals", "gt"};
-constexpr std::string_view kTargetKinds[] = {"sqlite", "shell"};
+constexpr std::string_view kTargetKinds[] = {"sqlite", "shell", "smtp"};
 constexpr std::string_view kNetworkModes[] = {"off", "on"};
 constexpr std::string_view kEffectKinds[] = {"sql", "shell", "mail", "http", "mcp"};
 constexpr std::string_view kOps[] = {
@@ -475,6 +480,9 @@ class Loader {
     if (t.kind == "shell") {
       ASSIGN_OR_RETURN(Fields fields, ReadMap(entry, path, kShellKeys));
       RETURN_IF_ERROR(LoadShellTarget(fields, path, &t));
+    } else if (t.kind == "smtp") {
+      ASSIGN_OR_RETURN(Fields fields, ReadMap(entry, path, kSmtpKeys));
+      RETURN_IF_ERROR(LoadSmtpTarget(fields, path, &t));
     } else {
       ASSIGN_OR_RETURN(Fields fields, ReadMap(entry, path, kSqliteKeys));
       RETURN_IF_ERROR(LoadSqliteTarget(fields, path, &t));
@@ -515,6 +523,84 @@ class Loader {
       if (ms > kMaxBusyTimeoutMs) return ValueErr(*f, "timeout is too long");
       t->fields["timeout_ms"] = ms;
     }
+    return Status::Ok();
+  }
+
+  // A mail target: the server, the sender, where the password is, and the hard cap on
+  // recipients of one message. The password itself is never in the policy: only the name
+  // of the variable or file that holds it, read when a message is sent.
+  Status LoadSmtpTarget(const Fields& fields, const std::string& path, TargetSpec* t) {
+    Json& j = t->fields;
+    j = Json::object();
+    j["kind"] = t->kind;
+    const Field* u = fields.Find("url");
+    if (u == nullptr) return Missing(fields, path, "url", " (smtp://HOST:PORT or smtps://HOST:PORT)");
+    ASSIGN_OR_RETURN(std::string url, GetString(*u));
+    const bool plain = url.rfind("smtp://", 0) == 0, tls = url.rfind("smtps://", 0) == 0;
+    const std::string rest = url.substr(plain ? 7 : tls ? 8 : 0);
+    if ((!plain && !tls) || rest.empty() || rest[0] == '/' || rest[0] == ':') {
+      return ValueErr(*u, "must be smtp://HOST[:PORT] or smtps://HOST[:PORT], got " + Quote(url));
+    }
+    if (rest.find('@') != std::string::npos) {
+      return ValueErr(*u, "must not hold credentials: use username and password_env or "
+                          "password_file");
+    }
+    for (unsigned char c : url) {
+      if (c <= 0x20 || c >= 0x7F) return ValueErr(*u, "contains a space or control character");
+    }
+    j["url"] = url;
+    const Field* f = fields.Find("from");
+    if (f == nullptr) return Missing(fields, path, "from", " (the sender's address)");
+    ASSIGN_OR_RETURN(std::string from, GetString(*f));
+    Status valid = mail::ValidateAddress(from);
+    if (!valid.ok()) return ValueErr(*f, valid.message());
+    j["from"] = from;
+    if (const Field* x = fields.Find("username")) {
+      ASSIGN_OR_RETURN(std::string user, GetString(*x));
+      if (user.empty()) return ValueErr(*x, "must not be empty");
+      for (unsigned char c : user) {
+        if (c < 0x20 || c == 0x7F) return ValueErr(*x, "contains a control character");
+      }
+      j["username"] = user;
+    }
+    const Field* env = fields.Find("password_env");
+    const Field* file = fields.Find("password_file");
+    if (env != nullptr && file != nullptr) {
+      return ValueErr(*file, "set password_env or password_file, not both");
+    }
+    if (env != nullptr) {
+      ASSIGN_OR_RETURN(std::string name, GetString(*env));
+      bool ok = !name.empty() && !(name[0] >= '0' && name[0] <= '9');
+      for (char c : name) {
+        ok = ok && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                    (c >= '0' && c <= '9') || c == '_');
+      }
+      if (!ok) return ValueErr(*env, "must be the name of an environment variable");
+      j["password_env"] = name;
+    }
+    if (file != nullptr) {
+      ASSIGN_OR_RETURN(std::string p, GetString(*file));
+      if (p.empty()) return ValueErr(*file, "must not be empty");
+      j["password_file"] = Resolve(p);
+    }
+    if ((env != nullptr || file != nullptr) && !j.contains("username")) {
+      return Missing(fields, path, "username", " (a password is set, so AUTH needs a user name)");
+    }
+    int64_t max_recipients = 100;
+    if (const Field* x = fields.Find("max_recipients")) {
+      ASSIGN_OR_RETURN(max_recipients, GetInt(*x, 1, 10'000));
+    }
+    j["max_recipients"] = max_recipients;
+    if (const Field* x = fields.Find("environment")) {
+      ASSIGN_OR_RETURN(t->environment, GetString(*x));
+      j["environment"] = t->environment;
+    }
+    int64_t timeout_ms = 60'000;
+    if (const Field* x = fields.Find("timeout")) {
+      ASSIGN_OR_RETURN(timeout_ms, GetDuration(*x, /*allow_zero=*/false));
+      if (timeout_ms > 3'600'000) return ValueErr(*x, "timeout is too long (at most 1h)");
+    }
+    j["timeout_ms"] = timeout_ms;
     return Status::Ok();
   }
 
@@ -943,6 +1029,9 @@ class Loader {
       if (const Field* f = fields.Find("max_recipients")) {
         ASSIGN_OR_RETURN(l.max_recipients, GetInt(*f, 0, INT64_MAX));
       }
+      if (const Field* f = fields.Find("max_recipients_per_hour")) {
+        ASSIGN_OR_RETURN(l.max_recipients_per_hour, GetInt(*f, 0, INT64_MAX));
+      }
       if (const Field* f = fields.Find("on_exceed")) {
         constexpr std::string_view kOnExceed[] = {"deny", "approve", "trip"};
         ASSIGN_OR_RETURN(std::string v, GetOneOf(*f, kOnExceed, "on_exceed"));
@@ -950,8 +1039,9 @@ class Loader {
                       : v == "approve" ? OnExceed::kApprove
                                        : OnExceed::kTrip;
       }
-      if (l.rate_count == 0 && !l.max_rows && !l.max_recipients) {
-        return Err(fields.map(), path + ": a limit must set rate, max_rows or max_recipients");
+      if (l.rate_count == 0 && !l.max_rows && !l.max_recipients && !l.max_recipients_per_hour) {
+        return Err(fields.map(), path + ": a limit must set rate, max_rows, max_recipients or "
+                                        "max_recipients_per_hour");
       }
       policy_.limits.push_back(std::move(l));
     }

@@ -42,7 +42,7 @@ struct ApproverSpec {
 
 struct TargetSpec {
   std::string name;
-  std::string kind;               // "sqlite" or "shell" (later: smtp, http, postgres)
+  std::string kind;               // "sqlite", "shell" or "smtp" (later: http, postgres)
   std::string environment;        // free text, default ""; shown to approvers
   int64_t max_low_rows = 100;     // sql: DML changing at most this many rows is low
   int64_t max_preview_rows = 20;  // sql: rows shown in the effect preview
@@ -97,7 +97,10 @@ struct Limit {
   int64_t rate_count = 0;
   int64_t rate_window_ms = 0;
   std::optional<int64_t> max_rows;        // hard cap: more rows changed is denied outright
-  std::optional<int64_t> max_recipients;  // mail (later)
+  std::optional<int64_t> max_recipients;  // mail: more recipients in one message is denied
+  // mail: recipients of this agent's mail on the target in the last hour (sent or waiting)
+  // plus this message's; more is denied.
+  std::optional<int64_t> max_recipients_per_hour;
   OnExceed on_exceed = OnExceed::kDeny;   // for the rate; max_* caps always deny
   SourceLoc loc;
 };

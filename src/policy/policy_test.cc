@@ -268,7 +268,7 @@ TEST(PolicyErrors, MissingRequiredFields) {
   ExpectError(Base() + "rules:\n  - {match: {table: x}}\n", "10:5",
               {"rules[0]: missing required key \"risk\""});
   ExpectError(Base() + "limits:\n  - {match: {target: app-db}}\n", "10:5",
-              {"must set rate, max_rows or max_recipients"});
+              {"must set rate, max_rows, max_recipients or max_recipients_per_hour"});
 }
 
 TEST(PolicyErrors, BadEnumValues) {

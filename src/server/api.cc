@@ -436,18 +436,34 @@ Reply Api::WhoAmI(const Call& c) {
 
 namespace {
 
-// {target, sql} -> an SQL action; {target, command: [argv...]} -> a shell action, as
-// `airlock sql` and `airlock exec` build them.
+// {target, sql} -> an SQL action; {target, command: [argv...]} -> a shell action; {target,
+// to, cc?, bcc?, subject, body, attachments?} -> a mail action, as `airlock sql`, `airlock
+// exec` and `airlock send` build them. `idempotency_key` (optional) makes a retry safe.
 std::optional<HttpResponse> ParseSubmission(const Json& body, int64_t max_wait_ms,
                                             SubmitRequest* req, int64_t* wait_ms) {
   if (auto e = StringField(body, "target", true, &req->target)) return e;
   const bool sql = body.contains("sql");
   const bool command = body.contains("command");
-  if (sql && command) return BadRequest("give either 'sql' or 'command', not both");
-  if (!sql && !command) {
-    return ErrorResponse(400, "missing_field", "field 'sql' or 'command' is required");
+  const bool mail = body.contains("subject") || body.contains("to");
+  if (int(sql) + int(command) + int(mail) > 1) {
+    return BadRequest("give one of 'sql', 'command' or a message ('to', 'subject', 'body')");
   }
-  if (sql) {
+  if (!sql && !command && !mail) {
+    return ErrorResponse(400, "missing_field",
+                         "field 'sql', 'command' or 'to' with 'subject' and 'body' is required");
+  }
+  if (body.contains("idempotency_key")) {
+    if (auto e = StringField(body, "idempotency_key", false, &req->idempotency_key)) return e;
+  }
+  if (mail) {
+    // The connector validates every field (addresses, header injection, attachments); the
+    // API only picks the message's fields out of the request.
+    req->kind = "mail";
+    req->args = Json::object();
+    for (const char* k : {"to", "cc", "bcc", "subject", "body", "attachments"}) {
+      if (body.contains(k)) req->args[k] = body[k];
+    }
+  } else if (sql) {
     std::string text;
     if (auto e = StringField(body, "sql", true, &text)) return e;
     req->kind = "sql";
@@ -479,7 +495,12 @@ std::optional<HttpResponse> ParseSubmission(const Json& body, int64_t max_wait_m
 
 Reply Api::Submit(const Call& c) {
   Json body;
-  if (auto e = ReadBody(c.request, "target,sql,command,wait_ms", &body)) return Now(*e);
+  if (auto e = ReadBody(c.request,
+                        "target,sql,command,wait_ms,to,cc,bcc,subject,body,attachments,"
+                        "idempotency_key",
+                        &body)) {
+    return Now(*e);
+  }
   SubmitRequest req;
   int64_t wait_ms = 0;
   if (auto e = ParseSubmission(body, options_.max_wait_ms, &req, &wait_ms)) return Now(*e);

@@ -504,9 +504,10 @@ test('audit view: the chain verifies and the latest events are listed, also per 
   await context.close();
 });
 
-// No mail connector exists yet, so no real server can produce a mail effect: this drives the
-// page's own renderer in the browser with the effect shape the page expects
-// (effect.extra.recipients), to prove that recipients, subject and body show as text.
+// Hostile recipients, subject and body are fed to the page's own renderer by hand (the smtp
+// connector refuses such addresses before any effect exists), to prove that they show as
+// text; plain strings as recipients are accepted too, besides the connector's
+// {address, field} objects.
 test('mail effect: recipients, subject and body render as text (the renderer, fed by hand)', { timeout: TEST_TIMEOUT }, async () => {
   const { context, page, watch } = await openPage();
   await page.goto(base + '/');

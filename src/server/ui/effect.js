@@ -287,7 +287,11 @@ function diffBlock(lines, more) {
 
 function renderMail(box, action, extra) {
   const args = isObj(action.args) ? action.args : {};
-  const recipients = arr(extra.recipients).map((r) => (isObj(r) && typeof r.address === 'string' ? r.address : valueText(r)));
+  // The smtp connector lists {address, field: to|cc|bcc}; Bcc recipients are shown (and
+  // counted) like the others, since the approver decides who receives the message.
+  const recipients = arr(extra.recipients).map((r) => (isObj(r) && typeof r.address === 'string'
+    ? (typeof r.field === 'string' ? `${r.field}: ${r.address}` : r.address)
+    : valueText(r)));
   const subject = str(extra.subject) || str(args.subject);
   const body = str(extra.body) || str(args.body);
   box.append(h('dl', { class: 'facts' },
@@ -295,5 +299,10 @@ function renderMail(box, action, extra) {
     h('dt', null, 'to'), h('dd', null, `${plural(recipients.length, 'recipient', 'recipients')}`),
     h('dt', null, 'subject'), h('dd', { class: 'subject' }, subject)));
   box.append(h('ul', { class: 'recipients' }, recipients.map((r) => h('li', null, h('code', null, r)))));
-  if (body) box.append(h('pre', { class: 'text mail-body' }, body));
+  if (body) box.append(h('pre', { class: 'text mail-body' }, body + (extra.body_truncated === true ? '\n…' : '')));
+  const attachments = arr(extra.attachments).filter(isObj);
+  if (attachments.length > 0) {
+    box.append(h('ul', { class: 'attachments' }, attachments.map((a) =>
+      h('li', null, h('code', null, str(a.name)), ` ${valueText(a.size)} bytes, sha256 ${str(a.sha256).slice(0, 16)}`))));
+  }
 }
