@@ -7,6 +7,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -67,6 +69,62 @@ struct InFlight {
   Json client_id = nullptr;  // kForward / kToolsList
   // kInternal: the answer (or an error) is handed over here.
   std::shared_ptr<std::promise<Result<Json>>> answer;
+};
+
+// Threads for gated calls, kept for reuse: a call that waits for a human holds its thread
+// for up to approval_wait, so there is no fixed number; one more starts whenever every kept
+// thread is busy, and a thread idle for a while ends. Reuse spares each call a thread's start
+// (clone, a fresh stack and its page faults), which is most of what a read call costs here.
+class GateThreads {
+ public:
+  GateThreads() = default;
+  ~GateThreads() {
+    std::unique_lock<std::mutex> lock(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+    done_cv_.wait(lock, [&] { return threads_ == 0; });
+  }
+  GateThreads(const GateThreads&) = delete;
+  GateThreads& operator=(const GateThreads&) = delete;
+
+  void Run(std::function<void()> task) {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(task));
+    // Every queued task needs a waiting thread of its own; else one more starts.
+    if (idle_ >= static_cast<int>(queue_.size())) {
+      cv_.notify_one();
+      return;
+    }
+    ++threads_;
+    std::thread([this] { Loop(); }).detach();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      ++idle_;
+      const bool got = cv_.wait_for(lock, std::chrono::seconds(30),
+                                    [&] { return !queue_.empty() || stopping_; });
+      --idle_;
+      if (!got || queue_.empty()) break;  // idle too long, or stopping with nothing to do
+      std::function<void()> task = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+    --threads_;
+    done_cv_.notify_all();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable done_cv_;
+  std::deque<std::function<void()>> queue_;  // GUARDED_BY(mu_)
+  int idle_ = 0;                             // GUARDED_BY(mu_): threads waiting for a task
+  int threads_ = 0;                          // GUARDED_BY(mu_)
+  bool stopping_ = false;                    // GUARDED_BY(mu_)
 };
 
 class Session;
@@ -158,6 +216,7 @@ class Session {
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> cancelled_;  // gated calls
   std::atomic<bool> closing_{false};
   std::once_flag closed_;
+  GateThreads gate_threads_;  // last: its threads end before the rest goes
 };
 
 thread_local Json tl_client_id = nullptr;  // the gated call this thread is applying
@@ -395,8 +454,22 @@ Json Session::ResultFor(const Action& a) {
         // The built-in tools: the rows read, the command's output, or what the write did.
         structured["result"] = a.result;
         if (!a.effect.IsRead()) structured["effect"] = EffectToJson(a.effect);
+        // A sent message's bytes are the agent's own; the effect's summary says enough.
+        if (structured.contains("effect") && structured["effect"].is_object() &&
+            structured["effect"].contains("extra") && structured["effect"]["extra"].is_object()) {
+          structured["effect"]["extra"].erase("message");
+        }
         std::string text = "airlock: action " + id + " applied (" + RiskName(a.risk) + ")";
-        if (!a.result.is_null()) {
+        if (a.effect.kind == "mail") {
+          const Json& x = a.effect.extra;
+          const int64_t n =
+              x.contains("recipient_count") && x["recipient_count"].is_number_integer()
+                  ? x["recipient_count"].get<int64_t>()
+                  : 0;
+          text += ": sent to " + FormatCount(n) + (n == 1 ? " recipient" : " recipients");
+          if (x.contains("message_id") && x["message_id"].is_string())
+            text += ", Message-ID " + x["message_id"].get<std::string>();
+        } else if (!a.result.is_null()) {
           text += ":\n" + a.result.dump(2, ' ', false, Json::error_handler_t::replace);
         } else if (a.effect.kind == "shell") {
           text += ": " + FormatCount(a.effect.files_changed) +
@@ -635,6 +708,33 @@ Json Session::BuiltinTools() {
            {"required", Json::array({"target", "argv"})}}},
          {"annotations", {{"destructiveHint", true}}}});
   }
+  const auto mail = ScopedTargets("smtp");
+  if (!mail.empty()) {
+    auto addresses = [](const char* what) {
+      return Json{{"type", "array"},
+                  {"items", {{"type", "string"}}},
+                  {"description", std::string(what) + ": bare addresses (local@domain)"}};
+    };
+    tools.push_back(
+        {{"name", "send_mail"},
+         {"description",
+          "Send an email through airlock. The exact message is previewed first; one recipient "
+          "goes out at once, several (To, Cc and Bcc all count) wait for a human's approval, "
+          "and rate limits apply. A message cannot be recalled."},
+         {"inputSchema",
+          {{"type", "object"},
+           {"properties",
+            {{"target", target_schema(mail)},
+             {"to", addresses("To")},
+             {"cc", addresses("Cc")},
+             {"bcc", addresses("Bcc")},
+             {"subject", {{"type", "string"}}},
+             {"body", {{"type", "string"}, {"description", "plain text"}}},
+             {"idempotency_key",
+              {{"type", "string"}, {"description", "the same key on a retry never sends twice"}}}}},
+           {"required", Json::array({"target", "to", "subject", "body"})}}},
+         {"annotations", {{"destructiveHint", true}, {"openWorldHint", true}}}});
+  }
   tools.push_back(StatusToolDefinition());
   return tools;
 }
@@ -668,6 +768,20 @@ bool Session::BuiltinRequest(const std::string& tool, const Json& arguments, Sub
       }
     }
     *req = SubmitRequest{*target, "shell", {{"argv", arguments["argv"]}}, false};
+    return true;
+  }
+  if (tool == "send_mail") {
+    if (target == nullptr) {
+      *why = "send_mail needs {\"target\": NAME, \"to\": [...], \"subject\", \"body\"}";
+      return false;
+    }
+    // The mail connector checks the rest (addresses, header injection) and says what is wrong.
+    Json args = Json::object();
+    for (const char* k : {"to", "cc", "bcc", "subject", "body"}) {
+      if (arguments.contains(k)) args[k] = arguments[k];
+    }
+    *req = SubmitRequest{*target, "mail", std::move(args), false};
+    if (const std::string* key = text("idempotency_key")) req->idempotency_key = *key;
     return true;
   }
   *why = "Unknown tool: " + tool;
@@ -778,7 +892,7 @@ void Session::HandleRequest(const Message& m) {
       std::lock_guard<std::mutex> lock(gate_mu_);
       ++gates_running_;
     }
-    std::thread([this, id = m.id, params = m.params] { Gate(id, params); }).detach();
+    gate_threads_.Run([this, id = m.id, params = m.params] { Gate(id, params); });
     return;
   }
   if (m.method == "initialize") {

@@ -173,4 +173,42 @@ run_json out as_agent --server "http://127.0.0.1:$PORT" send --json --target sup
 check "header injection over the API is refused too (exit 2), nothing sent" \
   all [ "$RC" -eq 2 ] -- [ $(($(arrived) - before)) = 1 ]
 check "nor does the server's log hold the secret" bash -c "! grep -qF -- '$SECRET' '$T/serve.log'"
+
+# ---- the built-in MCP server's send_mail, through the official SDK client ----------------------
+# (The client gives the airlock it starts only PATH, HOME, AIRLOCK_TOKEN and --env pairs.)
+MCP_CLIENT=$SRC/tests/mcp/client.mjs
+if [ -f "$SRC/tests/mcp/node_modules/@modelcontextprotocol/sdk/package.json" ]; then
+  mc() { timeout 120 node "$MCP_CLIENT" --bin "$AIRLOCK_BIN" --config "$T/airlock.yaml" --token "$AGENT_TOKEN" \
+    --server airlock --env "SMTP_PASSWORD=$SECRET" --stderr "$T/mcp.err" --timeout 60000 "$@"; }
+  before=$(arrived)
+  out=$(mc --list call send_mail '{"target":"support-mail","to":["mcp@example.com"],"subject":"via MCP","body":"hello"}')
+  check "send_mail is offered by the built-in MCP server for the agent's mail target" \
+    jq -e '.tools | index("send_mail") != null' <<<"$out" >/dev/null
+  check "send_mail to 1 recipient is sent at once: 'sent to 1 recipient', one message arrived" \
+    all jq -e '.call.ok and .call.isError == false and (.call.text | test("sent to 1 recipient"))' <<<"$out" >/dev/null -- \
+    [ $(($(arrived) - before)) = 1 ]
+  # Two recipients (one Bcc) wait for approval (the built-in server waits up to 60 s); a
+  # human approves while the call waits, and the client gets the real result.
+  mc call send_mail '{"target":"support-mail","to":["a@example.com"],"bcc":["b@example.com"],"subject":"batch via MCP","body":"x"}' >"$T/mcp-batch.json" &
+  MC_PID=$!
+  pid=""
+  for _ in $(seq 200); do
+    pid=$(as_dba pending --json 2>/dev/null | jq -r 'first(.pending[] | select(tostring | test("batch via MCP")) | .id) // empty')
+    [ -n "$pid" ] && break
+    sleep 0.2
+  done
+  check "send_mail to 2 recipients (one Bcc) is pending, and nothing was sent yet" \
+    all [ -n "$pid" ] -- [ $(($(arrived) - before)) = 1 ]
+  [ -n "$pid" ] && as_dba approve "$pid" >/dev/null 2>&1
+  wait "$MC_PID"
+  out=$(cat "$T/mcp-batch.json")
+  check "approved while it waits: the client gets 'sent to 2 recipients'; one more message arrived" \
+    all jq -e '.call.isError == false and (.call.text | test("sent to 2 recipients"))' <<<"$out" >/dev/null -- \
+    [ $(($(arrived) - before)) = 2 ]
+  out=$(mc call send_mail '{"target":"support-mail","to":["a@example.com"],"subject":"x\r\nBcc: victim@example.org","body":"x"}')
+  check "send_mail with a header injection in the subject is refused, nothing sent" \
+    all jq -e '.call.isError == true or .call.ok == false' <<<"$out" >/dev/null -- [ $(($(arrived) - before)) = 2 ]
+else
+  echo "# send_mail over MCP: skipped (tests/mcp not installed)"
+fi
 finish
