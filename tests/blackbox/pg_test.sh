@@ -129,7 +129,9 @@ check "its rollback deletes the row" all [ "$RC" -eq 0 ] -- [ "$(q "SELECT count
 run out as_agent sql --json --target app-pg "UPDATE logs SET line = 'edited' WHERE line = 'line 1'"
 check "a write to a table without a primary key is high" all [ "$RC" -eq 10 ] -- [ "$(jf .risk "$out")" = high ]
 
-# --- DROP TABLE: critical with the row count, two approvals, rollback refused clearly.
+# --- DROP TABLE: critical with the row count, two approvals; rollback recreates it from its
+#     pg_dump pre-image; an ALTER TABLE is critical and its rollback is refused, saying why.
+q "CREATE INDEX logs_line ON logs(line)"
 run out as_agent sql --json --target app-pg "DROP TABLE logs"
 drop=$(jf .id "$out")
 check "DROP TABLE is critical and pending" all [ "$RC" -eq 10 ] -- [ "$(jf .risk "$out")" = critical ]
@@ -139,7 +141,19 @@ run v as_dba approve --json "$drop"
 run v as_sec approve --json "$drop"
 check "two approvals drop it" all [ "$(jf .status "$v")" = applied ] -- [ "$(q "SELECT to_regclass('logs') IS NULL")" = t ]
 run r as_dba rollback --json "$drop"
-check "rollback of a DROP TABLE is refused, saying why" all [ "$RC" -ne 0 ] -- grep -qi "not undone\|cannot be rolled back\|irreversible\|not reversible" <<<"$r$(cat "$T/stderr")"
+check "rollback recreates the table with its 7 rows and its index" \
+  all [ "$RC" -eq 0 ] -- [ "$(q "SELECT count(*) FROM logs WHERE line LIKE 'line %'")" = 7 ] -- [ "$(q "SELECT count(*) FROM pg_indexes WHERE indexname = 'logs_line'")" = 1 ]
+check "... with airlock's capture trigger again" [ "$(q "SELECT count(*) FROM pg_trigger WHERE tgname = 'airlock_capture' AND tgrelid = 'logs'::regclass")" = 1 ]
+check "the session's settings are back after the pre-image ran" \
+  all [ "$(q "SELECT count(*) FROM logs")" = 7 ] -- as_agent sql --target app-pg "SELECT 1"
+run out as_agent sql --json --target app-pg "ALTER TABLE users ADD COLUMN note text"
+alter=$(jf .id "$out")
+check "ALTER TABLE is critical" [ "$(jf .risk "$out")" = critical ]
+run v as_dba approve --json "$alter"
+run v as_sec approve --json "$alter"
+check "approved ALTER TABLE is applied" [ "$(q "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'note'")" = 1 ]
+run r as_dba rollback --json "$alter"
+check "rollback of an ALTER TABLE is refused, saying why" all [ "$RC" -ne 0 ] -- grep -q "is not undone" <<<"$r$(cat "$T/stderr")"
 
 # --- The DSN's password appears nowhere: outputs, errors, the store, the audit log.
 APP_DB_DSN="${PG_DSN/password=$PG_PASSWORD/password=${PG_PASSWORD}x}"

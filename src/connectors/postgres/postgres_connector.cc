@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "connectors/postgres/dump.h"
 #include "connectors/postgres/effect.h"
 #include "connectors/postgres/install.h"
 #include "connectors/postgres/libpq.h"
@@ -392,14 +393,26 @@ Result<ApplyOutcome> PostgresConnector::Apply(
   if (Cell(done.get(), 0, 0) == "t") {
     return Status::FailedPrecondition("action " + action_id + " is already applied");
   }
-  // Tables the approved effect drops are counted first: afterwards they are gone.
+  // Tables the approved effect drops are counted and dumped first: afterwards they are gone.
+  // The SHARE lock keeps writers out from the dump to the drop, so the pre-image is exact.
   std::map<std::string, int64_t> rows_before;
+  UndoData undo;
+  std::string note;
   for (const DdlOp& d : expected.ddl) {
     if (d.op != "drop_table") continue;
     ASSIGN_OR_RETURN(ResultHandle exists, c->Query("SELECT to_regclass($1) IS NOT NULL", {d.object}));
     if (Cell(exists.get(), 0, 0) != "t") continue;
+    Status locked = c->Exec("LOCK TABLE " + d.object + " IN SHARE MODE");
+    if (!locked.ok()) return Explain(locked, c->last_sqlstate(), s_);
     ASSIGN_OR_RETURN(ResultHandle n, c->Query("SELECT count(*) FROM " + d.object));
     rows_before[d.object] = std::stoll(Cell(n.get(), 0, 0));
+    ASSIGN_OR_RETURN(std::string dsn, ReadDsn(s_));
+    auto dump = DumpTable(dsn, d.object);
+    if (dump.ok()) {
+      undo.pre_images.push_back({d.object, std::move(*dump)});
+    } else {
+      note += "no pre-image of " + d.object + ": " + dump.status().message() + "; ";
+    }
   }
   ASSIGN_OR_RETURN(Observed obs, Observe(c, sql, &rows_before));
   ApplyOutcome out;
@@ -411,13 +424,16 @@ Result<ApplyOutcome> PostgresConnector::Apply(
     return out;
   }
   out.undo.kind = "postgres";
-  out.undo.data = EncodeUndo(obs.rows);
-  std::string note;
-  if (!out.effect.ddl.empty()) {
+  undo.rows = std::move(obs.rows);
+  out.undo.data = EncodeUndo(undo);
+  // A dropped table comes back from its pre-image; no other schema change is undone yet.
+  for (const DdlOp& d : out.effect.ddl) {
+    bool restorable = false;
+    for (const PreImage& p : undo.pre_images) restorable = restorable || p.table == d.object;
+    if (d.op == "drop_table" && restorable) continue;
     out.undo.reversible = false;
-    note += "schema changes (" + out.effect.ddl[0].op + " " + out.effect.ddl[0].object +
-            (out.effect.ddl.size() > 1 ? ", ..." : "") +
-            ") are not undone: DDL pre-images (pg_dump) are not built yet; ";
+    note += d.op + " " + d.object + " is not undone (only a dropped table is restored, from its "
+            "pg_dump pre-image); ";
   }
   for (const TableChange& t : out.effect.tables) {
     if (!t.has_primary_key) {
@@ -448,7 +464,7 @@ Status PostgresConnector::Rollback(const std::string& action_id, const UndoRecor
     return Status::FailedPrecondition("action " + action_id + " cannot be rolled back: " +
                                       record.note);
   }
-  ASSIGN_OR_RETURN(std::vector<CapturedRow> rows, DecodeUndo(record.data));
+  ASSIGN_OR_RETURN(UndoData undo, DecodeUndo(record.data));
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(Conn* c, Connection());
   Txn txn(c);
@@ -462,7 +478,8 @@ Status PostgresConnector::Rollback(const std::string& action_id, const UndoRecor
   }
   if (!kinds.count("apply")) return Status::FailedPrecondition("action " + action_id + " was not applied");
   Json conflicts = Json::array();
-  RETURN_IF_ERROR(UndoRows(c, rows, &conflicts));
+  RETURN_IF_ERROR(RestorePreImages(c, undo.pre_images, &conflicts));
+  if (conflicts.empty()) RETURN_IF_ERROR(UndoRows(c, undo.rows, &conflicts));
   if (!conflicts.empty()) {
     RETURN_IF_ERROR(c->Exec("ROLLBACK"));  // all or nothing: keep what is there now
     if (report) *report = {{"conflicts", conflicts}};
@@ -475,6 +492,8 @@ Status PostgresConnector::Rollback(const std::string& action_id, const UndoRecor
   CrashPoint("postgres_rollback_before_commit");
   RETURN_IF_ERROR(c->Exec("COMMIT"));
   CrashPoint("postgres_rollback_after_commit");
+  // A pre-image's SET commands (pg_dump's header) outlive the transaction: reset the session.
+  if (!undo.pre_images.empty()) (void)c->Exec("RESET ALL");
   if (report) *report = {{"conflicts", Json::array()}};
   return Status::Ok();
 }

@@ -50,29 +50,57 @@ Result<std::string> SetList(const std::string& old_row) {
 
 }  // namespace
 
-std::string EncodeUndo(const std::vector<CapturedRow>& rows) {
+std::string EncodeUndo(const UndoData& undo) {
   Json changes = Json::array();
-  for (const CapturedRow& r : rows) {
+  for (const CapturedRow& r : undo.rows) {
     changes.push_back({r.schema, r.table, r.op, r.old_row, r.new_row});
   }
-  return CanonicalJson(Json{{"v", 1}, {"changes", changes}});
+  Json pre = Json::array();
+  for (const PreImage& p : undo.pre_images) pre.push_back({p.table, p.sql});
+  return CanonicalJson(Json{{"v", 1}, {"changes", changes}, {"pre_images", pre}});
 }
 
-Result<std::vector<CapturedRow>> DecodeUndo(const std::string& data) {
+Result<UndoData> DecodeUndo(const std::string& data) {
   ASSIGN_OR_RETURN(Json j, ParseJson(data));
-  if (!j.is_object() || j.value("v", 0) != 1 || !j.contains("changes") ||
+  if (!j.is_object() || !j.contains("v") || j["v"] != 1 || !j.contains("changes") ||
       !j["changes"].is_array()) {
     return Status::Corruption("postgres undo record is not version 1");
   }
-  std::vector<CapturedRow> rows;
-  for (const Json& c : j["changes"]) {
-    if (!c.is_array() || c.size() != 5) return Status::Corruption("postgres undo row is malformed");
+  auto strings = [](const Json& c, size_t n) {
+    if (!c.is_array() || c.size() != n) return false;
     for (const Json& f : c) {
-      if (!f.is_string()) return Status::Corruption("postgres undo row is malformed");
+      if (!f.is_string()) return false;
     }
-    rows.push_back({c[0], c[1], c[2], c[3], c[4]});
+    return true;
+  };
+  UndoData undo;
+  for (const Json& c : j["changes"]) {
+    if (!strings(c, 5)) return Status::Corruption("postgres undo row is malformed");
+    undo.rows.push_back({c[0], c[1], c[2], c[3], c[4]});
   }
-  return rows;
+  if (j.contains("pre_images")) {
+    if (!j["pre_images"].is_array()) return Status::Corruption("postgres pre-images are malformed");
+    for (const Json& p : j["pre_images"]) {
+      if (!strings(p, 2)) return Status::Corruption("postgres pre-image is malformed");
+      undo.pre_images.push_back({p[0], p[1]});
+    }
+  }
+  return undo;
+}
+
+Status RestorePreImages(Conn* conn, const std::vector<PreImage>& pre_images, Json* conflicts) {
+  for (const PreImage& p : pre_images) {
+    ASSIGN_OR_RETURN(ResultHandle r, conn->Query("SELECT to_regclass($1) IS NOT NULL", {p.table}));
+    if (Cell(r.get(), 0, 0) == "t") {
+      conflicts->push_back({{"table", p.table},
+                            {"op", "drop_table"},
+                            {"why", "a table of that name exists again"}});
+      continue;
+    }
+    Status st = conn->Exec(p.sql);
+    if (!st.ok()) return Status(st.code(), "recreating " + p.table + ": " + st.message());
+  }
+  return Status::Ok();
 }
 
 Status UndoRows(Conn* conn, const std::vector<CapturedRow>& rows, Json* conflicts) {

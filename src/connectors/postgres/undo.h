@@ -12,8 +12,23 @@
 
 namespace airlock::pg {
 
-std::string EncodeUndo(const std::vector<CapturedRow>& rows);
-Result<std::vector<CapturedRow>> DecodeUndo(const std::string& data);
+// A dropped table as pg_dump wrote it before the drop (dump.h).
+struct PreImage {
+  std::string table;  // identity, e.g. public.logs
+  std::string sql;
+};
+
+struct UndoData {
+  std::vector<CapturedRow> rows;  // in capture order
+  std::vector<PreImage> pre_images;
+};
+
+std::string EncodeUndo(const UndoData& undo);
+Result<UndoData> DecodeUndo(const std::string& data);
+
+// Recreates the dropped tables (first, so that the row undo finds them), inside the caller's
+// open transaction. A table of that name that exists again is a conflict.
+Status RestorePreImages(Conn* conn, const std::vector<PreImage>& pre_images, Json* conflicts);
 
 // Runs the inverse operations inside the caller's open transaction. Every row that no longer
 // matches is appended to *conflicts ({table, op, row, why}); the caller rolls back if there
