@@ -3,8 +3,12 @@
 namespace airlock::pg {
 namespace {
 
-// Evaluated by the trigger's WHEN clause: no function call unless capture is on.
+// Inside airlock's functions: true when capture is on (the setting is NULL in a session
+// that never set it).
 constexpr const char* kCaptureOn = "coalesce(current_setting('airlock.capture', true), '') <> ''";
+// The row triggers' WHEN clause, evaluated for every row of the application's own writes
+// before any function is called: as cheap as it can be. NULL (never set) counts as false.
+constexpr const char* kCaptureOnWhen = "current_setting('airlock.capture', true) <> ''";
 
 // The same test quoted for a string literal inside format().
 std::string Doubled(const std::string& s) {
@@ -15,7 +19,7 @@ std::string Doubled(const std::string& s) {
 
 std::string SchemaSql() {
   const std::string on = kCaptureOn;
-  const std::string on_quoted = Doubled(kCaptureOn);
+  const std::string on_quoted = Doubled(kCaptureOnWhen);
   return R"SQL(
 CREATE SCHEMA IF NOT EXISTS airlock;
 CREATE TABLE IF NOT EXISTS airlock.schemas(name text PRIMARY KEY);
