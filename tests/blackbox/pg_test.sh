@@ -33,7 +33,7 @@ q "CREATE TABLE users(id int PRIMARY KEY, name text NOT NULL, status text NOT NU
    CREATE SCHEMA other; CREATE TABLE other.t(id int PRIMARY KEY);"
 
 # --- The policy: a postgres target validates; mistakes name file:line:column.
-check "policy check accepts the postgres target" airlock policy check
+check "policy check accepts the postgres target" airlock policy check >/dev/null
 sed 's/dsn_env: APP_DB_DSN, //' airlock.yaml > bad.yaml
 err=$(airlock --config bad.yaml policy check 2>&1)
 check "a target without dsn_env/dsn_file is refused at its line" grep -q "bad.yaml:9:.*dsn_env" <<<"$err"
@@ -145,7 +145,7 @@ check "rollback recreates the table with its 7 rows and its index" \
   all [ "$RC" -eq 0 ] -- [ "$(q "SELECT count(*) FROM logs WHERE line LIKE 'line %'")" = 7 ] -- [ "$(q "SELECT count(*) FROM pg_indexes WHERE indexname = 'logs_line'")" = 1 ]
 check "... with airlock's capture trigger again" [ "$(q "SELECT count(*) FROM pg_trigger WHERE tgname = 'airlock_capture' AND tgrelid = 'logs'::regclass")" = 1 ]
 check "the session's settings are back after the pre-image ran" \
-  all [ "$(q "SELECT count(*) FROM logs")" = 7 ] -- as_agent sql --target app-pg "SELECT 1"
+  all [ "$(q "SELECT count(*) FROM logs")" = 7 ] -- bash -c "AIRLOCK_TOKEN=$AGENT_TOKEN '$AIRLOCK_BIN' sql --target app-pg 'SELECT 1' >/dev/null"
 run out as_agent sql --json --target app-pg "ALTER TABLE users ADD COLUMN note text"
 alter=$(jf .id "$out")
 check "ALTER TABLE is critical" [ "$(jf .risk "$out")" = critical ]
@@ -154,6 +154,40 @@ run v as_sec approve --json "$alter"
 check "approved ALTER TABLE is applied" [ "$(q "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'note'")" = 1 ]
 run r as_dba rollback --json "$alter"
 check "rollback of an ALTER TABLE is refused, saying why" all [ "$RC" -ne 0 ] -- grep -q "is not undone" <<<"$r$(cat "$T/stderr")"
+
+# --- Crash points: a process killed anywhere between "decided" and "recorded" leaves the
+#     database and the store agreeing after the next command's recovery.
+n=40
+for point in gateway_after_claim postgres_apply_before_commit gateway_after_undo_saved \
+             postgres_apply_after_commit gateway_after_target_commit; do
+  n=$((n + 1))
+  AIRLOCK_CRASH_AT=$point as_agent sql --json --target app-pg "UPDATE users SET name = 'crash $n' WHERE id = $n" >/dev/null 2>&1
+  rc=$?
+  id=$(store "SELECT id FROM actions ORDER BY created_ms DESC, rowid DESC LIMIT 1")
+  airlock pending >/dev/null 2>&1  # any later command recovers first
+  status=$(airlock show --json "$id" | jq -r .status)
+  name=$(q "SELECT name FROM users WHERE id = $n")
+  if [ "$name" = "crash $n" ]; then
+    check "$point: died there (86); committed, and the store says applied" all [ "$rc" -eq 86 ] -- [ "$status" = applied ]
+    run r as_dba rollback "$id"
+    check "$point: the recovered action rolls back" all [ "$RC" -eq 0 ] -- [ "$(q "SELECT name FROM users WHERE id = $n")" = "customer $n" ]
+  else
+    check "$point: died there (86); untouched, and the store says failed" all [ "$rc" -eq 86 ] -- [ "$status" = failed ]
+  fi
+done
+run out as_agent sql --json --target app-pg "UPDATE users SET name = 'kept' WHERE id = 46"
+id=$(jf .id "$out")
+for point in postgres_rollback_before_commit postgres_rollback_after_commit; do
+  AIRLOCK_CRASH_AT=$point as_dba rollback "$id" >/dev/null 2>&1
+  rc=$?
+  airlock pending >/dev/null 2>&1
+  status=$(airlock show --json "$id" | jq -r .status)
+  if [ "$point" = postgres_rollback_before_commit ]; then
+    check "rollback $point: died; still applied" all [ "$rc" -eq 86 ] -- [ "$status" = applied ] -- [ "$(q "SELECT name FROM users WHERE id = 46")" = kept ]
+  else
+    check "rollback $point: died; recovered as rolled back" all [ "$rc" -eq 86 ] -- [ "$status" = rolled_back ] -- [ "$(q "SELECT name FROM users WHERE id = 46")" = "customer 46" ]
+  fi
+done
 
 # --- The DSN's password appears nowhere: outputs, errors, the store, the audit log.
 APP_DB_DSN="${PG_DSN/password=$PG_PASSWORD/password=${PG_PASSWORD}x}"
