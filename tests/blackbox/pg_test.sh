@@ -13,7 +13,7 @@ cat > "$T/airlock.yaml" <<YAML
 version: 1
 store: ./state/airlock.db
 agents:
-  - {name: support-bot, token_sha256: "$(sha "$AGENT_TOKEN")", scopes: [app-pg]}
+  - {name: support-bot, token_sha256: "$(sha "$AGENT_TOKEN")", scopes: [app-pg, airlock]}
 approvers:
   - {name: oncall-dba, token_sha256: "$(sha "$DBA_TOKEN")"}
   - {name: security-lead, token_sha256: "$(sha "$SEC_TOKEN")"}
@@ -144,8 +144,6 @@ run r as_dba rollback --json "$drop"
 check "rollback recreates the table with its 7 rows and its index" \
   all [ "$RC" -eq 0 ] -- [ "$(q "SELECT count(*) FROM logs WHERE line LIKE 'line %'")" = 7 ] -- [ "$(q "SELECT count(*) FROM pg_indexes WHERE indexname = 'logs_line'")" = 1 ]
 check "... with airlock's capture trigger again" [ "$(q "SELECT count(*) FROM pg_trigger WHERE tgname = 'airlock_capture' AND tgrelid = 'logs'::regclass")" = 1 ]
-check "the session's settings are back after the pre-image ran" \
-  all [ "$(q "SELECT count(*) FROM logs")" = 7 ] -- bash -c "AIRLOCK_TOKEN=$AGENT_TOKEN '$AIRLOCK_BIN' sql --target app-pg 'SELECT 1' >/dev/null"
 run out as_agent sql --json --target app-pg "ALTER TABLE users ADD COLUMN note text"
 alter=$(jf .id "$out")
 check "ALTER TABLE is critical" [ "$(jf .risk "$out")" = critical ]
@@ -154,6 +152,21 @@ run v as_sec approve --json "$alter"
 check "approved ALTER TABLE is applied" [ "$(q "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'note'")" = 1 ]
 run r as_dba rollback --json "$alter"
 check "rollback of an ALTER TABLE is refused, saying why" all [ "$RC" -ne 0 ] -- grep -q "is not undone" <<<"$r$(cat "$T/stderr")"
+
+# --- The built-in MCP tools serve a postgres target too (raw JSON-RPC over stdio).
+mcp_call() {  # mcp_call TOOL SQL: prints the tools/call result of one session
+  printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"pg-test","version":"1"}}}' \
+    '{"jsonrpc":"2.0","method":"notifications/initialized"}' '{"jsonrpc":"2.0","id":2,"method":"tools/list"}' \
+    "$(jq -cn --arg t "$1" --arg s "$2" '{jsonrpc:"2.0",id:3,method:"tools/call",params:{name:$t,arguments:{target:"app-pg",sql:$s}}}')" |
+    AIRLOCK_TOKEN=$AGENT_TOKEN timeout 60 "$AIRLOCK_BIN" mcp stdio --server airlock 2>>"$OUT"
+}
+mcp_out=$(mcp_call sql_query "SELECT name FROM users WHERE id = 12")
+check "MCP tools/list offers sql_query on app-pg" \
+  grep -q app-pg <<<"$(jq -c 'select(.id == 2) | .result.tools[] | select(.name == "sql_query") | .inputSchema.properties.target.enum' <<<"$mcp_out")"
+check "MCP sql_query returns the row" grep -q "customer 12" <<<"$(jq -c 'select(.id == 3) | .result' <<<"$mcp_out")"
+mcp_out=$(mcp_call sql_execute "UPDATE users SET name = 'via mcp' WHERE id = 12")
+check "MCP sql_execute applies a low write" all [ "$(jq -r 'select(.id == 3) | .result.isError' <<<"$mcp_out")" = false ] -- [ "$(q "SELECT name FROM users WHERE id = 12")" = "via mcp" ]
+printf '%s\n' "$mcp_out" >>"$OUT"
 
 # --- Crash points: a process killed anywhere between "decided" and "recorded" leaves the
 #     database and the store agreeing after the next command's recovery.
