@@ -105,6 +105,21 @@ run v as_dba approve --json "$id"
 check "approval after the data changed ends effect_changed (exit 11)" all [ "$RC" -eq 11 ] -- [ "$(jf .status "$v")" = effect_changed ]
 check "nothing was deleted" [ "$(q "SELECT count(*) FROM users WHERE status = 'inactive'")" = 21 ]
 
+# --- A lock held by the application makes airlock give up after lock_timeout, saying so,
+#     instead of queueing behind it; nothing changes.
+pg_sql app "BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT" >/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 100); do
+  [ "$(q "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'users' AND l.mode = 'AccessExclusiveLock' AND l.granted")" = 1 ] && break
+  sleep 0.1
+done
+run out as_agent sql --json --target app-pg "UPDATE users SET name = 'blocked' WHERE id = 13"
+check "a write behind a held lock fails with the lock_timeout reason" \
+  all [ "$RC" -ne 0 ] -- grep -q "lock_timeout" <<<"$out$(cat "$T/stderr")"
+q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()" >/dev/null
+wait "$holder" 2>/dev/null
+check "... and the row is unchanged" [ "$(q "SELECT name FROM users WHERE id = 13")" = "customer 13" ]
+
 # --- Writes airlock cannot see are refused, not applied.
 run out as_agent sql --json --target app-pg "INSERT INTO other.t VALUES (1)"
 check "a write to a table outside the target's schemas is refused" all [ "$RC" -ne 0 ] -- [ "$(q "SELECT count(*) FROM other.t")" = 0 ]
@@ -144,6 +159,14 @@ run r as_dba rollback --json "$drop"
 check "rollback recreates the table with its 7 rows and its index" \
   all [ "$RC" -eq 0 ] -- [ "$(q "SELECT count(*) FROM logs WHERE line LIKE 'line %'")" = 7 ] -- [ "$(q "SELECT count(*) FROM pg_indexes WHERE indexname = 'logs_line'")" = 1 ]
 check "... with airlock's capture trigger again" [ "$(q "SELECT count(*) FROM pg_trigger WHERE tgname = 'airlock_capture' AND tgrelid = 'logs'::regclass")" = 1 ]
+run out as_agent sql --json --target app-pg "DROP TABLE later_t"
+drop2=$(jf .id "$out")
+run v as_dba approve --json "$drop2"
+run v as_sec approve --json "$drop2"
+q "CREATE TABLE later_t(other int)"
+run r as_dba rollback --json "$drop2"
+check "rollback of a DROP TABLE whose name is taken again is a conflict; nothing changes" \
+  all [ "$RC" -ne 0 ] -- grep -q "exists again" <<<"$r$(cat "$T/stderr")" -- [ "$(q "SELECT count(*) FROM information_schema.columns WHERE table_name = 'later_t' AND column_name = 'other'")" = 1 ]
 run out as_agent sql --json --target app-pg "ALTER TABLE users ADD COLUMN note text"
 alter=$(jf .id "$out")
 check "ALTER TABLE is critical" [ "$(jf .risk "$out")" = critical ]
@@ -154,11 +177,19 @@ run r as_dba rollback --json "$alter"
 check "rollback of an ALTER TABLE is refused, saying why" all [ "$RC" -ne 0 ] -- grep -q "is not undone" <<<"$r$(cat "$T/stderr")"
 
 # --- The built-in MCP tools serve a postgres target too (raw JSON-RPC over stdio).
-mcp_call() {  # mcp_call TOOL SQL: prints the tools/call result of one session
+mcp_call() {  # mcp_call TOOL SQL: one session; prints every reply up to the tools/call's
+  # stdin stays open until that reply came: at end of input the session ends at once.
+  local line
+  coproc MCP { AIRLOCK_TOKEN=$AGENT_TOKEN timeout 60 "$AIRLOCK_BIN" mcp stdio --server airlock 2>>"$OUT"; }
   printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"pg-test","version":"1"}}}' \
     '{"jsonrpc":"2.0","method":"notifications/initialized"}' '{"jsonrpc":"2.0","id":2,"method":"tools/list"}' \
-    "$(jq -cn --arg t "$1" --arg s "$2" '{jsonrpc:"2.0",id:3,method:"tools/call",params:{name:$t,arguments:{target:"app-pg",sql:$s}}}')" |
-    AIRLOCK_TOKEN=$AGENT_TOKEN timeout 60 "$AIRLOCK_BIN" mcp stdio --server airlock 2>>"$OUT"
+    "$(jq -cn --arg t "$1" --arg s "$2" '{jsonrpc:"2.0",id:3,method:"tools/call",params:{name:$t,arguments:{target:"app-pg",sql:$s}}}')" >&"${MCP[1]}"
+  while IFS= read -r -t 60 line <&"${MCP[0]}"; do
+    printf '%s\n' "$line"
+    [ "$(jq -r .id <<<"$line" 2>/dev/null)" = 3 ] && break
+  done
+  eval "exec ${MCP[1]}>&-"
+  wait "$MCP_PID" 2>/dev/null
 }
 mcp_out=$(mcp_call sql_query "SELECT name FROM users WHERE id = 12")
 check "MCP tools/list offers sql_query on app-pg" \
