@@ -12,9 +12,14 @@ PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail 
 PG_DIR=""
 PG_PASSWORD="pw-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 
+# The server refuses to run as root: as root, run its tools as `postgres`; otherwise as is.
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
+}
+
 pg_stop() {
   [ -n "$PG_DIR" ] || return 0
-  (cd / && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1)
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1
   rm -rf "$PG_DIR"
   PG_DIR=""
 }
@@ -29,17 +34,16 @@ pg_start() {
     return 1
   fi
   PG_DIR=$(mktemp -d /tmp/airlock-pg.XXXXXX)
-  chown postgres "$PG_DIR"
+  if [ "$(id -u)" = 0 ]; then chown postgres "$PG_DIR"; fi
   # lib.sh's trap removes $T; this one also stops the server, whatever way the test ends.
   trap 'pg_stop; rm -rf "$T"' EXIT
-  printf '%s\n' "$PG_PASSWORD" > "$PG_DIR/pw" && chown postgres "$PG_DIR/pw"
-  (cd / && runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth-local=trust \
-    --auth-host=scram-sha-256 -E UTF8 --no-sync) >"$PG_DIR/initdb.log" 2>&1 || {
+  as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth-local=trust \
+    --auth-host=scram-sha-256 -E UTF8 --no-sync >"$PG_DIR/initdb.log" 2>&1 || {
     cat "$PG_DIR/initdb.log" >&2; return 1; }
   PGPORT=$(pg_free_port)
-  (cd / && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
     -o "-c listen_addresses=127.0.0.1 -p $PGPORT -c unix_socket_directories=$PG_DIR -c fsync=off" \
-    start) >/dev/null || { cat "$PG_DIR/server.log" >&2; return 1; }
+    start >/dev/null || { cat "$PG_DIR/server.log" >&2; return 1; }
   export PGHOST=$PG_DIR PGPORT PGUSER=postgres
   pg_sql postgres "CREATE ROLE app LOGIN SUPERUSER PASSWORD '$PG_PASSWORD'" >/dev/null
   pg_sql postgres "CREATE DATABASE app OWNER app" >/dev/null
@@ -47,6 +51,6 @@ pg_start() {
 }
 
 pg_sql() {  # pg_sql DB SQL
-  (cd / && runuser -u postgres -- "$PG_BIN/psql" -h "$PG_DIR" -p "$PGPORT" -U postgres -d "$1" -XAtq \
-    -v ON_ERROR_STOP=1 -c "$2")
+  as_pg "$PG_BIN/psql" -h "$PG_DIR" -p "$PGPORT" -U postgres -d "$1" -XAtq \
+    -v ON_ERROR_STOP=1 -c "$2"
 }

@@ -107,7 +107,7 @@ std::string ForExec(const std::string& dump) {
 
 Result<std::string> DumpTable(const std::string& dsn, const std::string& identity) {
   ASSIGN_OR_RETURN(std::vector<std::string> env, DumpEnvironment(dsn));
-  std::vector<std::string> args = {"pg_dump",     "--table=" + identity, "--inserts",
+  std::vector<std::string> args = {"pg_dump", "--table=" + identity, "--inserts",
                                    "--rows-per-insert=500", "--no-password"};
   std::vector<char*> argv, envp;
   for (std::string& a : args) argv.push_back(a.data());
@@ -115,7 +115,8 @@ Result<std::string> DumpTable(const std::string& dsn, const std::string& identit
   for (std::string& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
   int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return Status::IoError("pipe: " + std::string(std::strerror(errno)));
+  if (pipe2(out, O_CLOEXEC) != 0)
+    return Status::IoError("pipe: " + std::string(std::strerror(errno)));
   if (pipe2(err, O_CLOEXEC) != 0) {
     close(out[0]);
     close(out[1]);

@@ -9,7 +9,9 @@
 namespace airlock::pg {
 namespace {
 
-std::string LengthPrefixed(const std::string& s) { return std::to_string(s.size()) + ":" + s; }
+std::string LengthPrefixed(const std::string& s) {
+  return std::to_string(s.size()) + ":" + s;
+}
 
 std::string Snake(const std::string& s) {
   std::string out;
@@ -93,8 +95,12 @@ Result<Effect> BuildEffect(const CaptureInput& in) {
     rc.op = r.op == "truncate" ? "delete" : r.op;
     rc.before = nullptr;
     rc.after = nullptr;
-    if (!r.old_row.empty()) { ASSIGN_OR_RETURN(rc.before, RowSide(r.old_row, r, "old")); }
-    if (!r.new_row.empty()) { ASSIGN_OR_RETURN(rc.after, RowSide(r.new_row, r, "new")); }
+    if (!r.old_row.empty()) {
+      ASSIGN_OR_RETURN(rc.before, RowSide(r.old_row, r, "old"));
+    }
+    if (!r.new_row.empty()) {
+      ASSIGN_OR_RETURN(rc.after, RowSide(r.new_row, r, "new"));
+    }
     e.preview.push_back(std::move(rc));
   }
   for (auto& [name, tc] : tables) {

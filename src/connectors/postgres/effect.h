@@ -40,10 +40,10 @@ struct TableFacts {
 };
 
 struct CaptureInput {
-  std::vector<CapturedRow> rows;                 // in capture order
-  std::vector<CapturedDdl> ddl;                  // in capture order
-  std::map<std::string, int64_t> rows_before;    // dropped table identity -> rows; absent: -1
-  std::map<std::string, TableFacts> facts;       // "schema.table" -> facts
+  std::vector<CapturedRow> rows;               // in capture order
+  std::vector<CapturedDdl> ddl;                // in capture order
+  std::map<std::string, int64_t> rows_before;  // dropped table identity -> rows; absent: -1
+  std::map<std::string, TableFacts> facts;     // "schema.table" -> facts
   int64_t max_preview_rows = 20;
 };
 

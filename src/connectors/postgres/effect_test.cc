@@ -16,7 +16,8 @@ CapturedRow Update(int id, const std::string& from, const std::string& to) {
 
 TEST(PostgresEffect, CountsRowsPerTableAndOperation) {
   CaptureInput in;
-  in.rows = {Update(1, "a", "b"), {"public", "users", "delete", R"({"id": 2})", ""},
+  in.rows = {Update(1, "a", "b"),
+             {"public", "users", "delete", R"({"id": 2})", ""},
              {"app", "orders", "insert", "", R"({"id": 9})"}};
   auto e = BuildEffect(in);
   ASSERT_TRUE(e.ok()) << e.status().message();
@@ -61,9 +62,11 @@ TEST(PostgresEffect, NamesDdlCommands) {
   EXPECT_EQ(DdlOpName({"end", "CREATE TABLE", "table", "public", "public.t"}), "create_table");
   EXPECT_EQ(DdlOpName({"end", "CREATE TABLE", "index", "public", "public.t_pkey"}), "create_index");
   EXPECT_EQ(DdlOpName({"end", "ALTER TABLE", "table", "public", "public.t"}), "alter_table");
-  EXPECT_EQ(DdlOpName({"drop", "ALTER TABLE", "table column", "public", "public.t.c"}), "alter_table");
+  EXPECT_EQ(DdlOpName({"drop", "ALTER TABLE", "table column", "public", "public.t.c"}),
+            "alter_table");
   // Unknown to the classifier: it rates these high (fail closed).
-  EXPECT_EQ(DdlOpName({"drop", "DROP FUNCTION", "function", "public", "public.f()"}), "drop_function");
+  EXPECT_EQ(DdlOpName({"drop", "DROP FUNCTION", "function", "public", "public.f()"}),
+            "drop_function");
   // A DROP's ddl_command_end row is skipped: sql_drop reports the objects.
   CaptureInput in;
   in.ddl = {{"end", "DROP TABLE", "", "", ""}};
@@ -93,11 +96,11 @@ TEST(PostgresEffect, PreviewIsBounded) {
 
 TEST(PostgresEffect, MalformedCapturedRowsAreRefused) {
   const std::vector<CapturedRow> bad = {
-      {"public", "t", "upsert", "", R"({"id": 1})"},   // unknown op
-      {"public", "t", "insert", R"({"id": 1})", ""},   // insert without NEW
-      {"public", "t", "update", "", R"({"id": 1})"},   // update without OLD
-      {"public", "t", "insert", "", "[1, 2]"},         // not an object
-      {"public", "t", "insert", "", "{\"id\": "},      // not JSON
+      {"public", "t", "upsert", "", R"({"id": 1})"},         // unknown op
+      {"public", "t", "insert", R"({"id": 1})", ""},         // insert without NEW
+      {"public", "t", "update", "", R"({"id": 1})"},         // update without OLD
+      {"public", "t", "insert", "", "[1, 2]"},               // not an object
+      {"public", "t", "insert", "", "{\"id\": "},            // not JSON
       {"public", "t", "delete", std::string(100, '['), ""},  // hostile nesting
   };
   for (const CapturedRow& r : bad) {
@@ -118,11 +121,11 @@ TEST(PostgresUndo, RoundTripsAndRefusesGarbage) {
   EXPECT_EQ(back->rows[1].op, "delete");
   ASSERT_EQ(back->pre_images.size(), 1u);
   EXPECT_EQ(back->pre_images[0].sql, undo.pre_images[0].sql);
-  for (const char* bad : {"", "{}", "[]", R"({"v": 2, "changes": []})", R"({"v": "1", "changes": []})",
-                          R"({"v": 1, "changes": [[1]]})",
-                          R"({"v": 1, "changes": [["a", "b", "c", "d", 5]]})",
-                          R"({"v": 1, "changes": [], "pre_images": {}})",
-                          R"({"v": 1, "changes": [], "pre_images": [["t"]]})"}) {
+  for (const char* bad :
+       {"", "{}", "[]", R"({"v": 2, "changes": []})", R"({"v": "1", "changes": []})",
+        R"({"v": 1, "changes": [[1]]})", R"({"v": 1, "changes": [["a", "b", "c", "d", 5]]})",
+        R"({"v": 1, "changes": [], "pre_images": {}})",
+        R"({"v": 1, "changes": [], "pre_images": [["t"]]})"}) {
     EXPECT_FALSE(DecodeUndo(bad).ok()) << bad;
   }
 }

@@ -56,10 +56,12 @@ END $f$;
 CREATE OR REPLACE FUNCTION airlock.attach(t regclass) RETURNS void LANGUAGE plpgsql AS $f$
 BEGIN
   EXECUTE format('CREATE OR REPLACE TRIGGER airlock_capture AFTER INSERT OR UPDATE OR DELETE '
-                 'ON %s FOR EACH ROW WHEN ()SQL" + on_quoted + R"SQL() '
+                 'ON %s FOR EACH ROW WHEN ()SQL" +
+         on_quoted + R"SQL() '
                  'EXECUTE FUNCTION airlock.capture_row()', t);
   EXECUTE format('CREATE OR REPLACE TRIGGER airlock_capture_truncate BEFORE TRUNCATE '
-                 'ON %s FOR EACH STATEMENT WHEN ()SQL" + on_quoted + R"SQL() '
+                 'ON %s FOR EACH STATEMENT WHEN ()SQL" +
+         on_quoted + R"SQL() '
                  'EXECUTE FUNCTION airlock.capture_truncate()', t);
 END $f$;
 
@@ -72,7 +74,8 @@ BEGIN
        AND r.schema_name IN (SELECT name FROM airlock.schemas) THEN
       PERFORM airlock.attach(r.objid::regclass);
     END IF;
-    IF )SQL" + on + R"SQL(
+    IF )SQL" +
+         on + R"SQL(
        AND NOT (r.command_tag = 'CREATE TRIGGER' AND r.object_identity LIKE 'airlock\_capture%') THEN
       INSERT INTO airlock.ddl(phase, command_tag, object_type, schema_name, object_identity)
       VALUES ('end', r.command_tag, r.object_type, r.schema_name, r.object_identity);
@@ -83,7 +86,8 @@ END $f$;
 CREATE OR REPLACE FUNCTION airlock.on_sql_drop() RETURNS event_trigger LANGUAGE plpgsql AS $f$
 DECLARE r record;
 BEGIN
-  IF NOT ()SQL" + on + R"SQL() THEN RETURN; END IF;
+  IF NOT ()SQL" +
+         on + R"SQL() THEN RETURN; END IF;
   FOR r IN SELECT * FROM pg_event_trigger_dropped_objects() WHERE original LOOP
     INSERT INTO airlock.ddl(phase, command_tag, object_type, schema_name, object_identity)
     VALUES ('drop', tg_tag, r.object_type, r.schema_name, r.object_identity);
@@ -116,14 +120,14 @@ Status InTransaction(Conn* conn, Fn body) {
 Status InstallCapture(Conn* conn, const std::vector<std::string>& schemas, std::string* report) {
   return InTransaction(conn, [&]() -> Status {
     // Event triggers first off: attaching triggers below is DDL they would otherwise see.
-    RETURN_IF_ERROR(conn->Exec("DROP EVENT TRIGGER IF EXISTS airlock_ddl_end; "
-                               "DROP EVENT TRIGGER IF EXISTS airlock_sql_drop;"));
+    RETURN_IF_ERROR(
+        conn->Exec("DROP EVENT TRIGGER IF EXISTS airlock_ddl_end; "
+                   "DROP EVENT TRIGGER IF EXISTS airlock_sql_drop;"));
     RETURN_IF_ERROR(conn->Exec(SchemaSql()));
     RETURN_IF_ERROR(conn->Exec("DELETE FROM airlock.schemas"));
     int64_t tables = 0;
     for (const std::string& s : schemas) {
-      ASSIGN_OR_RETURN(ResultHandle r,
-                       conn->Query("INSERT INTO airlock.schemas VALUES ($1)", {s}));
+      ASSIGN_OR_RETURN(ResultHandle r, conn->Query("INSERT INTO airlock.schemas VALUES ($1)", {s}));
       ASSIGN_OR_RETURN(ResultHandle t,
                        conn->Query("SELECT count(airlock.attach(c.oid)) FROM pg_class c "
                                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -142,8 +146,9 @@ Status InstallCapture(Conn* conn, const std::vector<std::string>& schemas, std::
 
 Status UninstallCapture(Conn* conn, std::string* report) {
   return InTransaction(conn, [&]() -> Status {
-    RETURN_IF_ERROR(conn->Exec("DROP EVENT TRIGGER IF EXISTS airlock_ddl_end; "
-                               "DROP EVENT TRIGGER IF EXISTS airlock_sql_drop;"));
+    RETURN_IF_ERROR(
+        conn->Exec("DROP EVENT TRIGGER IF EXISTS airlock_ddl_end; "
+                   "DROP EVENT TRIGGER IF EXISTS airlock_sql_drop;"));
     // The row triggers depend on airlock's functions: CASCADE removes them with the schema.
     RETURN_IF_ERROR(conn->Exec("DROP SCHEMA IF EXISTS airlock CASCADE"));
     if (report) *report = "uninstalled: schema airlock, its triggers and event triggers";
@@ -158,7 +163,8 @@ Status CheckInstalled(Conn* conn, const std::string& target) {
   if (Cell(r.get(), 0, 0) != "2") {
     return Status::FailedPrecondition("target '" + target +
                                       "': airlock's capture is not installed in this database; "
-                                      "run `airlock pg install --target " + target + "`");
+                                      "run `airlock pg install --target " +
+                                      target + "`");
   }
   return Status::Ok();
 }

@@ -134,13 +134,19 @@ Result<std::unique_ptr<Conn>> Conn::Open(const std::string& dsn) {
   return std::unique_ptr<Conn>(new Conn(api, c, std::move(redact)));
 }
 
-Conn::~Conn() { api_->finish(conn_); }
+Conn::~Conn() {
+  api_->finish(conn_);
+}
 
-bool Conn::Healthy() const { return api_->status(conn_) == CONNECTION_OK; }
+bool Conn::Healthy() const {
+  return api_->status(conn_) == CONNECTION_OK;
+}
 bool Conn::InTransaction() const {
   return api_->transaction_status(conn_) == PQTRANS_INTRANS;
 }
-bool Conn::Idle() const { return api_->transaction_status(conn_) == PQTRANS_IDLE; }
+bool Conn::Idle() const {
+  return api_->transaction_status(conn_) == PQTRANS_IDLE;
+}
 
 Result<ResultHandle> Conn::Check(PGresult* raw, const std::string& what) {
   ResultHandle res(raw);
@@ -158,8 +164,9 @@ Result<ResultHandle> Conn::Check(PGresult* raw, const std::string& what) {
   const char* state = api_->result_error_field(res.get(), PG_DIAG_SQLSTATE);
   last_sqlstate_ = state ? state : "";
   std::string msg = redact_(Trim(api_->result_error_message(res.get())));
-  return Status::InvalidArgument((what.empty() ? "" : what + ": ") + msg +
-                                 (last_sqlstate_.empty() ? "" : " (SQLSTATE " + last_sqlstate_ + ")"));
+  return Status::InvalidArgument(
+      (what.empty() ? "" : what + ": ") + msg +
+      (last_sqlstate_.empty() ? "" : " (SQLSTATE " + last_sqlstate_ + ")"));
 }
 
 Status Conn::Exec(const std::string& sql) {
@@ -185,7 +192,9 @@ bool IsNull(const PGresult* res, int row, int col) {
   return (*Pq())->getisnull(res, row, col) != 0;
 }
 
-int Rows(const PGresult* res) { return (*Pq())->ntuples(res); }
+int Rows(const PGresult* res) {
+  return (*Pq())->ntuples(res);
+}
 
 std::string QuoteIdent(const std::string& name) {
   std::string out = "\"";

@@ -86,8 +86,7 @@ class Conn {
   Status Exec(const std::string& sql);
   // Runs exactly one statement through the extended protocol, which refuses a second one:
   // text from an agent goes only through here. `params` are text values ($1, $2, ...).
-  Result<ResultHandle> Query(const std::string& sql,
-                             const std::vector<std::string>& params = {});
+  Result<ResultHandle> Query(const std::string& sql, const std::vector<std::string>& params = {});
   // The SQLSTATE of the last failed Query/Exec ("" if none).
   const std::string& last_sqlstate() const { return last_sqlstate_; }
   const Redactor& redact() const { return redact_; }

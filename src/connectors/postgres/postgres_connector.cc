@@ -2,8 +2,8 @@
 
 #include <array>
 #include <cstdlib>
-#include <map>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -99,7 +99,8 @@ Json ResultJson(const PGresult* res, int64_t max_rows) {
   const int n = Rows(res);
   for (int r = 0; r < n && r < max_rows; ++r) {
     Json row = Json::array();
-    for (int c = 0; c < ncol; ++c) row.push_back(IsNull(res, r, c) ? Json(nullptr) : Json(Cell(res, r, c)));
+    for (int c = 0; c < ncol; ++c)
+      row.push_back(IsNull(res, r, c) ? Json(nullptr) : Json(Cell(res, r, c)));
     rows.push_back(std::move(row));
   }
   return {{"columns", columns}, {"rows", rows}, {"truncated", n > max_rows}};
@@ -109,7 +110,8 @@ Json ResultJson(const PGresult* res, int64_t max_rows) {
 Status Explain(const Status& st, const std::string& sqlstate, const Settings& s) {
   if (sqlstate == "55P03") {
     return Status::FailedPrecondition("a lock was not granted within the target's lock_timeout (" +
-                                      std::to_string(s.lock_timeout_ms) + " ms); nothing was changed");
+                                      std::to_string(s.lock_timeout_ms) +
+                                      " ms); nothing was changed");
   }
   if (sqlstate == "57014") {
     return Status::FailedPrecondition("the SQL ran longer than the target's statement_timeout (" +
@@ -146,9 +148,9 @@ class PostgresConnector final : public Connector {
   explicit PostgresConnector(Settings s) : s_(std::move(s)) {}
 
   Result<DryRunResult> DryRun(const Json& args) override;
-  Result<ApplyOutcome> Apply(const std::string& action_id, const Json& args,
-                             const Effect& expected,
-                             const std::function<Status(const UndoRecord&)>& before_commit) override;
+  Result<ApplyOutcome> Apply(
+      const std::string& action_id, const Json& args, const Effect& expected,
+      const std::function<Status(const UndoRecord&)>& before_commit) override;
   Status Rollback(const std::string& action_id, const UndoRecord& undo, Json* report) override;
   Result<bool> IsApplied(const std::string& action_id) override;
   Result<bool> IsRolledBack(const std::string& action_id) override;
@@ -170,8 +172,8 @@ class PostgresConnector final : public Connector {
   Result<bool> IsRecorded(const std::string& action_id, const char* kind);
 
   const Settings s_;
-  std::mutex mu_;                // one transaction at a time on the connection
-  std::unique_ptr<Conn> conn_;   // GUARDED_BY(mu_)
+  std::mutex mu_;               // one transaction at a time on the connection
+  std::unique_ptr<Conn> conn_;  // GUARDED_BY(mu_)
 };
 
 Result<Conn*> PostgresConnector::Connection() {
@@ -179,7 +181,8 @@ Result<Conn*> PostgresConnector::Connection() {
   conn_.reset();
   ASSIGN_OR_RETURN(std::string dsn, ReadDsn(s_));
   auto c = Conn::Open(dsn);
-  if (!c.ok()) return Status(c.status().code(), "target '" + s_.target + "': " + c.status().message());
+  if (!c.ok())
+    return Status(c.status().code(), "target '" + s_.target + "': " + c.status().message());
   conn_ = std::move(*c);
   return conn_.get();
 }
@@ -190,8 +193,9 @@ Status PostgresConnector::RunStatement(Conn* c, const std::string& sql, Json* re
   auto res = c->Query(sql);
   if (!res.ok()) return Explain(res.status(), c->last_sqlstate(), s_);
   if (!c->InTransaction()) {
-    return Status::InvalidArgument("transaction control (COMMIT, ROLLBACK, ...) is not allowed "
-                                   "through airlock");
+    return Status::InvalidArgument(
+        "transaction control (COMMIT, ROLLBACK, ...) is not allowed "
+        "through airlock");
   }
   if (result) *result = ResultJson(res->get(), s_.max_result_rows);
   return Status::Ok();
@@ -200,7 +204,7 @@ Status PostgresConnector::RunStatement(Conn* c, const std::string& sql, Json* re
 Result<DryRunResult> PostgresConnector::DryRun(const Json& args) {
   ASSIGN_OR_RETURN(std::string sql, SqlArg(args));
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Conn* c, Connection());
+  ASSIGN_OR_RETURN(Conn * c, Connection());
   {
     // The read probe: whatever runs in a READ ONLY transaction changes nothing.
     Txn probe(c);
@@ -237,7 +241,8 @@ Result<PostgresConnector::Observed> PostgresConnector::Observe(
   if (Cell(now.get(), 0, 0) != token) {
     return Status::PermissionDenied("the statement changed airlock.capture; refused");
   }
-  RETURN_IF_ERROR(c->Exec("SET LOCAL airlock.capture = ''"));  // airlock's reads below: not captured
+  RETURN_IF_ERROR(
+      c->Exec("SET LOCAL airlock.capture = ''"));  // airlock's reads below: not captured
   CaptureInput in;
   in.max_preview_rows = s_.max_preview_rows;
   ASSIGN_OR_RETURN(ResultHandle rows,
@@ -315,10 +320,12 @@ Status CheckCaptureComplete(const WriteCounts& before, const WriteCounts& after,
       for (int i = 0; i < 3; ++i) delta[i] -= b->second[i];
     }
     const auto it = captured.find(name);
-    const std::array<int64_t, 3> seen = it == captured.end() ? std::array<int64_t, 3>{} : it->second;
+    const std::array<int64_t, 3> seen =
+        it == captured.end() ? std::array<int64_t, 3>{} : it->second;
     if (delta != seen) {
       return Status::PermissionDenied(
-          "writes to " + name + " were not all captured (is the table outside the target's "
+          "writes to " + name +
+          " were not all captured (is the table outside the target's "
           "schemas, or its airlock trigger missing? run `airlock pg install`); refused");
     }
     captured.erase(name);
@@ -359,9 +366,8 @@ Result<std::map<std::string, TableFacts>> PostgresConnector::Facts(
       if (f.all_rows_deleted) f.rows_after = 0;
     }
     if (n[0] > 0) {
-      ASSIGN_OR_RETURN(ResultHandle more,
-                       c->Query("SELECT EXISTS (SELECT 1 FROM " + rel + " OFFSET " +
-                                std::to_string(n[0]) + ")"));
+      ASSIGN_OR_RETURN(ResultHandle more, c->Query("SELECT EXISTS (SELECT 1 FROM " + rel +
+                                                   " OFFSET " + std::to_string(n[0]) + ")"));
       f.all_rows_updated = Cell(more.get(), 0, 0) == "f";
     }
     out[name] = f;
@@ -370,7 +376,7 @@ Result<std::map<std::string, TableFacts>> PostgresConnector::Facts(
 }
 
 Result<bool> PostgresConnector::IsRecorded(const std::string& action_id, const char* kind) {
-  ASSIGN_OR_RETURN(Conn* c, Connection());
+  ASSIGN_OR_RETURN(Conn * c, Connection());
   ASSIGN_OR_RETURN(ResultHandle r,
                    c->Query("SELECT to_regclass('airlock.applied') IS NOT NULL AND EXISTS ("
                             "SELECT 1 FROM airlock.applied WHERE action_id = $1 AND kind = $2)",
@@ -383,7 +389,7 @@ Result<ApplyOutcome> PostgresConnector::Apply(
     const std::function<Status(const UndoRecord&)>& before_commit) {
   ASSIGN_OR_RETURN(std::string sql, SqlArg(args));
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Conn* c, Connection());
+  ASSIGN_OR_RETURN(Conn * c, Connection());
   Txn txn(c);
   RETURN_IF_ERROR(txn.Begin(s_, /*read_only=*/false));
   ASSIGN_OR_RETURN(ResultHandle done,
@@ -400,7 +406,8 @@ Result<ApplyOutcome> PostgresConnector::Apply(
   std::string note;
   for (const DdlOp& d : expected.ddl) {
     if (d.op != "drop_table") continue;
-    ASSIGN_OR_RETURN(ResultHandle exists, c->Query("SELECT to_regclass($1) IS NOT NULL", {d.object}));
+    ASSIGN_OR_RETURN(ResultHandle exists,
+                     c->Query("SELECT to_regclass($1) IS NOT NULL", {d.object}));
     if (Cell(exists.get(), 0, 0) != "t") continue;
     Status locked = c->Exec("LOCK TABLE " + d.object + " IN SHARE MODE");
     if (!locked.ok()) return Explain(locked, c->last_sqlstate(), s_);
@@ -432,22 +439,26 @@ Result<ApplyOutcome> PostgresConnector::Apply(
     for (const PreImage& p : undo.pre_images) restorable = restorable || p.table == d.object;
     if (d.op == "drop_table" && restorable) continue;
     out.undo.reversible = false;
-    note += d.op + " " + d.object + " is not undone (only a dropped table is restored, from its "
+    note += d.op + " " + d.object +
+            " is not undone (only a dropped table is restored, from its "
             "pg_dump pre-image); ";
   }
   for (const TableChange& t : out.effect.tables) {
     if (!t.has_primary_key) {
-      note += "rows of " + t.table + " (no PRIMARY KEY) are undone best-effort, matched by "
+      note += "rows of " + t.table +
+              " (no PRIMARY KEY) are undone best-effort, matched by "
               "their full row image; ";
     }
   }
   out.undo.note = note;
   // Captured rows never outlive the transaction that made them.
-  RETURN_IF_ERROR(c->Exec("DELETE FROM airlock.changes WHERE tx = pg_current_xact_id(); "
-                          "DELETE FROM airlock.ddl WHERE tx = pg_current_xact_id()"));
+  RETURN_IF_ERROR(
+      c->Exec("DELETE FROM airlock.changes WHERE tx = pg_current_xact_id(); "
+              "DELETE FROM airlock.ddl WHERE tx = pg_current_xact_id()"));
   RETURN_IF_ERROR(before_commit(out.undo));  // the transaction rolls back on failure
-  RETURN_IF_ERROR(c->Query("INSERT INTO airlock.applied(action_id, kind) VALUES ($1, 'apply')",
-                           {action_id}).status());
+  RETURN_IF_ERROR(
+      c->Query("INSERT INTO airlock.applied(action_id, kind) VALUES ($1, 'apply')", {action_id})
+          .status());
   CrashPoint("postgres_apply_before_commit");
   RETURN_IF_ERROR(c->Exec("COMMIT"));
   CrashPoint("postgres_apply_after_commit");
@@ -461,12 +472,12 @@ Status PostgresConnector::Rollback(const std::string& action_id, const UndoRecor
     return Status::InvalidArgument("undo record of kind '" + record.kind + "' is not postgres");
   }
   if (!record.reversible) {
-    return Status::FailedPrecondition("action " + action_id + " cannot be rolled back: " +
-                                      record.note);
+    return Status::FailedPrecondition("action " + action_id +
+                                      " cannot be rolled back: " + record.note);
   }
   ASSIGN_OR_RETURN(UndoData undo, DecodeUndo(record.data));
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Conn* c, Connection());
+  ASSIGN_OR_RETURN(Conn * c, Connection());
   Txn txn(c);
   RETURN_IF_ERROR(txn.Begin(s_, /*read_only=*/false));
   ASSIGN_OR_RETURN(ResultHandle rec,
@@ -476,7 +487,8 @@ Status PostgresConnector::Rollback(const std::string& action_id, const UndoRecor
   if (kinds.count("rollback")) {
     return Status::FailedPrecondition("action " + action_id + " is already rolled back");
   }
-  if (!kinds.count("apply")) return Status::FailedPrecondition("action " + action_id + " was not applied");
+  if (!kinds.count("apply"))
+    return Status::FailedPrecondition("action " + action_id + " was not applied");
   Json conflicts = Json::array();
   RETURN_IF_ERROR(RestorePreImages(c, undo.pre_images, &conflicts));
   if (conflicts.empty()) RETURN_IF_ERROR(UndoRows(c, undo.rows, &conflicts));
@@ -487,8 +499,9 @@ Status PostgresConnector::Rollback(const std::string& action_id, const UndoRecor
                             " was applied (" + std::to_string(conflicts.size()) +
                             " conflict(s), first: " + conflicts[0].dump() + ")");
   }
-  RETURN_IF_ERROR(c->Query("INSERT INTO airlock.applied(action_id, kind) VALUES ($1, 'rollback')",
-                           {action_id}).status());
+  RETURN_IF_ERROR(
+      c->Query("INSERT INTO airlock.applied(action_id, kind) VALUES ($1, 'rollback')", {action_id})
+          .status());
   CrashPoint("postgres_rollback_before_commit");
   RETURN_IF_ERROR(c->Exec("COMMIT"));
   CrashPoint("postgres_rollback_after_commit");

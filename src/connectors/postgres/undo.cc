@@ -7,7 +7,9 @@
 namespace airlock::pg {
 namespace {
 
-std::string Relation(const CapturedRow& r) { return QuoteIdent(r.schema) + "." + QuoteIdent(r.table); }
+std::string Relation(const CapturedRow& r) {
+  return QuoteIdent(r.schema) + "." + QuoteIdent(r.table);
+}
 
 Result<std::vector<std::string>> PrimaryKey(Conn* conn, const std::string& relation) {
   ASSIGN_OR_RETURN(ResultHandle res,
@@ -31,8 +33,8 @@ std::string Match(const std::string& relation, const std::vector<std::string>& p
       lhs += (lhs.empty() ? "" : ", ") + ("y." + QuoteIdent(c));
       rhs += (rhs.empty() ? "" : ", ") + ("r." + QuoteIdent(c));
     }
-    cond += " AND (" + lhs + ") = (SELECT " + rhs + " FROM jsonb_populate_record(NULL::" +
-            relation + ", " + p + ") r)";
+    cond += " AND (" + lhs + ") = (SELECT " + rhs +
+            " FROM jsonb_populate_record(NULL::" + relation + ", " + p + ") r)";
   }
   return "SELECT y.ctid FROM " + relation + " y WHERE " + cond + " LIMIT 1";
 }
@@ -92,9 +94,8 @@ Status RestorePreImages(Conn* conn, const std::vector<PreImage>& pre_images, Jso
   for (const PreImage& p : pre_images) {
     ASSIGN_OR_RETURN(ResultHandle r, conn->Query("SELECT to_regclass($1) IS NOT NULL", {p.table}));
     if (Cell(r.get(), 0, 0) == "t") {
-      conflicts->push_back({{"table", p.table},
-                            {"op", "drop_table"},
-                            {"why", "a table of that name exists again"}});
+      conflicts->push_back(
+          {{"table", p.table}, {"op", "drop_table"}, {"why", "a table of that name exists again"}});
       continue;
     }
     Status st = conn->Exec(p.sql);
@@ -108,28 +109,29 @@ Status UndoRows(Conn* conn, const std::vector<CapturedRow>& rows, Json* conflict
   for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
     const CapturedRow& r = *it;
     const std::string rel = Relation(r);
-    if (!pks.count(rel)) { ASSIGN_OR_RETURN(pks[rel], PrimaryKey(conn, rel)); }
+    if (!pks.count(rel)) {
+      ASSIGN_OR_RETURN(pks[rel], PrimaryKey(conn, rel));
+    }
     const std::vector<std::string>& pk = pks[rel];
     ResultHandle res;
     std::string why;
     if (r.op == "insert") {
-      ASSIGN_OR_RETURN(res, conn->Query("DELETE FROM " + rel + " WHERE ctid = (" +
-                                            Match(rel, pk, 1) + ")",
-                                        {r.new_row}));
+      ASSIGN_OR_RETURN(
+          res, conn->Query("DELETE FROM " + rel + " WHERE ctid = (" + Match(rel, pk, 1) + ")",
+                           {r.new_row}));
       why = "the inserted row was changed or deleted since";
     } else if (r.op == "update") {
       ASSIGN_OR_RETURN(std::string set, SetList(r.old_row));
-      ASSIGN_OR_RETURN(res, conn->Query("UPDATE " + rel + " SET " + set +
-                                            " FROM jsonb_populate_record(NULL::" + rel +
-                                            ", $2::jsonb) r) WHERE ctid = (" + Match(rel, pk, 1) +
-                                            ")",
-                                        {r.new_row, r.old_row}));
+      ASSIGN_OR_RETURN(
+          res, conn->Query("UPDATE " + rel + " SET " + set + " FROM jsonb_populate_record(NULL::" +
+                               rel + ", $2::jsonb) r) WHERE ctid = (" + Match(rel, pk, 1) + ")",
+                           {r.new_row, r.old_row}));
       why = "the updated row was changed or deleted since";
     } else if (r.op == "delete" || r.op == "truncate") {
       ASSIGN_OR_RETURN(res, conn->Query("INSERT INTO " + rel +
                                             " OVERRIDING SYSTEM VALUE SELECT * FROM "
-                                            "jsonb_populate_record(NULL::" + rel +
-                                            ", $1::jsonb) ON CONFLICT DO NOTHING",
+                                            "jsonb_populate_record(NULL::" +
+                                            rel + ", $1::jsonb) ON CONFLICT DO NOTHING",
                                         {r.old_row}));
       why = "a row with the deleted row's key exists again";
     } else {
@@ -137,12 +139,10 @@ Status UndoRows(Conn* conn, const std::vector<CapturedRow>& rows, Json* conflict
     }
     auto* api = *Pq();
     if (std::string(api->cmd_tuples(res.get())) != "1") {
-      ASSIGN_OR_RETURN(Json row, ParseJson(r.op == "insert" || r.op == "update" ? r.new_row
-                                                                               : r.old_row));
-      conflicts->push_back({{"table", r.schema + "." + r.table},
-                            {"op", r.op},
-                            {"row", row},
-                            {"why", why}});
+      ASSIGN_OR_RETURN(Json row,
+                       ParseJson(r.op == "insert" || r.op == "update" ? r.new_row : r.old_row));
+      conflicts->push_back(
+          {{"table", r.schema + "." + r.table}, {"op", r.op}, {"row", row}, {"why", why}});
     }
   }
   return Status::Ok();
