@@ -392,6 +392,7 @@ Result<ApplyOutcome> PostgresConnector::Apply(
   ASSIGN_OR_RETURN(Conn * c, Connection());
   Txn txn(c);
   RETURN_IF_ERROR(txn.Begin(s_, /*read_only=*/false));
+  RETURN_IF_ERROR(CheckInstalled(c, s_.target));  // uninstalled since the preview: say so
   ASSIGN_OR_RETURN(ResultHandle done,
                    c->Query("SELECT EXISTS (SELECT 1 FROM airlock.applied WHERE action_id = $1 "
                             "AND kind = 'apply')",
