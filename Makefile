@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build build-asan run test test-unit test-asan fuzz bench bench-peers bench-shell bench-serve bench-mcp format clean
+.PHONY: all deps build build-asan run test test-unit test-asan fuzz bench bench-peers bench-shell bench-serve bench-mcp bench-pg format clean
 
 all: build
 
@@ -51,6 +51,7 @@ bench: build bench-peers
 	@bash bench/serve_bench.sh --build $(BUILD)
 	@bash bench/mcp_bench.sh --build $(BUILD)
 	@bash bench/mail_bench.sh --build $(BUILD)
+	@bash bench/pg_bench.sh --build $(BUILD)
 
 # `airlock serve` against a minimal HTTP service of the same library (wrk, 32 clients).
 bench-serve: build
@@ -60,6 +61,11 @@ bench-serve: build
 # mcp-proxy (npm) against server-everything's own HTTP (tests/mcp, installed by `make deps`).
 bench-mcp: build
 	@bash bench/mcp_bench.sh --build $(BUILD)
+
+# The PostgreSQL target on a private server (tests/blackbox/pg_lib.sh): `airlock sql` dry-run
+# + classify against psql, and the capture trigger's cost on the application's own inserts.
+bench-pg: build
+	@bash bench/pg_bench.sh --build $(BUILD)
 
 bench-shell: build bench-peers
 	@bash bench/shell_peers.sh --build $(BUILD) $(SHELL_PEERS_ARGS)

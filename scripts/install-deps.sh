@@ -8,6 +8,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3 libseccomp-dev libssl-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev jq
   libboost-dev libcurl4-openssl-dev curl chromium wrk
+  postgresql postgresql-client libpq-dev
 )
 
 missing=()

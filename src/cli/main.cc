@@ -14,6 +14,7 @@
 #include "cli/backend.h"
 #include "cli/render.h"
 #include "connectors/smtp/message.h"
+#include "connectors/postgres/postgres_connector.h"
 #include "core/hash.h"
 #include "core/json.h"
 #include "doctor/doctor.h"
@@ -413,6 +414,29 @@ int CmdServe(const Options& o, const ServeFlags& f) {
   return st.ok() ? kExitOk : Fail(o, st);
 }
 
+// `airlock pg install|uninstall --target T`: an administrator's step on the target database
+// (it needs the rights to create event triggers); it is not an agent's action, so it does not
+// pass the gateway.
+int CmdPg(const Options& o, bool uninstall) {
+  auto policy = LoadPolicyFile(o.config);
+  if (!policy.ok()) return Fail(o, policy.status());
+  const TargetSpec* spec = (*policy)->FindTarget(o.target);
+  if (spec == nullptr || spec->kind != "postgres") {
+    return Fail(o, Status::InvalidArgument("'" + o.target + "' is not a postgres target of " +
+                                           o.config));
+  }
+  std::string report;
+  Status st = PostgresInstall(ConnectorConfig{spec->name, spec->kind, spec->fields}, uninstall,
+                              &report);
+  if (!st.ok()) return Fail(o, st);
+  if (o.json) {
+    PrintJson({{"ok", true}, {"target", o.target}, {"done", report}});
+  } else {
+    std::cout << o.target << ": " << report << "\n";
+  }
+  return kExitOk;
+}
+
 int CmdMcpStdio(const Options& o, const std::string& server_name) {
   auto policy = LoadPolicyFile(o.config);
   if (!policy.ok()) return Fail(o, policy.status());
@@ -566,6 +590,25 @@ int Main(int argc, char** argv) {
   token_new->add_option("--role", o.token_role, "agent or approver")
       ->check(CLI::IsMember({"agent", "approver"}));
   token_new->callback([&] { run = [&] { return CmdTokenNew(o); }; });
+
+  auto* pg = app.add_subcommand("pg", "PostgreSQL targets: airlock's capture in the database");
+  pg->require_subcommand(1);
+  auto* pg_install = pg->add_subcommand(
+      "install", "install the capture (schema airlock, triggers, event triggers); idempotent");
+  pg_install->add_option("--target", o.target, "a postgres target of the policy")->required();
+  pg_install->callback([&] { run = [&] { return CmdPg(o, /*uninstall=*/false); }; });
+  pg_install->footer(
+      "Creates schema airlock with its tables and functions, a row trigger airlock_capture on\n"
+      "every table of the target's schemas (it records rows only inside airlock's own\n"
+      "transactions), and DDL event triggers that also give tables created later the row\n"
+      "trigger. Run it again after changing schemas: in the policy. Needs a role that may\n"
+      "create event triggers (a superuser).");
+  auto* pg_uninstall =
+      pg->add_subcommand("uninstall", "remove all of airlock's capture from the database; idempotent");
+  pg_uninstall->add_option("--target", o.target, "a postgres target of the policy")->required();
+  pg_uninstall->callback([&] { run = [&] { return CmdPg(o, /*uninstall=*/true); }; });
+  pg_uninstall->footer("Drops the event triggers and schema airlock (with the row triggers and\n"
+                       "the record of applied actions that crash recovery reads).");
 
   ServeFlags serve_flags;
   auto* serve = app.add_subcommand("serve", "HTTP API, approvers' web page and /metrics");

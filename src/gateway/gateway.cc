@@ -371,7 +371,7 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
                 "target '" + request.target + "' is not in the scopes of agent '" + who->name + "'",
                 *who);
   }
-  const bool kind_fits = (request.kind == "sql" && spec->kind == "sqlite") ||
+  const bool kind_fits = (request.kind == "sql" && (spec->kind == "sqlite" || spec->kind == "postgres")) ||
                          (request.kind == "shell" && spec->kind == "shell") ||
                          (request.kind == "mail" && spec->kind == "smtp") ||
                          (request.kind == "mcp" && spec->kind == "mcp");

@@ -666,7 +666,9 @@ Json Session::BuiltinTools() {
   auto target_schema = [](const std::vector<std::string>& names) {
     return Json{{"type", "string"}, {"enum", names}, {"description", "the target's name"}};
   };
-  const auto sql = ScopedTargets("sqlite");
+  // Both SQL kinds take the same tools: the gateway routes by the target's kind.
+  auto sql = ScopedTargets("sqlite");
+  for (std::string& t : ScopedTargets("postgres")) sql.push_back(std::move(t));
   if (!sql.empty()) {
     Json schema = {{"type", "object"},
                    {"properties",

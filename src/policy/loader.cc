@@ -46,6 +46,9 @@ constexpr std::string_view kAgentKeys[] = {"name", "token_sha256", "scopes"};
 constexpr std::string_view kApproverKeys[] = {"name", "token_sha256", "roles"};
 constexpr std::string_view kSqliteKeys[] = {
     "kind", "path", "environment", "max_low_rows", "max_preview_rows", "busy_timeout", "timeout"};
+constexpr std::string_view kPostgresKeys[] = {
+    "kind",         "dsn_env",           "dsn_file",     "schemas",         "environment",
+    "max_low_rows", "max_preview_rows",  "lock_timeout", "statement_timeout"};
 constexpr std::string_view kShellKeys[] = {
     "kind",    "workspace", "environment", "network",         "memory",      "pids",
     "cpu",     "timeout",   "hide",        "protect",         "max_low_deletes",
@@ -70,7 +73,7 @@ constexpr std::string_view kMcpServerKeys[] = {
     "trust_annotations", "approval_wait", "max_message_size"};
 constexpr std::string_view kMcpToolKeys[] = {"tool", "args", "risk", "reason"};
 constexpr std::string_view kArgCheckKeys[] = {"count_gt", "matches", "equals", "gt"};
-constexpr std::string_view kTargetKinds[] = {"sqlite", "shell", "smtp"};
+constexpr std::string_view kTargetKinds[] = {"sqlite", "shell", "smtp", "postgres"};
 constexpr std::string_view kNetworkModes[] = {"off", "on"};
 constexpr std::string_view kEffectKinds[] = {"sql", "shell", "mail", "http", "mcp"};
 constexpr std::string_view kOps[] = {
@@ -483,6 +486,9 @@ class Loader {
     } else if (t.kind == "smtp") {
       ASSIGN_OR_RETURN(Fields fields, ReadMap(entry, path, kSmtpKeys));
       RETURN_IF_ERROR(LoadSmtpTarget(fields, path, &t));
+    } else if (t.kind == "postgres") {
+      ASSIGN_OR_RETURN(Fields fields, ReadMap(entry, path, kPostgresKeys));
+      RETURN_IF_ERROR(LoadPostgresTarget(fields, path, &t));
     } else {
       ASSIGN_OR_RETURN(Fields fields, ReadMap(entry, path, kSqliteKeys));
       RETURN_IF_ERROR(LoadSqliteTarget(fields, path, &t));
@@ -601,6 +607,70 @@ class Loader {
       if (timeout_ms > 3'600'000) return ValueErr(*x, "timeout is too long (at most 1h)");
     }
     j["timeout_ms"] = timeout_ms;
+  // A PostgreSQL database. The connection string itself never appears in the policy (it
+  // holds a password): only where airlock reads it from, an environment variable or a file.
+  Status LoadPostgresTarget(const Fields& fields, const std::string& path, TargetSpec* t) {
+    Json& j = t->fields;
+    j = Json::object();
+    j["kind"] = t->kind;
+    const Field* env = fields.Find("dsn_env");
+    const Field* file = fields.Find("dsn_file");
+    if (env == nullptr && file == nullptr) {
+      return Missing(fields, path, "dsn_env",
+                     " (or dsn_file: where airlock reads the connection string)");
+    }
+    if (env != nullptr && file != nullptr) {
+      return ValueErr(*file, "give either dsn_env or dsn_file, not both");
+    }
+    if (env != nullptr) {
+      ASSIGN_OR_RETURN(std::string name, GetString(*env));
+      bool ok = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0]));
+      for (char c : name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+      if (!ok) return ValueErr(*env, "must be an environment variable name, e.g. APP_DB_DSN");
+      j["dsn_env"] = name;
+    } else {
+      ASSIGN_OR_RETURN(std::string f, GetString(*file));
+      if (f.empty() || f.find('\0') != std::string::npos) return ValueErr(*file, "bad path");
+      j["dsn_file"] = Resolve(f);
+    }
+    Json schemas = Json::array({"public"});
+    if (const Field* f = fields.Find("schemas")) {
+      ASSIGN_OR_RETURN(auto items, GetStringList(*f));
+      if (items.empty()) return ValueErr(*f, "must name at least one schema");
+      schemas = Json::array();
+      for (auto& [name, node] : items) {
+        if (name.empty() || name == "airlock" || name.rfind("pg_", 0) == 0 ||
+            name == "information_schema") {
+          return Err(node, f->path + ": " + Quote(name) + " cannot be captured");
+        }
+        schemas.push_back(name);
+      }
+    }
+    j["schemas"] = schemas;
+    if (const Field* f = fields.Find("environment")) {
+      ASSIGN_OR_RETURN(t->environment, GetString(*f));
+      j["environment"] = t->environment;
+    }
+    if (const Field* f = fields.Find("max_low_rows")) {
+      ASSIGN_OR_RETURN(t->max_low_rows, GetInt(*f, 0, INT64_MAX));
+    }
+    if (const Field* f = fields.Find("max_preview_rows")) {
+      ASSIGN_OR_RETURN(t->max_preview_rows, GetInt(*f, 0, kMaxPreviewRows));
+    }
+    j["max_low_rows"] = t->max_low_rows;
+    j["max_preview_rows"] = t->max_preview_rows;
+    // PostgreSQL takes both as an int of milliseconds.
+    int64_t lock = 2000, statement = 30000;
+    if (const Field* f = fields.Find("lock_timeout")) {
+      ASSIGN_OR_RETURN(lock, GetDuration(*f, /*allow_zero=*/false));
+      if (lock > kMaxBusyTimeoutMs) return ValueErr(*f, "lock_timeout is too long");
+    }
+    if (const Field* f = fields.Find("statement_timeout")) {
+      ASSIGN_OR_RETURN(statement, GetDuration(*f, /*allow_zero=*/false));
+      if (statement > kMaxBusyTimeoutMs) return ValueErr(*f, "statement_timeout is too long");
+    }
+    j["lock_timeout_ms"] = lock;
+    j["statement_timeout_ms"] = statement;
     return Status::Ok();
   }
 

@@ -272,8 +272,8 @@ TEST(PolicyErrors, MissingRequiredFields) {
 }
 
 TEST(PolicyErrors, BadEnumValues) {
-  ExpectErrorAt("version: 1\ntargets:\n  db: {kind: postgres, path: x}\n", "postgres",
-                {"unknown target kind \"postgres\"", "supported: sqlite, shell"});
+  ExpectErrorAt("version: 1\ntargets:\n  db: {kind: oracle, path: x}\n", "oracle",
+                {"unknown target kind \"oracle\"", "supported: sqlite, shell, postgres"});
   ExpectErrorAt(Base() + "rules:\n  - {risk: hgih}\n", "hgih",
                 {"unknown risk \"hgih\"", "read, low, high, critical"});
   ExpectError("version: 1\nmode: yolo\n", "2:7", {"unknown mode \"yolo\"", "enforce, dry-run"});
@@ -285,6 +285,41 @@ TEST(PolicyErrors, BadEnumValues) {
                 {"unknown on_exceed \"panic\"", "deny, approve, trip"});
   ExpectError("version: 2\n", "1:10", {"unsupported version 2"});
   ExpectError("version: 0\n", "1:10", {"unsupported version 0"});
+}
+
+TEST(PolicyLoad, PostgresTarget) {
+  auto p = MustLoad(
+      "version: 1\ntargets:\n"
+      "  pg: {kind: postgres, dsn_env: APP_DSN, schemas: [public, billing], lock_timeout: 1s,\n"
+      "       statement_timeout: 2m, max_low_rows: 5}\n"
+      "  pg2: {kind: postgres, dsn_file: /etc/airlock/pg.dsn}\n");
+  ASSERT_TRUE(p);
+  const Json& f = p->FindTarget("pg")->fields;
+  EXPECT_EQ(f["dsn_env"], "APP_DSN");
+  EXPECT_EQ(f["schemas"], Json::array({"public", "billing"}));
+  EXPECT_EQ(f["lock_timeout_ms"], 1000);
+  EXPECT_EQ(f["statement_timeout_ms"], 120000);
+  EXPECT_EQ(p->FindTarget("pg")->max_low_rows, 5);
+  const Json& g = p->FindTarget("pg2")->fields;
+  EXPECT_EQ(g["dsn_file"], "/etc/airlock/pg.dsn");
+  EXPECT_EQ(g["schemas"], Json::array({"public"}));  // defaults
+  EXPECT_EQ(g["lock_timeout_ms"], 2000);
+  EXPECT_EQ(g["statement_timeout_ms"], 30000);
+}
+
+TEST(PolicyErrors, PostgresTarget) {
+  const std::string head = "version: 1\ntargets:\n  pg: ";
+  ExpectErrorAt(head + "{kind: postgres, schemas: [public]}\n", "{kind",
+                {"targets.pg", "dsn_env", "dsn_file"});
+  ExpectErrorAt(head + "{kind: postgres, dsn_env: A, dsn_file: b}\n", "b}",
+                {"not both"});
+  ExpectErrorAt(head + "{kind: postgres, dsn_env: \"postgres://u:pw@h/db\"}\n", "\"postgres:",
+                {"environment variable name"});
+  ExpectErrorAt(head + "{kind: postgres, dsn_env: A, schemas: [public, airlock]}\n", "airlock]",
+                {"cannot be captured"});
+  ExpectErrorAt(head + "{kind: postgres, dsn_env: A, schemas: []}\n", "[]", {"at least one"});
+  ExpectErrorAt(head + "{kind: postgres, dsn_env: A, lock_timeout: soon}\n", "soon", {"lock_timeout"});
+  ExpectErrorAt(head + "{kind: postgres, dsn_env: A, path: x}\n", "path", {"unknown key \"path\""});
 }
 
 TEST(PolicyErrors, BadDurationsSizesRates) {

@@ -1,0 +1,151 @@
+#include "connectors/postgres/undo.h"
+
+#include <map>
+
+#include "core/json.h"
+
+namespace airlock::pg {
+namespace {
+
+std::string Relation(const CapturedRow& r) {
+  return QuoteIdent(r.schema) + "." + QuoteIdent(r.table);
+}
+
+Result<std::vector<std::string>> PrimaryKey(Conn* conn, const std::string& relation) {
+  ASSIGN_OR_RETURN(ResultHandle res,
+                   conn->Query("SELECT a.attname FROM pg_index i JOIN pg_attribute a "
+                               "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                               "WHERE i.indrelid = $1::regclass AND i.indisprimary "
+                               "ORDER BY array_position(i.indkey, a.attnum)",
+                               {relation}));
+  std::vector<std::string> cols;
+  for (int i = 0; i < Rows(res.get()); ++i) cols.push_back(Cell(res.get(), i, 0));
+  return cols;
+}
+
+// "y is the row whose image is $N": by primary key (an index lookup) and by every value.
+std::string Match(const std::string& relation, const std::vector<std::string>& pk, int param) {
+  const std::string p = "$" + std::to_string(param) + "::jsonb";
+  std::string cond = "to_jsonb(y) = " + p;
+  if (!pk.empty()) {
+    std::string lhs, rhs;
+    for (const std::string& c : pk) {
+      lhs += (lhs.empty() ? "" : ", ") + ("y." + QuoteIdent(c));
+      rhs += (rhs.empty() ? "" : ", ") + ("r." + QuoteIdent(c));
+    }
+    cond += " AND (" + lhs + ") = (SELECT " + rhs +
+            " FROM jsonb_populate_record(NULL::" + relation + ", " + p + ") r)";
+  }
+  return "SELECT y.ctid FROM " + relation + " y WHERE " + cond + " LIMIT 1";
+}
+
+Result<std::string> SetList(const std::string& old_row) {
+  ASSIGN_OR_RETURN(Json j, ParseJson(old_row));
+  if (!j.is_object() || j.empty()) return Status::Corruption("undo row image is not an object");
+  std::string cols, vals;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    cols += (cols.empty() ? "" : ", ") + QuoteIdent(it.key());
+    vals += (vals.empty() ? "" : ", ") + ("r." + QuoteIdent(it.key()));
+  }
+  return "(" + cols + ") = (SELECT " + vals;
+}
+
+}  // namespace
+
+std::string EncodeUndo(const UndoData& undo) {
+  Json changes = Json::array();
+  for (const CapturedRow& r : undo.rows) {
+    changes.push_back({r.schema, r.table, r.op, r.old_row, r.new_row});
+  }
+  Json pre = Json::array();
+  for (const PreImage& p : undo.pre_images) pre.push_back({p.table, p.sql});
+  return CanonicalJson(Json{{"v", 1}, {"changes", changes}, {"pre_images", pre}});
+}
+
+Result<UndoData> DecodeUndo(const std::string& data) {
+  ASSIGN_OR_RETURN(Json j, ParseJson(data));
+  if (!j.is_object() || !j.contains("v") || j["v"] != 1 || !j.contains("changes") ||
+      !j["changes"].is_array()) {
+    return Status::Corruption("postgres undo record is not version 1");
+  }
+  auto strings = [](const Json& c, size_t n) {
+    if (!c.is_array() || c.size() != n) return false;
+    for (const Json& f : c) {
+      if (!f.is_string()) return false;
+    }
+    return true;
+  };
+  UndoData undo;
+  for (const Json& c : j["changes"]) {
+    if (!strings(c, 5)) return Status::Corruption("postgres undo row is malformed");
+    undo.rows.push_back({c[0], c[1], c[2], c[3], c[4]});
+  }
+  if (j.contains("pre_images")) {
+    if (!j["pre_images"].is_array()) return Status::Corruption("postgres pre-images are malformed");
+    for (const Json& p : j["pre_images"]) {
+      if (!strings(p, 2)) return Status::Corruption("postgres pre-image is malformed");
+      undo.pre_images.push_back({p[0], p[1]});
+    }
+  }
+  return undo;
+}
+
+Status RestorePreImages(Conn* conn, const std::vector<PreImage>& pre_images, Json* conflicts) {
+  for (const PreImage& p : pre_images) {
+    ASSIGN_OR_RETURN(ResultHandle r, conn->Query("SELECT to_regclass($1) IS NOT NULL", {p.table}));
+    if (Cell(r.get(), 0, 0) == "t") {
+      conflicts->push_back(
+          {{"table", p.table}, {"op", "drop_table"}, {"why", "a table of that name exists again"}});
+      continue;
+    }
+    Status st = conn->Exec(p.sql);
+    if (!st.ok()) return Status(st.code(), "recreating " + p.table + ": " + st.message());
+  }
+  return Status::Ok();
+}
+
+Status UndoRows(Conn* conn, const std::vector<CapturedRow>& rows, Json* conflicts) {
+  std::map<std::string, std::vector<std::string>> pks;
+  for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
+    const CapturedRow& r = *it;
+    const std::string rel = Relation(r);
+    if (!pks.count(rel)) {
+      ASSIGN_OR_RETURN(pks[rel], PrimaryKey(conn, rel));
+    }
+    const std::vector<std::string>& pk = pks[rel];
+    ResultHandle res;
+    std::string why;
+    if (r.op == "insert") {
+      ASSIGN_OR_RETURN(
+          res, conn->Query("DELETE FROM " + rel + " WHERE ctid = (" + Match(rel, pk, 1) + ")",
+                           {r.new_row}));
+      why = "the inserted row was changed or deleted since";
+    } else if (r.op == "update") {
+      ASSIGN_OR_RETURN(std::string set, SetList(r.old_row));
+      ASSIGN_OR_RETURN(
+          res, conn->Query("UPDATE " + rel + " SET " + set + " FROM jsonb_populate_record(NULL::" +
+                               rel + ", $2::jsonb) r) WHERE ctid = (" + Match(rel, pk, 1) + ")",
+                           {r.new_row, r.old_row}));
+      why = "the updated row was changed or deleted since";
+    } else if (r.op == "delete" || r.op == "truncate") {
+      ASSIGN_OR_RETURN(res, conn->Query("INSERT INTO " + rel +
+                                            " OVERRIDING SYSTEM VALUE SELECT * FROM "
+                                            "jsonb_populate_record(NULL::" +
+                                            rel + ", $1::jsonb) ON CONFLICT DO NOTHING",
+                                        {r.old_row}));
+      why = "a row with the deleted row's key exists again";
+    } else {
+      return Status::Corruption("postgres undo row has op '" + r.op + "'");
+    }
+    auto* api = *Pq();
+    if (std::string(api->cmd_tuples(res.get())) != "1") {
+      ASSIGN_OR_RETURN(Json row,
+                       ParseJson(r.op == "insert" || r.op == "update" ? r.new_row : r.old_row));
+      conflicts->push_back(
+          {{"table", r.schema + "." + r.table}, {"op", r.op}, {"row", row}, {"why", why}});
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace airlock::pg
