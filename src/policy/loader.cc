@@ -607,6 +607,9 @@ class Loader {
       if (timeout_ms > 3'600'000) return ValueErr(*x, "timeout is too long (at most 1h)");
     }
     j["timeout_ms"] = timeout_ms;
+    return Status::Ok();
+  }
+
   // A PostgreSQL database. The connection string itself never appears in the policy (it
   // holds a password): only where airlock reads it from, an environment variable or a file.
   Status LoadPostgresTarget(const Fields& fields, const std::string& path, TargetSpec* t) {
