@@ -204,6 +204,10 @@ class Remote final : public Backend {
       body["sql"] = r.args.value("sql", "");
     } else if (r.kind == "shell") {
       body["command"] = r.args.contains("argv") ? r.args["argv"] : Json::array();
+    } else if (r.kind == "http") {
+      body["method"] = r.args.value("method", "");
+      body["path"] = r.args.value("path", "");
+      if (r.args.contains("json")) body["json"] = r.args["json"];
     } else {
       return {Status::InvalidArgument("the server does not take " + r.kind + " actions"), {}};
     }

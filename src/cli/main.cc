@@ -35,6 +35,9 @@ struct Options {
   std::string token_name;
   std::string token_role = "agent";
   std::vector<std::string> argv;  // exec: the command and its arguments
+  std::string http_method;        // http: METHOD PATH [--json BODY]
+  std::string http_path;
+  std::optional<std::string> http_body;
 };
 
 Style OutputStyle() {
@@ -129,6 +132,49 @@ int CmdSql(const Options& o) {
   if (!g.ok()) return Fail(o, g.status());
   SubmitRequest req{o.target, "sql", {{"sql", o.sql}}};
   return Report(o, (*g)->Submit(req), /*full=*/true);
+}
+
+// A request that was sent (a read, or a write allowed at once) prints the response body on
+// stdout, like curl; anything else (pending, denied, failed) is reported like every other
+// action. The response status is in --json output (result.status), not in the exit code.
+int CmdHttp(const Options& o) {
+  SubmitRequest req{o.target, "http", {{"method", o.http_method}, {"path", o.http_path}}};
+  if (o.http_body) {
+    Json body = Json::parse(*o.http_body, nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded()) {
+      return Fail(o, Status::InvalidArgument("--json: the request body is not valid JSON"));
+    }
+    req.args["json"] = std::move(body);
+  }
+  auto g = OpenBackend(o);
+  if (!g.ok()) return Fail(o, g.status());
+  Outcome out = (*g)->Submit(req);
+  if (!out.status.ok() || !out.action || out.action->status != ActionStatus::kApplied ||
+      o.json) {
+    return Report(o, out, /*full=*/true);
+  }
+  const Action& a = *out.action;
+  const Json& r = a.result;
+  if (r.is_object() && r.contains("body") && r["body"].is_string()) {
+    std::cout << r["body"].get<std::string>();
+    std::cout.flush();
+  }
+  if (r.is_object()) {
+    if (r.value("truncated", false)) {
+      std::cerr << "airlock: response cut at " << FormatCount(r.value("max_response_bytes", 0))
+                << " bytes (max_response_bytes)\n";
+    }
+    if (r.contains("redirect_not_followed")) {
+      std::cerr << "airlock: HTTP " << r.value("status", 0)
+                << ": redirect not followed (airlock never follows redirects): "
+                << ValueText(r["redirect_not_followed"]) << "\n";
+    }
+  }
+  if (a.risk != Risk::kRead) {
+    std::cerr << "airlock: " << a.id << " applied (" << RiskName(a.risk) << "): "
+              << (a.reasons.empty() ? "" : a.reasons.front()) << "\n";
+  }
+  return kExitOk;
 }
 
 // A command that ran (a read, or a write committed at once) behaves like the command itself:
@@ -425,6 +471,21 @@ int Main(int argc, char** argv) {
   exec->footer("Example: airlock exec --target repo -- sed -i s/foo/bar/ README.md\n"
                "A command that ran exits with its own status; 10 = pending approval, "
                "11 = denied.");
+
+  auto* http = app.add_subcommand(
+      "http", "submit an HTTP request to an API target (kind: http) with the credentials airlock "
+              "holds");
+  http->add_option("--target", o.target, "target name from the policy (kind: http)")->required();
+  http->add_option("METHOD", o.http_method, "GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS")
+      ->required();
+  http->add_option("PATH", o.http_path, "path below the target's base_url, e.g. /v1/items?limit=5")
+      ->required();
+  http->add_option("--json", o.http_body, "the request body, as JSON (sent canonical)");
+  http->callback([&] { run = [&] { return CmdHttp(o); }; });
+  http->footer("Example: airlock http --target api POST /v1/messages --json '{\"to\":[\"a@x\"]}'\n"
+               "A request that was sent prints the response body and exits 0; 10 = pending "
+               "approval, 11 = denied. For JSON output put --json before the subcommand: "
+               "airlock --json http ...");
 
   auto* pending = app.add_subcommand("pending", "list actions waiting for approval");
   pending->callback([&] { run = [&] { return CmdPending(o); }; });

@@ -460,11 +460,23 @@ std::optional<HttpResponse> ParseSubmission(const Json& body, int64_t max_wait_m
   if (auto e = StringField(body, "target", true, &req->target)) return e;
   const bool sql = body.contains("sql");
   const bool command = body.contains("command");
-  if (sql && command) return BadRequest("give either 'sql' or 'command', not both");
-  if (!sql && !command) {
-    return ErrorResponse(400, "missing_field", "field 'sql' or 'command' is required");
+  const bool request = body.contains("method") || body.contains("path");
+  if (sql + command + request > 1) {
+    return BadRequest("give one of 'sql', 'command' or 'method'+'path'");
   }
-  if (sql) {
+  if (!sql && !command && !request) {
+    return ErrorResponse(400, "missing_field", "field 'sql', 'command' or 'method'+'path' is required");
+  }
+  if (!request && body.contains("json")) return BadRequest("field 'json' goes with 'method'+'path'");
+  if (request) {
+    // {target, method, path, json?} -> an HTTP request, as `airlock http` builds it.
+    std::string method, path;
+    if (auto e = StringField(body, "method", true, &method)) return e;
+    if (auto e = StringField(body, "path", true, &path)) return e;
+    req->kind = "http";
+    req->args = {{"method", method}, {"path", path}};
+    if (body.contains("json")) req->args["json"] = body["json"];
+  } else if (sql) {
     std::string text;
     if (auto e = StringField(body, "sql", true, &text)) return e;
     req->kind = "sql";
@@ -496,7 +508,9 @@ std::optional<HttpResponse> ParseSubmission(const Json& body, int64_t max_wait_m
 
 Reply Api::Submit(const Call& c) {
   Json body;
-  if (auto e = ReadBody(c.request, "target,sql,command,wait_ms", &body)) return Now(*e);
+  if (auto e = ReadBody(c.request, "target,sql,command,method,path,json,wait_ms", &body)) {
+    return Now(*e);
+  }
   SubmitRequest req;
   int64_t wait_ms = 0;
   if (auto e = ParseSubmission(body, options_.max_wait_ms, &req, &wait_ms)) return Now(*e);
