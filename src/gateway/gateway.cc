@@ -29,11 +29,6 @@ std::string McpToolName(const Json& args) {
 // can run them in a sandbox, so even a read runs only in apply, and nothing can undo them.
 bool IsOutbound(const std::string& kind) { return kind == "mcp" || kind == "http"; }
 
-// What the store keeps of an outbound answer: its shape, not its content.
-Json OutboundSummary(const std::string& kind, const Json& result) {
-  return kind == "http" ? HttpResultSummary(result) : McpResultSummary(result);
-}
-
 std::string NewActionId() {
   return "act_" + RandomHex(8);
 }
@@ -455,7 +450,9 @@ Outcome Gateway::McpRead(Action a, const Principal& who, std::unique_lock<std::m
                 Status::Internal("the call changed between its preview and its run"), who);
   }
   a.status = ActionStatus::kApplied;
-  a.result = {{"summary", OutboundSummary(a.kind, out->result)}};
+  // An HTTP response's shape is kept flat ({status, body_bytes, ...}), as for a write.
+  a.result = a.kind == "http" ? HttpResultSummary(out->result)
+                              : Json{{"summary", McpResultSummary(out->result)}};
   Json payload = DecisionPayload(a);
   payload["result"] = a.result;  // the answer's size and shape, never its content
   Status st = Record(a, "read", who.Label(), std::move(payload), /*insert=*/true);

@@ -69,6 +69,10 @@ last=$(tail -1 "$API_LOG")
 checkd "the server received the credentials airlock holds (env: and file:)" "$last" \
   all [ "$(jq -r .authorization <<<"$last")" = "$SECRET" ] -- [ "$(jq -r .x_api_key <<<"$last")" = "$KEY_SECRET" ]
 checkd "the query string reached the server" "$last" [ "$(jq -r .path <<<"$last")" = "/v1/items?limit=5" ]
+checkd "the store and the audit keep the response's status and size, not its body" \
+  "$(sqlite3 "$T/state/airlock.db" .dump | grep -m3 alpha)" \
+  all [ "$(sqlite3 "$T/state/airlock.db" .dump | grep -c alpha)" = 0 ] -- \
+  [ "$(as_dba audit log --json | jq -s '[.[] | select(.event == "read")] | .[-1].payload.result.body_bytes')" -gt 0 ]
 
 # ---- a write that is low ---------------------------------------------------------------------
 before=$(lines "$API_LOG")
