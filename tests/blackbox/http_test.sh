@@ -23,7 +23,7 @@ cat > "$T/airlock.yaml" <<YAML
 version: 1
 store: ./state/airlock.db
 agents:
-  - {name: support-bot, token_sha256: "$(sha "$AGENT_TOKEN")", scopes: [api, app-db]}
+  - {name: support-bot, token_sha256: "$(sha "$AGENT_TOKEN")", scopes: [api, api-slow, app-db]}
 approvers:
   - {name: oncall-dba, token_sha256: "$(sha "$DBA_TOKEN")"}
   - {name: security-lead, token_sha256: "$(sha "$SEC_TOKEN")"}
@@ -36,6 +36,11 @@ targets:
     headers: {Authorization: "env:API_TOKEN", X-Api-Key: "file:./api-key"}
     timeout: 10s
     max_response_bytes: 64KiB
+  api-slow:
+    kind: http
+    base_url: http://127.0.0.1:$PORT
+    allow: ["GET /v1/hang"]
+    timeout: 1s
 rules:
   - {match: {target: api, method: POST, body: {"/recipients": {count_gt: 1}}}, risk: high, reason: "a batch"}
 approvals: {low: 0, high: 1, critical: 2, timeout: 1h}
@@ -147,6 +152,10 @@ checkd "an oversized response is capped at max_response_bytes (64 KiB) and marke
   all [ "${#out}" -eq 65536 ] -- grep -q "response cut at 65,536 bytes" "$T/err"
 run_json out as_agent --json http --target api GET /v1/big
 checkd "--json marks it truncated" "$(jf .result "$out" | head -c 300)" [ "$(jf .result.truncated "$out")" = true ]
+
+run_json out as_agent --json http --target api-slow GET /v1/hang
+checkd "a server that never answers is cut off by the target's timeout: failed (exit 1)" "$out" \
+  all [ "$RC" -eq 1 ] -- [ "$(jf .status "$out")" = failed ] -- has "timed out" "$(jf .error "$out")"
 
 # ---- credentials never leak ------------------------------------------------------------------
 AIRLOCK_TOKEN=$DBA_TOKEN "$AIRLOCK_BIN" serve --listen 127.0.0.1:0 >"$T/serve.out" 2>"$T/serve.err" &

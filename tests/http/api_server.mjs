@@ -11,6 +11,7 @@
 //   GET  /v1/big            a body of 4 MiB (more than any cap the tests set)
 //   GET  /v1/redirect       302 to http://127.0.0.2:PORT/v1/stolen (another host)
 //   any  /v1/stolen         what a followed redirect would reach
+//   GET  /v1/hang           never answers
 //   other                   {"ok":true,"method":..,"path":..}
 import { appendFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -51,6 +52,7 @@ function handle(req, res) {
       res.on('error', () => {});
       return more();
     }
+    if (url.pathname === '/v1/hang') return;  // the client's timeout must end it
     if (url.pathname === '/v1/redirect') {
       res.writeHead(302, { location: `http://127.0.0.2:${port}/v1/stolen` });
       return res.end('moved');
