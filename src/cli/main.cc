@@ -149,8 +149,7 @@ int CmdHttp(const Options& o) {
   auto g = OpenBackend(o);
   if (!g.ok()) return Fail(o, g.status());
   Outcome out = (*g)->Submit(req);
-  if (!out.status.ok() || !out.action || out.action->status != ActionStatus::kApplied ||
-      o.json) {
+  if (!out.status.ok() || !out.action || out.action->status != ActionStatus::kApplied || o.json) {
     return Report(o, out, /*full=*/true);
   }
   const Action& a = *out.action;
@@ -171,8 +170,8 @@ int CmdHttp(const Options& o) {
     }
   }
   if (a.risk != Risk::kRead) {
-    std::cerr << "airlock: " << a.id << " applied (" << RiskName(a.risk) << "): "
-              << (a.reasons.empty() ? "" : a.reasons.front()) << "\n";
+    std::cerr << "airlock: " << a.id << " applied (" << RiskName(a.risk)
+              << "): " << (a.reasons.empty() ? "" : a.reasons.front()) << "\n";
   }
   return kExitOk;
 }
@@ -473,8 +472,9 @@ int Main(int argc, char** argv) {
                "11 = denied.");
 
   auto* http = app.add_subcommand(
-      "http", "submit an HTTP request to an API target (kind: http) with the credentials airlock "
-              "holds");
+      "http",
+      "submit an HTTP request to an API target (kind: http) with the credentials airlock "
+      "holds");
   http->add_option("--target", o.target, "target name from the policy (kind: http)")->required();
   http->add_option("METHOD", o.http_method, "GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS")
       ->required();
@@ -482,10 +482,11 @@ int Main(int argc, char** argv) {
       ->required();
   http->add_option("--json", o.http_body, "the request body, as JSON (sent canonical)");
   http->callback([&] { run = [&] { return CmdHttp(o); }; });
-  http->footer("Example: airlock http --target api POST /v1/messages --json '{\"to\":[\"a@x\"]}'\n"
-               "A request that was sent prints the response body and exits 0; 10 = pending "
-               "approval, 11 = denied. For JSON output put --json before the subcommand: "
-               "airlock --json http ...");
+  http->footer(
+      "Example: airlock http --target api POST /v1/messages --json '{\"to\":[\"a@x\"]}'\n"
+      "A request that was sent prints the response body and exits 0; 10 = pending "
+      "approval, 11 = denied. For JSON output put --json before the subcommand: "
+      "airlock --json http ...");
 
   auto* pending = app.add_subcommand("pending", "list actions waiting for approval");
   pending->callback([&] { run = [&] { return CmdPending(o); }; });

@@ -336,16 +336,19 @@ void RenderEffect(std::ostringstream& out, const Effect& e) {
     };
     const std::string method = str("method");
     out << "  sends " << method << " " << str("url")
-        << (method == "GET" || method == "HEAD" ? "\n"
-                                                : " (it cannot be previewed by sending it, nor undone)\n");
-    if (e.extra.contains("headers") && e.extra["headers"].is_array() && !e.extra["headers"].empty()) {
+        << (method == "GET" || method == "HEAD"
+                ? "\n"
+                : " (it cannot be previewed by sending it, nor undone)\n");
+    if (e.extra.contains("headers") && e.extra["headers"].is_array() &&
+        !e.extra["headers"].empty()) {
       std::string names;
       for (const auto& n : e.extra["headers"]) names += (names.empty() ? "" : ", ") + ValueText(n);
       out << "  with the headers airlock adds (values hidden): " << names << "\n";
     }
     if (e.extra.contains("body") && !e.extra["body"].is_null()) {
       out << "  body (JSON):\n"
-          << IndentBlock(e.extra["body"].dump(2, ' ', false, Json::error_handler_t::replace), "    ")
+          << IndentBlock(e.extra["body"].dump(2, ' ', false, Json::error_handler_t::replace),
+                         "    ")
           << "\n";
     }
     return;

@@ -27,7 +27,9 @@ std::string McpToolName(const Json& args) {
 
 // Kinds whose effect is the outbound call itself (an MCP tool call, an HTTP request): nothing
 // can run them in a sandbox, so even a read runs only in apply, and nothing can undo them.
-bool IsOutbound(const std::string& kind) { return kind == "mcp" || kind == "http"; }
+bool IsOutbound(const std::string& kind) {
+  return kind == "mcp" || kind == "http";
+}
 
 std::string NewActionId() {
   return "act_" + RandomHex(8);
@@ -965,8 +967,9 @@ Status Gateway::Recover() {
     if (applying) {
       a.status = committed ? ActionStatus::kApplied : ActionStatus::kFailed;
       if (!committed && a.kind == "http") {
-        a.error = "interrupted while the HTTP request was in flight: whether the server acted "
-                  "on it is unknown; airlock did not send it again";
+        a.error =
+            "interrupted while the HTTP request was in flight: whether the server acted "
+            "on it is unknown; airlock did not send it again";
         a.error_code = "unknown_outcome";
       } else if (!committed && a.kind == "mcp") {
         // Nothing records whether an MCP server acted on a call in flight: say so, and never

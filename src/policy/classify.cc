@@ -308,9 +308,12 @@ bool MatchesBody(const std::vector<ArgPredicate>& body, const Effect& e, std::st
   const Json& doc = it == e.extra.end() ? kNoBody : *it;
   std::string why;
   switch (policy_internal::EvaluatePredicates(body, doc, &why)) {
-    case policy_internal::PredicateVerdict::kHolds: return true;
-    case policy_internal::PredicateVerdict::kFails: return false;
-    case policy_internal::PredicateVerdict::kUndecided: break;
+    case policy_internal::PredicateVerdict::kHolds:
+      return true;
+    case policy_internal::PredicateVerdict::kFails:
+      return false;
+    case policy_internal::PredicateVerdict::kUndecided:
+      break;
   }
   *undecided = why.empty() ? "a body check could not be decided" : why;
   return true;

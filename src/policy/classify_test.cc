@@ -755,9 +755,8 @@ Effect HttpRequest(const std::string& method, const std::string& path, Json body
 }
 
 std::shared_ptr<const Policy> LoadHttp(const std::string& rules) {
-  return Load(
-      "rules:\n"  // 8
-      + rules);
+  return Load("rules:\n"  // 8
+              + rules);
 }
 
 TEST(ClassifyHttp, DefaultsReadAndLow) {
@@ -776,7 +775,8 @@ TEST(ClassifyHttp, DefaultsReadAndLow) {
 
 TEST(ClassifyHttp, RulesOnMethodPathAndBody) {
   Classifier c(LoadHttp(
-      "  - {match: {method: POST, body: {\"/recipients\": {count_gt: 1}}}, risk: high, reason: batch}\n"
+      "  - {match: {method: POST, body: {\"/recipients\": {count_gt: 1}}}, risk: high, reason: "
+      "batch}\n"
       "  - {match: {kind: http, body: {\"/amount\": {gt: 1000}}}, risk: critical}\n"
       "  - {match: {path: \"/v1/admin/**\"}, risk: high, reason: admin}\n"
       "  - {match: {path: \"v1/**\"}, risk: critical, reason: shell paths never match http}\n"
@@ -788,8 +788,9 @@ TEST(ClassifyHttp, RulesOnMethodPathAndBody) {
   EXPECT_EQ(two.risk, Risk::kHigh);
   EXPECT_NE(two.reasons.back().find("batch"), std::string::npos);
   // The same body on a PUT: the rule names POST only.
-  EXPECT_EQ(c.Classify("bot", "api", HttpRequest("PUT", "/v1/m", {{"recipients", {"a", "b"}}})).risk,
-            Risk::kLow);
+  EXPECT_EQ(
+      c.Classify("bot", "api", HttpRequest("PUT", "/v1/m", {{"recipients", {"a", "b"}}})).risk,
+      Risk::kLow);
   EXPECT_EQ(c.Classify("bot", "api", HttpRequest("POST", "/v1/pay", {{"amount", 5000}})).risk,
             Risk::kCritical);
   EXPECT_EQ(c.Classify("bot", "api", HttpRequest("POST", "/v1/pay", {{"amount", 10}})).risk,
@@ -802,8 +803,8 @@ TEST(ClassifyHttp, RulesOnMethodPathAndBody) {
   // No body: the body rules do not apply (count_gt on nothing is 0).
   EXPECT_EQ(c.Classify("bot", "api", HttpRequest("POST", "/v1/m")).risk, Risk::kLow);
   // A string too long for its pattern cannot be decided: the rule applies at high.
-  auto undecided = c.Classify(
-      "bot", "api", HttpRequest("POST", "/v1/m", {{"note", std::string(20000, 'a')}}));
+  auto undecided =
+      c.Classify("bot", "api", HttpRequest("POST", "/v1/m", {{"note", std::string(20000, 'a')}}));
   EXPECT_EQ(undecided.risk, Risk::kHigh);
   EXPECT_NE(undecided.reasons.back().find("fail closed"), std::string::npos);
   // Body and method rules never match other kinds.

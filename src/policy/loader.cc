@@ -54,9 +54,9 @@ constexpr std::string_view kShellKeys[] = {
 constexpr std::string_view kHttpKeys[] = {"kind",    "base_url",           "allow",      "headers",
                                           "timeout", "max_response_bytes", "environment"};
 constexpr std::string_view kRuleKeys[] = {"match", "risk", "reason"};
-constexpr std::string_view kRuleMatchKeys[] = {"target",  "agent", "kind",       "table",
-                                               "op",      "rows_gt", "command",  "path",
-                                               "deletes_gt", "files_gt", "method", "body"};
+constexpr std::string_view kRuleMatchKeys[] = {"target",     "agent",    "kind",    "table",
+                                               "op",         "rows_gt",  "command", "path",
+                                               "deletes_gt", "files_gt", "method",  "body"};
 constexpr std::string_view kApprovalKeys[] = {"read", "low", "high", "critical", "timeout"};
 constexpr std::string_view kLimitKeys[] = {"match", "rate", "max_rows", "max_recipients",
                                            "on_exceed"};
@@ -673,8 +673,10 @@ class Loader {
     j["headers"] = Json::object();
     if (const Field* f = fields.Find("headers")) {
       if (!f->value.IsNull() && !f->value.IsMap()) {
-        return ValueErr(*f, "expected a mapping of header names to values, e.g. "
-                            "{Authorization: \"env:API_TOKEN\"}, got " + Describe(f->value));
+        return ValueErr(*f,
+                        "expected a mapping of header names to values, e.g. "
+                        "{Authorization: \"env:API_TOKEN\"}, got " +
+                            Describe(f->value));
       }
       for (auto it = f->value.begin(); f->value.IsMap() && it != f->value.end(); ++it) {
         if (!it->first.IsScalar()) return Err(it->first, f->path + ": keys must be header names");
@@ -692,7 +694,8 @@ class Loader {
         std::string value = it->second.Scalar();
         Result<http_target::HeaderSpec> spec = http_target::ParseHeaderSpec(name, value);
         if (!spec.ok()) return Err(it->second, f->path + ": " + spec.status().message());
-        if (spec->source == http_target::HeaderSpec::Source::kFile) value = "file:" + Resolve(spec->ref);
+        if (spec->source == http_target::HeaderSpec::Source::kFile)
+          value = "file:" + Resolve(spec->ref);
         j["headers"][name] = value;
       }
     }
@@ -953,7 +956,8 @@ class Loader {
       if (!g.empty() && g[0] == '/') {
         // An HTTP request path; shell paths are relative to the workspace.
         Result<std::string> glob = http_target::ParsePathGlob(g);
-        if (!glob.ok()) return ValueErr(*f, "bad pattern " + Quote(g) + ": " + glob.status().message());
+        if (!glob.ok())
+          return ValueErr(*f, "bad pattern " + Quote(g) + ": " + glob.status().message());
       } else {
         std::string why;
         if (!GlobValid(g, &why)) return ValueErr(*f, "bad pattern " + Quote(g) + ": " + why);

@@ -330,9 +330,12 @@ Verdict Evaluate(const ArgPredicate& p, const Json& arguments, std::string* why)
 
 Verdict EvaluateAll(const McpToolRule& r, const Json& arguments, std::string* why) {
   switch (policy_internal::EvaluatePredicates(r.args, arguments, why)) {
-    case policy_internal::PredicateVerdict::kHolds: return Verdict::kHolds;
-    case policy_internal::PredicateVerdict::kFails: return Verdict::kFails;
-    case policy_internal::PredicateVerdict::kUndecided: break;
+    case policy_internal::PredicateVerdict::kHolds:
+      return Verdict::kHolds;
+    case policy_internal::PredicateVerdict::kFails:
+      return Verdict::kFails;
+    case policy_internal::PredicateVerdict::kUndecided:
+      break;
   }
   return Verdict::kUndecided;
 }

@@ -60,13 +60,13 @@ struct TargetSpec {
 // whole arguments object). Every field it names must hold. A pointer that resolves to nothing
 // never matches, except `count_gt`, for which a missing value counts 0.
 struct ArgPredicate {
-  std::string pointer;                // "/to"
-  std::optional<int64_t> count_gt;    // array: its length; object: its members; null/missing: 0;
-                                      // a string or other scalar: 1 (one recipient)
-  std::optional<std::string> matches; // POSIX extended regex, searched in the string value
-                                      // (a non-string never matches); compiled at load
-  std::optional<Json> equals;         // JSON equality (1 equals 1.0)
-  std::optional<double> gt;           // numeric: value > gt (a non-number never matches)
+  std::string pointer;                 // "/to"
+  std::optional<int64_t> count_gt;     // array: its length; object: its members; null/missing: 0;
+                                       // a string or other scalar: 1 (one recipient)
+  std::optional<std::string> matches;  // POSIX extended regex, searched in the string value
+                                       // (a non-string never matches); compiled at load
+  std::optional<Json> equals;          // JSON equality (1 equals 1.0)
+  std::optional<double> gt;            // numeric: value > gt (a non-number never matches)
   SourceLoc loc;
 };
 
@@ -83,7 +83,7 @@ struct RuleMatch {
   // effect lists only part of its changes (fail closed: an unlisted path might match).
   // http: a glob that starts with '/' ("/v1/payments/**") on the request's path instead.
   std::optional<std::string> path;
-  std::optional<std::string> method;    // http: GET, POST, ... (upper case)
+  std::optional<std::string> method;  // http: GET, POST, ... (upper case)
   // http: predicates on the request's JSON body (all must hold), as in MCP tool rules. One
   // that cannot be decided applies the rule at least at high (fail closed).
   std::vector<ArgPredicate> body;

@@ -1067,15 +1067,13 @@ TEST(PolicyHttp, ErrorsPointAtTheValue) {
   const std::string head = "version: 1\ntargets:\n  api: {kind: http, ";
   ExpectErrorAt(head + "allow: []}\n", "{kind", {"missing required key \"base_url\""});
   ExpectErrorAt(head + "base_url: \"ftp://x\"}\n", "\"ftp", {"targets.api.base_url", "http://"});
-  ExpectErrorAt(head + "base_url: \"http://u:secretpw@x\"}\n", "\"http",
-                {"user:password@"});
+  ExpectErrorAt(head + "base_url: \"http://u:secretpw@x\"}\n", "\"http", {"user:password@"});
   auto r = LoadPolicyText(head + "base_url: \"http://u:secretpw@x\"}\n", kFile);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message().find("secretpw"), std::string::npos);
   ExpectErrorAt(head + "base_url: \"http://x\", allow: [\"GET /a\", \"FETCH /x\"]}\n", "\"FETCH",
                 {"targets.api.allow", "bad entry", "unsupported HTTP method"});
-  ExpectErrorAt(head + "base_url: \"http://x\", allow: [\"GET /../x\"]}\n", "\"GET",
-                {"bad entry"});
+  ExpectErrorAt(head + "base_url: \"http://x\", allow: [\"GET /../x\"]}\n", "\"GET", {"bad entry"});
   ExpectErrorAt(head + "base_url: \"http://x\", headers: {Host: evil}}\n", "evil",
                 {"set by airlock itself"});
   ExpectErrorAt(head + "base_url: \"http://x\", headers: {A: \"env:1\"}}\n", "\"env",

@@ -465,9 +465,11 @@ std::optional<HttpResponse> ParseSubmission(const Json& body, int64_t max_wait_m
     return BadRequest("give one of 'sql', 'command' or 'method'+'path'");
   }
   if (!sql && !command && !request) {
-    return ErrorResponse(400, "missing_field", "field 'sql', 'command' or 'method'+'path' is required");
+    return ErrorResponse(400, "missing_field",
+                         "field 'sql', 'command' or 'method'+'path' is required");
   }
-  if (!request && body.contains("json")) return BadRequest("field 'json' goes with 'method'+'path'");
+  if (!request && body.contains("json"))
+    return BadRequest("field 'json' goes with 'method'+'path'");
   if (request) {
     // {target, method, path, json?} -> an HTTP request, as `airlock http` builds it.
     std::string method, path;

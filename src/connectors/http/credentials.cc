@@ -122,7 +122,8 @@ Result<std::string> ResolveHeaderValue(const HeaderSpec& spec) {
     case HeaderSpec::Source::kEnv: {
       const char* v = std::getenv(spec.ref.c_str());
       if (v == nullptr) {
-        return Status::FailedPrecondition(what + ": the variable is not set in airlock's "
+        return Status::FailedPrecondition(what +
+                                          ": the variable is not set in airlock's "
                                           "environment");
       }
       value = v;
@@ -140,7 +141,8 @@ Result<std::string> ResolveHeaderValue(const HeaderSpec& spec) {
     return Status::InvalidArgument(what + ": the value is too long");
   }
   if (HasControl(value)) {
-    return Status::InvalidArgument(what + ": the value holds a line break or control character; "
+    return Status::InvalidArgument(what +
+                                   ": the value holds a line break or control character; "
                                    "nothing was sent");
   }
   return value;
@@ -148,9 +150,12 @@ Result<std::string> ResolveHeaderValue(const HeaderSpec& spec) {
 
 std::string DescribeSource(const HeaderSpec& spec) {
   switch (spec.source) {
-    case HeaderSpec::Source::kEnv: return "env:" + spec.ref;
-    case HeaderSpec::Source::kFile: return "file:" + spec.ref;
-    case HeaderSpec::Source::kLiteral: break;
+    case HeaderSpec::Source::kEnv:
+      return "env:" + spec.ref;
+    case HeaderSpec::Source::kFile:
+      return "file:" + spec.ref;
+    case HeaderSpec::Source::kLiteral:
+      break;
   }
   return "(literal)";
 }

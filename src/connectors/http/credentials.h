@@ -13,9 +13,9 @@ namespace airlock::http_target {
 
 struct HeaderSpec {
   enum class Source { kLiteral, kEnv, kFile };
-  std::string name;    // as written ("Authorization"); a valid header name
+  std::string name;  // as written ("Authorization"); a valid header name
   Source source = Source::kLiteral;
-  std::string ref;     // the literal value, the variable's name, or the absolute file path
+  std::string ref;  // the literal value, the variable's name, or the absolute file path
 };
 
 // Parses one `headers:` entry. `value` is "env:NAME" (an environment variable of the

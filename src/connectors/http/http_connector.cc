@@ -98,7 +98,9 @@ Result<Request> ParseRequest(const Config& config, const Json& args) {
   return r;
 }
 
-bool IsReadMethod(const std::string& method) { return method == "GET" || method == "HEAD"; }
+bool IsReadMethod(const std::string& method) {
+  return method == "GET" || method == "HEAD";
+}
 
 Effect RequestEffect(const Config& config, const Request& r) {
   Effect e;
@@ -119,7 +121,8 @@ Effect RequestEffect(const Config& config, const Request& r) {
 
 class HttpConnector : public Connector {
  public:
-  HttpConnector(std::string name, Config config) : name_(std::move(name)), config_(std::move(config)) {}
+  HttpConnector(std::string name, Config config)
+      : name_(std::move(name)), config_(std::move(config)) {}
 
   Result<DryRunResult> DryRun(const Json& args) override {
     ASSIGN_OR_RETURN(Request r, ParseRequest(config_, args));
@@ -165,12 +168,10 @@ class HttpConnector : public Connector {
       req.headers.push_back(h.name + ": " + value);
     }
     ASSIGN_OR_RETURN(http_target::InboundResponse resp, http_target::SendRequest(req));
-    out.result = {{"status", resp.status},
-                  {"content_type", resp.content_type},
-                  {"body", resp.body},
-                  {"body_bytes", resp.body.size()},
-                  {"truncated", resp.truncated},
-                  {"max_response_bytes", config_.max_response_bytes}};
+    out.result = {
+        {"status", resp.status},       {"content_type", resp.content_type},
+        {"body", resp.body},           {"body_bytes", resp.body.size()},
+        {"truncated", resp.truncated}, {"max_response_bytes", config_.max_response_bytes}};
     if (!resp.location.empty()) {
       out.result["redirect_not_followed"] = resp.location;
     }
@@ -203,8 +204,8 @@ class HttpConnector : public Connector {
 Json HttpResultSummary(const Json& result) {
   Json s = Json::object();
   if (!result.is_object()) return s;
-  for (const char* key : {"status", "content_type", "body_bytes", "truncated",
-                          "redirect_not_followed"}) {
+  for (const char* key :
+       {"status", "content_type", "body_bytes", "truncated", "redirect_not_followed"}) {
     if (result.contains(key)) s[key] = result[key];
   }
   return s;

@@ -17,17 +17,17 @@ struct OutboundRequest {
   std::string url;                   // JoinUrl()
   std::vector<std::string> headers;  // "Name: value", credentials included
   bool has_body = false;
-  std::string body;                  // sent as application/json when has_body
-  int64_t timeout_ms = 30'000;       // connect plus transfer
+  std::string body;             // sent as application/json when has_body
+  int64_t timeout_ms = 30'000;  // connect plus transfer
   int64_t max_response_bytes = 1 << 20;
 };
 
 struct InboundResponse {
   long status = 0;
   std::string content_type;
-  std::string location;     // a 3xx's Location, not followed
-  std::string body;         // at most max_response_bytes of it
-  bool truncated = false;   // the server sent more; airlock stopped reading
+  std::string location;    // a 3xx's Location, not followed
+  std::string body;        // at most max_response_bytes of it
+  bool truncated = false;  // the server sent more; airlock stopped reading
 };
 
 // Transport failures (refused, DNS, TLS, timeout) are IoError naming the URL's origin only;

@@ -8,7 +8,9 @@
 namespace airlock::http_target {
 namespace {
 
-char Lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
+char Lower(char c) {
+  return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+}
 
 bool IsUnreserved(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ||
@@ -19,8 +21,19 @@ bool IsUnreserved(char c) {
 bool IsPathChar(char c) {
   if (IsUnreserved(c)) return true;
   switch (c) {
-    case '!': case '$': case '&': case '\'': case '(': case ')': case '*': case '+':
-    case ',': case ';': case '=': case ':': case '@':
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':
+    case '+':
+    case ',':
+    case ';':
+    case '=':
+    case ':':
+    case '@':
       return true;
     default:
       return false;
@@ -43,7 +56,8 @@ Status NormalizePart(std::string_view in, bool in_query, std::string* out) {
     if (c == '%') {
       const int hi = i + 1 < in.size() ? HexValue(in[i + 1]) : -1;
       const int lo = i + 2 < in.size() ? HexValue(in[i + 2]) : -1;
-      if (hi < 0 || lo < 0) return Status::InvalidArgument("a '%' that is not followed by two hex digits");
+      if (hi < 0 || lo < 0)
+        return Status::InvalidArgument("a '%' that is not followed by two hex digits");
       const char decoded = static_cast<char>(hi * 16 + lo);
       if (!in_query && (decoded == '/' || decoded == '\\')) {
         // Servers disagree on whether %2F separates segments: a rule could see one path and
@@ -64,7 +78,8 @@ Status NormalizePart(std::string_view in, bool in_query, std::string* out) {
       continue;
     }
     const unsigned char u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7F) return Status::InvalidArgument("a control character (CR, LF, NUL, ...)");
+    if (u < 0x20 || u == 0x7F)
+      return Status::InvalidArgument("a control character (CR, LF, NUL, ...)");
     if (u >= 0x80) return Status::InvalidArgument("a non-ASCII byte (percent-encode it)");
     if (c == ' ') return Status::InvalidArgument("a space (percent-encode it as %20)");
     if (c == '#') return Status::InvalidArgument("a fragment ('#'): it is never sent to a server");
@@ -113,10 +128,12 @@ Result<BaseUrl> ParseBaseUrl(std::string_view url) {
   std::string_view host = authority, port;
   if (!authority.empty() && authority[0] == '[') {
     const size_t close = authority.find(']');
-    if (close == std::string_view::npos) return Status::InvalidArgument("base_url has an unclosed '['");
+    if (close == std::string_view::npos)
+      return Status::InvalidArgument("base_url has an unclosed '['");
     host = authority.substr(0, close + 1);
     if (close + 1 < authority.size()) {
-      if (authority[close + 1] != ':') return Status::InvalidArgument("base_url has junk after its host");
+      if (authority[close + 1] != ':')
+        return Status::InvalidArgument("base_url has junk after its host");
       port = authority.substr(close + 2);
       if (port.empty()) return Status::InvalidArgument("base_url has an empty port");
     }
@@ -158,13 +175,15 @@ Result<BaseUrl> ParseBaseUrl(std::string_view url) {
 
 Result<std::string> NormalizeMethod(std::string_view method) {
   std::string m(method);
-  std::transform(m.begin(), m.end(), m.begin(),
-                 [](char c) { return static_cast<char>(std::toupper(static_cast<unsigned char>(c))); });
+  std::transform(m.begin(), m.end(), m.begin(), [](char c) {
+    return static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  });
   for (const char* known : {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}) {
     if (m == known) return m;
   }
-  return Status::InvalidArgument("unsupported HTTP method (allowed: GET, HEAD, POST, PUT, PATCH, "
-                                 "DELETE, OPTIONS)");
+  return Status::InvalidArgument(
+      "unsupported HTTP method (allowed: GET, HEAD, POST, PUT, PATCH, "
+      "DELETE, OPTIONS)");
 }
 
 Result<std::string> NormalizePath(std::string_view path) {
@@ -189,7 +208,8 @@ Result<std::string> NormalizePath(std::string_view path) {
   size_t start = 0;
   while (true) {
     const size_t slash = segments.find('/', start);
-    std::string_view seg = segments.substr(start, slash == std::string_view::npos ? slash : slash - start);
+    std::string_view seg =
+        segments.substr(start, slash == std::string_view::npos ? slash : slash - start);
     std::string norm;
     Status st = NormalizePart(seg, /*in_query=*/false, &norm);
     if (!st.ok()) return Status::InvalidArgument("the path has " + st.message());
@@ -239,7 +259,8 @@ Result<AllowRule> ParseAllowRule(std::string_view text) {
   return r;
 }
 
-bool AllowMatches(const AllowRule& rule, std::string_view method, std::string_view normalized_path) {
+bool AllowMatches(const AllowRule& rule, std::string_view method,
+                  std::string_view normalized_path) {
   if (rule.method != "*" && rule.method != method) return false;
   return PathGlobMatches(rule.glob, normalized_path);
 }

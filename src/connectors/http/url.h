@@ -20,10 +20,10 @@ inline constexpr size_t kMaxBaseUrlBytes = 2048;
 
 // A target's base_url: http(s)://host[:port][/prefix], no userinfo, query or fragment.
 struct BaseUrl {
-  std::string scheme;  // "http" or "https" (lower case)
-  std::string host;    // lower case; an IPv6 address keeps its brackets
-  std::string port;    // "" when the URL names none
-  std::string prefix;  // "" or "/api/v2" (no trailing '/')
+  std::string scheme;          // "http" or "https" (lower case)
+  std::string host;            // lower case; an IPv6 address keeps its brackets
+  std::string port;            // "" when the URL names none
+  std::string prefix;          // "" or "/api/v2" (no trailing '/')
   std::string Origin() const;  // "scheme://host[:port]"
 };
 

@@ -119,8 +119,8 @@ TEST(HttpAllow, MethodAndGlob) {
   ASSERT_TRUE(root.ok());
   EXPECT_TRUE(AllowMatches(*root, "GET", "/"));
   EXPECT_FALSE(AllowMatches(*root, "GET", "/x"));
-  for (const char* bad : {"GET", "GET v1/**", "CONNECT /x", "TRACE /x", "GET /v1/[", "GET /../x",
-                          ""}) {
+  for (const char* bad :
+       {"GET", "GET v1/**", "CONNECT /x", "TRACE /x", "GET /v1/[", "GET /../x", ""}) {
     EXPECT_FALSE(ParseAllowRule(bad).ok()) << bad;
   }
 }
@@ -182,8 +182,8 @@ TEST(HttpHeaders, ResolvesAtSendTimeAndNeverQuotesValues) {
   ASSERT_FALSE(unset.ok());
   EXPECT_EQ(unset.status().code(), StatusCode::kFailedPrecondition);
 
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("airlock-url-test-" + std::to_string(getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("airlock-url-test-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   const std::string key = (dir / "key").string();
   std::ofstream(key) << "k3y-value\n";
