@@ -206,6 +206,10 @@ class Remote final : public Backend {
       body["command"] = r.args.contains("argv") ? r.args["argv"] : Json::array();
     } else if (r.kind == "mail") {
       for (const auto& [k, v] : r.args.items()) body[k] = v;
+    } else if (r.kind == "http") {
+      body["method"] = r.args.value("method", "");
+      body["path"] = r.args.value("path", "");
+      if (r.args.contains("json")) body["json"] = r.args["json"];
     } else {
       return {Status::InvalidArgument("the server does not take " + r.kind + " actions"), {}};
     }

@@ -43,6 +43,9 @@ struct Options {
   std::vector<std::string> to, cc, bcc, attach;
   std::string subject, body, body_file, idempotency_key;
   bool body_given = false;
+  std::string http_method;        // http: METHOD PATH [--json BODY]
+  std::string http_path;
+  std::optional<std::string> http_body;
 };
 
 Style OutputStyle() {
@@ -198,6 +201,48 @@ int CmdSql(const Options& o) {
   if (!g.ok()) return Fail(o, g.status());
   SubmitRequest req{o.target, "sql", {{"sql", o.sql}}};
   return Report(o, (*g)->Submit(req), /*full=*/true);
+}
+
+// A request that was sent (a read, or a write allowed at once) prints the response body on
+// stdout, like curl; anything else (pending, denied, failed) is reported like every other
+// action. The response status is in --json output (result.status), not in the exit code.
+int CmdHttp(const Options& o) {
+  SubmitRequest req{o.target, "http", {{"method", o.http_method}, {"path", o.http_path}}};
+  if (o.http_body) {
+    Json body = Json::parse(*o.http_body, nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded()) {
+      return Fail(o, Status::InvalidArgument("--json: the request body is not valid JSON"));
+    }
+    req.args["json"] = std::move(body);
+  }
+  auto g = OpenBackend(o);
+  if (!g.ok()) return Fail(o, g.status());
+  Outcome out = (*g)->Submit(req);
+  if (!out.status.ok() || !out.action || out.action->status != ActionStatus::kApplied || o.json) {
+    return Report(o, out, /*full=*/true);
+  }
+  const Action& a = *out.action;
+  const Json& r = a.result;
+  if (r.is_object() && r.contains("body") && r["body"].is_string()) {
+    std::cout << r["body"].get<std::string>();
+    std::cout.flush();
+  }
+  if (r.is_object()) {
+    if (r.value("truncated", false)) {
+      std::cerr << "airlock: response cut at " << FormatCount(r.value("max_response_bytes", 0))
+                << " bytes (max_response_bytes)\n";
+    }
+    if (r.contains("redirect_not_followed")) {
+      std::cerr << "airlock: HTTP " << r.value("status", 0)
+                << ": redirect not followed (airlock never follows redirects): "
+                << ValueText(r["redirect_not_followed"]) << "\n";
+    }
+  }
+  if (a.risk != Risk::kRead) {
+    std::cerr << "airlock: " << a.id << " applied (" << RiskName(a.risk)
+              << "): " << (a.reasons.empty() ? "" : a.reasons.front()) << "\n";
+  }
+  return kExitOk;
 }
 
 // A command that ran (a read, or a write committed at once) behaves like the command itself:
@@ -541,6 +586,23 @@ int Main(int argc, char** argv) {
                "--subject 'Your ticket' --body-file reply.txt\n"
                "One recipient is low risk and goes out at once; more is a batch and waits for "
                "approval (exit 10). Sent mail cannot be rolled back.");
+
+  auto* http = app.add_subcommand(
+      "http",
+      "submit an HTTP request to an API target (kind: http) with the credentials airlock "
+      "holds");
+  http->add_option("--target", o.target, "target name from the policy (kind: http)")->required();
+  http->add_option("METHOD", o.http_method, "GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS")
+      ->required();
+  http->add_option("PATH", o.http_path, "path below the target's base_url, e.g. /v1/items?limit=5")
+      ->required();
+  http->add_option("--json", o.http_body, "the request body, as JSON (sent canonical)");
+  http->callback([&] { run = [&] { return CmdHttp(o); }; });
+  http->footer(
+      "Example: airlock http --target api POST /v1/messages --json '{\"to\":[\"a@x\"]}'\n"
+      "A request that was sent prints the response body and exits 0; 10 = pending "
+      "approval, 11 = denied. For JSON output put --json before the subcommand: "
+      "airlock --json http ...");
 
   auto* pending = app.add_subcommand("pending", "list actions waiting for approval");
   pending->callback([&] { run = [&] { return CmdPending(o); }; });

@@ -95,6 +95,10 @@ std::string ActionText(const Action& a) {
     if (a.args.contains("subject")) s += ": " + ValueText(a.args["subject"]);
     return s;
   }
+  if (a.kind == "http" && a.args.contains("method") && a.args.contains("path")) {
+    return ValueText(a.args["method"]) + " " + ValueText(a.args["path"]) +
+           (a.args.contains("json") ? " " + CanonicalJson(a.args["json"]) : "");
+  }
   if (a.args.contains("sql") && a.args["sql"].is_string()) return a.args["sql"].get<std::string>();
   if (a.args.contains("argv") && a.args["argv"].is_array()) {
     std::string s;
@@ -384,6 +388,31 @@ void RenderEffect(std::ostringstream& out, const Effect& e) {
     RenderShellEffect(out, e);
     return;
   }
+  if (e.kind == "http") {
+    // The effect of a request is the request: what airlock will send, exactly. The values
+    // of the headers airlock adds are credentials: only their names are shown.
+    auto str = [&](const char* k) {
+      return e.extra.contains(k) && e.extra[k].is_string() ? e.extra[k].get<std::string>() : "";
+    };
+    const std::string method = str("method");
+    out << "  sends " << method << " " << str("url")
+        << (method == "GET" || method == "HEAD"
+                ? "\n"
+                : " (it cannot be previewed by sending it, nor undone)\n");
+    if (e.extra.contains("headers") && e.extra["headers"].is_array() &&
+        !e.extra["headers"].empty()) {
+      std::string names;
+      for (const auto& n : e.extra["headers"]) names += (names.empty() ? "" : ", ") + ValueText(n);
+      out << "  with the headers airlock adds (values hidden): " << names << "\n";
+    }
+    if (e.extra.contains("body") && !e.extra["body"].is_null()) {
+      out << "  body (JSON):\n"
+          << IndentBlock(e.extra["body"].dump(2, ' ', false, Json::error_handler_t::replace),
+                         "    ")
+          << "\n";
+    }
+    return;
+  }
   if (e.IsRead()) {
     out << "  reads only: no row or schema change\n";
     return;
@@ -484,6 +513,7 @@ std::string ShowAction(const Action& a, const Style& s) {
         : a.kind == "shell" ? "command"
         : a.kind == "mcp"   ? "tool call"
         : a.kind == "mail"  ? "message"
+        : a.kind == "http"  ? "request"
                             : "action",
         OneLine(ActionText(a)));
   Field(out, "created", FormatTimeMs(a.created_ms));

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "approval/approval.h"
+#include "connectors/http/http_connector.h"
 #include "connectors/mcp/mcp_connector.h"
 #include "core/clock.h"
 #include "core/crash.h"
@@ -22,6 +23,12 @@ std::string McpToolName(const Json& args) {
     return args["tool"].get<std::string>();
   }
   return "";
+}
+
+// Kinds whose effect is the outbound call itself (an MCP tool call, an HTTP request): nothing
+// can run them in a sandbox, so even a read runs only in apply, and nothing can undo them.
+bool IsOutbound(const std::string& kind) {
+  return kind == "mcp" || kind == "http";
 }
 
 std::string NewActionId() {
@@ -374,7 +381,8 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   const bool kind_fits = (request.kind == "sql" && (spec->kind == "sqlite" || spec->kind == "postgres")) ||
                          (request.kind == "shell" && spec->kind == "shell") ||
                          (request.kind == "mail" && spec->kind == "smtp") ||
-                         (request.kind == "mcp" && spec->kind == "mcp");
+                         (request.kind == "mcp" && spec->kind == "mcp") ||
+                         (request.kind == "http" && spec->kind == "http");
   if (!kind_fits) {
     return Fail(std::move(a), /*insert=*/true,
                 Status::InvalidArgument("target '" + request.target + "' is a " + spec->kind +
@@ -391,6 +399,11 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   auto connector = ConnectorFor(request.target);
   Result<DryRunResult> dry = connector.ok() ? (*connector)->DryRun(request.args)
                                             : Result<DryRunResult>(connector.status());
+  // A connector that refuses the action outright (an HTTP path outside the target's allow
+  // list) denies it; any other error fails it.
+  if (!dry.ok() && dry.status().code() == StatusCode::kPermissionDenied) {
+    return Deny(std::move(a), "denied", dry.status().message(), *who);
+  }
   if (!dry.ok()) return Fail(std::move(a), /*insert=*/true, dry.status(), *who);
   a.effect = std::move(dry->effect);
 
@@ -398,7 +411,7 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   Classification cls = classifier_.Classify(a.agent, a.target, a.effect);
   a.risk = cls.risk;
   a.reasons = std::move(cls.reasons);
-  if (request.read_only && (!a.effect.IsRead() || a.kind == "mcp")) {
+  if (request.read_only && (!a.effect.IsRead() || IsOutbound(a.kind))) {
     a.reasons.push_back("only a read was asked for");
     return Deny(a, "denied",
                 "only a read was asked for (sql_query), and this would change something: " +
@@ -406,7 +419,7 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
                 *who);
   }
   // A tool call cannot be previewed by running it: even a read one runs only in apply.
-  if (a.risk == Risk::kRead && a.kind != "mcp") {
+  if (a.risk == Risk::kRead && !IsOutbound(a.kind)) {
     a.status = ActionStatus::kApplied;  // a read "ran": its rows come from the sandbox
     // The store keeps what was read (columns, how many rows), not the rows themselves: the
     // caller gets them once, and the store does not become a copy of production data.
@@ -423,8 +436,9 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   for (const auto& t : a.effect.tables) {
     if (!t.has_primary_key) a.reversible = false;
   }
-  // Approvers see it before they vote: a tool call and a sent message cannot be undone.
-  if (a.kind == "mcp" || a.kind == "mail") a.reversible = false;
+  // Approvers see it before they vote: a tool call, a request and a sent message cannot be
+  // undone.
+  if (IsOutbound(a.kind) || a.kind == "mail") a.reversible = false;
   a.quorum = policy_->approvals.QuorumFor(a.risk);
 
   // 5. limits and breakers
@@ -448,7 +462,9 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
     if (!st.ok()) return {st.Annotate("recording the pending action"), std::nullopt};
     return {Status::Ok(), a};
   }
-  if (a.kind == "mcp" && a.risk == Risk::kRead) return McpRead(std::move(a), *who, target_lock);
+  if (IsOutbound(a.kind) && a.risk == Risk::kRead) {
+    return McpRead(std::move(a), *who, target_lock);
+  }
   auto lock = ClaimLock::Acquire(LockFileFor(*policy_), a.id, /*wait=*/true);
   if (!lock.ok()) return Deny(a, "denied", lock.status().message(), *who);
   a.status = ActionStatus::kApplying;
@@ -458,7 +474,7 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   if (!st.ok()) return {st.Annotate("recording the action"), std::nullopt};
   // A tool call may take long (a build, a long query). The limits counted it when it was
   // recorded above, and its effect is its arguments, so the next call need not wait for it.
-  if (a.kind == "mcp") target_lock.unlock();
+  if (IsOutbound(a.kind)) target_lock.unlock();
   return ApplyClaimed(std::move(a), *who);
 }
 
@@ -476,15 +492,21 @@ Outcome Gateway::McpRead(Action a, const Principal& who, std::unique_lock<std::m
   if (!out.ok()) return Fail(std::move(a), /*insert=*/true, out.status(), who);
   if (!out->effect_matched) {
     return Fail(std::move(a), /*insert=*/true,
-                Status::Internal("the tool call changed between its preview and its run"), who);
+                Status::Internal("the call changed between its preview and its run"), who);
   }
   a.status = ActionStatus::kApplied;
-  a.result = {{"summary", McpResultSummary(out->result)}};
+  // An HTTP response's shape is kept flat ({status, body_bytes, ...}), as for a write.
+  a.result = a.kind == "http" ? HttpResultSummary(out->result)
+                              : Json{{"summary", McpResultSummary(out->result)}};
   Json payload = DecisionPayload(a);
   payload["result"] = a.result;  // the answer's size and shape, never its content
   Status st = Record(a, "read", who.Label(), std::move(payload), /*insert=*/true);
   if (!st.ok()) return {st.Annotate("audit write failed; the result is withheld"), std::nullopt};
-  a.result = {{"summary", a.result["summary"]}, {"tool_result", out->result}};
+  if (a.kind == "http") {
+    a.result = out->result;  // the response, capped by the connector
+  } else {
+    a.result = {{"summary", a.result["summary"]}, {"tool_result", out->result}};
+  }
   return {Status::Ok(), a};
 }
 
@@ -659,19 +681,36 @@ Outcome Gateway::ApplyClaimed(Action a, const Principal& who) {
       out->result = {{"summary", McpResultSummary(out->result)}, {"tool_result", out->result}};
     }
   }
+  if (a.kind == "http") {
+    // An HTTP response likewise: the store keeps its status and size, and its body only for
+    // an agent that will ask later (applied by a vote) and only when it is small.
+    full_result = out->result;
+    Json kept = HttpResultSummary(out->result);
+    if (who.role != Principal::Role::kAgent && out->result.contains("body") &&
+        out->result["body"].is_string() &&
+        out->result["body"].get_ref<const std::string&>().size() <= kMaxStoredToolResultBytes) {
+      kept["body"] = out->result["body"];
+    }
+    out->result = std::move(kept);
+  }
   if (!out->result.is_null()) a.result = out->result;
   a.reversible = a.reversible && out->undo.reversible;
   // The audit keeps a tool answer's shape only, never its content.
   const Json audited_result =
       a.kind == "mcp" && a.result.is_object() && a.result.contains("summary")
           ? Json{{"summary", a.result["summary"]}}
-          : a.result;
+      : a.kind == "http" ? HttpResultSummary(a.result)
+                         : a.result;
   Status st = Record(a, "applied", actor,
                      {{"effect_hash", out->effect.effect_hash},
                       {"result", audited_result},
                       {"reversible", a.reversible},
                       {"undo_note", out->undo.note}});
-  if (!full_result.is_null()) a.result = {{"summary", a.result["summary"]}, {"tool_result", full_result}};
+  if (!full_result.is_null() && a.kind == "http") {
+    a.result = std::move(full_result);
+  } else if (!full_result.is_null()) {
+    a.result = {{"summary", a.result["summary"]}, {"tool_result", full_result}};
+  }
   return {st, a};
 }
 
@@ -1034,6 +1073,11 @@ Status Gateway::Recover() {
         // send it again.
         a.error = "interrupted while the message was being sent: whether the mail server "
                   "accepted it is unknown; airlock did not send it again";
+        a.error_code = "unknown_outcome";
+      } else if (!committed && a.kind == "http") {
+        a.error =
+            "interrupted while the HTTP request was in flight: whether the server acted "
+            "on it is unknown; airlock did not send it again";
         a.error_code = "unknown_outcome";
       } else if (!committed && a.kind == "mcp") {
         // Nothing records whether an MCP server acted on a call in flight: say so, and never

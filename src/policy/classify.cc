@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "core/glob.h"
+#include "policy/mcp_rules.h"
 #include "policy/policy.h"
 
 namespace airlock {
@@ -270,7 +271,19 @@ bool HasFileEffect(const Effect& e) {
   return e.kind == "shell" || e.kind == "mcp";
 }
 
+// An HTTP request's path ("/v1/items?x=1", already canonical) against a rule glob that
+// starts with '/'.
+bool MatchesHttpPath(const std::string& glob, const Effect& e) {
+  if (e.kind != "http") return false;
+  std::string path = ExtraString(e, "path");
+  path = path.substr(0, path.find('?'));
+  if (path.empty() || path[0] != '/') return false;
+  std::string_view p = std::string_view(path).substr(1), g = std::string_view(glob).substr(1);
+  return g.empty() ? p.empty() : GlobMatch(g, p);
+}
+
 bool MatchesPath(const std::string& glob, const Effect& e) {
+  if (!glob.empty() && glob[0] == '/') return MatchesHttpPath(glob, e);
   if (!HasFileEffect(e)) return false;
   for (const FileChange& f : e.files) {
     if (GlobMatch(glob, f.path)) return true;
@@ -302,9 +315,29 @@ bool MatchesOp(const std::string& op, const Effect& e) {
   return false;
 }
 
+// An HTTP request's body against a rule's `body:` predicates. Undecided (a string too long
+// for its pattern) counts as a match, and *undecided says why (fail closed).
+bool MatchesBody(const std::vector<ArgPredicate>& body, const Effect& e, std::string* undecided) {
+  if (e.kind != "http") return false;
+  static const Json kNoBody = nullptr;
+  auto it = e.extra.find("body");
+  const Json& doc = it == e.extra.end() ? kNoBody : *it;
+  std::string why;
+  switch (policy_internal::EvaluatePredicates(body, doc, &why)) {
+    case policy_internal::PredicateVerdict::kHolds:
+      return true;
+    case policy_internal::PredicateVerdict::kFails:
+      return false;
+    case policy_internal::PredicateVerdict::kUndecided:
+      break;
+  }
+  *undecided = why.empty() ? "a body check could not be decided" : why;
+  return true;
+}
+
 // Cheapest tests first: most rules fail on agent or kind.
 bool Matches(const RuleMatch& m, const std::string& agent, const std::string& target,
-             const Effect& e, int64_t rows) {
+             const Effect& e, int64_t rows, std::string* undecided) {
   if (m.agent && *m.agent != agent) return false;
   if (m.kind && *m.kind != e.kind) return false;
   if (m.target && *m.target != target) return false;
@@ -315,6 +348,8 @@ bool Matches(const RuleMatch& m, const std::string& agent, const std::string& ta
   if (m.deletes_gt && !(HasFileEffect(e) && ExtraInt(e, "deleted") > *m.deletes_gt)) return false;
   if (m.files_gt && !(HasFileEffect(e) && e.files_changed > *m.files_gt)) return false;
   if (m.path && !MatchesPath(*m.path, e)) return false;
+  if (m.method && !(e.kind == "http" && ExtraString(e, "method") == *m.method)) return false;
+  if (!m.body.empty() && !MatchesBody(m.body, e, undecided)) return false;
   return true;
 }
 
@@ -372,6 +407,24 @@ void ClassifyMcp(const Policy* policy, const std::string& target, const Effect& 
   c->reasons.insert(c->reasons.end(), files.reasons.begin(), files.reasons.end());
 }
 
+// DESIGN.md, http row: GET and HEAD are reads (made at once); any other method is low and
+// cannot be undone. What the allow list refuses never reaches the classifier (denied).
+void ClassifyHttp(const Effect& e, Classification* c) {
+  const std::string method = ExtraString(e, "method");
+  const std::string request = method + " " + ExtraString(e, "url");
+  if (method == "GET" || method == "HEAD") {
+    c->reasons.push_back(request + " is a read");
+    return;
+  }
+  if (method.empty()) {
+    c->risk = MaxRisk(c->risk, Risk::kHigh);
+    c->reasons.push_back("an HTTP request without a method: high (fail closed)");
+    return;
+  }
+  c->risk = MaxRisk(c->risk, Risk::kLow);
+  c->reasons.push_back(request + " is low (an HTTP request airlock cannot undo)");
+}
+
 }  // namespace
 
 Classifier::Classifier(std::shared_ptr<const Policy> policy) : policy_(std::move(policy)) {
@@ -397,6 +450,8 @@ Classification Classifier::Classify(const std::string& agent, const std::string&
     ClassifyMcp(policy_.get(), target, effect, &c);
   } else if (effect.kind == "mail") {
     ClassifyMail(effect, &c);
+  } else if (effect.kind == "http") {
+    ClassifyHttp(effect, &c);
   } else {
     ClassifyOther(effect, &c);
   }
@@ -418,7 +473,17 @@ Classification Classifier::Classify(const std::string& agent, const std::string&
     } else {
       r = any_target_[j++];
     }
-    if (!Matches(r->match, agent, target, effect, rows)) continue;
+    std::string undecided;
+    if (!Matches(r->match, agent, target, effect, rows, &undecided)) continue;
+    if (!undecided.empty()) {
+      // The rule might apply; airlock cannot tell, so it applies at least at high.
+      Rule raised = *r;
+      raised.risk = MaxRisk(r->risk, Risk::kHigh);
+      c.risk = MaxRisk(c.risk, raised.risk);
+      c.reasons.push_back(RuleReason(raised, file) + ": " + undecided +
+                          ", so it applies (fail closed)");
+      continue;
+    }
     c.risk = MaxRisk(c.risk, r->risk);
     c.reasons.push_back(RuleReason(*r, file));
   }

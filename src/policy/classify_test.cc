@@ -742,5 +742,76 @@ TEST(ClassifyMcp, RegexProblems) {
   EXPECT_NE(RegexProblem(std::string(1025, 'a')), "");
 }
 
+// ---- HTTP requests ---------------------------------------------------------------------------
+
+Effect HttpRequest(const std::string& method, const std::string& path, Json body = nullptr) {
+  Effect e;
+  e.kind = "http";
+  e.extra = {{"method", method},
+             {"url", "https://api.example.com" + path},
+             {"path", path},
+             {"body", std::move(body)}};
+  return e;
+}
+
+std::shared_ptr<const Policy> LoadHttp(const std::string& rules) {
+  return Load("rules:\n"  // 8
+              + rules);
+}
+
+TEST(ClassifyHttp, DefaultsReadAndLow) {
+  Classifier c(Load(""));
+  auto get = c.Classify("bot", "api", HttpRequest("GET", "/v1/items"));
+  EXPECT_EQ(get.risk, Risk::kRead);
+  EXPECT_NE(get.reasons.at(0).find("GET https://api.example.com/v1/items is a read"),
+            std::string::npos);
+  EXPECT_EQ(c.Classify("bot", "api", HttpRequest("HEAD", "/")).risk, Risk::kRead);
+  auto post = c.Classify("bot", "api", HttpRequest("POST", "/v1/messages", {{"a", 1}}));
+  EXPECT_EQ(post.risk, Risk::kLow);
+  EXPECT_NE(post.reasons.at(0).find("cannot undo"), std::string::npos);
+  EXPECT_EQ(c.Classify("bot", "api", HttpRequest("DELETE", "/v1/x")).risk, Risk::kLow);
+  EXPECT_EQ(c.Classify("bot", "api", HttpRequest("", "/v1/x")).risk, Risk::kHigh);
+}
+
+TEST(ClassifyHttp, RulesOnMethodPathAndBody) {
+  Classifier c(LoadHttp(
+      "  - {match: {method: POST, body: {\"/recipients\": {count_gt: 1}}}, risk: high, reason: "
+      "batch}\n"
+      "  - {match: {kind: http, body: {\"/amount\": {gt: 1000}}}, risk: critical}\n"
+      "  - {match: {path: \"/v1/admin/**\"}, risk: high, reason: admin}\n"
+      "  - {match: {path: \"v1/**\"}, risk: critical, reason: shell paths never match http}\n"
+      "  - {match: {method: DELETE, path: /v1/items/*}, risk: high, reason: deletes}\n"
+      "  - {match: {body: {\"/note\": {matches: \"^(a|b)+$\"}}}, risk: low, reason: note}\n"));
+  auto one = c.Classify("bot", "api", HttpRequest("POST", "/v1/m", {{"recipients", {"a"}}}));
+  EXPECT_EQ(one.risk, Risk::kLow);
+  auto two = c.Classify("bot", "api", HttpRequest("POST", "/v1/m", {{"recipients", {"a", "b"}}}));
+  EXPECT_EQ(two.risk, Risk::kHigh);
+  EXPECT_NE(two.reasons.back().find("batch"), std::string::npos);
+  // The same body on a PUT: the rule names POST only.
+  EXPECT_EQ(
+      c.Classify("bot", "api", HttpRequest("PUT", "/v1/m", {{"recipients", {"a", "b"}}})).risk,
+      Risk::kLow);
+  EXPECT_EQ(c.Classify("bot", "api", HttpRequest("POST", "/v1/pay", {{"amount", 5000}})).risk,
+            Risk::kCritical);
+  EXPECT_EQ(c.Classify("bot", "api", HttpRequest("POST", "/v1/pay", {{"amount", 10}})).risk,
+            Risk::kLow);
+  // A path rule applies to reads too, and the query is not part of the path.
+  EXPECT_EQ(c.Classify("bot", "api", HttpRequest("GET", "/v1/admin/users?x=1")).risk, Risk::kHigh);
+  EXPECT_EQ(c.Classify("bot", "api", HttpRequest("GET", "/v1/users")).risk, Risk::kRead);
+  EXPECT_EQ(c.Classify("bot", "api", HttpRequest("DELETE", "/v1/items/3")).risk, Risk::kHigh);
+  EXPECT_EQ(c.Classify("bot", "api", HttpRequest("DELETE", "/v1/items/3/x")).risk, Risk::kLow);
+  // No body: the body rules do not apply (count_gt on nothing is 0).
+  EXPECT_EQ(c.Classify("bot", "api", HttpRequest("POST", "/v1/m")).risk, Risk::kLow);
+  // A string too long for its pattern cannot be decided: the rule applies at high.
+  auto undecided =
+      c.Classify("bot", "api", HttpRequest("POST", "/v1/m", {{"note", std::string(20000, 'a')}}));
+  EXPECT_EQ(undecided.risk, Risk::kHigh);
+  EXPECT_NE(undecided.reasons.back().find("fail closed"), std::string::npos);
+  // Body and method rules never match other kinds.
+  Effect sql = Sql();
+  sql.extra = {{"body", {{"amount", 5000}}}, {"method", "POST"}};
+  EXPECT_EQ(c.Classify("bot", "app-db", sql).risk, Risk::kRead);
+}
+
 }  // namespace
 }  // namespace airlock

@@ -23,6 +23,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include "connectors/smtp/message.h"  // the one address check, shared with the connector
+#include "connectors/http/credentials.h"
+#include "connectors/http/url.h"
 #include "core/glob.h"
 #include "policy/guard.h"
 #include "policy/mcp_rules.h"
@@ -56,10 +58,12 @@ constexpr std::string_view kShellKeys[] = {
 constexpr std::string_view kSmtpKeys[] = {
     "kind",          "url",            "from",           "username", "password_env",
     "password_file", "max_recipients", "environment",    "timeout"};
+constexpr std::string_view kHttpKeys[] = {"kind",    "base_url",           "allow",      "headers",
+                                          "timeout", "max_response_bytes", "environment"};
 constexpr std::string_view kRuleKeys[] = {"match", "risk", "reason"};
-constexpr std::string_view kRuleMatchKeys[] = {"target",  "agent", "kind",       "table",
-                                               "op",      "rows_gt", "command",  "path",
-                                               "deletes_gt", "files_gt"};
+constexpr std::string_view kRuleMatchKeys[] = {"target",     "agent",    "kind",    "table",
+                                               "op",         "rows_gt",  "command", "path",
+                                               "deletes_gt", "files_gt", "method",  "body"};
 constexpr std::string_view kApprovalKeys[] = {"read", "low", "high", "critical", "timeout"};
 constexpr std::string_view kLimitKeys[] = {"match",          "rate",
                                            "max_rows",       "max_recipients",
@@ -73,7 +77,7 @@ constexpr std::string_view kMcpServerKeys[] = {
     "trust_annotations", "approval_wait", "max_message_size"};
 constexpr std::string_view kMcpToolKeys[] = {"tool", "args", "risk", "reason"};
 constexpr std::string_view kArgCheckKeys[] = {"count_gt", "matches", "equals", "gt"};
-constexpr std::string_view kTargetKinds[] = {"sqlite", "shell", "smtp", "postgres"};
+constexpr std::string_view kTargetKinds[] = {"sqlite", "shell", "smtp", "postgres", "http"};
 constexpr std::string_view kNetworkModes[] = {"off", "on"};
 constexpr std::string_view kEffectKinds[] = {"sql", "shell", "mail", "http", "mcp"};
 constexpr std::string_view kOps[] = {
@@ -489,6 +493,9 @@ class Loader {
     } else if (t.kind == "postgres") {
       ASSIGN_OR_RETURN(Fields fields, ReadMap(entry, path, kPostgresKeys));
       RETURN_IF_ERROR(LoadPostgresTarget(fields, path, &t));
+    } else if (t.kind == "http") {
+      ASSIGN_OR_RETURN(Fields fields, ReadMap(entry, path, kHttpKeys));
+      RETURN_IF_ERROR(LoadHttpTarget(fields, path, &t));
     } else {
       ASSIGN_OR_RETURN(Fields fields, ReadMap(entry, path, kSqliteKeys));
       RETURN_IF_ERROR(LoadSqliteTarget(fields, path, &t));
@@ -791,6 +798,80 @@ class Loader {
     return Status::Ok();
   }
 
+  // An HTTP target: the API's base URL, the requests it allows, and the headers (credentials)
+  // airlock adds. Header values are references (env:NAME, file:PATH) or literals; none is
+  // ever quoted in an error.
+  Status LoadHttpTarget(const Fields& fields, const std::string& path, TargetSpec* t) {
+    Json& j = t->fields;
+    j = Json::object();
+    j["kind"] = t->kind;
+    const Field* b = fields.Find("base_url");
+    if (b == nullptr) {
+      return Missing(fields, path, "base_url", " (the API's URL, e.g. https://api.example.com)");
+    }
+    ASSIGN_OR_RETURN(std::string base, GetString(*b));
+    Result<http_target::BaseUrl> parsed = http_target::ParseBaseUrl(base);
+    if (!parsed.ok()) return ValueErr(*b, parsed.status().message());
+    j["base_url"] = base;
+    if (const Field* f = fields.Find("environment")) {
+      ASSIGN_OR_RETURN(t->environment, GetString(*f));
+      j["environment"] = t->environment;
+    }
+    // No allow list: nothing is allowed (fail closed), which `policy check` accepts.
+    j["allow"] = Json::array();
+    if (const Field* f = fields.Find("allow")) {
+      ASSIGN_OR_RETURN(auto items, GetStringList(*f));
+      for (auto& [text, node] : items) {
+        Result<http_target::AllowRule> rule = http_target::ParseAllowRule(text);
+        if (!rule.ok()) {
+          return Err(node, f->path + ": bad entry " + Quote(text) + ": " + rule.status().message());
+        }
+        j["allow"].push_back(text);
+      }
+    }
+    j["headers"] = Json::object();
+    if (const Field* f = fields.Find("headers")) {
+      if (!f->value.IsNull() && !f->value.IsMap()) {
+        return ValueErr(*f,
+                        "expected a mapping of header names to values, e.g. "
+                        "{Authorization: \"env:API_TOKEN\"}, got " +
+                            Describe(f->value));
+      }
+      for (auto it = f->value.begin(); f->value.IsMap() && it != f->value.end(); ++it) {
+        if (!it->first.IsScalar()) return Err(it->first, f->path + ": keys must be header names");
+        const std::string name = it->first.Scalar();
+        if (!it->second.IsScalar()) {
+          return Err(it->second.IsNull() ? it->first : it->second,
+                     f->path + "." + name + ": expected a string (env:NAME, file:PATH or a value)");
+        }
+        for (const auto& [prev, unused] : j["headers"].items()) {
+          std::string a = prev, c = name;
+          for (char& ch : a) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          for (char& ch : c) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          if (a == c) return Err(it->first, f->path + ": duplicate header " + Quote(name));
+        }
+        std::string value = it->second.Scalar();
+        Result<http_target::HeaderSpec> spec = http_target::ParseHeaderSpec(name, value);
+        if (!spec.ok()) return Err(it->second, f->path + ": " + spec.status().message());
+        if (spec->source == http_target::HeaderSpec::Source::kFile)
+          value = "file:" + Resolve(spec->ref);
+        j["headers"][name] = value;
+      }
+    }
+    int64_t timeout = 30'000;
+    if (const Field* f = fields.Find("timeout")) {
+      ASSIGN_OR_RETURN(timeout, GetDuration(*f, /*allow_zero=*/false));
+      if (timeout > 3600LL * 1000) return ValueErr(*f, "timeout is longer than an hour");
+    }
+    j["timeout_ms"] = timeout;
+    int64_t max_response = 1LL << 20;
+    if (const Field* f = fields.Find("max_response_bytes")) {
+      ASSIGN_OR_RETURN(max_response, GetSize(*f, 0, 64LL << 20));
+    }
+    j["max_response_bytes"] = max_response;
+    return Status::Ok();
+  }
+
   // Agents and approvers share one namespace of names and of tokens: a token must say who
   // is calling without ambiguity.
   Status CheckIdentity(const std::string& what, const Field& name_field, const std::string& name,
@@ -1031,10 +1112,24 @@ class Loader {
     }
     if (const Field* f = fields.Find("path")) {
       ASSIGN_OR_RETURN(std::string g, GetString(*f));
-      std::string why;
-      if (!GlobValid(g, &why)) return ValueErr(*f, "bad pattern " + Quote(g) + ": " + why);
+      if (!g.empty() && g[0] == '/') {
+        // An HTTP request path; shell paths are relative to the workspace.
+        Result<std::string> glob = http_target::ParsePathGlob(g);
+        if (!glob.ok())
+          return ValueErr(*f, "bad pattern " + Quote(g) + ": " + glob.status().message());
+      } else {
+        std::string why;
+        if (!GlobValid(g, &why)) return ValueErr(*f, "bad pattern " + Quote(g) + ": " + why);
+      }
       m->path = g;
     }
+    if (const Field* f = fields.Find("method")) {
+      ASSIGN_OR_RETURN(std::string method, GetString(*f));
+      Result<std::string> normalized = http_target::NormalizeMethod(method);
+      if (!normalized.ok()) return ValueErr(*f, normalized.status().message());
+      m->method = *normalized;
+    }
+    if (const Field* f = fields.Find("body")) RETURN_IF_ERROR(LoadArgChecks(*f, &m->body));
     if (const Field* f = fields.Find("deletes_gt")) {
       ASSIGN_OR_RETURN(m->deletes_gt, GetInt(*f, 0, INT64_MAX));
     }
@@ -1287,7 +1382,7 @@ class Loader {
 
   // `"/to": {count_gt: 1}`: one JSON pointer and the checks on what it names.
   Status LoadArgCheck(const YAML::Node& key, const YAML::Node& value, const std::string& path,
-                      McpToolRule* r) {
+                      std::vector<ArgPredicate>* out) {
     ArgPredicate p;
     p.pointer = key.Scalar();
     p.loc = LocOf(key);
@@ -1315,11 +1410,11 @@ class Loader {
       ASSIGN_OR_RETURN(p.gt, GetNumber(*f));
     }
     if (!p.count_gt && !p.matches && !p.equals && !p.gt) return Err(value, check_path + hint);
-    r->args.push_back(std::move(p));
+    out->push_back(std::move(p));
     return Status::Ok();
   }
 
-  Status LoadArgChecks(const Field& f, McpToolRule* r) {
+  Status LoadArgChecks(const Field& f, std::vector<ArgPredicate>* out) {
     if (f.value.IsNull()) return Status::Ok();  // `args:` alone: the tool alone matches
     if (!f.value.IsMap()) {
       return ValueErr(f,
@@ -1329,13 +1424,13 @@ class Loader {
     }
     for (auto it = f.value.begin(); it != f.value.end(); ++it) {
       if (!it->first.IsScalar()) return Err(it->first, f.path + ": keys must be JSON pointers");
-      for (const ArgPredicate& prev : r->args) {
+      for (const ArgPredicate& prev : *out) {
         if (prev.pointer == it->first.Scalar()) {
           return Err(it->first, f.path + ": duplicate key " + Quote(prev.pointer) +
                                     " (first at line " + std::to_string(prev.loc.line) + ")");
         }
       }
-      RETURN_IF_ERROR(LoadArgCheck(it->first, it->second, f.path, r));
+      RETURN_IF_ERROR(LoadArgCheck(it->first, it->second, f.path, out));
     }
     return Status::Ok();
   }
@@ -1360,7 +1455,7 @@ class Loader {
         return Missing(fields, path, "risk", " (one of read, low, high, critical)");
       }
       ASSIGN_OR_RETURN(r.risk, GetRisk(*risk));
-      if (const Field* f = fields.Find("args")) RETURN_IF_ERROR(LoadArgChecks(*f, &r));
+      if (const Field* f = fields.Find("args")) RETURN_IF_ERROR(LoadArgChecks(*f, &r.args));
       r.reason = "rule at " + rule_file_ + ":" + std::to_string(r.loc.line);
       if (const Field* f = fields.Find("reason")) {
         ASSIGN_OR_RETURN(std::string reason, GetString(*f));

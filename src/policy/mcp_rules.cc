@@ -328,15 +328,16 @@ Verdict Evaluate(const ArgPredicate& p, const Json& arguments, std::string* why)
   return Verdict::kHolds;
 }
 
-// All of a rule's predicates; one that fails wins over one that is undecided.
 Verdict EvaluateAll(const McpToolRule& r, const Json& arguments, std::string* why) {
-  Verdict out = Verdict::kHolds;
-  for (const ArgPredicate& p : r.args) {
-    Verdict v = Evaluate(p, arguments, why);
-    if (v == Verdict::kFails) return v;
-    if (v == Verdict::kUndecided) out = v;
+  switch (policy_internal::EvaluatePredicates(r.args, arguments, why)) {
+    case policy_internal::PredicateVerdict::kHolds:
+      return Verdict::kHolds;
+    case policy_internal::PredicateVerdict::kFails:
+      return Verdict::kFails;
+    case policy_internal::PredicateVerdict::kUndecided:
+      break;
   }
-  return out;
+  return Verdict::kUndecided;
 }
 
 std::string ToolRuleReason(const McpToolRule& r, std::string_view file, Risk risk) {
@@ -389,6 +390,21 @@ bool ScopeNamesServer(const std::string& scope, const std::string& server) {
 }
 
 }  // namespace
+
+namespace policy_internal {
+
+PredicateVerdict EvaluatePredicates(const std::vector<ArgPredicate>& predicates, const Json& doc,
+                                    std::string* why) {
+  PredicateVerdict out = PredicateVerdict::kHolds;
+  for (const ArgPredicate& p : predicates) {
+    Verdict v = Evaluate(p, doc, why);
+    if (v == Verdict::kFails) return PredicateVerdict::kFails;
+    if (v == Verdict::kUndecided) out = PredicateVerdict::kUndecided;
+  }
+  return out;
+}
+
+}  // namespace policy_internal
 
 bool AgentSeesMcpServer(const AgentSpec& agent, const std::string& server) {
   if (server.empty()) return false;

@@ -6,8 +6,10 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/types.h"
+#include "policy/policy.h"
 
 namespace airlock::policy_internal {
 
@@ -36,5 +38,11 @@ enum class RegexResult { kMatch, kNoMatch, kUndecided };
 // Searches `subject` (the whole of it: NUL bytes do not end it) for `pattern`. kUndecided when
 // the subject is too long or the pattern does not compile.
 RegexResult RegexSearch(const std::string& pattern, std::string_view subject);
+
+enum class PredicateVerdict { kHolds, kFails, kUndecided };
+// All of `predicates` against `doc` (an MCP call's arguments, an HTTP request's body); one
+// that fails wins over one that is undecided. `why` says what could not be decided.
+PredicateVerdict EvaluatePredicates(const std::vector<ArgPredicate>& predicates, const Json& doc,
+                                    std::string* why);
 
 }  // namespace airlock::policy_internal

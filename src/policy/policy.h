@@ -42,7 +42,7 @@ struct ApproverSpec {
 
 struct TargetSpec {
   std::string name;
-  std::string kind;               // "sqlite", "shell" or "smtp" (later: http, postgres)
+  std::string kind;               // "sqlite", "shell", "smtp", "postgres" or "http"
   std::string environment;        // free text, default ""; shown to approvers
   int64_t max_low_rows = 100;     // sql: DML changing at most this many rows is low
   int64_t max_preview_rows = 20;  // sql: rows shown in the effect preview
@@ -53,6 +53,20 @@ struct TargetSpec {
   // All fields of the entry as JSON, relative paths resolved against the policy file's
   // directory; handed to the connector as ConnectorConfig::fields.
   Json fields = Json::object();
+  SourceLoc loc;
+};
+
+// One predicate on a tool call's arguments, addressed by a JSON pointer (RFC 6901; "" is the
+// whole arguments object). Every field it names must hold. A pointer that resolves to nothing
+// never matches, except `count_gt`, for which a missing value counts 0.
+struct ArgPredicate {
+  std::string pointer;                 // "/to"
+  std::optional<int64_t> count_gt;     // array: its length; object: its members; null/missing: 0;
+                                       // a string or other scalar: 1 (one recipient)
+  std::optional<std::string> matches;  // POSIX extended regex, searched in the string value
+                                       // (a non-string never matches); compiled at load
+  std::optional<Json> equals;          // JSON equality (1 equals 1.0)
+  std::optional<double> gt;            // numeric: value > gt (a non-number never matches)
   SourceLoc loc;
 };
 
@@ -67,7 +81,12 @@ struct RuleMatch {
   std::optional<std::string> command;   // shell: glob on the command's name (argv[0] basename)
   // shell: glob on changed paths. Matches when a listed change matches, and also when the
   // effect lists only part of its changes (fail closed: an unlisted path might match).
+  // http: a glob that starts with '/' ("/v1/payments/**") on the request's path instead.
   std::optional<std::string> path;
+  std::optional<std::string> method;  // http: GET, POST, ... (upper case)
+  // http: predicates on the request's JSON body (all must hold), as in MCP tool rules. One
+  // that cannot be decided applies the rule at least at high (fail closed).
+  std::vector<ArgPredicate> body;
   std::optional<int64_t> deletes_gt;    // shell: deleted paths > N
   std::optional<int64_t> files_gt;      // shell: changed paths (added+changed+deleted) > N
 };
@@ -115,20 +134,6 @@ struct NotifySpec {
 };
 
 // ---- MCP servers (`mcp_servers:`) ---------------------------------------------------------
-
-// One predicate on a tool call's arguments, addressed by a JSON pointer (RFC 6901; "" is the
-// whole arguments object). Every field it names must hold. A pointer that resolves to nothing
-// never matches, except `count_gt`, for which a missing value counts 0.
-struct ArgPredicate {
-  std::string pointer;                // "/to"
-  std::optional<int64_t> count_gt;    // array: its length; object: its members; null/missing: 0;
-                                      // a string or other scalar: 1 (one recipient)
-  std::optional<std::string> matches; // POSIX extended regex, searched in the string value
-                                      // (a non-string never matches); compiled at load
-  std::optional<Json> equals;         // JSON equality (1 equals 1.0)
-  std::optional<double> gt;           // numeric: value > gt (a non-number never matches)
-  SourceLoc loc;
-};
 
 // `tools: [{tool: send_email, args: {"/to": {count_gt: 1}}, risk: high, reason: ...}]`.
 struct McpToolRule {

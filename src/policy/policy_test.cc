@@ -585,7 +585,8 @@ TEST(PolicyShell, Errors) {
   ExpectErrorAt(head + ", workspace: /w, protect: [\"[ab\"]}\n", "\"[ab", {"unclosed"});
   const std::string rule = "version: 1\nrules:\n  - {risk: high, match: {";
   ExpectErrorAt(rule + "command: /bin/rm}}\n", "/bin/rm", {"command name"});
-  ExpectErrorAt(rule + "path: \"/abs\"}}\n", "\"/abs", {"bad pattern"});
+  // "/abs" is an HTTP path glob now (rules on http targets); ".." stays refused.
+  ExpectErrorAt(rule + "path: \"../abs\"}}\n", "\"../abs", {"bad pattern"});
   ExpectErrorAt(rule + "deletes_gt: -1}}\n", "-1", {"at least 0"});
 }
 
@@ -1061,6 +1062,70 @@ TEST(PolicyMcp, Hostile) {
   auto p = MustLoad(many);
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(p->FindMcpServer("fs")->tools.size(), 2000u);
+}
+
+// ---- HTTP targets ----------------------------------------------------------------------------
+
+TEST(PolicyHttp, LoadsTargetAndRules) {
+  auto p = MustLoad(
+      "version: 1\n"
+      "targets:\n"
+      "  api:\n"
+      "    kind: http\n"
+      "    base_url: https://api.example.com/v2\n"
+      "    allow: [\"GET /items/**\", \"POST /messages\"]\n"
+      "    headers: {Authorization: \"env:API_TOKEN\", X-Key: \"file:key.txt\", Accept: "
+      "application/json}\n"
+      "    timeout: 5s\n"
+      "    max_response_bytes: 64KiB\n"
+      "rules:\n"
+      "  - {match: {target: api, method: post, path: /messages, body: {\"/to\": {count_gt: 1}}}, "
+      "risk: high}\n");
+  ASSERT_TRUE(p);
+  const TargetSpec* t = p->FindTarget("api");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->kind, "http");
+  EXPECT_EQ(t->fields["base_url"], "https://api.example.com/v2");
+  EXPECT_EQ(t->fields["allow"].size(), 2u);
+  EXPECT_EQ(t->fields["headers"]["Authorization"], "env:API_TOKEN");
+  EXPECT_EQ(t->fields["headers"]["X-Key"], "file:/etc/airlock/key.txt");  // resolved
+  EXPECT_EQ(t->fields["timeout_ms"], 5000);
+  EXPECT_EQ(t->fields["max_response_bytes"], 65536);
+  ASSERT_EQ(p->rules.size(), 1u);
+  EXPECT_EQ(p->rules[0].match.method, "POST");
+  EXPECT_EQ(p->rules[0].match.path, "/messages");
+  ASSERT_EQ(p->rules[0].match.body.size(), 1u);
+  EXPECT_EQ(p->rules[0].match.body[0].count_gt, 1);
+}
+
+TEST(PolicyHttp, ErrorsPointAtTheValue) {
+  const std::string head = "version: 1\ntargets:\n  api: {kind: http, ";
+  ExpectErrorAt(head + "allow: []}\n", "{kind", {"missing required key \"base_url\""});
+  ExpectErrorAt(head + "base_url: \"ftp://x\"}\n", "\"ftp", {"targets.api.base_url", "http://"});
+  ExpectErrorAt(head + "base_url: \"http://u:secretpw@x\"}\n", "\"http", {"user:password@"});
+  auto r = LoadPolicyText(head + "base_url: \"http://u:secretpw@x\"}\n", kFile);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message().find("secretpw"), std::string::npos);
+  ExpectErrorAt(head + "base_url: \"http://x\", allow: [\"GET /a\", \"FETCH /x\"]}\n", "\"FETCH",
+                {"targets.api.allow", "bad entry", "unsupported HTTP method"});
+  ExpectErrorAt(head + "base_url: \"http://x\", allow: [\"GET /../x\"]}\n", "\"GET", {"bad entry"});
+  ExpectErrorAt(head + "base_url: \"http://x\", headers: {Host: evil}}\n", "evil",
+                {"set by airlock itself"});
+  ExpectErrorAt(head + "base_url: \"http://x\", headers: {A: \"env:1\"}}\n", "\"env",
+                {"env: needs a variable name"});
+  ExpectErrorAt(head + "base_url: \"http://x\", headers: {A: x, a: y}}\n", "a: y",
+                {"duplicate header"});
+  ExpectErrorAt(head + "base_url: \"http://x\", colour: red}\n", "colour",
+                {"unknown key \"colour\"", "base_url, allow, headers"});
+  ExpectErrorAt(head + "base_url: \"http://x\", timeout: 2h}\n", "2h", {"longer than an hour"});
+  ExpectErrorAt("version: 1\nrules:\n  - {match: {method: FETCH}, risk: high}\n", "FETCH",
+                {"rules[0].match.method", "unsupported HTTP method"});
+  ExpectErrorAt("version: 1\nrules:\n  - {match: {path: \"/a/[\"}, risk: high}\n", "\"/a",
+                {"bad pattern"});
+  ExpectErrorAt("version: 1\nrules:\n  - {match: {body: {\"to\": {count_gt: 1}}}, risk: high}\n",
+                "\"to\"", {"bad JSON pointer"});
+  ExpectErrorAt("version: 1\nrules:\n  - {match: {body: {\"/to\": {}}}, risk: high}\n", "{}",
+                {"name at least one check"});
 }
 
 }  // namespace

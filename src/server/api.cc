@@ -445,13 +445,18 @@ std::optional<HttpResponse> ParseSubmission(const Json& body, int64_t max_wait_m
   const bool sql = body.contains("sql");
   const bool command = body.contains("command");
   const bool mail = body.contains("subject") || body.contains("to");
-  if (int(sql) + int(command) + int(mail) > 1) {
-    return BadRequest("give one of 'sql', 'command' or a message ('to', 'subject', 'body')");
+  const bool request = body.contains("method") || body.contains("path");
+  if (int(sql) + int(command) + int(mail) + int(request) > 1) {
+    return BadRequest(
+        "give one of 'sql', 'command', a message ('to', 'subject', 'body') or 'method'+'path'");
   }
-  if (!sql && !command && !mail) {
+  if (!sql && !command && !mail && !request) {
     return ErrorResponse(400, "missing_field",
-                         "field 'sql', 'command' or 'to' with 'subject' and 'body' is required");
+                         "field 'sql', 'command', 'to' with 'subject' and 'body', or "
+                         "'method'+'path' is required");
   }
+  if (!request && body.contains("json"))
+    return BadRequest("field 'json' goes with 'method'+'path'");
   if (body.contains("idempotency_key")) {
     if (auto e = StringField(body, "idempotency_key", false, &req->idempotency_key)) return e;
   }
@@ -463,6 +468,14 @@ std::optional<HttpResponse> ParseSubmission(const Json& body, int64_t max_wait_m
     for (const char* k : {"to", "cc", "bcc", "subject", "body", "attachments"}) {
       if (body.contains(k)) req->args[k] = body[k];
     }
+  } else if (request) {
+    // {target, method, path, json?} -> an HTTP request, as `airlock http` builds it.
+    std::string method, path;
+    if (auto e = StringField(body, "method", true, &method)) return e;
+    if (auto e = StringField(body, "path", true, &path)) return e;
+    req->kind = "http";
+    req->args = {{"method", method}, {"path", path}};
+    if (body.contains("json")) req->args["json"] = body["json"];
   } else if (sql) {
     std::string text;
     if (auto e = StringField(body, "sql", true, &text)) return e;
@@ -496,8 +509,8 @@ std::optional<HttpResponse> ParseSubmission(const Json& body, int64_t max_wait_m
 Reply Api::Submit(const Call& c) {
   Json body;
   if (auto e = ReadBody(c.request,
-                        "target,sql,command,wait_ms,to,cc,bcc,subject,body,attachments,"
-                        "idempotency_key",
+                        "target,sql,command,method,path,json,wait_ms,to,cc,bcc,subject,body,"
+                        "attachments,idempotency_key",
                         &body)) {
     return Now(*e);
   }

@@ -31,6 +31,7 @@ export function renderEffect(action) {
   const extra = isObj(e.extra) ? e.extra : {};
   if (e.kind === 'shell') renderShell(box, e, extra);
   else if (e.kind === 'mcp') renderToolCall(box, extra);
+  else if (e.kind === 'http') renderHttp(box, extra);
   else if (Array.isArray(extra.recipients)) renderMail(box, action, extra);
   else renderSql(box, e, extra);
   if (Array.isArray(extra.changed_since_preview) && extra.changed_since_preview.length) {
@@ -50,6 +51,24 @@ function renderToolCall(box, extra) {
   if (isObj(extra.annotations)) {
     box.append(h('p', { class: 'muted' }, 'The server\'s annotations (untrusted hints): ',
       JSON.stringify(extra.annotations)));
+  }
+}
+
+// ---- HTTP request ----------------------------------------------------------------------
+// A request cannot be previewed by sending it: its effect is the exact request. The values
+// of the headers airlock adds are credentials and never reach this page: names only.
+
+function renderHttp(box, extra) {
+  const method = str(extra.method);
+  const read = method === 'GET' || method === 'HEAD';
+  box.append(h('p', null, 'Sends ', h('code', null, `${method} ${str(extra.url)}`),
+    read ? '.' : '. It cannot be undone.'));
+  const names = arr(extra.headers).map(valueText);
+  if (names.length) {
+    box.append(h('p', { class: 'muted' }, 'Headers airlock adds (values hidden): ', names.join(', ')));
+  }
+  if (extra.body !== undefined && extra.body !== null) {
+    box.append(h('pre', { class: 'args' }, JSON.stringify(extra.body, null, 2)));
   }
 }
 
