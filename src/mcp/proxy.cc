@@ -737,6 +737,26 @@ Json Session::BuiltinTools() {
            {"required", Json::array({"target", "to", "subject", "body"})}}},
          {"annotations", {{"destructiveHint", true}, {"openWorldHint", true}}}});
   }
+  const auto apis = ScopedTargets("http");
+  if (!apis.empty()) {
+    tools.push_back(
+        {{"name", "http_request"},
+         {"description",
+          "Call an HTTP API through airlock, which adds the credentials (you never see them). "
+          "GET and HEAD are made at once and return the response; other methods are checked "
+          "against the target's allow list and rules: small ones are made at once, risky ones "
+          "wait for a human's approval. A request that was sent cannot be undone."},
+         {"inputSchema",
+          {{"type", "object"},
+           {"properties",
+            {{"target", target_schema(apis)},
+             {"method", {{"type", "string"}, {"description", "GET, HEAD, POST, PUT, PATCH, ..."}}},
+             {"path",
+              {{"type", "string"}, {"description", "below the target's base URL: /v1/items?x=1"}}},
+             {"json", {{"description", "the request body, any JSON (optional)"}}}}},
+           {"required", Json::array({"target", "method", "path"})}}},
+         {"annotations", {{"destructiveHint", true}, {"openWorldHint", true}}}});
+  }
   tools.push_back(StatusToolDefinition());
   return tools;
 }
@@ -784,6 +804,20 @@ bool Session::BuiltinRequest(const std::string& tool, const Json& arguments, Sub
     }
     *req = SubmitRequest{*target, "mail", std::move(args), false};
     if (const std::string* key = text("idempotency_key")) req->idempotency_key = *key;
+    return true;
+  }
+  if (tool == "http_request") {
+    const std::string* method = text("method");
+    const std::string* path = text("path");
+    if (target == nullptr || method == nullptr || path == nullptr) {
+      *why = "http_request needs {\"target\": NAME, \"method\": M, \"path\": P}";
+      return false;
+    }
+    // The HTTP connector checks the method, the path and the allow list, and says what is
+    // wrong. Not read_only: a GET is made by the gateway's apply, like a tool call.
+    Json args = {{"method", *method}, {"path", *path}};
+    if (arguments.contains("json")) args["json"] = arguments["json"];
+    *req = SubmitRequest{*target, "http", std::move(args), false};
     return true;
   }
   *why = "Unknown tool: " + tool;

@@ -197,15 +197,17 @@ TEST(Classify, NoPrimaryKeyIsHigh) {
 }
 
 TEST(Classify, OtherKinds) {
+  // Every kind airlock makes has its own defaults (mail: smtp_policy_test.cc, http, mcp); a
+  // kind with none fails closed.
   Classifier c(Load(""));
   Effect e;
-  e.kind = "http";  // no default yet (mail has its own: src/policy/smtp_policy_test.cc)
+  e.kind = "ftp";
   Classification r = c.Classify("bot", "app-db", e);
   EXPECT_EQ(r.risk, Risk::kRead);
-  e.extra = {{"method", "POST"}};
+  e.extra = {{"files", 3}};
   r = c.Classify("bot", "app-db", e);
   EXPECT_EQ(r.risk, Risk::kHigh);
-  EXPECT_EQ(r.reasons, Reasons{"no default for kind http: high (fail closed)"});
+  EXPECT_EQ(r.reasons, Reasons{"no default for kind ftp: high (fail closed)"});
 }
 
 Effect Shell(int64_t added, int64_t changed, int64_t deleted) {

@@ -273,7 +273,7 @@ TEST(PolicyErrors, MissingRequiredFields) {
 
 TEST(PolicyErrors, BadEnumValues) {
   ExpectErrorAt("version: 1\ntargets:\n  db: {kind: oracle, path: x}\n", "oracle",
-                {"unknown target kind \"oracle\"", "supported: sqlite, shell, postgres"});
+                {"unknown target kind \"oracle\"", "supported: sqlite, shell, smtp, postgres, http"});
   ExpectErrorAt(Base() + "rules:\n  - {risk: hgih}\n", "hgih",
                 {"unknown risk \"hgih\"", "read, low, high, critical"});
   ExpectError("version: 1\nmode: yolo\n", "2:7", {"unknown mode \"yolo\"", "enforce, dry-run"});

@@ -210,6 +210,28 @@ run_json out as_agent --json http --target api POST /v1/loop --json '{"n":"after
 checkd "after an approver's reset a POST is sent again" "$out" \
   all [ "$RC" -eq 0 ] -- [ "$(lines "$API_LOG")" = $((before + 1)) ]
 
+# ---- the built-in MCP server's http_request, through the official SDK client ---------------------
+# (The client gives the airlock it starts only PATH, HOME, AIRLOCK_TOKEN and --env pairs.)
+if [ -f "$SRC/tests/mcp/node_modules/@modelcontextprotocol/sdk/package.json" ]; then
+  mc() { timeout 120 node "$SRC/tests/mcp/client.mjs" --bin "$AIRLOCK_BIN" --config "$T/airlock.yaml" \
+    --token "$AGENT_TOKEN" --server airlock --env "API_TOKEN=$SECRET" --stderr "$T/mcp.err" \
+    --timeout 60000 "$@"; }
+  holds() { grep -qF -- "$1" <<<"$2"; }    # holds TEXT_PART TEXT
+  lacks() { ! grep -qF -- "$1" <<<"$2"; }
+  before=$(lines "$API_LOG")
+  out=$(mc --list call http_request '{"target":"api","method":"GET","path":"/v1/items"}')
+  checkd "http_request is offered by the built-in MCP server, and a GET returns the API's answer" "$out" \
+    all jq -e '(.tools | index("http_request")) != null and .call.isError == false and (.call.text | test("alpha"))' <<<"$out" -- \
+    [ "$(lines "$API_LOG")" = $((before + 1)) ]
+  checkd "... with airlock's credential at the server, and none in what the agent got" "$(tail -1 "$API_LOG")" \
+    all holds "$SECRET" "$(tail -1 "$API_LOG")" -- lacks "$SECRET" "$out"
+  out=$(mc call http_request '{"target":"api","method":"DELETE","path":"/v1/items"}')
+  checkd "http_request outside the allow list is refused, and nothing is sent" "$out" \
+    all jq -e '.call.isError == true or .call.ok == false' <<<"$out" -- [ "$(lines "$API_LOG")" = $((before + 1)) ]
+else
+  echo "# http_request over MCP: skipped (tests/mcp not installed)"
+fi
+
 # ---- policy errors ---------------------------------------------------------------------------
 bad() {  # bad YAML_TARGET_FIELDS EXPECTED
   cat > "$T/bad.yaml" <<YAML
