@@ -119,10 +119,12 @@ Effect RequestEffect(const Config& config, const Request& r) {
   return e;
 }
 
-class HttpConnector : public Connector {
+class HttpConnector : public IrreversibleConnector {
  public:
   HttpConnector(std::string name, Config config)
-      : name_(std::move(name)), config_(std::move(config)) {}
+      : IrreversibleConnector("an HTTP request that was sent cannot be undone by airlock"),
+        name_(std::move(name)),
+        config_(std::move(config)) {}
 
   Result<DryRunResult> DryRun(const Json& args) override {
     ASSIGN_OR_RETURN(Request r, ParseRequest(config_, args));
@@ -176,22 +178,6 @@ class HttpConnector : public Connector {
       out.result["redirect_not_followed"] = resp.location;
     }
     return out;
-  }
-
-  Status Rollback(const std::string& action_id, const UndoRecord& undo, Json* report) override {
-    (void)action_id, (void)undo, (void)report;
-    return Status::FailedPrecondition("an HTTP request that was sent cannot be undone by airlock");
-  }
-
-  // Nothing the API keeps tells airlock whether a request in flight arrived: after a crash
-  // the action is recorded as of unknown outcome and never sent again (gateway Recover).
-  Result<bool> IsApplied(const std::string& action_id) override {
-    (void)action_id;
-    return false;
-  }
-  Result<bool> IsRolledBack(const std::string& action_id) override {
-    (void)action_id;
-    return false;
   }
 
  private:

@@ -75,10 +75,12 @@ class OneShotCaller : public McpToolCaller {
   Json fields_;
 };
 
-class McpConnector : public Connector {
+class McpConnector : public IrreversibleConnector {
  public:
   McpConnector(ConnectorConfig config, std::shared_ptr<McpToolCaller> caller)
-      : config_(std::move(config)), caller_(std::move(caller)) {}
+      : IrreversibleConnector("a tool call on an MCP server cannot be undone by airlock"),
+        config_(std::move(config)),
+        caller_(std::move(caller)) {}
 
   Result<DryRunResult> DryRun(const Json& args) override {
     ASSIGN_OR_RETURN(std::string tool, ToolOf(args));
@@ -100,30 +102,13 @@ class McpConnector : public Connector {
     if (!out.effect_matched) return out;
     out.undo.kind = "mcp";
     out.undo.reversible = false;
-    out.undo.note = "a tool call on an MCP server cannot be undone by airlock";
+    out.undo.note = note();
     RETURN_IF_ERROR(before_commit(out.undo));
     Json params = {{"name", tool}, {"arguments", ArgumentsOf(args)}};
     if (args.contains("_meta") && args["_meta"].is_object()) params["_meta"] = args["_meta"];
     McpToolCaller* caller = tl_session_caller != nullptr ? tl_session_caller : caller_.get();
     ASSIGN_OR_RETURN(out.result, caller->CallTool(params));
     return out;
-  }
-
-  Status Rollback(const std::string& action_id, const UndoRecord& undo, Json* report) override {
-    (void)action_id, (void)undo, (void)report;
-    return Status::FailedPrecondition("a tool call on an MCP server cannot be undone by airlock");
-  }
-
-  // A call leaves no trace airlock could read back: after a crash between the claim and the
-  // answer, nobody knows whether the server acted. Recovery records such an action as failed
-  // with that said (gateway Recover), never re-sends it.
-  Result<bool> IsApplied(const std::string& action_id) override {
-    (void)action_id;
-    return false;
-  }
-  Result<bool> IsRolledBack(const std::string& action_id) override {
-    (void)action_id;
-    return false;
   }
 
  private:

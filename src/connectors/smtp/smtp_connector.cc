@@ -43,9 +43,10 @@ std::string Preview(const std::string& s, size_t max) {
   return s.substr(0, end);
 }
 
-class SmtpConnector : public Connector {
+class SmtpConnector : public IrreversibleConnector {
  public:
-  explicit SmtpConnector(ConnectorConfig config) : config_(std::move(config)) {}
+  explicit SmtpConnector(ConnectorConfig config)
+      : IrreversibleConnector(kIrreversibleNote), config_(std::move(config)) {}
 
   Result<DryRunResult> DryRun(const Json& args) override {
     ASSIGN_OR_RETURN(mail::MailRequest req, mail::ParseMailArgs(args));
@@ -119,23 +120,6 @@ class SmtpConnector : public Connector {
                   {"accepted_recipients", static_cast<int64_t>(req.RecipientCount())},
                   {"size", static_cast<int64_t>(message.size())}};
     return out;
-  }
-
-  Status Rollback(const std::string& action_id, const UndoRecord& undo, Json* report) override {
-    (void)action_id, (void)undo, (void)report;
-    return Status::FailedPrecondition(kIrreversibleNote);
-  }
-
-  // Nothing airlock can read back tells whether a server accepted a message (the protocol
-  // has no lookup by Message-ID): recovery records an interrupted send as an unknown
-  // outcome rather than sending it again.
-  Result<bool> IsApplied(const std::string& action_id) override {
-    (void)action_id;
-    return false;
-  }
-  Result<bool> IsRolledBack(const std::string& action_id) override {
-    (void)action_id;
-    return false;
   }
 
  private:
