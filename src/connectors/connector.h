@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/status.h"
@@ -41,6 +42,16 @@ class Connector {
   // InvalidArgument for malformed input (e.g. SQL that does not parse), with the target's
   // own message.
   virtual Result<DryRunResult> DryRun(const Json& args) = 0;
+
+  // The read fast path: if the action is plainly a read, runs it without the target's
+  // serialisation (and without what a dry-run of a write needs) and returns what DryRun
+  // would have returned. nullopt means "not shown to be a read here": the caller takes the
+  // full path, DryRun. It must never change the target, and never fail in a way DryRun would
+  // not: any doubt is nullopt. Connectors without such a path keep this default.
+  virtual std::optional<DryRunResult> TryRead(const Json& args) {
+    (void)args;
+    return std::nullopt;
+  }
 
   // Runs the action for real. The real effect's hash must equal `expected.effect_hash` (the
   // approved, previewed effect), otherwise nothing is applied and effect_matched is false.

@@ -390,6 +390,26 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
                 *who);
   }
 
+  // The read fast path: a plain read needs none of the serialisation below (it changes
+  // nothing, counts against no limit, and its effect is empty whatever runs beside it), so
+  // reads of one target run in parallel. Anything the connector cannot show to be a read, or
+  // that the policy does not classify read, takes the full path (a read run twice changes
+  // nothing).
+  if (!IsOutbound(request.kind)) {
+    auto connector = ConnectorFor(request.target);
+    std::optional<DryRunResult> fast =
+        connector.ok() ? (*connector)->TryRead(request.args) : std::nullopt;
+    if (fast) {
+      Classification cls = classifier_.Classify(a.agent, a.target, fast->effect);
+      if (cls.risk == Risk::kRead) {
+        a.effect = std::move(fast->effect);
+        a.risk = cls.risk;
+        a.reasons = std::move(cls.reasons);
+        return FinishRead(std::move(a), std::move(*fast), *who);
+      }
+    }
+  }
+
   // Submissions on one target are decided one at a time: a rate limit counts the writes
   // recorded before this one, and a command's preview is taken against the workspace as the
   // previous commit left it. A read lets go before its (grouped) audit write.
@@ -420,18 +440,8 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   }
   // A tool call cannot be previewed by running it: even a read one runs only in apply.
   if (a.risk == Risk::kRead && !IsOutbound(a.kind)) {
-    a.status = ActionStatus::kApplied;  // a read "ran": its rows come from the sandbox
-    // The store keeps what was read (columns, how many rows), not the rows themselves: the
-    // caller gets them once, and the store does not become a copy of production data.
-    a.result = ReadSummary(dry->result);
-    // Nor does it keep a command's output (the effect shows approvers the head of it).
-    a.effect.extra.erase("stdout_head");
-    a.effect.extra.erase("stderr_head");
     target_lock.unlock();
-    Status st = Record(a, "read", who->Label(), DecisionPayload(a), true);
-    if (!st.ok()) return {st.Annotate("audit write failed; the result is withheld"), std::nullopt};
-    a.result = std::move(dry->result);
-    return {Status::Ok(), a};
+    return FinishRead(std::move(a), std::move(*dry), *who);
   }
   for (const auto& t : a.effect.tables) {
     if (!t.has_primary_key) a.reversible = false;
@@ -476,6 +486,20 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   // recorded above, and its effect is its arguments, so the next call need not wait for it.
   if (IsOutbound(a.kind)) target_lock.unlock();
   return ApplyClaimed(std::move(a), *who);
+}
+
+Outcome Gateway::FinishRead(Action a, DryRunResult dry, const Principal& who) {
+  a.status = ActionStatus::kApplied;  // a read "ran": its rows come from the sandbox
+  // The store keeps what was read (columns, how many rows), not the rows themselves: the
+  // caller gets them once, and the store does not become a copy of production data.
+  a.result = ReadSummary(dry.result);
+  // Nor does it keep a command's output (the effect shows approvers the head of it).
+  a.effect.extra.erase("stdout_head");
+  a.effect.extra.erase("stderr_head");
+  Status st = Record(a, "read", who.Label(), DecisionPayload(a), true);
+  if (!st.ok()) return {st.Annotate("audit write failed; the result is withheld"), std::nullopt};
+  a.result = std::move(dry.result);
+  return {Status::Ok(), a};
 }
 
 // A tool call the policy marks read: like an SQL read, it is recorded once, after it ran,

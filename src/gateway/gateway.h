@@ -149,6 +149,9 @@ class Gateway {
   Status ApplyRecipientLimits(Action* action);
   // Makes a tool call the policy marks read, then records it (one durable commit).
   Outcome McpRead(Action action, const Principal& who, std::unique_lock<std::mutex>& target_lock);
+  // A read that ran in the sandbox (or on the read fast path): recorded once, then its rows
+  // are handed back.
+  Outcome FinishRead(Action action, DryRunResult dry, const Principal& who);
   // Runs an action whose status was set to applying (claimed) in the store.
   Outcome ApplyClaimed(Action action, const Principal& who);
   Status Record(const Action& action, const std::string& event, const std::string& principal,

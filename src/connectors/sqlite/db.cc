@@ -4,15 +4,16 @@
 
 namespace airlock::sqlite {
 
-Result<DbHandle> OpenExisting(const std::string& path, int busy_timeout_ms) {
+namespace {
+
+Result<DbHandle> Open(const std::string& path, int busy_timeout_ms, int mode) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     return Status::NotFound("sqlite database '" + path + "' does not exist");
   }
   sqlite3* raw = nullptr;
-  // SQLITE_OPEN_READWRITE without SQLITE_OPEN_CREATE: airlock never creates a target.
-  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  // Without SQLITE_OPEN_CREATE: airlock never creates a target.
+  int rc = sqlite3_open_v2(path.c_str(), &raw, mode | SQLITE_OPEN_NOMUTEX, nullptr);
   DbHandle db(raw);
   if (rc != SQLITE_OK) {
     std::string msg = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
@@ -25,6 +26,22 @@ Result<DbHandle> OpenExisting(const std::string& path, int busy_timeout_ms) {
   sqlite3_busy_timeout(db.get(), busy_timeout_ms);
   sqlite3_db_config(db.get(), SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
   sqlite3_db_config(db.get(), SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  return db;
+}
+
+}  // namespace
+
+Result<DbHandle> OpenExisting(const std::string& path, int busy_timeout_ms) {
+  return Open(path, busy_timeout_ms, SQLITE_OPEN_READWRITE);
+}
+
+Result<DbHandle> OpenExistingReadOnly(const std::string& path, int busy_timeout_ms) {
+  ASSIGN_OR_RETURN(DbHandle db, Open(path, busy_timeout_ms, SQLITE_OPEN_READONLY));
+  // Belt and braces: the file is opened read-only, and query_only refuses writes to the
+  // temp schema as well.
+  if (sqlite3_exec(db.get(), "PRAGMA query_only=1", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return SqlError(db.get(), sqlite3_errcode(db.get()), "setting query_only");
+  }
   return db;
 }
 

@@ -37,6 +37,8 @@ using SqliteBuffer = std::unique_ptr<void, SqliteFree>;
 // naming the path. Extension loading stays disabled; defensive mode stops SQL from
 // corrupting the schema through writable_schema or sqlite_dbpage.
 Result<DbHandle> OpenExisting(const std::string& path, int busy_timeout_ms);
+// The same, read-only (SQLITE_OPEN_READONLY and PRAGMA query_only): for the read fast path.
+Result<DbHandle> OpenExistingReadOnly(const std::string& path, int busy_timeout_ms);
 
 // Maps an SQLite result code to a Status whose message carries SQLite's own text.
 // SQL the caller wrote (syntax, constraints, types) is InvalidArgument; the rest is IoError.

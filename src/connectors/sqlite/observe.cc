@@ -34,6 +34,7 @@ class ObservedRun {
   Result<Observation> Run(std::string_view sql);
 
  private:
+  Result<Observation> RunSteps(std::string_view sql);
   // Returns false in *keep_going when airlock denied a statement it must not execute.
   Status RunStatement(sqlite3_stmt* stmt);
   Status RecordDdl(sqlite3_stmt* stmt);
@@ -58,6 +59,7 @@ class ObservedRun {
 };
 
 Status ObservedRun::StartSession() {
+  if (options_.read_probe) return Status::Ok();  // a read changes nothing to record
   sqlite3_session* raw = nullptr;
   int rc = sqlite3session_create(db_, "main", &raw);
   session_.reset(raw);
@@ -71,6 +73,7 @@ Status ObservedRun::StartSession() {
 // dropped while it recorded (SQLITE_SCHEMA). So before a statement drops or alters a table,
 // the changes so far are taken as one segment and a fresh session records the rest.
 Status ObservedRun::CutSegment() {
+  if (!session_) return Status::Ok();  // read_probe: no session
   Authorizer::Internal internal(&auth_);  // the session reads the tables: not the caller
   int n = 0;
   void* raw = nullptr;
@@ -83,6 +86,20 @@ Status ObservedRun::CutSegment() {
 }
 
 Result<Observation> ObservedRun::Run(std::string_view sql) {
+  if (options_.read_probe) {
+    Result<Observation> obs = RunSteps(sql);
+    if (!obs.ok() || obs->not_a_read || obs->effect.extra.contains("not_executed") ||
+        !obs->effect.IsRead()) {
+      Observation stopped;
+      stopped.not_a_read = true;
+      return stopped;
+    }
+    return obs;
+  }
+  return RunSteps(sql);
+}
+
+Result<Observation> ObservedRun::RunSteps(std::string_view sql) {
   RETURN_IF_ERROR(StartSession());
   int rc;
   obs_.effect.kind = "sql";
@@ -110,6 +127,11 @@ Result<Observation> ObservedRun::Run(std::string_view sql) {
       // not move would loop forever (found by fuzz/sql_fuzz.cc).
       if (tail == start) return Status::InvalidArgument("the SQL text has a NUL byte");
       continue;
+    }
+    if (options_.read_probe && (!sqlite3_stmt_readonly(stmt.get()) || !auth_.ddl().empty() ||
+                                !auth_.dml().empty())) {
+      obs_.not_a_read = true;
+      return std::move(obs_);
     }
     RETURN_IF_ERROR(RunStatement(stmt.get()));
     if (obs_.effect.extra.contains("not_executed")) break;

@@ -17,6 +17,10 @@ namespace airlock::sqlite {
 struct ObserveOptions {
   int64_t max_preview_rows = 20;
   int64_t max_result_rows = 1000;
+  // The read fast path: no session is attached, and the run stops (Observation::not_a_read)
+  // before the first statement that is not plainly a read, or at any error. The caller then
+  // takes the full path, which reports the effect or the error the usual way.
+  bool read_probe = false;
 };
 
 struct Observation {
@@ -26,6 +30,7 @@ struct Observation {
   // before each statement that drops or alters a table.
   std::vector<std::string> segments;
   bool touched_no_pk = false;  // rows of tables the changeset cannot see were written
+  bool not_a_read = false;     // read_probe only: stopped; nothing here is meaningful
 };
 
 // The caller owns the transaction; this never commits or rolls back. Malformed SQL and

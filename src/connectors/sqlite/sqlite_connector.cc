@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <set>
+#include <vector>
 
 #include "connectors/sqlite/authorizer.h"
 #include "connectors/sqlite/changeset.h"
@@ -203,6 +205,7 @@ class SqliteConnector final : public Connector {
   explicit SqliteConnector(Settings s) : settings_(std::move(s)) {}
 
   Result<DryRunResult> DryRun(const Json& args) override;
+  std::optional<DryRunResult> TryRead(const Json& args) override;
   Result<ApplyOutcome> Apply(const std::string& action_id, const Json& args,
                              const Effect& expected,
                              const std::function<Status(const UndoRecord&)>& before_commit) override;
@@ -217,7 +220,20 @@ class SqliteConnector final : public Connector {
   Result<sqlite3*> Db();  // requires mu_
   ObserveOptions Options() const { return {settings_.max_preview_rows, 1000}; }
 
+  // A read-only connection of the fast path, with the file it was opened on.
+  struct Reader {
+    DbHandle db;
+    dev_t dev = 0;
+    ino_t ino = 0;
+  };
+  std::optional<Reader> TakeReader();
+  void ReturnReader(Reader r);
+
   const Settings settings_;
+  // Guards idle_readers_ only: a borrowed reader belongs to its borrower alone, so reads run
+  // in parallel with each other and with the one connection below.
+  std::mutex readers_mu_;
+  std::vector<Reader> idle_readers_;  // GUARDED_BY(readers_mu_)
   // Serialises every call on this target: one transaction at a time on the connection, and
   // each dry-run's effect is its own.
   std::mutex mu_;
@@ -253,6 +269,59 @@ Result<DryRunResult> SqliteConnector::DryRun(const Json& args) {
                    ExecuteWithDeadline(db, sql, Options(), settings_.timeout_ms));
   RETURN_IF_ERROR(txn.Rollback());  // a dry-run never commits
   return DryRunResult{std::move(obs.effect), std::move(obs.result)};
+}
+
+// Reads do not need what DryRun serialises for: a read's effect is empty whatever runs beside
+// it, so it needs neither the target's one connection nor a session. It runs on a pooled
+// read-only connection in a deferred transaction (one snapshot for the whole text) and
+// stops at the first statement SQLite does not call read-only, or that the authorizer sees
+// write, or at any error; all of those go the full way. Nothing can be written here: the
+// connection is SQLITE_OPEN_READONLY with query_only, and the transaction is rolled back.
+std::optional<DryRunResult> SqliteConnector::TryRead(const Json& args) {
+  Result<std::string> sql = SqlArg(args);
+  if (!sql.ok()) return std::nullopt;
+  std::optional<Reader> reader = TakeReader();
+  if (!reader) return std::nullopt;
+  sqlite3* db = reader->db.get();
+  std::optional<DryRunResult> out;
+  {
+    Transaction txn(db);
+    if (!txn.Begin("BEGIN").ok()) return std::nullopt;
+    ObserveOptions options = Options();
+    options.read_probe = true;
+    Result<Observation> obs = ExecuteWithDeadline(db, *sql, options, settings_.timeout_ms);
+    if (!txn.Rollback().ok()) return std::nullopt;  // the reader is dropped, not pooled
+    if (obs.ok() && !obs->not_a_read) {
+      out = DryRunResult{std::move(obs->effect), std::move(obs->result)};
+    }
+  }
+  ReturnReader(std::move(*reader));
+  return out;
+}
+
+std::optional<SqliteConnector::Reader> SqliteConnector::TakeReader() {
+  struct stat st {};
+  if (::stat(settings_.path.c_str(), &st) != 0) return std::nullopt;  // DryRun says why
+  {
+    std::lock_guard<std::mutex> lock(readers_mu_);
+    while (!idle_readers_.empty()) {
+      Reader r = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      // A file replaced on disk (another inode) is read afresh, as DryRun's Db() does.
+      if (r.dev == st.st_dev && r.ino == st.st_ino) return r;
+    }
+  }
+  Result<DbHandle> db = OpenExistingReadOnly(settings_.path, settings_.busy_timeout_ms);
+  if (!db.ok()) return std::nullopt;
+  return Reader{std::move(*db), st.st_dev, st.st_ino};
+}
+
+void SqliteConnector::ReturnReader(Reader r) {
+  // Never pool a connection left inside a transaction.
+  if (!sqlite3_get_autocommit(r.db.get())) return;
+  constexpr size_t kMaxIdleReaders = 16;
+  std::lock_guard<std::mutex> lock(readers_mu_);
+  if (idle_readers_.size() < kMaxIdleReaders) idle_readers_.push_back(std::move(r));
 }
 
 Result<ApplyOutcome> SqliteConnector::Apply(
