@@ -19,6 +19,7 @@
 #include "core/json.h"
 #include "doctor/doctor.h"
 #include "gateway/gateway.h"
+#include "store/pg_store.h"
 #include "mcp/proxy.h"
 #include "policy/policy.h"
 #include "server/serve.h"
@@ -36,6 +37,7 @@ struct Options {
   std::string reason;
   std::string agent;
   std::string action_filter;
+  std::string migrate_from;  // store migrate --from
   std::string token_name;
   std::string token_role = "agent";
   std::vector<std::string> argv;  // exec: the command and its arguments
@@ -356,6 +358,52 @@ int CmdAuditVerify(const Options& o) {
   return rep->ok ? kExitOk : kExitError;
 }
 
+// Creates or upgrades the PostgreSQL store's schema; with --from, copies a SQLite store into
+// it (into an empty store only), with the audit chain re-hashed event by event.
+int CmdStoreMigrate(const Options& o) {
+  auto policy = LoadPolicyFile(o.config);
+  if (!policy.ok()) return Fail(o, policy.status());
+  if (!(*policy)->UsesPostgresStore()) {
+    return Fail(o, Status::InvalidArgument(
+                       "the policy's store is the SQLite file " + (*policy)->store_path +
+                       ", which airlock creates and upgrades itself; store migrate is for a "
+                       "PostgreSQL store (store: postgres://... or store_dsn_env)"));
+  }
+  auto dsn = StoreDsn(**policy);
+  if (!dsn.ok()) return Fail(o, dsn.status());
+  auto migrated = MigratePgStore(*dsn);
+  if (!migrated.ok()) return Fail(o, migrated.status());
+  Json out = {{"from_version", migrated->from_version}, {"to_version", migrated->to_version}};
+  if (!o.migrate_from.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::exists(o.migrate_from, ec)) {
+      return Fail(o, Status::NotFound("no SQLite store at " + o.migrate_from));
+    }
+    StoreOptions opts;
+    opts.create_if_missing = false;
+    auto from = OpenSqliteStore(o.migrate_from, opts);
+    if (!from.ok()) return Fail(o, from.status());
+    auto to = OpenPgStore(*dsn);
+    if (!to.ok()) return Fail(o, to.status());
+    auto copied = CopyStore(**from, **to);
+    if (!copied.ok()) return Fail(o, copied.status());
+    out["copied_audit_events"] = *copied;
+    out["from"] = o.migrate_from;
+  }
+  if (o.json) {
+    PrintJson(out);
+  } else {
+    std::cout << "PostgreSQL store schema: version " << migrated->from_version << " -> "
+              << migrated->to_version << "\n";
+    if (out.contains("copied_audit_events")) {
+      std::cout << "copied " << o.migrate_from << ": "
+                << FormatCount(out["copied_audit_events"].get<int64_t>())
+                << " audit events, chain re-verified while copying\n";
+    }
+  }
+  return kExitOk;
+}
+
 int CmdAuditLog(const Options& o) {
   auto g = OpenBackend(o);
   if (!g.ok()) return Fail(o, g.status());
@@ -639,6 +687,18 @@ int Main(int argc, char** argv) {
   auto* log = audit->add_subcommand("log", "print the log (JSON lines with --json)");
   log->add_option("--action", o.action_filter, "only the events of this action");
   log->callback([&] { run = [&] { return CmdAuditLog(o); }; });
+
+  auto* store = app.add_subcommand("store", "airlock's own store");
+  store->require_subcommand(1);
+  auto* migrate = store->add_subcommand(
+      "migrate", "create or upgrade the PostgreSQL store's schema; --from copies a SQLite store");
+  migrate->add_option("--from", o.migrate_from,
+                      "a SQLite store (airlock.db) to copy into the empty PostgreSQL store");
+  migrate->footer(
+      "The policy names the PostgreSQL store with store: postgres://... or store_dsn_env: NAME.\n"
+      "Safe to run again: the schema is versioned (airlock_store.schema_version), and --from\n"
+      "refuses a store that already has audit events. The copy is one transaction.");
+  migrate->callback([&] { run = [&] { return CmdStoreMigrate(o); }; });
 
   auto* policy = app.add_subcommand("policy", "the policy file");
   policy->require_subcommand(1);

@@ -309,6 +309,24 @@ Result<Action> ActionFromJson(const Json& j) {
   if (auto it = j.find("effect"); it != j.end()) {
     ASSIGN_OR_RETURN(a.effect, EffectFromJson(*it));
   }
+  // The store keeps votes in their own table and leaves them out of the body; an action
+  // that comes over the API carries them (the remote CLI shows them like the local one).
+  if (auto it = j.find("votes"); it != j.end() && it->is_array()) {
+    for (const Json& v : *it) {
+      if (!v.is_object()) return Status::Corruption("a vote is not a JSON object");
+      Vote vote;
+      std::string kind;
+      RETURN_IF_ERROR(Field(v, "approver", &vote.approver));
+      RETURN_IF_ERROR(Field(v, "vote", &kind));
+      RETURN_IF_ERROR(Field(v, "reason", &vote.reason));
+      RETURN_IF_ERROR(Field(v, "at_ms", &vote.at_ms));
+      if (kind != "approve" && kind != "reject") {
+        return Status::Corruption("a vote is neither approve nor reject: '" + kind + "'");
+      }
+      vote.approve = kind == "approve";
+      a.votes.push_back(std::move(vote));
+    }
+  }
   return a;
 }
 

@@ -1,6 +1,7 @@
 #include "gateway/gateway.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 
 #include "approval/approval.h"
@@ -11,6 +12,7 @@
 #include "core/hash.h"
 #include "core/json.h"
 #include "gateway/claim_lock.h"
+#include "store/pg_store.h"
 
 namespace airlock {
 namespace {
@@ -113,6 +115,21 @@ bool LimitMatches(const Limit& l, const std::string& agent, const std::string& t
          (!l.match_agent || *l.match_agent == agent);
 }
 
+}  // namespace
+
+Result<std::string> StoreDsn(const Policy& p) {
+  if (!p.store_url.empty()) return p.store_url;
+  const char* v = p.store_dsn_env.empty() ? nullptr : std::getenv(p.store_dsn_env.c_str());
+  if (v == nullptr || *v == '\0') {
+    return Status::FailedPrecondition("the policy's store_dsn_env names " + p.store_dsn_env +
+                                      ", which is not set: set it to the PostgreSQL store's "
+                                      "connection string");
+  }
+  return std::string(v);
+}
+
+namespace {
+
 std::string LockFileFor(const Policy& p) {
   return p.store_path + ".locks";
 }
@@ -146,6 +163,21 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(std::shared_ptr<const Policy> pol
   // there would silently lose every pending action, undo record and audit event.
   namespace fs = std::filesystem;
   std::error_code ec;
+  if (policy->UsesPostgresStore()) {
+    ASSIGN_OR_RETURN(std::string dsn, StoreDsn(*policy));
+    // The local files (claim locks, sandbox layers) live where a SQLite store would.
+    fs::create_directories(fs::path(policy->store_path).parent_path(), ec);
+    if (ec) {
+      return Status::IoError("creating " + fs::path(policy->store_path).parent_path().string() +
+                             ": " + ec.message());
+    }
+    ASSIGN_OR_RETURN(auto store, OpenPgStore(dsn));
+    std::unique_ptr<Gateway> g(new Gateway(std::move(policy), std::move(store), options));
+    RETURN_IF_ERROR(g->Recover());
+    ASSIGN_OR_RETURN(int expired, g->ExpireDue());
+    (void)expired;
+    return g;
+  }
   if (!fs::exists(policy->store_path, ec)) {
     for (const std::string& trace : {LockFileFor(*policy), policy->store_path + "-wal"}) {
       if (fs::exists(trace, ec)) {

@@ -25,6 +25,10 @@
 namespace airlock {
 
 // Who is calling, from the token they hold.
+// The PostgreSQL store's connection string from the policy (store: postgres://... or the
+// variable store_dsn_env names). A secret: never printed.
+Result<std::string> StoreDsn(const Policy& p);
+
 struct Principal {
   enum class Role { kAgent, kApprover, kOperator };
   Role role = Role::kOperator;

@@ -43,7 +43,7 @@ using Keys = std::span<const std::string_view>;
 
 constexpr std::string_view kTopKeys[] = {"version",   "mode",    "store",      "agents",
                                          "approvers", "targets", "rules",      "approvals",
-                                         "limits",    "notify",  "mcp_servers"};
+                                         "limits",    "notify",  "mcp_servers", "store_dsn_env"};
 constexpr std::string_view kAgentKeys[] = {"name", "token_sha256", "scopes"};
 constexpr std::string_view kApproverKeys[] = {"name", "token_sha256", "roles"};
 constexpr std::string_view kSqliteKeys[] = {
@@ -414,7 +414,19 @@ class Loader {
     if (const Field* f = top.Find("store")) {
       ASSIGN_OR_RETURN(std::string store, GetString(*f));
       if (store.empty()) return ValueErr(*f, "must not be empty");
-      policy_.store_path = Resolve(store);
+      if (store.rfind("postgres://", 0) == 0 || store.rfind("postgresql://", 0) == 0) {
+        policy_.store_url = store;
+      } else {
+        policy_.store_path = Resolve(store);
+      }
+    }
+    if (const Field* f = top.Find("store_dsn_env")) {
+      ASSIGN_OR_RETURN(std::string name, GetString(*f));
+      if (name.empty()) return ValueErr(*f, "must name an environment variable");
+      if (!policy_.store_url.empty()) {
+        return ValueErr(*f, "give the PostgreSQL store either in store: or in store_dsn_env, not both");
+      }
+      policy_.store_dsn_env = name;
     }
 
     // Order matters: MCP servers name a shell target as their sandbox, agents' scopes name

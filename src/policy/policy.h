@@ -164,6 +164,12 @@ struct Policy {
   int version = 1;                  // required; only 1 exists
   PolicyMode mode = PolicyMode::kEnforce;
   std::string store_path;           // default: <policy dir>/airlock-state/airlock.db
+  // A PostgreSQL store instead of the file: `store: postgres://...` (store_url) or
+  // `store_dsn_env: NAME` (the DSN is read from that variable when the store is opened).
+  // store_path then only places airlock's local files (claim locks, sandbox layers).
+  std::string store_url;
+  std::string store_dsn_env;
+  bool UsesPostgresStore() const { return !store_url.empty() || !store_dsn_env.empty(); }
   std::vector<AgentSpec> agents;
   std::vector<ApproverSpec> approvers;
   std::map<std::string, TargetSpec> targets;

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# PostgreSQL as airlock's store, on a real private server: `airlock store migrate`, two
+# `airlock serve` instances on different ports sharing one store and acting as one gateway
+# (a quorum reached across instances, racing votes, one apply, one expiry, events seen on
+# the other instance, one unbroken audit chain), and a SQLite store copied into PostgreSQL
+# with its chain still verifiable.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/pg_lib.sh"
+source "$(dirname "$0")/serve_lib.sh"
+trap 'stop_servers; pg_stop; rm -rf "$T"' EXIT
+cd "$T"
+pg_start || { not_ok "a private PostgreSQL server starts"; finish; }
+trap 'stop_servers; pg_stop; rm -rf "$T"' EXIT
+ok "a private PostgreSQL server starts"
+pg_sql postgres "CREATE DATABASE store2 OWNER app" >/dev/null
+
+export AIRLOCK_STORE_DSN=$PG_DSN
+seed_db
+write_policy
+# The store is PostgreSQL: `store:` stays the place of airlock's local files.
+sed -i 's|^store: ./state/airlock.db|store: ./state/airlock.db\nstore_dsn_env: AIRLOCK_STORE_DSN|' airlock.yaml
+OUT=$T/all-output.txt
+poll() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@"; do
+    [ "$SECONDS" -ge "$deadline" ] && return 1
+    sleep 0.1
+  done
+}
+
+# ---- migrate -----------------------------------------------------------------------------
+check "policy check accepts store_dsn_env" airlock policy check
+run_json out airlock store migrate --json
+check "store migrate creates the schema (version 0 -> 1)" \
+  all test "$RC" = 0 -- test "$(jf .from_version "$out")" = 0 -- test "$(jf .to_version "$out")" = 1
+run_json out airlock store migrate --json
+check "store migrate again is a no-op (1 -> 1)" \
+  all test "$RC" = 0 -- test "$(jf .from_version "$out")" = 1
+check "the schema has its version table" \
+  test "$(pg_sql app "SELECT max(version) FROM airlock_store.schema_version")" = 1
+out=$(airlock store migrate --help 2>&1)
+check "store migrate --help explains --from" grep -q -- "--from" <<<"$out"
+sed 's/^store_dsn_env:.*//' airlock.yaml > sqlite.yaml
+out=$(airlock --config sqlite.yaml store migrate 2>&1)
+check "store migrate on a SQLite-store policy says what it is for" grep -q "PostgreSQL store" <<<"$out"
+out=$(AIRLOCK_STORE_DSN= airlock sql --json --target app-db "SELECT 1" 2>&1)
+check "an unset store_dsn_env is a clear error" grep -q "AIRLOCK_STORE_DSN, which is not set" <<<"$out"
+BAD_DSN="host=127.0.0.1 port=$PGPORT dbname=app user=app password=wrong-$PG_PASSWORD connect_timeout=5"
+out=$(AIRLOCK_STORE_DSN=$BAD_DSN airlock sql --json --target app-db "SELECT 1" 2>&1)
+check "a wrong password fails closed, and the DSN is not shown" \
+  all grep -q "password authentication failed" <<<"$out" -- bash -c "! grep -q -- 'wrong-' <<<\"\$1\"" _ "$out"
+
+# ---- the CLI on the PostgreSQL store ----------------------------------------------------
+run_json out as_agent sql --json --target app-db "SELECT id FROM users WHERE id = 1"
+check "a read through the CLI is recorded in PostgreSQL" \
+  all test "$RC" = 0 -- test "$(pg_sql app "SELECT count(*) FROM airlock_store.actions WHERE status = 'applied'")" = 1
+
+# ---- two instances, one gateway -----------------------------------------------------------
+mkdir -p A B
+cp airlock.yaml A/airlock.yaml; cp airlock.yaml B/airlock.yaml
+# One host: both instances keep their local files (claim locks) in one place, so that one's
+# crash recovery sees the other's work in progress (README: PostgreSQL store).
+sed -i "s|path: ./prod.db|path: $T/prod.db|; s|path: ./other.db|path: $T/other.db|; s|^store: ./state/airlock.db|store: $T/state/airlock.db|" A/airlock.yaml B/airlock.yaml
+start_server "$T/A" || { not_ok "instance A starts"; finish; }
+PA=$PORT
+start_server "$T/B" || { not_ok "instance B starts"; finish; }
+PB=$PORT
+ok "two airlock serve instances share the store (ports $PA and $PB)"
+UA="http://127.0.0.1:$PA"; UB="http://127.0.0.1:$PB"
+
+# Events on B while A takes the submission.
+curl -sN -H "Authorization: Bearer $DBA_TOKEN" "$UB/v1/events" >"$T/events-b.txt" 2>/dev/null &
+sleep 0.5
+run_json out as_agent --server "$UA" --json sql --target app-db "DELETE FROM users"
+ID=$(jf .id "$out")
+check "a critical action submitted on A is pending (quorum 2)" \
+  all test "$RC" = 10 -- test "$(jf .status "$out")" = pending -- test "$(jf .quorum "$out")" = 2
+run_json out as_dba --server "$UB" --json show "$ID"
+check "B shows the action A recorded" test "$(jf .status "$out")" = pending
+seen_on_b() { grep -q "$ID" "$T/events-b.txt"; }
+poll 15 seen_on_b
+check "B's /v1/events stream carries the action submitted on A" seen_on_b
+run_json out as_dba --server "$UB" --json approve "$ID"
+check "the first approval (on B) is counted and waits for the second" \
+  all test "$(jf .status "$out")" = pending -- test "$(jf .approvals "$out")" = 1 -- \
+  test "$(jf '.votes[0].approver' "$out")" = oncall-dba
+run_json out as_dba --server "$UA" --json approve "$ID"
+check "the same approver voting again on A is refused" test "$RC" != 0
+run_json out as_sec --server "$UA" --json approve "$ID"
+check "the second approval (on A) applies it" test "$(jf .status "$out")" = applied
+check "the rows are gone, once" test "$(db "SELECT count(*) FROM users")" = 0
+applied_events() { pg_sql app "SELECT count(*) FROM airlock_store.audit WHERE action_id = '$1' AND event = '$2'"; }
+check "one 'approved' and one 'applied' event" \
+  all test "$(applied_events "$ID" approved)" = 1 -- test "$(applied_events "$ID" applied)" = 1
+
+# Racing votes: both approvers at once, on different instances, for ten high actions that
+# need both (approvals high: 2) and touch disjoint rows.
+seed_db
+stop_servers; SERVER_PIDS=()
+sed -i 's|high: 1,|high: 2,|' A/airlock.yaml B/airlock.yaml
+start_server "$T/A" || { not_ok "instance A restarts"; finish; }
+PA=$PORT; UA="http://127.0.0.1:$PA"
+start_server "$T/B" || { not_ok "instance B restarts"; finish; }
+PB=$PORT; UB="http://127.0.0.1:$PB"
+IDS=()
+for i in $(seq 0 9); do
+  run_json out as_agent --server "$UA" --json sql --target app-db \
+    "DELETE FROM users WHERE id > $((i * 110)) AND id <= $(((i + 1) * 110))"
+  IDS+=("$(jf .id "$out")")
+done
+check "ten high actions wait for two approvals" \
+  test "$(pg_sql app "SELECT count(*) FROM airlock_store.actions WHERE status = 'pending' AND body::text <> ''")" = 10
+for id in "${IDS[@]}"; do
+  as_dba --server "$UA" --json approve "$id" >"$T/race-a-$id" 2>&1 &
+  as_sec --server "$UB" --json approve "$id" >"$T/race-b-$id" 2>&1 &
+  as_dba --server "$UB" --json approve "$id" >"$T/race-c-$id" 2>&1 &
+done
+wait_votes() { [ "$(pg_sql app "SELECT count(*) FROM airlock_store.actions WHERE status IN ('pending', 'applying')")" = 0 ]; }
+poll 60 wait_votes
+bad=0
+for id in "${IDS[@]}"; do
+  [ "$(applied_events "$id" applied)$(applied_events "$id" approved)" = 11 ] || bad=$((bad + 1))
+  [ "$(pg_sql app "SELECT count(*) FROM airlock_store.votes WHERE action_id = '$id'")" = 2 ] || bad=$((bad + 1))
+done
+check "racing votes on two instances: each action approved once, applied once, two votes kept ($bad bad)" test "$bad" = 0
+# The actions ran in some order; each deleted what was left above its bound exactly once.
+check "the target holds what the ten applies leave (ids 1 to 1100 gone, the rest kept)" \
+  all test "$(db "SELECT count(*) FROM users WHERE id <= 1100")" = 0 -- \
+  test "$(db "SELECT count(*) FROM users")" = 104
+
+# Expiry: a short timeout; both instances run the background expiry.
+stop_servers; SERVER_PIDS=()
+sed -i 's|timeout: 1h|timeout: 2s|' A/airlock.yaml B/airlock.yaml
+start_server "$T/A" || { not_ok "instance A restarts"; finish; }
+PA=$PORT; UA="http://127.0.0.1:$PA"
+start_server "$T/B" || { not_ok "instance B restarts"; finish; }
+PB=$PORT; UB="http://127.0.0.1:$PB"
+run_json out as_agent --server "$UA" --json sql --target app-db "DELETE FROM users"
+EXP=$(jf .id "$out")
+expired() { [ "$(pg_sql app "SELECT status FROM airlock_store.actions WHERE id = '$EXP'")" = expired ]; }
+poll 30 expired
+sleep 2  # both instances have had another pass
+check "a pending action expires once, though two instances expire in the background" \
+  all expired -- test "$(applied_events "$EXP" expired)" = 1
+
+run_json out airlock --config A/airlock.yaml audit verify --json
+check "the audit chain is one unbroken chain across instances" \
+  all test "$(jf .ok "$out")" = true -- test "$(jf .events "$out")" = "$(pg_sql app "SELECT count(*) FROM airlock_store.audit")"
+check "its head is the last event" \
+  test "$(pg_sql app "SELECT seq FROM airlock_store.audit_head")" = "$(pg_sql app "SELECT max(seq) FROM airlock_store.audit")"
+stop_servers; SERVER_PIDS=()
+
+# ---- copying a SQLite store into PostgreSQL ----------------------------------------------
+mkdir -p L && cd L
+seed_db
+cp "$T/prod.db" ./prod.db
+cat > airlock.yaml <<YAML
+version: 1
+store: ./state/airlock.db
+agents:
+  - {name: support-bot, token_sha256: "$(sha "$AGENT_TOKEN")", scopes: [app-db]}
+approvers:
+  - {name: oncall-dba, token_sha256: "$(sha "$DBA_TOKEN")"}
+targets:
+  app-db: {kind: sqlite, path: ./prod.db}
+approvals: {low: 0, high: 1, critical: 1, timeout: 1h}
+YAML
+export AIRLOCK_CONFIG=$PWD/airlock.yaml
+as_agent sql --json --target app-db "UPDATE users SET name = 'x' WHERE id = 1" >/dev/null
+run_json out as_agent sql --json --target app-db "DELETE FROM users WHERE id > 10"
+LID=$(jf .id "$out")
+as_dba approve --json "$LID" >/dev/null
+as_agent sql --json --target app-db "SELECT count(*) FROM users" >/dev/null
+SQLITE_EVENTS=$(airlock audit verify --json | jq .events)
+sed 's|^store: ./state/airlock.db|store: ./state/airlock.db\nstore_dsn_env: STORE2_DSN|' airlock.yaml > pg.yaml
+export STORE2_DSN="host=127.0.0.1 port=$PGPORT dbname=store2 user=app password=$PG_PASSWORD connect_timeout=10"
+run_json out airlock --config pg.yaml store migrate --json --from ./state/airlock.db
+check "store migrate --from copies the SQLite store ($SQLITE_EVENTS events)" \
+  all test "$RC" = 0 -- test "$(jf .copied_audit_events "$out")" = "$SQLITE_EVENTS"
+run_json out airlock --config pg.yaml audit verify --json
+check "the copied chain verifies in PostgreSQL" \
+  all test "$(jf .ok "$out")" = true -- test "$(jf .events "$out")" = "$SQLITE_EVENTS"
+run_json out as_dba --config pg.yaml show --json "$LID"
+check "the copied action keeps its status and its vote" \
+  all test "$(jf .status "$out")" = applied -- test "$(jf '.votes | length' "$out")" = 1
+run_json out as_dba --config pg.yaml rollback --json "$LID"
+check "its undo record came along: rollback works from the PostgreSQL store" \
+  all test "$(jf .status "$out")" = rolled_back -- test "$(sqlite3 prod.db "SELECT count(*) FROM users")" = "$(sqlite3 "$T/prod.db" "SELECT count(*) FROM users")"
+run_json out airlock --config pg.yaml store migrate --json --from ./state/airlock.db
+check "copying into a store that already has events is refused" \
+  all test "$RC" != 0 -- grep -q "already holds" <<<"$out"
+# A tampered source: nothing is copied.
+pg_sql postgres "CREATE DATABASE store3 OWNER app" >/dev/null
+sqlite3 state/airlock.db "UPDATE audit SET principal = 'someone-else' WHERE seq = 2"
+export STORE2_DSN="host=127.0.0.1 port=$PGPORT dbname=store3 user=app password=$PG_PASSWORD connect_timeout=10"
+run_json out airlock --config pg.yaml store migrate --json --from ./state/airlock.db
+check "a source chain broken at event 2 is refused, and nothing is copied" \
+  all test "$RC" != 0 -- grep -q "event 2 does not hash" <<<"$out" -- \
+  test "$(pg_sql store3 "SELECT count(*) FROM airlock_store.audit")" = 0
+cd "$T"
+
+finish
