@@ -1603,7 +1603,7 @@ class Loader {
       j["command"] = s.command;
       j["env"] = s.env;
       j["sandbox"] = s.sandbox;
-      j["read_paths"] = s.read_paths;
+      if (!s.read_paths.empty()) j["read_paths"] = s.read_paths;
     } else {
       j["url"] = s.url;
     }
