@@ -1,6 +1,12 @@
 #include "connectors/mcp/mcp_connector.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -194,7 +200,7 @@ class McpConnector : public IrreversibleConnector {
     RETURN_IF_ERROR(AddShellFileEffect(*sandbox_, *after, &r.effect).status());
     // A nonce keeps two equal answers apart: each held answer is removed once delivered.
     const Json held = {{"nonce", RandomHex(16)}, {"answer", answer}};
-    ASSIGN_OR_RETURN(std::string key, PutShellBlob(*sandbox_, CanonicalJson(held)));
+    ASSIGN_OR_RETURN(std::string key, HoldAnswer(CanonicalJson(held)));
     r.effect.extra["held_answer"] = key;
     r.effect.extra["sandbox"] = sandbox_->name;
     r.effect.effect_hash = SandboxedEffectHash(r.effect);
@@ -213,7 +219,7 @@ class McpConnector : public IrreversibleConnector {
       return out;  // not the effect that was previewed: nothing is applied
     }
     const std::string key = expected.extra.value("held_answer", "");
-    ASSIGN_OR_RETURN(std::string held_bytes, ReadShellBlob(*sandbox_, key, kMaxHeldAnswerBytes));
+    ASSIGN_OR_RETURN(std::string held_bytes, ReadHeldAnswer(key));
     ASSIGN_OR_RETURN(Json held, ParseJson(held_bytes, 64));
     if (!held.is_object() || !held.contains("answer")) {
       return Status::Corruption("the held answer of " + action_id + " is damaged");
@@ -232,8 +238,59 @@ class McpConnector : public IrreversibleConnector {
     }
     out.effect_matched = true;
     out.result = std::move(held["answer"]);
-    RemoveShellBlob(*sandbox_, key);
+    ::unlink(HeldPath(key).c_str());
     return out;
+  }
+
+  // Held answers live in the shell target's state (hidden from every sandbox), one file each,
+  // named by the hash of their bytes. They are written without fsync: every read call holds
+  // one for a moment, and a crash that loses a pending call's answer makes its approval fail
+  // ("the held answer ... is missing"), with nothing committed.
+  std::string HeldPath(const std::string& key) const {
+    return sandbox_->fields.value("state_dir", "") + "/held/" + key;
+  }
+
+  Result<std::string> HoldAnswer(const std::string& bytes) {
+    const std::string dir = sandbox_->fields.value("state_dir", "") + "/held";
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Status::IoError("create " + dir + ": " + std::strerror(errno));
+    }
+    const std::string key = Sha256Hex(bytes);
+    const std::string tmp = HeldPath(key) + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::IoError("create " + tmp + ": " + std::strerror(errno));
+    const bool written = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+    const int err = errno;
+    ::close(fd);
+    if (!written || ::rename(tmp.c_str(), HeldPath(key).c_str()) != 0) {
+      ::unlink(tmp.c_str());
+      return Status::IoError("write " + tmp + ": " + std::strerror(written ? errno : err));
+    }
+    return key;
+  }
+
+  Result<std::string> ReadHeldAnswer(const std::string& key) {
+    // The key comes from the stored effect: anything but 64 hex digits could leave the dir.
+    if (key.size() != 64 || key.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return Status::Corruption("the effect names no held answer");
+    }
+    int fd = ::open(HeldPath(key).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      return Status::FailedPrecondition("the held answer " + key + " is missing (" +
+                                        std::strerror(errno) + "); nothing was committed");
+    }
+    std::string bytes;
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+      bytes.append(buf, static_cast<size_t>(n));
+      if (static_cast<int64_t>(bytes.size()) > kMaxHeldAnswerBytes) break;
+    }
+    ::close(fd);
+    if (Sha256Hex(bytes) != key) {
+      return Status::Corruption("the held answer " + key + " does not match its hash");
+    }
+    return bytes;
   }
 
   Result<Connector*> Shell() {

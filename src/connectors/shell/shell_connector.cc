@@ -212,7 +212,13 @@ Result<std::string> AddFileEffect(const ShellConfig& config, BlobStore& blobs,
     }
   }
   for (const std::string& r : cap.refused) AddListed(x, "refused", r);
-  ASSIGN_OR_RETURN(std::string key, blobs.PutBytes(LayerToJson(cap.layer).dump()));
+  // Content-addressed, and a blob that exists is complete: the same layer (an empty one, for
+  // every read) is stored once, not fsynced again for each action.
+  const std::string manifest = LayerToJson(cap.layer).dump();
+  std::string key = Sha256Hex(manifest);
+  if (!blobs.Has(key)) {
+    ASSIGN_OR_RETURN(key, blobs.PutBytes(manifest));
+  }
   x["layer"] = key;
   x["layer_paths"] = cap.layer.after.size();
   return key;
@@ -439,29 +445,6 @@ Result<std::string> AddShellFileEffect(const ConnectorConfig& target,
   ASSIGN_OR_RETURN(ShellConfig c, ParseConfig(target));
   BlobStore blobs(c.state_dir + "/blobs");
   return AddFileEffect(c, blobs, cap, e);
-}
-
-Result<std::string> PutShellBlob(const ConnectorConfig& target, const std::string& bytes) {
-  ASSIGN_OR_RETURN(ShellConfig c, ParseConfig(target));
-  BlobStore blobs(c.state_dir + "/blobs");
-  return blobs.PutBytes(bytes);
-}
-
-Result<std::string> ReadShellBlob(const ConnectorConfig& target, const std::string& key,
-                                  int64_t max_bytes) {
-  ASSIGN_OR_RETURN(ShellConfig c, ParseConfig(target));
-  BlobStore blobs(c.state_dir + "/blobs");
-  ASSIGN_OR_RETURN(std::string bytes, blobs.ReadAll(key, max_bytes));
-  if (Sha256Hex(bytes) != key) {
-    return Status::Corruption("the stored blob " + key + " does not match its hash");
-  }
-  return bytes;
-}
-
-void RemoveShellBlob(const ConnectorConfig& target, const std::string& key) {
-  auto c = ParseConfig(target);
-  if (!c.ok() || key.size() < 2) return;
-  ::unlink((c->state_dir + "/blobs/" + key.substr(0, 2) + "/" + key).c_str());
 }
 
 }  // namespace airlock

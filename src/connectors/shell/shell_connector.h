@@ -42,12 +42,5 @@ Result<shell::CapturedLayer> CaptureShellLayer(const ConnectorConfig& target,
 // that the policy classifies it alike. Returns the stored layer's key.
 Result<std::string> AddShellFileEffect(const ConnectorConfig& target,
                                        const shell::CapturedLayer& cap, Effect* e);
-// Bytes kept in (and read back from, hash-checked) the target's blob store, which no sandbox
-// sees.
-Result<std::string> PutShellBlob(const ConnectorConfig& target, const std::string& bytes);
-Result<std::string> ReadShellBlob(const ConnectorConfig& target, const std::string& key,
-                                  int64_t max_bytes);
-// Best effort: a blob only one action refers to (a held tool answer, once delivered).
-void RemoveShellBlob(const ConnectorConfig& target, const std::string& key);
 
 }  // namespace airlock
