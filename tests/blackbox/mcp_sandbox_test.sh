@@ -31,7 +31,7 @@ sandbox_policy() {
 version: 1
 store: $1/state/airlock.db
 agents:
-  - {name: fs-bot, token_sha256: "$(sha "$MAIL_TOKEN")", scopes: [fs, mailbox]}
+  - {name: fs-bot, token_sha256: "$(sha "$MAIL_TOKEN")", scopes: [fs, mailbox, missing]}
 approvers:
   - {name: alice, token_sha256: "$(sha "$ALICE_TOKEN")"}
   - {name: bob, token_sha256: "$(sha "$BOB_TOKEN")"}
@@ -56,6 +56,9 @@ mcp_servers:
     read_paths: ["$MCP"]
     tools:
       - {tool: "*", risk: read}
+  missing:
+    command: [airlock-test-no-such-server]
+    sandbox: repo
 YAML
 }
 sandbox_policy "$T/a" 1s   # a pending call answers after 1 s
@@ -176,6 +179,9 @@ checkd "the sandboxed server crashes: the client gets a clean error, the session
 checkd "... the next call restarts it in a fresh sandbox and is answered (its environment: AIRLOCK_SANDBOX, MAIL_LOG)" "$out" \
   all jqe '.calls[1].ok and .calls[1].isError == false' "$out" -- \
   has AIRLOCK_SANDBOX "$(jq -r '.calls[1].text' <<<"$out")" -- has MAIL_LOG "$(jq -r '.calls[1].text' <<<"$out")"
+out=$(SERVER=missing mc "$P" list)
+checkd "a server that cannot start in its sandbox: the client gets the sandbox's reason" "$out" \
+  jqe '.connectError.message | test("sandbox of .repo.: command not found: airlock-test-no-such-server")' "$out"
 checkd "... nothing of the sandboxes is left (scratch dirs)" "$(find "$T/a/state" -path '*/scratch/*')" \
   [ "$(scratch_left)" = 0 ]
 

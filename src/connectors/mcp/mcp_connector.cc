@@ -63,8 +63,8 @@ class OneShotCaller : public McpToolCaller {
     if (fields_.contains("sandbox") && fields_["sandbox"].is_string() &&
         !fields_["sandbox"].get_ref<const std::string&>().empty()) {
       return Status::FailedPrecondition(
-          "running an MCP server inside a shell sandbox is not supported yet; nothing was "
-          "called");
+          "a call on an MCP server in a shell sandbox is made by a live session, in its "
+          "sandbox; nothing was called");
     }
     mcp::UpstreamOptions o;
     if (fields_.contains("command") && fields_["command"].is_array()) {
