@@ -207,7 +207,7 @@ class Session {
   std::mutex restart_mu_;
   std::mutex up_mu_;  // guards everything below up to the next blank line
   std::shared_ptr<Upstream> up_;
-  std::string sandbox_upper_;     // up_'s upper layer when it runs in a sandbox
+  std::string sandbox_upper_;        // up_'s upper layer when it runs in a sandbox
   bool deliberate_restart_ = false;  // the next start follows ResetSandbox, not a crash
   std::vector<std::thread> readers_;
   bool ever_started_ = false;
@@ -234,9 +234,13 @@ Result<Json> SessionCaller::CallTool(const Json& params) {
   return session_->CallUpstream("tools/call", params, tl_client_id);
 }
 
-Result<std::string> SessionCaller::SandboxUpper() { return session_->SandboxUpper(); }
+Result<std::string> SessionCaller::SandboxUpper() {
+  return session_->SandboxUpper();
+}
 
-Status SessionCaller::ResetSandbox() { return session_->ResetSandbox(); }
+Status SessionCaller::ResetSandbox() {
+  return session_->ResetSandbox();
+}
 
 Result<std::string> Session::SandboxUpper() {
   if (spec_.sandbox.empty()) {
@@ -542,11 +546,13 @@ Json Session::ResultFor(const Action& a) {
         // A sandboxed server: the call ran in its sandbox; what it wrote waits there.
         return TextResult(
             "airlock: this call ran in the sandbox and its file changes are staged, not in the "
-            "workspace: it is pending approval. Action " + id + " is " + RiskName(a.risk) +
-                " risk: " + why + ". A human approves it with `airlock approve " + id +
+            "workspace: it is pending approval. Action " +
+                id + " is " + RiskName(a.risk) + " risk: " + why +
+                ". A human approves it with `airlock approve " + id +
                 "` or on airlock's web page; approval commits exactly the previewed changes, "
-                "rejection or expiry discards them. Ask later with the tool " + kStatusTool +
-                " {\"id\": \"" + id + "\"}; the server's answer is kept there once it is approved.",
+                "rejection or expiry discards them. Ask later with the tool " +
+                kStatusTool + " {\"id\": \"" + id +
+                "\"}; the server's answer is kept there once it is approved.",
             true, structured);
       }
       return TextResult(

@@ -17,7 +17,7 @@ struct SandboxedUpstream::State {
   std::unique_ptr<shell::SandboxedProcess> process;
   std::string scratch_dir;
   std::unique_ptr<LineReader> reader;
-  std::mutex write_mu;  // one message at a time on its stdin
+  std::mutex write_mu;        // one message at a time on its stdin
   bool input_closed = false;  // GUARDED_BY(write_mu)
   std::mutex stop_mu;
   bool stopped = false;  // GUARDED_BY(stop_mu)
@@ -90,6 +90,8 @@ std::string SandboxedUpstream::Stop(std::chrono::milliseconds grace) {
   return state_->exit_text;
 }
 
-const std::string& SandboxedUpstream::upper_path() const { return state_->process->upper_path(); }
+const std::string& SandboxedUpstream::upper_path() const {
+  return state_->process->upper_path();
+}
 
 }  // namespace airlock::mcp

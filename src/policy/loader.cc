@@ -73,7 +73,7 @@ constexpr std::string_view kNotifyKeys[] = {"url", "on"};
 constexpr std::string_view kNotifyEvents[] = {"pending", "applied", "denied",      "rejected",
                                               "expired", "failed",  "rolled_back", "breaker"};
 constexpr std::string_view kMcpServerKeys[] = {
-    "command",           "env",           "sandbox",         "url", "tools",
+    "command",           "env",           "sandbox",          "url",       "tools",
     "trust_annotations", "approval_wait", "max_message_size", "read_paths"};
 constexpr std::string_view kMcpToolKeys[] = {"tool", "args", "risk", "reason"};
 constexpr std::string_view kArgCheckKeys[] = {"count_gt", "matches", "equals", "gt"};

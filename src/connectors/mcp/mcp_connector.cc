@@ -143,7 +143,7 @@ class McpConnector : public IrreversibleConnector {
     return out;
   }
 
- // A sandboxed call's file effect was committed like a shell action's: so it is undone.
+  // A sandboxed call's file effect was committed like a shell action's: so it is undone.
   Status Rollback(const std::string& action_id, const UndoRecord& undo, Json* report) override {
     if (sandbox_ && undo.kind == "shell") {
       ASSIGN_OR_RETURN(Connector * shell, Shell());
@@ -176,7 +176,8 @@ class McpConnector : public IrreversibleConnector {
       return Status::FailedPrecondition(
           "the MCP server '" + config_.name + "' runs in the sandbox of '" + sandbox_->name +
           "': its calls are made by a live session (airlock mcp stdio or airlock serve's "
-          "/mcp/" + config_.name + "); nothing was called");
+          "/mcp/" +
+          config_.name + "); nothing was called");
     }
     ASSIGN_OR_RETURN(std::string upper, caller->SandboxUpper());
     ASSIGN_OR_RETURN(shell::CapturedLayer before, CaptureShellLayer(*sandbox_, upper));
@@ -210,8 +211,9 @@ class McpConnector : public IrreversibleConnector {
 
   // Commits exactly the previewed layer (the shell target's commit: the workspace must still
   // hold what the preview saw) and returns the held answer.
-  Result<ApplyOutcome> SandboxedApply(const std::string& action_id, const Effect& expected,
-                                      const std::function<Status(const UndoRecord&)>& before_commit) {
+  Result<ApplyOutcome> SandboxedApply(
+      const std::string& action_id, const Effect& expected,
+      const std::function<Status(const UndoRecord&)>& before_commit) {
     ApplyOutcome out;
     out.effect = expected;
     if (SandboxedEffectHash(expected) != expected.effect_hash) {
@@ -259,7 +261,8 @@ class McpConnector : public IrreversibleConnector {
     const std::string tmp = HeldPath(key) + ".tmp";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) return Status::IoError("create " + tmp + ": " + std::strerror(errno));
-    const bool written = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+    const bool written =
+        ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
     const int err = errno;
     ::close(fd);
     if (!written || ::rename(tmp.c_str(), HeldPath(key).c_str()) != 0) {

@@ -62,8 +62,8 @@ class ScopedMcpCaller {
 // the call (the session starts each call on an upper layer that holds no change: see
 // SandboxedDryRun in mcp_connector.cc). The effect is the call's (server, tool, arguments)
 // plus the file part of a shell effect, and the upstream's answer held in the shell target's
-// state (STATE/held/HASH); Apply commits the layer exactly as `airlock exec` does and returns the held
-// answer. Without a live session (a one-shot process) such a call is refused.
+// state (STATE/held/HASH); Apply commits the layer exactly as `airlock exec` does and returns the
+// held answer. Without a live session (a one-shot process) such a call is refused.
 Result<std::unique_ptr<Connector>> CreateMcpConnector(const ConnectorConfig& config);
 std::unique_ptr<Connector> NewMcpConnector(const ConnectorConfig& config,
                                            std::shared_ptr<McpToolCaller> caller);

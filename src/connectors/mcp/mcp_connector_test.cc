@@ -25,11 +25,12 @@ class SandboxedMcpConnectorTest : public ::testing::Test {
     fs::create_directories(dir_ + "/ws");
     fs::create_directories(dir_ + "/state");
     Json shell = {{"workspace", dir_ + "/ws"}, {"state_dir", dir_ + "/state"}};
-    config_ = ConnectorConfig{"fs", "mcp",
-                              {{"command", {"node", "server.js"}},
-                               {"sandbox", "repo"},
-                               {"sandbox_target",
-                                {{"name", "repo"}, {"kind", "shell"}, {"fields", shell}}}}};
+    config_ = ConnectorConfig{
+        "fs",
+        "mcp",
+        {{"command", {"node", "server.js"}},
+         {"sandbox", "repo"},
+         {"sandbox_target", {{"name", "repo"}, {"kind", "shell"}, {"fields", shell}}}}};
   }
   void TearDown() override { fs::remove_all(dir_); }
 

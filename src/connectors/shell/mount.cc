@@ -119,7 +119,8 @@ Status BindReadOnlyPaths(const std::string& root, const std::vector<std::string>
     bool in_system_dir = false;
     for (const char* dir : kSystemDirs) {
       const size_t n = std::strlen(dir);
-      if (path.compare(0, n, dir) == 0 && (path.size() == n || path[n] == '/')) in_system_dir = true;
+      if (path.compare(0, n, dir) == 0 && (path.size() == n || path[n] == '/'))
+        in_system_dir = true;
     }
     if (in_system_dir) continue;
     RETURN_IF_ERROR(MakeDirs(root + path, 0755));

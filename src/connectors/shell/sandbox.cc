@@ -155,7 +155,7 @@ struct ChildPlan {
   std::vector<char*> argv, envp;      // point into *spec; null-terminated
   std::vector<int> cgroup_fds;
   int stdout_w = -1, stderr_w = -1, status_w = -1, control_r = -1;
-  int stdin_r = -1;  // a long-lived run's stdin (SandboxedProcess); -1: /dev/null
+  int stdin_r = -1;          // a long-lived run's stdin (SandboxedProcess); -1: /dev/null
   int go_r = -1, go_w = -1;  // created by the supervisor
 };
 
@@ -782,8 +782,7 @@ struct SandboxedProcess::State {
     while (!done()) {
       if (status.get() < 0) return false;
       pollfd pfd{status.get(), POLLIN, 0};
-      const int timeout =
-          deadline == Clock::time_point::max() ? -1 : PollTimeoutMs(deadline);
+      const int timeout = deadline == Clock::time_point::max() ? -1 : PollTimeoutMs(deadline);
       const int n = ::poll(&pfd, 1, timeout);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return false;
@@ -802,11 +801,19 @@ struct SandboxedProcess::State {
 
 SandboxedProcess::SandboxedProcess() : state_(std::make_unique<State>()) {}
 
-SandboxedProcess::~SandboxedProcess() { Stop(std::chrono::milliseconds(0)); }
+SandboxedProcess::~SandboxedProcess() {
+  Stop(std::chrono::milliseconds(0));
+}
 
-int SandboxedProcess::stdin_fd() const { return state_->in.get(); }
-int SandboxedProcess::stdout_fd() const { return state_->out.get(); }
-const std::string& SandboxedProcess::upper_path() const { return state_->upper; }
+int SandboxedProcess::stdin_fd() const {
+  return state_->in.get();
+}
+int SandboxedProcess::stdout_fd() const {
+  return state_->out.get();
+}
+const std::string& SandboxedProcess::upper_path() const {
+  return state_->upper;
+}
 
 Result<std::unique_ptr<SandboxedProcess>> SandboxedProcess::Start(const SandboxSpec& spec) {
   std::unique_ptr<SandboxedProcess> proc(new SandboxedProcess());
@@ -845,9 +852,9 @@ Result<std::unique_ptr<SandboxedProcess>> SandboxedProcess::Start(const SandboxS
   st.status = std::move(status.read);
 
   Collected& c = st.collected;
-  const bool started =
-      st.ReadStatus(Clock::time_point::max(), [&] { return c.started || c.init_exited; }) &&
-      c.started;
+  const bool started = st.ReadStatus(Clock::time_point::max(), [&] {
+    return c.started || c.init_exited;
+  }) && c.started;
   if (!started) {
     Status why = RunFailure(st.spec, c);
     proc->Stop(std::chrono::milliseconds(0));

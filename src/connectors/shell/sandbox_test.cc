@@ -634,8 +634,8 @@ std::string Exchange(SandboxedProcess& p, const std::string& line) {
 
 TEST_F(SandboxTest, LongLivedProcessTalksOverPipesAndWritesOnlyItsUpperLayer) {
   WriteFile(ws_ + "/kept.txt", "lower\n");
-  auto started = SandboxedProcess::Start(
-      Spec({"sh", "-c", "while read l; do echo \"$l\" > \"$l.txt\"; echo \"got $l $(id -u)\"; done"}));
+  auto started = SandboxedProcess::Start(Spec(
+      {"sh", "-c", "while read l; do echo \"$l\" > \"$l.txt\"; echo \"got $l $(id -u)\"; done"}));
   ASSERT_TRUE(started.ok()) << started.status().ToString();
   SandboxedProcess& p = **started;
   EXPECT_EQ(Exchange(p, "a"), "got a 0");
@@ -690,8 +690,9 @@ TEST_F(SandboxTest, ReadOnlyPathsAreVisibleButNotWritable) {
   std::string code = MakeTempDir("/mnt");
   cleanup_.push_back(code);
   WriteFile(code + "/server.js", "the server's code\n");
-  SandboxSpec spec = Spec({"sh", "-c", "cat " + code + "/server.js; echo x > " + code +
-                                           "/planted && echo WROTE; ls /mnt | wc -l"});
+  SandboxSpec spec = Spec(
+      {"sh", "-c",
+       "cat " + code + "/server.js; echo x > " + code + "/planted && echo WROTE; ls /mnt | wc -l"});
   spec.read_only_paths = {code, "/nonexistent-airlock-path"};
   SandboxOutcome out = Run(spec);
   EXPECT_EQ(out.stdout_data, "the server's code\n1\n") << out.stderr_data;

@@ -180,7 +180,6 @@ std::string Head(const std::string& s) {
   return s.size() <= static_cast<size_t>(kOutputHeadBytes) ? s : s.substr(0, kOutputHeadBytes);
 }
 
-
 // The file part of a shell effect (shared with an MCP server run in the target's sandbox):
 // the changed paths, their counts, protected paths, symlinks leaving the workspace, what a
 // commit refuses, and the layer a commit applies (stored; its key is returned).
