@@ -287,10 +287,7 @@ Status Gateway::AuditOnly(const std::string& action_id, const std::string& princ
   });
 }
 
-Result<Connector*> Gateway::ConnectorFor(const std::string& target) {
-  std::lock_guard<std::mutex> lock(connectors_mu_);
-  auto it = connectors_.find(target);
-  if (it != connectors_.end()) return it->second.get();
+Result<ConnectorConfig> Gateway::ConnectorConfigFor(const std::string& target) const {
   const TargetSpec* spec = policy_->FindTarget(target);
   if (spec == nullptr) return Status::NotFound("unknown target '" + target + "'");
   ConnectorConfig config{spec->name, spec->kind, spec->fields};
@@ -308,6 +305,25 @@ Result<Connector*> Gateway::ConnectorFor(const std::string& target) {
                                     ShellStateRoot(*policy_),
                                     policy_->source_path};
   }
+  // An MCP server in a sandbox previews, commits and undoes its calls' file effects with its
+  // shell target's sandbox and state.
+  if (spec->kind == "mcp" && spec->fields.contains("sandbox") &&
+      spec->fields["sandbox"].is_string() &&
+      !spec->fields["sandbox"].get_ref<const std::string&>().empty()) {
+    const std::string shell = spec->fields["sandbox"].get<std::string>();
+    if (shell == target) return Status::Internal("an MCP server cannot be its own sandbox");
+    ASSIGN_OR_RETURN(ConnectorConfig sandbox, ConnectorConfigFor(shell));
+    config.fields["sandbox_target"] = {
+        {"name", sandbox.name}, {"kind", sandbox.kind}, {"fields", sandbox.fields}};
+  }
+  return config;
+}
+
+Result<Connector*> Gateway::ConnectorFor(const std::string& target) {
+  std::lock_guard<std::mutex> lock(connectors_mu_);
+  auto it = connectors_.find(target);
+  if (it != connectors_.end()) return it->second.get();
+  ASSIGN_OR_RETURN(ConnectorConfig config, ConnectorConfigFor(target));
   ASSIGN_OR_RETURN(auto connector, CreateConnector(config));
   Connector* raw = connector.get();
   connectors_[target] = std::move(connector);

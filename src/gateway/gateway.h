@@ -122,6 +122,10 @@ class Gateway {
   Status Recover();
 
   const Policy& policy() const { return *policy_; }
+  // A target's connector configuration as the gateway builds it: the policy entry plus, for a
+  // shell target, its state dir and airlock's own files to hide; for an MCP server run in a
+  // sandbox, its shell target's configuration under "sandbox_target". NotFound: no target.
+  Result<ConnectorConfig> ConnectorConfigFor(const std::string& target) const;
 
  private:
   Gateway(std::shared_ptr<const Policy> policy, std::unique_ptr<Store> store,

@@ -19,6 +19,7 @@
 #include "core/json.h"
 #include "mcp/http_upstream.h"
 #include "mcp/jsonrpc.h"
+#include "mcp/sandboxed_upstream.h"
 #include "mcp/upstream.h"
 
 namespace airlock::mcp {
@@ -134,6 +135,8 @@ class SessionCaller : public McpToolCaller {
  public:
   explicit SessionCaller(Session* s) : session_(s) {}
   Result<Json> CallTool(const Json& params) override;
+  Result<std::string> SandboxUpper() override;
+  Status ResetSandbox() override;
 
  private:
   Session* session_;
@@ -164,6 +167,10 @@ class Session {
 
   // A tools/call made by the gateway's apply, on this session's upstream.
   Result<Json> CallUpstream(const std::string& method, const Json& params, const Json& client_id);
+  // A server in a sandbox: its upper layer's path, starting it if needed.
+  Result<std::string> SandboxUpper();
+  // Stops the sandboxed server (and with it its overlay); the next request starts it afresh.
+  Status ResetSandbox();
 
  private:
   void ToClient(const Json& message);
@@ -200,6 +207,8 @@ class Session {
   std::mutex restart_mu_;
   std::mutex up_mu_;  // guards everything below up to the next blank line
   std::shared_ptr<Upstream> up_;
+  std::string sandbox_upper_;        // up_'s upper layer when it runs in a sandbox
+  bool deliberate_restart_ = false;  // the next start follows ResetSandbox, not a crash
   std::vector<std::thread> readers_;
   bool ever_started_ = false;
   Json client_init_ = nullptr;  // the client's initialize params, replayed on restart
@@ -225,6 +234,46 @@ Result<Json> SessionCaller::CallTool(const Json& params) {
   return session_->CallUpstream("tools/call", params, tl_client_id);
 }
 
+Result<std::string> SessionCaller::SandboxUpper() {
+  return session_->SandboxUpper();
+}
+
+Status SessionCaller::ResetSandbox() {
+  return session_->ResetSandbox();
+}
+
+Result<std::string> Session::SandboxUpper() {
+  if (spec_.sandbox.empty()) {
+    return Status::FailedPrecondition("the MCP server '" + spec_.name + "' runs in no sandbox");
+  }
+  RETURN_IF_ERROR(EnsureUpstream());
+  std::lock_guard<std::mutex> lock(up_mu_);
+  if (!up_ || sandbox_upper_.empty()) return Status::IoError("the MCP server is not running");
+  return sandbox_upper_;
+}
+
+Status Session::ResetSandbox() {
+  std::shared_ptr<Upstream> old;
+  {
+    std::lock_guard<std::mutex> lock(up_mu_);
+    old = up_;
+    if (!old) return Status::Ok();
+    deliberate_restart_ = true;
+  }
+  Log("restarting the MCP server '" + spec_.name +
+      "' on a fresh sandbox: its overlay held changes that are not in the workspace");
+  old->Stop(std::chrono::milliseconds(500));
+  // Its reader notices the end, clears up_ and fails the requests that were in flight on it,
+  // all under up_mu_; only then may the next start register requests of its own.
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(up_mu_);
+      if (up_ != old) return Status::Ok();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
 void Session::ToClient(const Json& message) {
   if (!channel_.Send(message)) closing_ = true;
 }
@@ -237,8 +286,21 @@ Status Session::StartUpstreamLocked() {
                                       std::to_string(restarts_.size()) +
                                       " times in a minute; airlock stopped restarting it");
   }
-  restarts_.push_back(now);
-  if (!spec_.url.empty()) {
+  // A restart airlock asked for (a fresh overlay) is no crash.
+  if (!deliberate_restart_) restarts_.push_back(now);
+  deliberate_restart_ = false;
+  sandbox_upper_.clear();
+  if (!spec_.sandbox.empty()) {
+    SandboxedUpstreamOptions o;
+    ASSIGN_OR_RETURN(o.sandbox, gw_.ConnectorConfigFor(spec_.sandbox));
+    o.argv = spec_.command;
+    o.env = spec_.env;
+    o.read_paths = spec_.read_paths;
+    o.max_message_bytes = static_cast<size_t>(spec_.max_message_bytes);
+    ASSIGN_OR_RETURN(auto started, SandboxedUpstream::Start(o));
+    sandbox_upper_ = started->upper_path();
+    up_ = std::shared_ptr<Upstream>(std::move(started));
+  } else if (!spec_.url.empty()) {
     HttpUpstreamOptions o;
     o.url = spec_.url;
     o.max_message_bytes = static_cast<size_t>(spec_.max_message_bytes);
@@ -264,10 +326,6 @@ Status Session::EnsureUpstream() {
     std::lock_guard<std::mutex> lock(up_mu_);
     if (up_) return Status::Ok();
     if (closing_) return Status::FailedPrecondition("the session has ended");
-    if (!spec_.sandbox.empty()) {
-      return Status::FailedPrecondition(
-          "running an MCP server inside a shell sandbox is not supported yet");
-    }
     const bool restart = ever_started_;
     RETURN_IF_ERROR(StartUpstreamLocked());
     ever_started_ = true;
@@ -484,6 +542,19 @@ Json Session::ResultFor(const Action& a) {
           "airlock: action " + id + " was applied; the server's answer was too large to keep",
           false, structured);
     case ActionStatus::kPending:
+      if (a.effect.extra.is_object() && a.effect.extra.contains("held_answer")) {
+        // A sandboxed server: the call ran in its sandbox; what it wrote waits there.
+        return TextResult(
+            "airlock: this call ran in the sandbox and its file changes are staged, not in the "
+            "workspace: it is pending approval. Action " +
+                id + " is " + RiskName(a.risk) + " risk: " + why +
+                ". A human approves it with `airlock approve " + id +
+                "` or on airlock's web page; approval commits exactly the previewed changes, "
+                "rejection or expiry discards them. Ask later with the tool " +
+                kStatusTool + " {\"id\": \"" + id +
+                "\"}; the server's answer is kept there once it is approved.",
+            true, structured);
+      }
       return TextResult(
           "airlock: this call is pending approval and was not made yet. Action " + id + " is " +
               RiskName(a.risk) + " risk: " + why + ". A human approves it with `airlock approve " +

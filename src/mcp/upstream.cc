@@ -82,6 +82,13 @@ class Spawner {
 
 }  // namespace
 
+void RunOnSpawnerThread(const std::function<void()>& fn) {
+  Spawner::Get().Run([&fn] {
+    fn();
+    return 0;
+  });
+}
+
 Result<std::unique_ptr<UpstreamProcess>> UpstreamProcess::Start(const UpstreamOptions& options) {
   return Spawner::Get().Run([&options] { return StartHere(options); });
 }

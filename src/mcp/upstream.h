@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -75,6 +76,10 @@ class UpstreamProcess : public Upstream {
   bool stopped_ = false;
   std::string exit_text_;
 };
+
+// Runs `fn` on the one long-lived thread that forks every upstream (and sandbox supervisor):
+// PR_SET_PDEATHSIG follows the forking thread, not the process.
+void RunOnSpawnerThread(const std::function<void()>& fn);
 
 // The protocol revision airlock speaks when it opens a session of its own (a one-shot call).
 inline constexpr const char* kProtocolVersion = "2025-06-18";

@@ -73,8 +73,8 @@ constexpr std::string_view kNotifyKeys[] = {"url", "on"};
 constexpr std::string_view kNotifyEvents[] = {"pending", "applied", "denied",      "rejected",
                                               "expired", "failed",  "rolled_back", "breaker"};
 constexpr std::string_view kMcpServerKeys[] = {
-    "command",           "env",           "sandbox",         "url", "tools",
-    "trust_annotations", "approval_wait", "max_message_size"};
+    "command",           "env",           "sandbox",          "url",       "tools",
+    "trust_annotations", "approval_wait", "max_message_size", "read_paths"};
 constexpr std::string_view kMcpToolKeys[] = {"tool", "args", "risk", "reason"};
 constexpr std::string_view kArgCheckKeys[] = {"count_gt", "matches", "equals", "gt"};
 constexpr std::string_view kTargetKinds[] = {"sqlite", "shell", "smtp", "postgres", "http"};
@@ -1571,7 +1571,7 @@ class Loader {
                                    "server's argv, or a streamable HTTP server's URL)");
     }
     if (url != nullptr) {
-      for (const char* key : {"env", "sandbox"}) {
+      for (const char* key : {"env", "sandbox", "read_paths"}) {
         if (const Field* f = fields.Find(key)) {
           return Err(f->key, f->path +
                                  ": applies only to a stdio server (`command`), not to a "
@@ -1585,6 +1585,18 @@ class Loader {
     if (const Field* f = fields.Find("env")) RETURN_IF_ERROR(LoadMcpEnv(*f, s));
     if (const Field* f = fields.Find("sandbox")) {
       ASSIGN_OR_RETURN(s->sandbox, GetSandbox(*f));
+    }
+    if (const Field* f = fields.Find("read_paths")) {
+      if (s->sandbox.empty()) {
+        return Err(f->key, f->path + ": applies only to a server run in a `sandbox`");
+      }
+      ASSIGN_OR_RETURN(auto items, GetStringList(*f));
+      for (auto& [p, node] : items) {
+        if (p.empty() || p.find('\0') != std::string::npos) {
+          return Err(node, f->path + ": bad path " + Quote(p));
+        }
+        s->read_paths.push_back(Resolve(p));
+      }
     }
     return Status::Ok();
   }
@@ -1603,6 +1615,7 @@ class Loader {
       j["command"] = s.command;
       j["env"] = s.env;
       j["sandbox"] = s.sandbox;
+      if (!s.read_paths.empty()) j["read_paths"] = s.read_paths;
     } else {
       j["url"] = s.url;
     }

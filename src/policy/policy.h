@@ -151,6 +151,9 @@ struct McpServerSpec {
   std::vector<std::string> command;
   std::map<std::string, std::string> env;
   std::string sandbox;                // a shell target's name to run `command` in; "" = none
+  // With `sandbox`: absolute paths bound read-only into the sandbox besides the system
+  // directories (the server's own code, e.g. its node_modules). Default: none.
+  std::vector<std::string> read_paths;
   std::string url;                    // streamable HTTP upstream (http:// or https://)
   std::vector<McpToolRule> tools;     // first to last; every matching rule raises the risk
   bool trust_annotations = false;     // use the upstream's readOnlyHint/destructiveHint

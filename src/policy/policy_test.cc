@@ -957,6 +957,34 @@ TEST(PolicyMcp, TransportErrors) {
   // A second server may use the first one as nothing: sandbox names a shell target only.
   ExpectErrorAt(McpBase() + "mcp_servers:\n  a: {command: [x]}\n  b: {command: [y], sandbox: a}\n",
                 "a}", {"\"a\" is an MCP server, not a shell target"});
+  // read_paths: the sandboxed server's own code; nothing to bind without a sandbox.
+  ExpectErrorAt(head + "{command: [x], read_paths: [/opt/srv]}\n", "read_paths",
+                {"mcp_servers.fs.read_paths: applies only to a server run in a `sandbox`"});
+  ExpectErrorAt(head + "{url: \"http://a.example\", read_paths: [/opt]}\n", "read_paths",
+                {"mcp_servers.fs.read_paths: applies only to a stdio server"});
+  ExpectErrorAt(head + "{command: [x], sandbox: repo, read_paths: [\"\"]}\n", "\"\"",
+                {"mcp_servers.fs.read_paths: bad path \"\""});
+  ExpectErrorAt(head + "{command: [x], sandbox: repo, read_paths: {a: b}}\n", "{a: b}",
+                {"read_paths"});
+}
+
+TEST(PolicyMcp, ReadPathsResolveAgainstThePolicyDirectory) {
+  auto p = MustLoad(McpBase() +
+                    "mcp_servers:\n"
+                    "  fs: {command: [node, srv.js], sandbox: repo, read_paths: [./node_modules, "
+                    "/opt/srv]}\n" +
+                    McpAgent("fs"));
+  ASSERT_NE(p, nullptr);
+  const McpServerSpec* fs = p->FindMcpServer("fs");
+  ASSERT_NE(fs, nullptr);
+  ASSERT_EQ(fs->read_paths.size(), 2u);
+  EXPECT_EQ(fs->read_paths[0][0], '/') << fs->read_paths[0];
+  EXPECT_NE(fs->read_paths[0].find("node_modules"), std::string::npos);
+  EXPECT_EQ(fs->read_paths[1], "/opt/srv");
+  // The connector (and the session's sandbox) get them with the server's entry.
+  const TargetSpec* t = p->FindTarget("fs");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->fields["read_paths"], Json(fs->read_paths));
 }
 
 // Commands and env values hold credentials: errors never quote them.

@@ -1,8 +1,17 @@
 #include "connectors/mcp/mcp_connector.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <mutex>
+#include <optional>
 #include <set>
 
+#include "connectors/shell/shell_connector.h"
 #include "core/hash.h"
 #include "core/json.h"
 #include "mcp/http_upstream.h"
@@ -12,6 +21,7 @@ namespace airlock {
 namespace {
 
 constexpr int64_t kOneShotTimeoutMs = 120'000;
+constexpr int64_t kMaxHeldAnswerBytes = 64LL << 20;
 
 thread_local McpToolCaller* tl_session_caller = nullptr;
 
@@ -53,8 +63,8 @@ class OneShotCaller : public McpToolCaller {
     if (fields_.contains("sandbox") && fields_["sandbox"].is_string() &&
         !fields_["sandbox"].get_ref<const std::string&>().empty()) {
       return Status::FailedPrecondition(
-          "running an MCP server inside a shell sandbox is not supported yet; nothing was "
-          "called");
+          "a call on an MCP server in a shell sandbox is made by a live session, in its "
+          "sandbox; nothing was called");
     }
     mcp::UpstreamOptions o;
     if (fields_.contains("command") && fields_["command"].is_array()) {
@@ -75,14 +85,35 @@ class OneShotCaller : public McpToolCaller {
   Json fields_;
 };
 
+// The hash a sandboxed call's approval binds: the call, the layer a commit applies, and the
+// upstream's held answer (so an approved call returns exactly the answer it was shown with).
+std::string SandboxedEffectHash(const Effect& e) {
+  const Json& x = e.extra;
+  auto get = [&](const char* k) { return x.contains(k) ? x[k] : Json(nullptr); };
+  return Sha256Hex(CanonicalJson(Json{{"server", get("server")},
+                                      {"tool", get("tool")},
+                                      {"arguments", get("arguments")},
+                                      {"layer", get("layer")},
+                                      {"refused", get("refused_count")},
+                                      {"held_answer", get("held_answer")}}));
+}
+
 class McpConnector : public IrreversibleConnector {
  public:
   McpConnector(ConnectorConfig config, std::shared_ptr<McpToolCaller> caller)
       : IrreversibleConnector("a tool call on an MCP server cannot be undone by airlock"),
         config_(std::move(config)),
-        caller_(std::move(caller)) {}
+        caller_(std::move(caller)) {
+    const Json& f = config_.fields;
+    if (f.contains("sandbox_target") && f["sandbox_target"].is_object()) {
+      const Json& t = f["sandbox_target"];
+      sandbox_ = ConnectorConfig{t.value("name", ""), t.value("kind", ""),
+                                 t.contains("fields") ? t["fields"] : Json::object()};
+    }
+  }
 
   Result<DryRunResult> DryRun(const Json& args) override {
+    if (sandbox_) return SandboxedDryRun(args);
     ASSIGN_OR_RETURN(std::string tool, ToolOf(args));
     DryRunResult r;
     r.effect = McpCallEffect(config_.name, tool, ArgumentsOf(args),
@@ -93,6 +124,7 @@ class McpConnector : public IrreversibleConnector {
   Result<ApplyOutcome> Apply(
       const std::string& action_id, const Json& args, const Effect& expected,
       const std::function<Status(const UndoRecord&)>& before_commit) override {
+    if (sandbox_) return SandboxedApply(action_id, expected, before_commit);
     (void)action_id;
     ASSIGN_OR_RETURN(std::string tool, ToolOf(args));
     ApplyOutcome out;
@@ -111,9 +143,172 @@ class McpConnector : public IrreversibleConnector {
     return out;
   }
 
+  // A sandboxed call's file effect was committed like a shell action's: so it is undone.
+  Status Rollback(const std::string& action_id, const UndoRecord& undo, Json* report) override {
+    if (sandbox_ && undo.kind == "shell") {
+      ASSIGN_OR_RETURN(Connector * shell, Shell());
+      return shell->Rollback(action_id, undo, report);
+    }
+    return IrreversibleConnector::Rollback(action_id, undo, report);
+  }
+  Result<bool> IsApplied(const std::string& action_id) override {
+    if (!sandbox_) return false;
+    ASSIGN_OR_RETURN(Connector * shell, Shell());
+    return shell->IsApplied(action_id);
+  }
+  Result<bool> IsRolledBack(const std::string& action_id) override {
+    if (!sandbox_) return false;
+    ASSIGN_OR_RETURN(Connector * shell, Shell());
+    return shell->IsRolledBack(action_id);
+  }
+
  private:
+  // The call itself, made on the live session's sandboxed upstream. The gateway runs the
+  // dry-runs of one target one at a time, so no other call of this process writes into the
+  // overlay meanwhile: what the upper layer holds after the call is this call's effect,
+  // provided it held nothing before. If it did (a pending call's staged change, a change
+  // committed since by someone else that the overlay still hides), the upstream is restarted
+  // on a fresh overlay first: its view is then the real workspace again.
+  Result<DryRunResult> SandboxedDryRun(const Json& args) {
+    ASSIGN_OR_RETURN(std::string tool, ToolOf(args));
+    McpToolCaller* caller = tl_session_caller;
+    if (caller == nullptr) {
+      return Status::FailedPrecondition(
+          "the MCP server '" + config_.name + "' runs in the sandbox of '" + sandbox_->name +
+          "': its calls are made by a live session (airlock mcp stdio or airlock serve's "
+          "/mcp/" +
+          config_.name + "); nothing was called");
+    }
+    ASSIGN_OR_RETURN(std::string upper, caller->SandboxUpper());
+    ASSIGN_OR_RETURN(shell::CapturedLayer before, CaptureShellLayer(*sandbox_, upper));
+    if (!before.changes.empty() || !before.refused.empty()) {
+      RETURN_IF_ERROR(caller->ResetSandbox());
+      ASSIGN_OR_RETURN(upper, caller->SandboxUpper());
+      ASSIGN_OR_RETURN(before, CaptureShellLayer(*sandbox_, upper));
+      if (!before.changes.empty() || !before.refused.empty()) {
+        return Status::Internal("the fresh sandbox of '" + config_.name +
+                                "' already differs from the workspace; nothing was called");
+      }
+    }
+    Json params = {{"name", tool}, {"arguments", ArgumentsOf(args)}};
+    if (args.contains("_meta") && args["_meta"].is_object()) params["_meta"] = args["_meta"];
+    ASSIGN_OR_RETURN(Json answer, caller->CallTool(params));
+    auto after = CaptureShellLayer(*sandbox_, upper);
+    if (!after.ok()) return after.status().Annotate("reading the call's file effect");
+    DryRunResult r;
+    r.effect = McpCallEffect(config_.name, tool, ArgumentsOf(args),
+                             args.contains("annotations") ? args["annotations"] : Json(nullptr));
+    RETURN_IF_ERROR(AddShellFileEffect(*sandbox_, *after, &r.effect).status());
+    // A nonce keeps two equal answers apart: each held answer is removed once delivered.
+    const Json held = {{"nonce", RandomHex(16)}, {"answer", answer}};
+    ASSIGN_OR_RETURN(std::string key, HoldAnswer(CanonicalJson(held)));
+    r.effect.extra["held_answer"] = key;
+    r.effect.extra["sandbox"] = sandbox_->name;
+    r.effect.effect_hash = SandboxedEffectHash(r.effect);
+    r.result = std::move(answer);
+    return r;
+  }
+
+  // Commits exactly the previewed layer (the shell target's commit: the workspace must still
+  // hold what the preview saw) and returns the held answer.
+  Result<ApplyOutcome> SandboxedApply(
+      const std::string& action_id, const Effect& expected,
+      const std::function<Status(const UndoRecord&)>& before_commit) {
+    ApplyOutcome out;
+    out.effect = expected;
+    if (SandboxedEffectHash(expected) != expected.effect_hash) {
+      out.effect.effect_hash = SandboxedEffectHash(expected);
+      return out;  // not the effect that was previewed: nothing is applied
+    }
+    const std::string key = expected.extra.value("held_answer", "");
+    ASSIGN_OR_RETURN(std::string held_bytes, ReadHeldAnswer(key));
+    ASSIGN_OR_RETURN(Json held, ParseJson(held_bytes, 64));
+    if (!held.is_object() || !held.contains("answer")) {
+      return Status::Corruption("the held answer of " + action_id + " is damaged");
+    }
+    if (expected.extra.value("layer_paths", 0) > 0) {
+      ASSIGN_OR_RETURN(Connector * shell, Shell());
+      ASSIGN_OR_RETURN(ApplyOutcome committed,
+                       shell->Apply(action_id, Json::object(), expected, before_commit));
+      if (!committed.effect_matched) return committed;
+      out.undo = committed.undo;
+    } else {
+      out.undo.kind = "mcp";
+      out.undo.reversible = false;
+      out.undo.note = note();
+      RETURN_IF_ERROR(before_commit(out.undo));
+    }
+    out.effect_matched = true;
+    out.result = std::move(held["answer"]);
+    ::unlink(HeldPath(key).c_str());
+    return out;
+  }
+
+  // Held answers live in the shell target's state (hidden from every sandbox), one file each,
+  // named by the hash of their bytes. They are written without fsync: every read call holds
+  // one for a moment, and a crash that loses a pending call's answer makes its approval fail
+  // ("the held answer ... is missing"), with nothing committed.
+  std::string HeldPath(const std::string& key) const {
+    return sandbox_->fields.value("state_dir", "") + "/held/" + key;
+  }
+
+  Result<std::string> HoldAnswer(const std::string& bytes) {
+    const std::string dir = sandbox_->fields.value("state_dir", "") + "/held";
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Status::IoError("create " + dir + ": " + std::strerror(errno));
+    }
+    const std::string key = Sha256Hex(bytes);
+    const std::string tmp = HeldPath(key) + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::IoError("create " + tmp + ": " + std::strerror(errno));
+    const bool written =
+        ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+    const int err = errno;
+    ::close(fd);
+    if (!written || ::rename(tmp.c_str(), HeldPath(key).c_str()) != 0) {
+      ::unlink(tmp.c_str());
+      return Status::IoError("write " + tmp + ": " + std::strerror(written ? errno : err));
+    }
+    return key;
+  }
+
+  Result<std::string> ReadHeldAnswer(const std::string& key) {
+    // The key comes from the stored effect: anything but 64 hex digits could leave the dir.
+    if (key.size() != 64 || key.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return Status::Corruption("the effect names no held answer");
+    }
+    int fd = ::open(HeldPath(key).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      return Status::FailedPrecondition("the held answer " + key + " is missing (" +
+                                        std::strerror(errno) + "); nothing was committed");
+    }
+    std::string bytes;
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+      bytes.append(buf, static_cast<size_t>(n));
+      if (static_cast<int64_t>(bytes.size()) > kMaxHeldAnswerBytes) break;
+    }
+    ::close(fd);
+    if (Sha256Hex(bytes) != key) {
+      return Status::Corruption("the held answer " + key + " does not match its hash");
+    }
+    return bytes;
+  }
+
+  Result<Connector*> Shell() {
+    std::lock_guard<std::mutex> lock(shell_mu_);
+    if (!shell_) {
+      ASSIGN_OR_RETURN(shell_, CreateShellConnector(*sandbox_));
+    }
+    return shell_.get();
+  }
+
   ConnectorConfig config_;
   std::shared_ptr<McpToolCaller> caller_;
+  std::optional<ConnectorConfig> sandbox_;  // the shell target whose sandbox the server runs in
+  std::mutex shell_mu_;
+  std::unique_ptr<Connector> shell_;  // GUARDED_BY(shell_mu_): that target's commits
 };
 
 }  // namespace

@@ -23,6 +23,17 @@ class McpToolCaller {
  public:
   virtual ~McpToolCaller() = default;
   virtual Result<Json> CallTool(const Json& params) = 0;
+  // A server run in a shell target's sandbox: the path at which this process reads the
+  // overlay's upper layer now, starting the server if it is not running. Callers that run no
+  // sandbox: FailedPrecondition.
+  virtual Result<std::string> SandboxUpper() {
+    return Status::FailedPrecondition("this MCP caller runs no sandbox");
+  }
+  // Stops the sandboxed server, so that the next call starts it on a fresh overlay: what
+  // earlier calls left in the upper layer (staged or stale) is gone from its view.
+  virtual Status ResetSandbox() {
+    return Status::FailedPrecondition("this MCP caller runs no sandbox");
+  }
 };
 
 // While one is alive on a thread, an MCP connector applying a call on that thread makes it
@@ -44,6 +55,15 @@ class ScopedMcpCaller {
 //
 // fields: the server's policy entry as JSON (command, env, url, max_message_bytes, ...).
 // Without a caller, Apply starts the upstream for the one call.
+//
+// A server run in a shell target's sandbox (fields.sandbox_target: that target's connector
+// config, see Gateway::ConnectorConfigFor) is different: the call is made in DryRun, on the
+// live session's sandboxed upstream, and its file effect is the overlay's upper layer after
+// the call (the session starts each call on an upper layer that holds no change: see
+// SandboxedDryRun in mcp_connector.cc). The effect is the call's (server, tool, arguments)
+// plus the file part of a shell effect, and the upstream's answer held in the shell target's
+// state (STATE/held/HASH); Apply commits the layer exactly as `airlock exec` does and returns the
+// held answer. Without a live session (a one-shot process) such a call is refused.
 Result<std::unique_ptr<Connector>> CreateMcpConnector(const ConnectorConfig& config);
 std::unique_ptr<Connector> NewMcpConnector(const ConnectorConfig& config,
                                            std::shared_ptr<McpToolCaller> caller);

@@ -110,6 +110,25 @@ Status BindSystemDirs(const std::string& root) {
   return Status::Ok();
 }
 
+// Extra directories (an MCP server's code) at their own path. A path inside a bound system
+// directory is already readable and is skipped (its mountpoint would be read-only).
+Status BindReadOnlyPaths(const std::string& root, const std::vector<std::string>& paths) {
+  for (const std::string& path : paths) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    bool in_system_dir = false;
+    for (const char* dir : kSystemDirs) {
+      const size_t n = std::strlen(dir);
+      if (path.compare(0, n, dir) == 0 && (path.size() == n || path[n] == '/'))
+        in_system_dir = true;
+    }
+    if (in_system_dir) continue;
+    RETURN_IF_ERROR(MakeDirs(root + path, 0755));
+    RETURN_IF_ERROR(BindReadOnly(path, root + path));
+  }
+  return Status::Ok();
+}
+
 // mknod instead of binding the host's nodes: init is real root, and a node costs no mount
 // (neither here nor when the namespace is torn down). SealRoot makes /dev read-only, so no
 // other node can appear; the command could not create one anyway (no CAP_MKNOD).
@@ -191,6 +210,7 @@ Status BuildNewRoot(const NewRootSpec& spec) {
   RETURN_IF_ERROR(Mount("airlock-root", root, "tmpfs", MS_NOSUID | MS_NODEV,
                         "mode=0755,size=1m,nr_inodes=4096", "root tmpfs"));
   RETURN_IF_ERROR(BindSystemDirs(root));
+  RETURN_IF_ERROR(BindReadOnlyPaths(root, spec.read_only_paths));
   for (const char* dir : {"/tmp", "/dev", "/proc"}) {
     std::string path = root + dir;
     if (::mkdir(path.c_str(), 0755) != 0) return SysError("mkdir " + path);

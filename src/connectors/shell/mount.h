@@ -47,6 +47,7 @@ struct NewRootSpec {
   std::string workspace;        // absolute real path; the overlay is mounted at the same path
   std::string overlay_options;  // OverlayOptions(), built before fork
   std::string tmp_options;      // tmpfs options of /tmp and /dev/shm (size and inode caps)
+  std::vector<std::string> read_only_paths;  // extra directories bound read-only, same path
 };
 
 // "lowerdir=...,upperdir=...,workdir=...,<features>" with ',', ':' and '\' escaped.

@@ -26,6 +26,7 @@
 #include <climits>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <utility>
 
 #include "connectors/shell/caps.h"
@@ -113,6 +114,7 @@ enum class Msg : char {
   kExecError = 'X',   // init: the command could not be executed; payload errno
   kReport = 'R',      // init: the command's wait status, network counters after
   kInitExited = 'D',  // supervisor: init's wait status; every process of the run is gone
+  kStarted = 'S',     // init, long-lived runs only: the command was executed
 };
 
 struct ReportMsg {
@@ -153,6 +155,7 @@ struct ChildPlan {
   std::vector<char*> argv, envp;      // point into *spec; null-terminated
   std::vector<int> cgroup_fds;
   int stdout_w = -1, stderr_w = -1, status_w = -1, control_r = -1;
+  int stdin_r = -1;          // a long-lived run's stdin (SandboxedProcess); -1: /dev/null
   int go_r = -1, go_w = -1;  // created by the supervisor
 };
 
@@ -168,6 +171,7 @@ ChildPlan MakePlan(const SandboxSpec& spec, const RunCgroups& cgroups, int last_
   p.root.workspace = spec.workspace;
   p.root.overlay_options = OverlayOptions(spec.workspace, scratch);
   p.root.tmp_options = TmpfsOptions(spec.upper_size_bytes, spec.upper_inodes);
+  p.root.read_only_paths = spec.read_only_paths;
   p.hide = spec.hide;
   // A scratch dir under a bound directory (say /var/lib/airlock) would show the upper layer
   // read-only inside the sandbox.
@@ -194,10 +198,15 @@ int MoveAbove2(int fd) {
 Result<pid_t> SpawnCommand(const ChildPlan& p, int* exec_errno) {
   int out = MoveAbove2(p.stdout_w);
   int err = MoveAbove2(p.stderr_w);
-  if (out < 0 || err < 0) return SysError("command stdio");
+  int in = p.stdin_r >= 0 ? MoveAbove2(p.stdin_r) : -1;
+  if (out < 0 || err < 0 || (p.stdin_r >= 0 && in < 0)) return SysError("command stdio");
   posix_spawn_file_actions_t actions;
   if (::posix_spawn_file_actions_init(&actions) != 0) return SysError("command stdio");
-  ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  if (in >= 0) {
+    ::posix_spawn_file_actions_adddup2(&actions, in, 0);
+  } else {
+    ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  }
   ::posix_spawn_file_actions_adddup2(&actions, out, 1);
   ::posix_spawn_file_actions_adddup2(&actions, err, 2);
   environ = const_cast<char**>(p.envp.data());  // posix_spawnp looks PATH up in environ
@@ -251,7 +260,7 @@ Status ContainInit(const ChildPlan& p) {
   // getppid() is 0 here (the supervisor is outside our pid namespace); the go pipe is the
   // liveness check instead: EOF if the supervisor died before this prctl.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return SysError("set parent-death signal");
-  CloseAllFdsExcept({p.go_r, p.stdout_w, p.stderr_w, p.status_w});
+  CloseAllFdsExcept({p.go_r, p.stdout_w, p.stderr_w, p.status_w, p.stdin_r});
   // "go" means the supervisor has put us into the run's cgroups: every limit applies from
   // here on.
   RETURN_IF_ERROR(WaitForGo(p.go_r));
@@ -306,6 +315,11 @@ int ReapUntil(pid_t command) {
   }
   ::close(p.stdout_w);
   ::close(p.stderr_w);
+  if (p.stdin_r >= 0) {
+    ::close(p.stdin_r);
+    char started = 1;
+    Send(p.status_w, Msg::kStarted, &started, sizeof started);
+  }
   ReportMsg report{ReapUntil(*command), {}};
   if (!p.spec->network) report.after = ReadNetCounters("/proc/self");
   Send(p.status_w, Msg::kReport, &report, sizeof report);
@@ -351,7 +365,7 @@ Status Supervise(ChildPlan& p) {
   // with init the whole pid namespace; our mount namespace, scratch tmpfs and all, goes too.
   RETURN_IF_ERROR(DieWithParent(p.caller));
   std::vector<int> keep = p.cgroup_fds;
-  keep.insert(keep.end(), {p.stdout_w, p.stderr_w, p.status_w, p.control_r});
+  keep.insert(keep.end(), {p.stdout_w, p.stderr_w, p.status_w, p.control_r, p.stdin_r});
   CloseAllFdsExcept(keep);
   // Every mount from here on lives in this namespace only and disappears with it.
   RETURN_IF_ERROR(EnterPrivateMountNamespace());
@@ -368,6 +382,7 @@ Status Supervise(ChildPlan& p) {
   ::close(p.go_w);
   ::close(p.stdout_w);
   ::close(p.stderr_w);
+  if (p.stdin_r >= 0) ::close(p.stdin_r);
   int status = WaitChild(init);
   // init is reaped only after every other process of its pid namespace: the run is over.
   Send(p.status_w, Msg::kInitExited, &status, sizeof status);
@@ -485,7 +500,7 @@ struct Collected {
   std::string setup_error;
   int exec_errno = 0;
   pid_t init_pid = 0;
-  bool have_baseline = false, have_report = false, init_exited = false;
+  bool have_baseline = false, have_report = false, init_exited = false, started = false;
   NetCounters baseline;
   ReportMsg report{};
   int init_status = 0;
@@ -523,6 +538,9 @@ void ParseMessages(std::string* buf, Collected* c) {
         break;
       case Msg::kInitExited:
         c->init_exited = take(&c->init_status, sizeof c->init_status);
+        break;
+      case Msg::kStarted:
+        c->started = true;
         break;
     }
     buf->erase(0, kMsgHeader + len);
@@ -736,6 +754,146 @@ Status CleanupStale(const std::string& scratch_root) {
   }
   ::closedir(dir);
   return cgroups;
+}
+
+// ---- a long-lived run -------------------------------------------------------------------------
+//
+// The same supervisor and init as RunSandboxed, with the command's stdin a pipe and no
+// Collect(): the caller talks to the command instead, and reads the status pipe only to learn
+// that the command started, and at the end how it ended.
+
+struct SandboxedProcess::State {
+  SandboxSpec spec;
+  Fd scratch_lock;
+  std::unique_ptr<RunCgroups> cgroups;
+  std::unique_ptr<SupervisorProcess> supervisor;
+  Fd in, out, status;
+  Collected collected;
+  std::string messages;
+  std::string upper;
+  std::mutex mu;  // Stop() from any thread
+  bool stopped = false;
+  std::string exit_text;
+
+  // Reads the status pipe until `done` or EOF or the deadline. false: EOF (every sandbox
+  // process is gone) or the deadline.
+  bool ReadStatus(Clock::time_point deadline, const std::function<bool()>& done) {
+    char buf[512];
+    while (!done()) {
+      if (status.get() < 0) return false;
+      pollfd pfd{status.get(), POLLIN, 0};
+      const int timeout = deadline == Clock::time_point::max() ? -1 : PollTimeoutMs(deadline);
+      const int n = ::poll(&pfd, 1, timeout);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      const ssize_t got = ::read(status.get(), buf, sizeof buf);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) {
+        status.reset();
+        return done();
+      }
+      messages.append(buf, static_cast<size_t>(got));
+      ParseMessages(&messages, &collected);
+    }
+    return true;
+  }
+};
+
+SandboxedProcess::SandboxedProcess() : state_(std::make_unique<State>()) {}
+
+SandboxedProcess::~SandboxedProcess() {
+  Stop(std::chrono::milliseconds(0));
+}
+
+int SandboxedProcess::stdin_fd() const {
+  return state_->in.get();
+}
+int SandboxedProcess::stdout_fd() const {
+  return state_->out.get();
+}
+const std::string& SandboxedProcess::upper_path() const {
+  return state_->upper;
+}
+
+Result<std::unique_ptr<SandboxedProcess>> SandboxedProcess::Start(const SandboxSpec& spec) {
+  std::unique_ptr<SandboxedProcess> proc(new SandboxedProcess());
+  State& st = *proc->state_;
+  st.spec = spec;
+  RETURN_IF_ERROR(ValidateSpec(st.spec));
+  ASSIGN_OR_RETURN(st.scratch_lock, LockScratchDir(st.spec.scratch_dir));
+  ASSIGN_OR_RETURN(int last_cap, Prepare());
+  ASSIGN_OR_RETURN(st.cgroups,
+                   RunCgroups::Create({st.spec.memory_bytes, st.spec.pids, st.spec.cpus}));
+  ASSIGN_OR_RETURN(Pipe in, MakePipe());
+  ASSIGN_OR_RETURN(Pipe out, MakePipe());
+  ASSIGN_OR_RETURN(Pipe status, MakePipe());
+  ASSIGN_OR_RETURN(Pipe control, MakePipe());
+  // The command's stderr is ours (the MCP client's log), as for an unsandboxed server.
+  Fd err(::fcntl(2, F_DUPFD_CLOEXEC, 3));
+  if (err.get() < 0) return SysError("dup stderr");
+  ChildPlan plan = MakePlan(st.spec, *st.cgroups, last_cap);
+  plan.stdout_w = out.write.get();
+  plan.stderr_w = err.get();
+  plan.status_w = status.write.get();
+  plan.control_r = control.read.get();
+  plan.stdin_r = in.read.get();
+
+  pid_t pid = ::fork();
+  if (pid < 0) return SysError("fork the sandbox supervisor");
+  if (pid == 0) RunSupervisor(plan);
+  st.supervisor = std::make_unique<SupervisorProcess>(pid, std::move(control.write));
+  in.read.reset();
+  out.write.reset();
+  err.reset();
+  status.write.reset();
+  control.read.reset();
+  st.in = std::move(in.write);
+  st.out = std::move(out.read);
+  st.status = std::move(status.read);
+
+  Collected& c = st.collected;
+  const bool started = st.ReadStatus(Clock::time_point::max(), [&] {
+    return c.started || c.init_exited;
+  }) && c.started;
+  if (!started) {
+    Status why = RunFailure(st.spec, c);
+    proc->Stop(std::chrono::milliseconds(0));
+    if (!why.ok()) return why;
+    return Status::Internal("the sandbox ended before the command started");
+  }
+  st.upper = "/proc/" + std::to_string(pid) + "/root" + ScratchLayout(st.spec.scratch_dir).upper;
+  return proc;
+}
+
+std::string SandboxedProcess::Stop(std::chrono::milliseconds grace) {
+  State& st = *state_;
+  std::lock_guard<std::mutex> lock(st.mu);
+  if (st.stopped) return st.exit_text;
+  st.stopped = true;
+  st.in.reset();  // EOF on its stdin: a well-behaved server exits
+  Collected& c = st.collected;
+  auto ended = [&] { return c.init_exited; };
+  if (!st.ReadStatus(Clock::now() + grace, ended)) {
+    if (st.cgroups) st.cgroups->KillAll();
+    st.ReadStatus(Clock::now() + kKillGrace, ended);
+  }
+  if (st.supervisor) {
+    if (!c.init_exited) st.supervisor->Kill();
+    st.supervisor->Release();  // the mount namespace, the upper layer with it, goes
+  }
+  if (st.cgroups) (void)st.cgroups->Remove();
+  st.scratch_lock.reset();
+  const int w = c.have_report ? c.report.wait_status : c.init_status;
+  if (!c.init_exited && !c.have_report) {
+    st.exit_text = "killed";
+  } else if (WIFEXITED(w)) {
+    st.exit_text = "exited " + std::to_string(WEXITSTATUS(w));
+  } else if (WIFSIGNALED(w)) {
+    st.exit_text = "killed by signal " + std::to_string(WTERMSIG(w));
+  } else {
+    st.exit_text = "ended";
+  }
+  return st.exit_text;
 }
 
 }  // namespace airlock::shell

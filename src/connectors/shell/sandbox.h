@@ -14,8 +14,10 @@
 // upper layer through /proc/<supervisor>/root/... while the supervisor waits for it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -41,6 +43,9 @@ struct SandboxSpec {
   int64_t upper_size_bytes = 1LL << 30;  // cap of the upper layer (tmpfs size=)
   int64_t upper_inodes = 100'000;        // cap of files in the upper layer (tmpfs nr_inodes=)
   int64_t output_cap_bytes = 1LL << 20;  // per stream; the rest is counted, not kept
+  // Absolute paths bound read-only at the same path besides the system directories (an MCP
+  // server's own code). Paths that do not exist are skipped. Default: none.
+  std::vector<std::string> read_only_paths;
 };
 
 struct SandboxOutcome {
@@ -78,5 +83,34 @@ Result<SandboxOutcome> RunSandboxed(const SandboxSpec& spec,
 // Only empty directories are removed, and none that a live run holds (RunSandboxed keeps a
 // shared flock on its scratch_dir), so it is safe next to other airlock processes.
 Status CleanupStale(const std::string& scratch_root);
+
+// The same sandbox around a long-lived process (an MCP server, mcp/sandboxed_upstream.h):
+// its stdin and stdout are pipes to this process, its stderr is this process's, and it runs
+// until Stop() (no wall-clock timeout: it lives as long as its session). The upper layer is
+// readable at upper_path() while it runs. Every limit of the spec but timeout_ms applies.
+// The supervisor dies with the *thread* that called Start (PR_SET_PDEATHSIG): call it from
+// a thread that lives as long as the process.
+class SandboxedProcess {
+ public:
+  // Returns once the command was executed inside the sandbox. Errors as RunSandboxed's.
+  static Result<std::unique_ptr<SandboxedProcess>> Start(const SandboxSpec& spec);
+  ~SandboxedProcess();  // Stop(0)
+  SandboxedProcess(const SandboxedProcess&) = delete;
+  SandboxedProcess& operator=(const SandboxedProcess&) = delete;
+
+  int stdin_fd() const;   // we write; closed by Stop()
+  int stdout_fd() const;  // we read; stays open until destruction (EOF once it is gone)
+  // The overlay's upper layer as this process sees it (a /proc/<supervisor>/root/... path).
+  const std::string& upper_path() const;
+  // Closes its stdin, waits up to `grace` for it to exit, then kills its cgroup; unmounts
+  // everything (the upper layer goes with it) and removes the cgroup. Returns how it ended
+  // ("exited 0", "killed by signal 9"). Idempotent.
+  std::string Stop(std::chrono::milliseconds grace);
+
+ private:
+  SandboxedProcess();
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 }  // namespace airlock::shell

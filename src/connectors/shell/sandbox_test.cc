@@ -620,6 +620,89 @@ TEST_F(SandboxTest, CleanupStaleRemovesWhatADeadAirlockLeft) {
   EXPECT_EQ(ReadFile(root + "/not-ours/file"), "keep");
 }
 
+// ---- a long-lived run (SandboxedProcess: an MCP server in a sandbox) ---------------------------
+
+// One line to the process's stdin, one line back from its stdout.
+std::string Exchange(SandboxedProcess& p, const std::string& line) {
+  std::string out = line + "\n";
+  EXPECT_EQ(::write(p.stdin_fd(), out.data(), out.size()), static_cast<ssize_t>(out.size()));
+  std::string got;
+  char c;
+  while (::read(p.stdout_fd(), &c, 1) == 1 && c != '\n') got += c;
+  return got;
+}
+
+TEST_F(SandboxTest, LongLivedProcessTalksOverPipesAndWritesOnlyItsUpperLayer) {
+  WriteFile(ws_ + "/kept.txt", "lower\n");
+  auto started = SandboxedProcess::Start(Spec(
+      {"sh", "-c", "while read l; do echo \"$l\" > \"$l.txt\"; echo \"got $l $(id -u)\"; done"}));
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  SandboxedProcess& p = **started;
+  EXPECT_EQ(Exchange(p, "a"), "got a 0");
+  EXPECT_EQ(Exchange(p, "b"), "got b 0");
+  // Its writes are in the upper layer, readable from here while it runs, not in the workspace.
+  const std::string upper = p.upper_path();
+  EXPECT_EQ(upper.rfind("/proc/", 0), 0u) << upper;
+  EXPECT_EQ(ReadFile(upper + "/a.txt"), "a\n");
+  EXPECT_EQ(ReadFile(upper + "/b.txt"), "b\n");
+  EXPECT_FALSE(Exists(ws_ + "/a.txt"));
+  EXPECT_FALSE(Exists(upper + "/kept.txt")) << "an untouched lower file is not copied up";
+  ASSERT_FALSE(OurCgroups().empty());
+  // EOF on its stdin ends the loop: a clean exit, and the sandbox is gone with it.
+  EXPECT_EQ(p.Stop(std::chrono::seconds(20)), "exited 0");
+  EXPECT_EQ(p.Stop(std::chrono::seconds(20)), "exited 0") << "idempotent";
+  EXPECT_FALSE(Exists(upper + "/a.txt"));
+  EXPECT_TRUE(OurCgroups().empty());
+  EXPECT_EQ(MountsOf(scratch_), 0);
+  EXPECT_EQ(ReadFile(ws_ + "/kept.txt"), "lower\n");
+}
+
+TEST_F(SandboxTest, LongLivedProcessThatIgnoresEofIsKilledWithEverythingItStarted) {
+  auto started = SandboxedProcess::Start(
+      Spec({"sh", "-c", "trap '' TERM HUP; (sleep 1000 &) ; echo ready; exec sleep 1000"}));
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  SandboxedProcess& p = **started;
+  std::string line;
+  char c;
+  while (::read(p.stdout_fd(), &c, 1) == 1 && c != '\n') line += c;
+  EXPECT_EQ(line, "ready");
+  EXPECT_EQ(p.Stop(std::chrono::milliseconds(50)), "killed by signal 9");
+  EXPECT_TRUE(OurCgroups().empty());
+  EXPECT_EQ(MountsOf(scratch_), 0);
+  // Its stdout ends: whoever reads it sees EOF, not a hang.
+  EXPECT_EQ(::read(p.stdout_fd(), &c, 1), 0);
+}
+
+TEST_F(SandboxTest, LongLivedProcessThatCannotStartIsAnError) {
+  auto started = SandboxedProcess::Start(Spec({"airlock-no-such-command-x"}));
+  ASSERT_FALSE(started.ok());
+  EXPECT_EQ(started.status().code(), StatusCode::kInvalidArgument) << started.status().ToString();
+  EXPECT_NE(started.status().message().find("command not found"), std::string::npos)
+      << started.status().ToString();
+  EXPECT_TRUE(OurCgroups().empty());
+  SandboxSpec bad = Spec({"cat"});
+  bad.workspace = "relative";
+  EXPECT_EQ(SandboxedProcess::Start(bad).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(SandboxTest, ReadOnlyPathsAreVisibleButNotWritable) {
+  if (!Exists("/mnt")) GTEST_SKIP() << "no /mnt to make a directory outside the system dirs in";
+  std::string code = MakeTempDir("/mnt");
+  cleanup_.push_back(code);
+  WriteFile(code + "/server.js", "the server's code\n");
+  SandboxSpec spec = Spec(
+      {"sh", "-c",
+       "cat " + code + "/server.js; echo x > " + code + "/planted && echo WROTE; ls /mnt | wc -l"});
+  spec.read_only_paths = {code, "/nonexistent-airlock-path"};
+  SandboxOutcome out = Run(spec);
+  EXPECT_EQ(out.stdout_data, "the server's code\n1\n") << out.stderr_data;
+  EXPECT_FALSE(Exists(code + "/planted"));
+  // Without it, the directory is not there at all.
+  out = Sh("cat " + code + "/server.js");
+  EXPECT_NE(out.exit_code, 0);
+  EXPECT_EQ(out.stdout_data, "");
+}
+
 // Speed is measured in bench/shell_bench.cc (make bench), not asserted here.
 
 }  // namespace

@@ -180,6 +180,48 @@ std::string Head(const std::string& s) {
   return s.size() <= static_cast<size_t>(kOutputHeadBytes) ? s : s.substr(0, kOutputHeadBytes);
 }
 
+// The file part of a shell effect (shared with an MCP server run in the target's sandbox):
+// the changed paths, their counts, protected paths, symlinks leaving the workspace, what a
+// commit refuses, and the layer a commit applies (stored; its key is returned).
+Result<std::string> AddFileEffect(const ShellConfig& config, BlobStore& blobs,
+                                  const CapturedLayer& cap, Effect* e) {
+  e->files_changed = static_cast<int64_t>(cap.changes.size());
+  for (const FileChange& c : cap.changes) {
+    if (static_cast<int64_t>(e->files.size()) < config.max_preview_files) e->files.push_back(c);
+  }
+  e->preview_omitted = e->files_changed - static_cast<int64_t>(e->files.size());
+  Json& x = e->extra;
+  x["workspace"] = config.workspace;
+  x["added"] = cap.added;
+  x["changed"] = cap.changed;
+  x["deleted"] = cap.deleted;
+  for (const char* key : {"protected", "outside_symlinks", "refused"}) {
+    x[key] = Json::array();
+    x[std::string(key) + "_count"] = 0;
+  }
+  for (const FileChange& c : cap.changes) {
+    for (const std::string& glob : config.protect) {
+      if (GlobMatch(glob, c.path)) {
+        AddListed(x, "protected", c.path);
+        break;
+      }
+    }
+    if (c.op != "deleted" && c.type == "symlink" && PointsOutside(c.path, c.link_target)) {
+      AddListed(x, "outside_symlinks", c.path + " -> " + c.link_target);
+    }
+  }
+  for (const std::string& r : cap.refused) AddListed(x, "refused", r);
+  // Content-addressed, and a blob that exists is complete: the same layer (an empty one, for
+  // every read) is stored once, not fsynced again for each action.
+  const std::string manifest = LayerToJson(cap.layer).dump();
+  std::string key = Sha256Hex(manifest);
+  if (!blobs.Has(key)) {
+    ASSIGN_OR_RETURN(key, blobs.PutBytes(manifest));
+  }
+  x["layer"] = key;
+  x["layer_paths"] = cap.layer.after.size();
+  return key;
+}
 
 class ShellConnector : public Connector {
  public:
@@ -301,48 +343,20 @@ class ShellConnector : public Connector {
                                    const shell::SandboxOutcome& run, const CapturedLayer& cap) {
     Effect e;
     e.kind = "shell";
-    e.files_changed = static_cast<int64_t>(cap.changes.size());
-    for (const FileChange& c : cap.changes) {
-      if (static_cast<int64_t>(e.files.size()) < config_.max_preview_files) e.files.push_back(c);
-    }
-    e.preview_omitted = e.files_changed - static_cast<int64_t>(e.files.size());
     Json& x = e.extra;
     x["command"] = argv;
-    x["workspace"] = config_.workspace;
     x["exit_code"] = run.exit_code;
     x["signal"] = run.term_signal;
     x["killed_by"] = run.killed_by;
     x["upper_full"] = run.upper_full;
     x["network_attempt"] = run.network_attempt;
     x["network_detail"] = run.network_detail;
-    x["added"] = cap.added;
-    x["changed"] = cap.changed;
-    x["deleted"] = cap.deleted;
-    for (const char* key : {"protected", "outside_symlinks", "refused"}) {
-      x[key] = Json::array();
-      x[std::string(key) + "_count"] = 0;
-    }
-    for (const FileChange& c : cap.changes) {
-      for (const std::string& glob : config_.protect) {
-        if (GlobMatch(glob, c.path)) {
-          AddListed(x, "protected", c.path);
-          break;
-        }
-      }
-      if (c.op != "deleted" && c.type == "symlink" && PointsOutside(c.path, c.link_target)) {
-        AddListed(x, "outside_symlinks", c.path + " -> " + c.link_target);
-      }
-    }
-    for (const std::string& r : cap.refused) AddListed(x, "refused", r);
+    ASSIGN_OR_RETURN(std::string key, AddFileEffect(config_, blobs_, cap, &e));
     // Output is bytes; CanonicalJson writes invalid UTF-8 as U+FFFD (the CLI prints the
     // command's own bytes from the in-memory result).
     x["stdout_head"] = Head(run.stdout_data);
     x["stderr_head"] = Head(run.stderr_data);
     x["output_head_bytes"] = kOutputHeadBytes;
-    const std::string manifest = LayerToJson(cap.layer).dump();
-    ASSIGN_OR_RETURN(std::string key, blobs_.PutBytes(manifest));
-    x["layer"] = key;
-    x["layer_paths"] = cap.layer.after.size();
     e.effect_hash = Sha256Hex(CanonicalJson(Json{{"layer", key},
                                                  {"refused", x["refused_count"]},
                                                  {"killed_by", run.killed_by},
@@ -394,6 +408,42 @@ class ShellConnector : public Connector {
 Result<std::unique_ptr<Connector>> CreateShellConnector(const ConnectorConfig& config) {
   ASSIGN_OR_RETURN(ShellConfig c, ParseConfig(config));
   return std::unique_ptr<Connector>(new ShellConnector(std::move(c)));
+}
+
+Result<shell::SandboxSpec> ShellSandboxFor(const ConnectorConfig& target,
+                                           const std::vector<std::string>& argv,
+                                           const std::map<std::string, std::string>& env,
+                                           const std::vector<std::string>& read_only_paths) {
+  ASSIGN_OR_RETURN(ShellConfig c, ParseConfig(target));
+  RETURN_IF_ERROR(CheckWorkspace(c.workspace));
+  RETURN_IF_ERROR(MakeDirs(c.state_dir + "/blobs"));
+  RETURN_IF_ERROR(MakeDirs(c.state_dir + "/scratch"));
+  shell::SandboxSpec spec = c.base;
+  spec.argv = argv;
+  spec.workspace = c.workspace;
+  spec.read_only_paths = read_only_paths;
+  // The server's own variables win over the target's defaults (PATH, HOME, ...).
+  for (const auto& [k, v] : env) {
+    std::erase_if(spec.env, [&](const std::string& e) { return e.rfind(k + "=", 0) == 0; });
+    spec.env.push_back(k + "=" + v);
+  }
+  spec.scratch_dir = c.state_dir + "/scratch/mcp-" + RandomHex(8);
+  RETURN_IF_ERROR(MakeDirs(spec.scratch_dir));
+  return spec;
+}
+
+Result<shell::CapturedLayer> CaptureShellLayer(const ConnectorConfig& target,
+                                               const std::string& upper) {
+  ASSIGN_OR_RETURN(ShellConfig c, ParseConfig(target));
+  BlobStore blobs(c.state_dir + "/blobs");
+  return shell::CaptureLayer(upper, c.workspace, blobs, shell::CaptureOptions());
+}
+
+Result<std::string> AddShellFileEffect(const ConnectorConfig& target,
+                                       const shell::CapturedLayer& cap, Effect* e) {
+  ASSIGN_OR_RETURN(ShellConfig c, ParseConfig(target));
+  BlobStore blobs(c.state_dir + "/blobs");
+  return AddFileEffect(c, blobs, cap, e);
 }
 
 }  // namespace airlock

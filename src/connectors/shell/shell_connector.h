@@ -4,9 +4,14 @@
 // holds what the preview saw. Undo restores pre-images saved just before the commit.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "connectors/connector.h"
+#include "connectors/shell/layer.h"
+#include "connectors/shell/sandbox.h"
 
 namespace airlock {
 
@@ -16,5 +21,26 @@ namespace airlock {
 // protect (globs), max_preview_files.
 // args: {"argv": ["cmd", "arg", ...]}.
 Result<std::unique_ptr<Connector>> CreateShellConnector(const ConnectorConfig& config);
+
+// ---- an MCP server run in a shell target's sandbox (mcp/proxy.cc, connectors/mcp) ----------
+// `target` is the shell target's config as the gateway builds it (with state_dir and
+// hide_always).
+
+// The target's sandbox (workspace, limits, hidden paths, network) for a long-lived command:
+// the target's environment defaults overridden by `env`, `read_only_paths` bound, and a fresh
+// scratch directory under the target's state dir (the caller removes it after the run).
+Result<shell::SandboxSpec> ShellSandboxFor(const ConnectorConfig& target,
+                                           const std::vector<std::string>& argv,
+                                           const std::map<std::string, std::string>& env,
+                                           const std::vector<std::string>& read_only_paths);
+// The upper layer `upper` read against the target's workspace (file contents stored in the
+// target's blob store).
+Result<shell::CapturedLayer> CaptureShellLayer(const ConnectorConfig& target,
+                                               const std::string& upper);
+// Adds the file part of a shell effect to *e (files, files_changed, extra added / changed /
+// deleted / protected / outside_symlinks / refused / layer), as `airlock exec` reports it, so
+// that the policy classifies it alike. Returns the stored layer's key.
+Result<std::string> AddShellFileEffect(const ConnectorConfig& target,
+                                       const shell::CapturedLayer& cap, Effect* e);
 
 }  // namespace airlock
