@@ -149,6 +149,15 @@ class Gateway {
   Status ApplyRecipientLimits(Action* action);
   // Makes a tool call the policy marks read, then records it (one durable commit).
   Outcome McpRead(Action action, const Principal& who, std::unique_lock<std::mutex>& target_lock);
+  // network: proxy. One request a command made through the egress proxy becomes an http
+  // action of the shell target, linked to the command's action (exec_id): decided like an
+  // http target's request and recorded before anything is sent. An allowed one is recorded
+  // as applying and copied to *started; FinishEgress records what became of it.
+  friend class GatewayEgressGate;
+  EgressDecision DecideEgress(const Principal& who, const std::string& exec_id,
+                              const std::string& target, const EgressRequest& request,
+                              Action* started);
+  void FinishEgress(Action action, const Principal& who, const Status& sent, const Json& result);
   // Runs an action whose status was set to applying (claimed) in the store.
   Outcome ApplyClaimed(Action action, const Principal& who);
   Status Record(const Action& action, const std::string& event, const std::string& principal,
