@@ -8,6 +8,7 @@
 #include <string>
 
 #include "connectors/connector.h"
+#include "gateway/claim_lock.h"
 #include "gateway/gateway.h"
 
 namespace airlock {
@@ -19,8 +20,9 @@ class GatewayEgressGate : public EgressGate {
         target_(std::move(target)) {}
 
   EgressDecision Decide(const EgressRequest& request) override {
-    Action started;
-    EgressDecision d = gateway_->DecideEgress(who_, exec_id_, target_, request, &started);
+    Started started;
+    EgressDecision d =
+        gateway_->DecideEgress(who_, exec_id_, target_, request, &started.action, &started.claim);
     if (d.allowed) {
       std::lock_guard<std::mutex> lock(mu_);
       started_.emplace(d.action_id, std::move(started));
@@ -29,15 +31,16 @@ class GatewayEgressGate : public EgressGate {
   }
 
   void Finish(const std::string& action_id, const Status& sent, const Json& result) override {
-    Action a;
+    Started s;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = started_.find(action_id);
       if (it == started_.end()) return;
-      a = std::move(it->second);
+      s = std::move(it->second);
       started_.erase(it);
     }
-    gateway_->FinishEgress(std::move(a), who_, sent, result);
+    // The claim is let go only after the outcome is recorded.
+    gateway_->FinishEgress(std::move(s.action), who_, sent, result);
   }
 
  private:
@@ -45,8 +48,12 @@ class GatewayEgressGate : public EgressGate {
   const Principal who_;
   const std::string exec_id_;
   const std::string target_;
+  struct Started {
+    Action action;
+    ClaimLock claim;
+  };
   std::mutex mu_;
-  std::map<std::string, Action> started_;  // GUARDED_BY(mu_): allowed, not yet finished
+  std::map<std::string, Started> started_;  // GUARDED_BY(mu_): allowed, not yet finished
 };
 
 }  // namespace airlock

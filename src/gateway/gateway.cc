@@ -518,9 +518,17 @@ Outcome Gateway::McpRead(Action a, const Principal& who, std::unique_lock<std::m
 
 EgressDecision Gateway::DecideEgress(const Principal& who, const std::string& exec_id,
                                      const std::string& target, const EgressRequest& r,
-                                     Action* started) {
+                                     Action* started, ClaimLock* claim) {
   Action a;
   a.id = NewActionId();
+  // The claim is taken before the action is recorded as applying. Its byte of the lock file
+  // is chosen by the id: a busy byte (another live action) gets a fresh id rather than a wait
+  // behind a tunnel that may stay open as long as the command runs.
+  Result<ClaimLock> lock = Status::Internal("no claim");
+  for (int i = 0; i < 16 && !lock.ok(); ++i) {
+    if (i > 0) a.id = NewActionId();
+    lock = ClaimLock::Acquire(LockFileFor(*policy_), a.id, /*wait=*/false);
+  }
   a.created_ms = a.updated_ms = NowMs();
   a.agent = who.name;
   a.target = target;
@@ -570,6 +578,7 @@ EgressDecision Gateway::DecideEgress(const Principal& who, const std::string& ex
                 "); a request through the egress proxy cannot wait for a vote, so it was not "
                 "sent (use an http target for requests that need approval)");
   }
+  if (!lock.ok()) return deny("could not claim the request: " + lock.status().message());
   a.status = ActionStatus::kApplying;
   Status st = Record(a, "submitted", who.Label(), DecisionPayload(a), /*insert=*/true);
   if (!st.ok()) {
@@ -578,6 +587,7 @@ EgressDecision Gateway::DecideEgress(const Principal& who, const std::string& ex
     return d;
   }
   *started = a;
+  *claim = std::move(*lock);
   d.allowed = true;
   return d;
 }

@@ -24,6 +24,8 @@
 
 namespace airlock {
 
+class ClaimLock;
+
 // Who is calling, from the token they hold.
 struct Principal {
   enum class Role { kAgent, kApprover, kOperator };
@@ -154,9 +156,11 @@ class Gateway {
   // http target's request and recorded before anything is sent. An allowed one is recorded
   // as applying and copied to *started; FinishEgress records what became of it.
   friend class GatewayEgressGate;
+  // *claim holds the allowed action's claim until it is finished, so that crash recovery in
+  // another airlock process leaves a live request alone.
   EgressDecision DecideEgress(const Principal& who, const std::string& exec_id,
                               const std::string& target, const EgressRequest& request,
-                              Action* started);
+                              Action* started, ClaimLock* claim);
   void FinishEgress(Action action, const Principal& who, const Status& sent, const Json& result);
   // Runs an action whose status was set to applying (claimed) in the store.
   Outcome ApplyClaimed(Action action, const Principal& who);

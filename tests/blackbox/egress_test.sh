@@ -99,6 +99,20 @@ checkd "the audit has the CONNECT with host and port, and the bytes both ways" "
   all [ -n "$tunnel" ] -- [ "$(jq -r .payload.args.url <<<"$sub")" = "localhost:$SP" ] -- \
   [ "$(jq -r .payload.result.bytes_sent <<<"$tunnel")" -gt 0 ]
 
+# ---- a request in flight is left alone by another airlock process's crash recovery ----------
+as_agent --json exec --target web -- "${CURL[@]}" "http://localhost:$HP/wait?file=$T/release" > "$T/held.json" 2>&1 &
+HELD=$!
+for _ in $(seq 300); do [ "$(lines "$LOG")" = 3 ] && break; sleep 0.1; done
+as_dba pending >/dev/null 2>&1   # opens the store: recovery runs while the request is open
+touch "$T/release"
+wait $HELD
+held=$(egress_events | jq -c "select(.event == \"submitted\" and (.payload.args.url | test(\"/wait\")))" | tail -1)
+held_id=$(jq -r .action_id <<<"$held")
+events=$(as_dba audit log --json --action "$held_id" | jq -r .event | tr '\n' ' ')
+checkd "a request held open while another airlock command starts is not declared failed" \
+  "$events $(cat "$T/held.json")" all [ "$events" = "submitted applied " ] -- \
+  has "hello from http GET /wait" "$(jq -r .result.stdout "$T/held.json")"
+
 # ---- refused: a host outside the allow list, raw IPs, a direct connection --------------------
 denials() { egress_events | jq -c 'select(.event == "denied")'; }
 run_json out as_agent --json exec --target web -- "${CURL[@]}" -o /dev/null -w '%{http_code}' http://blocked.invalid/
@@ -119,10 +133,10 @@ checkd "the decimal spelling 2130706433 is refused" "$out" [ "$(jf .result.stdou
 d=$(denials | jq -r .payload.error)
 checkd "the raw-IP refusals are audited" "$d" \
   all [ "$(denials | wc -l)" -ge $((before + 3)) ] -- has "raw IP address 127.0.0.1" "$d"
-checkd "the server received none of them" "$(cat "$LOG")" [ "$(lines "$LOG")" = 2 ]
+checkd "the server received none of them" "$(cat "$LOG")" [ "$(lines "$LOG")" = 3 ]
 run_json out as_agent --json exec --target web -- "${CURL[@]}" --noproxy '*' "http://127.0.0.1:$HP/ok"
 checkd "a direct connection that bypasses the proxy finds no route out (curl fails)" \
-  "$out $(cat "$LOG")" all [ "$(jf .effect.extra.exit_code "$out")" -eq 7 ] -- [ "$(lines "$LOG")" = 2 ]
+  "$out $(cat "$LOG")" all [ "$(jf .effect.extra.exit_code "$out")" -eq 7 ] -- [ "$(lines "$LOG")" = 3 ]
 checkd "and the command's action shows it as a network attempt" "$out" \
   [ "$(jf .effect.extra.network_attempt "$out")" = true ]
 
@@ -130,7 +144,7 @@ checkd "and the command's action shows it as a network attempt" "$out" \
 run_json out as_agent --json exec --target web -- "${CURL[@]}" -H 'Content-Type: application/json' \
   -d '{"text":"hi"}' "http://localhost:$HP/note"
 checkd "a POST that no rule raises is low: sent at once" "$out $(cat "$LOG")" \
-  all [ "$(lines "$LOG")" = 3 ] -- [ "$(tail -1 "$LOG" | jq -r .method)" = POST ] -- \
+  all [ "$(lines "$LOG")" = 4 ] -- [ "$(tail -1 "$LOG" | jq -r .method)" = POST ] -- \
   [ "$(tail -1 "$LOG" | jq -r .body)" = '{"text":"hi"}' ]
 sub=$(egress_events | jq -c "select(.event == \"submitted\" and .payload.args.method == \"POST\")" | tail -1)
 checkd "it is audited as a low, irreversible http action" "$sub" \
@@ -139,7 +153,7 @@ run_json out as_agent --json exec --target web -- "${CURL[@]}" -o /dev/null -w '
   -H 'Content-Type: application/json' -d '{"amount":5000}' "http://localhost:$HP/hold/payment"
 d=$(denials | jq -c 'select(.payload.risk == "high")' | tail -1)
 checkd "a POST the rule makes high is refused with 403 and not sent" "$out $(cat "$LOG")" \
-  all [ "$(jf .result.stdout "$out")" = 403 ] -- [ "$(lines "$LOG")" = 3 ]
+  all [ "$(jf .result.stdout "$out")" = 403 ] -- [ "$(lines "$LOG")" = 4 ]
 checkd "its refusal is audited with the rule's reason and the body the approver would see" "$d" \
   all has "needs approval" "$(jq -r .payload.error <<<"$d")" -- \
   has "held posts need a human" "$(jq -r '.payload.reasons[]' <<<"$d")" -- \
@@ -153,7 +167,7 @@ run_json out as_agent --json exec --target offline -- sh -c 'echo "proxy=${http_
 checkd "with network: off the command gets no proxy, curl fails, and the attempt makes it wait (exit 10)" \
   "$out $(cat "$T/stderr")" \
   all [ "$RC" -eq 10 ] -- has "proxy=none" "$(jf .effect.extra.stdout_head "$out")" -- \
-  [ "$(jf .effect.extra.network_attempt "$out")" = true ] -- [ "$(lines "$LOG")" = 3 ]
+  [ "$(jf .effect.extra.network_attempt "$out")" = true ] -- [ "$(lines "$LOG")" = 4 ]
 
 out=$(as_dba audit verify 2>&1)
 checkd "the audit chain verifies" "$out" [ $? -eq 0 ]

@@ -2,10 +2,11 @@
 // egress_test.sh), on node's built-in http and https modules only. Each request is appended
 // to LOG_FILE as one JSON line {scheme, method, path, host, body}, so the test can count
 // what arrived. Both listen on 127.0.0.1 and are reached by name (localhost) through the
-// proxy; PORT_FILE gets "HTTP_PORT HTTPS_PORT" once both are ready.
+// proxy; PORT_FILE gets "HTTP_PORT HTTPS_PORT" once both are ready. GET /wait?file=PATH is
+// logged at once but answered only once PATH exists (a request held in flight on demand).
 //
 //   node egress_server.mjs LOG_FILE PORT_FILE CERT_PEM KEY_PEM
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 
@@ -24,8 +25,18 @@ function handler(scheme) {
       appendFileSync(logFile, JSON.stringify({
         scheme, method: req.method, path: req.url, host: req.headers.host ?? null, body,
       }) + '\n');
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end(`hello from ${scheme} ${req.method} ${req.url}\n`);
+      const answer = () => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`hello from ${scheme} ${req.method} ${req.url}\n`);
+      };
+      const url = new URL(req.url, 'http://x');
+      if (url.pathname !== '/wait') return answer();
+      const timer = setInterval(() => {
+        if (existsSync(url.searchParams.get('file'))) {
+          clearInterval(timer);
+          answer();
+        }
+      }, 20);
     });
   };
 }
