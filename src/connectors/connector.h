@@ -37,9 +37,9 @@ struct ApplyOutcome {
 
 // One request the command sent to airlock's egress proxy, as the proxy read it.
 struct EgressRequest {
-  std::string method;   // "GET", "POST", ..., "CONNECT"; "" when the request did not parse
-  std::string url;      // "http://host:port/path?q", or "host:port" for CONNECT; "" if unparsed
-  std::string host;     // as the command wrote it (lower case)
+  std::string method;  // "GET", "POST", ..., "CONNECT"; "" when the request did not parse
+  std::string url;     // "http://host:port/path?q", or "host:port" for CONNECT; "" if unparsed
+  std::string host;    // as the command wrote it (lower case)
   int port = 0;
   std::string path;     // normalized; "" for CONNECT (TLS hides it)
   Json body = nullptr;  // the request body when it is JSON (for rules on it), else null

@@ -16,7 +16,9 @@ namespace airlock {
 class GatewayEgressGate : public EgressGate {
  public:
   GatewayEgressGate(Gateway* gateway, Principal who, std::string exec_id, std::string target)
-      : gateway_(gateway), who_(std::move(who)), exec_id_(std::move(exec_id)),
+      : gateway_(gateway),
+        who_(std::move(who)),
+        exec_id_(std::move(exec_id)),
         target_(std::move(target)) {}
 
   EgressDecision Decide(const EgressRequest& request) override {

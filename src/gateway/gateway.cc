@@ -534,14 +534,20 @@ EgressDecision Gateway::DecideEgress(const Principal& who, const std::string& ex
   a.target = target;
   a.kind = "http";
   a.reversible = false;
-  a.args = {{"method", r.method}, {"url", r.url}, {"via", "egress proxy"}, {"exec_action", exec_id}};
+  a.args = {
+      {"method", r.method}, {"url", r.url}, {"via", "egress proxy"}, {"exec_action", exec_id}};
   const bool read = r.method == "GET" || r.method == "HEAD";
   a.effect.kind = "http";
-  a.effect.extra = {{"method", r.method},       {"url", r.url},
-                    {"host", r.host},           {"port", r.port},
-                    {"path", r.path},           {"body", r.body},
-                    {"body_bytes", r.body_bytes}, {"tunnel", r.method == "CONNECT"},
-                    {"via", "egress proxy"},    {"exec_action", exec_id},
+  a.effect.extra = {{"method", r.method},
+                    {"url", r.url},
+                    {"host", r.host},
+                    {"port", r.port},
+                    {"path", r.path},
+                    {"body", r.body},
+                    {"body_bytes", r.body_bytes},
+                    {"tunnel", r.method == "CONNECT"},
+                    {"via", "egress proxy"},
+                    {"exec_action", exec_id},
                     {"irreversible", !read}};
   a.effect.effect_hash = Sha256Hex(CanonicalJson(
       Json{{"method", r.method}, {"url", r.url}, {"body", r.body}, {"body_bytes", r.body_bytes}}));

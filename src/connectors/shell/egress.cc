@@ -94,7 +94,9 @@ std::string OriginHead(const EgressTarget& t) {
 EgressProxy::EgressProxy(EgressOptions options, EgressGate* gate)
     : options_(std::move(options)), gate_(gate) {}
 
-EgressProxy::~EgressProxy() { Stop(); }
+EgressProxy::~EgressProxy() {
+  Stop();
+}
 
 void EgressProxy::Serve(int listen_fd) {
   listen_fd_ = listen_fd;
@@ -169,11 +171,11 @@ void EgressProxy::Note(const EgressRequest& r, const EgressDecision& d) {
   ++requests_;
   if (!d.allowed) ++refused_;
   if (listed_.size() >= options_.max_listed) return;
-  listed_.push_back({{"action_id", d.action_id},
-                     {"request", r.method.empty() ? std::string("(malformed)")
-                                                  : r.method + " " + r.url},
-                     {"allowed", d.allowed},
-                     {"reason", d.reason}});
+  listed_.push_back(
+      {{"action_id", d.action_id},
+       {"request", r.method.empty() ? std::string("(malformed)") : r.method + " " + r.url},
+       {"allowed", d.allowed},
+       {"reason", d.reason}});
 }
 
 Json EgressProxy::Summary() {

@@ -29,12 +29,12 @@
 namespace airlock::shell {
 
 struct EgressOptions {
-  std::string target;               // the shell target's name, for messages
-  std::vector<EgressAllow> allow;   // the target's `egress:` list; empty: nothing is allowed
-  int64_t max_bytes = 64LL << 20;   // per direction of one connection; then it is cut
+  std::string target;              // the shell target's name, for messages
+  std::vector<EgressAllow> allow;  // the target's `egress:` list; empty: nothing is allowed
+  int64_t max_bytes = 64LL << 20;  // per direction of one connection; then it is cut
   int64_t connect_timeout_ms = 10'000;
-  int max_connections = 16;         // open at once; more get a 503
-  size_t max_listed = 50;           // requests named in the shell action's effect
+  int max_connections = 16;  // open at once; more get a 503
+  size_t max_listed = 50;    // requests named in the shell action's effect
 };
 
 class EgressProxy : public EgressListener {
@@ -67,10 +67,10 @@ class EgressProxy : public EgressListener {
   std::atomic<int64_t> accepted_{0};
   std::atomic<int> open_{0};
   std::mutex mu_;
-  bool stopping_ = false;             // GUARDED_BY(mu_)
-  std::set<int> fds_;                 // GUARDED_BY(mu_)
-  std::vector<std::thread> workers_;  // GUARDED_BY(mu_)
-  Json listed_ = Json::array();       // GUARDED_BY(mu_)
+  bool stopping_ = false;               // GUARDED_BY(mu_)
+  std::set<int> fds_;                   // GUARDED_BY(mu_)
+  std::vector<std::thread> workers_;    // GUARDED_BY(mu_)
+  Json listed_ = Json::array();         // GUARDED_BY(mu_)
   int64_t requests_ = 0, refused_ = 0;  // GUARDED_BY(mu_)
 };
 

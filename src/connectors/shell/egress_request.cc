@@ -8,7 +8,9 @@
 namespace airlock::shell {
 namespace {
 
-Status Bad(const std::string& why) { return Status::InvalidArgument(why); }
+Status Bad(const std::string& why) {
+  return Status::InvalidArgument(why);
+}
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -106,8 +108,8 @@ Status ParseRequestLine(std::string_view line, EgressTarget* t) {
   std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   std::string_view version = line.substr(sp2 + 1);
   if (version != "HTTP/1.1" && version != "HTTP/1.0") return Bad("unsupported HTTP version");
-  if (method.empty() || !std::all_of(method.begin(), method.end(),
-                                     [](char c) { return c >= 'A' && c <= 'Z'; })) {
+  if (method.empty() ||
+      !std::all_of(method.begin(), method.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
     return Bad("malformed method");
   }
   if (method == "CONNECT") {
@@ -271,7 +273,8 @@ bool EgressAllowed(const std::vector<EgressAllow>& allow, std::string_view host,
     if (!port_ok) continue;
     if (a.host.rfind("*.", 0) == 0) {
       std::string_view suffix = std::string_view(a.host).substr(1);  // ".example.com"
-      if (h.size() > suffix.size() && h.compare(h.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      if (h.size() > suffix.size() &&
+          h.compare(h.size() - suffix.size(), suffix.size(), suffix) == 0) {
         return true;
       }
     } else if (a.host == h) {

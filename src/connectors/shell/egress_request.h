@@ -27,7 +27,7 @@ inline constexpr size_t kMaxEgressHeaders = 100;
 inline constexpr int64_t kMaxEgressBodyBytes = 1 << 20;
 
 struct EgressTarget {
-  std::string method;  // upper case: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS or CONNECT
+  std::string method;   // upper case: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS or CONNECT
   bool tunnel = false;  // CONNECT: bytes are spliced, nothing more is seen
   std::string host;     // lower case; as written (an IP literal keeps its form, for the audit)
   int port = 0;

@@ -115,7 +115,8 @@ TEST(EgressRequest, SmugglingIsRefused) {
                 "more than one Content-Length");
   ExpectRefused("POST http://a.test/ HTTP/1.1\r\ncontent-length: 5\r\nContent-Length: 6\r\n\r\n",
                 "more than one Content-Length");
-  ExpectRefused("POST http://a.test/ HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "malformed Content-Length");
+  ExpectRefused("POST http://a.test/ HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+                "malformed Content-Length");
   ExpectRefused("POST http://a.test/ HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n",
                 "malformed Content-Length");
   ExpectRefused("POST http://a.test/ HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n",
@@ -124,12 +125,13 @@ TEST(EgressRequest, SmugglingIsRefused) {
                 "malformed Content-Length");
   ExpectRefused("POST http://a.test/ HTTP/1.1\r\nContent-Length: 1048577\r\n\r\n", "over 1 MiB");
   ExpectRefused("GET http://a.test/ HTTP/1.1\r\nContent-Length: 3\r\n\r\n", "GET carries no body");
-  ExpectRefused("CONNECT a.test:443 HTTP/1.1\r\nContent-Length: 3\r\n\r\n", "CONNECT carries no body");
+  ExpectRefused("CONNECT a.test:443 HTTP/1.1\r\nContent-Length: 3\r\n\r\n",
+                "CONNECT carries no body");
 }
 
 TEST(EgressRequest, Bounds) {
-  std::string big = "GET http://a.test/ HTTP/1.1\r\nX: " + std::string(kMaxEgressHeadBytes, 'a') +
-                    "\r\n\r\n";
+  std::string big =
+      "GET http://a.test/ HTTP/1.1\r\nX: " + std::string(kMaxEgressHeadBytes, 'a') + "\r\n\r\n";
   ExpectRefused(big, "over 16 KiB");
   std::string many = "GET http://a.test/ HTTP/1.1\r\n";
   for (int i = 0; i < 101; ++i) many += "X: y\r\n";
@@ -144,8 +146,8 @@ TEST(EgressHost, AddressesInEverySpellingAreIpLiterals) {
     EXPECT_TRUE(IsIpLiteral(ip)) << ip;
     EXPECT_EQ(CheckEgressHost(ip).code(), StatusCode::kPermissionDenied) << ip;
   }
-  for (const char* name : {"localhost", "api.example.com", "a1.b2", "x-0x1.test", "0xg.test",
-                           "123.example"}) {
+  for (const char* name :
+       {"localhost", "api.example.com", "a1.b2", "x-0x1.test", "0xg.test", "123.example"}) {
     EXPECT_FALSE(IsIpLiteral(name)) << name;
     EXPECT_TRUE(CheckEgressHost(name).ok()) << name;
   }
