@@ -15,7 +15,8 @@
 namespace airlock::shell {
 namespace {
 
-constexpr int kAcceptPollMs = 200;  // how soon the acceptor sees Stop()
+// How soon the acceptor sees Stop() if the shutdown of the listening socket did not wake it.
+constexpr int kAcceptPollMs = 200;
 
 bool SendAll(int fd, std::string_view data) {
   while (!data.empty()) {
@@ -107,6 +108,8 @@ int64_t EgressProxy::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
+    // Wakes the acceptor's poll at once (the run is over: nothing more is accepted).
+    if (listen_fd_ >= 0) ::shutdown(listen_fd_, SHUT_RDWR);
     for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
   }
   if (acceptor_.joinable()) acceptor_.join();
