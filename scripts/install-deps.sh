@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libsqlite3-dev sqlite3 libseccomp-dev libssl-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev jq
-  libboost-dev libcurl4-openssl-dev curl chromium wrk
+  libboost-dev libcurl4-openssl-dev curl openssl chromium wrk
   postgresql postgresql-client libpq-dev
 )
 

@@ -479,6 +479,7 @@ struct ServeFlags {
   std::string max_wait = "60s";
   int threads = 0;
   std::vector<std::string> mcp_allow_origins;
+  std::string events_poll = "500ms";
 };
 
 int CmdServe(const Options& o, const ServeFlags& f) {
@@ -498,7 +499,8 @@ int CmdServe(const Options& o, const ServeFlags& f) {
   };
   for (Status st : {duration("--header-timeout", f.header_timeout, &so.header_timeout_ms),
                     duration("--body-timeout", f.body_timeout, &so.body_timeout_ms),
-                    duration("--max-wait", f.max_wait, &so.max_wait_ms)}) {
+                    duration("--max-wait", f.max_wait, &so.max_wait_ms),
+                    duration("--events-poll", f.events_poll, &so.events_poll_ms)}) {
     if (!st.ok()) return Fail(o, st);
   }
   auto policy = LoadPolicyFile(o.config);
@@ -746,6 +748,9 @@ int Main(int argc, char** argv) {
   serve->add_option("--body-timeout", serve_flags.body_timeout,
                     "time to send the request body (default 30s)");
   serve->add_option("--max-wait", serve_flags.max_wait, "largest wait_ms accepted (default 60s)");
+  serve->add_option("--events-poll", serve_flags.events_poll,
+                    "how often /v1/events looks for changes other processes made "
+                    "(default 500ms; a PostgreSQL store also signals them at once)");
   serve
       ->add_option("--threads", serve_flags.threads, "I/O threads (default: one per core, up to 4)")
       ->check(CLI::NonNegativeNumber);

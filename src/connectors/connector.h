@@ -34,6 +34,40 @@ struct ApplyOutcome {
   UndoRecord undo;  // only meaningful when effect_matched
 };
 
+// ---- egress: requests a sandboxed command makes through airlock (shell `network: proxy`) ----
+
+// One request the command sent to airlock's egress proxy, as the proxy read it.
+struct EgressRequest {
+  std::string method;  // "GET", "POST", ..., "CONNECT"; "" when the request did not parse
+  std::string url;     // "http://host:port/path?q", or "host:port" for CONNECT; "" if unparsed
+  std::string host;    // as the command wrote it (lower case)
+  int port = 0;
+  std::string path;     // normalized; "" for CONNECT (TLS hides it)
+  Json body = nullptr;  // the request body when it is JSON (for rules on it), else null
+  int64_t body_bytes = 0;
+  // Non-empty: the proxy refuses the request already (malformed, a raw IP, a host outside
+  // the allow list, no name resolution); the gate only records the denial.
+  std::string refused;
+};
+
+struct EgressDecision {
+  bool allowed = false;
+  std::string reason;     // why not: sent back to the command in a 403
+  std::string action_id;  // the http action recorded for this request ("" if none could be)
+};
+
+// Decides and records each request (the gateway implements it: the connector knows neither
+// the policy nor the store). Called from the proxy's threads while the command runs.
+class EgressGate {
+ public:
+  virtual ~EgressGate() = default;
+  // Records the decision before anything is sent; any error while deciding is a refusal.
+  virtual EgressDecision Decide(const EgressRequest& request) = 0;
+  // Records what became of an allowed request: `sent` says whether it went out (its error
+  // otherwise); `result` holds the response status and the byte counts.
+  virtual void Finish(const std::string& action_id, const Status& sent, const Json& result) = 0;
+};
+
 class Connector {
  public:
   virtual ~Connector() = default;
@@ -42,6 +76,12 @@ class Connector {
   // InvalidArgument for malformed input (e.g. SQL that does not parse), with the target's
   // own message.
   virtual Result<DryRunResult> DryRun(const Json& args) = 0;
+  // The same, with a gate for the outbound requests the action makes while it runs (only a
+  // shell target with `network: proxy` has any; the others ignore the gate).
+  virtual Result<DryRunResult> DryRunWithEgress(const Json& args, EgressGate* gate) {
+    (void)gate;
+    return DryRun(args);
+  }
 
   // The read fast path: if the action is plainly a read, runs it without the target's
   // serialisation (and without what a dry-run of a write needs) and returns what DryRun

@@ -12,6 +12,7 @@
 #include "core/hash.h"
 #include "core/json.h"
 #include "gateway/claim_lock.h"
+#include "gateway/egress_gate.h"
 #include "store/pg_store.h"
 
 namespace airlock {
@@ -465,7 +466,10 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
 
   // 3. dry-run in the sandbox. Any error here fails closed: nothing runs for real.
   auto connector = ConnectorFor(request.target);
-  Result<DryRunResult> dry = connector.ok() ? (*connector)->DryRun(request.args)
+  // A command on a `network: proxy` target makes its requests through this gate while it
+  // runs; each is decided and recorded as its own http action.
+  GatewayEgressGate egress(this, *who, a.id, request.target);
+  Result<DryRunResult> dry = connector.ok() ? (*connector)->DryRunWithEgress(request.args, &egress)
                                             : Result<DryRunResult>(connector.status());
   // A connector that refuses the action outright (an HTTP path outside the target's allow
   // list) denies it; any other error fails it.
@@ -580,6 +584,108 @@ Outcome Gateway::McpRead(Action a, const Principal& who, std::unique_lock<std::m
     a.result = {{"summary", a.result["summary"]}, {"tool_result", out->result}};
   }
   return {Status::Ok(), a};
+}
+
+// ---- egress (network: proxy) ----------------------------------------------------------------
+
+EgressDecision Gateway::DecideEgress(const Principal& who, const std::string& exec_id,
+                                     const std::string& target, const EgressRequest& r,
+                                     Action* started, ClaimLock* claim) {
+  Action a;
+  a.id = NewActionId();
+  // The claim is taken before the action is recorded as applying. Its byte of the lock file
+  // is chosen by the id: a busy byte (another live action) gets a fresh id rather than a wait
+  // behind a tunnel that may stay open as long as the command runs.
+  Result<ClaimLock> lock = Status::Internal("no claim");
+  for (int i = 0; i < 16 && !lock.ok(); ++i) {
+    if (i > 0) a.id = NewActionId();
+    lock = ClaimLock::Acquire(LockFileFor(*policy_), a.id, /*wait=*/false);
+  }
+  a.created_ms = a.updated_ms = NowMs();
+  a.agent = who.name;
+  a.target = target;
+  a.kind = "http";
+  a.reversible = false;
+  a.args = {
+      {"method", r.method}, {"url", r.url}, {"via", "egress proxy"}, {"exec_action", exec_id}};
+  const bool read = r.method == "GET" || r.method == "HEAD";
+  a.effect.kind = "http";
+  a.effect.extra = {{"method", r.method},
+                    {"url", r.url},
+                    {"host", r.host},
+                    {"port", r.port},
+                    {"path", r.path},
+                    {"body", r.body},
+                    {"body_bytes", r.body_bytes},
+                    {"tunnel", r.method == "CONNECT"},
+                    {"via", "egress proxy"},
+                    {"exec_action", exec_id},
+                    {"irreversible", !read}};
+  a.effect.effect_hash = Sha256Hex(CanonicalJson(
+      Json{{"method", r.method}, {"url", r.url}, {"body", r.body}, {"body_bytes", r.body_bytes}}));
+  EgressDecision d;
+  d.action_id = a.id;
+  auto deny = [&](const std::string& why) {
+    d.allowed = false;
+    d.reason = why;
+    if (!Deny(a, "denied", why, who).status.ok()) d.action_id.clear();
+    return d;
+  };
+  if (!r.refused.empty()) return deny(r.refused);
+  Classification cls = classifier_.Classify(a.agent, a.target, a.effect);
+  a.risk = cls.risk;
+  a.reasons = std::move(cls.reasons);
+  a.quorum = policy_->approvals.QuorumFor(a.risk);
+  // As in Submit: limits and breakers count writes; a read is never held back by them.
+  if (a.risk != Risk::kRead) {
+    Status limits = ApplyLimits(&a);
+    if (!limits.ok()) return deny("could not check limits: " + limits.message());
+    if (a.status == ActionStatus::kDenied) return deny(a.error);
+  }
+  if (policy_->mode == PolicyMode::kDryRun) {
+    a.dry_run = true;
+    a.would_status = a.quorum > 0 ? "pending" : "applied";
+    return deny("mode: dry-run: previewed, classified and audited only; nothing was sent");
+  }
+  if (a.quorum > 0) {
+    // The command is running now and its one run is the one observed: holding it open for
+    // a vote would tie the sandbox to an approver, and sending later would answer a
+    // command that has gone. So a request that needs approval is refused, never sent.
+    return deny("needs approval (" + std::string(RiskName(a.risk)) + ": " +
+                (a.reasons.empty() ? std::string("policy") : a.reasons.back()) +
+                "); a request through the egress proxy cannot wait for a vote, so it was not "
+                "sent (use an http target for requests that need approval)");
+  }
+  if (!lock.ok()) return deny("could not claim the request: " + lock.status().message());
+  a.status = ActionStatus::kApplying;
+  Status st = Record(a, "submitted", who.Label(), DecisionPayload(a), /*insert=*/true);
+  if (!st.ok()) {
+    d.action_id.clear();
+    d.reason = "could not record the request, so it was not sent: " + st.message();
+    return d;
+  }
+  *started = a;
+  *claim = std::move(*lock);
+  d.allowed = true;
+  return d;
+}
+
+void Gateway::FinishEgress(Action a, const Principal& who, const Status& sent, const Json& result) {
+  a.updated_ms = NowMs();
+  a.result = result;
+  if (!sent.ok()) {
+    (void)Fail(std::move(a), /*insert=*/false, sent, who);
+    return;
+  }
+  a.status = ActionStatus::kApplied;
+  // If this write fails the action stays `applying`; recovery records an http action in
+  // that state as an unknown outcome, and nothing ever resends it.
+  Status st = Record(a, "applied", who.Label(),
+                     {{"effect_hash", a.effect.effect_hash},
+                      {"result", result},
+                      {"reversible", false},
+                      {"undo_note", "an HTTP request that was sent cannot be undone by airlock"}});
+  (void)st;
 }
 
 Status Gateway::ApplyRecipientLimits(Action* a) {

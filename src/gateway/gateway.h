@@ -24,6 +24,8 @@
 
 namespace airlock {
 
+class ClaimLock;
+
 // Who is calling, from the token they hold.
 // The PostgreSQL store's connection string from the policy (store: postgres://... or the
 // variable store_dsn_env names). A secret: never printed.
@@ -86,6 +88,10 @@ class Gateway {
 
   // Set once, before the gateway is shared between threads.
   void SetObserver(ActionObserver observer) { observer_ = std::move(observer); }
+  // Changes other processes commit to a shared store (Store::WatchChanges).
+  void WatchStoreChanges(std::function<void()> on_change) {
+    store_->WatchChanges(std::move(on_change));
+  }
 
   // Who holds this token (audited as auth_failed when nobody does).
   Result<Principal> WhoIs(const std::optional<std::string>& token);
@@ -160,6 +166,17 @@ class Gateway {
   // A read that ran in the sandbox (or on the read fast path): recorded once, then its rows
   // are handed back.
   Outcome FinishRead(Action action, DryRunResult dry, const Principal& who);
+  // network: proxy. One request a command made through the egress proxy becomes an http
+  // action of the shell target, linked to the command's action (exec_id): decided like an
+  // http target's request and recorded before anything is sent. An allowed one is recorded
+  // as applying and copied to *started; FinishEgress records what became of it.
+  friend class GatewayEgressGate;
+  // *claim holds the allowed action's claim until it is finished, so that crash recovery in
+  // another airlock process leaves a live request alone.
+  EgressDecision DecideEgress(const Principal& who, const std::string& exec_id,
+                              const std::string& target, const EgressRequest& request,
+                              Action* started, ClaimLock* claim);
+  void FinishEgress(Action action, const Principal& who, const Status& sent, const Json& result);
   // Runs an action whose status was set to applying (claimed) in the store.
   Outcome ApplyClaimed(Action action, const Principal& who);
   Status Record(const Action& action, const std::string& event, const std::string& principal,

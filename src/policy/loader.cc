@@ -25,6 +25,7 @@
 #include "connectors/smtp/message.h"  // the one address check, shared with the connector
 #include "connectors/http/credentials.h"
 #include "connectors/http/url.h"
+#include "connectors/shell/egress_request.h"
 #include "core/glob.h"
 #include "policy/guard.h"
 #include "policy/mcp_rules.h"
@@ -54,7 +55,7 @@ constexpr std::string_view kPostgresKeys[] = {
 constexpr std::string_view kShellKeys[] = {
     "kind",    "workspace", "environment", "network",         "memory",      "pids",
     "cpu",     "timeout",   "hide",        "protect",         "max_low_deletes",
-    "max_upper_size", "max_upper_files", "max_output", "max_preview_files"};
+    "max_upper_size", "max_upper_files", "max_output", "max_preview_files", "egress"};
 constexpr std::string_view kSmtpKeys[] = {
     "kind",          "url",            "from",           "username", "password_env",
     "password_file", "max_recipients", "environment",    "timeout"};
@@ -78,7 +79,7 @@ constexpr std::string_view kMcpServerKeys[] = {
 constexpr std::string_view kMcpToolKeys[] = {"tool", "args", "risk", "reason"};
 constexpr std::string_view kArgCheckKeys[] = {"count_gt", "matches", "equals", "gt"};
 constexpr std::string_view kTargetKinds[] = {"sqlite", "shell", "smtp", "postgres", "http"};
-constexpr std::string_view kNetworkModes[] = {"off", "on"};
+constexpr std::string_view kNetworkModes[] = {"off", "on", "proxy"};
 constexpr std::string_view kEffectKinds[] = {"sql", "shell", "mail", "http", "mcp"};
 constexpr std::string_view kOps[] = {
     "insert",       "update",      "delete",       "drop_table",   "drop_index",
@@ -741,6 +742,23 @@ class Loader {
       ASSIGN_OR_RETURN(network, GetOneOf(*f, kNetworkModes, "network mode"));
     }
     j["network"] = network;
+    // network: proxy. The hosts the command may reach through airlock's egress proxy; none
+    // listed: every request is refused (fail closed).
+    j["egress"] = Json::array();
+    if (const Field* f = fields.Find("egress")) {
+      if (network != "proxy") {
+        return ValueErr(*f, "egress needs network: proxy (with network: " + network +
+                                " no request goes through airlock)");
+      }
+      ASSIGN_OR_RETURN(auto items, GetStringList(*f));
+      for (auto& [text, node] : items) {
+        Result<shell::EgressAllow> allow = shell::ParseEgressAllow(text);
+        if (!allow.ok()) {
+          return Err(node, f->path + ": bad entry " + Quote(text) + ": " + allow.status().message());
+        }
+        j["egress"].push_back(text);
+      }
+    }
     int64_t memory = 512LL << 20, upper = 1LL << 30, output = 1LL << 20;
     if (const Field* f = fields.Find("memory")) {
       ASSIGN_OR_RETURN(memory, GetSize(*f, 4LL << 20, 1LL << 40));

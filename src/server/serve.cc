@@ -122,7 +122,16 @@ Status Serve(std::shared_ptr<const Policy> policy, const ServeOptions& options) 
   Metrics metrics;
   std::unique_ptr<notify::Notifier> notifier;
   if (!policy->notify.empty()) notifier = std::make_unique<notify::Notifier>(policy->notify);
-  EventHub hub(*gateway, EventHub::Options{});
+  EventHub::Options hub_options;
+  if (options.events_poll_ms > 0) hub_options.poll_ms = static_cast<int>(options.events_poll_ms);
+  EventHub hub(*gateway, hub_options);
+  // Another instance's commit to a shared store wakes the hub at once (PostgreSQL's
+  // LISTEN/NOTIFY); the guard stops that before the hub goes away.
+  gateway->WatchStoreChanges([&hub] { hub.Poke(); });
+  struct StopWatching {
+    Gateway* g;
+    ~StopWatching() { g->WatchStoreChanges(nullptr); }
+  } stop_watching{gateway.get()};
   gateway->SetObserver([&hub, &metrics](const Action& action, const std::string& event) {
     hub.Poke();
     // Only the events that decide an action: a refused rollback or a vote short of the

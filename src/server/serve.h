@@ -22,6 +22,9 @@ struct ServeOptions {
   int threads = 0;  // io threads; 0: one per core, at most 4
   // Browser origins allowed to call /mcp/NAME besides loopback ones (server/mcp_http.h).
   std::vector<std::string> mcp_allowed_origins;
+  // How often /v1/events looks at the store for changes made by other processes; 0: the
+  // hub's default (500 ms). A PostgreSQL store also wakes it at once (LISTEN/NOTIFY).
+  int64_t events_poll_ms = 0;
 };
 
 // "127.0.0.1:7070" -> {"127.0.0.1", 7070}; "[::1]:0" -> {"::1", 0}.

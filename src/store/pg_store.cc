@@ -11,6 +11,10 @@
 //
 // Payloads and action bodies are stored as bytea (hex on the wire): they are hashed byte for
 // byte, and libpq's text parameters could not carry every byte string.
+#include <poll.h>
+
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -167,6 +171,7 @@ class PgTxn final : public StoreTxn {
     head_dirty_ = h.dirty;
   }
   Status FlushHead();
+  bool appended() const { return appended_; }
 
  private:
   Result<ResultHandle> Q(const std::string& sql, const std::vector<std::string>& params = {});
@@ -177,6 +182,7 @@ class PgTxn final : public StoreTxn {
   const bool writing_;
   AuditHead head_;
   bool head_dirty_ = false;
+  bool appended_ = false;  // this transaction appended (a rolled-back closure's count too)
 };
 
 Result<ResultHandle> PgTxn::Q(const std::string& sql, const std::vector<std::string>& params) {
@@ -396,6 +402,7 @@ Result<AuditEvent> PgTxn::AppendAudit(AuditEvent e) {
   RETURN_IF_ERROR(r.status());
   head_ = AuditHead{e.seq, e.hash};
   head_dirty_ = true;
+  appended_ = true;
   return e;
 }
 
@@ -426,8 +433,10 @@ class PgStore final : public Store {
   Status ScanAudit(int64_t after_seq, const std::string& action_id,
                    const std::function<bool(const AuditEvent&)>& fn) override;
   Result<AuditHead> RecordedHead() override;
+  void WatchChanges(std::function<void()> on_change) override;
 
  private:
+  void ListenLoop();
   Result<Conn*> Writer();  // requires write_mu_
   // One write transaction on the writer: BEGIN, the head lock, body, flush, COMMIT.
   Status WriteTxn(const std::function<Status(PgTxn&)>& body);
@@ -445,9 +454,21 @@ class PgStore final : public Store {
   std::deque<GroupedWork> queue_;  // GUARDED_BY(queue_mu_)
   bool stopping_ = false;          // GUARDED_BY(queue_mu_)
   std::thread committer_;          // GUARDED_BY(queue_mu_)
+  // WatchChanges: the callback runs under watch_mu_, so replacing it waits for a running call.
+  std::mutex watch_mu_;
+  std::function<void()> on_change_;  // GUARDED_BY(watch_mu_)
+  std::thread listener_;             // GUARDED_BY(watch_mu_)
+  std::atomic<bool> stop_listening_{false};
 };
 
 PgStore::~PgStore() {
+  stop_listening_ = true;
+  std::thread listener;
+  {
+    std::lock_guard lock(watch_mu_);
+    listener = std::move(listener_);
+  }
+  if (listener.joinable()) listener.join();
   std::thread committer;
   {
     std::lock_guard lock(queue_mu_);
@@ -475,6 +496,9 @@ Status PgStore::WriteTxn(const std::function<Status(PgTxn&)>& body) {
   Status st = txn.LockHead();
   if (st.ok()) st = body(txn);
   if (st.ok()) st = txn.FlushHead();
+  // Other instances' event streams LISTEN on this channel; PostgreSQL delivers the
+  // notification at COMMIT, and not at all on a rollback.
+  if (st.ok() && txn.appended()) st = c->Exec("SELECT pg_notify('airlock_store', '')");
   if (!st.ok()) {
     (void)c->Exec("ROLLBACK");
     return st;
@@ -638,6 +662,41 @@ Result<AuditHead> PgStore::RecordedHead() {
   }
   ReturnReader(std::move(c));
   return out;
+}
+
+void PgStore::WatchChanges(std::function<void()> on_change) {
+  std::lock_guard lock(watch_mu_);
+  on_change_ = std::move(on_change);
+  if (on_change_ && !listener_.joinable()) listener_ = std::thread([this] { ListenLoop(); });
+}
+
+// A connection of its own that LISTENs, polled four times a second so that the destructor
+// never waits long; a lost connection is opened again (the followers poll meanwhile).
+void PgStore::ListenLoop() {
+  std::unique_ptr<Conn> conn;
+  while (!stop_listening_) {
+    if (!conn) {
+      Result<std::unique_ptr<Conn>> opened = Conn::Open(dsn_);
+      if (opened.ok() && (*opened)->Exec("LISTEN airlock_store").ok()) {
+        conn = std::move(*opened);
+      } else {
+        for (int i = 0; i < 8 && !stop_listening_; ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        }
+        continue;
+      }
+    }
+    pollfd pfd{conn->Socket(), POLLIN, 0};
+    if (::poll(&pfd, 1, 250) <= 0) continue;
+    Result<int> n = conn->TakeNotifications();
+    if (!n.ok()) {
+      conn.reset();
+      continue;
+    }
+    if (*n == 0) continue;
+    std::lock_guard lock(watch_mu_);
+    if (on_change_) on_change_();
+  }
 }
 
 // The schema's version: 0 when the schema does not exist yet.

@@ -109,6 +109,12 @@ class Store {
   // The head recorded beside the chain (updated in the same transaction as each append),
   // so that a truncated or extended chain is noticed.
   virtual Result<AuditHead> RecordedHead() = 0;
+
+  // Calls on_change (on a thread of the store's) soon after another process commits a
+  // change, so that a follower of the chain need not wait for its next poll. A store that
+  // cannot tell keeps this default and followers poll. An empty function stops the calls;
+  // once WatchChanges returns, the previous function is no longer running or called.
+  virtual void WatchChanges(std::function<void()> on_change) { (void)on_change; }
 };
 
 struct StoreOptions {

@@ -53,6 +53,9 @@ Result<PqApi> Load() {
   if (st.ok()) st = Resolve(lib, "PQconninfoParse", &a.conninfo_parse);
   if (st.ok()) st = Resolve(lib, "PQconninfoFree", &a.conninfo_free);
   if (st.ok()) st = Resolve(lib, "PQfreemem", &a.freemem);
+  if (st.ok()) st = Resolve(lib, "PQsocket", &a.socket);
+  if (st.ok()) st = Resolve(lib, "PQconsumeInput", &a.consume_input);
+  if (st.ok()) st = Resolve(lib, "PQnotifies", &a.notifies);
   if (!st.ok()) {
     dlclose(lib);
     return st;
@@ -136,6 +139,20 @@ Result<std::unique_ptr<Conn>> Conn::Open(const std::string& dsn) {
 
 Conn::~Conn() {
   api_->finish(conn_);
+}
+
+int Conn::Socket() const { return api_->socket(conn_); }
+
+Result<int> Conn::TakeNotifications() {
+  if (api_->consume_input(conn_) == 0) {
+    return Status::IoError("PostgreSQL: " + redact_(Trim(api_->error_message(conn_))));
+  }
+  int n = 0;
+  while (PGnotify* note = api_->notifies(conn_)) {
+    api_->freemem(note);
+    ++n;
+  }
+  return n;
 }
 
 bool Conn::Healthy() const {

@@ -49,6 +49,9 @@ struct PqApi {
   PQconninfoOption* (*conninfo_parse)(const char* conninfo, char** errmsg) = nullptr;
   void (*conninfo_free)(PQconninfoOption* options) = nullptr;
   void (*freemem)(void* ptr) = nullptr;
+  int (*socket)(const PGconn* conn) = nullptr;
+  int (*consume_input)(PGconn* conn) = nullptr;
+  PGnotify* (*notifies)(PGconn* conn) = nullptr;
 };
 
 // Loads the library once per process (thread-safe); later calls return the same table.
@@ -88,6 +91,10 @@ class Conn {
   // Runs exactly one statement through the extended protocol, which refuses a second one:
   // text from an agent goes only through here. `params` are text values ($1, $2, ...).
   Result<ResultHandle> Query(const std::string& sql, const std::vector<std::string>& params = {});
+  // LISTEN: the connection's socket (poll it for input), and the number of notifications
+  // that arrived (read and discarded); IoError when the connection is lost.
+  int Socket() const;
+  Result<int> TakeNotifications();
   // The SQLSTATE of the last failed Query/Exec ("" if none).
   const std::string& last_sqlstate() const { return last_sqlstate_; }
   const Redactor& redact() const { return redact_; }

@@ -2,12 +2,16 @@
 
 #include <fcntl.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 #include <string_view>
 
@@ -102,6 +106,71 @@ Status BringUpLoopback() {
   ::close(fd);
   if (rc != 0) return SysError("loopback: bring lo up", err);
   return Status::Ok();
+}
+
+Status SendLoopbackListener(int channel, int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return SysError("egress proxy: socket");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 64) != 0) {
+    int err = errno;
+    ::close(fd);
+    return SysError("egress proxy: listen on 127.0.0.1:" + std::to_string(port), err);
+  }
+  char byte = 'L';
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  ssize_t n;
+  while ((n = ::sendmsg(channel, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+  }
+  int err = errno;
+  ::close(fd);
+  if (n != 1) return SysError("egress proxy: hand the socket to airlock", err);
+  return Status::Ok();
+}
+
+Result<int> ReceiveListener(int channel, int64_t timeout_ms) {
+  pollfd p{channel, POLLIN, 0};
+  int ready;
+  while ((ready = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(timeout_ms, INT32_MAX)))) < 0 &&
+         errno == EINTR) {
+  }
+  if (ready == 0) return Status::IoError("egress proxy: the sandbox sent no socket in time");
+  if (ready < 0) return SysError("egress proxy: poll");
+  char byte;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  while ((n = ::recvmsg(channel, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+  }
+  if (n < 0) return SysError("egress proxy: receive the socket");
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (n == 0 || c == nullptr || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+    return Status::NotFound("egress proxy: the sandbox closed without sending its socket");
+  }
+  int fd;
+  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return fd;
 }
 
 NetCounters ReadNetCounters(const std::string& proc_dir) {

@@ -14,6 +14,14 @@ namespace airlock::shell {
 // namespace starts with it down, and many programs expect 127.0.0.1 to exist.
 Status BringUpLoopback();
 
+// In the calling process's network namespace: a TCP socket listening on 127.0.0.1:port,
+// sent over the AF_UNIX socket `channel` (SCM_RIGHTS) and closed here. A socket keeps the
+// namespace it was made in, so whoever receives it accepts the sandbox's connections.
+Status SendLoopbackListener(int channel, int port);
+// Receives that socket (close-on-exec). NotFound when the other end closed without
+// sending one (its setup failed; the sandbox reports why); IoError after timeout_ms.
+Result<int> ReceiveListener(int channel, int64_t timeout_ms);
+
 // Counters of the calling process's network namespace. Plain data: it crosses the report
 // pipe as bytes.
 struct NetCounters {

@@ -14,6 +14,7 @@
 #include <spawn.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -157,6 +158,7 @@ struct ChildPlan {
   int stdout_w = -1, stderr_w = -1, status_w = -1, control_r = -1;
   int stdin_r = -1;          // a long-lived run's stdin (SandboxedProcess); -1: /dev/null
   int go_r = -1, go_w = -1;  // created by the supervisor
+  int egress_w = -1;         // AF_UNIX end that carries the egress socket (-1: no proxy)
 };
 
 ChildPlan MakePlan(const SandboxSpec& spec, const RunCgroups& cgroups, int last_cap) {
@@ -260,7 +262,7 @@ Status ContainInit(const ChildPlan& p) {
   // getppid() is 0 here (the supervisor is outside our pid namespace); the go pipe is the
   // liveness check instead: EOF if the supervisor died before this prctl.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return SysError("set parent-death signal");
-  CloseAllFdsExcept({p.go_r, p.stdout_w, p.stderr_w, p.status_w, p.stdin_r});
+  CloseAllFdsExcept({p.go_r, p.stdout_w, p.stderr_w, p.status_w, p.stdin_r, p.egress_w});
   // "go" means the supervisor has put us into the run's cgroups: every limit applies from
   // here on.
   RETURN_IF_ERROR(WaitForGo(p.go_r));
@@ -270,6 +272,13 @@ Status ContainInit(const ChildPlan& p) {
   RETURN_IF_ERROR(ResetSignals());
   RETURN_IF_ERROR(SetHostname());
   if (!p.spec->network) RETURN_IF_ERROR(BringUpLoopback());
+  // network: proxy. The listening socket is made here, in the sandbox's namespace and before
+  // the command exists, so the command's first request finds it (queued until airlock
+  // accepts); airlock serves it from outside, where the real network is.
+  if (p.egress_w >= 0) {
+    RETURN_IF_ERROR(SendLoopbackListener(p.egress_w, p.spec->egress_port));
+    ::close(p.egress_w);
+  }
   RETURN_IF_ERROR(BuildNewRoot(p.root));
   RETURN_IF_ERROR(PivotInto(p.root.new_root));
   // After pivot_root: the new /proc must show this pid namespace and live in the new root.
@@ -365,12 +374,15 @@ Status Supervise(ChildPlan& p) {
   // with init the whole pid namespace; our mount namespace, scratch tmpfs and all, goes too.
   RETURN_IF_ERROR(DieWithParent(p.caller));
   std::vector<int> keep = p.cgroup_fds;
-  keep.insert(keep.end(), {p.stdout_w, p.stderr_w, p.status_w, p.control_r, p.stdin_r});
+  keep.insert(keep.end(),
+              {p.stdout_w, p.stderr_w, p.status_w, p.control_r, p.stdin_r, p.egress_w});
   CloseAllFdsExcept(keep);
   // Every mount from here on lives in this namespace only and disappears with it.
   RETURN_IF_ERROR(EnterPrivateMountNamespace());
   RETURN_IF_ERROR(MountScratch(p.scratch_dir, p.spec->upper_size_bytes, p.spec->upper_inodes));
   ASSIGN_OR_RETURN(pid_t init, CloneInit(p));
+  // Only init may hold it: the caller reads EOF if init fails before sending the socket.
+  if (p.egress_w >= 0) ::close(p.egress_w);
   Send(p.status_w, Msg::kInitPid, &init, sizeof init);
   Status admitted = p.cgroups->Admit(init);
   if (!admitted.ok()) {
@@ -485,6 +497,9 @@ Status ValidateSpec(const SandboxSpec& spec) {
     }
   }
   if (spec.timeout_ms <= 0) return Status::InvalidArgument("timeout_ms must be positive");
+  if (spec.egress_port != 0 && (spec.network || spec.egress_port < 1 || spec.egress_port > 65535)) {
+    return Status::InvalidArgument("an egress port needs network off and a port 1-65535");
+  }
   if (spec.upper_size_bytes <= 0 || spec.upper_inodes <= 0) {
     return Status::InvalidArgument("upper_size_bytes and upper_inodes must be positive");
   }
@@ -659,9 +674,13 @@ Status RunFailure(const SandboxSpec& spec, const Collected& c) {
   return Status::Ok();
 }
 
-void FillNetwork(const SandboxSpec& spec, const Collected& c, SandboxOutcome* out) {
+// `proxied`: connections the egress proxy accepted. They are TCP connects of the command
+// that went to airlock (and were decided there), not attempts to get out.
+void FillNetwork(const SandboxSpec& spec, const Collected& c, int64_t proxied,
+                 SandboxOutcome* out) {
   if (spec.network || !c.have_baseline) return;
-  const NetCounters& after = c.have_report ? c.report.after : c.at_timeout;
+  NetCounters after = c.have_report ? c.report.after : c.at_timeout;
+  after.tcp_active_opens -= proxied;
   out->network_attempt = DescribeNetworkUse(c.baseline, after, &out->network_detail);
 }
 
@@ -683,12 +702,26 @@ Result<int> Prepare() {
   return LastCapability();
 }
 
+// The AF_UNIX pair that carries the egress socket from init to the caller.
+Result<Pipe> MakeEgressChannel(const SandboxSpec& spec) {
+  if (spec.egress_port == 0) return Pipe{};
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
+    return SysError("egress socketpair");
+  }
+  return Pipe{Fd(fds[0]), Fd(fds[1])};
+}
+
 }  // namespace
 
 Result<SandboxOutcome> RunSandboxed(const SandboxSpec& spec,
-                                    const std::function<Status(const std::string&)>& inspect) {
+                                    const std::function<Status(const std::string&)>& inspect,
+                                    EgressListener* egress) {
   const auto start = Clock::now();
   RETURN_IF_ERROR(ValidateSpec(spec));
+  if (spec.egress_port != 0 && egress == nullptr) {
+    return Status::InvalidArgument("an egress port needs a listener to serve it");
+  }
   ASSIGN_OR_RETURN(Fd scratch_lock, LockScratchDir(spec.scratch_dir));
   ASSIGN_OR_RETURN(int last_cap, Prepare());
   ASSIGN_OR_RETURN(std::unique_ptr<RunCgroups> cgroups,
@@ -697,11 +730,13 @@ Result<SandboxOutcome> RunSandboxed(const SandboxSpec& spec,
   ASSIGN_OR_RETURN(Pipe err, MakePipe());
   ASSIGN_OR_RETURN(Pipe status, MakePipe());
   ASSIGN_OR_RETURN(Pipe control, MakePipe());
+  ASSIGN_OR_RETURN(Pipe egress_channel, MakeEgressChannel(spec));
   ChildPlan plan = MakePlan(spec, *cgroups, last_cap);
   plan.stdout_w = out.write.get();
   plan.stderr_w = err.write.get();
   plan.status_w = status.write.get();
   plan.control_r = control.read.get();
+  plan.egress_w = egress_channel.write.get();
 
   pid_t pid = ::fork();
   if (pid < 0) return SysError("fork the sandbox supervisor");
@@ -712,14 +747,27 @@ Result<SandboxOutcome> RunSandboxed(const SandboxSpec& spec,
   err.write.reset();
   status.write.reset();
   control.read.reset();
+  egress_channel.write.reset();
 
+  // init sends the egress socket before it spawns the command. No socket (init failed
+  // first) is not an error here: Collect reads why the setup failed.
+  if (spec.egress_port != 0) {
+    Result<int> listener = ReceiveListener(egress_channel.read.get(), spec.timeout_ms);
+    if (listener.ok()) {
+      egress->Serve(*listener);
+    } else if (listener.status().code() != StatusCode::kNotFound) {
+      return listener.status();  // the supervisor is killed on the way out
+    }
+  }
   SandboxOutcome outcome;
   Collected c;
   Collect(spec, out.read.get(), err.read.get(), status.read.get(), *cgroups, supervisor, &outcome,
           &c);
+  // Every process of the run is gone: nothing can make another request.
+  const int64_t proxied = spec.egress_port != 0 ? egress->Stop() : 0;
   RETURN_IF_ERROR(RunFailure(spec, c));
   FillExit(c.have_report ? c.report.wait_status : c.init_status, &outcome);
-  FillNetwork(spec, c, &outcome);
+  FillNetwork(spec, c, proxied, &outcome);
 
   // The supervisor keeps its mount namespace (and the upper layer) alive until Release().
   std::string upper =

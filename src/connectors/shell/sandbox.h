@@ -36,6 +36,10 @@ struct SandboxSpec {
   std::vector<std::string> hide;
   std::vector<std::string> env;      // "K=V"; the command gets exactly these
   bool network = false;              // false: a new, empty network namespace (loopback only)
+  // network false only: init listens on 127.0.0.1:egress_port inside the sandbox's own
+  // namespace before the command starts, and hands the socket to the caller's
+  // EgressListener, which serves it from the host's namespace. 0 = no such socket.
+  int egress_port = 0;
   int64_t memory_bytes = 512LL << 20;  // 0 = no limit
   int64_t pids = 128;                // 0 = no limit
   double cpus = 1.0;                 // CPU quota in cores; 0 = no limit
@@ -68,6 +72,19 @@ struct SandboxOutcome {
   int64_t duration_ms = 0;
 };
 
+// The caller's side of a sandbox's egress socket (connectors/shell/egress.h).
+class EgressListener {
+ public:
+  virtual ~EgressListener() = default;
+  // Takes ownership of the listening socket (bound in the sandbox's network namespace) and
+  // starts serving it on its own threads; returns at once.
+  virtual void Serve(int listen_fd) = 0;
+  // Stops serving (open connections are cut), joins every thread, and returns how many
+  // connections it accepted: those are the command's TCP connects that went to airlock,
+  // not out.
+  virtual int64_t Stop() = 0;
+};
+
 // Runs spec.argv contained. `inspect(upper_path)` is called in this process after the
 // command (and everything it started) has ended and before the upper layer is torn down;
 // upper_path is readable from this process (a /proc/<pid>/root/... path).
@@ -75,8 +92,10 @@ struct SandboxOutcome {
 // found: foo"); Internal/IoError for a setup step that failed, with the child's reason
 // ("sandbox setup: mount overlay on /ws: Invalid argument"). The command never runs when a
 // setup step failed.
+// With spec.egress_port, `egress` serves the proxy socket while the command runs (required).
 Result<SandboxOutcome> RunSandboxed(const SandboxSpec& spec,
-                                    const std::function<Status(const std::string&)>& inspect);
+                                    const std::function<Status(const std::string&)>& inspect,
+                                    EgressListener* egress = nullptr);
 
 // Removes what a killed airlock left behind: cgroups of runs whose processes are gone, and
 // stale entries under scratch_root. Mounts need no clean-up (they die with the supervisor).

@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 namespace airlock::shell {
 namespace {
@@ -398,6 +399,79 @@ TEST_F(SandboxTest, NetworkOnSharesTheHostNetwork) {
   EXPECT_EQ(out.exit_code, 0) << out.stderr_data;
   EXPECT_TRUE(listener.GotConnection());
   EXPECT_FALSE(out.network_attempt);  // only measured when the network is off
+}
+
+// The caller's side of network: proxy, reduced to one exchange: accepts one connection on
+// the socket the sandbox hands over, answers "pong" to a line, and counts.
+class PongEgress : public EgressListener {
+ public:
+  void Serve(int fd) override {
+    fd_ = fd;
+    thread_ = std::thread([this] {
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) return;
+      ++accepted_;
+      char buf[64];
+      ssize_t n = ::read(c, buf, sizeof buf);
+      if (n > 0) received_.assign(buf, static_cast<size_t>(n));
+      (void)!::write(c, "pong\n", 5);
+      ::close(c);
+    });
+  }
+  int64_t Stop() override {
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);  // wakes a blocked accept
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    return accepted_;
+  }
+  ~PongEgress() override { Stop(); }
+  std::string received_;
+
+ private:
+  int fd_ = -1;
+  int64_t accepted_ = 0;
+  std::thread thread_;
+};
+
+TEST_F(SandboxTest, EgressSocketIsServedFromOutsideAndNotCountedAsAnAttempt) {
+  HostListener host;
+  // The first connect reaches the egress socket (served here, outside the sandbox); the
+  // second tries the host's listener, which the sandbox's namespace cannot reach.
+  SandboxSpec spec = Spec({"bash", "-c",
+                           "exec 3<>/dev/tcp/127.0.0.1/3128; echo ping >&3; read -r l <&3; "
+                           "echo \"got $l\"; echo hi > /dev/tcp/127.0.0.1/" +
+                               std::to_string(host.port())});
+  spec.egress_port = 3128;
+  PongEgress egress;
+  Result<SandboxOutcome> r = RunSandboxed(spec, nullptr, &egress);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_NE(r->stdout_data.find("got pong"), std::string::npos) << r->stderr_data;
+  EXPECT_EQ(egress.received_, "ping\n");
+  EXPECT_FALSE(host.GotConnection());
+  // Two connects in the namespace, one of them to airlock: one attempt to get out.
+  EXPECT_TRUE(r->network_attempt);
+  EXPECT_EQ(r->network_detail, "1 TCP connection attempt");
+
+  SandboxOutcome quiet = [&] {
+    SandboxSpec s = Spec({"bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/3128; echo ping >&3; cat <&3"});
+    s.egress_port = 3128;
+    PongEgress e;
+    Result<SandboxOutcome> q = RunSandboxed(s, nullptr, &e);
+    EXPECT_TRUE(q.ok()) << q.status().ToString();
+    return q.ok() ? *q : SandboxOutcome();
+  }();
+  EXPECT_EQ(quiet.stdout_data, "pong\n");
+  EXPECT_FALSE(quiet.network_attempt) << quiet.network_detail;
+}
+
+TEST_F(SandboxTest, EgressPortNeedsAListenerAndNetworkOff) {
+  SandboxSpec spec = Spec({"true"});
+  spec.egress_port = 3128;
+  EXPECT_EQ(RunSandboxed(spec, nullptr, nullptr).status().code(), StatusCode::kInvalidArgument);
+  spec.network = true;
+  PongEgress egress;
+  EXPECT_EQ(RunSandboxed(spec, nullptr, &egress).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(SandboxTest, ForkBombHitsThePidsLimit) {

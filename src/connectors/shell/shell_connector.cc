@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "connectors/shell/egress.h"
 #include "connectors/shell/layer.h"
 #include "connectors/shell/layer_fs.h"
 #include "connectors/shell/sandbox.h"
@@ -31,6 +32,9 @@ constexpr size_t kMaxArgs = 4096;
 constexpr size_t kListedPaths = 50;         // protected / refused / symlink paths named
 constexpr int64_t kOutputHeadBytes = 4096;  // output shown to approvers in the effect
 constexpr int64_t kMaxManifestBytes = 1LL << 30;
+// The proxy's port on the sandbox's own loopback. The namespace is new and empty, so any
+// port is free; a fixed one keeps the command's environment the same from run to run.
+constexpr int kEgressProxyPort = 3128;
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -41,6 +45,8 @@ struct ShellConfig {
   shell::SandboxSpec base;  // everything but argv
   std::vector<std::string> protect;
   int64_t max_preview_files = 50;
+  bool egress_proxy = false;  // network: proxy
+  std::vector<shell::EgressAllow> egress_allow;
 };
 
 Result<ShellConfig> ParseConfig(const ConnectorConfig& c) {
@@ -63,6 +69,15 @@ Result<ShellConfig> ParseConfig(const ConnectorConfig& c) {
   }
   shell::SandboxSpec& b = s.base;
   b.network = str("network") == "on";
+  s.egress_proxy = str("network") == "proxy";
+  if (f.contains("egress") && f["egress"].is_array()) {
+    for (const auto& e : f["egress"]) {
+      if (!e.is_string()) return Status::InvalidArgument("target '" + c.name + "': bad egress");
+      auto allow = shell::ParseEgressAllow(e.get<std::string>());
+      if (!allow.ok()) return allow.status().Annotate("target '" + c.name + "': egress");
+      s.egress_allow.push_back(*allow);
+    }
+  }
   b.memory_bytes = num("memory_bytes", b.memory_bytes);
   b.pids = num("pids", b.pids);
   if (f.contains("cpu") && f["cpu"].is_number()) b.cpus = f["cpu"].get<double>();
@@ -79,6 +94,17 @@ Result<ShellConfig> ParseConfig(const ConnectorConfig& c) {
   b.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
            "HOME=/tmp", "LANG=C.UTF-8", "TERM=dumb", "PWD=" + s.workspace,
            "AIRLOCK_SANDBOX=1"};
+  if (s.egress_proxy) {
+    b.egress_port = kEgressProxyPort;
+    // Both spellings: curl reads only the lower-case http_proxy, other tools the upper. An
+    // empty no_proxy: nothing bypasses the proxy (and a bypass finds no route anyway).
+    const std::string url = "http://127.0.0.1:" + std::to_string(kEgressProxyPort);
+    for (const char* name : {"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"}) {
+      b.env.push_back(std::string(name) + "=" + url);
+    }
+    b.env.push_back("no_proxy=");
+    b.env.push_back("NO_PROXY=");
+  }
   if (f.contains("protect") && f["protect"].is_array()) {
     for (const auto& p : f["protect"]) {
       if (p.is_string()) s.protect.push_back(p.get<std::string>());
@@ -228,8 +254,15 @@ class ShellConnector : public Connector {
   explicit ShellConnector(ShellConfig config)
       : config_(std::move(config)), blobs_(config_.state_dir + "/blobs") {}
 
-  Result<DryRunResult> DryRun(const Json& args) override {
+  Result<DryRunResult> DryRun(const Json& args) override { return DryRunWithEgress(args, nullptr); }
+
+  Result<DryRunResult> DryRunWithEgress(const Json& args, EgressGate* gate) override {
     ASSIGN_OR_RETURN(std::vector<std::string> argv, ParseArgv(args));
+    // Fail closed: without a gate nothing could decide the command's requests.
+    if (config_.egress_proxy && gate == nullptr) {
+      return Status::FailedPrecondition("target '" + config_.name +
+                                        "': network: proxy needs the gateway to decide requests");
+    }
     RETURN_IF_ERROR(CheckWorkspace(config_.workspace));
     RETURN_IF_ERROR(EnsureStateDirs());
     shell::SandboxSpec spec = config_.base;
@@ -247,9 +280,22 @@ class ShellConnector : public Connector {
       captured = shell::CaptureLayer(upper, config_.workspace, blobs_, shell::CaptureOptions());
       return captured.status();
     };
-    ASSIGN_OR_RETURN(shell::SandboxOutcome run, shell::RunSandboxed(spec, inspect));
+    std::unique_ptr<shell::EgressProxy> proxy;
+    if (config_.egress_proxy) {
+      shell::EgressOptions options;
+      options.target = config_.name;
+      options.allow = config_.egress_allow;
+      proxy = std::make_unique<shell::EgressProxy>(options, gate);
+    }
+    // The proxy is stopped by RunSandboxed when the run ends, and again (a no-op) by its
+    // destructor on every path out of here.
+    ASSIGN_OR_RETURN(shell::SandboxOutcome run, shell::RunSandboxed(spec, inspect, proxy.get()));
     if (!captured.ok()) return captured.status().Annotate("reading the command's effect");
-    return BuildEffect(argv, run, *captured);
+    ASSIGN_OR_RETURN(DryRunResult out, BuildEffect(argv, run, *captured));
+    // Each request was its own http action, recorded when it was made; the command's
+    // action lists them for the approver.
+    if (proxy) out.effect.extra["egress"] = proxy->Summary();
+    return out;
   }
 
   Result<ApplyOutcome> Apply(const std::string& action_id, const Json& /*args*/,
