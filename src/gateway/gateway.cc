@@ -6,6 +6,7 @@
 
 #include "approval/approval.h"
 #include "connectors/http/http_connector.h"
+#include "connectors/http/send.h"
 #include "connectors/mcp/mcp_connector.h"
 #include "core/clock.h"
 #include "core/crash.h"
@@ -114,6 +115,34 @@ std::string LimitLocation(const Policy& p, const Limit& l) {
 bool LimitMatches(const Limit& l, const std::string& agent, const std::string& target) {
   return (!l.match_target || *l.match_target == target) &&
          (!l.match_agent || *l.match_agent == agent);
+}
+
+// Sends a held egress request as it was previewed: its method, URL and JSON body, no other
+// header (the command's own headers were not kept; credentials are never added). Redirects
+// are not followed and the answer is capped, as for an http target.
+Result<ApplyOutcome> SendHeldEgress(const Action& a) {
+  http_target::OutboundRequest req;
+  req.method = a.args.value("method", "");
+  req.url = a.args.value("url", "");
+  if (req.method.empty() || req.url.rfind("http://", 0) != 0) {
+    return Status::FailedPrecondition("this held request has no method or http:// URL to send");
+  }
+  if (a.args.contains("json")) {
+    req.has_body = true;
+    req.body = a.args["json"].dump();
+  }
+  ASSIGN_OR_RETURN(http_target::InboundResponse resp, http_target::SendRequest(req));
+  ApplyOutcome out;
+  out.effect_matched = true;  // nothing re-runs: the request is the previewed one
+  out.effect = a.effect;
+  out.result = {{"status", resp.status},       {"content_type", resp.content_type},
+                {"body", resp.body},           {"body_bytes", resp.body.size()},
+                {"truncated", resp.truncated}, {"max_response_bytes", req.max_response_bytes}};
+  if (!resp.location.empty()) out.result["redirect_not_followed"] = resp.location;
+  out.undo.kind = "http";
+  out.undo.reversible = false;
+  out.undo.note = "an HTTP request that was sent cannot be undone by airlock";
+  return out;
 }
 
 }  // namespace
@@ -649,12 +678,35 @@ EgressDecision Gateway::DecideEgress(const Principal& who, const std::string& ex
   }
   if (a.quorum > 0) {
     // The command is running now and its one run is the one observed: holding it open for
-    // a vote would tie the sandbox to an approver, and sending later would answer a
-    // command that has gone. So a request that needs approval is refused, never sent.
-    return deny("needs approval (" + std::string(RiskName(a.risk)) + ": " +
-                (a.reasons.empty() ? std::string("policy") : a.reasons.back()) +
-                "); a request through the egress proxy cannot wait for a vote, so it was not "
-                "sent (use an http target for requests that need approval)");
+    // a vote would tie the sandbox to an approver. So the command gets its answer now (403),
+    // and the request is held as a pending action: an approval sends exactly it, once, from
+    // airlock, as an http target's apply would. What airlock cannot send again as previewed
+    // (a TLS tunnel, a body that is not JSON) is refused instead.
+    const std::string why = std::string(RiskName(a.risk)) + ": " +
+                            (a.reasons.empty() ? std::string("policy") : a.reasons.back());
+    if (r.method == "CONNECT") {
+      return deny("needs approval (" + why + "); an HTTPS tunnel cannot be held for a vote "
+                  "and sent later, so it was not opened (use an http target for requests "
+                  "that need approval)");
+    }
+    if (r.body_bytes > 0 && r.body.is_null()) {
+      return deny("needs approval (" + why + "); only a JSON body can be held for a vote and "
+                  "sent later, so it was not sent");
+    }
+    if (r.body_bytes > 0) a.args["json"] = r.body;
+    a.status = ActionStatus::kPending;
+    a.expires_ms = a.created_ms + policy_->approvals.timeout_ms;
+    Status st = Record(a, "submitted", who.Label(), DecisionPayload(a), /*insert=*/true);
+    d.allowed = false;
+    if (!st.ok()) {
+      d.action_id.clear();
+      d.reason = "needs approval (" + why + "), and it could not be recorded: not sent";
+      return d;
+    }
+    d.reason = "needs approval (" + why + "): held as " + a.id + "; once approved (airlock "
+               "approve " + a.id + "), airlock sends it, once; this command gets no answer "
+               "from the server";
+    return d;
   }
   if (!lock.ok()) return deny("could not claim the request: " + lock.status().message());
   a.status = ActionStatus::kApplying;
@@ -820,9 +872,19 @@ Status Gateway::ApplyLimits(Action* a) {
 Outcome Gateway::ApplyClaimed(Action a, const Principal& who) {
   CrashPoint("gateway_after_claim");
   const std::string actor = who.Label();
-  auto connector = ConnectorFor(a.target);
+  // A request a sandboxed command made through the egress proxy, held for a vote: its
+  // target is the shell target, but what runs is the request, exactly as previewed.
+  const bool held_egress = a.kind == "http" && a.args.contains("exec_action");
+  auto connector = held_egress ? Result<Connector*>(nullptr) : ConnectorFor(a.target);
   Result<ApplyOutcome> out = Status::Internal("not run");
-  if (connector.ok()) {
+  if (held_egress) {
+    out = SendHeldEgress(a);
+    // Kept like any apply's undo record, so that rollback can say why it cannot undo it.
+    if (out.ok()) {
+      Status kept = store_->Transact([&](StoreTxn& t) { return t.PutUndo(a.id, out->undo); });
+      if (!kept.ok()) out = kept.Annotate("the request was sent, but its record was not kept");
+    }
+  } else if (connector.ok()) {
     auto keep_undo = [&](const UndoRecord& undo) -> Status {
       Status st = store_->Transact([&](StoreTxn& t) { return t.PutUndo(a.id, undo); });
       CrashPoint("gateway_after_undo_saved");

@@ -151,23 +151,45 @@ checkd "it is audited as a low, irreversible http action" "$sub" \
   all [ "$(jq -r .payload.risk <<<"$sub")" = low ] -- [ "$(jq -r .payload.effect.extra.irreversible <<<"$sub")" = true ]
 run_json out as_agent --json exec --target web -- "${CURL[@]}" -o /dev/null -w '%{http_code}' \
   -H 'Content-Type: application/json' -d '{"amount":5000}' "http://localhost:$HP/hold/payment"
-d=$(denials | jq -c 'select(.payload.risk == "high")' | tail -1)
-checkd "a POST the rule makes high is refused with 403 and not sent" "$out $(cat "$LOG")" \
+checkd "a POST the rule makes high is answered 403 and not sent now" "$out $(cat "$LOG")" \
   all [ "$(jf .result.stdout "$out")" = 403 ] -- [ "$(lines "$LOG")" = 4 ]
-checkd "its refusal is audited with the rule's reason and the body the approver would see" "$d" \
-  all has "needs approval" "$(jq -r .payload.error <<<"$d")" -- \
-  has "held posts need a human" "$(jq -r '.payload.reasons[]' <<<"$d")" -- \
-  [ "$(jq -r .payload.effect.extra.body.amount <<<"$d")" = 5000 ]
-pending=$(as_dba pending --json); rc=$?
-checkd "nothing is left pending that could send it later" "$pending" \
-  all [ "$rc" -eq 0 ] -- [ "$(jq -s '[.. | objects | select(.kind? == "http")] | length' <<<"$pending")" = 0 ]
+pending=$(as_dba pending --json)
+held=$(jq -c '[.pending[] | select(.kind == "http")] | last' <<<"$pending")
+HELD=$(jq -r .id <<<"$held")
+checkd "it is held as a pending http action, with the rule's reason and the body the approver sees" "$pending" \
+  all [ "$(jq -r .status <<<"$held")" = pending ] -- \
+  has "held posts need a human" "$(jq -r '.reasons[]' <<<"$held")" -- \
+  [ "$(jq -r .effect.extra.body.amount <<<"$held")" = 5000 ] -- \
+  [ "$(jq -r .args.exec_action <<<"$held")" != null ]
+run_json out as_dba --json approve "$HELD"
+checkd "approval sends exactly that request, once, from airlock" "$out $(cat "$LOG")" \
+  all [ "$(jf .status "$out")" = applied ] -- [ "$(lines "$LOG")" = 5 ] -- \
+  [ "$(tail -1 "$LOG" | jq -r .method)" = POST ] -- [ "$(tail -1 "$LOG" | jq -r .path)" = /hold/payment ] -- \
+  [ "$(tail -1 "$LOG" | jq -r .body)" = '{"amount":5000}' ] -- [ "$(jf .result.status "$out")" = 200 ]
+run_json out as_sec --json approve "$HELD"
+checkd "a second approval sends nothing again" "$out" all [ "$RC" -ne 0 ] -- [ "$(lines "$LOG")" = 5 ]
+run_json out as_dba --json rollback "$HELD"
+checkd "rollback says a sent request cannot be undone" "$out $(cat "$T/stderr")" \
+  has "cannot be undone" "$out $(cat "$T/stderr")"
+run_json out as_agent --json exec --target web -- "${CURL[@]}" -o /dev/null -w '%{http_code}' \
+  -H 'Content-Type: application/json' -d '{"amount":7000}' "http://localhost:$HP/hold/payment"
+HELD2=$(as_dba pending --json | jq -r '[.pending[] | select(.kind == "http")] | last | .id')
+run_json out as_dba --json reject "$HELD2"
+checkd "a held request that is rejected is never sent" "$out $(cat "$LOG")" \
+  all [ "$(jf .status "$out")" = rejected ] -- [ "$(lines "$LOG")" = 5 ]
+run_json out as_agent --json exec --target web -- "${CURL[@]}" -o /dev/null -w '%{http_code}' \
+  -H 'Content-Type: text/plain' -d 'not json' "http://localhost:$HP/hold/raw"
+d=$(denials | jq -c 'select(.payload.risk == "high")' | tail -1)
+checkd "a high request whose body is not JSON cannot be held: refused, audited, not sent" "$d $(cat "$LOG")" \
+  all [ "$(jf .result.stdout "$out")" = 403 ] -- has "only a JSON body" "$(jq -r .payload.error <<<"$d")" -- \
+  [ "$(lines "$LOG")" = 5 ]
 
 # ---- network: off is unchanged: no proxy ----------------------------------------------------
 run_json out as_agent --json exec --target offline -- sh -c 'echo "proxy=${http_proxy:-none}"; curl -sS --max-time 5 http://localhost:'"$HP"'/ok'
 checkd "with network: off the command gets no proxy, curl fails, and the attempt makes it wait (exit 10)" \
   "$out $(cat "$T/stderr")" \
   all [ "$RC" -eq 10 ] -- has "proxy=none" "$(jf .effect.extra.stdout_head "$out")" -- \
-  [ "$(jf .effect.extra.network_attempt "$out")" = true ] -- [ "$(lines "$LOG")" = 4 ]
+  [ "$(jf .effect.extra.network_attempt "$out")" = true ] -- [ "$(lines "$LOG")" = 5 ]
 
 out=$(as_dba audit verify 2>&1)
 checkd "the audit chain verifies" "$out" [ $? -eq 0 ]
