@@ -15,17 +15,31 @@ constexpr off_t kLockSlots = 1000003;
 
 ClaimLock::~ClaimLock() {
   if (fd_ >= 0) close(fd_);
+  if (release_) release_();
 }
 
-ClaimLock::ClaimLock(ClaimLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+ClaimLock::ClaimLock(ClaimLock&& other) noexcept
+    : fd_(other.fd_), release_(std::move(other.release_)) {
+  other.fd_ = -1;
+  other.release_ = nullptr;
+}
 
 ClaimLock& ClaimLock::operator=(ClaimLock&& other) noexcept {
   if (this != &other) {
     if (fd_ >= 0) close(fd_);
+    if (release_) release_();
     fd_ = other.fd_;
+    release_ = std::move(other.release_);
     other.fd_ = -1;
+    other.release_ = nullptr;
   }
   return *this;
+}
+
+ClaimLock ClaimLock::Held(std::function<void()> release) {
+  ClaimLock lock;
+  lock.release_ = std::move(release);
+  return lock;
 }
 
 Result<ClaimLock> ClaimLock::Acquire(const std::string& lock_file, const std::string& action_id,

@@ -7,6 +7,7 @@
 // process dies, even by kill -9. Recovery resolves only actions whose byte it can lock.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "core/status.h"
@@ -26,9 +27,13 @@ class ClaimLock {
   // if another worker holds it.
   static Result<ClaimLock> Acquire(const std::string& lock_file, const std::string& action_id,
                                    bool wait);
+  // A claim the store holds (Store::ClaimAction: a PostgreSQL advisory lock, which every
+  // instance of a shared store sees); `release` lets it go.
+  static ClaimLock Held(std::function<void()> release);
 
  private:
   int fd_ = -1;
+  std::function<void()> release_;
 };
 
 }  // namespace airlock

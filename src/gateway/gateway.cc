@@ -360,6 +360,13 @@ Result<Connector*> Gateway::ConnectorFor(const std::string& target) {
   return raw;
 }
 
+Result<ClaimLock> Gateway::Claim(const std::string& action_id, bool wait) {
+  ASSIGN_OR_RETURN(std::optional<std::function<void()>> held,
+                   store_->ClaimAction(action_id, wait));
+  if (held) return ClaimLock::Held(std::move(*held));
+  return ClaimLock::Acquire(LockFileFor(*policy_), action_id, wait);
+}
+
 // ---- submit ----------------------------------------------------------------------------------
 
 Outcome Gateway::Deny(Action action, const std::string& event, const std::string& why,
@@ -556,7 +563,7 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   if (IsOutbound(a.kind) && a.risk == Risk::kRead) {
     return McpRead(std::move(a), *who, target_lock);
   }
-  auto lock = ClaimLock::Acquire(LockFileFor(*policy_), a.id, /*wait=*/true);
+  auto lock = Claim(a.id, /*wait=*/true);
   if (!lock.ok()) return Deny(a, "denied", lock.status().message(), *who);
   a.status = ActionStatus::kApplying;
   // A command's output comes from its sandboxed run (the commit does not re-run it).
@@ -628,7 +635,7 @@ EgressDecision Gateway::DecideEgress(const Principal& who, const std::string& ex
   Result<ClaimLock> lock = Status::Internal("no claim");
   for (int i = 0; i < 16 && !lock.ok(); ++i) {
     if (i > 0) a.id = NewActionId();
-    lock = ClaimLock::Acquire(LockFileFor(*policy_), a.id, /*wait=*/false);
+    lock = Claim(a.id, /*wait=*/false);
   }
   a.created_ms = a.updated_ms = NowMs();
   a.agent = who.name;
@@ -962,7 +969,7 @@ Outcome Gateway::Vote(const std::optional<std::string>& token, const std::string
   if (!who.ok()) return {who.status(), std::nullopt};
   // Held across the vote and the apply it may trigger, so recovery never mistakes this
   // apply for a crashed one, and two quorum-reaching votes cannot both apply.
-  auto lock = ClaimLock::Acquire(LockFileFor(*policy_), id, /*wait=*/true);
+  auto lock = Claim(id, /*wait=*/true);
   if (!lock.ok()) return {lock.status(), std::nullopt};
 
   std::optional<Action> action;
@@ -1033,7 +1040,7 @@ Outcome Gateway::Vote(const std::optional<std::string>& token, const std::string
 Outcome Gateway::Rollback(const std::optional<std::string>& token, const std::string& id) {
   auto who = AuthenticateApprover(token, "roll back", id);
   if (!who.ok()) return {who.status(), std::nullopt};
-  auto lock = ClaimLock::Acquire(LockFileFor(*policy_), id, /*wait=*/true);
+  auto lock = Claim(id, /*wait=*/true);
   if (!lock.ok()) return {lock.status(), std::nullopt};
 
   std::optional<Action> action;
@@ -1295,7 +1302,7 @@ Status Gateway::Recover() {
   }));
   for (Action& a : stuck) {
     // A live worker holds the claim: leave its action alone.
-    auto lock = ClaimLock::Acquire(LockFileFor(*policy_), a.id, /*wait=*/false);
+    auto lock = Claim(a.id, /*wait=*/false);
     if (!lock.ok()) continue;
     // A target that cannot be asked now (its file moved, say) leaves the action unresolved
     // until it can be; it must not stop every other command from running.

@@ -177,6 +177,9 @@ class Gateway {
                               const std::string& target, const EgressRequest& request,
                               Action* started, ClaimLock* claim);
   void FinishEgress(Action action, const Principal& who, const Status& sent, const Json& result);
+  // The claim that tells crash recovery an action is being worked on: the store's own when
+  // it has one (PostgreSQL: seen by every instance), else the lock file beside the store.
+  Result<ClaimLock> Claim(const std::string& action_id, bool wait);
   // Runs an action whose status was set to applying (claimed) in the store.
   Outcome ApplyClaimed(Action action, const Principal& who);
   Status Record(const Action& action, const std::string& event, const std::string& principal,

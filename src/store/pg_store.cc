@@ -434,6 +434,8 @@ class PgStore final : public Store {
                    const std::function<bool(const AuditEvent&)>& fn) override;
   Result<AuditHead> RecordedHead() override;
   void WatchChanges(std::function<void()> on_change) override;
+  Result<std::optional<std::function<void()>>> ClaimAction(const std::string& action_id,
+                                                           bool wait) override;
 
  private:
   void ListenLoop();
@@ -662,6 +664,28 @@ Result<AuditHead> PgStore::RecordedHead() {
   }
   ReturnReader(std::move(c));
   return out;
+}
+
+// A session-level advisory lock on a connection of its own, kept until the claim is let go:
+// PostgreSQL drops it when the session ends, so a process that dies (on any host) lets go
+// of its claims, and recovery elsewhere can tell its actions were abandoned.
+Result<std::optional<std::function<void()>>> PgStore::ClaimAction(const std::string& action_id,
+                                                                  bool wait) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Conn> c, Conn::Open(dsn_));
+  const std::string key = "hashtextextended($1, 7477726174)";
+  ASSIGN_OR_RETURN(ResultHandle r,
+                   c->Query(std::string("SELECT ") +
+                                (wait ? "pg_advisory_lock(" : "pg_try_advisory_lock(") + key +
+                                ")::text",
+                            {action_id}));
+  if (!wait && Cell(r.get(), 0, 0) != "true") {
+    return Status::FailedPrecondition(action_id + " is being worked on by another process");
+  }
+  std::shared_ptr<Conn> held(std::move(c));
+  return std::optional<std::function<void()>>([held, action_id, key] {
+    // Closing the session would let go as well; unlocking first says so explicitly.
+    (void)held->Query("SELECT pg_advisory_unlock(" + key + ")", {action_id});
+  });
 }
 
 void PgStore::WatchChanges(std::function<void()> on_change) {

@@ -115,6 +115,18 @@ class Store {
   // cannot tell keeps this default and followers poll. An empty function stops the calls;
   // once WatchChanges returns, the previous function is no longer running or called.
   virtual void WatchChanges(std::function<void()> on_change) { (void)on_change; }
+
+  // A claim on an action that every process using this store sees, held until the returned
+  // function runs, and let go by the server if this process dies: it tells crash recovery a
+  // running apply from a crashed one. wait=false: FailedPrecondition at once if another
+  // process holds it. A store without such claims returns nullopt, and the caller uses the
+  // claim-lock file beside the store (one host).
+  virtual Result<std::optional<std::function<void()>>> ClaimAction(const std::string& action_id,
+                                                                   bool wait) {
+    (void)action_id;
+    (void)wait;
+    return std::optional<std::function<void()>>();
+  }
 };
 
 struct StoreOptions {

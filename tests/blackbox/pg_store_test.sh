@@ -58,8 +58,8 @@ check "a read through the CLI is recorded in PostgreSQL" \
 # ---- two instances, one gateway -----------------------------------------------------------
 mkdir -p A B
 cp airlock.yaml A/airlock.yaml; cp airlock.yaml B/airlock.yaml
-# One host: both instances keep their local files (claim locks) in one place, so that one's
-# crash recovery sees the other's work in progress (README: PostgreSQL store).
+# Two instances on one host, with their local files in one place (the two-host case, with
+# claims only in PostgreSQL, is below).
 sed -i "s|path: ./prod.db|path: $T/prod.db|; s|path: ./other.db|path: $T/other.db|; s|^store: ./state/airlock.db|store: $T/state/airlock.db|" A/airlock.yaml B/airlock.yaml
 start_server "$T/A" || { not_ok "instance A starts"; finish; }
 PA=$PORT
@@ -151,6 +151,37 @@ check "the audit chain is one unbroken chain across instances" \
 check "its head is the last event" \
   test "$(pg_sql app "SELECT seq FROM airlock_store.audit_head")" = "$(pg_sql app "SELECT max(seq) FROM airlock_store.audit")"
 stop_servers; SERVER_PIDS=()
+
+# ---- claims across hosts -------------------------------------------------------------------
+# Two "hosts": each keeps its local files in its own place, so only the store can tell one
+# that the other is working on an action.
+mkdir -p C D
+for h in C D; do
+  sed "s|^store: .*|store: $T/$h/state/airlock.db|" A/airlock.yaml > $h/airlock.yaml
+done
+sed -i 's|timeout: 2s|timeout: 1h|; s|high: 2,|high: 1,|' C/airlock.yaml D/airlock.yaml
+seed_db
+run_json out as_agent --config C/airlock.yaml --json sql --target app-db "DELETE FROM users WHERE id <= 200"
+CID=$(jf .id "$out")
+AIRLOCK_PAUSE_AT=gateway_after_claim AIRLOCK_PAUSE_MS=4000 \
+  as_dba --config C/airlock.yaml --json approve "$CID" >"$T/c-approve.json" 2>&1 &
+CPID=$!
+applying() { [ "$(pg_sql app "SELECT status FROM airlock_store.actions WHERE id = '$CID'")" = applying ]; }
+poll 10 applying
+as_sec --config D/airlock.yaml --json pending >/dev/null 2>&1   # D opens the store: recovery runs
+check "another host's recovery leaves an apply in progress alone (the claim is in PostgreSQL)" applying
+wait $CPID
+check "the paused apply then finishes: applied once" \
+  all test "$(jq -r .status "$T/c-approve.json")" = applied -- test "$(applied_events "$CID" applied)" = 1 -- \
+  test "$(db "SELECT count(*) FROM users WHERE id <= 200")" = 0
+run_json out as_agent --config C/airlock.yaml --json sql --target app-db "DELETE FROM users WHERE id > 1000"
+KID=$(jf .id "$out")
+AIRLOCK_CRASH_AT=gateway_after_claim as_dba --config C/airlock.yaml --json approve "$KID" >/dev/null 2>&1
+check "a process that dies holding a claim leaves the action applying" \
+  test "$(pg_sql app "SELECT status FROM airlock_store.actions WHERE id = '$KID'")" = applying
+as_sec --config D/airlock.yaml --json pending >/dev/null 2>&1
+check "and the other host's recovery resolves it (its claim died with it)" \
+  test "$(pg_sql app "SELECT status FROM airlock_store.actions WHERE id = '$KID'")" != applying
 
 # ---- copying a SQLite store into PostgreSQL ----------------------------------------------
 mkdir -p L && cd L
