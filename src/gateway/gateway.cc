@@ -804,7 +804,9 @@ Status Gateway::ApplyRecipientLimits(Action* a) {
 
 Status Gateway::ApplyLimits(Action* a) {
   const int64_t now = a->created_ms;
-  if (a->kind == "mail") {
+  // Mail counts its recipients; an http target does when its policy says where the body
+  // lists them (recipients: /pointer).
+  if (a->kind == "mail" || a->effect.extra.contains("recipient_count")) {
     RETURN_IF_ERROR(ApplyRecipientLimits(a));
     if (a->status == ActionStatus::kDenied) return Status::Ok();
   }

@@ -60,7 +60,8 @@ constexpr std::string_view kSmtpKeys[] = {
     "kind",          "url",            "from",           "username", "password_env",
     "password_file", "max_recipients", "environment",    "timeout"};
 constexpr std::string_view kHttpKeys[] = {"kind",    "base_url",           "allow",      "headers",
-                                          "timeout", "max_response_bytes", "environment"};
+                                          "timeout", "max_response_bytes", "environment",
+                                          "recipients", "max_recipients"};
 constexpr std::string_view kRuleKeys[] = {"match", "risk", "reason"};
 constexpr std::string_view kRuleMatchKeys[] = {"target",     "agent",    "kind",    "table",
                                                "op",         "rows_gt",  "command", "path",
@@ -899,6 +900,25 @@ class Loader {
       ASSIGN_OR_RETURN(max_response, GetSize(*f, 0, 64LL << 20));
     }
     j["max_response_bytes"] = max_response;
+    if (const Field* f = fields.Find("recipients")) {
+      ASSIGN_OR_RETURN(std::string pointer, GetString(*f));
+      if (pointer.empty() || pointer[0] != '/') {
+        return ValueErr(*f, "expected a JSON pointer into the request body, e.g. /to");
+      }
+      try {
+        (void)Json::json_pointer(pointer);
+      } catch (const std::exception&) {
+        return ValueErr(*f, "not a valid JSON pointer: " + Quote(pointer));
+      }
+      j["recipients"] = pointer;
+    }
+    if (const Field* f = fields.Find("max_recipients")) {
+      if (!fields.Find("recipients")) {
+        return ValueErr(*f, "max_recipients needs recipients: (where the body lists them)");
+      }
+      ASSIGN_OR_RETURN(int64_t n, GetInt(*f, 1, 1'000'000));
+      j["max_recipients"] = n;
+    }
     return Status::Ok();
   }
 

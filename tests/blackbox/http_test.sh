@@ -23,7 +23,7 @@ cat > "$T/airlock.yaml" <<YAML
 version: 1
 store: ./state/airlock.db
 agents:
-  - {name: support-bot, token_sha256: "$(sha "$AGENT_TOKEN")", scopes: [api, api-slow, app-db]}
+  - {name: support-bot, token_sha256: "$(sha "$AGENT_TOKEN")", scopes: [api, api-notify, api-slow, app-db]}
 approvers:
   - {name: oncall-dba, token_sha256: "$(sha "$DBA_TOKEN")"}
   - {name: security-lead, token_sha256: "$(sha "$SEC_TOKEN")"}
@@ -36,6 +36,12 @@ targets:
     headers: {Authorization: "env:API_TOKEN", X-Api-Key: "file:./api-key"}
     timeout: 10s
     max_response_bytes: 64KiB
+  api-notify:
+    kind: http
+    base_url: http://127.0.0.1:$PORT
+    allow: ["POST /v1/messages"]
+    recipients: /recipients
+    max_recipients: 5
   api-slow:
     kind: http
     base_url: http://127.0.0.1:$PORT
@@ -46,6 +52,7 @@ rules:
 approvals: {low: 0, high: 1, critical: 2, timeout: 1h}
 limits:
   - {match: {target: api}, rate: 5/min, on_exceed: trip}
+  - {match: {target: api-notify}, max_recipients_per_hour: 4}
 YAML
 export AIRLOCK_CONFIG=$T/airlock.yaml
 seed_db
@@ -232,6 +239,24 @@ else
   echo "# http_request over MCP: skipped (tests/mcp not installed)"
 fi
 
+# ---- recipients: counted from the body, for max_recipients and max_recipients_per_hour -------
+notify() { run_json out as_agent --json http --target api-notify POST /v1/messages --json "$1"; }
+before=$(lines "$API_LOG")
+notify '{"recipients":["a@x.com","b@x.com"],"text":"hi"}'
+checkd "recipients: the body's list is the effect's recipient count" "$out" \
+  all [ "$(jf .status "$out")" = applied ] -- [ "$(jf .effect.extra.recipient_count "$out")" = 2 ] -- \
+  [ "$(jf '.effect.extra.recipients[1]' "$out")" = b@x.com ]
+notify '{"recipients":"c@x.com","text":"hi"}'
+checkd "one string counts one" "$out" [ "$(jf .effect.extra.recipient_count "$out")" = 1 ]
+notify '{"recipients":["d@x.com","e@x.com"],"text":"hi"}'
+checkd "max_recipients_per_hour: 3 this hour, 2 more asked, over 4: denied and not sent" "$out" \
+  all [ "$RC" -eq 11 ] -- has "max_recipients_per_hour 4 exceeded" "$(jf .error "$out")" -- \
+  [ "$(lines "$API_LOG")" = $((before + 2)) ]
+notify '{"recipients":["1@x","2@x","3@x","4@x","5@x","6@x"]}'
+checkd "max_recipients: 6 recipients over the target's 5 are denied" "$out" \
+  all [ "$RC" -eq 11 ] -- has "over the target's max_recipients of 5" "$(jf .error "$out")" -- \
+  [ "$(lines "$API_LOG")" = $((before + 2)) ]
+
 # ---- policy errors ---------------------------------------------------------------------------
 bad() {  # bad YAML_TARGET_FIELDS EXPECTED
   cat > "$T/bad.yaml" <<YAML
@@ -251,5 +276,7 @@ bad 'base_url: "http://x", headers: {Host: "evil"}' 'set by airlock itself'
 bad 'base_url: "http://x", headers: {"Bad Name": "x"}' 'header name'
 bad 'base_url: "http://x", headers: {Authorization: "env:"}' 'env: needs a variable name'
 bad 'base_url: "http://x", max_response_bytes: 1TiB' 'max_response_bytes'
+bad 'base_url: "http://x", recipients: "to"' 'JSON pointer'
+bad 'base_url: "http://x", max_recipients: 3' 'needs recipients:'
 check "audit verifies" airlock audit verify
 finish

@@ -23,6 +23,9 @@ struct Config {
   std::vector<HeaderSpec> headers;
   int64_t timeout_ms = 30'000;
   int64_t max_response_bytes = 1 << 20;
+  // `recipients: /pointer`: where the body lists who the request reaches (an array of them,
+  // or one string), so that max_recipients and max_recipients_per_hour count them as for mail.
+  std::optional<Json::json_pointer> recipients;
 };
 
 // The fields were validated by the policy loader; they are checked again here because a
@@ -58,6 +61,13 @@ Result<Config> ParseConfig(const ConnectorConfig& c) {
   }
   if (f.contains("max_response_bytes") && f["max_response_bytes"].is_number_integer()) {
     out.max_response_bytes = f["max_response_bytes"].get<int64_t>();
+  }
+  if (f.contains("recipients") && f["recipients"].is_string()) {
+    try {
+      out.recipients = Json::json_pointer(f["recipients"].get<std::string>());
+    } catch (const std::exception& ex) {
+      return Status::InvalidArgument(where + ": recipients is not a JSON pointer: " + ex.what());
+    }
   }
   return out;
 }
@@ -114,6 +124,18 @@ Effect RequestEffect(const Config& config, const Request& r) {
              {"body_bytes", r.body_text.size()},
              {"headers", names},
              {"irreversible", !IsReadMethod(r.method)}};
+  if (config.recipients) {
+    // Counted from the body the effect hash covers: an array's entries, or one string.
+    // Anything else there (absent, a number, an object) counts none.
+    Json who = Json::array();
+    if (r.has_body && r.body.contains(*config.recipients)) {
+      const Json& v = r.body.at(*config.recipients);
+      if (v.is_array()) who = v;
+      if (v.is_string()) who.push_back(v);
+    }
+    e.extra["recipient_count"] = static_cast<int64_t>(who.size());
+    e.extra["recipients"] = who;
+  }
   Json hashed = {{"method", r.method}, {"url", r.url}, {"body", e.extra["body"]}};
   e.effect_hash = Sha256Hex(CanonicalJson(hashed));
   return e;
