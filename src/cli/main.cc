@@ -217,6 +217,7 @@ int CmdHttp(const Options& o) {
     }
     req.args["json"] = std::move(body);
   }
+  req.idempotency_key = o.idempotency_key;
   auto g = OpenBackend(o);
   if (!g.ok()) return Fail(o, g.status());
   Outcome out = (*g)->Submit(req);
@@ -647,6 +648,9 @@ int Main(int argc, char** argv) {
   http->add_option("PATH", o.http_path, "path below the target's base_url, e.g. /v1/items?limit=5")
       ->required();
   http->add_option("--json", o.http_body, "the request body, as JSON (sent canonical)");
+  http->add_option("--idempotency-key", o.idempotency_key,
+                   "a key of the caller's: a retry with the same key and request returns the "
+                   "first try's action and never sends again");
   http->callback([&] { run = [&] { return CmdHttp(o); }; });
   http->footer(
       "Example: airlock http --target api POST /v1/messages --json '{\"to\":[\"a@x\"]}'\n"

@@ -257,6 +257,19 @@ checkd "max_recipients: 6 recipients over the target's 5 are denied" "$out" \
   all [ "$RC" -eq 11 ] -- has "over the target's max_recipients of 5" "$(jf .error "$out")" -- \
   [ "$(lines "$API_LOG")" = $((before + 2)) ]
 
+# ---- idempotency keys ------------------------------------------------------------------------
+before=$(lines "$API_LOG")
+KEY="retry-$(date +%s%N)"
+run_json first as_agent --json http --target api-notify POST /v1/messages --idempotency-key "$KEY" --json '{"text":"once"}'
+run_json again as_agent --json http --target api-notify POST /v1/messages --idempotency-key "$KEY" --json '{"text":"once"}'
+checkd "a retry with the same idempotency key returns the first action and sends nothing again" "$first $again" \
+  all [ "$(jf .status "$first")" = applied ] -- [ "$(jf .id "$again")" = "$(jf .id "$first")" ] -- \
+  [ "$(lines "$API_LOG")" = $((before + 1)) ]
+run_json out as_agent --json http --target api-notify POST /v1/messages --idempotency-key "$KEY" --json '{"text":"other"}'
+checkd "the same key for a different request is refused, and nothing is sent" "$out" \
+  all [ "$RC" -ne 0 ] -- has "already used for a different" "$out$(cat "$T/stderr")" -- \
+  [ "$(lines "$API_LOG")" = $((before + 1)) ]
+
 # ---- policy errors ---------------------------------------------------------------------------
 bad() {  # bad YAML_TARGET_FIELDS EXPECTED
   cat > "$T/bad.yaml" <<YAML
