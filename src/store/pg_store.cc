@@ -27,6 +27,7 @@
 #include "core/clock.h"
 #include "core/hash.h"
 #include "core/json.h"
+#include "store/group_commit.h"
 #include "store/pg_store.h"
 
 namespace airlock {
@@ -39,7 +40,6 @@ using pg::ResultHandle;
 using pg::Rows;
 
 constexpr int kStoredJsonMaxDepth = 512;
-constexpr size_t kMaxGroupBatch = 4096;
 constexpr size_t kMaxIdleReaders = 4;
 
 // The schema, version by version: migration N is applied when schema_version's highest row
@@ -406,25 +406,12 @@ Result<AuditEvent> PgTxn::AppendAudit(AuditEvent e) {
   return e;
 }
 
-Status RunClosure(const std::function<Status(StoreTxn&)>& fn, StoreTxn& txn) {
-  try {
-    return fn(txn);
-  } catch (const std::exception& ex) {
-    return Status::Internal(std::string("store transaction threw: ") + ex.what());
-  } catch (...) {
-    return Status::Internal("store transaction threw a non-standard exception");
-  }
-}
-
-struct GroupedWork {
-  std::function<Status(StoreTxn&)> fn;
-  std::promise<Status> done;
-};
-
 class PgStore final : public Store {
  public:
   PgStore(std::string dsn, std::unique_ptr<Conn> writer)
-      : dsn_(std::move(dsn)), writer_(std::move(writer)) {}
+      : dsn_(std::move(dsn)),
+        writer_(std::move(writer)),
+        grouped_("(PostgreSQL)", [this](std::vector<GroupedWork>& batch) { CommitBatch(batch); }) {}
   ~PgStore() override;
 
   Status Transact(const std::function<Status(StoreTxn&)>& fn) override;
@@ -442,7 +429,7 @@ class PgStore final : public Store {
   Result<Conn*> Writer();  // requires write_mu_
   // One write transaction on the writer: BEGIN, the head lock, body, flush, COMMIT.
   Status WriteTxn(const std::function<Status(PgTxn&)>& body);
-  void CommitterLoop();
+  void CommitBatch(std::vector<GroupedWork>& batch);
   Result<std::unique_ptr<Conn>> TakeReader();
   void ReturnReader(std::unique_ptr<Conn> c);
 
@@ -451,11 +438,7 @@ class PgStore final : public Store {
   std::unique_ptr<Conn> writer_;  // GUARDED_BY(write_mu_)
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<Conn>> idle_readers_;  // GUARDED_BY(readers_mu_)
-  std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
-  std::deque<GroupedWork> queue_;  // GUARDED_BY(queue_mu_)
-  bool stopping_ = false;          // GUARDED_BY(queue_mu_)
-  std::thread committer_;          // GUARDED_BY(queue_mu_)
+  GroupCommitQueue grouped_;
   // WatchChanges: the callback runs under watch_mu_, so replacing it waits for a running call.
   std::mutex watch_mu_;
   std::function<void()> on_change_;  // GUARDED_BY(watch_mu_)
@@ -471,14 +454,7 @@ PgStore::~PgStore() {
     listener = std::move(listener_);
   }
   if (listener.joinable()) listener.join();
-  std::thread committer;
-  {
-    std::lock_guard lock(queue_mu_);
-    stopping_ = true;
-    committer = std::move(committer_);
-  }
-  queue_cv_.notify_all();
-  if (committer.joinable()) committer.join();
+  grouped_.Stop();  // drains: every future resolves
 }
 
 // A broken connection (the server restarted) is replaced before the next transaction.
@@ -516,59 +492,35 @@ Status PgStore::Transact(const std::function<Status(StoreTxn&)>& fn) {
 }
 
 std::future<Status> PgStore::TransactGrouped(std::function<Status(StoreTxn&)> fn) {
-  GroupedWork work{std::move(fn), {}};
-  std::future<Status> result = work.done.get_future();
-  {
-    std::lock_guard lock(queue_mu_);
-    if (stopping_) {
-      work.done.set_value(Status::FailedPrecondition("the PostgreSQL store is closing"));
-      return result;
-    }
-    queue_.push_back(std::move(work));
-    if (!committer_.joinable()) committer_ = std::thread([this] { CommitterLoop(); });
-  }
-  queue_cv_.notify_one();
-  return result;
+  return grouped_.Push(std::move(fn));
 }
 
 // As in the SQLite store: one transaction per batch with a savepoint per closure, so that a
 // failing closure is rolled back alone and the head it saw is restored.
-void PgStore::CommitterLoop() {
-  while (true) {
-    std::vector<GroupedWork> batch;
-    {
-      std::unique_lock lock(queue_mu_);
-      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;
-      while (!queue_.empty() && batch.size() < kMaxGroupBatch) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-    }
-    std::vector<Status> results(batch.size());
-    Status batch_error;
-    {
-      std::lock_guard lock(write_mu_);
-      batch_error = WriteTxn([&](PgTxn& t) -> Status {
-        Conn& c = *writer_;
-        for (size_t i = 0; i < batch.size(); ++i) {
-          RETURN_IF_ERROR(c.Exec("SAVEPOINT grouped"));
-          const PgTxn::HeadState head = t.SaveHeadState();
-          results[i] = RunClosure(batch[i].fn, t);
-          if (results[i].ok()) {
-            RETURN_IF_ERROR(c.Exec("RELEASE SAVEPOINT grouped"));
-          } else {
-            RETURN_IF_ERROR(c.Exec("ROLLBACK TO SAVEPOINT grouped"));
-            RETURN_IF_ERROR(c.Exec("RELEASE SAVEPOINT grouped"));
-            t.RestoreHeadState(head);
-          }
+void PgStore::CommitBatch(std::vector<GroupedWork>& batch) {
+  std::vector<Status> results(batch.size());
+  Status batch_error;
+  {
+    std::lock_guard lock(write_mu_);
+    batch_error = WriteTxn([&](PgTxn& t) -> Status {
+      Conn& c = *writer_;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        RETURN_IF_ERROR(c.Exec("SAVEPOINT grouped"));
+        const PgTxn::HeadState head = t.SaveHeadState();
+        results[i] = RunClosure(batch[i].fn, t);
+        if (results[i].ok()) {
+          RETURN_IF_ERROR(c.Exec("RELEASE SAVEPOINT grouped"));
+        } else {
+          RETURN_IF_ERROR(c.Exec("ROLLBACK TO SAVEPOINT grouped"));
+          RETURN_IF_ERROR(c.Exec("RELEASE SAVEPOINT grouped"));
+          t.RestoreHeadState(head);
         }
-        return Status::Ok();
-      });
-    }
-    for (size_t i = 0; i < batch.size(); ++i) {
-      batch[i].done.set_value(results[i].ok() ? batch_error : results[i]);
-    }
+      }
+      return Status::Ok();
+    });
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    batch[i].done.set_value(results[i].ok() ? batch_error : results[i]);
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include "core/clock.h"
 #include "core/json.h"
+#include "store/group_commit.h"
 #include "store/sqlite_db.h"
 #include "store/sqlite_schema.h"
 #include "store/store.h"
@@ -22,8 +23,6 @@ using sqlite::Stmt;
 // Stored JSON was written by us; the limit only has to be above anything we write, and keeps
 // a hostile edit of the file from exhausting the stack.
 constexpr int kStoredJsonMaxDepth = 512;
-// Group commit: the most closures committed together.
-constexpr size_t kMaxGroupBatch = 4096;
 // Idle read connections kept for reuse.
 constexpr size_t kMaxIdleReaders = 4;
 
@@ -343,23 +342,11 @@ Status SqliteTxn::FlushHead() {
   return Status::Ok();
 }
 
-// Runs fn, turning an escaped exception into a Status: the closures come from other parts,
-// and no exception may cross the store (nor kill the committer thread).
 // A statement without parameters, prepared once per connection (the statement cache) rather
 // than parsed on every call as sqlite3_exec would: group commit runs two per event.
 Status RunCached(Db& db, const char* sql) {
   ASSIGN_OR_RETURN(Stmt s, db.Prepare(sql));
   return s.Run();
-}
-
-Status RunClosure(const std::function<Status(StoreTxn&)>& fn, StoreTxn& txn) {
-  try {
-    return fn(txn);
-  } catch (const std::exception& ex) {
-    return Status::Internal(std::string("store transaction threw: ") + ex.what());
-  } catch (...) {
-    return Status::Internal("store transaction threw a non-standard exception");
-  }
 }
 
 // An open transaction on a Db; rolled back on destruction unless committed.
@@ -391,15 +378,12 @@ class TxnGuard {
   bool done_ = false;
 };
 
-struct GroupedWork {
-  std::function<Status(StoreTxn&)> fn;
-  std::promise<Status> done;
-};
-
 class SqliteStore final : public Store {
  public:
   SqliteStore(std::string path, std::unique_ptr<Db> writer)
-      : path_(std::move(path)), writer_(std::move(writer)) {}
+      : path_(std::move(path)),
+        writer_(std::move(writer)),
+        grouped_(path_, [this](std::vector<GroupedWork>& batch) { CommitBatch(batch); }) {}
   ~SqliteStore() override;
 
   Status Transact(const std::function<Status(StoreTxn&)>& fn) override;
@@ -427,7 +411,6 @@ class SqliteStore final : public Store {
 
   Result<Reader> AcquireReader();
   void ReturnReader(std::unique_ptr<Db> db);
-  void CommitterLoop();
   void CommitBatch(std::vector<GroupedWork>& batch);
   Status RunBatch(std::vector<GroupedWork>& batch, bool savepoints, std::vector<Status>* results)
 ;  // requires write_mu_
@@ -444,25 +427,12 @@ class SqliteStore final : public Store {
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<Db>> idle_readers_;  // GUARDED_BY(readers_mu_)
 
-  // Guards queue_, stopping_ and committer_ (started on first use, so a short-lived CLI
-  // process that never groups starts no thread).
-  std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
-  std::deque<GroupedWork> queue_;  // GUARDED_BY(queue_mu_)
-  bool stopping_ = false;          // GUARDED_BY(queue_mu_)
-  std::thread committer_;          // GUARDED_BY(queue_mu_)
+  GroupCommitQueue grouped_;
 };
 
 SqliteStore::~SqliteStore() {
-  std::thread committer;
-  {
-    std::lock_guard lock(queue_mu_);
-    stopping_ = true;
-    committer = std::move(committer_);
-  }
-  queue_cv_.notify_all();
   // The committer drains the queue before it exits, so every future resolves.
-  if (committer.joinable()) committer.join();
+  grouped_.Stop();
 }
 
 Status SqliteStore::Transact(const std::function<Status(StoreTxn&)>& fn) {
@@ -479,35 +449,7 @@ Status SqliteStore::Transact(const std::function<Status(StoreTxn&)>& fn) {
 }
 
 std::future<Status> SqliteStore::TransactGrouped(std::function<Status(StoreTxn&)> fn) {
-  GroupedWork work{std::move(fn), {}};
-  std::future<Status> result = work.done.get_future();
-  {
-    std::lock_guard lock(queue_mu_);
-    if (stopping_) {
-      work.done.set_value(Status::FailedPrecondition("the store " + path_ + " is closing"));
-      return result;
-    }
-    queue_.push_back(std::move(work));
-    if (!committer_.joinable()) committer_ = std::thread([this] { CommitterLoop(); });
-  }
-  queue_cv_.notify_one();
-  return result;
-}
-
-void SqliteStore::CommitterLoop() {
-  while (true) {
-    std::vector<GroupedWork> batch;
-    {
-      std::unique_lock lock(queue_mu_);
-      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and drained
-      while (!queue_.empty() && batch.size() < kMaxGroupBatch) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-    }
-    CommitBatch(batch);
-  }
+  return grouped_.Push(std::move(fn));
 }
 
 // One BEGIN IMMEDIATE for the whole batch, one COMMIT; then every future resolves: with its

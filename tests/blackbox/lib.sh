@@ -70,6 +70,14 @@ run_json() {
   printf -v "$__var" '%s' "$__out"
 }
 jf() { jq -r "$1" <<<"$2"; }  # jf FILTER JSON
+# poll SECONDS CMD...: runs CMD every 0.1 s until it succeeds; fails after SECONDS.
+poll() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@"; do
+    [ "$SECONDS" -ge "$deadline" ] && return 1
+    sleep 0.1
+  done
+}
 
 db() { sqlite3 "$T/prod.db" "$@"; }
 store() { sqlite3 "$T/state/airlock.db" "$@"; }

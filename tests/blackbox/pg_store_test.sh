@@ -20,14 +20,6 @@ write_policy
 # The store is PostgreSQL: `store:` stays the place of airlock's local files.
 sed -i 's|^store: ./state/airlock.db|store: ./state/airlock.db\nstore_dsn_env: AIRLOCK_STORE_DSN|' airlock.yaml
 OUT=$T/all-output.txt
-poll() {
-  local deadline=$((SECONDS + $1)); shift
-  until "$@"; do
-    [ "$SECONDS" -ge "$deadline" ] && return 1
-    sleep 0.1
-  done
-}
-
 # ---- migrate -----------------------------------------------------------------------------
 check "policy check accepts store_dsn_env" airlock policy check
 run_json out airlock store migrate --json
@@ -95,15 +87,20 @@ applied_events() { pg_sql app "SELECT count(*) FROM airlock_store.audit WHERE ac
 check "one 'approved' and one 'applied' event" \
   all test "$(applied_events "$ID" approved)" = 1 -- test "$(applied_events "$ID" applied)" = 1
 
+# restart_with SED_EXPR: both instances again, their policies edited.
+restart_with() {
+  stop_servers; SERVER_PIDS=()
+  sed -i "$1" A/airlock.yaml B/airlock.yaml
+  start_server "$T/A" || { not_ok "instance A restarts"; finish; }
+  PA=$PORT; UA="http://127.0.0.1:$PA"
+  start_server "$T/B" || { not_ok "instance B restarts"; finish; }
+  PB=$PORT; UB="http://127.0.0.1:$PB"
+}
+
 # Racing votes: both approvers at once, on different instances, for ten high actions that
 # need both (approvals high: 2) and touch disjoint rows.
 seed_db
-stop_servers; SERVER_PIDS=()
-sed -i 's|high: 1,|high: 2,|' A/airlock.yaml B/airlock.yaml
-start_server "$T/A" || { not_ok "instance A restarts"; finish; }
-PA=$PORT; UA="http://127.0.0.1:$PA"
-start_server "$T/B" || { not_ok "instance B restarts"; finish; }
-PB=$PORT; UB="http://127.0.0.1:$PB"
+restart_with 's|high: 1,|high: 2,|'
 IDS=()
 for i in $(seq 0 9); do
   run_json out as_agent --server "$UA" --json sql --target app-db \
@@ -131,12 +128,7 @@ check "the target holds what the ten applies leave (ids 1 to 1100 gone, the rest
   test "$(db "SELECT count(*) FROM users")" = 104
 
 # Expiry: a short timeout; both instances run the background expiry.
-stop_servers; SERVER_PIDS=()
-sed -i 's|timeout: 1h|timeout: 2s|' A/airlock.yaml B/airlock.yaml
-start_server "$T/A" || { not_ok "instance A restarts"; finish; }
-PA=$PORT; UA="http://127.0.0.1:$PA"
-start_server "$T/B" || { not_ok "instance B restarts"; finish; }
-PB=$PORT; UB="http://127.0.0.1:$PB"
+restart_with 's|timeout: 1h|timeout: 2s|'
 run_json out as_agent --server "$UA" --json sql --target app-db "DELETE FROM users"
 EXP=$(jf .id "$out")
 expired() { [ "$(pg_sql app "SELECT status FROM airlock_store.actions WHERE id = '$EXP'")" = expired ]; }

@@ -58,15 +58,6 @@ lacks() { ! grep -q "$@"; }
 verifies() { airlock audit verify >/dev/null; }
 has() { grep -qe "$1" <<<"$2"; }  # has PATTERN TEXT (usable inside `all`)
 healthy() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/healthz")" = 200 ]; }
-# poll SECONDS COMMAND...: until the command succeeds or the deadline passes.
-poll() {
-  local deadline=$((SECONDS + $1)); shift
-  until "$@"; do
-    [ "$SECONDS" -ge "$deadline" ] && return 1
-    sleep 0.1
-  done
-}
-
 out=$("$AIRLOCK_BIN" serve --help 2>&1)
 check "'airlock serve --help' prints usage and exits 0" all [ $? -eq 0 ] -- has "--max-body" "$out"
 

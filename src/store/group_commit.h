@@ -1,0 +1,63 @@
+// What both stores share around group commit: closures run safely, and the queue that gathers
+// other threads' closures into batches for one committer thread.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/status.h"
+#include "store/store.h"
+
+namespace airlock {
+
+// Runs fn, turning an escaped exception into a Status: the closures come from other parts,
+// and no exception may cross the store (nor kill the committer thread).
+Status RunClosure(const std::function<Status(StoreTxn&)>& fn, StoreTxn& txn);
+
+struct GroupedWork {
+  std::function<Status(StoreTxn&)> fn;
+  std::promise<Status> done;
+};
+
+// The queue of TransactGrouped. The committer thread starts on first use (a short-lived CLI
+// process that never groups starts none) and hands each batch, at most kMaxBatch closures in
+// arrival order, to commit_batch, which must resolve every promise in it.
+class GroupCommitQueue {
+ public:
+  static constexpr size_t kMaxBatch = 4096;
+
+  GroupCommitQueue(std::string store_name,
+                   std::function<void(std::vector<GroupedWork>&)> commit_batch)
+      : store_name_(std::move(store_name)), commit_batch_(std::move(commit_batch)) {}
+  // Stops (see Stop).
+  ~GroupCommitQueue() { Stop(); }
+  GroupCommitQueue(const GroupCommitQueue&) = delete;
+  GroupCommitQueue& operator=(const GroupCommitQueue&) = delete;
+
+  std::future<Status> Push(std::function<Status(StoreTxn&)> fn);
+
+  // Refuses new work, lets the committer drain what is queued (every future resolves), and
+  // joins it. A store calls this first in its destructor, while what commit_batch uses is
+  // still there.
+  void Stop();
+
+ private:
+  void Loop();
+
+  const std::string store_name_;
+  const std::function<void(std::vector<GroupedWork>&)> commit_batch_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<GroupedWork> queue_;  // GUARDED_BY(mu_)
+  bool stopping_ = false;          // GUARDED_BY(mu_)
+  std::thread committer_;          // GUARDED_BY(mu_)
+};
+
+}  // namespace airlock
