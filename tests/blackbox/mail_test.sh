@@ -174,6 +174,55 @@ check "header injection over the API is refused too (exit 2), nothing sent" \
   all [ "$RC" -eq 2 ] -- [ $(($(arrived) - before)) = 1 ]
 check "nor does the server's log hold the secret" bash -c "! grep -qF -- '$SECRET' '$T/serve.log'"
 
+# ---- the scenario over the API: 1,000 sends, the breaker trips, a notification fires -----------
+node "$SRC/tests/blackbox/serve_client.js" receive 0 > "$T/hooks" &
+RECEIVER=$!
+for _ in $(seq 100); do grep -q port "$T/hooks" 2>/dev/null && break; sleep 0.1; done
+HOOK_PORT=$(head -1 "$T/hooks" | jq -r .port)
+sed -e 's|^store: .*|store: ./loop-state/airlock.db|' "$T/airlock.yaml" > "$T/loop.yaml"
+cat >> "$T/loop.yaml" <<YAML
+limits:
+  - {match: {target: support-mail}, rate: 20/min, on_exceed: trip}
+notify:
+  - {url: "http://127.0.0.1:$HOOK_PORT/hook", on: [breaker]}
+YAML
+"$AIRLOCK_BIN" --config "$T/loop.yaml" serve --listen 127.0.0.1:0 2>"$T/loop-serve.log" &
+LOOP_PID=$!
+LPORT=""
+for _ in $(seq 100); do
+  LPORT=$(sed -n 's|^airlock: serving http://127\.0\.0\.1:\([0-9]*\) (policy .*)$|\1|p' "$T/loop-serve.log")
+  [ -n "$LPORT" ] && break
+  sleep 0.1
+done
+# One curl, one keep-alive connection, 1,000 single-recipient sends in a row.
+for i in $(seq 1000); do
+  printf 'url = "http://127.0.0.1:%s/v1/actions"\nheader = "Authorization: Bearer %s"\n' "$LPORT" "$AGENT_TOKEN"
+  printf 'header = "Content-Type: application/json"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n'
+  printf 'data = "{\\"target\\":\\"support-mail\\",\\"to\\":[\\"c%s@example.com\\"],\\"subject\\":\\"Spam %s\\",\\"body\\":\\"x\\"}"\n' "$i" "$i"
+  [ "$i" -lt 1000 ] && printf 'next\n'
+done > "$T/loop.curl"
+before=$(arrived)
+curl -sS -K "$T/loop.curl" > "$T/loop.codes" 2>"$T/loop.err"
+loop_count() { sqlite3 "$T/loop-state/airlock.db" "SELECT count(*) FROM actions WHERE status = '$1'"; }
+check "1,000 sends over the API: 20 applied, 980 wait for a human ($(sort "$T/loop.codes" | uniq -c | tr '\n' ' '))" \
+  all [ "$(wc -l < "$T/loop.codes")" = 1000 ] -- [ "$(loop_count applied)" = 20 ] -- [ "$(loop_count pending)" = 980 ]
+check "exactly 20 messages arrived at the SMTP server, none twice" \
+  all [ $(($(arrived) - before)) = 20 ] -- \
+  [ "$(cat "$INBOX"/*.json | jq -r '.to[]' | grep -c '^c[0-9]*@example.com$')" = 20 ] -- \
+  [ "$(cat "$INBOX"/*.json | jq -r '.to[]' | grep '^c[0-9]*@example.com$' | sort | uniq -d | wc -l)" = 0 ]
+breaker_told() { grep -q '"kind":"breaker"' "$T/hooks"; }
+for _ in $(seq 100); do breaker_told && break; sleep 0.1; done
+check "the webhook gets a breaker notification, with a text for Slack" \
+  all breaker_told -- [ "$(grep '"kind":"breaker"' "$T/hooks" | head -1 | jq -r '.text | length > 0')" = true ]
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $DBA_TOKEN" -H 'Content-Type: application/json' \
+  -d '{"target":"support-mail"}' "http://127.0.0.1:$LPORT/v1/breakers/reset")
+out=$(curl -s -H "Authorization: Bearer $AGENT_TOKEN" -H 'Content-Type: application/json' \
+  -d '{"target":"support-mail","to":["after-reset@example.com"],"subject":"after","body":"x"}' \
+  "http://127.0.0.1:$LPORT/v1/actions")
+check "an approver resets the breaker over the API, and a single send goes out again" \
+  all [ "$code" = 200 ] -- [ "$(jq -r .status <<<"$out")" = applied ] -- [ $(($(arrived) - before)) = 21 ]
+kill "$LOOP_PID" "$RECEIVER" 2>/dev/null; wait "$LOOP_PID" 2>/dev/null
+
 # ---- the built-in MCP server's send_mail, through the official SDK client ----------------------
 # (The client gives the airlock it starts only PATH, HOME, AIRLOCK_TOKEN and --env pairs.)
 MCP_CLIENT=$SRC/tests/mcp/client.mjs
