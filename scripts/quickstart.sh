@@ -46,6 +46,19 @@ printf '# demo service\nThe foo service answers on port 8080.\nRun foo with ./ru
 for i in $(seq -w 1 40); do printf 'int handler_%s(void) { return %d; }\n' "$i" "$((10#$i))" > "$demo/repo/src/handler_$i.c"; done
 printf '[core]\n\tbare = false\n' > "$demo/repo/.git/config"
 
+# The mail target's server: a local test SMTP server that keeps each message it receives in
+# state/mail/ (tests/mail/smtp_sink.mjs, installed by `make deps`).
+mkdir -p "$demo/state/mail"
+sink_pid=""
+if [ -d "$root/tests/mail/node_modules/smtp-server" ] && command -v node >/dev/null; then
+  SMTP_SINK_PORT=2525 node "$root/tests/mail/smtp_sink.mjs" "$demo/state/mail" >"$demo/state/smtp.port" 2>"$demo/state/smtp.log" &
+  sink_pid=$!
+  for _ in $(seq 50); do [ -s "$demo/state/smtp.port" ] && break; sleep 0.1; done
+  [ -s "$demo/state/smtp.port" ] || { echo "(port 2525 is taken: the mail steps will fail)"; sink_pid=""; }
+fi
+trap '[ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null' EXIT
+arrived() { find "$demo/state/mail" -name '*.eml' | wc -l; }
+
 cat <<TXT
 ${bold}airlock quick start${off}
 policy:   $AIRLOCK_CONFIG
@@ -111,6 +124,27 @@ run - ls "$demo/repo"
 run dba airlock rollback "$rm_id"
 run - sh -c "ls '$demo/repo/src' | wc -l"
 
+step "Mail: one reply to one customer goes out at once (low, irreversible)"
+run agent airlock send --target support-mail --to ann@example.com --subject "Your ticket" --body "Hello Ann, it is fixed."
+run - sh -c "ls '$demo/state/mail' | grep -c eml"
+
+step "Mail: the same text to two customers is a batch: it waits (high), every recipient listed"
+batch_id=$(AIRLOCK_TOKEN=$AGENT_TOKEN airlock send --json --target support-mail --to bob@example.com --bcc carol@example.com --subject "Your ticket" --body "Hello" | id_of)
+printf '%s$ AIRLOCK_TOKEN=$AGENT_TOKEN airlock send --target support-mail --to bob@example.com --bcc carol@example.com ...%s\n' "$dim" "$off"
+echo "-> $batch_id (exit 10: pending)"
+run dba airlock show "$batch_id"
+run dba airlock reject "$batch_id" --reason "not a batch we send"
+
+step "Mail: a prompt-injected loop of 40 sends: at most 20 a minute go out (the two above count), then the breaker trips"
+before=$(arrived)
+sent=0 held=0
+for i in $(seq 40); do
+  AIRLOCK_TOKEN=$AGENT_TOKEN airlock send --target support-mail --to "customer$i@example.com" --subject "Offer" --body "x" >/dev/null 2>&1
+  case $? in 0) sent=$((sent + 1)) ;; 10) held=$((held + 1)) ;; esac
+done
+echo "sent at once: $sent; waiting for a human: $held; arrived at the SMTP server: $(( $(arrived) - before ))"
+run dba airlock breaker reset --target support-mail
+
 step "The audit chain proves the history was not edited"
 run - airlock audit verify
 run dba airlock audit log --action "$drop_id"
@@ -151,4 +185,4 @@ ${bold}airlock serve${off} is starting on http://$listen (Ctrl-C stops it)
   CLI via server    $bin --server http://$listen pending
   metrics           http://$listen/metrics
 TXT
-exec "$bin" serve --listen "$listen"
+"$bin" serve --listen "$listen"

@@ -4,7 +4,7 @@
 // arrived and compare it byte for byte with airlock's preview.
 //
 //   node smtp_sink.mjs DIR [USER PASSWORD]
-// Prints "PORT" on stdout once listening. With USER/PASSWORD, AUTH PLAIN/LOGIN is required and
+// Prints "PORT" on stdout once listening (on SMTP_SINK_PORT if set). With USER/PASSWORD, AUTH PLAIN/LOGIN is required and
 // checked (over plain text: the test runs on loopback only).
 import fs from 'node:fs';
 import path from 'node:path';
@@ -45,7 +45,8 @@ const server = new SMTPServer({
     });
   },
 });
-server.listen(0, '127.0.0.1', () => {
+// SMTP_SINK_PORT picks the port (the quick start's policy names 2525); by default any free one.
+server.listen(Number(process.env.SMTP_SINK_PORT || 0), '127.0.0.1', () => {
   process.stdout.write(server.server.address().port + '\n');
 });
 process.on('SIGTERM', () => server.close(() => process.exit(0)));
