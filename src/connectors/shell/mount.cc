@@ -112,17 +112,27 @@ Status BindSystemDirs(const std::string& root) {
 
 // Extra directories (an MCP server's code) at their own path. A path inside a bound system
 // directory is already readable and is skipped (its mountpoint would be read-only).
-Status BindReadOnlyPaths(const std::string& root, const std::vector<std::string>& paths) {
+Status BindReadOnlyPaths(const std::string& root, const std::string& workspace,
+                         const std::vector<std::string>& paths) {
+  auto under = [](const std::string& path, const std::string& dir) {
+    const size_t n = dir.size();
+    return path.compare(0, n, dir) == 0 && (path.size() == n || path[n] == '/');
+  };
   for (const std::string& path : paths) {
     struct stat st;
     if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
     bool in_system_dir = false;
     for (const char* dir : kSystemDirs) {
-      const size_t n = std::strlen(dir);
-      if (path.compare(0, n, dir) == 0 && (path.size() == n || path[n] == '/'))
-        in_system_dir = true;
+      if (under(path, dir)) in_system_dir = true;
     }
-    if (in_system_dir) continue;
+    // Inside the workspace it is visible already, through the overlay (a mountpoint made
+    // there would be a change in the upper layer).
+    if (in_system_dir || under(path, workspace)) continue;
+    // Bound over the workspace's parent, it would hide the overlay below it.
+    if (under(workspace, path)) {
+      return Status::InvalidArgument("read_paths entry " + path +
+                                     " holds the workspace; name the directories beside it");
+    }
     RETURN_IF_ERROR(MakeDirs(root + path, 0755));
     RETURN_IF_ERROR(BindReadOnly(path, root + path));
   }
@@ -210,7 +220,6 @@ Status BuildNewRoot(const NewRootSpec& spec) {
   RETURN_IF_ERROR(Mount("airlock-root", root, "tmpfs", MS_NOSUID | MS_NODEV,
                         "mode=0755,size=1m,nr_inodes=4096", "root tmpfs"));
   RETURN_IF_ERROR(BindSystemDirs(root));
-  RETURN_IF_ERROR(BindReadOnlyPaths(root, spec.read_only_paths));
   for (const char* dir : {"/tmp", "/dev", "/proc"}) {
     std::string path = root + dir;
     if (::mkdir(path.c_str(), 0755) != 0) return SysError("mkdir " + path);
@@ -236,6 +245,9 @@ Status BuildNewRoot(const NewRootSpec& spec) {
   RETURN_IF_ERROR(MakeDirs(ws_target, 0755));
   RETURN_IF_ERROR(Mount("overlay", ws_target, "overlay", MS_NOSUID | MS_NODEV,
                         spec.overlay_options.c_str(), "overlay"));
+  // After the private /tmp and the workspace's parent (and before that parent is sealed):
+  // a path under /tmp (a source tree in /tmp/src, say) lands inside them, visible.
+  RETURN_IF_ERROR(BindReadOnlyPaths(root, spec.workspace, spec.read_only_paths));
   if (!tmp_parent.empty()) {
     RETURN_IF_ERROR(Mount(nullptr, tmp_parent, nullptr,
                           MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr,
