@@ -470,8 +470,10 @@ Result<shell::SandboxSpec> ShellSandboxFor(const ConnectorConfig& target,
   spec.read_only_paths = read_only_paths;
   // The server's own variables win over the target's defaults (PATH, HOME, ...).
   for (const auto& [k, v] : env) {
-    std::erase_if(spec.env, [&](const std::string& e) { return e.rfind(k + "=", 0) == 0; });
-    spec.env.push_back(k + "=" + v);
+    // (A named copy: clang before 16 cannot capture a structured binding.)
+    const std::string prefix = k + "=";
+    std::erase_if(spec.env, [&prefix](const std::string& e) { return e.rfind(prefix, 0) == 0; });
+    spec.env.push_back(prefix + v);
   }
   spec.scratch_dir = c.state_dir + "/scratch/mcp-" + RandomHex(8);
   RETURN_IF_ERROR(MakeDirs(spec.scratch_dir));
