@@ -121,8 +121,13 @@ std::string WeightProblem(std::string_view p) {
       top.alternatives = SatAdd(top.alternatives, SatAdd(top.current, top.last));
       top.current = top.last = 0;
       continue;
-    } else if (c == '*' || c == '+' || c == '?') {
+    } else if (c == '*' || c == '?') {
       top.last = SatAdd(top.last, 1);
+      continue;
+    } else if (c == '+') {
+      // regcomp builds `x+` as `xx*`: a copy of the piece. Stacked (`x+++…`, found by
+      // fuzz/policy_fuzz.cc) that doubles at each `+` and exhausted memory.
+      top.last = SatAdd(SatMul(std::max<int64_t>(top.last, 1), 2), 1);
       continue;
     } else if (c == '{') {
       size_t length = 0;
