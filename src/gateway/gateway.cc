@@ -1259,33 +1259,36 @@ Status Gateway::ScanAudit(const std::optional<std::string>& token, int64_t after
 // ---- background duties -----------------------------------------------------------------------
 
 Result<int> Gateway::ExpireDue() {
+  // In batches, so that a long backlog is not one long transaction holding the writers' lock.
+  constexpr int kBatch = 200;
   int expired = 0;
-  std::vector<Action> done;
   const int64_t now = NowMs();
-  RETURN_IF_ERROR(store_->Transact([&](StoreTxn& t) -> Status {
-    ActionFilter f;
-    f.status = ActionStatus::kPending;
-    f.limit = 100000;
-    ASSIGN_OR_RETURN(auto pending, t.ListActions(f));
-    for (Action& a : pending) {
-      if (a.expires_ms <= 0 || a.expires_ms > now) continue;
-      a.status = ActionStatus::kExpired;
-      a.updated_ms = now;
-      a.error = "no decision before the timeout: expired (denied)";
-      RETURN_IF_ERROR(t.UpdateAction(a));
-      AuditEvent e;
-      e.action_id = a.id;
-      e.principal = "airlock";
-      e.event = "expired";
-      e.payload = {{"expires_ms", a.expires_ms}, {"approvals", approval::Progress(a)}};
-      RETURN_IF_ERROR(t.AppendAudit(std::move(e)).status());
-      ++expired;
-      done.push_back(a);
+  for (;;) {
+    std::vector<Action> done;
+    size_t seen = 0;
+    auto expire = [&](StoreTxn& t, std::vector<Action>& due) -> Status {
+      seen = due.size();
+      for (Action& a : due) {
+        a.status = ActionStatus::kExpired;
+        a.updated_ms = now;
+        a.error = "no decision before the timeout: expired (denied)";
+        RETURN_IF_ERROR(t.UpdateAction(a));
+        AuditEvent e;
+        e.action_id = a.id;
+        e.principal = "airlock";
+        e.event = "expired";
+        e.payload = {{"expires_ms", a.expires_ms}, {"approvals", approval::Progress(a)}};
+        RETURN_IF_ERROR(t.AppendAudit(std::move(e)).status());
+        done.push_back(a);
+      }
+      return Status::Ok();
+    };
+    RETURN_IF_ERROR(store_->TransactDue(now, kBatch, expire));
+    expired += static_cast<int>(done.size());
+    if (observer_) {
+      for (const Action& a : done) observer_(a, "expired");
     }
-    return Status::Ok();
-  }));
-  if (observer_) {
-    for (const Action& a : done) observer_(a, "expired");
+    if (seen < static_cast<size_t>(kBatch)) break;
   }
   return expired;
 }

@@ -4,9 +4,9 @@
 // audit chain's head row (SELECT ... FOR UPDATE). Every write in airlock appends to the chain,
 // so writers on any instance are serialised there, as SQLite's writers are on its file:
 // a vote is counted once, a quorum is reached once (the action row is read under that lock
-// and its status moves pending -> applying in the same transaction), the chain stays one
-// unbroken chain, and an expiry run by two instances at once finds the second time that
-// there is nothing left to expire. Group commit takes the lock once per batch. Reads run in
+// and its status moves pending -> applying in the same transaction), and the chain stays one
+// unbroken chain. Expiry alone takes its rows first (SKIP LOCKED, see TransactDue), so that
+// instances share it. Group commit takes the lock once per batch. Reads run in
 // REPEATABLE READ READ ONLY transactions on a small pool of connections and take no lock.
 //
 // Payloads and action bodies are stored as bytea (hex on the wire): they are hashed byte for
@@ -172,10 +172,10 @@ class PgTxn final : public StoreTxn {
   }
   Status FlushHead();
   bool appended() const { return appended_; }
+  Result<Action> ActionFromRow(const std::string& id, const std::string& body_hex);
 
  private:
   Result<ResultHandle> Q(const std::string& sql, const std::vector<std::string>& params = {});
-  Result<Action> ActionFromRow(const std::string& id, const std::string& body_hex);
   Result<std::vector<Vote>> VotesOf(const std::string& action_id);
 
   Conn& c_;
@@ -416,6 +416,8 @@ class PgStore final : public Store {
 
   Status Transact(const std::function<Status(StoreTxn&)>& fn) override;
   std::future<Status> TransactGrouped(std::function<Status(StoreTxn&)> fn) override;
+  Status TransactDue(int64_t now_ms, int limit,
+                     const std::function<Status(StoreTxn&, std::vector<Action>&)>& fn) override;
   Status Read(const std::function<Status(StoreTxn&)>& fn) override;
   Status ScanAudit(int64_t after_seq, const std::string& action_id,
                    const std::function<bool(const AuditEvent&)>& fn) override;
@@ -489,6 +491,56 @@ Status PgStore::WriteTxn(const std::function<Status(PgTxn&)>& body) {
 Status PgStore::Transact(const std::function<Status(StoreTxn&)>& fn) {
   std::lock_guard lock(write_mu_);
   return WriteTxn([&](PgTxn& t) { return RunClosure(fn, t); });
+}
+
+// The due actions are locked FOR UPDATE SKIP LOCKED before the chain's head: an instance
+// expiring at the same moment skips the rows this one holds and takes others. That is the
+// reverse of the writers' order (head, then the action's row), so the head is waited for at
+// most kExpiryHeadWait: a writer waiting for one of these rows while this transaction waits
+// for its head would otherwise hold both until PostgreSQL's deadlock check. Timing out there
+// gives everything back; the next run tries again.
+Status PgStore::TransactDue(int64_t now_ms, int limit,
+                            const std::function<Status(StoreTxn&, std::vector<Action>&)>& fn) {
+  constexpr const char* kExpiryHeadWait = "200ms";
+  std::lock_guard lock(write_mu_);
+  ASSIGN_OR_RETURN(Conn * c, Writer());
+  RETURN_IF_ERROR(c->Exec("BEGIN ISOLATION LEVEL READ COMMITTED"));
+  PgTxn txn(*c, /*writing=*/true);
+  std::vector<Action> due;
+  Status st = [&]() -> Status {
+    Result<ResultHandle> r =
+        c->Query("SELECT id, encode(body, 'hex') FROM airlock_store.actions "
+                 "WHERE status = 'pending' AND expires_ms > 0 AND expires_ms <= $1 "
+                 "ORDER BY expires_ms, id" +
+                     (limit > 0 ? " LIMIT " + std::to_string(limit) : std::string()) +
+                     " FOR UPDATE SKIP LOCKED",
+                 {std::to_string(now_ms)});
+    if (!r.ok()) return r.status().Annotate("the PostgreSQL store");
+    for (int i = 0; i < Rows(r->get()); ++i) {
+      ASSIGN_OR_RETURN(Action a, txn.ActionFromRow(Cell(r->get(), i, 0), Cell(r->get(), i, 1)));
+      due.push_back(std::move(a));
+    }
+    if (due.empty()) return Status::Ok();
+    RETURN_IF_ERROR(c->Exec(std::string("SET LOCAL lock_timeout = '") + kExpiryHeadWait + "'"));
+    Status locked = txn.LockHead();
+    if (!locked.ok() && c->last_sqlstate() == "55P03") {  // lock_not_available: later
+      due.clear();
+      return Status::Ok();
+    }
+    RETURN_IF_ERROR(locked);
+    RETURN_IF_ERROR(c->Exec("SET LOCAL lock_timeout = 0"));
+    RETURN_IF_ERROR(fn(txn, due));
+    RETURN_IF_ERROR(txn.FlushHead());
+    if (txn.appended()) RETURN_IF_ERROR(c->Exec("SELECT pg_notify('airlock_store', '')"));
+    return Status::Ok();
+  }();
+  if (!st.ok() || due.empty()) {
+    (void)c->Exec("ROLLBACK");
+    return st;
+  }
+  st = c->Exec("COMMIT");
+  if (!st.ok() && c->InTransaction()) (void)c->Exec("ROLLBACK");
+  return st;
 }
 
 std::future<Status> PgStore::TransactGrouped(std::function<Status(StoreTxn&)> fn) {

@@ -123,6 +123,65 @@ TEST_F(SqliteStoreTest, ActionAndVotesRoundTrip) {
   EXPECT_EQ(got->result, a.result);
 }
 
+// TransactDue hands over only pending actions whose time has come, soonest first, at most
+// `limit`; a failing closure commits nothing.
+TEST_F(SqliteStoreTest, TransactDueListsDuePendingActionsSoonestFirst) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  const std::vector<std::pair<std::string, int64_t>> rows = {
+      {"act_00000000000000d1", 5000}, {"act_00000000000000d2", 3000},
+      {"act_00000000000000d3", 9000}, {"act_00000000000000d4", 4000},
+      {"act_00000000000000d5", 0}};  // no expiry at all
+  ASSERT_TRUE(store
+                  ->Transact([&](StoreTxn& t) -> Status {
+                    for (const auto& [id, expires] : rows) {
+                      Action a = FullAction(id, 1000);
+                      a.expires_ms = expires;
+                      RETURN_IF_ERROR(t.InsertAction(a));
+                    }
+                    Action done = FullAction("act_00000000000000d6", 1000);
+                    done.expires_ms = 2000;
+                    done.status = ActionStatus::kApplied;  // due, but not pending
+                    return t.InsertAction(done);
+                  })
+                  .ok());
+  std::vector<std::string> seen;
+  ASSERT_TRUE(store
+                  ->TransactDue(6000, 2,
+                                [&](StoreTxn&, std::vector<Action>& due) -> Status {
+                                  for (const Action& a : due) seen.push_back(a.id);
+                                  return Status::Ok();
+                                })
+                  .ok());
+  EXPECT_EQ(seen, (std::vector<std::string>{"act_00000000000000d2", "act_00000000000000d4"}));
+  seen.clear();
+  ASSERT_TRUE(store
+                  ->TransactDue(6000, 0,
+                                [&](StoreTxn&, std::vector<Action>& due) -> Status {
+                                  for (const Action& a : due) seen.push_back(a.id);
+                                  return Status::Ok();
+                                })
+                  .ok());
+  EXPECT_EQ(seen, (std::vector<std::string>{"act_00000000000000d2", "act_00000000000000d4",
+                                            "act_00000000000000d1"}));
+  Status failed = store->TransactDue(6000, 0, [&](StoreTxn& t, std::vector<Action>& due) {
+    due[0].status = ActionStatus::kExpired;
+    EXPECT_TRUE(t.UpdateAction(due[0]).ok());
+    return Status::IoError("disk full");
+  });
+  EXPECT_FALSE(failed.ok());
+  ASSERT_TRUE(store
+                  ->Read([&](StoreTxn& t) -> Status {
+                    auto a = t.GetAction("act_00000000000000d2");
+                    EXPECT_TRUE(a.ok() && a->has_value());
+                    if (a.ok() && a->has_value()) {
+                      EXPECT_EQ((*a)->status, ActionStatus::kPending);
+                    }
+                    return Status::Ok();
+                  })
+                  .ok());
+}
+
 TEST_F(SqliteStoreTest, MissingActionIsNullopt) {
   auto store = Open();
   ASSERT_TRUE(store

@@ -5,6 +5,7 @@
 // transaction (Store::Transact), so the history and the state can never disagree.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <future>
@@ -97,6 +98,31 @@ class Store {
   // through its StoreTxn. The future resolves after the shared commit. Used by the server and
   // the audit benchmark.
   virtual std::future<Status> TransactGrouped(std::function<Status(StoreTxn&)> fn) = 0;
+
+  // Runs fn in one write transaction on the pending actions whose expiry time (expires_ms > 0)
+  // is at or before now_ms, oldest first, at most `limit` of them; *due may be empty. A store
+  // shared by several gateways hands each due action to one of them (PostgreSQL: FOR UPDATE
+  // SKIP LOCKED), so instances expiring at once share the work instead of queueing for it.
+  // This default, for a store with one writer at a time, lists them inside Transact.
+  virtual Status TransactDue(int64_t now_ms, int limit,
+                             const std::function<Status(StoreTxn&, std::vector<Action>& due)>& fn) {
+    return Transact([&](StoreTxn& t) -> Status {
+      ActionFilter f;
+      f.status = ActionStatus::kPending;
+      f.limit = 0;  // all: the ones due are not necessarily the oldest created
+      Result<std::vector<Action>> pending = t.ListActions(f);
+      if (!pending.ok()) return pending.status();
+      std::vector<Action> due;
+      for (Action& a : *pending) {
+        if (a.expires_ms > 0 && a.expires_ms <= now_ms) due.push_back(std::move(a));
+      }
+      std::stable_sort(due.begin(), due.end(), [](const Action& x, const Action& y) {
+        return x.expires_ms < y.expires_ms;
+      });
+      if (limit > 0 && due.size() > static_cast<size_t>(limit)) due.resize(limit);
+      return fn(t, due);
+    });
+  }
 
   // Runs fn in a read transaction (a consistent snapshot). Writes inside fail.
   virtual Status Read(const std::function<Status(StoreTxn&)>& fn) = 0;

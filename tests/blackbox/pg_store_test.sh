@@ -137,6 +137,36 @@ sleep 2  # both instances have had another pass
 check "a pending action expires once, though two instances expire in the background" \
   all expired -- test "$(applied_events "$EXP" expired)" = 1
 
+# Many due at once, submitted through both instances, one of them held by a transaction
+# outside airlock: the instances take due actions FOR UPDATE SKIP LOCKED, so the held one
+# stays pending (nothing waits for it) while the rest expire, each once; it expires when it
+# is let go.
+MANY=()
+for i in $(seq 1 30); do
+  if [ $((i % 2)) = 0 ]; then U=$UA; else U=$UB; fi
+  run_json out as_agent --server "$U" --json sql --target app-db "DELETE FROM users WHERE id > $i"
+  MANY+=("$(jf .id "$out")")
+  if [ "$i" = 1 ]; then  # held from before it is due until it is let go below
+    HELD=${MANY[0]}
+    pg_sql app "SET application_name = 'airlock-test-holder'; BEGIN; SELECT 1 FROM airlock_store.actions WHERE id = '$HELD' FOR UPDATE; SELECT pg_sleep(120); COMMIT" >/dev/null 2>&1 &
+    HOLDER=$!
+  fi
+done
+others_expired() {
+  [ "$(pg_sql app "SELECT count(*) FROM airlock_store.actions WHERE status = 'expired' AND id IN ($(printf "'%s'," "${MANY[@]:1}" | sed 's/,$//'))")" = 29 ]
+}
+poll 20 others_expired
+check "29 due actions expire while another transaction holds the 30th's row (SKIP LOCKED: nothing waits for it)" \
+  all others_expired -- \
+  test "$(pg_sql app "SELECT status FROM airlock_store.actions WHERE id = '$HELD'")" = pending
+pg_sql app "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'airlock-test-holder'" >/dev/null
+wait "$HOLDER"
+held_expired() { [ "$(pg_sql app "SELECT status FROM airlock_store.actions WHERE id = '$HELD'")" = expired ]; }
+poll 15 held_expired
+twice=$(pg_sql app "SELECT count(*) FROM (SELECT action_id FROM airlock_store.audit WHERE event = 'expired' AND action_id IN ($(printf "'%s'," "${MANY[@]}" | sed 's/,$//')) GROUP BY action_id HAVING count(*) = 1) x")
+check "the held one expires once let go, and each of the 30 has exactly one 'expired' event" \
+  all held_expired -- test "$twice" = 30
+
 run_json out airlock --config A/airlock.yaml audit verify --json
 check "the audit chain is one unbroken chain across instances" \
   all test "$(jf .ok "$out")" = true -- test "$(jf .events "$out")" = "$(pg_sql app "SELECT count(*) FROM airlock_store.audit")"
