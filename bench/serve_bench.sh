@@ -47,32 +47,12 @@ targets:
   app-db: {kind: sqlite, path: ./app.db}
 YAML
 
-# wait_port FILE PATTERN: the port a server printed once it listens.
-wait_port() {
-  for _ in $(seq 1 200); do
-    port=$(sed -n "$2" "$1" 2>/dev/null | head -1)
-    [[ -n $port ]] && { echo "$port"; return 0; }
-    sleep 0.05
-  done
-  echo "serve_bench: no port in $1:" >&2; cat "$1" >&2; return 1
-}
+source "$SRC/bench/wrk_lib.sh"
 
-# run_wrk NAME PORT: prints "NAME rps p50_us p99_us errors".
+# run_wrk NAME PORT: a 2 s warm-up, then prints "NAME rps p50_us p99_us errors".
 run_wrk() {
-  BENCH_TOKEN=$TOKEN wrk -t2 -c"$CONNECTIONS" -d2s -s "$SRC/bench/serve_post.lua" \
-    "http://127.0.0.1:$2/v1/actions" >/dev/null 2>&1 || true   # warm-up
-  local out
-  out=$(BENCH_TOKEN=$TOKEN wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --timeout 10s \
-    -s "$SRC/bench/serve_post.lua" "http://127.0.0.1:$2/v1/actions" 2>&1)
-  local line
-  line=$(grep '^BENCH ' <<<"$out") || { echo "serve_bench: wrk failed: $out" >&2; return 1; }
-  local req dur err p50 p99
-  req=$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$line")
-  dur=$(sed 's/.*duration_us=\([0-9]*\).*/\1/' <<<"$line")
-  err=$(sed 's/.*errors=\([0-9]*\).*/\1/' <<<"$line")
-  p50=$(sed 's/.*p50_us=\([0-9]*\).*/\1/' <<<"$line")
-  p99=$(sed 's/.*p99_us=\([0-9]*\).*/\1/' <<<"$line")
-  echo "$1 $(awk -v r="$req" -v d="$dur" 'BEGIN {printf "%.0f", r * 1e6 / d}') $p50 $p99 $err"
+  wrk_post "$2" "$CONNECTIONS" 2 2 "$TOKEN" >/dev/null 2>&1 || true
+  echo "$1 $(wrk_post "$2" "$CONNECTIONS" 2 "$SECONDS_PER_RUN" "$TOKEN")"
 }
 
 # ---- airlock serve -----------------------------------------------------------------------
@@ -95,7 +75,6 @@ verify=$("$AIRLOCK" --config "$W/airlock.yaml" audit verify --json)
 read -r _ a_rps a_p50 a_p99 a_err <<<"$A"
 read -r _ b_rps b_p50 b_p99 b_err <<<"$B"
 ratio=$(awk -v a="$a_rps" -v b="$b_rps" 'BEGIN {printf "%.2f", a / b}')
-fmt_ms() { awk -v u="$1" 'BEGIN {printf "%.2f ms", u / 1000}'; }
 printf '%s\n' "------------------------------------------------------------------------------------------"
 echo "airlock serve vs a minimal Beast service: one-row SELECT, $CONNECTIONS keep-alive clients (wrk -t2), ${SECONDS_PER_RUN}s each"
 printf '%-28s %12s %10s %10s %8s\n' "" "actions/s" "p50" "p99" "errors"
