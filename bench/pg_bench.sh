@@ -37,7 +37,9 @@ export AIRLOCK_BIN
 source "$HERE/../tests/blackbox/lib.sh"
 source "$HERE/../tests/blackbox/pg_lib.sh"
 cd "$T"
-pg_start || exit 1
+# Durable, as a production server is (the tests' servers run with fsync=off): the shared
+# store's commits are compared with the SQLite store's, which fsyncs.
+PG_FSYNC=on pg_start || exit 1
 export APP_DB_DSN=$PG_DSN
 cat > airlock.yaml <<YAML
 version: 1

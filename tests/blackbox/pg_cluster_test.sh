@@ -7,10 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/pg_lib.sh"
 source "$(dirname "$0")/serve_lib.sh"
-trap 'stop_servers; pg_stop; rm -rf "$T"' EXIT
-cd "$T"
-pg_start || { not_ok "a private PostgreSQL server starts"; finish; }
-trap 'stop_servers; pg_stop; rm -rf "$T"' EXIT
+pg_test_begin stop_servers
 export AIRLOCK_STORE_DSN=$PG_DSN
 seed_db
 # marks: one row per applied low write; hmarks: one per applied high write (a rule makes

@@ -42,12 +42,22 @@ pg_start() {
     cat "$PG_DIR/initdb.log" >&2; return 1; }
   PGPORT=$(pg_free_port)
   as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $PGPORT -c unix_socket_directories=$PG_DIR -c fsync=off" \
+    -o "-c listen_addresses=127.0.0.1 -p $PGPORT -c unix_socket_directories=$PG_DIR -c fsync=${PG_FSYNC:-off}" \
     start >/dev/null || { cat "$PG_DIR/server.log" >&2; return 1; }
   export PGHOST=$PG_DIR PGPORT PGUSER=postgres
   pg_sql postgres "CREATE ROLE app LOGIN SUPERUSER PASSWORD '$PG_PASSWORD'" >/dev/null
   pg_sql postgres "CREATE DATABASE app OWNER app" >/dev/null
   PG_DSN="host=127.0.0.1 port=$PGPORT dbname=app user=app password=$PG_PASSWORD connect_timeout=10"
+}
+
+# pg_test_begin [CLEANUP]: a test's start: cd to $T and a private server, with a trap that
+# runs CLEANUP (if given), stops the server and removes $T; the test ends if it cannot start.
+pg_test_begin() {
+  local cleanup="${1:+$1; }pg_stop; rm -rf \"\$T\""
+  trap "$cleanup" EXIT
+  cd "$T" || exit 1
+  pg_start || { not_ok "a private PostgreSQL server starts"; finish; }
+  trap "$cleanup" EXIT  # pg_start set its own
 }
 
 pg_sql() {  # pg_sql DB SQL

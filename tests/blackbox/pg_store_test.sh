@@ -7,10 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/pg_lib.sh"
 source "$(dirname "$0")/serve_lib.sh"
-trap 'stop_servers; pg_stop; rm -rf "$T"' EXIT
-cd "$T"
-pg_start || { not_ok "a private PostgreSQL server starts"; finish; }
-trap 'stop_servers; pg_stop; rm -rf "$T"' EXIT
+pg_test_begin stop_servers
 ok "a private PostgreSQL server starts"
 pg_sql postgres "CREATE DATABASE store2 OWNER app" >/dev/null
 

@@ -3,12 +3,9 @@
 # starts a private one and runs them against it. They must run, not skip.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/pg_lib.sh"
-trap 'pg_stop; rm -rf "$T"' EXIT
-cd "$T"
 UNIT=$(dirname "$AIRLOCK_BIN")/airlock_tests
 if [ ! -x "$UNIT" ]; then not_ok "airlock_tests is built beside $AIRLOCK_BIN"; finish; fi
-pg_start || { not_ok "a private PostgreSQL server starts"; finish; }
-trap 'pg_stop; rm -rf "$T"' EXIT
+pg_test_begin
 pg_sql postgres "CREATE DATABASE unit OWNER app" >/dev/null
 export AIRLOCK_TEST_PG_DSN=${PG_DSN/dbname=app/dbname=unit}
 out=$("$UNIT" --gtest_filter='PgStoreTest.*' 2>&1)
