@@ -416,6 +416,8 @@ class PgStore final : public Store {
 
   Status Transact(const std::function<Status(StoreTxn&)>& fn) override;
   std::future<Status> TransactGrouped(std::function<Status(StoreTxn&)> fn) override;
+  void TransactGroupedAsync(std::function<Status(StoreTxn&)> fn,
+                            std::function<void(Status)> done) override;
   Status Read(const std::function<Status(StoreTxn&)>& fn) override;
   Status ScanAudit(int64_t after_seq, const std::string& action_id,
                    const std::function<bool(const AuditEvent&)>& fn) override;
@@ -495,6 +497,11 @@ std::future<Status> PgStore::TransactGrouped(std::function<Status(StoreTxn&)> fn
   return grouped_.Push(std::move(fn));
 }
 
+void PgStore::TransactGroupedAsync(std::function<Status(StoreTxn&)> fn,
+                              std::function<void(Status)> done) {
+  grouped_.PushAsync(std::move(fn), std::move(done));
+}
+
 // As in the SQLite store: one transaction per batch with a savepoint per closure, so that a
 // failing closure is rolled back alone and the head it saw is restored.
 void PgStore::CommitBatch(std::vector<GroupedWork>& batch) {
@@ -520,7 +527,7 @@ void PgStore::CommitBatch(std::vector<GroupedWork>& batch) {
     });
   }
   for (size_t i = 0; i < batch.size(); ++i) {
-    batch[i].done.set_value(results[i].ok() ? batch_error : results[i]);
+    batch[i].done(results[i].ok() ? batch_error : results[i]);
   }
 }
 
