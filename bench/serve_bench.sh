@@ -57,13 +57,20 @@ wait_port() {
   echo "serve_bench: no port in $1:" >&2; cat "$1" >&2; return 1
 }
 
-# run_wrk NAME PORT: prints "NAME rps p50_us p99_us errors".
+# cpu_ticks PID: user + system CPU time of the process so far, in clock ticks (/proc/PID/stat).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# run_wrk NAME PORT PID: prints "NAME rps p50_us p99_us errors cpu_us_per_request", the last
+# from the server's CPU time around the measured run: far less noisy on a shared machine
+# than its throughput.
 run_wrk() {
   BENCH_TOKEN=$TOKEN wrk -t2 -c"$CONNECTIONS" -d2s -s "$SRC/bench/serve_post.lua" \
     "http://127.0.0.1:$2/v1/actions" >/dev/null 2>&1 || true   # warm-up
-  local out
+  local out t0 t1
+  t0=$(cpu_ticks "$3")
   out=$(BENCH_TOKEN=$TOKEN wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --timeout 10s \
     -s "$SRC/bench/serve_post.lua" "http://127.0.0.1:$2/v1/actions" 2>&1)
+  t1=$(cpu_ticks "$3")
   local line
   line=$(grep '^BENCH ' <<<"$out") || { echo "serve_bench: wrk failed: $out" >&2; return 1; }
   local req dur err p50 p99
@@ -72,7 +79,10 @@ run_wrk() {
   err=$(sed 's/.*errors=\([0-9]*\).*/\1/' <<<"$line")
   p50=$(sed 's/.*p50_us=\([0-9]*\).*/\1/' <<<"$line")
   p99=$(sed 's/.*p99_us=\([0-9]*\).*/\1/' <<<"$line")
-  echo "$1 $(awk -v r="$req" -v d="$dur" 'BEGIN {printf "%.0f", r * 1e6 / d}') $p50 $p99 $err"
+  local cpu
+  cpu=$(awk -v a="$t0" -v b="$t1" -v r="$req" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN {printf "%.0f", (r > 0 ? (b - a) * 1e6 / hz / r : 0)}')
+  echo "$1 $(awk -v r="$req" -v d="$dur" 'BEGIN {printf "%.0f", r * 1e6 / d}') $p50 $p99 $err $cpu"
 }
 
 # ---- airlock serve -----------------------------------------------------------------------
@@ -80,26 +90,26 @@ run_wrk() {
   2>"$W/serve.log") &
 PIDS+=($!)
 APORT=$(wait_port "$W/serve.log" 's/.*serving http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p')
-A=$(run_wrk airlock "$APORT")
+A=$(run_wrk airlock "$APORT" "${PIDS[0]}")
 
 # ---- baseline ----------------------------------------------------------------------------
 "$BASELINE" "$W/app.db" 0 2 >"$W/baseline.log" 2>&1 &
 PIDS+=($!)
 BPORT=$(wait_port "$W/baseline.log" 's/^listening \([0-9]*\)/\1/p')
-B=$(run_wrk baseline "$BPORT")
+B=$(run_wrk baseline "$BPORT" "${PIDS[1]}")
 
 # ---- the audit chain after the run -------------------------------------------------------
 kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
 verify=$("$AIRLOCK" --config "$W/airlock.yaml" audit verify --json)
 
-read -r _ a_rps a_p50 a_p99 a_err <<<"$A"
-read -r _ b_rps b_p50 b_p99 b_err <<<"$B"
+read -r _ a_rps a_p50 a_p99 a_err a_cpu <<<"$A"
+read -r _ b_rps b_p50 b_p99 b_err b_cpu <<<"$B"
 ratio=$(awk -v a="$a_rps" -v b="$b_rps" 'BEGIN {printf "%.2f", a / b}')
 fmt_ms() { awk -v u="$1" 'BEGIN {printf "%.2f ms", u / 1000}'; }
 printf '%s\n' "------------------------------------------------------------------------------------------"
 echo "airlock serve vs a minimal Beast service: one-row SELECT, $CONNECTIONS keep-alive clients (wrk -t2), ${SECONDS_PER_RUN}s each"
-printf '%-28s %12s %10s %10s %8s\n' "" "actions/s" "p50" "p99" "errors"
-printf '%-28s %12s %10s %10s %8s\n' "airlock serve (audited)" "$a_rps" "$(fmt_ms "$a_p50")" "$(fmt_ms "$a_p99")" "$a_err"
-printf '%-28s %12s %10s %10s %8s\n' "baseline (no auth, no audit)" "$b_rps" "$(fmt_ms "$b_p50")" "$(fmt_ms "$b_p99")" "$b_err"
+printf '%-28s %12s %10s %10s %8s %14s\n' "" "actions/s" "p50" "p99" "errors" "CPU µs/action"
+printf '%-28s %12s %10s %10s %8s %14s\n' "airlock serve (audited)" "$a_rps" "$(fmt_ms "$a_p50")" "$(fmt_ms "$a_p99")" "$a_err" "$a_cpu"
+printf '%-28s %12s %10s %10s %8s %14s\n' "baseline (no auth, no audit)" "$b_rps" "$(fmt_ms "$b_p50")" "$(fmt_ms "$b_p99")" "$b_err" "$b_cpu"
 echo "ratio airlock/baseline: $ratio (target >= 0.5); throughput target >= 10000/s, p99 target <= 2 ms"
 echo "audit chain after the run: $verify"
