@@ -134,20 +134,22 @@ start_serve() {  # start_serve POLICY LOG: sets PORT
   SERVE_PIDS+=($!)
   PORT=$(wait_port "$T/S/$2" 's/.*serving http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p')
 }
-# shared_run NAME POLICY INSTANCES: appends "NAME rps p50_us p99_us errors" over all
-# instances (p50: the instances' mean; p99: the worst) to S/results.txt.
+# shared_run NAME POLICY INSTANCES: appends "NAME rps p50_us p99_us errors cpu_us" over all
+# instances (p50 and CPU µs per action: the instances' mean; p99: the worst) to
+# S/results.txt.
 shared_run() {
   local ports=() n=$3 i wpids=()
   for i in $(seq "$n"); do start_serve "$2" "serve-$1-$i.log" || return 1; ports+=("$PORT"); done
   for p in "${ports[@]}"; do wrk_post "$p" $((32 / n)) 1 2 "$BENCH_TOKEN_VALUE" >/dev/null 2>&1; done
   for i in $(seq "$n"); do
-    wrk_post "${ports[$((i - 1))]}" $((32 / n)) $((2 / n)) "$SECONDS_PER_RUN" "$BENCH_TOKEN_VALUE" > "S/wrk-$1-$i.txt" &
+    wrk_post "${ports[$((i - 1))]}" $((32 / n)) $((2 / n)) "$SECONDS_PER_RUN" "$BENCH_TOKEN_VALUE" \
+      "${SERVE_PIDS[$((i - 1))]}" > "S/wrk-$1-$i.txt" &
     wpids+=($!)
   done
   wait "${wpids[@]}"
   stop_serves
-  cat S/wrk-"$1"-*.txt | awk -v name="$1" '{r += $1; p50 += $2; if ($3 > p99) p99 = $3; e += $4}
-    END {printf "%s %.0f %.0f %.0f %d\n", name, r, p50 / NR, p99, e}' >> S/results.txt
+  cat S/wrk-"$1"-*.txt | awk -v name="$1" '{r += $1; p50 += $2; if ($3 > p99) p99 = $3; e += $4; c += $5}
+    END {printf "%s %.0f %.0f %.0f %d %.0f\n", name, r, p50 / NR, p99, e, c / NR}' >> S/results.txt
 }
 shared_run sqlite-1 sqlite.yaml 1
 shared_run pg-1 pg.yaml 1
@@ -163,13 +165,13 @@ echo "  bulk rounds (trigger / none, ms): ${captured[*]} / ${plain[*]}"
 echo "  statement rounds (trigger / none, ms): ${captured_st[*]} / ${plain_st[*]}"
 echo
 echo "airlock serve, read actions (one-row SELECT on a SQLite target), 32 keep-alive clients in all, ${SECONDS_PER_RUN}s"
-printf '%-44s %12s %10s %10s %8s\n' "" "actions/s" "p50" "p99" "errors"
-while read -r name rps p50 p99 err; do
+printf '%-44s %12s %10s %10s %8s %14s\n' "" "actions/s" "p50" "p99" "errors" "CPU µs/action"
+while read -r name rps p50 p99 err cpu; do
   case $name in
     sqlite-1) label="1 instance, SQLite store" ;;
     pg-1) label="1 instance, PostgreSQL store" ;;
     pg-2) label="2 instances sharing the PostgreSQL store" ;;
   esac
-  printf '%-44s %12s %10s %10s %8s\n' "$label" "$rps" "$(fmt_ms "$p50")" "$(fmt_ms "$p99")" "$err"
+  printf '%-44s %12s %10s %10s %8s %14s\n' "$label" "$rps" "$(fmt_ms "$p50")" "$(fmt_ms "$p99")" "$err" "$cpu"
 done < S/results.txt
 echo "the shared audit chain after the runs: $verify"

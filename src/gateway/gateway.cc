@@ -35,6 +35,13 @@ bool IsOutbound(const std::string& kind) {
   return kind == "mcp" || kind == "http";
 }
 
+// Whether an action of `kind` goes to a target of `target_kind` at all.
+bool KindFits(const std::string& kind, const std::string& target_kind) {
+  return (kind == "sql" && (target_kind == "sqlite" || target_kind == "postgres")) ||
+         (kind == "shell" && target_kind == "shell") || (kind == "mail" && target_kind == "smtp") ||
+         (kind == "mcp" && target_kind == "mcp") || (kind == "http" && target_kind == "http");
+}
+
 std::string NewActionId() {
   return "act_" + RandomHex(8);
 }
@@ -227,7 +234,13 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(std::shared_ptr<const Policy> pol
 
 Result<std::unique_ptr<Gateway>> Gateway::OpenWithStore(std::shared_ptr<const Policy> policy,
                                                         std::unique_ptr<Store> store) {
-  std::unique_ptr<Gateway> g(new Gateway(std::move(policy), std::move(store), GatewayOptions{}));
+  return OpenWithStore(std::move(policy), std::move(store), GatewayOptions{});
+}
+
+Result<std::unique_ptr<Gateway>> Gateway::OpenWithStore(std::shared_ptr<const Policy> policy,
+                                                        std::unique_ptr<Store> store,
+                                                        const GatewayOptions& options) {
+  std::unique_ptr<Gateway> g(new Gateway(std::move(policy), std::move(store), options));
   RETURN_IF_ERROR(g->Recover());
   ASSIGN_OR_RETURN(int expired, g->ExpireDue());
   (void)expired;
@@ -406,13 +419,7 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
             std::nullopt};
   }
 
-  Action a;
-  a.id = NewActionId();
-  a.created_ms = a.updated_ms = NowMs();
-  a.agent = who->name;
-  a.target = request.target;
-  a.kind = request.kind;
-  a.args = request.args;
+  Action a = NewAction(*who, request);
 
   if (!request.idempotency_key.empty()) {
     Status bad = CheckIdempotencyKey(request.idempotency_key);
@@ -463,12 +470,7 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
                 "target '" + request.target + "' is not in the scopes of agent '" + who->name + "'",
                 *who);
   }
-  const bool kind_fits = (request.kind == "sql" && (spec->kind == "sqlite" || spec->kind == "postgres")) ||
-                         (request.kind == "shell" && spec->kind == "shell") ||
-                         (request.kind == "mail" && spec->kind == "smtp") ||
-                         (request.kind == "mcp" && spec->kind == "mcp") ||
-                         (request.kind == "http" && spec->kind == "http");
-  if (!kind_fits) {
+  if (!KindFits(request.kind, spec->kind)) {
     return Fail(std::move(a), /*insert=*/true,
                 Status::InvalidArgument("target '" + request.target + "' is a " + spec->kind +
                                         " target; it does not take " + request.kind + " actions"),
@@ -576,14 +578,102 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   return ApplyClaimed(std::move(a), *who);
 }
 
-Outcome Gateway::FinishRead(Action a, DryRunResult dry, const Principal& who) {
-  a.status = ActionStatus::kApplied;  // a read "ran": its rows come from the sandbox
-  // The store keeps what was read (columns, how many rows), not the rows themselves: the
-  // caller gets them once, and the store does not become a copy of production data.
-  a.result = ReadSummary(dry.result);
+Action Gateway::NewAction(const Principal& who, const SubmitRequest& request) {
+  Action a;
+  a.id = NewActionId();
+  a.created_ms = a.updated_ms = NowMs();
+  a.agent = who.name;
+  a.target = request.target;
+  a.kind = request.kind;
+  a.args = request.args;
+  return a;
+}
+
+namespace {
+
+// A read as it is recorded: it "ran" (its rows come from the sandbox or the read fast path).
+// The store keeps what was read (columns, how many rows), not the rows themselves: the
+// caller gets them once, and the store does not become a copy of production data.
+void ReadAsRecorded(Action* a, const DryRunResult& dry) {
+  a->status = ActionStatus::kApplied;
+  a->result = ReadSummary(dry.result);
   // Nor does it keep a command's output (the effect shows approvers the head of it).
-  a.effect.extra.erase("stdout_head");
-  a.effect.extra.erase("stderr_head");
+  a->effect.extra.erase("stdout_head");
+  a->effect.extra.erase("stderr_head");
+}
+
+}  // namespace
+
+bool Gateway::SubmitReadAsync(const std::optional<std::string>& token,
+                              const SubmitRequest& request, std::function<void(Outcome)> done) {
+  // Everything below only looks: a request that is not plainly an agent's read of a target
+  // in its scopes goes back to the caller untouched, for Submit to decide and audit.
+  if (!options_.group_commit || !request.idempotency_key.empty() || request.read_only ||
+      IsOutbound(request.kind)) {
+    return false;
+  }
+  auto who = Authenticate(token);
+  if (!who.ok() || who->role != Principal::Role::kAgent) return false;
+  const TargetSpec* spec = policy_->FindTarget(request.target);
+  if (spec == nullptr || !KindFits(request.kind, spec->kind)) return false;
+  const AgentSpec* agent = nullptr;
+  for (const auto& ag : policy_->agents) {
+    if (ag.name == who->name) agent = &ag;
+  }
+  if (agent == nullptr ||
+      std::find(agent->scopes.begin(), agent->scopes.end(), request.target) == agent->scopes.end()) {
+    return false;
+  }
+  auto connector = ConnectorFor(request.target);
+  if (!connector.ok()) return false;
+  std::optional<DryRunResult> fast = (*connector)->TryRead(request.args);
+  if (!fast) return false;
+  Classification cls = classifier_.Classify(who->name, request.target, fast->effect);
+  if (cls.risk != Risk::kRead) return false;
+
+  // The record and the rows wait in one place for the commit; the closure may run twice
+  // (a savepoint retry), so it only reads them.
+  struct Read {
+    Action action;
+    Json rows;
+    std::string principal;
+    std::string payload;  // canonical, serialised here rather than on the committer thread
+  };
+  auto read = std::make_shared<Read>();
+  read->action = NewAction(*who, request);
+  read->action.effect = std::move(fast->effect);
+  read->action.risk = cls.risk;
+  read->action.reasons = std::move(cls.reasons);
+  ReadAsRecorded(&read->action, *fast);
+  read->rows = std::move(fast->result);
+  read->principal = who->Label();
+  read->payload = CanonicalJson(DecisionPayload(read->action));
+  store_->TransactGroupedAsync(
+      [read](StoreTxn& t) -> Status {
+        RETURN_IF_ERROR(t.InsertAction(read->action));
+        AuditEvent e;
+        e.action_id = read->action.id;
+        e.principal = read->principal;
+        e.event = "read";
+        e.payload = nullptr;  // canonical_payload is what the store writes and hashes
+        e.canonical_payload = read->payload;
+        return t.AppendAudit(std::move(e)).status();
+      },
+      [this, read, done = std::move(done)](Status st) {
+        // Fail closed: the rows go out only with a durable record of their read.
+        if (!st.ok()) {
+          done({st.Annotate("audit write failed; the result is withheld"), std::nullopt});
+          return;
+        }
+        if (observer_) observer_(read->action, "read");
+        read->action.result = std::move(read->rows);
+        done({Status::Ok(), std::move(read->action)});
+      });
+  return true;
+}
+
+Outcome Gateway::FinishRead(Action a, DryRunResult dry, const Principal& who) {
+  ReadAsRecorded(&a, dry);
   Status st = Record(a, "read", who.Label(), DecisionPayload(a), true);
   if (!st.ok()) return {st.Annotate("audit write failed; the result is withheld"), std::nullopt};
   a.result = std::move(dry.result);

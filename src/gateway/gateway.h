@@ -83,6 +83,9 @@ class Gateway {
   // in tests).
   static Result<std::unique_ptr<Gateway>> OpenWithStore(std::shared_ptr<const Policy> policy,
                                                         std::unique_ptr<Store> store);
+  static Result<std::unique_ptr<Gateway>> OpenWithStore(std::shared_ptr<const Policy> policy,
+                                                        std::unique_ptr<Store> store,
+                                                        const GatewayOptions& options);
   static Result<std::unique_ptr<Gateway>> Open(std::shared_ptr<const Policy> policy,
                                                const GatewayOptions& options);
 
@@ -98,6 +101,16 @@ class Gateway {
 
   // `token` is the caller's raw token (nullopt: none given).
   Outcome Submit(const std::optional<std::string>& token, const SubmitRequest& request);
+  // The read fast path without a blocked thread (group commit only). When `request` is
+  // plainly a read that `token`'s agent may make (in its scopes, no idempotency key, shown a
+  // read by the connector and classified read by the policy), runs it, hands its record to
+  // the group committer and returns true: `done` is then called once, on the store's
+  // committer thread, after the record is durable, with the action and its rows; or with an
+  // error and no rows when the record failed. `done` must be quick and must not throw.
+  // Otherwise returns false having recorded nothing, and the caller uses Submit, which
+  // decides (and audits) everything else.
+  bool SubmitReadAsync(const std::optional<std::string>& token, const SubmitRequest& request,
+                       std::function<void(Outcome)> done);
   Outcome Vote(const std::optional<std::string>& token, const std::string& id, bool approve,
                const std::string& reason);
   Outcome Rollback(const std::optional<std::string>& token, const std::string& id);
@@ -166,6 +179,8 @@ class Gateway {
   // A read that ran in the sandbox (or on the read fast path): recorded once, then its rows
   // are handed back.
   Outcome FinishRead(Action action, DryRunResult dry, const Principal& who);
+  // A new action of `who` for `request`: a fresh id, now, its arguments.
+  static Action NewAction(const Principal& who, const SubmitRequest& request);
   // network: proxy. One request a command made through the egress proxy becomes an http
   // action of the shell target, linked to the command's action (exec_id): decided like an
   // http target's request and recorded before anything is sent. An allowed one is recorded

@@ -8,7 +8,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
 
 #include "core/hash.h"
 
@@ -20,7 +26,8 @@ namespace fs = std::filesystem;
 // Forwards to a real transaction, failing AppendAudit when told to.
 class FaultyTxn : public StoreTxn {
  public:
-  FaultyTxn(StoreTxn& real, std::atomic<int>& fail_audit_in) : real_(real), fail_(fail_audit_in) {}
+  FaultyTxn(StoreTxn& real, std::atomic<int>& fail_audit_in, std::atomic<bool>& fail_every_audit)
+      : real_(real), fail_(fail_audit_in), fail_every_(fail_every_audit) {}
   Status InsertAction(const Action& a) override { return real_.InsertAction(a); }
   Status UpdateAction(const Action& a) override { return real_.UpdateAction(a); }
   Result<std::optional<Action>> GetAction(const std::string& id) override {
@@ -48,6 +55,7 @@ class FaultyTxn : public StoreTxn {
   Result<std::vector<Breaker>> ListBreakers() override { return real_.ListBreakers(); }
   Result<AuditEvent> AppendAudit(AuditEvent e) override {
     // fail_ counts down: at 1 this append fails; 0 means never.
+    if (fail_every_) return Status::IoError("injected: disk gone");
     int n = fail_.load();
     if (n > 0 && fail_.fetch_sub(1) == 1) return Status::IoError("injected: disk full");
     return real_.AppendAudit(std::move(e));
@@ -56,21 +64,30 @@ class FaultyTxn : public StoreTxn {
  private:
   StoreTxn& real_;
   std::atomic<int>& fail_;
+  std::atomic<bool>& fail_every_;
 };
 
 class FaultyStore : public Store {
  public:
   explicit FaultyStore(std::unique_ptr<Store> real) : real_(std::move(real)) {}
   std::atomic<int> fail_audit{0};  // the Nth AppendAudit from now fails
+  // Every AppendAudit fails (a grouped batch retries a failed closure once: a one-off fault
+  // would pass on the retry).
+  std::atomic<bool> fail_every_audit{false};
 
   Status Transact(const std::function<Status(StoreTxn&)>& fn) override {
     return real_->Transact([&](StoreTxn& t) {
-      FaultyTxn f(t, fail_audit);
+      FaultyTxn f(t, fail_audit, fail_every_audit);
       return fn(f);
     });
   }
   std::future<Status> TransactGrouped(std::function<Status(StoreTxn&)> fn) override {
-    return real_->TransactGrouped(std::move(fn));
+    return real_->TransactGrouped(Faulty(std::move(fn)));
+  }
+  // Through the real store's committer, so that the asynchronous path is the real one.
+  void TransactGroupedAsync(std::function<Status(StoreTxn&)> fn,
+                            std::function<void(Status)> done) override {
+    real_->TransactGroupedAsync(Faulty(std::move(fn)), std::move(done));
   }
   Status Read(const std::function<Status(StoreTxn&)>& fn) override { return real_->Read(fn); }
   Status ScanAudit(int64_t after, const std::string& id,
@@ -80,6 +97,13 @@ class FaultyStore : public Store {
   Result<AuditHead> RecordedHead() override { return real_->RecordedHead(); }
 
  private:
+  std::function<Status(StoreTxn&)> Faulty(std::function<Status(StoreTxn&)> fn) {
+    return [this, fn = std::move(fn)](StoreTxn& t) {
+      FaultyTxn f(t, fail_audit, fail_every_audit);
+      return fn(f);
+    };
+  }
+
   std::unique_ptr<Store> real_;
 };
 
@@ -109,13 +133,13 @@ class GatewayTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  void Reopen() {
+  void Reopen(GatewayOptions options = {}) {
     gateway_.reset();
     auto store = OpenSqliteStore(policy_->store_path);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     auto faulty = std::make_unique<FaultyStore>(std::move(*store));
     store_ = faulty.get();
-    auto g = Gateway::OpenWithStore(policy_, std::move(faulty));
+    auto g = Gateway::OpenWithStore(policy_, std::move(faulty), options);
     ASSERT_TRUE(g.ok()) << g.status().ToString();
     gateway_ = std::move(*g);
   }
@@ -142,6 +166,42 @@ class GatewayTest : public ::testing::Test {
   }
   Outcome Sql(const std::string& sql) {
     return gateway_->Submit(std::string("agent-token"), {"db", "sql", {{"sql", sql}}});
+  }
+
+  // Submits `n` reads through SubmitReadAsync from `threads` threads and waits for every
+  // answer; each must be taken by the fast path.
+  std::vector<Outcome> AsyncReads(int threads, int per_thread, const std::string& sql) {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<Outcome> outcomes;
+    std::atomic<int> declined{0};
+    std::vector<std::thread> submitters;
+    for (int t = 0; t < threads; ++t) {
+      submitters.emplace_back([&] {
+        for (int i = 0; i < per_thread; ++i) {
+          const bool taken = gateway_->SubmitReadAsync(
+              std::string("agent-token"), {"db", "sql", {{"sql", sql}}}, [&](Outcome out) {
+                std::lock_guard lock(mu);
+                outcomes.push_back(std::move(out));
+                cv.notify_all();
+              });
+          if (!taken) ++declined;
+        }
+      });
+    }
+    for (auto& th : submitters) th.join();
+    EXPECT_EQ(declined.load(), 0);
+    std::unique_lock lock(mu);
+    const size_t want = static_cast<size_t>(threads * per_thread - declined.load());
+    // A generous bound only so that a lost answer fails the test instead of hanging it.
+    EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return outcomes.size() == want; }))
+        << outcomes.size() << " of " << want << " answered";
+    return outcomes;
+  }
+  int64_t AuditLength() {
+    auto head = gateway_->AuditHeadNow();
+    EXPECT_TRUE(head.ok());
+    return head.ok() ? head->seq : -1;
   }
 
   fs::path dir_;
@@ -225,6 +285,77 @@ TEST_F(GatewayTest, QuorumIsReachedOnceAndRequesterNeverVotes) {
   ASSERT_TRUE(second.status.ok()) << second.status.ToString();
   EXPECT_EQ(second.action->status, ActionStatus::kApplied);
   EXPECT_EQ(Name(1), "<none>");
+}
+
+TEST_F(GatewayTest, AsyncReadsFromManyThreadsAllAnswerWithRowsAndOneChain) {
+  Reopen(GatewayOptions{.group_commit = true});
+  const int64_t before = AuditLength();
+  std::vector<Outcome> outs = AsyncReads(8, 40, "SELECT name FROM users WHERE id = 3");
+  ASSERT_EQ(outs.size(), 320u);
+  std::set<std::string> ids;
+  for (const Outcome& out : outs) {
+    ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+    ASSERT_TRUE(out.action.has_value());
+    EXPECT_EQ(out.action->status, ActionStatus::kApplied);
+    EXPECT_EQ(out.action->risk, Risk::kRead);
+    EXPECT_NE(out.action->result.dump().find("\"u3\""), std::string::npos)
+        << out.action->result.dump();
+    ids.insert(out.action->id);
+  }
+  EXPECT_EQ(ids.size(), 320u) << "every read is its own action";
+  EXPECT_EQ(AuditLength(), before + 320);
+  auto report = gateway_->VerifyAudit();
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok) << report->problem;
+  // The record keeps what was read, not the rows.
+  Outcome shown = gateway_->Show(std::nullopt, *ids.begin());
+  ASSERT_TRUE(shown.status.ok());
+  EXPECT_EQ(shown.action->result.dump().find("\"u3\""), std::string::npos)
+      << shown.action->result.dump();
+}
+
+TEST_F(GatewayTest, AsyncReadWhoseAuditFailsIsAnErrorWithoutRows) {
+  Reopen(GatewayOptions{.group_commit = true});
+  store_->fail_every_audit = true;
+  std::vector<Outcome> outs = AsyncReads(4, 10, "SELECT name FROM users WHERE id = 1");
+  ASSERT_EQ(outs.size(), 40u);
+  for (const Outcome& out : outs) {
+    EXPECT_FALSE(out.status.ok());
+    EXPECT_FALSE(out.action.has_value()) << "an unaudited read must not return its rows";
+  }
+  store_->fail_every_audit = false;
+  auto report = gateway_->VerifyAudit();
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok) << report->problem;
+}
+
+TEST_F(GatewayTest, AsyncReadDeclinesAllButAPlainReadAndRecordsNothing) {
+  Reopen(GatewayOptions{.group_commit = true});
+  const int64_t before = AuditLength();
+  bool called = false;
+  auto done = [&](Outcome) { called = true; };
+  const std::string read = "SELECT name FROM users WHERE id = 1";
+  // A write, a wrong token, an approver, a target out of scope, an idempotency key.
+  EXPECT_FALSE(gateway_->SubmitReadAsync(std::string("agent-token"),
+                                         {"db", "sql", {{"sql", "UPDATE users SET name = 'z'"}}},
+                                         done));
+  EXPECT_FALSE(gateway_->SubmitReadAsync(std::string("wrong"), {"db", "sql", {{"sql", read}}}, done));
+  EXPECT_FALSE(gateway_->SubmitReadAsync(std::nullopt, {"db", "sql", {{"sql", read}}}, done));
+  EXPECT_FALSE(
+      gateway_->SubmitReadAsync(std::string("dba-token"), {"db", "sql", {{"sql", read}}}, done));
+  EXPECT_FALSE(
+      gateway_->SubmitReadAsync(std::string("agent-token"), {"other", "sql", {{"sql", read}}}, done));
+  SubmitRequest keyed{"db", "sql", {{"sql", read}}};
+  keyed.idempotency_key = "k1";
+  EXPECT_FALSE(gateway_->SubmitReadAsync(std::string("agent-token"), keyed, done));
+  EXPECT_FALSE(called);
+  EXPECT_EQ(AuditLength(), before) << "a declined request is left to Submit, which audits it";
+  EXPECT_EQ(Name(1), "u1");
+  // Without group commit there is no committer to answer from.
+  Reopen();
+  EXPECT_FALSE(
+      gateway_->SubmitReadAsync(std::string("agent-token"), {"db", "sql", {{"sql", read}}}, done));
+  EXPECT_FALSE(called);
 }
 
 }  // namespace

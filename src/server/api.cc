@@ -506,6 +506,36 @@ std::optional<HttpResponse> ParseSubmission(const Json& body, int64_t max_wait_m
 
 }  // namespace
 
+// What answers a submission from the store's committer thread: its reply is built there, and
+// nothing may escape (an exception would end the committer).
+std::function<void(Outcome)> Api::SubmissionResponder(const Responder& respond) {
+  return [respond](Outcome out) {
+    try {
+      respond(OutcomeResponse(out, Answering::kSubmission));
+    } catch (const std::exception& e) {
+      respond(ErrorResponse(500, "internal", std::string("the reply failed: ") + e.what()));
+    } catch (...) {
+      respond(ErrorResponse(500, "internal", "the reply failed"));
+    }
+  };
+}
+
+bool Api::HandleInline(const HttpRequest& request, const Responder& respond) {
+  if (request.method != "POST" || request.target != "/v1/actions") return false;
+  // Only what Submit would parse without complaint; any error is answered by Handle.
+  Json body;
+  if (ReadBody(request,
+               "target,sql,command,method,path,json,wait_ms,to,cc,bcc,subject,body,"
+               "attachments,idempotency_key",
+               &body)) {
+    return false;
+  }
+  SubmitRequest req;
+  int64_t wait_ms = 0;
+  if (ParseSubmission(body, options_.max_wait_ms, &req, &wait_ms) || wait_ms != 0) return false;
+  return gateway_.SubmitReadAsync(BearerToken(request), req, SubmissionResponder(respond));
+}
+
 Reply Api::Submit(const Call& c) {
   Json body;
   if (auto e = ReadBody(c.request,
@@ -517,6 +547,15 @@ Reply Api::Submit(const Call& c) {
   SubmitRequest req;
   int64_t wait_ms = 0;
   if (auto e = ParseSubmission(body, options_.max_wait_ms, &req, &wait_ms)) return Now(*e);
+  // Nothing to wait for: a read is answered by the committer, without a blocked worker.
+  if (wait_ms == 0) {
+    Reply r;
+    r.async = [this, token = c.token, req = std::move(req)](const Responder& respond) {
+      if (gateway_.SubmitReadAsync(token, req, SubmissionResponder(respond))) return;
+      respond(OutcomeResponse(gateway_.Submit(token, req), Answering::kSubmission));
+    };
+    return r;
+  }
   Outcome out = gateway_.Submit(c.token, req);
   const bool pending =
       out.status.ok() && out.action && out.action->status == ActionStatus::kPending;

@@ -37,6 +37,10 @@ class Api : public HttpHandler {
       ApiOptions options = {});
 
   Reply Handle(const HttpRequest& request) override;
+  // Takes on the io thread only what the gateway's read fast path answers without blocking:
+  // `POST /v1/actions` of a plain read, whose reply is sent by the store's committer once
+  // the read's audit record is durable. Everything else goes to a worker (Handle).
+  bool HandleInline(const HttpRequest& request, const Responder& respond) override;
 
   // The route pattern a request target falls under ("/v1/actions/{id}/approve"), "/ui" for
   // the web page, "other" for anything else: a bounded label for metrics.
@@ -49,6 +53,7 @@ class Api : public HttpHandler {
   Reply MetricsText(const Call& c);
   Reply WhoAmI(const Call& c);
   Reply Submit(const Call& c);
+  std::function<void(Outcome)> SubmissionResponder(const Responder& respond);
   Reply ListActions(const Call& c);
   Reply ShowAction(const Call& c);
   Reply Approve(const Call& c);

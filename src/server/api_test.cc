@@ -8,6 +8,9 @@
 
 #include <atomic>
 #include <filesystem>
+#include <future>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include "core/hash.h"
@@ -29,6 +32,7 @@ struct Answer {
   Json json;
   HttpResponse response;
   Reply reply;
+  bool taken_inline = false;  // answered through HandleInline, not Handle
 };
 
 class Context : public ReplyContext {
@@ -106,8 +110,24 @@ class ApiTest : public ::testing::Test {
     if (!body.empty()) headers.emplace_back("content-type", type);
     req.headers = std::move(headers);
     Answer a;
-    a.reply = api_->Handle(req);
-    a.response = a.reply.response;
+    // As the server does: the io thread's offer first, then a worker's Handle.
+    auto answer = std::make_shared<std::promise<HttpResponse>>();
+    auto got = answer->get_future();
+    auto once = std::make_shared<std::once_flag>();
+    Responder respond = [answer, once](HttpResponse r) {
+      std::call_once(*once, [&] { answer->set_value(std::move(r)); });
+    };
+    if (api_->HandleInline(req, respond)) {
+      a.taken_inline = true;
+      a.response = got.get();
+    } else {
+      a.reply = api_->Handle(req);
+      a.response = a.reply.response;
+      if (a.reply.async) {
+        a.reply.async(respond);
+        a.response = got.get();
+      }
+    }
     if (a.reply.deferred && !a.reply.stream) return a;  // the caller runs it
     a.status = a.response.status;
     auto j = ParseJson(a.response.body);
@@ -134,6 +154,11 @@ class ApiTest : public ::testing::Test {
       if (k == name) return v;
     }
     return "";
+  }
+  int64_t AuditLength() {
+    auto head = gateway_->AuditHeadNow();
+    EXPECT_TRUE(head.ok());
+    return head.ok() ? head->seq : -1;
   }
   int CountAudit(const std::string& event) {
     int n = 0;
@@ -163,6 +188,26 @@ TEST_F(ApiTest, AMissingOrUnknownTokenIs401AndAudited) {
   EXPECT_EQ(CountAudit("auth_failed"), 2);
   Answer bearerless = Call("GET", "/v1/whoami", "", "", "", {{"authorization", kDba}});
   EXPECT_EQ(bearerless.status, 401) << "a token must come as 'Bearer TOKEN'";
+}
+
+TEST_F(ApiTest, APlainReadIsTakenOnTheIoThreadAndAnythingElseGoesToAWorker) {
+  const int64_t before = AuditLength();
+  Answer read = Submit(kBot, "SELECT name FROM users WHERE id = 1");
+  EXPECT_TRUE(read.taken_inline);
+  EXPECT_EQ(read.status, 200) << read.response.body;
+  EXPECT_EQ(read.json["status"], "applied");
+  EXPECT_EQ(AuditLength(), before + 1) << "one durable record per read";
+  for (const auto& [token, body] : std::vector<std::pair<std::string, std::string>>{
+           {kBot, R"({"target":"db","sql":"UPDATE users SET name = 'x' WHERE id = 1"})"},
+           {kBot, R"({"target":"db","sql":"SELECT 1","wait_ms":10})"},
+           {kBot, R"({"target":"db","sql":"SELECT 1","bogus":1})"},
+           {kBot, "not json"},
+           {"nobody-holds-this", R"({"target":"db","sql":"SELECT 1"})"},
+           {kDba, R"({"target":"db","sql":"SELECT 1"})"}}) {
+    Answer a = Call("POST", "/v1/actions", token, body);
+    EXPECT_FALSE(a.taken_inline) << body;
+    EXPECT_NE(a.status, 0) << body;
+  }
 }
 
 TEST_F(ApiTest, WhoAmINamesTheRole) {

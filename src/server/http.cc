@@ -85,6 +85,43 @@ HttpRequest ToRequest(http::request<http::string_body>&& req) {
   return r;
 }
 
+// One request's way out for an answer that comes later: the first Send wins; dropped unsent
+// (a handler that lost its Responder), it answers 500 so that the client is never left
+// waiting.
+class ResponseSlot {
+ public:
+  explicit ResponseSlot(std::function<void(HttpResponse)> send) : send_(std::move(send)) {}
+  ~ResponseSlot() {
+    if (!sent_.exchange(true)) send_(ErrorResponse(500, "internal", "the handler gave no answer"));
+  }
+  ResponseSlot(const ResponseSlot&) = delete;
+  ResponseSlot& operator=(const ResponseSlot&) = delete;
+  void Send(HttpResponse r) {
+    if (!sent_.exchange(true)) send_(std::move(r));
+  }
+  // The request went elsewhere (HandleInline declined it): no answer from here.
+  void Cancel() { sent_ = true; }
+
+ private:
+  const std::function<void(HttpResponse)> send_;
+  std::atomic<bool> sent_{false};
+};
+
+Responder ResponderFor(const std::shared_ptr<ResponseSlot>& slot) {
+  return [slot](HttpResponse r) { slot->Send(std::move(r)); };
+}
+
+// Runs a Reply::async; an exception answers 500 (unless an answer went out already).
+void StartAsync(const std::function<void(Responder)>& fn, const std::shared_ptr<ResponseSlot>& slot) {
+  try {
+    fn(ResponderFor(slot));
+  } catch (const std::exception& e) {
+    slot->Send(ErrorResponse(500, "internal", std::string("the handler failed: ") + e.what()));
+  } catch (...) {
+    slot->Send(ErrorResponse(500, "internal", "the handler failed"));
+  }
+}
+
 Reply RunHandler(HttpHandler& handler, const HttpRequest& request) {
   try {
     return handler.Handle(request);
@@ -215,7 +252,17 @@ Reply HandleRawRequest(std::string_view bytes, const HttpLimits& limits, HttpHan
     r.response = std::move(*refused);
     return r;
   }
-  return RunHandler(handler, ToRequest(p.release()));
+  Reply reply = RunHandler(handler, ToRequest(p.release()));
+  if (!reply.async) return reply;
+  // No connection to answer later: wait here for the answer.
+  auto answer = std::make_shared<std::promise<HttpResponse>>();
+  std::future<HttpResponse> got = answer->get_future();
+  auto slot = std::make_shared<ResponseSlot>(
+      [answer](HttpResponse resp) { answer->set_value(std::move(resp)); });
+  StartAsync(reply.async, slot);
+  slot.reset();
+  r.response = got.get();
+  return r;
 }
 
 // ---- the server's shared state ---------------------------------------------------------------
@@ -452,6 +499,20 @@ void Connection::Dispatch() {
   ++server_.in_flight;
   auto request = std::make_shared<HttpRequest>(ToRequest(parser_->release()));
   parser_.reset();
+  auto slot = std::make_shared<ResponseSlot>(
+      [self = shared_from_this()](HttpResponse r) { self->PostWrite(std::move(r)); });
+  bool taken = false;
+  try {
+    taken = server_.handler.HandleInline(*request, ResponderFor(slot));
+  } catch (const std::exception& e) {
+    taken = true;
+    slot->Send(ErrorResponse(500, "internal", std::string("the handler failed: ") + e.what()));
+  } catch (...) {
+    taken = true;
+    slot->Send(ErrorResponse(500, "internal", "the handler failed"));
+  }
+  if (taken) return;
+  slot->Cancel();
   net::post(server_.workers, [self = shared_from_this(), request] {
     self->Deliver(RunHandler(self->server_.handler, *request));
   });
@@ -469,6 +530,12 @@ void Connection::Deliver(Reply reply) {
       ServerContext context(self->server_);
       self->PostWrite(RunDeferred(fn, context));
     });
+    return;
+  }
+  if (reply.async) {
+    StartAsync(reply.async, std::make_shared<ResponseSlot>([self](HttpResponse r) {
+                 self->PostWrite(std::move(r));
+               }));
     return;
   }
   PostWrite(std::move(reply.response));

@@ -5,6 +5,11 @@
 // sandbox runs and group commits) runs on a worker pool and its reply is posted back. Waits
 // and event streams, which last long, run on a separate pool so that they never hold the
 // workers that answer ordinary requests.
+//
+// A handler may also take a request on the io thread itself (HandleInline) or answer it
+// later from any thread (Reply::async): `airlock serve` answers a plain read from the store's
+// group committer once its audit record is durable, so that no thread blocks on the fsync
+// and the read crosses threads twice (io thread -> committer -> io thread), not four times.
 #pragma once
 
 #include <cstdint>
@@ -60,13 +65,21 @@ class StreamSink : public ReplyContext {
   virtual bool Send(std::string bytes) = 0;
 };
 
+// Sends the response of a request whose answer comes later, from any thread. Only the first
+// call counts; when every copy is dropped uncalled, the client gets 500 rather than no answer.
+using Responder = std::function<void(HttpResponse)>;
+
 // A handler's answer: a response at once; or `deferred`, run on the long-reply pool, that
 // produces it (a wait); or `stream`, which writes `response`'s head and then streams the body
-// until it returns (the connection closes after it).
+// until it returns (the connection closes after it); or `async`, called at once on the same
+// worker with a Responder: it may answer before it returns, or start work that answers later
+// from another thread (a read whose audit record waits for a group commit), so that no
+// thread blocks for it.
 struct Reply {
   HttpResponse response;
   std::function<HttpResponse(const ReplyContext&)> deferred;
   std::function<void(StreamSink&)> stream;
+  std::function<void(Responder)> async;
 };
 
 class HttpHandler {
@@ -74,6 +87,15 @@ class HttpHandler {
   virtual ~HttpHandler() = default;
   // Called on a worker thread; may block. Must not throw (the server answers 500 if it does).
   virtual Reply Handle(const HttpRequest& request) = 0;
+  // Called first, on the io thread that read the request: a handler that can take it on
+  // without blocking (quick work, asynchronous waits) does so and returns true, and answers
+  // through `respond`; false (the default) leaves `respond` uncalled and sends the request to
+  // a worker for Handle. Saves the worker hand-off: two context switches per request.
+  virtual bool HandleInline(const HttpRequest& request, const Responder& respond) {
+    (void)request;
+    (void)respond;
+    return false;
+  }
 };
 
 struct HttpLimits {

@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "core/json.h"
 
@@ -36,6 +37,23 @@ class TestHandler : public HttpHandler {
       cv.wait(lock, [&] { return released; });
     }
     if (req.target == "/throw") throw std::runtime_error("boom");
+    if (req.target == "/async") {
+      // Answered later from a thread of its own, as the store's committer answers a read.
+      r.async = [this](Responder respond) {
+        std::lock_guard<std::mutex> lock(mu);
+        answerers.emplace_back([respond] {
+          HttpResponse later;
+          later.body = "async";
+          respond(later);
+          respond(ErrorResponse(500, "internal", "a second answer is ignored"));
+        });
+      };
+      return r;
+    }
+    if (req.target == "/async-dropped") {
+      r.async = [](Responder) {};  // loses its responder without answering
+      return r;
+    }
     if (req.target == "/deferred") {
       r.deferred = [](const ReplyContext&) {
         HttpResponse d;
@@ -59,6 +77,21 @@ class TestHandler : public HttpHandler {
                       " [" + req.body + "]";
     return r;
   }
+  // Answers POST /inline on the io thread, from another thread later; declines the rest.
+  bool HandleInline(const HttpRequest& req, const Responder& respond) override {
+    if (req.target != "/inline") return false;
+    ++inline_calls;
+    std::lock_guard<std::mutex> lock(mu);
+    answerers.emplace_back([respond, body = req.body] {
+      HttpResponse later;
+      later.body = "inline [" + body + "]";
+      respond(later);
+    });
+    return true;
+  }
+  ~TestHandler() override {
+    for (auto& t : answerers) t.join();
+  }
   void Release() {
     std::lock_guard<std::mutex> lock(mu);
     released = true;
@@ -70,6 +103,8 @@ class TestHandler : public HttpHandler {
   }
 
   std::atomic<int> calls{0};
+  std::atomic<int> inline_calls{0};
+  std::vector<std::thread> answerers;  // GUARDED_BY(mu)
   std::atomic<bool> hold_stream{false};
   std::atomic<bool> stream_ended{false};
   std::mutex mu;
@@ -346,6 +381,33 @@ TEST_F(HttpServerTest, AThrowingHandlerIs500) {
   EXPECT_EQ(Get(c, "/a"), "200 GET /a  []");
 }
 
+TEST_F(HttpServerTest, AsyncRepliesAnswerOnceFromAnotherThread) {
+  Start();
+  Client c(port());
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Get(c, "/async"), "200 async");
+  EXPECT_EQ(Get(c, "/a"), "200 GET /a  []") << "the connection goes on after them";
+}
+
+TEST_F(HttpServerTest, AnAsyncReplyThatLosesItsResponderIs500) {
+  Start();
+  Client c(port());
+  const std::string r = Get(c, "/async-dropped");
+  EXPECT_EQ(r.substr(0, 3), "500");
+  EXPECT_EQ(ErrorCode(r), "internal");
+  EXPECT_EQ(Get(c, "/a"), "200 GET /a  []");
+}
+
+TEST_F(HttpServerTest, InlineHandlingSkipsTheWorkerAndDeclinedRequestsReachHandle) {
+  Start();
+  Client c(port());
+  c.Send("POST /inline HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+  EXPECT_EQ(c.ReadResponse(), "200 inline [hi]");
+  EXPECT_EQ(handler_.inline_calls, 1);
+  EXPECT_EQ(handler_.calls, 0) << "an inline request never reaches Handle";
+  EXPECT_EQ(Get(c, "/a"), "200 GET /a  []");
+  EXPECT_EQ(handler_.calls, 1);
+}
+
 TEST_F(HttpServerTest, DeferredRepliesRunAndAnswer) {
   Start();
   Client c(port());
@@ -448,6 +510,12 @@ TEST(HandleRawRequest, AppliesTheServersChecksWithoutANetwork) {
   EXPECT_EQ(HandleRawRequest("GET /p HTTP/1.1\r\nHost", limits, h).response.status, 400);
   EXPECT_EQ(HandleRawRequest("", limits, h).response.status, 400);
   EXPECT_EQ(h.calls, 1);
+}
+
+TEST(HandleRawRequest, WaitsForAnAsyncReply) {
+  TestHandler h;
+  EXPECT_EQ(HandleRawRequest("GET /async HTTP/1.1\r\n\r\n", {}, h).response.body, "async");
+  EXPECT_EQ(HandleRawRequest("GET /async-dropped HTTP/1.1\r\n\r\n", {}, h).response.status, 500);
 }
 
 }  // namespace

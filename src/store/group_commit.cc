@@ -1,6 +1,7 @@
 #include "store/group_commit.h"
 
 #include <exception>
+#include <memory>
 #include <utility>
 
 namespace airlock {
@@ -16,19 +17,33 @@ Status RunClosure(const std::function<Status(StoreTxn&)>& fn, StoreTxn& txn) {
 }
 
 std::future<Status> GroupCommitQueue::Push(std::function<Status(StoreTxn&)> fn) {
-  GroupedWork work{std::move(fn), {}};
-  std::future<Status> result = work.done.get_future();
+  auto promise = std::make_shared<std::promise<Status>>();
+  std::future<Status> result = promise->get_future();
+  PushAsync(std::move(fn), [promise](Status st) { promise->set_value(std::move(st)); });
+  return result;
+}
+
+void GroupCommitQueue::PushAsync(std::function<Status(StoreTxn&)> fn, GroupedDone done) {
+  bool closing = false;
+  bool wake = false;
   {
     std::lock_guard lock(mu_);
     if (stopping_) {
-      work.done.set_value(Status::FailedPrecondition("the store " + store_name_ + " is closing"));
-      return result;
+      closing = true;
+    } else {
+      queue_.push_back(GroupedWork{std::move(fn), std::move(done)});
+      if (!committer_.joinable()) committer_ = std::thread([this] { Loop(); });
+      // A committer busy with a batch takes this one when it comes back; only an idle one
+      // needs waking (each wake-up is a futex call and, on 2 cores, a context switch).
+      wake = committer_idle_;
     }
-    queue_.push_back(std::move(work));
-    if (!committer_.joinable()) committer_ = std::thread([this] { Loop(); });
   }
-  cv_.notify_one();
-  return result;
+  // Outside the lock: `done` may push again.
+  if (closing) {
+    done(Status::FailedPrecondition("the store " + store_name_ + " is closing"));
+  } else if (wake) {
+    cv_.notify_one();
+  }
 }
 
 void GroupCommitQueue::Stop() {
@@ -47,7 +62,9 @@ void GroupCommitQueue::Loop() {
     std::vector<GroupedWork> batch;
     {
       std::unique_lock lock(mu_);
+      committer_idle_ = true;
       cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      committer_idle_ = false;
       if (queue_.empty()) return;  // stopping, and drained
       while (!queue_.empty() && batch.size() < kMaxBatch) {
         batch.push_back(std::move(queue_.front()));

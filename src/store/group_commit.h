@@ -21,14 +21,17 @@ namespace airlock {
 // and no exception may cross the store (nor kill the committer thread).
 Status RunClosure(const std::function<Status(StoreTxn&)>& fn, StoreTxn& txn);
 
+// Called once with a closure's outcome after its batch's commit, on the committer thread.
+using GroupedDone = std::function<void(Status)>;
+
 struct GroupedWork {
   std::function<Status(StoreTxn&)> fn;
-  std::promise<Status> done;
+  GroupedDone done;
 };
 
 // The queue of TransactGrouped. The committer thread starts on first use (a short-lived CLI
 // process that never groups starts none) and hands each batch, at most kMaxBatch closures in
-// arrival order, to commit_batch, which must resolve every promise in it.
+// arrival order, to commit_batch, which must call every `done` in it once.
 class GroupCommitQueue {
  public:
   static constexpr size_t kMaxBatch = 4096;
@@ -42,6 +45,10 @@ class GroupCommitQueue {
   GroupCommitQueue& operator=(const GroupCommitQueue&) = delete;
 
   std::future<Status> Push(std::function<Status(StoreTxn&)> fn);
+  // The same without a future: `done` runs on the committer thread right after the commit
+  // (or at once, on the caller's thread, when the queue is stopping). It must be quick and
+  // must not throw: the next batch waits for it.
+  void PushAsync(std::function<Status(StoreTxn&)> fn, GroupedDone done);
 
   // Refuses new work, lets the committer drain what is queued (every future resolves), and
   // joins it. A store calls this first in its destructor, while what commit_batch uses is
@@ -57,6 +64,7 @@ class GroupCommitQueue {
   std::condition_variable cv_;
   std::deque<GroupedWork> queue_;  // GUARDED_BY(mu_)
   bool stopping_ = false;          // GUARDED_BY(mu_)
+  bool committer_idle_ = false;    // GUARDED_BY(mu_): waiting on cv_ for work
   std::thread committer_;          // GUARDED_BY(mu_)
 };
 

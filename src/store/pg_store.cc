@@ -418,6 +418,8 @@ class PgStore final : public Store {
   std::future<Status> TransactGrouped(std::function<Status(StoreTxn&)> fn) override;
   Status TransactDue(int64_t now_ms, int limit,
                      const std::function<Status(StoreTxn&, std::vector<Action>&)>& fn) override;
+  void TransactGroupedAsync(std::function<Status(StoreTxn&)> fn,
+                            std::function<void(Status)> done) override;
   Status Read(const std::function<Status(StoreTxn&)>& fn) override;
   Status ScanAudit(int64_t after_seq, const std::string& action_id,
                    const std::function<bool(const AuditEvent&)>& fn) override;
@@ -547,6 +549,11 @@ std::future<Status> PgStore::TransactGrouped(std::function<Status(StoreTxn&)> fn
   return grouped_.Push(std::move(fn));
 }
 
+void PgStore::TransactGroupedAsync(std::function<Status(StoreTxn&)> fn,
+                              std::function<void(Status)> done) {
+  grouped_.PushAsync(std::move(fn), std::move(done));
+}
+
 // As in the SQLite store: one transaction per batch. Closures rarely fail, so the first pass
 // runs them back to back without savepoints (each costs two round trips to the server, more
 // than a closure's own statements). If one fails, that pass is rolled back whole and the
@@ -585,7 +592,7 @@ void PgStore::CommitBatch(std::vector<GroupedWork>& batch) {
     if (closure_failed) batch_error = pass(/*savepoints=*/true);
   }
   for (size_t i = 0; i < batch.size(); ++i) {
-    batch[i].done.set_value(results[i].ok() ? batch_error : results[i]);
+    batch[i].done(results[i].ok() ? batch_error : results[i]);
   }
 }
 

@@ -388,6 +388,8 @@ class SqliteStore final : public Store {
 
   Status Transact(const std::function<Status(StoreTxn&)>& fn) override;
   std::future<Status> TransactGrouped(std::function<Status(StoreTxn&)> fn) override;
+  void TransactGroupedAsync(std::function<Status(StoreTxn&)> fn,
+                            std::function<void(Status)> done) override;
   Status Read(const std::function<Status(StoreTxn&)>& fn) override;
   Status ScanAudit(int64_t after_seq, const std::string& action_id,
                    const std::function<bool(const AuditEvent&)>& fn) override;
@@ -452,6 +454,11 @@ std::future<Status> SqliteStore::TransactGrouped(std::function<Status(StoreTxn&)
   return grouped_.Push(std::move(fn));
 }
 
+void SqliteStore::TransactGroupedAsync(std::function<Status(StoreTxn&)> fn,
+                              std::function<void(Status)> done) {
+  grouped_.PushAsync(std::move(fn), std::move(done));
+}
+
 // One BEGIN IMMEDIATE for the whole batch, one COMMIT; then every future resolves: with its
 // closure's error, or with the commit's outcome.
 //
@@ -473,9 +480,9 @@ void SqliteStore::CommitBatch(std::vector<GroupedWork>& batch) {
   }
   for (size_t i = 0; i < batch.size(); ++i) {
     if (!results[i].ok()) {
-      batch[i].done.set_value(results[i]);
+      batch[i].done(results[i]);
     } else {
-      batch[i].done.set_value(batch_error);
+      batch[i].done(batch_error);
     }
   }
 }

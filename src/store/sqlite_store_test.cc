@@ -2,10 +2,15 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <latch>
+#include <map>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -644,6 +649,91 @@ TEST_F(SqliteStoreTest, GroupedAppendsFromEightThreadsFormOneChain) {
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_TRUE(report->ok) << report->problem;
   EXPECT_EQ(report->events, kThreads * kPerThread);
+}
+
+// The asynchronous form the server's read path uses: no caller waits, every `done` runs once
+// on the committer thread after the commit, and the appends still form one chain.
+TEST_F(SqliteStoreTest, GroupedAsyncAppendsAllGetTheirDoneAndFormOneChain) {
+  auto store = Open();
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 300;
+  std::mutex mu;
+  std::condition_variable cv;
+  int done_ok = 0;
+  int done_failed = 0;
+  std::set<std::thread::id> done_threads;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        store->TransactGroupedAsync(
+            [t, i](StoreTxn& txn) {
+              return txn
+                  .AppendAudit(AuditEvent{
+                      0, 0, "", "agent:t" + std::to_string(t), "tick", {{"i", i}}, "", "", ""})
+                  .status();
+            },
+            [&](Status st) {
+              std::lock_guard lock(mu);
+              ++(st.ok() ? done_ok : done_failed);
+              done_threads.insert(std::this_thread::get_id());
+              cv.notify_all();
+            });
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  {
+    std::unique_lock lock(mu);
+    // A generous bound only so that a lost `done` fails the test instead of hanging it.
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60),
+                            [&] { return done_ok + done_failed == kThreads * kPerThread; }))
+        << done_ok + done_failed << " of " << kThreads * kPerThread << " answered";
+    EXPECT_EQ(done_failed, 0);
+    EXPECT_EQ(done_threads.size(), 1u) << "every done runs on the one committer thread";
+    EXPECT_EQ(done_threads.count(std::this_thread::get_id()), 0u);
+  }
+  EXPECT_EQ(store->RecordedHead()->seq, kThreads * kPerThread);
+  auto report = audit::Verify(*store);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->ok) << report->problem;
+  EXPECT_EQ(report->events, kThreads * kPerThread);
+}
+
+TEST_F(SqliteStoreTest, GroupedAsyncFailingClosureGetsItsErrorAndOthersCommit) {
+  auto store = Open();
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<int, Status> results;
+  for (int i = 0; i < 30; ++i) {
+    store->TransactGroupedAsync(
+        [i](StoreTxn& t) -> Status {
+          RETURN_IF_ERROR(
+              t.AppendAudit(AuditEvent{0, 0, "", "airlock", "e", {{"i", i}}, "", "", ""}).status());
+          if (i % 3 == 0) return Status::IoError("closure " + std::to_string(i) + " fails");
+          return Status::Ok();
+        },
+        [&, i](Status st) {
+          std::lock_guard lock(mu);
+          results[i] = st;
+          cv.notify_all();
+        });
+  }
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return results.size() == 30; }));
+  }
+  for (int i = 0; i < 30; ++i) {
+    if (i % 3 == 0) {
+      EXPECT_EQ(results[i].code(), StatusCode::kIoError) << i;
+    } else {
+      EXPECT_TRUE(results[i].ok()) << i << ": " << results[i].ToString();
+    }
+  }
+  EXPECT_EQ(store->RecordedHead()->seq, 20) << "only the closures that succeeded are in the chain";
+  auto report = audit::Verify(*store);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok) << report->problem;
 }
 
 TEST_F(SqliteStoreTest, FailingClosureInABatchIsRolledBackAlone) {

@@ -99,6 +99,15 @@ class Store {
   // the audit benchmark.
   virtual std::future<Status> TransactGrouped(std::function<Status(StoreTxn&)> fn) = 0;
 
+  // The same without a blocked caller: `done` gets the outcome right after the shared commit,
+  // on the store's committer thread; it must be quick and must not throw or call back into
+  // the store. A store without a committer of its own (a test wrapper) keeps this default,
+  // which waits on the caller's thread.
+  virtual void TransactGroupedAsync(std::function<Status(StoreTxn&)> fn,
+                                    std::function<void(Status)> done) {
+    done(TransactGrouped(std::move(fn)).get());
+  }
+
   // Runs fn in one write transaction on the pending actions whose expiry time (expires_ms > 0)
   // is at or before now_ms, oldest first, at most `limit` of them; *due may be empty. A store
   // shared by several gateways hands each due action to one of them (PostgreSQL: FOR UPDATE
