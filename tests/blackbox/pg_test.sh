@@ -241,6 +241,19 @@ check "rollback of DROP VIEW whose name is taken again is a conflict; nothing ch
   all [ "$RC" -ne 0 ] -- grep -q "exists again" <<<"$r$(cat "$T/stderr")" -- [ "$(q "SELECT one FROM active_users")" = 1 ]
 q "DROP VIEW active_users"
 
+q "CREATE SEQUENCE order_no START 100; SELECT nextval('order_no'), nextval('order_no')" >/dev/null
+approved "DROP SEQUENCE order_no"
+check "DROP SEQUENCE is applied" [ "$(q "SELECT to_regclass('order_no') IS NULL")" = t ]
+run r as_dba rollback --json "$ID"
+check "rollback of DROP SEQUENCE recreates it where it stood" all [ "$RC" -eq 0 ] -- [ "$(q "SELECT nextval('order_no')")" = 102 ]
+
+q "CREATE VIEW user_names AS SELECT name FROM users"
+approved "ALTER TABLE users ADD COLUMN flag int"
+run r as_dba rollback --json "$ID"
+check "an ALTER TABLE of a table a view depends on is irreversible, saying so" \
+  all [ "$RC" -ne 0 ] -- grep -q "no pre-image of public.users" <<<"$r$(cat "$T/stderr")" -- [ "$(q "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'flag'")" = 1 ]
+q "DROP VIEW user_names; ALTER TABLE users DROP COLUMN flag"
+
 approved "CREATE FUNCTION answer() RETURNS int LANGUAGE sql AS 'SELECT 42'"
 check "CREATE FUNCTION is applied" [ "$(q "SELECT answer()")" = 42 ]
 run r as_dba rollback --json "$ID"

@@ -532,10 +532,18 @@ Status PostgresConnector::PlanDdlUndo(Conn* c, const Observed& obs, const Before
     return Status::Ok();
   }
   std::vector<CapturedRow> kept;
+  std::map<std::pair<std::string, std::string>, bool> whole;  // (schema, table) -> left out
   for (const CapturedRow& r : obs.rows) {
-    ASSIGN_OR_RETURN(ResultHandle id,
-                     c->Query("SELECT format('%I.%I', $1::text, $2::text)", {r.schema, r.table}));
-    if (!whole_tables.count(Cell(id.get(), 0, 0))) kept.push_back(r);
+    auto it = whole.find({r.schema, r.table});
+    if (it == whole.end()) {
+      // Quoted as the event trigger quotes identities (quote_ident), to compare with them.
+      ASSIGN_OR_RETURN(ResultHandle id, c->Query("SELECT format('%I.%I', $1::text, $2::text)",
+                                                 {r.schema, r.table}));
+      it = whole.emplace(std::make_pair(r.schema, r.table),
+                         whole_tables.count(Cell(id.get(), 0, 0)) > 0)
+               .first;
+    }
+    if (!it->second) kept.push_back(r);
   }
   undo->rows = std::move(kept);
   return Status::Ok();
