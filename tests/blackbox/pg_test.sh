@@ -216,6 +216,16 @@ check "... and nothing changed: the column and the new value stay" \
   all [ "$(users_digest)" = "$digest" ] -- [ "$(q "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'note'")" = 1 ]
 q "ALTER TABLE users DROP COLUMN note"
 
+q "CREATE TABLE events(id int PRIMARY KEY, at timestamptz NOT NULL, took interval, score float8);
+   INSERT INTO events VALUES (1, '2026-01-02 03:04:05.678+00', '90 minutes', 0.1), (2, now(), NULL, 1e-7)"
+export PGTZ=UTC
+approved "ALTER TABLE events ALTER COLUMN score TYPE numeric"
+export PGTZ=Asia/Tokyo
+run r as_dba rollback --json "$ID"
+unset PGTZ
+check "an ALTER TABLE applied in one time zone rolls back from another (the fingerprint does not depend on it)" \
+  all [ "$RC" -eq 0 ] -- [ "$(q "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'events'::regclass AND attname = 'score'")" = "double precision" ]
+
 approved "CREATE INDEX users_name ON users(name)"
 check "CREATE INDEX is applied" [ "$(q "SELECT count(*) FROM pg_indexes WHERE indexname = 'users_name'")" = 1 ]
 run r as_dba rollback --json "$ID"

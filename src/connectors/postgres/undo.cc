@@ -126,6 +126,13 @@ Status CheckDdl(Conn* conn, const DdlUndo& u, Json* conflicts) {
 }  // namespace
 
 Result<std::string> TableFingerprint(Conn* conn, const std::string& identity) {
+  // The text of a timestamptz, float or interval follows session settings (PGTZ of the
+  // process, say): the apply and the rollback must spell the rows alike, so fix them for the
+  // rest of the transaction.
+  RETURN_IF_ERROR(
+      conn->Exec("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; "
+                 "SET LOCAL IntervalStyle = 'postgres'; SET LOCAL extra_float_digits = 1; "
+                 "SET LOCAL bytea_output = 'hex'"));
   ASSIGN_OR_RETURN(ResultHandle name, conn->Query("SELECT $1::regclass::text", {identity}));
   const std::string rel = Cell(name.get(), 0, 0);
   ASSIGN_OR_RETURN(
