@@ -250,6 +250,18 @@ run r as_dba rollback --json "$ID"
 check "rollback of DROP VIEW whose name is taken again is a conflict; nothing changes" \
   all [ "$RC" -ne 0 ] -- grep -q "exists again" <<<"$r$(cat "$T/stderr")" -- [ "$(q "SELECT one FROM active_users")" = 1 ]
 q "DROP VIEW active_users"
+q "CREATE VIEW active_users AS SELECT id FROM users"
+approved "CREATE OR REPLACE VIEW active_users AS SELECT id, name FROM users"
+run r as_dba rollback --json "$ID"
+check "CREATE OR REPLACE VIEW over an existing view is irreversible: the old view is not dropped" \
+  all [ "$RC" -ne 0 ] -- grep -q "create_view public.active_users is not undone" <<<"$r$(cat "$T/stderr")" -- [ "$(q "SELECT count(*) FROM information_schema.columns WHERE table_name = 'active_users'")" = 2 ]
+q "DROP VIEW active_users"
+approved "CREATE VIEW recent_users AS SELECT id FROM users WHERE id > 40"
+q "CREATE OR REPLACE VIEW recent_users AS SELECT id FROM users WHERE id > 45"
+run r as_dba rollback --json "$ID"
+check "rollback of a created view that someone replaced since is a conflict; the view stays" \
+  all [ "$RC" -ne 0 ] -- grep -q "replaced since" <<<"$r$(cat "$T/stderr")" -- [ "$(q "SELECT count(*) FROM recent_users")" = 5 ]
+q "DROP VIEW recent_users"
 
 q "CREATE SEQUENCE order_no START 100; SELECT nextval('order_no'), nextval('order_no')" >/dev/null
 approved "DROP SEQUENCE order_no"

@@ -523,9 +523,9 @@ Status PostgresConnector::PlanDdlUndo(Conn* c, const Observed& obs, const Before
   }
   std::set<std::string> whole_tables;
   for (DdlUndo& u : undo->ddl) {
-    if (u.kind != "table" || u.op == "recreate") continue;
-    ASSIGN_OR_RETURN(u.fingerprint, TableFingerprint(c, u.identity));
-    whole_tables.insert(u.identity);
+    if (u.op == "recreate") continue;
+    ASSIGN_OR_RETURN(u.fingerprint, ObjectFingerprint(c, u.kind, u.identity));
+    if (u.kind == "table") whole_tables.insert(u.identity);
   }
   if (whole_tables.empty()) {
     undo->rows = obs.rows;

@@ -107,7 +107,18 @@ Status CheckDdl(Conn* conn, const DdlUndo& u, Json* conflicts) {
     }
     return Status::Ok();
   }
-  if (u.kind != "table") return Status::Ok();  // a created index/view/sequence: dropped if there
+  if (u.kind != "table") {
+    // A created index or view that someone replaced by another of the same name since is
+    // theirs now. Gone: nothing to drop. (Records from before definitions were kept have none.)
+    if (!exists || u.fingerprint.empty()) return Status::Ok();
+    ASSIGN_OR_RETURN(std::string now, ObjectFingerprint(conn, u.kind, u.identity));
+    if (now != u.fingerprint) {
+      conflicts->push_back({{"object", object},
+                            {"op", "create_" + u.kind},
+                            {"why", "an object of that name was replaced since the action"}});
+    }
+    return Status::Ok();
+  }
   const std::string what = u.op == "drop_created" ? "create_table" : "alter_table";
   if (!exists) {
     conflicts->push_back(
@@ -144,6 +155,17 @@ Result<std::string> TableFingerprint(Conn* conn, const std::string& identity) {
                   "ORDER BY r COLLATE \"C\") FROM (SELECT t::text AS r FROM " +
                       rel + " t) s), ''), 'UTF8')), 'hex')",
                   {identity}));
+  return Cell(r.get(), 0, 0);
+}
+
+Result<std::string> ObjectFingerprint(Conn* conn, const std::string& kind,
+                                      const std::string& identity) {
+  if (kind == "table") return TableFingerprint(conn, identity);
+  const char* def = kind == "index"  ? "pg_get_indexdef($1::regclass)"
+                    : kind == "view" ? "pg_get_viewdef($1::regclass)"
+                                     : nullptr;
+  if (def == nullptr) return std::string();  // a sequence: its value moves with normal use
+  ASSIGN_OR_RETURN(ResultHandle r, conn->Query(std::string("SELECT ") + def, {identity}));
   return Cell(r.get(), 0, 0);
 }
 

@@ -27,8 +27,8 @@ struct DdlUndo {
   std::string kind;      // table | index | view | sequence
   std::string identity;  // as PostgreSQL quotes it, e.g. public."My table"
   std::string sql;
-  // Tables (drop_created, replace_table): TableFingerprint as the action left the table; a
-  // different one at rollback means someone used the table since: a conflict.
+  // drop_created, replace_table: ObjectFingerprint as the action left the object; a
+  // different one at rollback means someone used or replaced it since: a conflict.
   std::string fingerprint;
 };
 
@@ -48,6 +48,12 @@ Status RestorePreImages(Conn* conn, const std::vector<PreImage>& pre_images, Jso
 // SHA-256 over the table's columns (name and type, in order) and its rows (text form,
 // sorted): equal as long as no one changed the table's shape or contents.
 Result<std::string> TableFingerprint(Conn* conn, const std::string& identity);
+
+// What a rollback compares before it drops an object the action created: the table's
+// fingerprint, the definition of an index or view (pg_get_indexdef, pg_get_viewdef); ""
+// for a sequence.
+Result<std::string> ObjectFingerprint(Conn* conn, const std::string& kind,
+                                      const std::string& identity);
 
 // Reverses the schema changes inside the caller's open transaction, after UndoRows: first
 // every check (a table changed since, a name taken again), then the changes, views before
