@@ -236,6 +236,14 @@ check "DROP INDEX is applied" [ "$(q "SELECT count(*) FROM pg_indexes WHERE inde
 run r as_dba rollback --json "$ID"
 check "rollback of DROP INDEX recreates it" all [ "$RC" -eq 0 ] -- [ "$(q "SELECT indexdef FROM pg_indexes WHERE indexname = 'logs_line'")" = "CREATE INDEX logs_line ON public.logs USING btree (line)" ]
 
+q "CREATE TABLE codes(code text); CREATE UNIQUE INDEX codes_code ON codes(code);
+   CREATE TABLE uses(code text REFERENCES codes(code))"
+approved "DROP INDEX codes_code CASCADE"
+check "DROP INDEX CASCADE is applied, taking the foreign key with it" [ "$(q "SELECT count(*) FROM pg_constraint WHERE conrelid = 'uses'::regclass AND contype = 'f'")" = 0 ]
+run r as_dba rollback --json "$ID"
+check "... and its rollback is refused as irreversible: the foreign key would not come back" \
+  all [ "$RC" -ne 0 ] -- grep -q "no pre-image of public.codes_code" <<<"$r$(cat "$T/stderr")" -- [ "$(q "SELECT count(*) FROM pg_indexes WHERE indexname = 'codes_code'")" = 0 ]
+
 q "CREATE VIEW active_users AS SELECT id, name FROM users WHERE status = 'active'"
 view=$(q "SELECT pg_get_viewdef('active_users'::regclass)")
 active=$(q "SELECT count(*) FROM active_users")

@@ -389,7 +389,7 @@ Result<std::map<std::string, TableFacts>> PostgresConnector::Facts(
 
 
 // Objects that would not come back with a pre-image of `identity`: views on it, foreign keys
-// and column defaults of other tables that use it, inheritance children or parents (a DROP
+// and column defaults of other tables that use it (or rest on it, for an index), inheritance children or parents (a DROP
 // ... CASCADE removes them; a replaced table would need it).
 Result<bool> HasDependents(Conn* c, const std::string& identity) {
   ASSIGN_OR_RETURN(
@@ -399,6 +399,10 @@ Result<bool> HasDependents(Conn* c, const std::string& identity) {
                "AND w.ev_class <> $1::regclass) "
                "OR EXISTS (SELECT 1 FROM pg_constraint WHERE confrelid = $1::regclass "
                "AND conrelid <> $1::regclass) "
+               // A foreign key resting on a unique index (DROP INDEX ... CASCADE drops it).
+               "OR EXISTS (SELECT 1 FROM pg_depend d JOIN pg_constraint k ON k.oid = d.objid "
+               "WHERE d.classid = 'pg_constraint'::regclass AND d.refobjid = $1::regclass "
+               "AND d.deptype = 'n' AND k.conrelid <> $1::regclass) "
                "OR EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = $1::regclass "
                "OR inhrelid = $1::regclass) "
                "OR EXISTS (SELECT 1 FROM pg_depend d JOIN pg_attrdef a ON a.oid = d.objid "
