@@ -10,7 +10,8 @@ bool StartsWith(const std::string& s, const std::string& prefix) {
 }
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // The kinds a rollback can drop again or recreate: relations, whose names pg_class holds.

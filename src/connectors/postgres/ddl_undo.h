@@ -11,7 +11,8 @@
 //                                     <table>.<col> (RENAME COLUMN); drop records 'table column'
 //                                     <table>.<col>, 'table constraint' <name> on <table>,
 //                                     'default value' for <table>.<col>
-//                                     -> the whole table replaced by its pre-image ("replace_table")
+//                                     -> the whole table replaced by its pre-image
+//                                     ("replace_table")
 //   DROP TABLE/VIEW/INDEX/SEQUENCE    drop records -> recreated from a pre-image
 // Everything else (functions, types, schemas, RENAME of a table, ...) is not undone.
 #pragma once

@@ -387,10 +387,9 @@ Result<std::map<std::string, TableFacts>> PostgresConnector::Facts(
   return out;
 }
 
-
 // Objects that would not come back with a pre-image of `identity`: views on it, foreign keys
-// and column defaults of other tables that use it (or rest on it, for an index), inheritance children or parents (a DROP
-// ... CASCADE removes them; a replaced table would need it).
+// and column defaults of other tables that use it (or rest on it, for an index), inheritance
+// children or parents (a DROP ... CASCADE removes them; a replaced table would need it).
 Result<bool> HasDependents(Conn* c, const std::string& identity) {
   ASSIGN_OR_RETURN(
       ResultHandle r,
@@ -416,11 +415,10 @@ Result<bool> HasDependents(Conn* c, const std::string& identity) {
 // text, not cast to regclass: an identity such as public.users.note (a column) must not be
 // parsed as a relation name.
 Result<std::string> RelKind(Conn* c, const std::string& identity) {
-  ASSIGN_OR_RETURN(ResultHandle r,
-                   c->Query("SELECT c.relkind FROM pg_class c JOIN pg_namespace n "
-                            "ON n.oid = c.relnamespace "
-                            "WHERE format('%I.%I', n.nspname, c.relname) = $1",
-                            {identity}));
+  ASSIGN_OR_RETURN(ResultHandle r, c->Query("SELECT c.relkind FROM pg_class c JOIN pg_namespace n "
+                                            "ON n.oid = c.relnamespace "
+                                            "WHERE format('%I.%I', n.nspname, c.relname) = $1",
+                                            {identity}));
   return Rows(r.get()) == 0 ? std::string() : Cell(r.get(), 0, 0);
 }
 
@@ -541,11 +539,10 @@ Status PostgresConnector::PlanDdlUndo(Conn* c, const Observed& obs, const Before
     auto it = whole.find({r.schema, r.table});
     if (it == whole.end()) {
       // Quoted as the event trigger quotes identities (quote_ident), to compare with them.
-      ASSIGN_OR_RETURN(ResultHandle id, c->Query("SELECT format('%I.%I', $1::text, $2::text)",
-                                                 {r.schema, r.table}));
-      it = whole.emplace(std::make_pair(r.schema, r.table),
-                         whole_tables.count(Cell(id.get(), 0, 0)) > 0)
-               .first;
+      ASSIGN_OR_RETURN(ResultHandle id,
+                       c->Query("SELECT format('%I.%I', $1::text, $2::text)", {r.schema, r.table}));
+      const bool left_out = whole_tables.count(Cell(id.get(), 0, 0)) > 0;
+      it = whole.emplace(std::make_pair(r.schema, r.table), left_out).first;
     }
     if (!it->second) kept.push_back(r);
   }

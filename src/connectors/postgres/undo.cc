@@ -51,8 +51,8 @@ Result<std::string> SetList(const std::string& old_row) {
 }
 
 bool KnownDdlUndo(const DdlUndo& u) {
-  const bool kind = u.kind == "table" || u.kind == "index" || u.kind == "view" ||
-                    u.kind == "sequence";
+  const bool kind =
+      u.kind == "table" || u.kind == "index" || u.kind == "view" || u.kind == "sequence";
   if (u.op == "drop_created") return kind;
   if (u.op == "replace_table") return u.kind == "table" && !u.sql.empty();
   if (u.op == "recreate") return kind && !u.sql.empty();
@@ -121,8 +121,9 @@ Status CheckDdl(Conn* conn, const DdlUndo& u, Json* conflicts) {
   }
   const std::string what = u.op == "drop_created" ? "create_table" : "alter_table";
   if (!exists) {
-    conflicts->push_back(
-        {{"object", object}, {"op", what}, {"why", "the table no longer exists (dropped or renamed since)"}});
+    conflicts->push_back({{"object", object},
+                          {"op", what},
+                          {"why", "the table no longer exists (dropped or renamed since)"}});
     return Status::Ok();
   }
   ASSIGN_OR_RETURN(std::string now, TableFingerprint(conn, u.identity));
@@ -185,7 +186,8 @@ Status UndoDdl(Conn* conn, const std::vector<DdlUndo>& ddl, Json* conflicts) {
     if (conflicts->empty()) RETURN_IF_ERROR(Step(conn, u, u.sql, conflicts));
   }
   for (const DdlUndo& u : ddl) {
-    if (u.op == "drop_created" && u.kind == "table") RETURN_IF_ERROR(DropRelation(conn, u, conflicts));
+    if (u.op == "drop_created" && u.kind == "table")
+      RETURN_IF_ERROR(DropRelation(conn, u, conflicts));
   }
   for (const DdlUndo& u : ddl) {
     if (u.op != "drop_created" || u.kind == "view" || u.kind == "table") continue;
@@ -250,8 +252,8 @@ Result<UndoData> DecodeUndo(const std::string& data) {
       if (!strings(d, 5)) return Status::Corruption("postgres DDL undo entry is malformed");
       DdlUndo u{d[0], d[1], d[2], d[3], d[4]};
       if (!KnownDdlUndo(u)) {
-        return Status::Corruption("postgres DDL undo entry has op '" + u.op + "', kind '" +
-                                  u.kind + "'");
+        return Status::Corruption("postgres DDL undo entry has op '" + u.op + "', kind '" + u.kind +
+                                  "'");
       }
       undo.ddl.push_back(std::move(u));
     }

@@ -45,12 +45,12 @@ TEST(PostgresUndo, SchemaChangesRoundTrip) {
 TEST(PostgresUndo, MalformedSchemaChangesAreCorruption) {
   const std::string head = R"({"v":1,"changes":[],"ddl":)";
   for (const std::string& ddl : {
-           std::string(R"("x")"),                                          // not a list
-           std::string(R"([["drop_created","table","public.t",""]])"),     // 4 fields
-           std::string(R"([["drop_created","table","public.t","",1]])"),   // not a string
+           std::string(R"("x")"),                                                 // not a list
+           std::string(R"([["drop_created","table","public.t",""]])"),            // 4 fields
+           std::string(R"([["drop_created","table","public.t","",1]])"),          // not a string
            std::string(R"j([["drop_created","function","public.f()","",""]])j"),  // kind
-           std::string(R"([["drop_everything","table","public.t","",""]])"),    // op
-           std::string(R"([["replace_table","table","public.t","",""]])"),  // no pre-image
+           std::string(R"([["drop_everything","table","public.t","",""]])"),      // op
+           std::string(R"([["replace_table","table","public.t","",""]])"),        // no pre-image
            std::string(R"([["replace_table","view","public.v","CREATE VIEW v","",""]])"),
            std::string(R"([["recreate","view","public.v","",""]])"),  // no pre-image
        }) {
