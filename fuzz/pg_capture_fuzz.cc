@@ -32,10 +32,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (effect.ok() && effect->effect_hash.size() != 64) __builtin_trap();
   auto undo = airlock::pg::DecodeUndo(text);
   if (undo.ok()) {
-    // What decodes must encode and decode to the same rows.
+    // What decodes must encode and decode to the same rows and schema changes.
     auto again = airlock::pg::DecodeUndo(airlock::pg::EncodeUndo(*undo));
     if (!again.ok() || again->rows.size() != undo->rows.size() ||
-        again->pre_images.size() != undo->pre_images.size()) {
+        again->pre_images.size() != undo->pre_images.size() ||
+        again->ddl.size() != undo->ddl.size()) {
       __builtin_trap();
     }
   }

@@ -167,14 +167,132 @@ q "CREATE TABLE later_t(other int)"
 run r as_dba rollback --json "$drop2"
 check "rollback of a DROP TABLE whose name is taken again is a conflict; nothing changes" \
   all [ "$RC" -ne 0 ] -- grep -q "exists again" <<<"$r$(cat "$T/stderr")" -- [ "$(q "SELECT count(*) FROM information_schema.columns WHERE table_name = 'later_t' AND column_name = 'other'")" = 1 ]
-run out as_agent sql --json --target app-pg "ALTER TABLE users ADD COLUMN note text"
-alter=$(jf .id "$out")
-check "ALTER TABLE is critical" [ "$(jf .risk "$out")" = critical ]
-run v as_dba approve --json "$alter"
-run v as_sec approve --json "$alter"
-check "approved ALTER TABLE is applied" [ "$(q "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'note'")" = 1 ]
-run r as_dba rollback --json "$alter"
-check "rollback of an ALTER TABLE is refused, saying why" all [ "$RC" -ne 0 ] -- grep -q "is not undone" <<<"$r$(cat "$T/stderr")"
+# --- Schema changes are undone too: what the action created is dropped, an altered table is
+#     replaced by its pre-image (only if its fingerprint shows no one used it since), a dropped
+#     view or index comes back. Anything else is irreversible and says so.
+approved() {  # approved SQL: submit and approve it as far as needed; sets ID
+  run out as_agent sql --json --target app-pg "$1"
+  ID=$(jf .id "$out")
+  [ "$(jf .status "$out")" = pending ] || return 0
+  run v as_dba approve --json "$ID"
+  [ "$(jf .status "$v")" = pending ] || return 0
+  run v as_sec approve --json "$ID"
+}
+users_digest() { q "SELECT md5(string_agg(u::text, E'\n' ORDER BY id)) FROM users u"; }
+users_columns() { q "SELECT string_agg(column_name || ' ' || data_type || ' ' || is_nullable, ', ' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'users'"; }
+
+approved "CREATE TABLE scratch(id serial PRIMARY KEY, v text)"
+check "CREATE TABLE is applied" [ "$(q "SELECT to_regclass('scratch') IS NOT NULL")" = t ]
+run r as_dba rollback --json "$ID"
+check "rollback of CREATE TABLE drops it, with its sequence and index" \
+  all [ "$RC" -eq 0 ] -- [ "$(q "SELECT count(*) FROM pg_class WHERE relname LIKE 'scratch%'")" = 0 ]
+
+approved "CREATE TABLE scratch(id int PRIMARY KEY, v text)"
+q "INSERT INTO scratch VALUES (1, 'someone else')"
+run r as_dba rollback --json "$ID"
+check "rollback of a CREATE TABLE that someone filled since is a conflict" \
+  all [ "$RC" -ne 0 ] -- grep -q "changed since the action" <<<"$r$(cat "$T/stderr")"
+check "... and the table keeps its row" [ "$(q "SELECT v FROM scratch")" = "someone else" ]
+check "... and the action is still applied" [ "$(airlock show --json "$ID" | jq -r .status)" = applied ]
+
+digest=$(users_digest)
+columns=$(users_columns)
+approved "ALTER TABLE users DROP COLUMN status"
+check "ALTER TABLE DROP COLUMN is applied" [ "$(users_columns)" != "$columns" ]
+run r as_dba rollback --json "$ID"
+check "rollback brings the column and its data back, byte for byte" \
+  all [ "$RC" -eq 0 ] -- [ "$(users_columns)" = "$columns" ] -- [ "$(users_digest)" = "$digest" ]
+check "... with the primary key and airlock's capture trigger" \
+  [ "$(q "SELECT (SELECT count(*) FROM pg_index WHERE indrelid = 'users'::regclass AND indisprimary) || ',' || (SELECT count(*) FROM pg_trigger WHERE tgname = 'airlock_capture' AND tgrelid = 'users'::regclass)")" = "1,1" ]
+
+approved "ALTER TABLE users ADD COLUMN note text"
+check "ALTER TABLE ADD COLUMN is applied" [ "$(q "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'note'")" = 1 ]
+q "UPDATE users SET name = 'changed by the app' WHERE id = 4"
+digest=$(users_digest)
+run r as_dba rollback --json "$ID"
+check "rollback of an ALTER TABLE whose rows changed since is a conflict" \
+  all [ "$RC" -ne 0 ] -- grep -q "changed since the action" <<<"$r$(cat "$T/stderr")"
+check "... and nothing changed: the column and the new value stay" \
+  all [ "$(users_digest)" = "$digest" ] -- [ "$(q "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'note'")" = 1 ]
+q "ALTER TABLE users DROP COLUMN note"
+
+q "CREATE TABLE events(id int PRIMARY KEY, at timestamptz NOT NULL, took interval, score float8);
+   INSERT INTO events VALUES (1, '2026-01-02 03:04:05.678+00', '90 minutes', 0.1), (2, now(), NULL, 1e-7)"
+export PGTZ=UTC
+approved "ALTER TABLE events ALTER COLUMN score TYPE numeric"
+export PGTZ=Asia/Tokyo
+run r as_dba rollback --json "$ID"
+unset PGTZ
+check "an ALTER TABLE applied in one time zone rolls back from another (the fingerprint does not depend on it)" \
+  all [ "$RC" -eq 0 ] -- [ "$(q "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'events'::regclass AND attname = 'score'")" = "double precision" ]
+
+approved "CREATE INDEX users_name ON users(name)"
+check "CREATE INDEX is applied" [ "$(q "SELECT count(*) FROM pg_indexes WHERE indexname = 'users_name'")" = 1 ]
+run r as_dba rollback --json "$ID"
+check "rollback of CREATE INDEX drops the index" all [ "$RC" -eq 0 ] -- [ "$(q "SELECT count(*) FROM pg_indexes WHERE indexname = 'users_name'")" = 0 ]
+
+approved "DROP INDEX logs_line"
+check "DROP INDEX is applied" [ "$(q "SELECT count(*) FROM pg_indexes WHERE indexname = 'logs_line'")" = 0 ]
+run r as_dba rollback --json "$ID"
+check "rollback of DROP INDEX recreates it" all [ "$RC" -eq 0 ] -- [ "$(q "SELECT indexdef FROM pg_indexes WHERE indexname = 'logs_line'")" = "CREATE INDEX logs_line ON public.logs USING btree (line)" ]
+
+q "CREATE TABLE codes(code text); CREATE UNIQUE INDEX codes_code ON codes(code);
+   CREATE TABLE uses(code text REFERENCES codes(code))"
+approved "DROP INDEX codes_code CASCADE"
+check "DROP INDEX CASCADE is applied, taking the foreign key with it" [ "$(q "SELECT count(*) FROM pg_constraint WHERE conrelid = 'uses'::regclass AND contype = 'f'")" = 0 ]
+run r as_dba rollback --json "$ID"
+check "... and its rollback is refused as irreversible: the foreign key would not come back" \
+  all [ "$RC" -ne 0 ] -- grep -q "no pre-image of public.codes_code" <<<"$r$(cat "$T/stderr")" -- [ "$(q "SELECT count(*) FROM pg_indexes WHERE indexname = 'codes_code'")" = 0 ]
+
+q "CREATE VIEW active_users AS SELECT id, name FROM users WHERE status = 'active'"
+view=$(q "SELECT pg_get_viewdef('active_users'::regclass)")
+active=$(q "SELECT count(*) FROM active_users")
+approved "DROP VIEW active_users"
+check "DROP VIEW is applied" [ "$(q "SELECT to_regclass('active_users') IS NULL")" = t ]
+run r as_dba rollback --json "$ID"
+check "rollback of DROP VIEW recreates it as it was" \
+  all [ "$RC" -eq 0 ] -- [ "$(q "SELECT pg_get_viewdef('active_users'::regclass)")" = "$view" ] -- [ "$(q "SELECT count(*) FROM active_users")" = "$active" ]
+approved "DROP VIEW active_users"
+q "CREATE VIEW active_users AS SELECT 1 AS one"
+run r as_dba rollback --json "$ID"
+check "rollback of DROP VIEW whose name is taken again is a conflict; nothing changes" \
+  all [ "$RC" -ne 0 ] -- grep -q "exists again" <<<"$r$(cat "$T/stderr")" -- [ "$(q "SELECT one FROM active_users")" = 1 ]
+q "DROP VIEW active_users"
+q "CREATE VIEW active_users AS SELECT id FROM users"
+approved "CREATE OR REPLACE VIEW active_users AS SELECT id, name FROM users"
+run r as_dba rollback --json "$ID"
+check "CREATE OR REPLACE VIEW over an existing view is irreversible: the old view is not dropped" \
+  all [ "$RC" -ne 0 ] -- grep -q "create_view public.active_users is not undone" <<<"$r$(cat "$T/stderr")" -- [ "$(q "SELECT count(*) FROM information_schema.columns WHERE table_name = 'active_users'")" = 2 ]
+q "DROP VIEW active_users"
+approved "CREATE VIEW recent_users AS SELECT id FROM users WHERE id > 40"
+q "CREATE OR REPLACE VIEW recent_users AS SELECT id FROM users WHERE id > 45"
+run r as_dba rollback --json "$ID"
+check "rollback of a created view that someone replaced since is a conflict; the view stays" \
+  all [ "$RC" -ne 0 ] -- grep -q "replaced since" <<<"$r$(cat "$T/stderr")" -- [ "$(q "SELECT count(*) FROM recent_users")" = 5 ]
+q "DROP VIEW recent_users"
+
+q "CREATE SEQUENCE order_no START 100; SELECT nextval('order_no'), nextval('order_no')" >/dev/null
+approved "DROP SEQUENCE order_no"
+check "DROP SEQUENCE is applied" [ "$(q "SELECT to_regclass('order_no') IS NULL")" = t ]
+run r as_dba rollback --json "$ID"
+check "rollback of DROP SEQUENCE recreates it where it stood" all [ "$RC" -eq 0 ] -- [ "$(q "SELECT nextval('order_no')")" = 102 ]
+
+q "CREATE VIEW user_names AS SELECT name FROM users"
+approved "ALTER TABLE users ADD COLUMN flag int"
+run r as_dba rollback --json "$ID"
+check "an ALTER TABLE of a table a view depends on is irreversible, saying so" \
+  all [ "$RC" -ne 0 ] -- grep -q "no pre-image of public.users" <<<"$r$(cat "$T/stderr")" -- [ "$(q "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'flag'")" = 1 ]
+q "DROP VIEW user_names; ALTER TABLE users DROP COLUMN flag"
+
+approved "CREATE FUNCTION answer() RETURNS int LANGUAGE sql AS 'SELECT 42'"
+check "CREATE FUNCTION is applied" [ "$(q "SELECT answer()")" = 42 ]
+run r as_dba rollback --json "$ID"
+check "rollback of a created function is refused as irreversible, saying why" \
+  all [ "$RC" -ne 0 ] -- grep -q "create_function public.answer() is not undone" <<<"$r$(cat "$T/stderr")" -- [ "$(q "SELECT answer()")" = 42 ]
+approved "ALTER TABLE later_t RENAME TO renamed_t"
+run r as_dba rollback --json "$ID"
+check "rollback of a table RENAME is refused as irreversible" \
+  all [ "$RC" -ne 0 ] -- grep -q "is not undone" <<<"$r$(cat "$T/stderr")" -- [ "$(q "SELECT to_regclass('renamed_t') IS NOT NULL")" = t ]
 
 # --- The built-in MCP tools serve a postgres target too (raw JSON-RPC over stdio).
 mcp_call() {  # mcp_call TOOL SQL: one session; prints every reply up to the tools/call's

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "connectors/postgres/ddl_undo.h"
 #include "connectors/postgres/dump.h"
 #include "connectors/postgres/effect.h"
 #include "connectors/postgres/install.h"
@@ -160,7 +161,17 @@ class PostgresConnector final : public Connector {
     Effect effect;
     Json result = nullptr;
     std::vector<CapturedRow> rows;
+    std::vector<CapturedDdl> ddl;
   };
+  // What must be saved before the statement runs, because it is gone afterwards.
+  struct BeforeApply {
+    std::map<std::string, int64_t> rows_before;  // dropped tables -> rows
+    std::set<std::string> existed;               // "created" objects that were already there
+    std::string note;
+  };
+  Status TakePreImages(Conn* c, const Effect& expected, UndoData* undo, BeforeApply* before);
+  Status PreImageTable(Conn* c, const std::string& identity, UndoData* undo, BeforeApply* before);
+  Status PlanDdlUndo(Conn* c, const Observed& obs, const BeforeApply& before, UndoData* undo);
   Result<Conn*> Connection();  // requires mu_
   // Runs the agent's one statement in the caller's open transaction with capture on and
   // reads what it did. `rows_before`: rows of the tables it drops, counted before (apply);
@@ -280,6 +291,7 @@ Result<PostgresConnector::Observed> PostgresConnector::Observe(
   }
   ASSIGN_OR_RETURN(obs.effect, BuildEffect(in));
   obs.rows = std::move(in.rows);
+  obs.ddl = std::move(in.ddl);
   return obs;
 }
 
@@ -375,6 +387,169 @@ Result<std::map<std::string, TableFacts>> PostgresConnector::Facts(
   return out;
 }
 
+// Objects that would not come back with a pre-image of `identity`: views on it, foreign keys
+// and column defaults of other tables that use it (or rest on it, for an index), inheritance
+// children or parents (a DROP ... CASCADE removes them; a replaced table would need it).
+Result<bool> HasDependents(Conn* c, const std::string& identity) {
+  ASSIGN_OR_RETURN(
+      ResultHandle r,
+      c->Query("SELECT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_rewrite w ON w.oid = d.objid "
+               "WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = $1::regclass "
+               "AND w.ev_class <> $1::regclass) "
+               "OR EXISTS (SELECT 1 FROM pg_constraint WHERE confrelid = $1::regclass "
+               "AND conrelid <> $1::regclass) "
+               // A foreign key resting on a unique index (DROP INDEX ... CASCADE drops it).
+               "OR EXISTS (SELECT 1 FROM pg_depend d JOIN pg_constraint k ON k.oid = d.objid "
+               "WHERE d.classid = 'pg_constraint'::regclass AND d.refobjid = $1::regclass "
+               "AND d.deptype = 'n' AND k.conrelid <> $1::regclass) "
+               "OR EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = $1::regclass "
+               "OR inhrelid = $1::regclass) "
+               "OR EXISTS (SELECT 1 FROM pg_depend d JOIN pg_attrdef a ON a.oid = d.objid "
+               "WHERE d.classid = 'pg_attrdef'::regclass AND d.refobjid = $1::regclass "
+               "AND a.adrelid <> $1::regclass)",
+               {identity}));
+  return Cell(r.get(), 0, 0) == "t";
+}
+
+// pg_class.relkind of the relation PostgreSQL names `identity` ("" if none). Matched as
+// text, not cast to regclass: an identity such as public.users.note (a column) must not be
+// parsed as a relation name.
+Result<std::string> RelKind(Conn* c, const std::string& identity) {
+  ASSIGN_OR_RETURN(ResultHandle r, c->Query("SELECT c.relkind FROM pg_class c JOIN pg_namespace n "
+                                            "ON n.oid = c.relnamespace "
+                                            "WHERE format('%I.%I', n.nspname, c.relname) = $1",
+                                            {identity}));
+  return Rows(r.get()) == 0 ? std::string() : Cell(r.get(), 0, 0);
+}
+
+Status PostgresConnector::PreImageTable(Conn* c, const std::string& identity, UndoData* undo,
+                                        BeforeApply* before) {
+  for (const DdlUndo& u : undo->ddl) {
+    if (u.op == "replace_table" && u.identity == identity) return Status::Ok();
+  }
+  ASSIGN_OR_RETURN(std::string kind, RelKind(c, identity));
+  ASSIGN_OR_RETURN(bool dependents, HasDependents(c, identity));
+  if (kind != "r" || dependents) {
+    before->note += "no pre-image of " + identity +
+                    " (a partitioned or inherited table, or other objects depend on it); ";
+    return Status::Ok();
+  }
+  // As for a drop: the SHARE lock keeps writers out from the dump to the ALTER.
+  Status locked = c->Exec("LOCK TABLE " + identity + " IN SHARE MODE");
+  if (!locked.ok()) return Explain(locked, c->last_sqlstate(), s_);
+  ASSIGN_OR_RETURN(std::string dsn, ReadDsn(s_));
+  auto dump = DumpTable(dsn, identity);
+  if (!dump.ok()) {
+    before->note += "no pre-image of " + identity + ": " + dump.status().message() + "; ";
+    return Status::Ok();
+  }
+  undo->ddl.push_back({"replace_table", "table", identity, std::move(*dump), ""});
+  return Status::Ok();
+}
+
+Status PostgresConnector::TakePreImages(Conn* c, const Effect& expected, UndoData* undo,
+                                        BeforeApply* before) {
+  for (const DdlOp& d : expected.ddl) {
+    if (d.op == "drop_table") {
+      ASSIGN_OR_RETURN(std::string kind, RelKind(c, d.object));
+      if (kind.empty()) continue;
+      Status locked = c->Exec("LOCK TABLE " + d.object + " IN SHARE MODE");
+      if (!locked.ok()) return Explain(locked, c->last_sqlstate(), s_);
+      ASSIGN_OR_RETURN(ResultHandle n, c->Query("SELECT count(*) FROM " + d.object));
+      before->rows_before[d.object] = std::stoll(Cell(n.get(), 0, 0));
+      ASSIGN_OR_RETURN(bool dependents, HasDependents(c, d.object));
+      if (dependents) {
+        before->note += "no pre-image of " + d.object + " (other objects depend on it); ";
+        continue;
+      }
+      ASSIGN_OR_RETURN(std::string dsn, ReadDsn(s_));
+      auto dump = DumpTable(dsn, d.object);
+      if (dump.ok()) {
+        undo->pre_images.push_back({d.object, std::move(*dump)});
+      } else {
+        before->note += "no pre-image of " + d.object + ": " + dump.status().message() + "; ";
+      }
+    } else if (d.op == "drop_view" || d.op == "drop_sequence" || d.op == "drop_index") {
+      ASSIGN_OR_RETURN(std::string kind, RelKind(c, d.object));
+      const std::string want = d.op == "drop_view" ? "v" : d.op == "drop_sequence" ? "S" : "i";
+      if (kind != want) continue;
+      ASSIGN_OR_RETURN(bool dependents, HasDependents(c, d.object));
+      if (dependents) {
+        before->note += "no pre-image of " + d.object + " (other objects depend on it); ";
+        continue;
+      }
+      const std::string object_type = d.op.substr(5);  // view | sequence | index
+      if (d.op == "drop_index") {
+        ASSIGN_OR_RETURN(ResultHandle def,
+                         c->Query("SELECT pg_get_indexdef($1::regclass)", {d.object}));
+        undo->ddl.push_back({"recreate", object_type, d.object, Cell(def.get(), 0, 0), ""});
+        continue;
+      }
+      ASSIGN_OR_RETURN(std::string dsn, ReadDsn(s_));
+      auto dump = DumpTable(dsn, d.object);
+      if (dump.ok()) {
+        undo->ddl.push_back({"recreate", object_type, d.object, std::move(*dump), ""});
+      } else {
+        before->note += "no pre-image of " + d.object + ": " + dump.status().message() + "; ";
+      }
+    } else if (d.op == "alter_table") {
+      // The identity names the table or a part of it (public.users.note, c on public.users).
+      ASSIGN_OR_RETURN(
+          ResultHandle t,
+          c->Query("SELECT ident FROM (SELECT format('%I.%I', n.nspname, c.relname) AS ident "
+                   "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                   "WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'airlock') t "
+                   "WHERE $1 = ident OR starts_with($1, ident || '.') "
+                   "OR starts_with($1, 'for ' || ident || '.') "
+                   "OR right($1, length(ident) + 4) = ' on ' || ident",
+                   {d.object}));
+      for (int i = 0; i < Rows(t.get()); ++i) {
+        RETURN_IF_ERROR(PreImageTable(c, Cell(t.get(), i, 0), undo, before));
+      }
+    } else if (d.op.rfind("create_", 0) == 0) {
+      // CREATE OR REPLACE VIEW reports a CREATE VIEW: what was there before is not dropped.
+      ASSIGN_OR_RETURN(std::string kind, RelKind(c, d.object));
+      if (!kind.empty()) before->existed.insert(d.object);
+    }
+  }
+  return Status::Ok();
+}
+
+// After the statement: the objects it created (with the fingerprint of created tables) and
+// the fingerprints of the tables it altered. Captured rows of those tables are left out of
+// the row undo: dropping or replacing the table undoes them.
+Status PostgresConnector::PlanDdlUndo(Conn* c, const Observed& obs, const BeforeApply& before,
+                                      UndoData* undo) {
+  for (DdlUndo& u : CreatedObjects(obs.ddl)) {
+    if (!before.existed.count(u.identity)) undo->ddl.push_back(std::move(u));
+  }
+  std::set<std::string> whole_tables;
+  for (DdlUndo& u : undo->ddl) {
+    if (u.op == "recreate") continue;
+    ASSIGN_OR_RETURN(u.fingerprint, ObjectFingerprint(c, u.kind, u.identity));
+    if (u.kind == "table") whole_tables.insert(u.identity);
+  }
+  if (whole_tables.empty()) {
+    undo->rows = obs.rows;
+    return Status::Ok();
+  }
+  std::vector<CapturedRow> kept;
+  std::map<std::pair<std::string, std::string>, bool> whole;  // (schema, table) -> left out
+  for (const CapturedRow& r : obs.rows) {
+    auto it = whole.find({r.schema, r.table});
+    if (it == whole.end()) {
+      // Quoted as the event trigger quotes identities (quote_ident), to compare with them.
+      ASSIGN_OR_RETURN(ResultHandle id,
+                       c->Query("SELECT format('%I.%I', $1::text, $2::text)", {r.schema, r.table}));
+      const bool left_out = whole_tables.count(Cell(id.get(), 0, 0)) > 0;
+      it = whole.emplace(std::make_pair(r.schema, r.table), left_out).first;
+    }
+    if (!it->second) kept.push_back(r);
+  }
+  undo->rows = std::move(kept);
+  return Status::Ok();
+}
+
 Result<bool> PostgresConnector::IsRecorded(const std::string& action_id, const char* kind) {
   ASSIGN_OR_RETURN(Conn * c, Connection());
   ASSIGN_OR_RETURN(ResultHandle r,
@@ -400,29 +575,12 @@ Result<ApplyOutcome> PostgresConnector::Apply(
   if (Cell(done.get(), 0, 0) == "t") {
     return Status::FailedPrecondition("action " + action_id + " is already applied");
   }
-  // Tables the approved effect drops are counted and dumped first: afterwards they are gone.
-  // The SHARE lock keeps writers out from the dump to the drop, so the pre-image is exact.
-  std::map<std::string, int64_t> rows_before;
+  // What the approved effect drops or alters is saved first: afterwards it is gone.
   UndoData undo;
-  std::string note;
-  for (const DdlOp& d : expected.ddl) {
-    if (d.op != "drop_table") continue;
-    ASSIGN_OR_RETURN(ResultHandle exists,
-                     c->Query("SELECT to_regclass($1) IS NOT NULL", {d.object}));
-    if (Cell(exists.get(), 0, 0) != "t") continue;
-    Status locked = c->Exec("LOCK TABLE " + d.object + " IN SHARE MODE");
-    if (!locked.ok()) return Explain(locked, c->last_sqlstate(), s_);
-    ASSIGN_OR_RETURN(ResultHandle n, c->Query("SELECT count(*) FROM " + d.object));
-    rows_before[d.object] = std::stoll(Cell(n.get(), 0, 0));
-    ASSIGN_OR_RETURN(std::string dsn, ReadDsn(s_));
-    auto dump = DumpTable(dsn, d.object);
-    if (dump.ok()) {
-      undo.pre_images.push_back({d.object, std::move(*dump)});
-    } else {
-      note += "no pre-image of " + d.object + ": " + dump.status().message() + "; ";
-    }
-  }
-  ASSIGN_OR_RETURN(Observed obs, Observe(c, sql, &rows_before));
+  BeforeApply before;
+  RETURN_IF_ERROR(TakePreImages(c, expected, &undo, &before));
+  std::string note = before.note;
+  ASSIGN_OR_RETURN(Observed obs, Observe(c, sql, &before.rows_before));
   ApplyOutcome out;
   out.effect = std::move(obs.effect);
   out.result = std::move(obs.result);
@@ -432,17 +590,13 @@ Result<ApplyOutcome> PostgresConnector::Apply(
     return out;
   }
   out.undo.kind = "postgres";
-  undo.rows = std::move(obs.rows);
+  RETURN_IF_ERROR(PlanDdlUndo(c, obs, before, &undo));
   out.undo.data = EncodeUndo(undo);
-  // A dropped table comes back from its pre-image; no other schema change is undone yet.
-  for (const DdlOp& d : out.effect.ddl) {
-    bool restorable = false;
-    for (const PreImage& p : undo.pre_images) restorable = restorable || p.table == d.object;
-    if (d.op == "drop_table" && restorable) continue;
+  for (const std::string& d : NotUndone(obs.ddl, undo)) {
     out.undo.reversible = false;
-    note += d.op + " " + d.object +
-            " is not undone (only a dropped table is restored, from its "
-            "pg_dump pre-image); ";
+    note += d +
+            " is not undone (a rollback drops created tables, indexes, views and sequences, "
+            "restores altered tables and dropped ones from their pre-images, nothing else); ";
   }
   for (const TableChange& t : out.effect.tables) {
     if (!t.has_primary_key) {
@@ -493,6 +647,7 @@ Status PostgresConnector::Rollback(const std::string& action_id, const UndoRecor
   Json conflicts = Json::array();
   RETURN_IF_ERROR(RestorePreImages(c, undo.pre_images, &conflicts));
   if (conflicts.empty()) RETURN_IF_ERROR(UndoRows(c, undo.rows, &conflicts));
+  if (conflicts.empty()) RETURN_IF_ERROR(UndoDdl(c, undo.ddl, &conflicts));
   if (!conflicts.empty()) {
     RETURN_IF_ERROR(c->Exec("ROLLBACK"));  // all or nothing: keep what is there now
     if (report) *report = {{"conflicts", conflicts}};
@@ -507,7 +662,7 @@ Status PostgresConnector::Rollback(const std::string& action_id, const UndoRecor
   RETURN_IF_ERROR(c->Exec("COMMIT"));
   CrashPoint("postgres_rollback_after_commit");
   // A pre-image's SET commands (pg_dump's header) outlive the transaction: reset the session.
-  if (!undo.pre_images.empty()) (void)c->Exec("RESET ALL");
+  if (!undo.pre_images.empty() || !undo.ddl.empty()) (void)c->Exec("RESET ALL");
   if (report) *report = {{"conflicts", Json::array()}};
   return Status::Ok();
 }

@@ -50,7 +50,157 @@ Result<std::string> SetList(const std::string& old_row) {
   return "(" + cols + ") = (SELECT " + vals;
 }
 
+bool KnownDdlUndo(const DdlUndo& u) {
+  const bool kind =
+      u.kind == "table" || u.kind == "index" || u.kind == "view" || u.kind == "sequence";
+  if (u.op == "drop_created") return kind;
+  if (u.op == "replace_table") return u.kind == "table" && !u.sql.empty();
+  if (u.op == "recreate") return kind && !u.sql.empty();
+  return false;
+}
+
+std::string DropKeyword(const std::string& kind) {
+  if (kind == "table") return "TABLE";
+  if (kind == "index") return "INDEX";
+  if (kind == "view") return "VIEW";
+  return "SEQUENCE";
+}
+
+Result<bool> RelationExists(Conn* conn, const std::string& identity) {
+  ASSIGN_OR_RETURN(ResultHandle r,
+                   conn->Query("SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n "
+                               "ON n.oid = c.relnamespace "
+                               "WHERE format('%I.%I', n.nspname, c.relname) = $1)",
+                               {identity}));
+  return Cell(r.get(), 0, 0) == "t";
+}
+
+// Runs `sql` under a savepoint: a statement the server refuses (a dependent object, a name
+// in use) becomes a conflict that names the server's reason instead of an aborted
+// transaction.
+Status Step(Conn* conn, const DdlUndo& u, const std::string& sql, Json* conflicts) {
+  RETURN_IF_ERROR(conn->Exec("SAVEPOINT airlock_ddl_undo"));
+  Status st = conn->Exec(sql);
+  if (st.ok()) return conn->Exec("RELEASE SAVEPOINT airlock_ddl_undo");
+  RETURN_IF_ERROR(conn->Exec("ROLLBACK TO SAVEPOINT airlock_ddl_undo"));
+  conflicts->push_back({{"object", u.identity},
+                        {"op", u.op + " " + u.kind},
+                        {"why", "PostgreSQL refused it: " + st.message()}});
+  return Status::Ok();
+}
+
+// DROP of the relation that `identity` names, spelled by the server (regclass), so that the
+// identity is never spliced into SQL as text.
+Status DropRelation(Conn* conn, const DdlUndo& u, Json* conflicts) {
+  ASSIGN_OR_RETURN(ResultHandle name, conn->Query("SELECT $1::regclass::text", {u.identity}));
+  return Step(conn, u, "DROP " + DropKeyword(u.kind) + " " + Cell(name.get(), 0, 0), conflicts);
+}
+
+Status CheckDdl(Conn* conn, const DdlUndo& u, Json* conflicts) {
+  ASSIGN_OR_RETURN(bool exists, RelationExists(conn, u.identity));
+  const Json object = u.identity;
+  if (u.op == "recreate") {
+    if (exists) {
+      conflicts->push_back({{"object", object},
+                            {"op", "drop_" + u.kind},
+                            {"why", "an object of that name exists again"}});
+    }
+    return Status::Ok();
+  }
+  if (u.kind != "table") {
+    // A created index or view that someone replaced by another of the same name since is
+    // theirs now. Gone: nothing to drop. (Records from before definitions were kept have none.)
+    if (!exists || u.fingerprint.empty()) return Status::Ok();
+    ASSIGN_OR_RETURN(std::string now, ObjectFingerprint(conn, u.kind, u.identity));
+    if (now != u.fingerprint) {
+      conflicts->push_back({{"object", object},
+                            {"op", "create_" + u.kind},
+                            {"why", "an object of that name was replaced since the action"}});
+    }
+    return Status::Ok();
+  }
+  const std::string what = u.op == "drop_created" ? "create_table" : "alter_table";
+  if (!exists) {
+    conflicts->push_back({{"object", object},
+                          {"op", what},
+                          {"why", "the table no longer exists (dropped or renamed since)"}});
+    return Status::Ok();
+  }
+  ASSIGN_OR_RETURN(std::string now, TableFingerprint(conn, u.identity));
+  if (now != u.fingerprint) {
+    conflicts->push_back({{"object", object},
+                          {"op", what},
+                          {"why", "the table's rows or columns changed since the action"}});
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+Result<std::string> TableFingerprint(Conn* conn, const std::string& identity) {
+  // The text of a timestamptz, float or interval follows session settings (PGTZ of the
+  // process, say): the apply and the rollback must spell the rows alike, so fix them for the
+  // rest of the transaction.
+  RETURN_IF_ERROR(
+      conn->Exec("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; "
+                 "SET LOCAL IntervalStyle = 'postgres'; SET LOCAL extra_float_digits = 1; "
+                 "SET LOCAL bytea_output = 'hex'"));
+  ASSIGN_OR_RETURN(ResultHandle name, conn->Query("SELECT $1::regclass::text", {identity}));
+  const std::string rel = Cell(name.get(), 0, 0);
+  ASSIGN_OR_RETURN(
+      ResultHandle r,
+      conn->Query("SELECT encode(sha256(convert_to(coalesce((SELECT string_agg(quote_ident("
+                  "attname) || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) "
+                  "FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT "
+                  "attisdropped), '') || E'\\n' || coalesce((SELECT string_agg(r, E'\\n' "
+                  "ORDER BY r COLLATE \"C\") FROM (SELECT t::text AS r FROM " +
+                      rel + " t) s), ''), 'UTF8')), 'hex')",
+                  {identity}));
+  return Cell(r.get(), 0, 0);
+}
+
+Result<std::string> ObjectFingerprint(Conn* conn, const std::string& kind,
+                                      const std::string& identity) {
+  if (kind == "table") return TableFingerprint(conn, identity);
+  const char* def = kind == "index"  ? "pg_get_indexdef($1::regclass)"
+                    : kind == "view" ? "pg_get_viewdef($1::regclass)"
+                                     : nullptr;
+  if (def == nullptr) return std::string();  // a sequence: its value moves with normal use
+  ASSIGN_OR_RETURN(ResultHandle r, conn->Query(std::string("SELECT ") + def, {identity}));
+  return Cell(r.get(), 0, 0);
+}
+
+Status UndoDdl(Conn* conn, const std::vector<DdlUndo>& ddl, Json* conflicts) {
+  for (const DdlUndo& u : ddl) RETURN_IF_ERROR(CheckDdl(conn, u, conflicts));
+  if (!conflicts->empty()) return Status::Ok();
+  // Views may stand on the tables below; a created table takes its own indexes and serial
+  // sequences with it, so those are dropped only if still there.
+  for (const DdlUndo& u : ddl) {
+    if (u.op != "drop_created" || u.kind != "view") continue;
+    ASSIGN_OR_RETURN(bool exists, RelationExists(conn, u.identity));
+    if (exists) RETURN_IF_ERROR(DropRelation(conn, u, conflicts));
+  }
+  for (const DdlUndo& u : ddl) {
+    if (u.op != "replace_table") continue;
+    RETURN_IF_ERROR(DropRelation(conn, u, conflicts));
+    if (conflicts->empty()) RETURN_IF_ERROR(Step(conn, u, u.sql, conflicts));
+  }
+  for (const DdlUndo& u : ddl) {
+    if (u.op == "drop_created" && u.kind == "table")
+      RETURN_IF_ERROR(DropRelation(conn, u, conflicts));
+  }
+  for (const DdlUndo& u : ddl) {
+    if (u.op != "drop_created" || u.kind == "view" || u.kind == "table") continue;
+    ASSIGN_OR_RETURN(bool exists, RelationExists(conn, u.identity));
+    if (exists) RETURN_IF_ERROR(DropRelation(conn, u, conflicts));
+  }
+  for (const char* kind : {"sequence", "table", "view", "index"}) {
+    for (const DdlUndo& u : ddl) {
+      if (u.op == "recreate" && u.kind == kind) RETURN_IF_ERROR(Step(conn, u, u.sql, conflicts));
+    }
+  }
+  return Status::Ok();
+}
 
 std::string EncodeUndo(const UndoData& undo) {
   Json changes = Json::array();
@@ -59,7 +209,16 @@ std::string EncodeUndo(const UndoData& undo) {
   }
   Json pre = Json::array();
   for (const PreImage& p : undo.pre_images) pre.push_back({p.table, p.sql});
-  return CanonicalJson(Json{{"v", 1}, {"changes", changes}, {"pre_images", pre}});
+  Json j{{"v", 1}, {"changes", changes}, {"pre_images", pre}};
+  // Only when there is any: a record without schema changes stays as older airlocks wrote it.
+  if (!undo.ddl.empty()) {
+    Json ddl = Json::array();
+    for (const DdlUndo& d : undo.ddl) {
+      ddl.push_back({d.op, d.kind, d.identity, d.sql, d.fingerprint});
+    }
+    j["ddl"] = ddl;
+  }
+  return CanonicalJson(j);
 }
 
 Result<UndoData> DecodeUndo(const std::string& data) {
@@ -85,6 +244,18 @@ Result<UndoData> DecodeUndo(const std::string& data) {
     for (const Json& p : j["pre_images"]) {
       if (!strings(p, 2)) return Status::Corruption("postgres pre-image is malformed");
       undo.pre_images.push_back({p[0], p[1]});
+    }
+  }
+  if (j.contains("ddl")) {
+    if (!j["ddl"].is_array()) return Status::Corruption("postgres DDL undo is malformed");
+    for (const Json& d : j["ddl"]) {
+      if (!strings(d, 5)) return Status::Corruption("postgres DDL undo entry is malformed");
+      DdlUndo u{d[0], d[1], d[2], d[3], d[4]};
+      if (!KnownDdlUndo(u)) {
+        return Status::Corruption("postgres DDL undo entry has op '" + u.op + "', kind '" + u.kind +
+                                  "'");
+      }
+      undo.ddl.push_back(std::move(u));
     }
   }
   return undo;
