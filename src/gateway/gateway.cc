@@ -317,11 +317,25 @@ Gateway::~Gateway() {
 }
 
 Status Gateway::FlushReadResults() {
+  std::vector<QueuedWrite> queued;
   {
     std::lock_guard<std::mutex> lock(queued_mu_);
-    if (queued_.empty()) return Status::Ok();
+    queued.swap(queued_);
   }
-  return Commit([](StoreTxn&) { return Status::Ok(); });
+  if (queued.empty()) return Status::Ok();
+  Status st = store_->Transact([&](StoreTxn& t) -> Status {
+    for (const QueuedWrite& q : queued) RETURN_IF_ERROR(q.write(t));
+    return Status::Ok();
+  });
+  if (!st.ok()) {
+    std::lock_guard<std::mutex> lock(queued_mu_);
+    for (QueuedWrite& q : queued) queued_.push_back(std::move(q));
+    return st;
+  }
+  if (observer_) {
+    for (const QueuedWrite& q : queued) observer_(q.action, "read_result");
+  }
+  return st;
 }
 
 void Gateway::RecordReadResult(const Action& action, const std::string& principal) {

@@ -127,9 +127,9 @@ class Gateway {
 
   // A tool call the policy marks read is recorded durably (action, `read` event, full
   // arguments) while it is in flight; the answer's size and shape follow in a `read_result`
-  // event that need not hold up the reply: without group commit it is queued, and written
-  // with the next commit or by this, which the session calls once the reply is sent (and
-  // the destructor). With group commit it joins the committer's next batch at once.
+  // event that need not hold up the reply: without group commit it is queued and written
+  // with the next commit (no fsync of its own), or by this at the session's end (and by the
+  // destructor). With group commit it joins the committer's next batch at once.
   Status FlushReadResults();
 
   // Pending actions past their timeout become expired (a denial). Returns how many.

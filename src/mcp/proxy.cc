@@ -710,12 +710,7 @@ void Session::Gate(Json client_id, Json params) {
     ToClient(MakeResult(client_id, ResultFor(a)));
     // A read's result record is still queued here (Gateway::FlushReadResults): a crash now
     // must leave its durable `read` record and a chain that verifies.
-    if (a.risk == Risk::kRead) {
-      CrashPoint("mcp_read_replied");
-      // Its own commit, after the reply (unless another call's record took it along).
-      Status st = gw_.FlushReadResults();
-      if (!st.ok()) Log("could not record the result of " + a.id + ": " + st.message());
-    }
+    if (a.risk == Risk::kRead) CrashPoint("mcp_read_replied");
     return;
   }
   if (a.status != ActionStatus::kPending) {
@@ -1196,9 +1191,17 @@ int RunStdioProxy(Gateway& gateway, const StdioProxyOptions& options) {
     session.HandleText(line);
     if (session.closing()) break;
   }
+  // The last reads' result records (Gateway::FlushReadResults) have no later commit to ride
+  // along with: they are written now, before the upstream's stop, which can take long enough
+  // (a server slow to exit) for the client to kill airlock (the SDK: SIGTERM after 2 s).
+  Status st = gateway.FlushReadResults();
   // The client is gone: waiting calls stop waiting; calls being applied finish and are
   // recorded; then the upstream is stopped.
   session.Close();
+  if (st.ok()) st = gateway.FlushReadResults();  // reads that finished meanwhile
+  if (!st.ok()) {
+    std::fprintf(stderr, "airlock mcp: the last reads' result records: %s\n", st.message().c_str());
+  }
   return kExitOk;
 }
 

@@ -57,6 +57,7 @@ events() {
   id=$(jq -r --arg m "$1" 'select(.payload.args.arguments.message? == $m) | .action_id' <<<"$log" | head -1)
   [ -n "$id" ] && jq -c --arg id "$id" 'select(.action_id == $id)' <<<"$log"
 }
+has_result() { [ "$(events "$1" | wc -l)" -ge 2 ]; }
 action_of() { events "$1" | jq -r .action_id | head -1; }
 verified() { as_alice audit verify >/dev/null 2>&1; }
 
@@ -64,6 +65,9 @@ verified() { as_alice audit verify >/dev/null 2>&1; }
 out=$(echo_call "order one")
 checkd "a read call through airlock gets the server's answer" "$out" \
   jqe '.call.ok == true and (.call.result.content[0].text == "Echo: order one") and (.call.result.isError | not)' "$out"
+# The result record is written with the next commit or when the session ends: airlock may
+# still be finishing when the client has returned.
+poll 30 has_result "order one" || true
 ev=$(events "order one")
 checkd "... its 'read' event holds the full arguments and comes before its 'read_result'" "$ev" \
   jqe -s 'map(.event) == ["read", "read_result"] and .[0].payload.args.arguments == {"message": "order one"} and .[0].payload.status == "applied"' "$ev"
@@ -126,6 +130,7 @@ checkd "... 'airlock show' has it applied with no result (its size is unknown)" 
 checkd "... the chain verifies after the crash" "$(as_alice audit verify 2>&1)" verified
 
 out=$(echo_call "order after crash")
+poll 30 has_result "order after crash" || true
 ev=$(events "order after crash")
 checkd "the next session answers and records as before" "$out $ev" \
   all jqe '.call.ok == true and .call.result.content[0].text == "Echo: order after crash"' "$out" -- \
