@@ -104,6 +104,19 @@ class Connector {
       const std::string& action_id, const Json& args, const Effect& expected,
       const std::function<Status(const UndoRecord&)>& before_commit) = 0;
 
+  // An outbound read (a tool call or request the policy marks read): the same as Apply, but
+  // `in_flight` runs once, after the request is on its way and before its answer is awaited,
+  // so that the gateway's durable record of the read overlaps the round trip. If in_flight
+  // fails, the answer is withheld: the result is its error (the request was already sent).
+  // A connector that overlaps them runs in_flight only once the request was sent. This
+  // default overlaps nothing: in_flight first, then Apply.
+  virtual Result<ApplyOutcome> ApplyRead(const std::string& action_id, const Json& args,
+                                         const Effect& expected,
+                                         const std::function<Status()>& in_flight) {
+    RETURN_IF_ERROR(in_flight());
+    return Apply(action_id, args, expected, [](const UndoRecord&) { return Status::Ok(); });
+  }
+
   // Undoes an applied action from its undo record, all or nothing. If the target changed
   // since in a way that conflicts, returns Conflict and fills *report with the conflicting
   // rows/objects; nothing is changed. Records `action_id` as rolled back in the same

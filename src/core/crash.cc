@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -13,8 +14,11 @@ void CrashPoint(const char* point) {
   static const char* paused = std::getenv("AIRLOCK_PAUSE_AT");
   if (paused != nullptr && std::strcmp(paused, point) == 0) {
     static const char* ms = std::getenv("AIRLOCK_PAUSE_MS");
-    const long n = ms != nullptr ? std::strtol(ms, nullptr, 10) : 3000;
-    usleep(static_cast<useconds_t>(n > 0 && n < 600000 ? n : 3000) * 1000);
+    long n = ms != nullptr ? std::strtol(ms, nullptr, 10) : 3000;
+    if (n <= 0 || n >= 600000) n = 3000;
+    // Said on stderr, so that a test can act while the process waits here.
+    std::fprintf(stderr, "airlock: paused at %s for %ld ms\n", point, n);
+    usleep(static_cast<useconds_t>(n) * 1000);
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstdio>
 #include <filesystem>
 
 #include "approval/approval.h"
@@ -288,8 +289,88 @@ Result<Principal> Gateway::AuthenticateApprover(const std::optional<std::string>
 // ---- store helpers ---------------------------------------------------------------------------
 
 Status Gateway::Commit(const std::function<Status(StoreTxn&)>& fn) {
-  if (!options_.group_commit) return store_->Transact(fn);
-  return store_->TransactGrouped(fn).get();
+  if (options_.group_commit) return store_->TransactGrouped(fn).get();
+  std::vector<QueuedWrite> queued;
+  {
+    std::lock_guard<std::mutex> lock(queued_mu_);
+    queued.swap(queued_);
+  }
+  if (queued.empty()) return store_->Transact(fn);
+  // The queued read results ride along in this commit: they cost no fsync of their own.
+  Status st = store_->Transact([&](StoreTxn& t) -> Status {
+    for (const QueuedWrite& q : queued) RETURN_IF_ERROR(q.write(t));
+    return fn(t);
+  });
+  if (st.ok()) {
+    if (observer_) {
+      for (const QueuedWrite& q : queued) observer_(q.action, "read_result");
+    }
+    return st;
+  }
+  // They must not cost this change its record: it is tried alone. If it then commits, they
+  // were what failed, and they are dropped (a read's result size is the part a crash may
+  // lose too); if not, the store is failing, and they wait for the next commit.
+  Status alone = store_->Transact(fn);
+  if (alone.ok()) {
+    std::fprintf(stderr, "airlock: the result record of %zu read(s) could not be written: %s\n",
+                 queued.size(), st.message().c_str());
+    return alone;
+  }
+  std::lock_guard<std::mutex> lock(queued_mu_);
+  for (QueuedWrite& q : queued) queued_.push_back(std::move(q));
+  return alone;
+}
+
+Gateway::~Gateway() {
+  Status st = FlushReadResults();
+  if (!st.ok()) {
+    std::fprintf(stderr, "airlock: the result records of the last reads were not written: %s\n",
+                 st.message().c_str());
+  }
+}
+
+Status Gateway::FlushReadResults() {
+  std::vector<QueuedWrite> queued;
+  {
+    std::lock_guard<std::mutex> lock(queued_mu_);
+    queued.swap(queued_);
+  }
+  if (queued.empty()) return Status::Ok();
+  Status st = store_->Transact([&](StoreTxn& t) -> Status {
+    for (const QueuedWrite& q : queued) RETURN_IF_ERROR(q.write(t));
+    return Status::Ok();
+  });
+  if (!st.ok()) {
+    std::lock_guard<std::mutex> lock(queued_mu_);
+    for (QueuedWrite& q : queued) queued_.push_back(std::move(q));
+    return st;
+  }
+  if (observer_) {
+    for (const QueuedWrite& q : queued) observer_(q.action, "read_result");
+  }
+  return st;
+}
+
+void Gateway::RecordReadResult(const Action& action, const std::string& principal) {
+  Json payload = {{"result", action.result}};
+  std::string canonical = CanonicalJson(payload);
+  auto write = [action, principal, canonical](StoreTxn& t) -> Status {
+    RETURN_IF_ERROR(t.UpdateAction(action));
+    AuditEvent e;
+    e.action_id = action.id;
+    e.principal = principal;
+    e.event = "read_result";
+    e.payload = nullptr;
+    e.canonical_payload = canonical;
+    return t.AppendAudit(std::move(e)).status();
+  };
+  if (options_.group_commit) {
+    // The committer thread batches it with the next calls' records; nobody waits for it.
+    (void)store_->TransactGrouped(std::move(write));
+    return;
+  }
+  std::lock_guard<std::mutex> lock(queued_mu_);
+  queued_.push_back({action, std::move(write)});
 }
 
 std::mutex& Gateway::TargetMutex(const std::string& target) {
@@ -325,7 +406,7 @@ Status Gateway::AuditOnly(const std::string& action_id, const std::string& princ
     e.action_id = action_id;
     e.principal = principal;
     e.event = event;
-    e.payload = std::move(payload);
+    e.payload = payload;  // a copy: a grouped or retried commit runs this more than once
     return t.AppendAudit(std::move(e)).status();
   });
 }
@@ -680,11 +761,17 @@ Outcome Gateway::FinishRead(Action a, DryRunResult dry, const Principal& who) {
   return {Status::Ok(), a};
 }
 
-// A tool call the policy marks read: like an SQL read, it is recorded once, after it ran,
-// and its answer is withheld if that record fails. Nothing is recorded before the call:
-// a crash in between leaves no trace of a read, as for SQL (one durable commit per read).
+// A tool call the policy marks read. The request goes out at once, and the action with its
+// `read` event and full arguments is committed while the server works on it (the connector
+// runs the record once the request is sent): the answer is handed back only once that
+// record is durable, and withheld if it fails. The fsync thus hides behind the round trip.
+// The answer's size and shape follow in a `read_result` event that does not hold up the
+// reply (RecordReadResult). A crash between the two leaves an applied read with no result
+// (null): the call was made, its answer's size is unknown; recovery leaves it so.
+// An HTTP read keeps the older order: made first, then recorded once with its result.
 Outcome Gateway::McpRead(Action a, const Principal& who, std::unique_lock<std::mutex>& target_lock) {
   target_lock.unlock();
+  if (a.kind == "mcp") return OverlappedMcpRead(std::move(a), who);
   auto connector = ConnectorFor(a.target);
   Result<ApplyOutcome> out = connector.ok()
                                  ? (*connector)->Apply(a.id, a.args, a.effect,
@@ -709,6 +796,41 @@ Outcome Gateway::McpRead(Action a, const Principal& who, std::unique_lock<std::m
   } else {
     a.result = {{"summary", a.result["summary"]}, {"tool_result", out->result}};
   }
+  return {Status::Ok(), a};
+}
+
+Outcome Gateway::OverlappedMcpRead(Action a, const Principal& who) {
+  auto connector = ConnectorFor(a.target);
+  if (!connector.ok()) return Fail(std::move(a), /*insert=*/true, connector.status(), who);
+  a.status = ActionStatus::kApplied;  // recorded once the request has left: it was made
+  a.result = nullptr;                 // unknown until the answer is in
+  std::optional<Status> recorded;     // set once the connector ran the record
+  auto record = [&]() -> Status {
+    CrashPoint("mcp_read_sent");
+    recorded = Record(a, "read", who.Label(), DecisionPayload(a), /*insert=*/true);
+    if (recorded->ok()) CrashPoint("mcp_read_recorded");
+    return *recorded;
+  };
+  Result<ApplyOutcome> out = (*connector)->ApplyRead(a.id, a.args, a.effect, record);
+  a.updated_ms = NowMs();
+  if (recorded && !recorded->ok()) {
+    return {recorded->Annotate("audit write failed; the result is withheld"), std::nullopt};
+  }
+  if (!recorded) {
+    // Never sent: recorded as failed, as before any call.
+    if (!out.ok()) return Fail(std::move(a), /*insert=*/true, out.status(), who);
+    if (!out->effect_matched) {
+      return Fail(std::move(a), /*insert=*/true,
+                  Status::Internal("the call changed between its preview and its run"), who);
+    }
+    // Fail closed: an answer with no durable record is never handed back.
+    return Fail(std::move(a), /*insert=*/true,
+                Status::Internal("the read was not recorded before its answer; withheld"), who);
+  }
+  if (!out.ok()) return Fail(std::move(a), /*insert=*/false, out.status(), who);
+  a.result = Json{{"summary", McpResultSummary(out->result)}};
+  RecordReadResult(a, who.Label());
+  a.result = {{"summary", a.result["summary"]}, {"tool_result", std::move(out->result)}};
   return {Status::Ok(), a};
 }
 
@@ -1383,6 +1505,9 @@ Result<int> Gateway::ExpireDue() {
   return expired;
 }
 
+// An applied read with a null result is not stuck: its `read_result` record was lost in a
+// crash after the call was made and recorded (OverlappedMcpRead). The call happened; only
+// its answer's size is unknown, and nothing here can learn it, so it is left as it is.
 Status Gateway::Recover() {
   std::vector<Action> stuck;
   RETURN_IF_ERROR(store_->Read([&](StoreTxn& t) -> Status {

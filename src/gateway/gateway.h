@@ -89,6 +89,9 @@ class Gateway {
   static Result<std::unique_ptr<Gateway>> Open(std::shared_ptr<const Policy> policy,
                                                const GatewayOptions& options);
 
+  // Writes what is still queued of the reads' result records (FlushReadResults).
+  ~Gateway();
+
   // Set once, before the gateway is shared between threads.
   void SetObserver(ActionObserver observer) { observer_ = std::move(observer); }
   // Changes other processes commit to a shared store (Store::WatchChanges).
@@ -135,6 +138,13 @@ class Gateway {
   Result<std::vector<Breaker>> Breakers();
   Result<AuditHead> AuditHeadNow();
 
+  // A tool call the policy marks read is recorded durably (action, `read` event, full
+  // arguments) while it is in flight; the answer's size and shape follow in a `read_result`
+  // event that need not hold up the reply: without group commit it is queued and written
+  // with the next commit (no fsync of its own), or by this at the session's end (and by the
+  // destructor). With group commit it joins the committer's next batch at once.
+  Status FlushReadResults();
+
   // Pending actions past their timeout become expired (a denial). Returns how many.
   Result<int> ExpireDue();
   // Resolves `applying` / `rolling_back` actions from what the target recorded.
@@ -176,6 +186,10 @@ class Gateway {
   Status ApplyRecipientLimits(Action* action);
   // Makes a tool call the policy marks read, then records it (one durable commit).
   Outcome McpRead(Action action, const Principal& who, std::unique_lock<std::mutex>& target_lock);
+  // McpRead for a tool call: its record overlaps the call (see gateway.cc).
+  Outcome OverlappedMcpRead(Action action, const Principal& who);
+  // The `read_result` record of a read whose reply is on its way (see FlushReadResults).
+  void RecordReadResult(const Action& action, const std::string& principal);
   // A read that ran in the sandbox (or on the read fast path): recorded once, then its rows
   // are handed back.
   Outcome FinishRead(Action action, DryRunResult dry, const Principal& who);
@@ -209,6 +223,13 @@ class Gateway {
   std::unique_ptr<Store> store_;
   std::mutex connectors_mu_;
   std::map<std::string, std::unique_ptr<Connector>> connectors_;  // GUARDED_BY(connectors_mu_)
+  // Read results waiting for the next commit (only without group commit).
+  struct QueuedWrite {
+    Action action;  // as the write leaves it, for the observer
+    std::function<Status(StoreTxn&)> write;
+  };
+  std::mutex queued_mu_;
+  std::vector<QueuedWrite> queued_;  // GUARDED_BY(queued_mu_)
   std::mutex target_mu_;
   std::map<std::string, std::unique_ptr<std::mutex>> target_locks_;  // GUARDED_BY(target_mu_)
 };

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "connectors/mcp/mcp_connector.h"
+#include "core/crash.h"
 #include "core/json.h"
 #include "mcp/http_upstream.h"
 #include "mcp/jsonrpc.h"
@@ -135,6 +136,8 @@ class SessionCaller : public McpToolCaller {
  public:
   explicit SessionCaller(Session* s) : session_(s) {}
   Result<Json> CallTool(const Json& params) override;
+  Result<Json> CallToolOverlapped(const Json& params,
+                                  const std::function<Status()>& in_flight) override;
   Result<std::string> SandboxUpper() override;
   Status ResetSandbox() override;
 
@@ -165,8 +168,11 @@ class Session {
   const McpServerSpec& spec() const { return spec_; }
   const std::string& agent() const { return agent_; }
 
-  // A tools/call made by the gateway's apply, on this session's upstream.
-  Result<Json> CallUpstream(const std::string& method, const Json& params, const Json& client_id);
+  // A tools/call made by the gateway's apply, on this session's upstream. `in_flight`, if
+  // given, runs on this thread once the request is sent, while the upstream works on it; if
+  // it fails, the answer is still awaited (the upstream's id must be retired) but withheld.
+  Result<Json> CallUpstream(const std::string& method, const Json& params, const Json& client_id,
+                            const std::function<Status()>* in_flight = nullptr);
   // A server in a sandbox: its upper layer's path, starting it if needed.
   Result<std::string> SandboxUpper();
   // Stops the sandboxed server (and with it its overlay); the next request starts it afresh.
@@ -232,6 +238,11 @@ thread_local Json tl_client_id = nullptr;  // the gated call this thread is appl
 
 Result<Json> SessionCaller::CallTool(const Json& params) {
   return session_->CallUpstream("tools/call", params, tl_client_id);
+}
+
+Result<Json> SessionCaller::CallToolOverlapped(const Json& params,
+                                               const std::function<Status()>& in_flight) {
+  return session_->CallUpstream("tools/call", params, tl_client_id, &in_flight);
 }
 
 Result<std::string> SessionCaller::SandboxUpper() {
@@ -343,7 +354,8 @@ Status Session::EnsureUpstream() {
 }
 
 Result<Json> Session::CallUpstream(const std::string& method, const Json& params,
-                                   const Json& client_id) {
+                                   const Json& client_id,
+                                   const std::function<Status()>* in_flight) {
   if (method != "initialize") RETURN_IF_ERROR(EnsureUpstream());
   auto answer = std::make_shared<std::promise<Result<Json>>>();
   auto fut = answer->get_future();
@@ -367,9 +379,14 @@ Result<Json> Session::CallUpstream(const std::string& method, const Json& params
     inflight_.erase(id);
     return Status::IoError("the MCP server did not answer initialize in time");
   }
+  // Outside up_mu_: the reader thread may deliver the answer meanwhile.
+  const Status overlapped = in_flight != nullptr ? (*in_flight)() : Status::Ok();
   Result<Json> r = fut.get();
-  std::lock_guard<std::mutex> lock(up_mu_);
-  if (!client_id.is_null()) client_to_upstream_.erase(CanonicalJson(client_id));
+  {
+    std::lock_guard<std::mutex> lock(up_mu_);
+    if (!client_id.is_null()) client_to_upstream_.erase(CanonicalJson(client_id));
+  }
+  if (!overlapped.ok()) return overlapped;
   return r;
 }
 
@@ -691,6 +708,9 @@ void Session::Gate(Json client_id, Json params) {
   }
   if (a.status == ActionStatus::kApplied) {
     ToClient(MakeResult(client_id, ResultFor(a)));
+    // A read's result record is still queued here (Gateway::FlushReadResults): a crash now
+    // must leave its durable `read` record and a chain that verifies.
+    if (a.risk == Risk::kRead) CrashPoint("mcp_read_replied");
     return;
   }
   if (a.status != ActionStatus::kPending) {
@@ -1171,9 +1191,17 @@ int RunStdioProxy(Gateway& gateway, const StdioProxyOptions& options) {
     session.HandleText(line);
     if (session.closing()) break;
   }
+  // The last reads' result records (Gateway::FlushReadResults) have no later commit to ride
+  // along with: they are written now, before the upstream's stop, which can take long enough
+  // (a server slow to exit) for the client to kill airlock (the SDK: SIGTERM after 2 s).
+  Status st = gateway.FlushReadResults();
   // The client is gone: waiting calls stop waiting; calls being applied finish and are
   // recorded; then the upstream is stopped.
   session.Close();
+  if (st.ok()) st = gateway.FlushReadResults();  // reads that finished meanwhile
+  if (!st.ok()) {
+    std::fprintf(stderr, "airlock mcp: the last reads' result records: %s\n", st.message().c_str());
+  }
   return kExitOk;
 }
 

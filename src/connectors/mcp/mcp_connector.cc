@@ -143,6 +143,29 @@ class McpConnector : public IrreversibleConnector {
     return out;
   }
 
+  // A read: the call is sent, the gateway's record of it is made while the server works,
+  // and the answer is handed back once both are done. A sandboxed call already ran in its
+  // dry-run, so there is nothing to overlap: the default order (record, then commit).
+  Result<ApplyOutcome> ApplyRead(const std::string& action_id, const Json& args,
+                                 const Effect& expected,
+                                 const std::function<Status()>& in_flight) override {
+    if (sandbox_) return Connector::ApplyRead(action_id, args, expected, in_flight);
+    ASSIGN_OR_RETURN(std::string tool, ToolOf(args));
+    ApplyOutcome out;
+    out.effect = McpCallEffect(config_.name, tool, ArgumentsOf(args),
+                               args.contains("annotations") ? args["annotations"] : Json(nullptr));
+    out.effect_matched = out.effect.effect_hash == expected.effect_hash;
+    if (!out.effect_matched) return out;
+    out.undo.kind = "mcp";
+    out.undo.reversible = false;
+    out.undo.note = note();
+    Json params = {{"name", tool}, {"arguments", ArgumentsOf(args)}};
+    if (args.contains("_meta") && args["_meta"].is_object()) params["_meta"] = args["_meta"];
+    McpToolCaller* caller = tl_session_caller != nullptr ? tl_session_caller : caller_.get();
+    ASSIGN_OR_RETURN(out.result, caller->CallToolOverlapped(params, in_flight));
+    return out;
+  }
+
   // A sandboxed call's file effect was committed like a shell action's: so it is undone.
   Status Rollback(const std::string& action_id, const UndoRecord& undo, Json* report) override {
     if (sandbox_ && undo.kind == "shell") {

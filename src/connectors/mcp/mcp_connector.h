@@ -11,6 +11,7 @@
 // it later, a one-shot session with a fresh upstream (mcp/upstream.h).
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "connectors/connector.h"
@@ -23,6 +24,15 @@ class McpToolCaller {
  public:
   virtual ~McpToolCaller() = default;
   virtual Result<Json> CallTool(const Json& params) = 0;
+  // The same, running `in_flight` once the request is sent and before the answer is
+  // awaited (a read's durable record overlaps the round trip; Connector::ApplyRead). If it
+  // fails, the answer is withheld and its error returned. This default overlaps nothing:
+  // in_flight first, then the call.
+  virtual Result<Json> CallToolOverlapped(const Json& params,
+                                          const std::function<Status()>& in_flight) {
+    RETURN_IF_ERROR(in_flight());
+    return CallTool(params);
+  }
   // A server run in a shell target's sandbox: the path at which this process reads the
   // overlay's upper layer now, starting the server if it is not running. Callers that run no
   // sandbox: FailedPrecondition.

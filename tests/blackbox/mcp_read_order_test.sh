@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# The order of a read tool call through `airlock mcp stdio` (issue 5's latency line): the
+# request goes upstream at once and its record (the action, the `read` event with the full
+# arguments) is committed while the server works; the answer reaches the client only once
+# that record is durable. The answer's size and shape follow in a `read_result` event after
+# the reply. Checked with the real SDK client and server-everything's echo:
+#   - a normal call: `read` (full arguments) then `read_result`, the chain verifies;
+#   - the store write-locked by another process during the call: the record cannot be made,
+#     so the client gets an error and never the answer;
+#   - a crash right after the record is durable (before the answer is handed back): no
+#     answer, a recorded read action;
+#   - a crash right after the reply: a recorded read action whose result is unknown (no
+#     `read_result`), and a chain that verifies; the next session works.
+source "$(dirname "$0")/lib.sh"
+cd "$T"
+source "$SRC/tests/blackbox/mcp_lib.sh"
+require_mcp_packages @modelcontextprotocol/sdk @modelcontextprotocol/server-everything
+
+P=$T/airlock.yaml
+STORE=$T/state/airlock.db
+# echo is a read, and nothing else matches it (a `"*": low` rule would make it low).
+cat > "$P" <<YAML
+version: 1
+store: $STORE
+agents:
+  - {name: mail-bot, token_sha256: "$(sha "$MAIL_TOKEN")", scopes: [everything]}
+approvers:
+  - {name: alice, token_sha256: "$(sha "$ALICE_TOKEN")"}
+  - {name: bob, token_sha256: "$(sha "$BOB_TOKEN")"}
+approvals: {low: 0, high: 1, critical: 2, timeout: 1h}
+mcp_servers:
+  everything:
+    command: [node, "$EVERYTHING", stdio]
+    tools:
+      - {tool: echo, risk: read}
+YAML
+export AIRLOCK_CONFIG=$P
+unset AIRLOCK_TOKEN AIRLOCK_SERVER
+
+as_alice() { AIRLOCK_TOKEN=$ALICE_TOKEN "$AIRLOCK_BIN" "$@"; }
+checkd() {
+  local what=$1 ev=$2; shift 2
+  if "$@"; then ok "$what"; else not_ok "$what"; printf '%s\n' "$ev" | head -c 3000 | sed 's/^/#   /'; echo; fi
+}
+jqe() { local json=${*: -1}; jq -e "${@:1:$#-1}" <<<"$json" >/dev/null 2>&1; }
+# echo_call MESSAGE [--env K=V ...]: one session, one echo call; the client's JSON.
+echo_call() {
+  local msg=$1; shift
+  timeout 240 node "$MCP/client.mjs" --bin "$AIRLOCK_BIN" --config "$P" --token "$MAIL_TOKEN" \
+    --server everything --stderr "$T/mcp.err" --timeout 120000 "$@" \
+    call echo "$(jq -cn --arg m "$msg" '{message: $m}')"
+}
+# events MESSAGE: the audit events (JSON lines) of the echo action whose arguments hold MESSAGE.
+events() {
+  local log id
+  log=$(as_alice audit log --json 2>/dev/null)
+  id=$(jq -r --arg m "$1" 'select(.payload.args.arguments.message? == $m) | .action_id' <<<"$log" | head -1)
+  [ -n "$id" ] && jq -c --arg id "$id" 'select(.action_id == $id)' <<<"$log"
+}
+has_result() { [ "$(events "$1" | wc -l)" -ge 2 ]; }
+action_of() { events "$1" | jq -r .action_id | head -1; }
+verified() { as_alice audit verify >/dev/null 2>&1; }
+
+# ---- a normal read: answered, recorded, and its result follows ------------------------------
+out=$(echo_call "order one")
+checkd "a read call through airlock gets the server's answer" "$out" \
+  jqe '.call.ok == true and (.call.result.content[0].text == "Echo: order one") and (.call.result.isError | not)' "$out"
+# The result record is written with the next commit or when the session ends: airlock may
+# still be finishing when the client has returned.
+poll 30 has_result "order one" || true
+ev=$(events "order one")
+checkd "... its 'read' event holds the full arguments and comes before its 'read_result'" "$ev" \
+  jqe -s 'map(.event) == ["read", "read_result"] and .[0].payload.args.arguments == {"message": "order one"} and .[0].payload.status == "applied"' "$ev"
+checkd "... and 'read_result' holds the answer's size and shape, not its text" "$ev" \
+  jqe -s '.[1].payload.result.summary.size_bytes > 0 and (.[1] | tostring | contains("Echo: order one") | not)' "$ev"
+id=$(action_of "order one")
+shown=$(as_alice show "$id" --json 2>&1)
+checkd "... 'airlock show' has it applied, read risk, with the result's summary" "$shown" \
+  jqe '.status == "applied" and .risk == "read" and (.result.summary | type == "object")' "$shown"
+checkd "... the chain verifies" "$(as_alice audit verify 2>&1)" verified
+
+# ---- the store fails while the call is in flight: the answer is withheld --------------------
+# airlock pauses once the request is sent and before its record (AIRLOCK_PAUSE_AT); meanwhile
+# another process takes the store's write lock and holds it longer than airlock waits for it
+# (10 s): the read's record cannot be committed.
+: > "$T/mcp.err"
+echo_call "order locked" --env AIRLOCK_PAUSE_AT=mcp_read_sent --env AIRLOCK_PAUSE_MS=8000 \
+  > "$T/locked.json" &
+client=$!
+for _ in $(seq 1 600); do
+  grep -q "paused at mcp_read_sent" "$T/mcp.err" 2>/dev/null && break
+  sleep 0.1
+done
+(echo "BEGIN IMMEDIATE;"; sleep 30; echo "ROLLBACK;") | sqlite3 "$STORE" &
+holder=$!
+for _ in $(seq 1 100); do
+  sqlite3 -cmd ".timeout 0" "$STORE" "BEGIN IMMEDIATE; ROLLBACK;" >/dev/null 2>&1 || break
+  sleep 0.1
+done
+wait "$client"
+out=$(cat "$T/locked.json")
+checkd "airlock paused with the request sent, and the store's write lock was taken meanwhile" \
+  "$(tail -3 "$T/mcp.err")" grep -q "paused at mcp_read_sent" "$T/mcp.err"
+checkd "with the store unwritable, the client gets an error that says the answer is withheld" "$out" \
+  jqe '.initialize != null and .call.ok == false and (.call.error.message | test("audit write failed; the result is withheld"))' "$out"
+checkd "... and never the server's answer" "$out" bash -c '! grep -q "Echo: order locked" <<<"$1"' _ "$out"
+wait "$holder"
+checkd "... nothing claims the call was recorded" "$(events "order locked")" \
+  test -z "$(events "order locked")"
+
+# ---- a crash once the record is durable, before the answer is handed back -------------------
+out=$(echo_call "order crash before" --env AIRLOCK_CRASH_AT=mcp_read_recorded)
+checkd "a crash after the record, before the answer: the client gets no answer" "$out" \
+  bash -c '! grep -q "Echo: order crash before" <<<"$1" && jq -e ".initialize != null and .call.ok == false" <<<"$1" >/dev/null' _ "$out"
+ev=$(events "order crash before")
+checkd "... the read is recorded with its arguments, its result unknown" "$ev" \
+  jqe -s 'map(.event) == ["read"] and .[0].payload.args.arguments == {"message": "order crash before"}' "$ev"
+
+# ---- a crash right after the reply ----------------------------------------------------------
+out=$(echo_call "order crash after" --env AIRLOCK_CRASH_AT=mcp_read_replied)
+checkd "a crash right after the reply: the client got the answer" "$out" \
+  jqe '.call.ok == true and .call.result.content[0].text == "Echo: order crash after"' "$out"
+ev=$(events "order crash after")
+checkd "... the read is durable with its full arguments; its result record was lost" "$ev" \
+  jqe -s 'map(.event) == ["read"] and .[0].payload.args.arguments == {"message": "order crash after"}' "$ev"
+id=$(action_of "order crash after")
+shown=$(as_alice show "$id" --json 2>&1)
+checkd "... 'airlock show' has it applied with no result (its size is unknown)" "$shown" \
+  jqe '.status == "applied" and .risk == "read" and (.result == null)' "$shown"
+checkd "... the chain verifies after the crash" "$(as_alice audit verify 2>&1)" verified
+
+out=$(echo_call "order after crash")
+poll 30 has_result "order after crash" || true
+ev=$(events "order after crash")
+checkd "the next session answers and records as before" "$out $ev" \
+  all jqe '.call.ok == true and .call.result.content[0].text == "Echo: order after crash"' "$out" -- \
+  jqe -s 'map(.event) == ["read", "read_result"]' "$ev"
+checkd "... and the chain still verifies" "$(as_alice audit verify 2>&1)" verified
+
+if [ "$FAILED" -gt 0 ] && [ -s "$T/mcp.err" ]; then
+  echo "# stderr of airlock mcp stdio, last lines:"
+  tail -40 "$T/mcp.err" | sed 's/^/#   /'
+fi
+finish
