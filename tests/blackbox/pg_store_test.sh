@@ -183,7 +183,7 @@ seed_db
 run_json out as_agent --config C/airlock.yaml --json sql --target app-db "DELETE FROM users WHERE id <= 200"
 CID=$(jf .id "$out")
 AIRLOCK_PAUSE_AT=gateway_after_claim AIRLOCK_PAUSE_MS=4000 \
-  as_dba --config C/airlock.yaml --json approve "$CID" >"$T/c-approve.json" 2>&1 &
+  as_dba --config C/airlock.yaml --json approve "$CID" >"$T/c-approve.json" 2>"$T/c-approve.err" &
 CPID=$!
 applying() { [ "$(pg_sql app "SELECT status FROM airlock_store.actions WHERE id = '$CID'")" = applying ]; }
 poll 10 applying
