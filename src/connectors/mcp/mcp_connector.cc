@@ -125,21 +125,11 @@ class McpConnector : public IrreversibleConnector {
       const std::string& action_id, const Json& args, const Effect& expected,
       const std::function<Status(const UndoRecord&)>& before_commit) override {
     if (sandbox_) return SandboxedApply(action_id, expected, before_commit);
-    (void)action_id;
-    ASSIGN_OR_RETURN(std::string tool, ToolOf(args));
     ApplyOutcome out;
-    out.effect = McpCallEffect(config_.name, tool, ArgumentsOf(args),
-                               args.contains("annotations") ? args["annotations"] : Json(nullptr));
-    out.effect_matched = out.effect.effect_hash == expected.effect_hash;
+    ASSIGN_OR_RETURN(Json params, PrepareCall(args, expected, &out));
     if (!out.effect_matched) return out;
-    out.undo.kind = "mcp";
-    out.undo.reversible = false;
-    out.undo.note = note();
     RETURN_IF_ERROR(before_commit(out.undo));
-    Json params = {{"name", tool}, {"arguments", ArgumentsOf(args)}};
-    if (args.contains("_meta") && args["_meta"].is_object()) params["_meta"] = args["_meta"];
-    McpToolCaller* caller = tl_session_caller != nullptr ? tl_session_caller : caller_.get();
-    ASSIGN_OR_RETURN(out.result, caller->CallTool(params));
+    ASSIGN_OR_RETURN(out.result, Caller()->CallTool(params));
     return out;
   }
 
@@ -150,19 +140,10 @@ class McpConnector : public IrreversibleConnector {
                                  const Effect& expected,
                                  const std::function<Status()>& in_flight) override {
     if (sandbox_) return Connector::ApplyRead(action_id, args, expected, in_flight);
-    ASSIGN_OR_RETURN(std::string tool, ToolOf(args));
     ApplyOutcome out;
-    out.effect = McpCallEffect(config_.name, tool, ArgumentsOf(args),
-                               args.contains("annotations") ? args["annotations"] : Json(nullptr));
-    out.effect_matched = out.effect.effect_hash == expected.effect_hash;
+    ASSIGN_OR_RETURN(Json params, PrepareCall(args, expected, &out));
     if (!out.effect_matched) return out;
-    out.undo.kind = "mcp";
-    out.undo.reversible = false;
-    out.undo.note = note();
-    Json params = {{"name", tool}, {"arguments", ArgumentsOf(args)}};
-    if (args.contains("_meta") && args["_meta"].is_object()) params["_meta"] = args["_meta"];
-    McpToolCaller* caller = tl_session_caller != nullptr ? tl_session_caller : caller_.get();
-    ASSIGN_OR_RETURN(out.result, caller->CallToolOverlapped(params, in_flight));
+    ASSIGN_OR_RETURN(out.result, Caller()->CallToolOverlapped(params, in_flight));
     return out;
   }
 
@@ -186,6 +167,27 @@ class McpConnector : public IrreversibleConnector {
   }
 
  private:
+  // The session's caller when a session made this call (serve's /mcp, mcp stdio), else the
+  // connector's own.
+  McpToolCaller* Caller() {
+    return tl_session_caller != nullptr ? tl_session_caller : caller_.get();
+  }
+
+  // What Apply and ApplyRead share: the call's effect checked against the approved one, its
+  // undo note, and the tools/call parameters. out->effect_matched false: send nothing.
+  Result<Json> PrepareCall(const Json& args, const Effect& expected, ApplyOutcome* out) {
+    ASSIGN_OR_RETURN(std::string tool, ToolOf(args));
+    out->effect = McpCallEffect(config_.name, tool, ArgumentsOf(args),
+                                args.contains("annotations") ? args["annotations"] : Json(nullptr));
+    out->effect_matched = out->effect.effect_hash == expected.effect_hash;
+    out->undo.kind = "mcp";
+    out->undo.reversible = false;
+    out->undo.note = note();
+    Json params = {{"name", tool}, {"arguments", ArgumentsOf(args)}};
+    if (args.contains("_meta") && args["_meta"].is_object()) params["_meta"] = args["_meta"];
+    return params;
+  }
+
   // The call itself, made on the live session's sandboxed upstream. The gateway runs the
   // dry-runs of one target one at a time, so no other call of this process writes into the
   // overlay meanwhile: what the upper layer holds after the call is this call's effect,
