@@ -351,6 +351,28 @@ for point in postgres_rollback_before_commit postgres_rollback_after_commit; do
   fi
 done
 
+# --- mode: dry-run never changes the target (as on SQLite): every write is previewed,
+#     classified and audited, and denied with dry_run; reads still answer.
+sed 's/^version: 1$/version: 1\nmode: dry-run/' "$T/airlock.yaml" > "$T/dry.yaml"
+# (pg_dump brackets its output with a \restrict line holding a random key: left out.)
+public_dump() {
+  as_pg "$PG_BIN/pg_dump" -h "$PG_DIR" -p "$PGPORT" -U postgres --schema=public app |
+    grep -v -E '^\\(un)?restrict '
+}
+before=$(public_dump)
+for sql in "UPDATE users SET name = 'dry' WHERE id = 30" "DELETE FROM users" "DROP TABLE logs" \
+    "ALTER TABLE users ADD COLUMN dry int"; do
+  run out as_agent --config "$T/dry.yaml" sql --json --target app-pg "$sql"
+  check "dry-run mode: '$sql' is not applied (denied, dry_run, would be $(jf .would_status "$out"))" \
+    all [ "$(jf .status "$out")" = denied ] -- [ "$(jf .dry_run "$out")" = true ]
+done
+after=$(public_dump)
+diff <(echo "$before") <(echo "$after") | head -20 | sed "s/^/# /"
+check "dry-run mode: the public schema is byte-for-byte unchanged ($(wc -l <<<"$after") lines of pg_dump)" \
+  all [ "$after" = "$before" ] -- grep -q "COPY public.users" <<<"$after"
+run out as_agent --config "$T/dry.yaml" sql --json --target app-pg "SELECT count(*) FROM users"
+check "dry-run mode: reads still answer" all [ "$RC" -eq 0 ] -- [ "$(jf '.result.rows[0][0]' "$out")" -gt 0 ]
+
 # --- The DSN's password appears nowhere: outputs, errors, the store, the audit log.
 APP_DB_DSN="${PG_DSN/password=$PG_PASSWORD/password=${PG_PASSWORD}x}"
 run out as_agent sql --json --target app-pg "UPDATE users SET name = 'z' WHERE id = 11"
