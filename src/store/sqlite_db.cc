@@ -100,13 +100,6 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int flags, int bus
   std::unique_ptr<Db> db(new Db(raw, path));
   sqlite3_extended_result_codes(raw, 1);
   sqlite3_busy_timeout(raw, busy_timeout_ms);
-  // The last connection to close would checkpoint the WAL into the file and delete it: two
-  // more fsyncs, and a third (the directory's) when the next process creates the WAL again.
-  // A CLI command opens and closes the store once per action, so that was 4 of its 5 fsyncs.
-  // The WAL is kept instead (its commits are durable already) and checkpointed by SQLite's
-  // automatic checkpoint as it grows. A copy of the store must therefore take the -wal file
-  // too, or use `sqlite3 airlock.db .backup`.
-  sqlite3_db_config(raw, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, static_cast<int*>(nullptr));
   return db;
 }
 
