@@ -9,6 +9,9 @@
 #                   every call's audit event is durable, fdatasync, before the reply)
 #   airlock-tmpfs   the same with the store on tmpfs (/dev/shm): fsync costs ~nothing, so the
 #                   difference to `airlock` is the durability's cost
+#   relay           stdio, client -> stdio_relay (bench/stdio_relay.cc: copies bytes, nothing
+#                   else) -> server-everything: what one more process in between costs by
+#                   itself here, the floor of any stdio proxy
 #   http-direct     streamable HTTP, client -> server-everything's own HTTP transport
 #   mcp-proxy       streamable HTTP, client -> mcp-proxy -> stdio server-everything
 #   airlock-serve   streamable HTTP, client -> airlock serve /mcp/everything -> stdio
@@ -27,17 +30,19 @@ while [[ $# -gt 0 ]]; do
     --build) BUILD=$2; shift 2 ;;
     --calls) CALLS=$2; shift 2 ;;
     --warmup) WARMUP=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "mcp_bench: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "$BUILD" && pwd)
 AIRLOCK=$BUILD/airlock
+RELAY=$BUILD/stdio_relay
 MCP=$SRC/tests/mcp
 EVERYTHING=$MCP/node_modules/@modelcontextprotocol/server-everything/dist/index.js
 PROXY=$MCP/node_modules/mcp-proxy/dist/bin/mcp-proxy.mjs
 [[ -x $AIRLOCK ]] || { echo "mcp_bench: $AIRLOCK not found; build first (make build)" >&2; exit 1; }
+[[ -x $RELAY ]] || { echo "mcp_bench: $RELAY not found; build first (make build)" >&2; exit 1; }
 command -v node >/dev/null || { echo "mcp_bench: node is required (scripts/install-mcp-tests.sh)" >&2; exit 1; }
 for f in "$MCP/node_modules/@modelcontextprotocol/sdk/package.json" "$EVERYTHING" "$PROXY"; do
   [[ -f $f ]] || { echo "mcp_bench: $f is missing; run scripts/install-mcp-tests.sh (make deps)" >&2; exit 1; }
@@ -100,7 +105,7 @@ wait_listen "$HTTP_PORT" "$W/everything-http.log"
 wait_listen "$PROXY_PORT" "$W/mcp-proxy.log"
 wait_listen "$SERVE_PORT" "$W/serve.log"
 
-jq -n --arg ev "$EVERYTHING" --arg bin "$AIRLOCK" --arg tok "$TOKEN" --arg w "$W" \
+jq -n --arg ev "$EVERYTHING" --arg bin "$AIRLOCK" --arg relay "$RELAY" --arg tok "$TOKEN" --arg w "$W" \
   --argjson hpid "${PIDS[0]}" --argjson ppid "${PIDS[1]}" --arg http "http://127.0.0.1:$HTTP_PORT/mcp" --arg proxy "http://127.0.0.1:$PROXY_PORT/mcp" \
   --argjson spid "${PIDS[2]}" --arg serve "http://127.0.0.1:$SERVE_PORT/mcp/everything" '
   def al(p): {command: $bin, args: ["--config", p, "mcp", "stdio", "--server", "everything"],
@@ -108,6 +113,7 @@ jq -n --arg ev "$EVERYTHING" --arg bin "$AIRLOCK" --arg tok "$TOKEN" --arg w "$W
   [{name: "direct", stdio: {command: "node", args: [$ev, "stdio"], stderr: ($w + "/everything.err")}},
    {name: "airlock", stdio: al($w + "/airlock.yaml")},
    {name: "airlock-tmpfs", stdio: al($w + "/airlock-tmpfs.yaml")},
+   {name: "relay", stdio: {command: $relay, args: ["node", $ev, "stdio"], stderr: ($w + "/relay.err")}},
    {name: "http-direct", http: $http, pid: $hpid},
    {name: "mcp-proxy", http: $proxy, pid: $ppid},
    {name: "airlock-serve", http: $serve, pid: $spid, headers: {Authorization: ("Bearer " + $tok)}}]' > "$W/sides.json"
@@ -147,12 +153,15 @@ printf '%-52s %10s %10s %10s %12s %8s %14s\n' "" "p50" "p90" "p99" "p50 added" "
 row "direct (stdio)" direct direct
 row "airlock mcp stdio (store on disk, fdatasync per call)" airlock direct
 row "airlock mcp stdio (store on tmpfs: no fsync cost)" airlock-tmpfs direct
+row "stdio_relay (bytes only: one more process's floor)" relay direct
 row "http-direct (server-everything's own HTTP)" http-direct http-direct
 row "mcp-proxy (HTTP -> stdio), vs http-direct" mcp-proxy http-direct
 row "airlock serve /mcp (HTTP -> stdio), vs http-direct" airlock-serve http-direct
 row "airlock serve /mcp, vs mcp-proxy" airlock-serve mcp-proxy
 echo "target: airlock adds <= 10% of direct p50 or <= 150 µs, whichever is larger (here <= $allow µs):" \
   "$(verdict "$a50") with the durable store (+$((a50 - d50)) µs), $(verdict "$t50") with the store on tmpfs (+$((t50 - d50)) µs)"
+r50=$(v relay p50_us)
+echo "floor: a relay that only copies bytes adds +$((r50 - d50)) µs; airlock adds $((a50 - r50)) µs (disk) and $((t50 - r50)) µs (tmpfs) over it"
 echo "fdatasync of 4 KiB on the store's disk: p50 $(jq -r .fsync.p50_us <<<"$out") µs, p99 $(jq -r .fsync.p99_us <<<"$out") µs ($(jq -r .fsync.count <<<"$out") syncs)"
 echo "CPU µs/call: of the process the client talks to + of its children (the stdio upstream), user+system, 10 ms ticks / calls"
 echo "session setup (initialize) ms: $(jq -r '[.sides | to_entries[] | "\(.key) \(.value.init_ms)"] | join(", ")' <<<"$out")"

@@ -804,34 +804,95 @@ Outcome Gateway::OverlappedMcpRead(Action a, const Principal& who) {
   if (!connector.ok()) return Fail(std::move(a), /*insert=*/true, connector.status(), who);
   a.status = ActionStatus::kApplied;  // recorded once the request has left: it was made
   a.result = nullptr;                 // unknown until the answer is in
-  std::optional<Status> recorded;     // set once the connector ran the record
+  McpReadTicket ticket{std::move(a), who};
+  std::optional<Status> recorded;  // set once the connector ran the record
   auto record = [&]() -> Status {
-    CrashPoint("mcp_read_sent");
-    recorded = Record(a, "read", who.Label(), DecisionPayload(a), /*insert=*/true);
-    if (recorded->ok()) CrashPoint("mcp_read_recorded");
+    recorded = RecordMcpRead(ticket);
     return *recorded;
   };
-  Result<ApplyOutcome> out = (*connector)->ApplyRead(a.id, a.args, a.effect, record);
-  a.updated_ms = NowMs();
-  if (recorded && !recorded->ok()) {
-    return {recorded->Annotate("audit write failed; the result is withheld"), std::nullopt};
-  }
+  Result<ApplyOutcome> out = (*connector)->ApplyRead(ticket.action.id, ticket.action.args,
+                                                     ticket.action.effect, record);
   if (!recorded) {
     // Never sent: recorded as failed, as before any call.
-    if (!out.ok()) return Fail(std::move(a), /*insert=*/true, out.status(), who);
+    Action& b = ticket.action;
+    b.updated_ms = NowMs();
+    if (!out.ok()) return Fail(std::move(b), /*insert=*/true, out.status(), who);
     if (!out->effect_matched) {
-      return Fail(std::move(a), /*insert=*/true,
+      return Fail(std::move(b), /*insert=*/true,
                   Status::Internal("the call changed between its preview and its run"), who);
     }
     // Fail closed: an answer with no durable record is never handed back.
-    return Fail(std::move(a), /*insert=*/true,
+    return Fail(std::move(b), /*insert=*/true,
                 Status::Internal("the read was not recorded before its answer; withheld"), who);
   }
-  if (!out.ok()) return Fail(std::move(a), /*insert=*/false, out.status(), who);
-  a.result = Json{{"summary", McpResultSummary(out->result)}};
-  RecordReadResult(a, who.Label());
-  a.result = {{"summary", a.result["summary"]}, {"tool_result", std::move(out->result)}};
-  return {Status::Ok(), a};
+  Result<Json> answer = out.ok() ? Result<Json>(std::move(out->result)) : Result<Json>(out.status());
+  return FinishMcpRead(std::move(ticket), *recorded, std::move(answer));
+}
+
+std::optional<Gateway::McpReadTicket> Gateway::BeginMcpRead(
+    const std::optional<std::string>& token, const SubmitRequest& request) {
+  // Everything here only looks, as Submit would up to its decision; anything else goes back
+  // to the caller untouched, for Submit to decide and audit.
+  if (request.kind != "mcp" || !request.idempotency_key.empty() || request.read_only ||
+      policy_->mode == PolicyMode::kDryRun) {
+    return std::nullopt;
+  }
+  auto who = Authenticate(token);
+  if (!who.ok() || who->role != Principal::Role::kAgent) return std::nullopt;
+  const TargetSpec* spec = policy_->FindTarget(request.target);
+  if (spec == nullptr || !KindFits(request.kind, spec->kind)) return std::nullopt;
+  // A call into a sandboxed server runs in its dry-run, one at a time: Submit's path.
+  const McpServerSpec* server = policy_->FindMcpServer(request.target);
+  if (server == nullptr || !server->sandbox.empty()) return std::nullopt;
+  const AgentSpec* agent = nullptr;
+  for (const auto& ag : policy_->agents) {
+    if (ag.name == who->name) agent = &ag;
+  }
+  if (agent == nullptr || !AgentMayCallTool(*agent, request.target, McpToolName(request.args))) {
+    return std::nullopt;
+  }
+  auto connector = ConnectorFor(request.target);
+  if (!connector.ok()) return std::nullopt;
+  Result<DryRunResult> dry = (*connector)->DryRun(request.args);  // the call's effect: no I/O
+  if (!dry.ok()) return std::nullopt;
+  Action a = NewAction(*who, request);
+  a.effect = std::move(dry->effect);
+  Classification cls = classifier_.Classify(a.agent, a.target, a.effect);
+  if (cls.risk != Risk::kRead) return std::nullopt;
+  a.risk = cls.risk;
+  a.reasons = std::move(cls.reasons);
+  a.reversible = false;  // a tool call cannot be undone
+  a.quorum = policy_->approvals.QuorumFor(a.risk);
+  // An open breaker, or a limit that asks for approval or denies: Submit's path.
+  if (!ApplyLimits(&a).ok() || a.status == ActionStatus::kDenied || a.quorum > 0) {
+    return std::nullopt;
+  }
+  a.status = ActionStatus::kApplied;  // recorded once the request has left: it was made
+  a.result = nullptr;                 // unknown until the answer is in
+  return McpReadTicket{std::move(a), *who};
+}
+
+Status Gateway::RecordMcpRead(McpReadTicket& ticket) {
+  CrashPoint("mcp_read_sent");
+  Status st = Record(ticket.action, "read", ticket.who.Label(), DecisionPayload(ticket.action),
+                     /*insert=*/true);
+  if (st.ok()) CrashPoint("mcp_read_recorded");
+  return st;
+}
+
+Outcome Gateway::FinishMcpRead(McpReadTicket ticket, const Status& recorded,
+                               Result<Json> answer) {
+  Action& a = ticket.action;
+  a.updated_ms = NowMs();
+  // Fail closed: the answer goes out only with a durable record of the call.
+  if (!recorded.ok()) {
+    return {recorded.Annotate("audit write failed; the result is withheld"), std::nullopt};
+  }
+  if (!answer.ok()) return Fail(std::move(a), /*insert=*/false, answer.status(), ticket.who);
+  a.result = Json{{"summary", McpResultSummary(*answer)}};
+  RecordReadResult(a, ticket.who.Label());
+  a.result = {{"summary", a.result["summary"]}, {"tool_result", std::move(*answer)}};
+  return {Status::Ok(), std::move(a)};
 }
 
 // ---- egress (network: proxy) ----------------------------------------------------------------

@@ -114,6 +114,27 @@ class Gateway {
   // decides (and audits) everything else.
   bool SubmitReadAsync(const std::optional<std::string>& token, const SubmitRequest& request,
                        std::function<void(Outcome)> done);
+  // A tool call the policy marks read, in three steps for a session that reads its
+  // upstream's answers on a thread of its own (airlock mcp stdio), so that no thread waits
+  // for the other and the answer goes back from whichever step comes last:
+  //   BeginMcpRead   on the client's thread: when `request` is plainly a read of an MCP server
+  //                  outside any sandbox that `token`'s agent may call (in its scopes, no
+  //                  idempotency key, classified read, breaker closed, not mode: dry-run),
+  //                  returns its ticket having recorded nothing; else nullopt, and the caller
+  //                  uses Submit, which decides and audits everything else.
+  //   RecordMcpRead  once the request is sent: the durable record (the action and its `read`
+  //                  event with the full arguments), made while the server works.
+  //   FinishMcpRead  once both are done: the action with the answer, or, if the record failed,
+  //                  an error and no answer (fail closed); an upstream error fails the action.
+  // It is Submit's OverlappedMcpRead with its two waits turned inside out.
+  struct McpReadTicket {
+    Action action;
+    Principal who;
+  };
+  std::optional<McpReadTicket> BeginMcpRead(const std::optional<std::string>& token,
+                                            const SubmitRequest& request);
+  Status RecordMcpRead(McpReadTicket& ticket);
+  Outcome FinishMcpRead(McpReadTicket ticket, const Status& recorded, Result<Json> answer);
   Outcome Vote(const std::optional<std::string>& token, const std::string& id, bool approve,
                const std::string& reason);
   Outcome Rollback(const std::optional<std::string>& token, const std::string& id);

@@ -65,12 +65,24 @@ Json StatusToolDefinition() {
 }
 
 // What one request to the upstream is waiting for.
+// A read tool call made on the client's thread (Session::InlineRead): its record and the
+// upstream's answer meet here, and whichever comes second finishes the call.
+struct InlineReadState {
+  std::mutex mu;
+  Gateway::McpReadTicket ticket;
+  Json client_id = nullptr;
+  std::shared_ptr<std::atomic<bool>> cancelled;
+  std::optional<Status> recorded;      // GUARDED_BY(mu)
+  std::optional<Result<Json>> answer;  // GUARDED_BY(mu)
+};
+
 struct InFlight {
-  enum class Kind { kForward, kToolsList, kInternal };
+  enum class Kind { kForward, kToolsList, kInternal, kInlineRead };
   Kind kind = Kind::kForward;
-  Json client_id = nullptr;  // kForward / kToolsList
+  Json client_id = nullptr;  // kForward / kToolsList / kInlineRead
   // kInternal: the answer (or an error) is handed over here.
   std::shared_ptr<std::promise<Result<Json>>> answer;
+  std::shared_ptr<InlineReadState> read;  // kInlineRead
 };
 
 // Threads for gated calls, kept for reuse: a call that waits for a human holds its thread
@@ -189,6 +201,14 @@ class Session {
   void UpstreamMessage(const Message& m);
   int64_t Forward(const Message& m, InFlight::Kind kind);
   Json FilterToolsList(Json result);
+  // The gateway's request for a tools/call (params checked by the caller).
+  SubmitRequest McpRequest(const std::string& tool, const Json& params);
+  // A read tool call, without a gate thread: true when it was sent (and is then finished by
+  // ReadMet), false when Gate must decide it.
+  bool InlineRead(const Message& m);
+  // The record or the answer of an inline read is in; the second one finishes it.
+  void ReadMet(const std::shared_ptr<InlineReadState>& read, std::optional<Status> recorded,
+               std::optional<Result<Json>> answer);
   void Gate(Json client_id, Json params);
   void ActionStatusTool(const Json& client_id, const Json& params);
   Json ResultFor(const Action& a);
@@ -450,6 +470,8 @@ void Session::ReaderLoop(std::shared_ptr<Upstream> up) {
   for (auto& [id, f] : orphans) {
     if (f.kind == InFlight::Kind::kInternal) {
       f.answer->set_value(Status::IoError(why));
+    } else if (f.kind == InFlight::Kind::kInlineRead) {
+      ReadMet(f.read, std::nullopt, Status::IoError(why));  // recorded as failed
     } else if (!closing_) {
       ToClient(MakeError(f.client_id, kUpstreamUnavailable, why));
     }
@@ -469,14 +491,18 @@ void Session::UpstreamMessage(const Message& m) {
       if (f.kind != InFlight::Kind::kInternal)
         client_to_upstream_.erase(CanonicalJson(f.client_id));
     }
-    if (f.kind == InFlight::Kind::kInternal) {
+    if (f.kind == InFlight::Kind::kInternal || f.kind == InFlight::Kind::kInlineRead) {
+      Result<Json> answer = m.result;
       if (m.type == Message::Type::kError) {
         std::string msg = m.error.contains("message") && m.error["message"].is_string()
                               ? m.error["message"].get<std::string>()
                               : std::string("an error");
-        f.answer->set_value(Status::IoError("the MCP server answered: " + msg));
+        answer = Status::IoError("the MCP server answered: " + msg);
+      }
+      if (f.kind == InFlight::Kind::kInternal) {
+        f.answer->set_value(std::move(answer));
       } else {
-        f.answer->set_value(m.result);
+        ReadMet(f.read, std::nullopt, std::move(answer));
       }
       return;
     }
@@ -615,6 +641,104 @@ void Session::ActionStatusTool(const Json& client_id, const Json& params) {
   ToClient(MakeResult(client_id, r));
 }
 
+SubmitRequest Session::McpRequest(const std::string& tool, const Json& params) {
+  SubmitRequest req;
+  req.target = spec_.name;
+  req.kind = "mcp";
+  req.args = {{"tool", tool},
+              {"arguments", params.contains("arguments") && params["arguments"].is_object()
+                                ? params["arguments"]
+                                : Json::object()}};
+  {
+    std::lock_guard<std::mutex> lock(up_mu_);
+    auto it = annotations_.find(tool);
+    if (it != annotations_.end() && !it->second.is_null()) req.args["annotations"] = it->second;
+  }
+  if (params.contains("_meta") && params["_meta"].is_object()) req.args["_meta"] = params["_meta"];
+  return req;
+}
+
+// A tool call the policy marks read, on a server outside any sandbox, is sent from here, its
+// record is made here while the server works, and the answer goes back from the upstream's
+// reader thread (or from here, if the record is the later of the two): no thread is handed
+// the call and none waits for another. Gate does the same with a thread of its own blocked
+// on the answer, which costs two more wake-ups per call.
+bool Session::InlineRead(const Message& m) {
+  const Json& params = m.params;
+  if (builtin_ || !spec_.sandbox.empty() || !params.is_object() || !params.contains("name") ||
+      !params["name"].is_string()) {
+    return false;
+  }
+  const std::string tool = params["name"].get<std::string>();
+  if (tool == kStatusTool ||
+      (params.contains("arguments") && !params["arguments"].is_object() &&
+       !params["arguments"].is_null())) {
+    return false;
+  }
+  std::optional<Gateway::McpReadTicket> ticket = gw_.BeginMcpRead(token_, McpRequest(tool, params));
+  if (!ticket) return false;
+  // A server that is not running (or will not start) is Gate's to report and record.
+  if (!EnsureUpstream().ok()) return false;
+  auto read = std::make_shared<InlineReadState>();
+  read->client_id = m.id;
+  read->cancelled = std::make_shared<std::atomic<bool>>(false);
+  Json call = {{"name", tool},
+               {"arguments", params.contains("arguments") && params["arguments"].is_object()
+                                 ? params["arguments"]
+                                 : Json::object()}};
+  if (params.contains("_meta") && params["_meta"].is_object()) call["_meta"] = params["_meta"];
+  const std::string key = CanonicalJson(m.id);
+  {
+    std::lock_guard<std::mutex> lock(up_mu_);
+    if (!up_) return false;
+    const int64_t id = next_id_++;
+    InFlight f;
+    f.kind = InFlight::Kind::kInlineRead;
+    f.client_id = m.id;
+    f.read = read;
+    read->ticket = std::move(*ticket);  // before the answer can arrive
+    inflight_[id] = f;
+    client_to_upstream_[key] = id;
+    if (!up_->Send(MakeRequest(id, "tools/call", call))) {
+      inflight_.erase(id);
+      client_to_upstream_.erase(key);
+      return false;  // nothing was sent: Gate tries, and records what becomes of it
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(gate_mu_);
+    cancelled_[key] = read->cancelled;
+  }
+  ReadMet(read, gw_.RecordMcpRead(read->ticket), std::nullopt);
+  return true;
+}
+
+void Session::ReadMet(const std::shared_ptr<InlineReadState>& read, std::optional<Status> recorded,
+                      std::optional<Result<Json>> answer) {
+  {
+    std::lock_guard<std::mutex> lock(read->mu);
+    if (recorded) read->recorded = std::move(recorded);
+    if (answer) read->answer = std::move(answer);
+    if (!read->recorded || !read->answer) return;  // the other one finishes it
+  }
+  const Json client_id = read->client_id;
+  Outcome o = gw_.FinishMcpRead(std::move(read->ticket), *read->recorded, std::move(*read->answer));
+  {
+    std::lock_guard<std::mutex> lock(gate_mu_);
+    auto it = cancelled_.find(CanonicalJson(client_id));
+    if (it != cancelled_.end() && it->second == read->cancelled) cancelled_.erase(it);
+  }
+  if (read->cancelled->load() || closing_) return;  // the client no longer wants an answer
+  if (!o.action) {
+    // The record failed: the answer is withheld (a protocol error, as Gate sends).
+    ToClient(MakeError(client_id, kInvalidParams, "airlock: " + o.status.message()));
+    return;
+  }
+  ToClient(MakeResult(client_id, ResultFor(*o.action)));
+  // Its result record is still queued here, as in Gate.
+  if (o.action->status == ActionStatus::kApplied) CrashPoint("mcp_read_replied");
+}
+
 void Session::Gate(Json client_id, Json params) {
   struct Done {
     Session* s;
@@ -669,21 +793,7 @@ void Session::Gate(Json client_id, Json params) {
       params["_meta"].contains("progressToken")) {
     progress_token = params["_meta"]["progressToken"];
   }
-  if (!builtin_) {
-    req.target = spec_.name;
-    req.kind = "mcp";
-    req.args = {{"tool", tool},
-                {"arguments", params.contains("arguments") && params["arguments"].is_object()
-                                  ? params["arguments"]
-                                  : Json::object()}};
-    {
-      std::lock_guard<std::mutex> lock(up_mu_);
-      auto it = annotations_.find(tool);
-      if (it != annotations_.end() && !it->second.is_null()) req.args["annotations"] = it->second;
-    }
-    if (params.contains("_meta") && params["_meta"].is_object())
-      req.args["_meta"] = params["_meta"];
-  }
+  if (!builtin_) req = McpRequest(tool, params);
 
   tl_client_id = client_id;
   Outcome o;
@@ -1015,6 +1125,7 @@ void Session::HandleRequest(const Message& m) {
     return;
   }
   if (m.method == "tools/call") {
+    if (InlineRead(m)) return;
     {
       std::lock_guard<std::mutex> lock(gate_mu_);
       ++gates_running_;
