@@ -358,5 +358,122 @@ TEST_F(GatewayTest, AsyncReadDeclinesAllButAPlainReadAndRecordsNothing) {
   EXPECT_FALSE(called);
 }
 
+// The three steps of a read tool call for a session with its own reader (mcp stdio):
+// BeginMcpRead only looks, RecordMcpRead makes the durable record, FinishMcpRead hands the
+// answer back only when that record was made.
+class McpReadTest : public GatewayTest {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("airlock-gw-mcp-" + RandomHex(6));
+    fs::create_directories(dir_ / "ws");
+    LoadPolicy("");
+  }
+  void LoadPolicy(const std::string& extra) {
+    std::string yaml =
+        "version: 1\n"
+        "store: ./state/airlock.db\n" + extra +
+        "agents:\n  - {name: bot, token_sha256: \"" + Sha256Hex("agent-token") +
+        "\", scopes: [srv, boxed]}\n"
+        "approvers:\n  - {name: dba, token_sha256: \"" + Sha256Hex("dba-token") + "\"}\n"
+        "targets:\n  box: {kind: shell, workspace: ./ws}\n"
+        "mcp_servers:\n"
+        "  srv:\n"
+        "    command: [\"true\"]\n"
+        "    tools:\n"
+        "      - {tool: echo, risk: read}\n"
+        "      - {tool: wipe, risk: high, reason: wipes}\n"
+        "  boxed:\n"
+        "    command: [\"true\"]\n"
+        "    sandbox: box\n"
+        "    tools:\n"
+        "      - {tool: echo, risk: read}\n";
+    auto policy = LoadPolicyText(yaml, (dir_ / "airlock.yaml").string());
+    ASSERT_TRUE(policy.ok()) << policy.status().ToString();
+    policy_ = *policy;
+    Reopen();
+  }
+  static SubmitRequest Call(const std::string& server, const std::string& tool) {
+    return {server, "mcp", {{"tool", tool}, {"arguments", {{"message", "hi"}}}}};
+  }
+  std::vector<std::string> Events(const std::string& id) {
+    std::vector<std::string> out;
+    EXPECT_TRUE(gateway_
+                    ->ScanAudit(std::nullopt, id,
+                                [&](const AuditEvent& e) {
+                                  out.push_back(e.event);
+                                  return true;
+                                })
+                    .ok());
+    return out;
+  }
+};
+
+TEST_F(McpReadTest, AReadIsRecordedThenAnswered) {
+  const int64_t before = AuditLength();
+  auto ticket = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
+  ASSERT_TRUE(ticket.has_value());
+  EXPECT_EQ(AuditLength(), before) << "BeginMcpRead records nothing";
+  EXPECT_EQ(ticket->action.risk, Risk::kRead);
+  const std::string id = ticket->action.id;
+  ASSERT_TRUE(gateway_->RecordMcpRead(*ticket).ok());
+  EXPECT_EQ(Events(id), std::vector<std::string>{"read"});
+  Json answer = {{"content", Json::array({{{"type", "text"}, {"text", "Echo: hi"}}})}};
+  Outcome o = gateway_->FinishMcpRead(std::move(*ticket), Status::Ok(), answer);
+  ASSERT_TRUE(o.status.ok()) << o.status.ToString();
+  ASSERT_TRUE(o.action.has_value());
+  EXPECT_EQ(o.action->status, ActionStatus::kApplied);
+  EXPECT_EQ(o.action->result["tool_result"], answer);
+  EXPECT_EQ(o.action->result["summary"]["content_items"], 1);
+  ASSERT_TRUE(gateway_->FlushReadResults().ok());
+  EXPECT_EQ(Events(id), (std::vector<std::string>{"read", "read_result"}));
+  EXPECT_TRUE(gateway_->VerifyAudit()->ok);
+}
+
+TEST_F(McpReadTest, AFailedRecordWithholdsTheAnswer) {
+  auto ticket = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
+  ASSERT_TRUE(ticket.has_value());
+  store_->fail_audit = 1;
+  Status recorded = gateway_->RecordMcpRead(*ticket);
+  EXPECT_FALSE(recorded.ok());
+  Outcome o = gateway_->FinishMcpRead(std::move(*ticket), recorded, Json{{"content", "secret"}});
+  EXPECT_FALSE(o.status.ok());
+  EXPECT_FALSE(o.action.has_value()) << "no answer without its record";
+}
+
+TEST_F(McpReadTest, AnUpstreamErrorFailsTheRecordedRead) {
+  auto ticket = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
+  ASSERT_TRUE(ticket.has_value());
+  const std::string id = ticket->action.id;
+  Status recorded = gateway_->RecordMcpRead(*ticket);
+  ASSERT_TRUE(recorded.ok());
+  Outcome o = gateway_->FinishMcpRead(std::move(*ticket), recorded,
+                                      Status::IoError("the MCP server answered: boom"));
+  ASSERT_TRUE(o.action.has_value());
+  EXPECT_EQ(o.action->status, ActionStatus::kFailed);
+  EXPECT_EQ(Events(id), (std::vector<std::string>{"read", "failed"}));
+}
+
+TEST_F(McpReadTest, AnythingButAPlainReadIsLeftToSubmit) {
+  const int64_t before = AuditLength();
+  auto begin = [&](const std::optional<std::string>& token, SubmitRequest r) {
+    return gateway_->BeginMcpRead(token, r).has_value();
+  };
+  EXPECT_FALSE(begin(std::string("agent-token"), Call("srv", "wipe"))) << "a high tool";
+  EXPECT_FALSE(begin(std::string("agent-token"), Call("srv", "unlisted"))) << "no rule: high";
+  EXPECT_FALSE(begin(std::string("agent-token"), Call("boxed", "echo"))) << "sandboxed server";
+  EXPECT_FALSE(begin(std::string("wrong"), Call("srv", "echo")));
+  EXPECT_FALSE(begin(std::nullopt, Call("srv", "echo")));
+  EXPECT_FALSE(begin(std::string("dba-token"), Call("srv", "echo"))) << "an approver";
+  EXPECT_FALSE(begin(std::string("agent-token"), Call("nope", "echo")));
+  SubmitRequest keyed = Call("srv", "echo");
+  keyed.idempotency_key = "k1";
+  EXPECT_FALSE(begin(std::string("agent-token"), keyed));
+  EXPECT_EQ(AuditLength(), before) << "a declined call is left to Submit, which audits it";
+  // mode: dry-run calls nothing, so nothing may be sent ahead of its decision.
+  gateway_.reset();
+  LoadPolicy("mode: dry-run\n");
+  EXPECT_FALSE(begin(std::string("agent-token"), Call("srv", "echo")));
+}
+
 }  // namespace
 }  // namespace airlock
