@@ -662,7 +662,9 @@ SubmitRequest Session::McpRequest(const std::string& tool, const Json& params) {
 // record is made here while the server works, and the answer goes back from the upstream's
 // reader thread (or from here, if the record is the later of the two): no thread is handed
 // the call and none waits for another. Gate does the same with a thread of its own blocked
-// on the answer, which costs two more wake-ups per call.
+// on the answer, which costs two more wake-ups per call. The price: while the record is made
+// (an fsync; up to the store's busy timeout if another process holds it), the session's next
+// messages wait for this thread.
 bool Session::InlineRead(const Message& m) {
   const Json& params = m.params;
   if (builtin_ || !spec_.sandbox.empty() || !params.is_object() || !params.contains("name") ||
