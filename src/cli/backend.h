@@ -21,7 +21,7 @@ class Backend {
   virtual ~Backend() = default;
   virtual Outcome Submit(const SubmitRequest& request) = 0;
   virtual Outcome Vote(const std::string& id, bool approve, const std::string& reason) = 0;
-  virtual Outcome Rollback(const std::string& id) = 0;
+  virtual Outcome Rollback(const std::string& id, const std::string& reason) = 0;
   virtual Outcome Show(const std::string& id) = 0;
   virtual Result<std::vector<Action>> Pending() = 0;
   virtual Status ResetBreaker(const std::string& target, const std::string& agent) = 0;

@@ -11,7 +11,9 @@ class Local final : public Backend {
   Outcome Vote(const std::string& id, bool approve, const std::string& reason) override {
     return g_->Vote(token_, id, approve, reason);
   }
-  Outcome Rollback(const std::string& id) override { return g_->Rollback(token_, id); }
+  Outcome Rollback(const std::string& id, const std::string& reason) override {
+    return g_->Rollback(token_, id, reason);
+  }
   Outcome Show(const std::string& id) override { return g_->Show(token_, id); }
   Result<std::vector<Action>> Pending() override { return g_->Pending(token_); }
   Status ResetBreaker(const std::string& target, const std::string& agent) override {

@@ -222,8 +222,8 @@ class Remote final : public Backend {
                                  "/v1/actions/" + Escaped(id) + (approve ? "/approve" : "/reject"),
                                  &body));
   }
-  Outcome Rollback(const std::string& id) override {
-    Json body = Json::object();
+  Outcome Rollback(const std::string& id, const std::string& reason) override {
+    Json body = {{"reason", reason}};
     return ActionOutcome(
         c_.Call(http::verb::post, "/v1/actions/" + Escaped(id) + "/rollback", &body));
   }

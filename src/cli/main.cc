@@ -295,7 +295,7 @@ int CmdVote(const Options& o, bool approve) {
 int CmdRollback(const Options& o) {
   auto g = OpenBackend(o);
   if (!g.ok()) return Fail(o, g.status());
-  return Report(o, (*g)->Rollback(o.id), /*full=*/false);
+  return Report(o, (*g)->Rollback(o.id, o.reason), /*full=*/false);
 }
 
 int CmdShow(const Options& o) {
@@ -677,6 +677,7 @@ int Main(int argc, char** argv) {
 
   auto* rollback = app.add_subcommand("rollback", "undo an applied action (approver token)");
   rollback->add_option("ID", o.id, "action id")->required();
+  rollback->add_option("--reason", o.reason, "why (recorded in the audit log)");
   rollback->callback([&] { run = [&] { return CmdRollback(o); }; });
 
   auto* breaker = app.add_subcommand("breaker", "circuit breakers");

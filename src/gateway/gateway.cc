@@ -43,6 +43,14 @@ bool KindFits(const std::string& kind, const std::string& target_kind) {
          (kind == "mcp" && target_kind == "mcp") || (kind == "http" && target_kind == "http");
 }
 
+// An audit payload with the approver's reason, when one was given.
+Json WithReason(Json payload, const std::string& reason) {
+  if (reason.empty()) return payload;
+  if (!payload.is_object()) payload = Json::object();
+  payload["reason"] = reason;
+  return payload;
+}
+
 std::string NewActionId() {
   return "act_" + RandomHex(8);
 }
@@ -1312,7 +1320,8 @@ Outcome Gateway::Vote(const std::optional<std::string>& token, const std::string
 
 // ---- rollback --------------------------------------------------------------------------------
 
-Outcome Gateway::Rollback(const std::optional<std::string>& token, const std::string& id) {
+Outcome Gateway::Rollback(const std::optional<std::string>& token, const std::string& id,
+                          const std::string& reason) {
   auto who = AuthenticateApprover(token, "roll back", id);
   if (!who.ok()) return {who.status(), std::nullopt};
   auto lock = Claim(id, /*wait=*/true);
@@ -1340,13 +1349,14 @@ Outcome Gateway::Rollback(const std::optional<std::string>& token, const std::st
     e.principal = who->Label();
     if (!refused.ok()) {
       e.event = "rollback_refused";
-      e.payload = {{"why", refused.message()}};
+      e.payload = WithReason({{"why", refused.message()}}, reason);
       return t.AppendAudit(std::move(e)).status();
     }
     action->status = ActionStatus::kRollingBack;
     action->updated_ms = NowMs();
     RETURN_IF_ERROR(t.UpdateAction(*action));
     e.event = "rollback_started";
+    e.payload = WithReason(nullptr, reason);
     return t.AppendAudit(std::move(e)).status();
   });
   if (!st.ok()) return {st, action};
@@ -1360,12 +1370,13 @@ Outcome Gateway::Rollback(const std::optional<std::string>& token, const std::st
   a.updated_ms = NowMs();
   if (!done.ok()) {
     a.status = ActionStatus::kApplied;  // nothing was undone
-    Status rec =
-        Record(a, "rollback_refused", who->Label(), {{"why", done.message()}, {"report", report}});
+    Status rec = Record(a, "rollback_refused", who->Label(),
+                        WithReason({{"why", done.message()}, {"report", report}}, reason));
     return {rec.ok() ? done : rec, a, report};
   }
   a.status = ActionStatus::kRolledBack;
-  Status rec = Record(a, "rolled_back", who->Label(), {{"undo_kind", undo->kind}});
+  Status rec =
+      Record(a, "rolled_back", who->Label(), WithReason({{"undo_kind", undo->kind}}, reason));
   return {rec, a, report};
 }
 

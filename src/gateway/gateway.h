@@ -137,7 +137,9 @@ class Gateway {
   Outcome FinishMcpRead(McpReadTicket ticket, const Status& recorded, Result<Json> answer);
   Outcome Vote(const std::optional<std::string>& token, const std::string& id, bool approve,
                const std::string& reason);
-  Outcome Rollback(const std::optional<std::string>& token, const std::string& id);
+  // `reason` (may be empty) is recorded with the rollback's audit events.
+  Outcome Rollback(const std::optional<std::string>& token, const std::string& id,
+                   const std::string& reason = "");
   Outcome Show(const std::optional<std::string>& token, const std::string& id);
   Result<std::vector<Action>> Pending(const std::optional<std::string>& token);
   // Actions matching `filter` (and `target` if non-empty), newest first. An agent sees only

@@ -638,8 +638,7 @@ Reply Api::Rollback(const Call& c) {
   if (auto e = ReadBody(c.request, "reason", &body)) return Now(*e);
   std::string reason;
   if (auto e = StringField(body, "reason", false, &reason)) return Now(*e);
-  // The gateway does not record a rollback's reason (Gateway::Rollback takes none).
-  return Now(OutcomeResponse(gateway_.Rollback(c.token, c.id), Answering::kExisting));
+  return Now(OutcomeResponse(gateway_.Rollback(c.token, c.id, reason), Answering::kExisting));
 }
 
 Reply Api::Breakers(const Call&) {

@@ -44,8 +44,10 @@ check "the table is dropped" [ "$(db "SELECT count(*) FROM sqlite_master WHERE n
 
 run_json r as_agent rollback "$id"
 check "an agent cannot roll back (exit 11)" [ "$RC" -eq 11 ]
-run_json r as_dba rollback --json "$id"
+run_json r as_dba rollback --json --reason "dropped by mistake" "$id"
 check "rollback succeeds" all [ "$RC" -eq 0 ] -- [ "$(jf .status "$r")" = rolled_back ]
+check "the rollback's reason is in the audit log" \
+  [ "$(as_dba audit log --json --action "$id" | jq -r 'select(.event == "rolled_back") | .payload.reason')" = "dropped by mistake" ]
 check "rollback restores the schema: table, indexes, trigger" \
   [ "$(db "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'users' ORDER BY name")" = "$before_schema" ]
 check "rollback restores every row exactly" [ "$(dump_users)" = "$before_rows" ]

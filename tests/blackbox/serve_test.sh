@@ -253,6 +253,9 @@ check "an agent rolling back is 403" is_error 403 forbidden
 api POST "/v1/actions/$HIGH_ID/rollback" "$DBA_TOKEN" '{"reason": "wrong rows"}'
 check "rollback restores the rows (200 rolled_back)" \
   all [ "$CODE" = 200 ] -- [ "$(jf .status "$BODY")" = rolled_back ] -- [ "$(sqlite3 "$A/prod.db" 'SELECT count(*) FROM users WHERE id <= 200')" = 200 ]
+api GET "/v1/audit?action=$HIGH_ID" "$DBA_TOKEN"
+check "the rollback's reason is audited" \
+  [ "$(jq -r '.events[] | select(.event == "rollback_started" or .event == "rolled_back") | .payload.reason' <<<"$BODY" | sort | uniq -c | tr -s ' ')" = " 2 wrong rows" ]
 api POST "/v1/actions/$HIGH_ID/rollback" "$DBA_TOKEN" '{}'
 check "rolling back twice is 409 conflict" is_error 409 conflict
 sqlite3 "$A/prod.db" "UPDATE users SET name = 'changed since' WHERE id = 7"
