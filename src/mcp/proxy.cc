@@ -210,6 +210,16 @@ class Session {
   void ReadMet(const std::shared_ptr<InlineReadState>& read, std::optional<Status> recorded,
                std::optional<Result<Json>> answer);
   void Gate(Json client_id, Json params);
+  // Ends a call counted in gates_running_ (counted before it was handed on): Close waits for
+  // every such call.
+  struct CallDone {
+    Session* s;
+    ~CallDone() {
+      std::lock_guard<std::mutex> lock(s->gate_mu_);
+      --s->gates_running_;
+      s->gate_cv_.notify_all();
+    }
+  };
   void ActionStatusTool(const Json& client_id, const Json& params);
   Json ResultFor(const Action& a);
   // The built-in server (`--server airlock`): airlock's own targets as tools.
@@ -677,6 +687,13 @@ bool Session::InlineRead(const Message& m) {
        !params["arguments"].is_null())) {
     return false;
   }
+  // Close waits for this thread's part, as for a gate; the reader thread's part ends before
+  // Close joins it.
+  {
+    std::lock_guard<std::mutex> lock(gate_mu_);
+    ++gates_running_;
+  }
+  CallDone done{this};
   std::optional<Gateway::McpReadTicket> ticket = gw_.BeginMcpRead(token_, McpRequest(tool, params));
   if (!ticket) return false;
   // A server that is not running (or will not start) is Gate's to report and record.
@@ -742,14 +759,7 @@ void Session::ReadMet(const std::shared_ptr<InlineReadState>& read, std::optiona
 }
 
 void Session::Gate(Json client_id, Json params) {
-  struct Done {
-    Session* s;
-    ~Done() {
-      std::lock_guard<std::mutex> lock(s->gate_mu_);
-      --s->gates_running_;
-      s->gate_cv_.notify_all();
-    }
-  } done{this};
+  CallDone done{this};
   const std::string key = CanonicalJson(client_id);
   auto cancelled = std::make_shared<std::atomic<bool>>(false);
   {
