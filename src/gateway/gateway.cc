@@ -538,10 +538,7 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   // 2. scope
   const TargetSpec* spec = policy_->FindTarget(request.target);
   if (spec == nullptr) return Deny(a, "denied", "unknown target '" + request.target + "'", *who);
-  const AgentSpec* agent = nullptr;
-  for (const auto& ag : policy_->agents) {
-    if (ag.name == who->name) agent = &ag;
-  }
+  const AgentSpec* agent = policy_->FindAgent(who->name);
   const bool in_scope =
       agent != nullptr &&
       (spec->kind == "mcp"
@@ -705,10 +702,7 @@ bool Gateway::SubmitReadAsync(const std::optional<std::string>& token,
   if (!who.ok() || who->role != Principal::Role::kAgent) return false;
   const TargetSpec* spec = policy_->FindTarget(request.target);
   if (spec == nullptr || !KindFits(request.kind, spec->kind)) return false;
-  const AgentSpec* agent = nullptr;
-  for (const auto& ag : policy_->agents) {
-    if (ag.name == who->name) agent = &ag;
-  }
+  const AgentSpec* agent = policy_->FindAgent(who->name);
   if (agent == nullptr ||
       std::find(agent->scopes.begin(), agent->scopes.end(), request.target) == agent->scopes.end()) {
     return false;
@@ -852,10 +846,7 @@ std::optional<Gateway::McpReadTicket> Gateway::BeginMcpRead(
   // A call into a sandboxed server runs in its dry-run, one at a time: Submit's path.
   const McpServerSpec* server = policy_->FindMcpServer(request.target);
   if (server == nullptr || !server->sandbox.empty()) return std::nullopt;
-  const AgentSpec* agent = nullptr;
-  for (const auto& ag : policy_->agents) {
-    if (ag.name == who->name) agent = &ag;
-  }
+  const AgentSpec* agent = policy_->FindAgent(who->name);
   if (agent == nullptr || !AgentMayCallTool(*agent, request.target, McpToolName(request.args))) {
     return std::nullopt;
   }

@@ -64,7 +64,6 @@ Json StatusToolDefinition() {
       {"annotations", {{"readOnlyHint", true}}}};
 }
 
-// What one request to the upstream is waiting for.
 // A read tool call made on the client's thread (Session::InlineRead): its record and the
 // upstream's answer meet here, and whichever comes second finishes the call.
 struct InlineReadState {
@@ -76,6 +75,7 @@ struct InlineReadState {
   std::optional<Result<Json>> answer;  // GUARDED_BY(mu)
 };
 
+// What one request to the upstream is waiting for.
 struct InFlight {
   enum class Kind { kForward, kToolsList, kInternal, kInlineRead };
   Kind kind = Kind::kForward;
@@ -694,18 +694,16 @@ bool Session::InlineRead(const Message& m) {
     ++gates_running_;
   }
   CallDone done{this};
-  std::optional<Gateway::McpReadTicket> ticket = gw_.BeginMcpRead(token_, McpRequest(tool, params));
+  const SubmitRequest req = McpRequest(tool, params);
+  std::optional<Gateway::McpReadTicket> ticket = gw_.BeginMcpRead(token_, req);
   if (!ticket) return false;
   // A server that is not running (or will not start) is Gate's to report and record.
   if (!EnsureUpstream().ok()) return false;
   auto read = std::make_shared<InlineReadState>();
   read->client_id = m.id;
   read->cancelled = std::make_shared<std::atomic<bool>>(false);
-  Json call = {{"name", tool},
-               {"arguments", params.contains("arguments") && params["arguments"].is_object()
-                                 ? params["arguments"]
-                                 : Json::object()}};
-  if (params.contains("_meta") && params["_meta"].is_object()) call["_meta"] = params["_meta"];
+  Json call = {{"name", tool}, {"arguments", req.args["arguments"]}};
+  if (req.args.contains("_meta")) call["_meta"] = req.args["_meta"];
   const std::string key = CanonicalJson(m.id);
   {
     std::lock_guard<std::mutex> lock(up_mu_);
@@ -1247,10 +1245,7 @@ Result<std::unique_ptr<McpSession>> McpSession::Open(Gateway& gateway, const std
         "an MCP session needs an agent's token (" +
         (who.ok() ? "it is " + who->Label() + "'s" : who.status().message()) + ")");
   }
-  const AgentSpec* agent = nullptr;
-  for (const auto& ag : gateway.policy().agents) {
-    if (ag.name == who->name) agent = &ag;
-  }
+  const AgentSpec* agent = gateway.policy().FindAgent(who->name);
   std::unique_ptr<McpSession> s(new McpSession);
   s->impl_ = std::make_unique<Impl>();
   s->impl_->session = std::make_unique<Session>(gateway, *spec, agent, std::move(token), channel);

@@ -22,6 +22,13 @@ const TargetSpec* Policy::FindTarget(const std::string& name) const {
   return it == targets.end() ? nullptr : &it->second;
 }
 
+const AgentSpec* Policy::FindAgent(const std::string& name) const {
+  for (const auto& a : agents) {
+    if (a.name == name) return &a;
+  }
+  return nullptr;
+}
+
 const McpServerSpec* Policy::FindMcpServer(const std::string& name) const {
   auto it = mcp_servers.find(name);
   return it == mcp_servers.end() ? nullptr : &it->second;

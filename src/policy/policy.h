@@ -186,6 +186,7 @@ struct Policy {
 
   const TargetSpec* FindTarget(const std::string& name) const;
   const McpServerSpec* FindMcpServer(const std::string& name) const;
+  const AgentSpec* FindAgent(const std::string& name) const;  // names are unique (the loader)
 };
 
 // Parses and validates. Every error is InvalidArgument with a message that begins with
