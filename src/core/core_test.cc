@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "core/audit_event.h"
@@ -12,6 +13,37 @@ namespace {
 
 TEST(Hash, Sha256KnownVector) {
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  // FIPS 180-2's two-block message.
+  EXPECT_EQ(Sha256Hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+TEST(Hash, Sha256StreamMatchesOneShot) {
+  // A million 'a's (FIPS 180-2), fed in uneven pieces.
+  const std::string million(1000000, 'a');
+  Sha256Stream s;
+  size_t at = 0;
+  for (size_t piece = 1; at < million.size(); piece = piece * 3 + 1) {
+    const size_t n = std::min(piece, million.size() - at);
+    s.Update(million.data() + at, n);
+    at += n;
+  }
+  s.Update(nullptr, 0);  // an empty piece changes nothing
+  const std::string want = "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0";
+  EXPECT_EQ(s.Final(), want);
+  EXPECT_EQ(Sha256Hex(million), want);
+  Sha256Stream empty;
+  EXPECT_EQ(empty.Final(), Sha256Hex(""));
+}
+
+TEST(Hash, RandomHex) {
+  const std::string a = RandomHex(16), b = RandomHex(16);
+  EXPECT_EQ(a.size(), 32u);
+  EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos);
+  EXPECT_NE(a, b);  // 2^-128
+  EXPECT_EQ(RandomHex(0), "");
+  EXPECT_EQ(RandomHex(1000).size(), 2000u);  // more than one getrandom call may be needed
 }
 
 TEST(Hash, ConstantTimeEquals) {

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -45,35 +44,6 @@ UniqueFd::~UniqueFd() {
 
 Status ErrnoStatus(const std::string& what, int err) {
   return Status::IoError(what + ": " + std::strerror(err));
-}
-
-Sha256Stream::Sha256Stream() : ctx_(EVP_MD_CTX_new()) {
-  if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) {
-    // Cannot happen with a working libcrypto; a wrong hash would address the wrong blob.
-    std::fprintf(stderr, "airlock: SHA-256 init failed in libcrypto\n");
-    std::abort();
-  }
-}
-
-Sha256Stream::~Sha256Stream() {
-  EVP_MD_CTX_free(ctx_);
-}
-
-void Sha256Stream::Update(const void* data, size_t size) {
-  if (size > 0 && EVP_DigestUpdate(ctx_, data, size) != 1) {
-    std::fprintf(stderr, "airlock: SHA-256 update failed in libcrypto\n");
-    std::abort();
-  }
-}
-
-std::string Sha256Stream::Final() {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_DigestFinal_ex(ctx_, md, &len) != 1) {
-    std::fprintf(stderr, "airlock: SHA-256 final failed in libcrypto\n");
-    std::abort();
-  }
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(md), len));
 }
 
 std::string TmpNameFor(const std::string& leaf) {

@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "connectors/shell/layer.h"
+#include "core/hash.h"
 #include "core/status.h"
 #include "core/types.h"
 
-typedef struct evp_md_ctx_st EVP_MD_CTX;
 
 namespace airlock::shell::layer_detail {
 
@@ -44,19 +44,7 @@ class UniqueFd {
 // IoError "what: strerror(err)".
 Status ErrnoStatus(const std::string& what, int err);
 
-// Incremental SHA-256 (OpenSSL EVP); Final() returns 64 lowercase hex chars.
-class Sha256Stream {
- public:
-  Sha256Stream();
-  ~Sha256Stream();
-  Sha256Stream(const Sha256Stream&) = delete;
-  Sha256Stream& operator=(const Sha256Stream&) = delete;
-  void Update(const void* data, size_t size);
-  std::string Final();
-
- private:
-  EVP_MD_CTX* ctx_;
-};
+using airlock::Sha256Stream;  // core/hash.h
 
 constexpr size_t kMaxPathBytes = 4096;
 constexpr size_t kMaxLinkTargetBytes = 4095;
