@@ -311,7 +311,7 @@ Status Gateway::Commit(const std::function<Status(StoreTxn&)>& fn) {
   });
   if (st.ok()) {
     if (observer_) {
-      for (const QueuedWrite& q : queued) observer_(q.action, "read_result");
+      for (const QueuedWrite& q : queued) observer_(*q.action, "read_result");
     }
     return st;
   }
@@ -354,7 +354,7 @@ Status Gateway::FlushReadResults() {
     return st;
   }
   if (observer_) {
-    for (const QueuedWrite& q : queued) observer_(q.action, "read_result");
+    for (const QueuedWrite& q : queued) observer_(*q.action, "read_result");
   }
   return st;
 }
@@ -362,10 +362,12 @@ Status Gateway::FlushReadResults() {
 void Gateway::RecordReadResult(const Action& action, const std::string& principal) {
   Json payload = {{"result", action.result}};
   std::string canonical = CanonicalJson(payload);
-  auto write = [action, principal, canonical](StoreTxn& t) -> Status {
-    RETURN_IF_ERROR(t.UpdateAction(action));
+  // One copy of the action, shared by the write and the observer.
+  auto kept = std::make_shared<const Action>(action);
+  auto write = [kept, principal, canonical](StoreTxn& t) -> Status {
+    RETURN_IF_ERROR(t.UpdateAction(*kept));
     AuditEvent e;
-    e.action_id = action.id;
+    e.action_id = kept->id;
     e.principal = principal;
     e.event = "read_result";
     e.payload = nullptr;
@@ -378,7 +380,7 @@ void Gateway::RecordReadResult(const Action& action, const std::string& principa
     return;
   }
   std::lock_guard<std::mutex> lock(queued_mu_);
-  queued_.push_back({action, std::move(write)});
+  queued_.push_back({std::move(kept), std::move(write)});
 }
 
 std::mutex& Gateway::TargetMutex(const std::string& target) {

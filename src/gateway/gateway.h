@@ -248,7 +248,7 @@ class Gateway {
   std::map<std::string, std::unique_ptr<Connector>> connectors_;  // GUARDED_BY(connectors_mu_)
   // Read results waiting for the next commit (only without group commit).
   struct QueuedWrite {
-    Action action;  // as the write leaves it, for the observer
+    std::shared_ptr<const Action> action;  // as the write leaves it, for the observer
     std::function<Status(StoreTxn&)> write;
   };
   std::mutex queued_mu_;

@@ -552,6 +552,11 @@ Json Session::FilterToolsList(Json result) {
 }
 
 Json Session::ResultFor(const Action& a) {
+  // A tool call that was made: the server's own answer, as it gave it.
+  if (a.status == ActionStatus::kApplied && a.result.is_object() &&
+      a.result.contains("tool_result")) {
+    return a.result["tool_result"];
+  }
   const std::string id = a.id;
   const std::string why = Reasons(a);
   Json structured = {{"airlock_action", id},
@@ -560,7 +565,6 @@ Json Session::ResultFor(const Action& a) {
                      {"reasons", a.reasons}};
   switch (a.status) {
     case ActionStatus::kApplied:
-      if (a.result.is_object() && a.result.contains("tool_result")) return a.result["tool_result"];
       if (a.kind != "mcp") {
         // The built-in tools: the rows read, the command's output, or what the write did.
         structured["result"] = a.result;
@@ -739,11 +743,22 @@ void Session::ReadMet(const std::shared_ptr<InlineReadState>& read, std::optiona
     if (!read->recorded || !read->answer) return;  // the other one finishes it
   }
   const Json client_id = read->client_id;
+  // Recorded and answered: the answer goes out first, and the action and its result
+  // record (FinishMcpRead) are built after it, off the client's wait. A failure on either
+  // side is FinishMcpRead's to record, and its outcome is the reply.
+  const bool replied = read->recorded->ok() && read->answer->ok() && !read->cancelled->load() &&
+                       !closing_;
+  if (replied) ToClient(MakeResult(client_id, **read->answer));
   Outcome o = gw_.FinishMcpRead(std::move(read->ticket), *read->recorded, std::move(*read->answer));
   {
     std::lock_guard<std::mutex> lock(gate_mu_);
     auto it = cancelled_.find(CanonicalJson(client_id));
     if (it != cancelled_.end() && it->second == read->cancelled) cancelled_.erase(it);
+  }
+  if (replied) {
+    // Its result record is still queued here, as in Gate.
+    CrashPoint("mcp_read_replied");
+    return;
   }
   if (read->cancelled->load() || closing_) return;  // the client no longer wants an answer
   if (!o.action) {
@@ -752,8 +767,6 @@ void Session::ReadMet(const std::shared_ptr<InlineReadState>& read, std::optiona
     return;
   }
   ToClient(MakeResult(client_id, ResultFor(*o.action)));
-  // Its result record is still queued here, as in Gate.
-  if (o.action->status == ActionStatus::kApplied) CrashPoint("mcp_read_replied");
 }
 
 void Session::Gate(Json client_id, Json params) {
