@@ -339,8 +339,16 @@ Status RunCgroups::AddDir(const std::string& parent, unsigned roles, const Cgrou
       RETURN_IF_ERROR(WriteFile(p + "/cpu.cfs_quota_us", std::to_string(quota)));
     }
   }
-  dirs_.back().procs_fd = ::open((p + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
-  if (dirs_.back().procs_fd < 0) return SysError("open " + p + "/cgroup.procs");
+  Dir& d = dirs_.back();
+  d.procs_fd = ::open((p + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+  if (d.procs_fd < 0) return SysError("open " + p + "/cgroup.procs");
+  if (d.v2()) {
+    d.dir_fd = ::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d.dir_fd < 0) return SysError("open " + p);
+  } else {
+    d.tasks_fd = ::open((p + "/tasks").c_str(), O_WRONLY | O_CLOEXEC);
+    if (d.tasks_fd < 0) return SysError("open " + p + "/tasks");
+  }
   return Status::Ok();
 }
 
@@ -398,7 +406,9 @@ RunCgroups::~RunCgroups() {
     (void)st;  // best effort on an error path; CleanupStaleCgroups retries later
   }
   for (const Dir& d : dirs_) {
-    if (d.procs_fd >= 0) ::close(d.procs_fd);
+    for (int fd : {d.procs_fd, d.tasks_fd, d.dir_fd}) {
+      if (fd >= 0) ::close(fd);
+    }
   }
 }
 
@@ -413,10 +423,31 @@ Status RunCgroups::Admit(pid_t pid) const {
   return Status::Ok();
 }
 
-std::vector<int> RunCgroups::procs_fds() const {
-  std::vector<int> fds;
-  for (const Dir& d : dirs_) fds.push_back(d.procs_fd);
-  return fds;
+Status RunCgroups::AdmitSelf() const {
+  for (const Dir& d : dirs_) {
+    if (d.v2()) continue;
+    // "0" is the writer itself; through `tasks`, only its own thread (the kernel then
+    // skips cgroup_threadgroup_rwsem, see the header).
+    if (::write(d.tasks_fd, "0", 1) != 1) return SysError("move the sandbox into " + d.path);
+  }
+  return Status::Ok();
+}
+
+int RunCgroups::cgroup2_dir_fd() const {
+  for (const Dir& d : dirs_) {
+    if (d.v2()) return d.dir_fd;
+  }
+  return -1;
+}
+
+std::vector<int> RunCgroups::fds() const {
+  std::vector<int> out;
+  for (const Dir& d : dirs_) {
+    for (int fd : {d.procs_fd, d.tasks_fd, d.dir_fd}) {
+      if (fd >= 0) out.push_back(fd);
+    }
+  }
+  return out;
 }
 
 void RunCgroups::KillAll() const {

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/sched.h>  // struct clone_args, CLONE_INTO_CGROUP
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -154,7 +155,8 @@ struct ChildPlan {
   std::vector<std::string> hide;      // spec.hide plus the scratch dir
   std::vector<std::string> writable;  // Landlock: workspace, /tmp, /dev
   std::vector<char*> argv, envp;      // point into *spec; null-terminated
-  std::vector<int> cgroup_fds;
+  std::vector<int> cgroup_fds;  // RunCgroups::fds()
+  bool in_cgroup2 = false;       // init was cloned into the cgroup2 directory
   int stdout_w = -1, stderr_w = -1, status_w = -1, control_r = -1;
   int stdin_r = -1;          // a long-lived run's stdin (SandboxedProcess); -1: /dev/null
   int go_r = -1, go_w = -1;  // created by the supervisor
@@ -183,7 +185,7 @@ ChildPlan MakePlan(const SandboxSpec& spec, const RunCgroups& cgroups, int last_
   p.argv.push_back(nullptr);
   for (const std::string& e : spec.env) p.envp.push_back(const_cast<char*>(e.c_str()));
   p.envp.push_back(nullptr);
-  p.cgroup_fds = cgroups.procs_fds();
+  p.cgroup_fds = cgroups.fds();
   return p;
 }
 
@@ -262,10 +264,15 @@ Status ContainInit(const ChildPlan& p) {
   // getppid() is 0 here (the supervisor is outside our pid namespace); the go pipe is the
   // liveness check instead: EOF if the supervisor died before this prctl.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return SysError("set parent-death signal");
-  CloseAllFdsExcept({p.go_r, p.stdout_w, p.stderr_w, p.status_w, p.stdin_r, p.egress_w});
-  // "go" means the supervisor has put us into the run's cgroups: every limit applies from
-  // here on.
+  std::vector<int> keep = p.cgroup_fds;
+  keep.insert(keep.end(), {p.go_r, p.stdout_w, p.stderr_w, p.status_w, p.stdin_r, p.egress_w});
+  CloseAllFdsExcept(keep);
+  // "go": the supervisor has put us into the run's cgroup2 directory (or all its cgroups,
+  // without clone3). We join the v1 ones ourselves, which skips the lock a move by pid
+  // takes (RunCgroups::AdmitSelf): every limit applies from here on.
   RETURN_IF_ERROR(WaitForGo(p.go_r));
+  RETURN_IF_ERROR(p.cgroups->AdmitSelf());
+  for (int fd : p.cgroup_fds) ::close(fd);
   // A cgroup namespace is rooted where its creator is at creation: after "go", the command
   // sees its own cgroup as "/".
   RETURN_IF_ERROR(Unshare(CLONE_NEWCGROUP, "cgroup namespace"));
@@ -351,11 +358,25 @@ Result<pid_t> CloneInit(ChildPlan& p) {
   if (::pipe2(go, O_CLOEXEC) != 0) return SysError("pipe");
   p.go_r = go[0];
   p.go_w = go[1];
-  unsigned long flags = CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS | SIGCHLD;
+  unsigned long flags = CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS;
   if (!p.spec->network) flags |= CLONE_NEWNET;
   // Raw clone used like fork (no new stack): the supervisor is single-threaded, so no lock
-  // of the C library can be held by another thread.
-  long pid = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr);
+  // of the C library can be held by another thread. clone3 starts init inside the run's
+  // cgroup2 directory (no move by pid afterwards; see RunCgroups::Admit); a kernel without
+  // it (ENOSYS, E2BIG) gets a plain clone and the move.
+  long pid = -1;
+  p.in_cgroup2 = false;
+  if (const int dir = p.cgroups->cgroup2_dir_fd(); dir >= 0) {
+    struct clone_args args;
+    std::memset(&args, 0, sizeof args);
+    args.flags = flags | CLONE_INTO_CGROUP;
+    args.exit_signal = SIGCHLD;
+    args.cgroup = static_cast<uint64_t>(dir);
+    pid = ::syscall(SYS_clone3, &args, sizeof args);
+    if (pid < 0 && errno != ENOSYS && errno != E2BIG) return SysError("clone init");
+    p.in_cgroup2 = pid >= 0;
+  }
+  if (pid < 0) pid = ::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
   if (pid < 0) return SysError("clone init");
   if (pid == 0) RunInit(p);
   ::close(p.go_r);
@@ -384,7 +405,8 @@ Status Supervise(ChildPlan& p) {
   // Only init may hold it: the caller reads EOF if init fails before sending the socket.
   if (p.egress_w >= 0) ::close(p.egress_w);
   Send(p.status_w, Msg::kInitPid, &init, sizeof init);
-  Status admitted = p.cgroups->Admit(init);
+  // Whatever clone3 did not do; init joins the v1 hierarchies itself after "go".
+  Status admitted = p.in_cgroup2 ? Status::Ok() : p.cgroups->Admit(init);
   if (!admitted.ok()) {
     ::kill(init, SIGKILL);  // still waiting for "go": it has done nothing yet
     WaitChild(init);

@@ -731,6 +731,37 @@ TEST_F(SandboxTest, LongLivedProcessTalksOverPipesAndWritesOnlyItsUpperLayer) {
   EXPECT_EQ(ReadFile(ws_ + "/kept.txt"), "lower\n");
 }
 
+// init joins the cgroup2 directory by clone3(CLONE_INTO_CGROUP) and the v1 hierarchies by
+// moving its own thread (RunCgroups::AdmitSelf), not by pid: every cgroup of the run must
+// still hold init and the command, and nothing else.
+TEST_F(SandboxTest, InitAndTheCommandAreInEveryCgroupOfTheRun) {
+  auto started = SandboxedProcess::Start(Spec({"sh", "-c", "echo ready; exec cat"}));
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  SandboxedProcess& p = **started;
+  std::string line;
+  char c;
+  while (::read(p.stdout_fd(), &c, 1) == 1 && c != '\n') line += c;
+  ASSERT_EQ(line, "ready");
+  const std::vector<std::string> dirs = OurCgroups();
+  // memory, pids and cpu limits are on by default: at least one directory per limit's
+  // hierarchy, or one cgroup2 directory that carries them all.
+  ASSERT_FALSE(dirs.empty());
+  std::string first;
+  for (const std::string& d : dirs) {
+    std::vector<std::string> pids;
+    std::istringstream in(ReadFile(d + "/cgroup.procs"));
+    for (std::string pid; in >> pid;) pids.push_back(pid);
+    std::sort(pids.begin(), pids.end());
+    EXPECT_EQ(pids.size(), 2u) << d << ": init and the command";
+    std::string joined;
+    for (const std::string& pid : pids) joined += pid + " ";
+    if (first.empty()) first = joined;
+    EXPECT_EQ(joined, first) << d << " holds other processes than " << dirs.front();
+  }
+  EXPECT_EQ(p.Stop(std::chrono::seconds(20)), "exited 0");
+  EXPECT_TRUE(OurCgroups().empty());
+}
+
 TEST_F(SandboxTest, LongLivedProcessThatIgnoresEofIsKilledWithEverythingItStarted) {
   auto started = SandboxedProcess::Start(
       Spec({"sh", "-c", "trap '' TERM HUP; (sleep 1000 &) ; echo ready; exec sleep 1000"}));
