@@ -697,13 +697,18 @@ TEST_F(SandboxTest, CleanupStaleRemovesWhatADeadAirlockLeft) {
 // ---- a long-lived run (SandboxedProcess: an MCP server in a sandbox) ---------------------------
 
 // One line to the process's stdin, one line back from its stdout.
-std::string Exchange(SandboxedProcess& p, const std::string& line) {
-  std::string out = line + "\n";
-  EXPECT_EQ(::write(p.stdin_fd(), out.data(), out.size()), static_cast<ssize_t>(out.size()));
+// The next line the process writes to its stdout, without the newline.
+std::string ReadLine(SandboxedProcess& p) {
   std::string got;
   char c;
   while (::read(p.stdout_fd(), &c, 1) == 1 && c != '\n') got += c;
   return got;
+}
+
+std::string Exchange(SandboxedProcess& p, const std::string& line) {
+  std::string out = line + "\n";
+  EXPECT_EQ(::write(p.stdin_fd(), out.data(), out.size()), static_cast<ssize_t>(out.size()));
+  return ReadLine(p);
 }
 
 TEST_F(SandboxTest, LongLivedProcessTalksOverPipesAndWritesOnlyItsUpperLayer) {
@@ -738,10 +743,7 @@ TEST_F(SandboxTest, InitAndTheCommandAreInEveryCgroupOfTheRun) {
   auto started = SandboxedProcess::Start(Spec({"sh", "-c", "echo ready; exec cat"}));
   ASSERT_TRUE(started.ok()) << started.status().ToString();
   SandboxedProcess& p = **started;
-  std::string line;
-  char c;
-  while (::read(p.stdout_fd(), &c, 1) == 1 && c != '\n') line += c;
-  ASSERT_EQ(line, "ready");
+  ASSERT_EQ(ReadLine(p), "ready");
   const std::vector<std::string> dirs = OurCgroups();
   // memory, pids and cpu limits are on by default: at least one directory per limit's
   // hierarchy, or one cgroup2 directory that carries them all.
@@ -767,14 +769,12 @@ TEST_F(SandboxTest, LongLivedProcessThatIgnoresEofIsKilledWithEverythingItStarte
       Spec({"sh", "-c", "trap '' TERM HUP; (sleep 1000 &) ; echo ready; exec sleep 1000"}));
   ASSERT_TRUE(started.ok()) << started.status().ToString();
   SandboxedProcess& p = **started;
-  std::string line;
-  char c;
-  while (::read(p.stdout_fd(), &c, 1) == 1 && c != '\n') line += c;
-  EXPECT_EQ(line, "ready");
+  EXPECT_EQ(ReadLine(p), "ready");
   EXPECT_EQ(p.Stop(std::chrono::milliseconds(50)), "killed by signal 9");
   EXPECT_TRUE(OurCgroups().empty());
   EXPECT_EQ(MountsOf(scratch_), 0);
   // Its stdout ends: whoever reads it sees EOF, not a hang.
+  char c;
   EXPECT_EQ(::read(p.stdout_fd(), &c, 1), 0);
 }
 
