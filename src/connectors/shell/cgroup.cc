@@ -340,11 +340,11 @@ Status RunCgroups::AddDir(const std::string& parent, unsigned roles, const Cgrou
     }
   }
   Dir& d = dirs_.back();
-  d.procs_fd = ::open((p + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
-  if (d.procs_fd < 0) return SysError("open " + p + "/cgroup.procs");
   if (d.v2()) {
     d.dir_fd = ::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (d.dir_fd < 0) return SysError("open " + p);
+    d.procs_fd = ::open((p + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+    if (d.procs_fd < 0) return SysError("open " + p + "/cgroup.procs");
   } else {
     d.tasks_fd = ::open((p + "/tasks").c_str(), O_WRONLY | O_CLOEXEC);
     if (d.tasks_fd < 0) return SysError("open " + p + "/tasks");
@@ -412,10 +412,11 @@ RunCgroups::~RunCgroups() {
   }
 }
 
-Status RunCgroups::Admit(pid_t pid) const {
+Status RunCgroups::AdmitToCgroup2(pid_t pid) const {
   char buf[16];
   int len = std::snprintf(buf, sizeof buf, "%d", static_cast<int>(pid));
   for (const Dir& d : dirs_) {
+    if (!d.v2()) continue;
     if (::write(d.procs_fd, buf, static_cast<size_t>(len)) != len) {
       return SysError("move the sandbox into " + d.path);
     }

@@ -36,7 +36,7 @@ struct CgroupLimits {
 
 class RunCgroups {
  public:
-  // Creates the run's cgroups, writes the limits and opens their cgroup.procs. Fails
+  // Creates the run's cgroups, writes the limits and opens what init joins them by. Fails
   // (closed) when a requested limit has no controller to enforce it.
   static Result<std::unique_ptr<RunCgroups>> Create(const CgroupLimits& limits);
   // Kills whatever is left and removes the cgroups (best effort; Remove() reports errors).
@@ -47,16 +47,15 @@ class RunCgroups {
   // Moving a process into a cgroup by writing its pid to cgroup.procs takes the kernel's
   // global cgroup_threadgroup_rwsem for writing, which waits for an RCU grace period unless
   // one has just passed: 0.1 ms at the median, 10-35 ms at p90 on the machines this is
-  // built on. Two ways in skip that lock, and a run uses them when it can:
+  // built on. A run's init gets in without it:
   //  * the cgroup2 directory, by clone3(CLONE_INTO_CGROUP) with cgroup2_dir_fd(): the child
-  //    starts inside it;
-  //  * a v1 hierarchy, by the process moving its own (only) thread: "0" to `tasks`
-  //    (AdmitSelf). The kernel skips the global lock for a thread moving itself.
-  // Admit is the way that always works: every cgroup of the run, by pid.
+  //    starts inside it (on a kernel without clone3, AdmitToCgroup2 moves it by pid);
+  //  * the v1 hierarchies, by moving its own (only) thread: "0" to `tasks` (AdmitSelf). The
+  //    kernel skips the global lock for a thread moving itself.
   //
-  // Moves `pid` into every cgroup of the run. Called by the supervisor, a forked copy of
-  // the caller: it only writes to the fds opened by Create.
-  Status Admit(pid_t pid) const;
+  // Moves `pid` into the run's cgroup2 directory, if it has one. Called by the supervisor, a
+  // forked copy of the caller: it only writes to the fds opened by Create.
+  Status AdmitToCgroup2(pid_t pid) const;
   // Moves the calling thread, which must be its process's only one, into the run's v1
   // cgroups (a no-op on a cgroup2-only layout). Called by init in the sandbox.
   Status AdmitSelf() const;
@@ -75,8 +74,8 @@ class RunCgroups {
   Status Remove();
 
   const std::string& name() const { return name_; }
-  // Every fd Admit(), AdmitSelf() and cgroup2_dir_fd() use (the supervisor and init keep
-  // them open).
+  // Every fd AdmitToCgroup2(), AdmitSelf() and cgroup2_dir_fd() use (the supervisor and
+  // init keep them open).
   std::vector<int> fds() const;
 
  private:
@@ -89,7 +88,7 @@ class RunCgroups {
   struct Dir {
     std::string path;
     unsigned roles = 0;
-    int procs_fd = -1;
+    int procs_fd = -1;  // v2: cgroup.procs, for AdmitToCgroup2
     int tasks_fd = -1;  // v1: `tasks`, for AdmitSelf
     int dir_fd = -1;    // v2: the directory, for CLONE_INTO_CGROUP
     bool remove_parent = false;  // the parent sits in our own cgroup: remove it when empty

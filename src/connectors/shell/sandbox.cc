@@ -267,7 +267,7 @@ Status ContainInit(const ChildPlan& p) {
   std::vector<int> keep = p.cgroup_fds;
   keep.insert(keep.end(), {p.go_r, p.stdout_w, p.stderr_w, p.status_w, p.stdin_r, p.egress_w});
   CloseAllFdsExcept(keep);
-  // "go": the supervisor has put us into the run's cgroup2 directory (or all its cgroups,
+  // "go": we are in the run's cgroup2 directory (cloned into it, or moved by the supervisor
   // without clone3). We join the v1 ones ourselves, which skips the lock a move by pid
   // takes (RunCgroups::AdmitSelf): every limit applies from here on.
   RETURN_IF_ERROR(WaitForGo(p.go_r));
@@ -362,8 +362,8 @@ Result<pid_t> CloneInit(ChildPlan& p) {
   if (!p.spec->network) flags |= CLONE_NEWNET;
   // Raw clone used like fork (no new stack): the supervisor is single-threaded, so no lock
   // of the C library can be held by another thread. clone3 starts init inside the run's
-  // cgroup2 directory (no move by pid afterwards; see RunCgroups::Admit); a kernel without
-  // it (ENOSYS, E2BIG) gets a plain clone and the move.
+  // cgroup2 directory (no move by pid afterwards; see RunCgroups::AdmitSelf); a kernel
+  // without it (ENOSYS, E2BIG) gets a plain clone and the move.
   long pid = -1;
   p.in_cgroup2 = false;
   if (const int dir = p.cgroups->cgroup2_dir_fd(); dir >= 0) {
@@ -406,7 +406,7 @@ Status Supervise(ChildPlan& p) {
   if (p.egress_w >= 0) ::close(p.egress_w);
   Send(p.status_w, Msg::kInitPid, &init, sizeof init);
   // Whatever clone3 did not do; init joins the v1 hierarchies itself after "go".
-  Status admitted = p.in_cgroup2 ? Status::Ok() : p.cgroups->Admit(init);
+  Status admitted = p.in_cgroup2 ? Status::Ok() : p.cgroups->AdmitToCgroup2(init);
   if (!admitted.ok()) {
     ::kill(init, SIGKILL);  // still waiting for "go": it has done nothing yet
     WaitChild(init);
