@@ -1,6 +1,9 @@
 # Shared helpers for the black-box tests: they drive the real `airlock` binary against real
 # SQLite files, and print TAP-like lines and a closing "N passed, N failed".
 set -u
+# The caller's own airlock settings must not leak in (a token or policy exported in the shell
+# that runs the tests): each test names its policy and passes its tokens itself.
+unset AIRLOCK_TOKEN AIRLOCK_CONFIG AIRLOCK_SERVER
 AIRLOCK_BIN=${AIRLOCK_BIN:?AIRLOCK_BIN must name the airlock binary}
 SRC=${AIRLOCK_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 PASSED=0
