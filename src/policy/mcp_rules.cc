@@ -76,8 +76,10 @@ bool ParseRepeat(std::string_view p, size_t i, size_t* length, int64_t* count) {
     lo = std::min<int64_t>(lo * 10 + (p[j++] - '0'), kSaturated);
     has_lo = true;
   }
-  if (!has_lo) return false;
   bool comma = j < p.size() && p[j] == ',';
+  // glibc's regcomp reads "{,n}" as "{0,n}" (found by fuzz/policy_fuzz.cc: "((x?){0,30}){,718}"
+  // went unweighed and took gigabytes); "{" followed by neither is a literal.
+  if (!has_lo && !comma) return false;
   if (comma) {
     ++j;
     if (j < p.size() && IsDigit(p[j])) {

@@ -1029,6 +1029,9 @@ TEST(PolicyMcp, ArgCheckErrors) {
   bad("{\"/to\": {matches: \"(a)\\\\1\"}}", "\"(a)", {"back-references"});
   bad("{\"/to\": {matches: \"x{0,10000}\"}}", "\"x{", {"repetition count over 255"});
   bad("{\"/to\": {matches: \"((x?){0,30}){0,30}\"}}", "\"((x", {"expand too far"});
+  // Found by fuzz/policy_fuzz.cc: regcomp reads "{,n}" as "{0,n}".
+  bad("{\"/to\": {matches: \"((x?){0,30}){,718}\"}}", "\"((x", {"repetition count over 255"});
+  bad("{\"/to\": {matches: \"((x?){0,9}){,40}\"}}", "\"((x", {"expand too far"});
   // Found by fuzz/policy_fuzz.cc: each stacked `+` doubles what regcomp builds.
   bad("{\"/to\": {matches: \"(x" + std::string(40, '+') + ")\"}}", "\"(x", {"expand too far"});
   bad("{\"/to\": {matches: \"" + std::string(1025, 'a') + "\"}}", "\"aaa",
