@@ -80,7 +80,7 @@ World* Setup() {
   auto policy = LoadPolicyText(yaml, d + "/airlock.yaml");
   if (!policy.ok()) abort();
   auto* w = new World;
-  auto g = Gateway::Open(*policy, GatewayOptions{.group_commit = true});
+  auto g = Gateway::Open(*policy, GatewayOptions::WithGroupCommit());
   if (!g.ok()) abort();
   w->gateway = std::move(*g);
   w->hub = std::make_unique<EventHub>(*w->gateway, EventHub::Options{});

@@ -17,6 +17,7 @@
 #include "connectors/postgres/postgres_connector.h"
 #include "core/hash.h"
 #include "core/json.h"
+#include "core/trace.h"
 #include "doctor/doctor.h"
 #include "gateway/gateway.h"
 #include "store/pg_store.h"
@@ -93,17 +94,19 @@ int Fail(const Options& o, const Status& st) {
   return code;
 }
 
-Result<std::unique_ptr<Gateway>> OpenGateway(const Options& o) {
+Result<std::unique_ptr<Gateway>> OpenGateway(const Options& o, const GatewayOptions& options = {}) {
   ASSIGN_OR_RETURN(auto policy, LoadPolicyFile(o.config));
-  auto g = Gateway::Open(std::move(policy));
+  TraceMark("cli: policy loaded");
+  auto g = Gateway::Open(std::move(policy), options);
+  TraceMark("cli: gateway open");
   if (!g.ok()) return g.status().Annotate("cannot open the airlock store");
   return g;
 }
 
 // The local gateway on the policy's store, or the server named by --server.
-Result<std::unique_ptr<Backend>> OpenBackend(const Options& o) {
+Result<std::unique_ptr<Backend>> OpenBackend(const Options& o, const GatewayOptions& options = {}) {
   if (!o.server.empty()) return RemoteBackend(o.server, CallerToken());
-  ASSIGN_OR_RETURN(auto g, OpenGateway(o));
+  ASSIGN_OR_RETURN(auto g, OpenGateway(o, options));
   return LocalBackend(std::move(g), CallerToken());
 }
 
@@ -252,10 +255,16 @@ int CmdHttp(const Options& o) {
 // its output on stdout/stderr and its own exit status (DESIGN.md, issue 3). Anything else
 // (pending, denied, failed) is reported like every other action.
 int CmdExec(const Options& o) {
-  auto g = OpenBackend(o);
-  if (!g.ok()) return Fail(o, g.status());
   SubmitRequest req{o.target, "shell", {{"argv", o.argv}}};
+  // The sandbox is built while the store opens; the command starts only once Submit has
+  // decided that it may run.
+  GatewayOptions options;
+  options.prestart_target = req.target;
+  options.prestart_args = req.args;
+  auto g = OpenBackend(o, options);
+  if (!g.ok()) return Fail(o, g.status());
   Outcome out = (*g)->Submit(req);
+  TraceMark("cli: submitted");
   if (!out.status.ok() || !out.action || out.action->status != ActionStatus::kApplied) {
     return Report(o, out, /*full=*/true);
   }
@@ -586,6 +595,7 @@ int CmdDoctor(const Options& o, const DoctorFlags& f, bool config_given) {
 }  // namespace
 
 int Main(int argc, char** argv) {
+  TraceMark("cli: main");
   Options o;
   CLI::App app{"airlock: every action of an AI agent, previewed, classified, approved, reversible "
                "and audited"};
@@ -844,7 +854,10 @@ int Main(int argc, char** argv) {
     return kExitUsage;
   }
   if (!run) return kExitUsage;
-  return run();
+  TraceMark("cli: arguments parsed");
+  const int code = run();
+  TraceMark("cli: done");
+  return code;
 }
 
 }  // namespace airlock::cli

@@ -83,6 +83,12 @@ class Connector {
     return DryRun(args);
   }
 
+  // A hint that DryRun(args) follows shortly: the connector may start what it will need,
+  // provided nothing of the action runs and nothing changes (a shell target builds its
+  // sandbox, and the command waits in it). Errors are kept for DryRun to report; a DryRun
+  // with other args, or none at all, discards what was started.
+  virtual void Prestart(const Json& args) { (void)args; }
+
   // The read fast path: if the action is plainly a read, runs it without the target's
   // serialisation (and without what a dry-run of a write needs) and returns what DryRun
   // would have returned. nullopt means "not shown to be a read here": the caller takes the

@@ -13,6 +13,7 @@
 #include "core/crash.h"
 #include "core/hash.h"
 #include "core/json.h"
+#include "core/trace.h"
 #include "gateway/claim_lock.h"
 #include "gateway/egress_gate.h"
 #include "store/pg_store.h"
@@ -198,6 +199,60 @@ Gateway::Gateway(std::shared_ptr<const Policy> policy, std::unique_ptr<Store> st
                  const GatewayOptions& options)
     : policy_(policy), options_(options), classifier_(policy), store_(std::move(store)) {}
 
+namespace {
+
+// A target's connector configuration: its policy fields, plus what the gateway adds.
+Result<ConnectorConfig> ConfigOfTarget(const Policy& policy, const std::string& target) {
+  const TargetSpec* spec = policy.FindTarget(target);
+  if (spec == nullptr) return Status::NotFound("unknown target '" + target + "'");
+  ConnectorConfig config{spec->name, spec->kind, spec->fields};
+  if (spec->kind == "shell") {
+    // The sandbox keeps its layers, pre-images and journals beside the store, and must not
+    // show a command airlock's own files: the store (with its WAL and lock files), that
+    // state, and the policy.
+    const std::string& store = policy.store_path;
+    config.fields["state_dir"] = ShellStateRoot(policy) + "/" + spec->name;
+    config.fields["hide_always"] = {store,
+                                    store + "-wal",
+                                    store + "-shm",
+                                    store + "-journal",
+                                    store + ".locks",
+                                    ShellStateRoot(policy),
+                                    policy.source_path};
+  }
+  // An MCP server in a sandbox previews, commits and undoes its calls' file effects with its
+  // shell target's sandbox and state.
+  if (spec->kind == "mcp" && spec->fields.contains("sandbox") &&
+      spec->fields["sandbox"].is_string() &&
+      !spec->fields["sandbox"].get_ref<const std::string&>().empty()) {
+    const std::string shell = spec->fields["sandbox"].get<std::string>();
+    if (shell == target) return Status::Internal("an MCP server cannot be its own sandbox");
+    ASSIGN_OR_RETURN(ConnectorConfig sandbox, ConfigOfTarget(policy, shell));
+    config.fields["sandbox_target"] = {
+        {"name", sandbox.name}, {"kind", sandbox.kind}, {"fields", sandbox.fields}};
+  }
+  return config;
+}
+
+// GatewayOptions::prestart_target: the shell target's connector, with its sandbox being
+// built. Anything else, or any error, is nullptr: Submit then takes the usual path and
+// reports the error itself.
+std::unique_ptr<Connector> Prestarted(const Policy& policy, const GatewayOptions& options) {
+  if (options.prestart_target.empty()) return nullptr;
+  // Only a shell target: creating another kind's connector early could connect to its
+  // server before the caller is known, and would gain nothing.
+  const TargetSpec* spec = policy.FindTarget(options.prestart_target);
+  if (spec == nullptr || spec->kind != "shell") return nullptr;
+  auto config = ConfigOfTarget(policy, options.prestart_target);
+  if (!config.ok()) return nullptr;
+  auto connector = CreateConnector(*config);
+  if (!connector.ok()) return nullptr;
+  (*connector)->Prestart(options.prestart_args);
+  return std::move(*connector);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Gateway>> Gateway::Open(std::shared_ptr<const Policy> policy) {
   return Open(std::move(policy), GatewayOptions{});
 }
@@ -217,8 +272,10 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(std::shared_ptr<const Policy> pol
       return Status::IoError("creating " + fs::path(policy->store_path).parent_path().string() +
                              ": " + ec.message());
     }
+    std::unique_ptr<Connector> prestarted = Prestarted(*policy, options);
     ASSIGN_OR_RETURN(auto store, OpenPgStore(dsn));
     std::unique_ptr<Gateway> g(new Gateway(std::move(policy), std::move(store), options));
+    if (prestarted) g->connectors_[options.prestart_target] = std::move(prestarted);
     RETURN_IF_ERROR(g->Recover());
     ASSIGN_OR_RETURN(int expired, g->ExpireDue());
     (void)expired;
@@ -233,11 +290,16 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(std::shared_ptr<const Policy> pol
       }
     }
   }
+  std::unique_ptr<Connector> prestarted = Prestarted(*policy, options);
   ASSIGN_OR_RETURN(auto store, OpenSqliteStore(policy->store_path));
+  TraceMark("gateway: store open");
   std::unique_ptr<Gateway> g(new Gateway(std::move(policy), std::move(store), options));
+  if (prestarted) g->connectors_[options.prestart_target] = std::move(prestarted);
   RETURN_IF_ERROR(g->Recover());
+  TraceMark("gateway: recovered");
   ASSIGN_OR_RETURN(int expired, g->ExpireDue());
   (void)expired;
+  TraceMark("gateway: expired");
   return g;
 }
 
@@ -422,35 +484,7 @@ Status Gateway::AuditOnly(const std::string& action_id, const std::string& princ
 }
 
 Result<ConnectorConfig> Gateway::ConnectorConfigFor(const std::string& target) const {
-  const TargetSpec* spec = policy_->FindTarget(target);
-  if (spec == nullptr) return Status::NotFound("unknown target '" + target + "'");
-  ConnectorConfig config{spec->name, spec->kind, spec->fields};
-  if (spec->kind == "shell") {
-    // The sandbox keeps its layers, pre-images and journals beside the store, and must not
-    // show a command airlock's own files: the store (with its WAL and lock files), that
-    // state, and the policy.
-    const std::string& store = policy_->store_path;
-    config.fields["state_dir"] = ShellStateRoot(*policy_) + "/" + spec->name;
-    config.fields["hide_always"] = {store,
-                                    store + "-wal",
-                                    store + "-shm",
-                                    store + "-journal",
-                                    store + ".locks",
-                                    ShellStateRoot(*policy_),
-                                    policy_->source_path};
-  }
-  // An MCP server in a sandbox previews, commits and undoes its calls' file effects with its
-  // shell target's sandbox and state.
-  if (spec->kind == "mcp" && spec->fields.contains("sandbox") &&
-      spec->fields["sandbox"].is_string() &&
-      !spec->fields["sandbox"].get_ref<const std::string&>().empty()) {
-    const std::string shell = spec->fields["sandbox"].get<std::string>();
-    if (shell == target) return Status::Internal("an MCP server cannot be its own sandbox");
-    ASSIGN_OR_RETURN(ConnectorConfig sandbox, ConnectorConfigFor(shell));
-    config.fields["sandbox_target"] = {
-        {"name", sandbox.name}, {"kind", sandbox.kind}, {"fields", sandbox.fields}};
-  }
-  return config;
+  return ConfigOfTarget(*policy_, target);
 }
 
 Result<Connector*> Gateway::ConnectorFor(const std::string& target) {
@@ -591,7 +625,9 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   std::unique_lock<std::mutex> target_lock(TargetMutex(request.target));
 
   // 3. dry-run in the sandbox. Any error here fails closed: nothing runs for real.
+  TraceMark("gateway: authenticated, in scope");
   auto connector = ConnectorFor(request.target);
+  TraceMark("gateway: connector");
   // A command on a `network: proxy` target makes its requests through this gate while it
   // runs; each is decided and recorded as its own http action.
   GatewayEgressGate egress(this, *who, a.id, request.target);
@@ -603,6 +639,7 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
     return Deny(std::move(a), "denied", dry.status().message(), *who);
   }
   if (!dry.ok()) return Fail(std::move(a), /*insert=*/true, dry.status(), *who);
+  TraceMark("gateway: dry run");
   a.effect = std::move(dry->effect);
 
   // 4. classify by the observed effect
@@ -760,6 +797,7 @@ bool Gateway::SubmitReadAsync(const std::optional<std::string>& token,
 Outcome Gateway::FinishRead(Action a, DryRunResult dry, const Principal& who) {
   ReadAsRecorded(&a, dry);
   Status st = Record(a, "read", who.Label(), DecisionPayload(a), true);
+  TraceMark("gateway: read recorded");
   if (!st.ok()) return {st.Annotate("audit write failed; the result is withheld"), std::nullopt};
   a.result = std::move(dry.result);
   return {Status::Ok(), a};

@@ -53,6 +53,18 @@ struct GatewayOptions {
   // TransactGrouped): many concurrent submissions share one fsync. Off for the CLI, where
   // there is nobody to share with and a committer thread would only cost its start.
   bool group_commit = false;
+  // The CLI's one action, known before the store is opened: a shell target builds its
+  // sandbox meanwhile (Connector::Prestart). The command waits, contained, until Submit has
+  // authenticated the caller, checked the scope and decided that it may run; a denied or
+  // different action discards the sandbox unrun.
+  std::string prestart_target;
+  Json prestart_args;
+
+  static GatewayOptions WithGroupCommit() {
+    GatewayOptions o;
+    o.group_commit = true;
+    return o;
+  }
 };
 
 // What the gateway tells an observer after an action's state change is durable: the

@@ -288,7 +288,7 @@ TEST_F(GatewayTest, QuorumIsReachedOnceAndRequesterNeverVotes) {
 }
 
 TEST_F(GatewayTest, AsyncReadsFromManyThreadsAllAnswerWithRowsAndOneChain) {
-  Reopen(GatewayOptions{.group_commit = true});
+  Reopen(GatewayOptions::WithGroupCommit());
   const int64_t before = AuditLength();
   std::vector<Outcome> outs = AsyncReads(8, 40, "SELECT name FROM users WHERE id = 3");
   ASSERT_EQ(outs.size(), 320u);
@@ -315,7 +315,7 @@ TEST_F(GatewayTest, AsyncReadsFromManyThreadsAllAnswerWithRowsAndOneChain) {
 }
 
 TEST_F(GatewayTest, AsyncReadWhoseAuditFailsIsAnErrorWithoutRows) {
-  Reopen(GatewayOptions{.group_commit = true});
+  Reopen(GatewayOptions::WithGroupCommit());
   store_->fail_every_audit = true;
   std::vector<Outcome> outs = AsyncReads(4, 10, "SELECT name FROM users WHERE id = 1");
   ASSERT_EQ(outs.size(), 40u);
@@ -330,7 +330,7 @@ TEST_F(GatewayTest, AsyncReadWhoseAuditFailsIsAnErrorWithoutRows) {
 }
 
 TEST_F(GatewayTest, AsyncReadDeclinesAllButAPlainReadAndRecordsNothing) {
-  Reopen(GatewayOptions{.group_commit = true});
+  Reopen(GatewayOptions::WithGroupCommit());
   const int64_t before = AuditLength();
   bool called = false;
   auto done = [&](Outcome) { called = true; };

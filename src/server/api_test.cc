@@ -81,7 +81,7 @@ class ApiTest : public ::testing::Test {
         "targets:\n  db: {kind: sqlite, path: ./prod.db}\n";
     auto policy = LoadPolicyText(yaml, (dir_ / "airlock.yaml").string());
     ASSERT_TRUE(policy.ok()) << policy.status().ToString();
-    auto g = Gateway::Open(*policy, GatewayOptions{.group_commit = true});
+    auto g = Gateway::Open(*policy, GatewayOptions::WithGroupCommit());
     ASSERT_TRUE(g.ok()) << g.status().ToString();
     gateway_ = std::move(*g);
     hub_ = std::make_unique<EventHub>(*gateway_, EventHub::Options{});

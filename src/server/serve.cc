@@ -114,7 +114,7 @@ Status Serve(std::shared_ptr<const Policy> policy, const ServeOptions& options) 
   // process: libcurl (NOSIGNAL) and Asio leave SIGPIPE to the program.
   ::signal(SIGPIPE, SIG_IGN);
   ASSIGN_OR_RETURN(auto listen, ParseListen(options.listen));
-  auto opened = Gateway::Open(policy, GatewayOptions{.group_commit = true});
+  auto opened = Gateway::Open(policy, GatewayOptions::WithGroupCommit());
   if (!opened.ok()) return opened.status().Annotate("cannot open the airlock store");
   std::unique_ptr<Gateway> gateway = std::move(*opened);
 

@@ -157,6 +157,26 @@ as_agent exec --target repo 2>err; rc=$?
 check "exec without a command: exit 2" [ "$rc" -eq 2 ]
 check "exec --help explains itself" grep -q -- "--target" <<<"$(airlock exec --help)"
 
+# ---- a denied exec: the sandbox built while the store opened goes, unrun -------------------
+# (exec builds its sandbox before it has authenticated the caller; the command waits in it.)
+AIRLOCK_TOKEN=alk_not_a_token airlock exec --target repo -- sh -c 'echo ran' >out 2>err; rc=$?
+check "a wrong token: exit 11, and the command printed nothing" all [ "$rc" -eq 11 ] -- [ ! -s out ] -- grep -q "authentication failed" err
+as_dba exec --target repo -- sh -c 'echo ran' >out 2>err; rc=$?
+check "an approver cannot exec: exit 11, and the command printed nothing" all [ "$rc" -eq 11 ] -- [ ! -s out ] -- grep -q "only agents may" err
+# AIRLOCK_TRACE marks each step on one clock, in every process: the sandbox is built while
+# the store opens, and the command starts only after the caller was authenticated.
+rm -f trace.log
+AIRLOCK_TRACE=$T/trace.log as_agent exec --target repo -- true
+mark() { awk -v m="$1" '{ n = $0; sub(/^[0-9]+ [0-9]+ /, "", n) } n == m { print $2; exit }' trace.log; }
+check "traced: the sandbox was being built before the store was open" all [ -n "$(mark 'sandbox: supervisor forked')" ] -- [ "$(mark 'sandbox: supervisor forked')" -lt "$(mark 'gateway: store open')" ]
+check "traced: the command started after authentication" all [ -n "$(mark 'init: start')" ] -- [ "$(mark 'gateway: authenticated, in scope')" -lt "$(mark 'init: start')" ]
+check "traced: three processes marked (airlock, the supervisor, init)" [ "$(cut -d' ' -f1 trace.log | sort -u | wc -l)" = 3 ]
+rm -f trace.log
+AIRLOCK_TRACE=$T/trace.log AIRLOCK_TOKEN=alk_not_a_token airlock exec --target repo -- true 2>/dev/null
+check "traced: a denied exec built a sandbox and never started the command" all [ -n "$(mark 'sandbox: supervisor forked')" ] -- [ -z "$(mark 'init: start')" ] -- [ -z "$(mark 'init: command spawned')" ]
+as_dba audit log --json > audited
+check "both denials are audited" all grep -q '"event":"auth_failed"' audited -- grep -q '"event":"denied".*only agents submit.*"principal":"approver:oncall-dba"' audited
+
 # ---- nothing left behind -------------------------------------------------------------------
 check "no mount left behind" [ "$(mount_count)" = 0 ]
 check "no cgroup left behind" [ "$(airlock_cgroups)" = 0 ]

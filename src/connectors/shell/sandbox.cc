@@ -37,6 +37,7 @@
 #include "connectors/shell/mount.h"
 #include "connectors/shell/net.h"
 #include "connectors/shell/seccomp.h"
+#include "core/trace.h"
 
 extern char** environ;
 
@@ -50,6 +51,7 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kKillGrace = std::chrono::seconds(5);
 constexpr int kExitSetupFailed = 125;
 constexpr int kExitExecFailed = 127;
+constexpr int kExitNotStarted = 126;  // init: the caller never said "start"
 
 Status SysError(const std::string& what, int err = errno) {
   return Status::IoError(what + ": " + std::strerror(err));
@@ -160,7 +162,10 @@ struct ChildPlan {
   int stdout_w = -1, stderr_w = -1, status_w = -1, control_r = -1;
   int stdin_r = -1;          // a long-lived run's stdin (SandboxedProcess); -1: /dev/null
   int go_r = -1, go_w = -1;  // created by the supervisor
-  int egress_w = -1;         // AF_UNIX end that carries the egress socket (-1: no proxy)
+  // The caller's "start" (PreparedRun::Run): init waits on it, contained, right before the
+  // command. -1: no gate (a long-lived run starts at once).
+  int start_r = -1;
+  int egress_w = -1;  // AF_UNIX end that carries the egress socket (-1: no proxy)
 };
 
 ChildPlan MakePlan(const SandboxSpec& spec, const RunCgroups& cgroups, int last_cap) {
@@ -223,6 +228,16 @@ Result<pid_t> SpawnCommand(const ChildPlan& p, int* exec_errno) {
 
 // ---- init: pid 1 of the run ----------------------------------------------------------------
 
+// true: the caller's "s"; false: EOF (the caller gave the run up, or died).
+bool WaitForStart(int start_r) {
+  char c;
+  ssize_t n;
+  while ((n = ::read(start_r, &c, 1)) < 0 && errno == EINTR) {
+  }
+  ::close(start_r);
+  return n == 1;
+}
+
 Status WaitForGo(int go_r) {
   char c;
   ssize_t n;
@@ -265,12 +280,15 @@ Status ContainInit(const ChildPlan& p) {
   // liveness check instead: EOF if the supervisor died before this prctl.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return SysError("set parent-death signal");
   std::vector<int> keep = p.cgroup_fds;
-  keep.insert(keep.end(), {p.go_r, p.stdout_w, p.stderr_w, p.status_w, p.stdin_r, p.egress_w});
+  keep.insert(keep.end(), {p.go_r, p.stdout_w, p.stderr_w, p.status_w, p.stdin_r, p.egress_w,
+                           p.start_r, TraceFd()});
   CloseAllFdsExcept(keep);
+  TraceMark("init: started");
   // "go": we are in the run's cgroup2 directory (cloned into it, or moved by the supervisor
   // without clone3). We join the v1 ones ourselves, which skips the lock a move by pid
   // takes (RunCgroups::AdmitSelf): every limit applies from here on.
   RETURN_IF_ERROR(WaitForGo(p.go_r));
+  TraceMark("init: go");
   RETURN_IF_ERROR(p.cgroups->AdmitSelf());
   for (int fd : p.cgroup_fds) ::close(fd);
   // A cgroup namespace is rooted where its creator is at creation: after "go", the command
@@ -286,23 +304,33 @@ Status ContainInit(const ChildPlan& p) {
     RETURN_IF_ERROR(SendLoopbackListener(p.egress_w, p.spec->egress_port));
     ::close(p.egress_w);
   }
+  TraceMark("init: cgroups, loopback");
   RETURN_IF_ERROR(BuildNewRoot(p.root));
+  TraceMark("init: new root built");
   RETURN_IF_ERROR(PivotInto(p.root.new_root));
+  TraceMark("init: pivoted");
   // After pivot_root: the new /proc must show this pid namespace and live in the new root.
   RETURN_IF_ERROR(MountProc());
+  TraceMark("init: proc");
   // Hidden paths resolve inside the new root (symlinks included), the overlay too.
   RETURN_IF_ERROR(HidePaths(p.hide));
+  TraceMark("init: hidden");
   RETURN_IF_ERROR(SealRoot());
+  TraceMark("init: pivoted, proc, hidden, sealed");
   RETURN_IF_ERROR(ChangeDir(p.spec->workspace));
   RETURN_IF_ERROR(DetachFromTerminal());
   RETURN_IF_ERROR(DropAllCapabilities(p.last_cap));
   // no_new_privs first: Landlock and seccomp refuse a process without CAP_SYS_ADMIN that
   // could still gain privileges through execve.
+  TraceMark("init: capabilities dropped");
   RETURN_IF_ERROR(SetNoNewPrivs());
   RETURN_IF_ERROR(RestrictWritesTo(p.writable));
   // seccomp last: it denies mount, unshare and other calls the steps above make, and once
   // it is in place nothing runs unfiltered.
-  return InstallSeccompFilter();
+  TraceMark("init: landlock");
+  Status filtered = InstallSeccompFilter();
+  TraceMark("init: seccomp");
+  return filtered;
 }
 
 int ReapUntil(pid_t command) {
@@ -322,9 +350,16 @@ int ReapUntil(pid_t command) {
     before = ReadNetCounters("/proc/self");
     Send(p.status_w, Msg::kBaseline, &before, sizeof before);
   }
+  // Everything is in place; the command starts when the caller says so. EOF instead: the
+  // caller gave the run up (PreparedRun destroyed unrun), and nothing of the command runs.
+  if (p.start_r >= 0) {
+    if (!WaitForStart(p.start_r)) ::_exit(kExitNotStarted);
+    TraceMark("init: start");
+  }
   int exec_errno = 0;
   Result<pid_t> command = SpawnCommand(p, &exec_errno);
   if (!command.ok()) FailChild(p.status_w, command.status());
+  TraceMark("init: command spawned");
   if (exec_errno != 0) {
     Send(p.status_w, Msg::kExecError, &exec_errno, sizeof exec_errno);
     ::_exit(kExitExecFailed);
@@ -337,6 +372,7 @@ int ReapUntil(pid_t command) {
     Send(p.status_w, Msg::kStarted, &started, sizeof started);
   }
   ReportMsg report{ReapUntil(*command), {}};
+  TraceMark("init: command reaped");
   if (!p.spec->network) report.after = ReadNetCounters("/proc/self");
   Send(p.status_w, Msg::kReport, &report, sizeof report);
   // Our exit makes the kernel SIGKILL every process left in the pid namespace: nothing the
@@ -395,15 +431,21 @@ Status Supervise(ChildPlan& p) {
   // with init the whole pid namespace; our mount namespace, scratch tmpfs and all, goes too.
   RETURN_IF_ERROR(DieWithParent(p.caller));
   std::vector<int> keep = p.cgroup_fds;
-  keep.insert(keep.end(),
-              {p.stdout_w, p.stderr_w, p.status_w, p.control_r, p.stdin_r, p.egress_w});
+  keep.insert(keep.end(), {p.stdout_w, p.stderr_w, p.status_w, p.control_r, p.stdin_r, p.egress_w,
+                           p.start_r, TraceFd()});
   CloseAllFdsExcept(keep);
+  TraceMark("supervisor: started");
   // Every mount from here on lives in this namespace only and disappears with it.
   RETURN_IF_ERROR(EnterPrivateMountNamespace());
+  TraceMark("supervisor: mount namespace");
   RETURN_IF_ERROR(MountScratch(p.scratch_dir, p.spec->upper_size_bytes, p.spec->upper_inodes));
+  TraceMark("supervisor: scratch mounted");
   ASSIGN_OR_RETURN(pid_t init, CloneInit(p));
-  // Only init may hold it: the caller reads EOF if init fails before sending the socket.
+  TraceMark("supervisor: init cloned");
+  // Only init may hold these: the caller reads EOF if init fails before sending the socket,
+  // and init reads EOF on "start" if the caller goes away.
   if (p.egress_w >= 0) ::close(p.egress_w);
+  if (p.start_r >= 0) ::close(p.start_r);
   Send(p.status_w, Msg::kInitPid, &init, sizeof init);
   // Whatever clone3 did not do; init joins the v1 hierarchies itself after "go".
   Status admitted = p.in_cgroup2 ? Status::Ok() : p.cgroups->AdmitToCgroup2(init);
@@ -418,6 +460,7 @@ Status Supervise(ChildPlan& p) {
   ::close(p.stderr_w);
   if (p.stdin_r >= 0) ::close(p.stdin_r);
   int status = WaitChild(init);
+  TraceMark("supervisor: init reaped");
   // init is reaped only after every other process of its pid namespace: the run is over.
   Send(p.status_w, Msg::kInitExited, &status, sizeof status);
   ::close(p.status_w);
@@ -443,7 +486,7 @@ class SupervisorProcess {
   SupervisorProcess& operator=(const SupervisorProcess&) = delete;
   ~SupervisorProcess() {
     if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
+      if (control_.get() >= 0) ::kill(pid_, SIGKILL);  // not let go: still holding the run
       Reap();
     }
   }
@@ -451,9 +494,11 @@ class SupervisorProcess {
   void Kill() const { ::kill(pid_, SIGKILL); }
   // Lets it exit (tearing down the upper layer with its mount namespace) and reaps it.
   void Release() {
-    control_.reset();
+    LetGo();
     Reap();
   }
+  // Lets it exit; the destructor (or Release) reaps it.
+  void LetGo() { control_.reset(); }
 
  private:
   void Reap() {
@@ -715,7 +760,7 @@ Result<Fd> LockScratchDir(const std::string& dir) {
   return fd;
 }
 
-Result<int> Prepare() {
+Result<int> Preflight() {
   RETURN_IF_ERROR(PrepareSeccompFilter());
   if (LandlockAbi() < 1) {
     return Status::FailedPrecondition(
@@ -736,55 +781,107 @@ Result<Pipe> MakeEgressChannel(const SandboxSpec& spec) {
 
 }  // namespace
 
-Result<SandboxOutcome> RunSandboxed(const SandboxSpec& spec,
-                                    const std::function<Status(const std::string&)>& inspect,
-                                    EgressListener* egress) {
-  const auto start = Clock::now();
-  RETURN_IF_ERROR(ValidateSpec(spec));
-  if (spec.egress_port != 0 && egress == nullptr) {
-    return Status::InvalidArgument("an egress port needs a listener to serve it");
-  }
-  ASSIGN_OR_RETURN(Fd scratch_lock, LockScratchDir(spec.scratch_dir));
-  ASSIGN_OR_RETURN(int last_cap, Prepare());
-  ASSIGN_OR_RETURN(std::unique_ptr<RunCgroups> cgroups,
-                   RunCgroups::Create({spec.memory_bytes, spec.pids, spec.cpus}));
+// ---- a run, prepared then started ----------------------------------------------------------
+
+struct PreparedRun::State {
+  SandboxSpec spec;
+  Fd scratch_lock;
+  std::unique_ptr<RunCgroups> cgroups;
+  std::unique_ptr<SupervisorProcess> supervisor;
+  Fd out, err, status, egress_channel, start;
+  bool ran = false;
+  bool let_go = false;  // Run got to the end: the supervisor exits on its own
+  bool finished = false;
+};
+
+PreparedRun::PreparedRun() : state_(std::make_unique<State>()) {}
+
+// Destroyed unrun (or after a failed Run): closing "start" tells init to exit without the
+// command, and the supervisor is killed and reaped (SupervisorProcess), every mount of the
+// run with it; then ~RunCgroups removes the cgroups.
+PreparedRun::~PreparedRun() {
+  state_->start.reset();
+  (void)Finish();
+}
+
+const SandboxSpec& PreparedRun::spec() const {
+  return state_->spec;
+}
+
+Result<std::unique_ptr<PreparedRun>> PreparedRun::Prepare(const SandboxSpec& spec) {
+  TraceMark("sandbox: start");
+  std::unique_ptr<PreparedRun> run(new PreparedRun());
+  State& st = *run->state_;
+  st.spec = spec;
+  RETURN_IF_ERROR(ValidateSpec(st.spec));
+  ASSIGN_OR_RETURN(st.scratch_lock, LockScratchDir(st.spec.scratch_dir));
+  ASSIGN_OR_RETURN(int last_cap, Preflight());
+  TraceMark("sandbox: validated, locked, prepared");
+  ASSIGN_OR_RETURN(st.cgroups,
+                   RunCgroups::Create({st.spec.memory_bytes, st.spec.pids, st.spec.cpus}));
+  TraceMark("sandbox: cgroups created");
   ASSIGN_OR_RETURN(Pipe out, MakePipe());
   ASSIGN_OR_RETURN(Pipe err, MakePipe());
   ASSIGN_OR_RETURN(Pipe status, MakePipe());
   ASSIGN_OR_RETURN(Pipe control, MakePipe());
-  ASSIGN_OR_RETURN(Pipe egress_channel, MakeEgressChannel(spec));
-  ChildPlan plan = MakePlan(spec, *cgroups, last_cap);
+  ASSIGN_OR_RETURN(Pipe egress_channel, MakeEgressChannel(st.spec));
+  // A socket pair, not a pipe: "start" is sent with MSG_NOSIGNAL, so a run whose init has
+  // already failed is an error to read, not a SIGPIPE.
+  int start_fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, start_fds) != 0) {
+    return SysError("start socketpair");
+  }
+  Pipe start{Fd(start_fds[0]), Fd(start_fds[1])};
+  ChildPlan plan = MakePlan(st.spec, *st.cgroups, last_cap);
   plan.stdout_w = out.write.get();
   plan.stderr_w = err.write.get();
   plan.status_w = status.write.get();
   plan.control_r = control.read.get();
   plan.egress_w = egress_channel.write.get();
+  plan.start_r = start.read.get();
 
   pid_t pid = ::fork();
   if (pid < 0) return SysError("fork the sandbox supervisor");
   if (pid == 0) RunSupervisor(plan);
-  SupervisorProcess supervisor(pid, std::move(control.write));
+  TraceMark("sandbox: supervisor forked");
+  st.supervisor = std::make_unique<SupervisorProcess>(pid, std::move(control.write));
   // Only the sandbox holds the write ends now: EOF on them means it is done.
-  out.write.reset();
-  err.write.reset();
-  status.write.reset();
-  control.read.reset();
-  egress_channel.write.reset();
+  st.out = std::move(out.read);
+  st.err = std::move(err.read);
+  st.status = std::move(status.read);
+  st.egress_channel = std::move(egress_channel.read);
+  st.start = std::move(start.write);
+  return run;
+}
 
-  // init sends the egress socket before it spawns the command. No socket (init failed
+Result<SandboxOutcome> PreparedRun::Run(const std::function<Status(const std::string&)>& inspect,
+                                        EgressListener* egress) {
+  State& st = *state_;
+  const SandboxSpec& spec = st.spec;
+  if (st.ran) return Status::FailedPrecondition("a prepared sandbox runs its command once");
+  st.ran = true;
+  const auto start = Clock::now();
+  if (spec.egress_port != 0 && egress == nullptr) {
+    return Status::InvalidArgument("an egress port needs a listener to serve it");
+  }
+  // init sends the egress socket before it waits for "start". No socket (init failed
   // first) is not an error here: Collect reads why the setup failed.
   if (spec.egress_port != 0) {
-    Result<int> listener = ReceiveListener(egress_channel.read.get(), spec.timeout_ms);
+    Result<int> listener = ReceiveListener(st.egress_channel.get(), spec.timeout_ms);
     if (listener.ok()) {
       egress->Serve(*listener);
     } else if (listener.status().code() != StatusCode::kNotFound) {
       return listener.status();  // the supervisor is killed on the way out
     }
   }
+  // A failed send means init is gone already; Collect learns why from the status pipe.
+  (void)::send(st.start.get(), "s", 1, MSG_NOSIGNAL);
+  st.start.reset();
   SandboxOutcome outcome;
   Collected c;
-  Collect(spec, out.read.get(), err.read.get(), status.read.get(), *cgroups, supervisor, &outcome,
+  Collect(spec, st.out.get(), st.err.get(), st.status.get(), *st.cgroups, *st.supervisor, &outcome,
           &c);
+  TraceMark("sandbox: output collected");
   // Every process of the run is gone: nothing can make another request.
   const int64_t proxied = spec.egress_port != 0 ? egress->Stop() : 0;
   RETURN_IF_ERROR(RunFailure(spec, c));
@@ -792,18 +889,50 @@ Result<SandboxOutcome> RunSandboxed(const SandboxSpec& spec,
   FillNetwork(spec, c, proxied, &outcome);
 
   // The supervisor keeps its mount namespace (and the upper layer) alive until Release().
-  std::string upper =
-      "/proc/" + std::to_string(supervisor.pid()) + "/root" + ScratchLayout(spec.scratch_dir).upper;
+  std::string upper = "/proc/" + std::to_string(st.supervisor->pid()) + "/root" +
+                      ScratchLayout(spec.scratch_dir).upper;
   outcome.upper_full = UpperFull(upper);
   Status inspected = inspect ? inspect(upper) : Status::Ok();
-  supervisor.Release();
+  TraceMark("sandbox: upper inspected");
+  // Done with the upper layer: the supervisor may go, and unmount everything as it does.
+  st.supervisor->LetGo();
+  st.let_go = true;
   RETURN_IF_ERROR(inspected);
 
-  outcome.killed_by = cgroups->LimitHit();
+  outcome.killed_by = st.cgroups->LimitHit();
   if (outcome.killed_by.empty() && c.timed_out) outcome.killed_by = "timeout";
-  RETURN_IF_ERROR(cgroups->Remove());
   outcome.duration_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+  return outcome;
+}
+
+Status PreparedRun::Finish() {
+  State& st = *state_;
+  if (st.finished) return Status::Ok();
+  st.finished = true;
+  // Never run, or a Run that failed: the supervisor is killed (and init, and the command,
+  // with it) before the cgroups go.
+  if (!st.let_go) st.supervisor.reset();
+  // After a whole Run, init was reaped before the status pipe closed, and every other
+  // process of the run before it: the cgroups are empty, whatever the supervisor is still
+  // doing.
+  Status removed = st.cgroups ? st.cgroups->Remove() : Status::Ok();
+  st.cgroups.reset();
+  TraceMark("sandbox: cgroups removed");
+  st.supervisor.reset();  // reaped: its mount namespace, the upper layer with it, is gone
+  TraceMark("sandbox: supervisor reaped");
+  return removed;
+}
+
+Result<SandboxOutcome> RunSandboxed(const SandboxSpec& spec,
+                                    const std::function<Status(const std::string&)>& inspect,
+                                    EgressListener* egress) {
+  if (spec.egress_port != 0 && egress == nullptr) {
+    return Status::InvalidArgument("an egress port needs a listener to serve it");
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<PreparedRun> run, PreparedRun::Prepare(spec));
+  ASSIGN_OR_RETURN(SandboxOutcome outcome, run->Run(inspect, egress));
+  RETURN_IF_ERROR(run->Finish());
   return outcome;
 }
 
@@ -891,7 +1020,7 @@ Result<std::unique_ptr<SandboxedProcess>> SandboxedProcess::Start(const SandboxS
   st.spec = spec;
   RETURN_IF_ERROR(ValidateSpec(st.spec));
   ASSIGN_OR_RETURN(st.scratch_lock, LockScratchDir(st.spec.scratch_dir));
-  ASSIGN_OR_RETURN(int last_cap, Prepare());
+  ASSIGN_OR_RETURN(int last_cap, Preflight());
   ASSIGN_OR_RETURN(st.cgroups,
                    RunCgroups::Create({st.spec.memory_bytes, st.spec.pids, st.spec.cpus}));
   ASSIGN_OR_RETURN(Pipe in, MakePipe());

@@ -97,6 +97,36 @@ Result<SandboxOutcome> RunSandboxed(const SandboxSpec& spec,
                                     const std::function<Status(const std::string&)>& inspect,
                                     EgressListener* egress = nullptr);
 
+// RunSandboxed in three steps, so that the caller can do other work while the sandbox is
+// built and while it is torn down (the CLI opens its store meanwhile, and records the
+// action during the teardown). Prepare() returns at once; the supervisor and init build
+// everything (namespaces, cgroups, the new root, Landlock, seccomp) and init then waits,
+// contained, right before the command. Run() starts the command and is RunSandboxed from
+// there up to and including `inspect`: the timeout counts from Run(), and the errors are
+// the same. Finish() removes the cgroups and waits until every mount of the run is gone;
+// the destructor does it if the caller did not. Destroying a run that was never started
+// tears the sandbox down without the command ever running.
+class PreparedRun {
+ public:
+  static Result<std::unique_ptr<PreparedRun>> Prepare(const SandboxSpec& spec);
+  ~PreparedRun();
+  PreparedRun(const PreparedRun&) = delete;
+  PreparedRun& operator=(const PreparedRun&) = delete;
+
+  const SandboxSpec& spec() const;
+  // Once only (FailedPrecondition after that).
+  Result<SandboxOutcome> Run(const std::function<Status(const std::string&)>& inspect,
+                             EgressListener* egress = nullptr);
+  // After Run: the cgroups are removed (an error if that failed; CleanupStale retries it)
+  // and the supervisor is reaped. Idempotent.
+  Status Finish();
+
+ private:
+  PreparedRun();
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
 // Removes what a killed airlock left behind: cgroups of runs whose processes are gone, and
 // stale entries under scratch_root. Mounts need no clean-up (they die with the supervisor).
 // Only empty directories are removed, and none that a live run holds (RunSandboxed keeps a

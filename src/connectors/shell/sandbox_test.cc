@@ -660,6 +660,56 @@ TEST_F(SandboxTest, RunsLeaveNothingBehind) {
   EXPECT_EQ(errno, ECHILD);
 }
 
+TEST_F(SandboxTest, APreparedRunStartsItsCommandOnlyInRunAndTimesItFromThere) {
+  SandboxSpec spec = Spec({"sh", "-c", "echo ran; sleep 1000.4321"});
+  spec.timeout_ms = 300;
+  Result<std::unique_ptr<PreparedRun>> prepared = PreparedRun::Prepare(spec);
+  ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+  // Twice the timeout: a command started by Prepare would be running now, or killed.
+  ::usleep(600 * 1000);
+  EXPECT_TRUE(HostProcessesMatching("sleep 1000.4321").empty());
+  Result<SandboxOutcome> out = (*prepared)->Run(nullptr);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->stdout_data, "ran\n");
+  EXPECT_EQ(out->killed_by, "timeout");
+  EXPECT_GE(out->duration_ms, 300);
+  Result<SandboxOutcome> again = (*prepared)->Run(nullptr);
+  EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition);
+  prepared->reset();
+  EXPECT_TRUE(OurCgroups().empty());
+}
+
+TEST_F(SandboxTest, APreparedRunGivenUpNeverRunsItsCommandAndLeavesNothing) {
+  const int mounts_before = MountsOf(ws_) + MountsOf(scratch_);
+  for (int wait_ms : {0, 200}) {
+    Result<std::unique_ptr<PreparedRun>> prepared =
+        PreparedRun::Prepare(Spec({"sh", "-c", "sleep 1000.5678; echo x > f"}));
+    ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+    ::usleep(wait_ms * 1000);
+    EXPECT_TRUE(HostProcessesMatching("sleep 1000.5678").empty());
+  }
+  EXPECT_TRUE(HostProcessesMatching("sleep 1000.5678").empty());
+  EXPECT_EQ(MountsOf(ws_) + MountsOf(scratch_), mounts_before);
+  EXPECT_TRUE(OurCgroups().empty());
+  EXPECT_TRUE(fs::is_empty(scratch_));
+  EXPECT_TRUE(fs::is_empty(ws_));
+  int status;
+  EXPECT_EQ(::waitpid(-1, &status, WNOHANG), -1) << "a child process is left";
+}
+
+TEST_F(SandboxTest, APreparedRunReportsAFailedSetupWhenRun) {
+  SandboxSpec spec = Spec({"true"});
+  spec.hide = {"relative/path"};
+  EXPECT_EQ(PreparedRun::Prepare(spec).status().code(), StatusCode::kInvalidArgument);
+  SandboxSpec missing = Spec({"airlock-no-such-command"});
+  Result<std::unique_ptr<PreparedRun>> prepared = PreparedRun::Prepare(missing);
+  ASSERT_TRUE(prepared.ok());
+  Result<SandboxOutcome> out = (*prepared)->Run(nullptr);
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("command not found"), std::string::npos)
+      << out.status().ToString();
+}
+
 TEST_F(SandboxTest, CleanupStaleRemovesWhatADeadAirlockLeft) {
   // A pid that is certainly dead: a reaped child's.
   pid_t dead = ::fork();

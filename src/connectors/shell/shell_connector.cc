@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <thread>
 
 #include "connectors/shell/egress.h"
 #include "connectors/shell/layer.h"
@@ -16,6 +17,7 @@
 #include "core/glob.h"
 #include "core/hash.h"
 #include "core/json.h"
+#include "core/trace.h"
 
 namespace airlock {
 namespace {
@@ -253,8 +255,25 @@ class ShellConnector : public Connector {
  public:
   explicit ShellConnector(ShellConfig config)
       : config_(std::move(config)), blobs_(config_.state_dir + "/blobs") {}
+  ~ShellConnector() override {
+    std::lock_guard<std::mutex> lock(teardown_mu_);
+    if (teardown_.joinable()) teardown_.join();
+  }
 
   Result<DryRunResult> DryRun(const Json& args) override { return DryRunWithEgress(args, nullptr); }
+
+  // The sandbox for `args`, built while the gateway opens its store and decides whether the
+  // command may run at all; DryRunWithEgress with the same args starts it.
+  void Prestart(const Json& args) override {
+    std::lock_guard<std::mutex> lock(prepared_mu_);
+    prepared_.reset();
+    auto argv = ParseArgv(args);
+    if (!argv.ok()) return;
+    auto sandbox = PrepareSandbox(*argv);
+    if (!sandbox.ok()) return;  // DryRun tries again and reports why
+    (*sandbox)->args = args;
+    prepared_ = std::move(*sandbox);
+  }
 
   Result<DryRunResult> DryRunWithEgress(const Json& args, EgressGate* gate) override {
     ASSIGN_OR_RETURN(std::vector<std::string> argv, ParseArgv(args));
@@ -263,18 +282,13 @@ class ShellConnector : public Connector {
       return Status::FailedPrecondition("target '" + config_.name +
                                         "': network: proxy needs the gateway to decide requests");
     }
-    RETURN_IF_ERROR(CheckWorkspace(config_.workspace));
-    RETURN_IF_ERROR(EnsureStateDirs());
-    shell::SandboxSpec spec = config_.base;
-    spec.argv = argv;
-    spec.workspace = config_.workspace;
-    spec.scratch_dir = config_.state_dir + "/scratch/" + RandomHex(8);
-    RETURN_IF_ERROR(MakeDirs(spec.scratch_dir));
-    struct RemoveScratch {
-      std::string dir;
-      ~RemoveScratch() { ::rmdir(dir.c_str()); }
-    } remove_scratch{spec.scratch_dir};
-
+    std::unique_ptr<PreparedSandbox> sandbox = TakePrestarted(args);
+    if (sandbox) {
+      // Checked again now: the workspace may have been replaced since the sandbox was built.
+      RETURN_IF_ERROR(CheckWorkspace(config_.workspace));
+    } else {
+      ASSIGN_OR_RETURN(sandbox, PrepareSandbox(argv));
+    }
     Result<CapturedLayer> captured = Status::Internal("the sandbox did not report its layer");
     auto inspect = [&](const std::string& upper) -> Status {
       captured = shell::CaptureLayer(upper, config_.workspace, blobs_, shell::CaptureOptions());
@@ -287,11 +301,13 @@ class ShellConnector : public Connector {
       options.allow = config_.egress_allow;
       proxy = std::make_unique<shell::EgressProxy>(options, gate);
     }
-    // The proxy is stopped by RunSandboxed when the run ends, and again (a no-op) by its
-    // destructor on every path out of here.
-    ASSIGN_OR_RETURN(shell::SandboxOutcome run, shell::RunSandboxed(spec, inspect, proxy.get()));
+    // The proxy is stopped by Run when the run ends, and again (a no-op) by its destructor
+    // on every path out of here.
+    ASSIGN_OR_RETURN(shell::SandboxOutcome run, sandbox->run->Run(inspect, proxy.get()));
+    TearDownLater(std::move(sandbox));
     if (!captured.ok()) return captured.status().Annotate("reading the command's effect");
     ASSIGN_OR_RETURN(DryRunResult out, BuildEffect(argv, run, *captured));
+    TraceMark("shell: effect built");
     // Each request was its own http action, recorded when it was made; the command's
     // action lists them for the approver.
     if (proxy) out.effect.extra["egress"] = proxy->Summary();
@@ -375,11 +391,67 @@ class ShellConnector : public Connector {
   }
 
  private:
+  // A sandbox built for one command (PreparedRun), in a scratch dir of its own that goes
+  // with it.
+  struct PreparedSandbox {
+    Json args;  // what it was built for (Prestart)
+    std::string scratch_dir;
+    std::unique_ptr<shell::PreparedRun> run;
+    ~PreparedSandbox() {
+      // First: its supervisor's mounts are on the scratch dir. A failed removal of the
+      // run's cgroups is retried by the next CleanupStale.
+      if (run) (void)run->Finish();
+      run.reset();
+      ::rmdir(scratch_dir.c_str());
+    }
+  };
+
+  Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const std::vector<std::string>& argv) {
+    RETURN_IF_ERROR(CheckWorkspace(config_.workspace));
+    TraceMark("shell: workspace checked");
+    RETURN_IF_ERROR(EnsureStateDirs());
+    TraceMark("shell: state dirs ensured");
+    shell::SandboxSpec spec = config_.base;
+    spec.argv = argv;
+    spec.workspace = config_.workspace;
+    spec.scratch_dir = config_.state_dir + "/scratch/" + RandomHex(8);
+    auto sandbox = std::make_unique<PreparedSandbox>();
+    RETURN_IF_ERROR(MakeDirs(spec.scratch_dir));
+    sandbox->scratch_dir = spec.scratch_dir;
+    TraceMark("shell: state dirs");
+    ASSIGN_OR_RETURN(sandbox->run, shell::PreparedRun::Prepare(spec));
+    // While the sandbox is being built: this run's scratch dir is locked and its cgroups
+    // carry a live pid, so the clean-up leaves them alone.
+    RETURN_IF_ERROR(CleanUpStaleOnce());
+    return sandbox;
+  }
+
+  // A finished run's teardown (its cgroups, its mounts, its scratch dir) goes on while the
+  // gateway records the action. The next one, and the connector's end, wait for it: no
+  // command's sandbox outlives the process, or piles up in a long-lived one.
+  void TearDownLater(std::unique_ptr<PreparedSandbox> sandbox) {
+    std::lock_guard<std::mutex> lock(teardown_mu_);
+    if (teardown_.joinable()) teardown_.join();
+    teardown_ = std::thread([s = std::move(sandbox)]() mutable { s.reset(); });
+  }
+
+  // The prestarted sandbox if it was built for exactly these args; any other is discarded
+  // (its command never runs).
+  std::unique_ptr<PreparedSandbox> TakePrestarted(const Json& args) {
+    std::lock_guard<std::mutex> lock(prepared_mu_);
+    std::unique_ptr<PreparedSandbox> p = std::move(prepared_);
+    if (p && p->args != args) p.reset();
+    return p;
+  }
+
   Status EnsureStateDirs() {
     RETURN_IF_ERROR(MakeDirs(config_.state_dir + "/blobs"));
-    RETURN_IF_ERROR(MakeDirs(config_.state_dir + "/scratch"));
-    // Once per connector (so once per target and process): what a killed airlock left
-    // behind, cgroups and scratch dirs.
+    return MakeDirs(config_.state_dir + "/scratch");
+  }
+
+  // Once per connector (so once per target and process): what a killed airlock left behind,
+  // cgroups and scratch dirs.
+  Status CleanUpStaleOnce() {
     Status st = Status::Ok();
     std::call_once(cleaned_, [&] { st = shell::CleanupStale(config_.state_dir + "/scratch"); });
     return st;
@@ -447,6 +519,10 @@ class ShellConnector : public Connector {
   BlobStore blobs_;
   std::mutex mu_;  // one commit or rollback at a time per target in this process
   std::once_flag cleaned_;
+  std::mutex prepared_mu_;
+  std::unique_ptr<PreparedSandbox> prepared_;  // Prestart's
+  std::mutex teardown_mu_;
+  std::thread teardown_;  // TearDownLater's
 };
 
 }  // namespace

@@ -1,0 +1,16 @@
+// Phase marks for finding where the time of one command goes (docs/BENCHMARKS.md, "where
+// the time goes"). When the environment variable AIRLOCK_TRACE names a file, every
+// TraceMark appends one line to it: "<pid> <CLOCK_MONOTONIC ns> <name>". The clock is the
+// same in every process, so the sandbox's supervisor and init mark on one time line with
+// the caller. Without AIRLOCK_TRACE a mark costs one branch on a cached pointer.
+#pragma once
+
+namespace airlock {
+
+void TraceMark(const char* name);
+
+// The open trace file (close-on-exec), or -1. A forked child that closes every fd it does
+// not know keeps this one, so that it can mark too.
+int TraceFd();
+
+}  // namespace airlock
