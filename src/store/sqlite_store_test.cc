@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <chrono>
@@ -621,6 +622,44 @@ TEST_F(SqliteStoreTest, ReopenKeepsDataAndContinuesTheChain) {
   auto report = audit::Verify(*store);
   ASSERT_TRUE(report.ok());
   EXPECT_TRUE(report->ok) << report->problem;
+}
+
+// The WAL file is kept between processes, emptied: the next one neither creates it (no
+// directory fsync) nor finds frames in it to replay onto a store file restored beside it.
+TEST_F(SqliteStoreTest, TheWalIsKeptEmptyAfterTheLastCloseAndReused) {
+  const std::string wal = path_ + "-wal";
+  ino_t inode = 0;
+  for (int i = 0; i < 3; ++i) {
+    {
+      auto store = Open();
+      ASSERT_NE(store, nullptr);
+      Action a = FullAction("act_w" + std::to_string(i), 1);
+      ASSERT_TRUE(store->Transact([&](StoreTxn& t) { return t.InsertAction(a); }).ok());
+      struct stat open_st;
+      ASSERT_EQ(::stat(wal.c_str(), &open_st), 0);
+      EXPECT_GT(open_st.st_size, 0) << "the commit went through the WAL";
+    }
+    struct stat st;
+    ASSERT_EQ(::stat(wal.c_str(), &st), 0) << "the WAL file is kept";
+    EXPECT_EQ(st.st_size, 0) << "and emptied";
+    if (i == 0) inode = st.st_ino;
+    EXPECT_EQ(st.st_ino, inode) << "the same file every time, not a new one";
+  }
+  // Everything is in the store file itself: a copy of it alone has all three actions.
+  const std::string copy = (dir_ / "copy.db").string();
+  fs::copy_file(path_, copy);
+  path_ = copy;
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(store
+                    ->Read([&](StoreTxn& t) -> Status {
+                      ASSIGN_OR_RETURN(auto got, t.GetAction("act_w" + std::to_string(i)));
+                      EXPECT_TRUE(got.has_value()) << i;
+                      return Status::Ok();
+                    })
+                    .ok());
+  }
 }
 
 TEST_F(SqliteStoreTest, GroupedAppendsFromEightThreadsFormOneChain) {
