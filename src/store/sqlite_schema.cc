@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <system_error>
 
+#include "core/hash.h"
+
 namespace airlock::sqlite {
 namespace {
 
@@ -63,6 +65,11 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_by_action ON audit(action_id, seq);
 )sql";
 
+const std::string& SchemaSha() {
+  static const std::string sha = Sha256Hex(kSchemaSql);
+  return sha;
+}
+
 Status NotAnAirlockStore(const std::string& path, const std::string& why) {
   return Status::Corruption(path + " is not an airlock store: " + why);
 }
@@ -73,6 +80,7 @@ struct Identity {
   bool has_meta = false;
   std::string app;
   int64_t schema_version = -1;  // -1: missing or not an integer
+  std::string schema_sha;       // kMetaSchemaSha ("" before it was kept)
 };
 
 Result<Identity> ReadIdentity(Db& db) {
@@ -91,13 +99,14 @@ Result<Identity> ReadIdentity(Db& db) {
   }
   if (!id.has_meta) return id;
   ASSIGN_OR_RETURN(Stmt s, db.Prepare("SELECT key, value, typeof(value) FROM meta "
-                                      "WHERE key IN ('app', 'schema_version')"));
+                                      "WHERE key IN ('app', 'schema_version', 'schema_sha256')"));
   while (true) {
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
     std::string key = s.Text(0);
     if (key == kMetaApp) id.app = s.Text(1);
     if (key == kMetaSchemaVersion && s.Text(2) == "integer") id.schema_version = s.Int(1);
+    if (key == kMetaSchemaSha) id.schema_sha = s.Text(1);
   }
   return id;
 }
@@ -125,10 +134,12 @@ Status CheckIdentity(const std::string& path, const Identity& id) {
   return Status::Ok();
 }
 
-// Inspects an existing file on a read-only connection, which cannot modify it.
-Status InspectExisting(const std::string& path) {
-  ASSIGN_OR_RETURN(auto db, Db::Open(path, SQLITE_OPEN_READONLY, kBusyTimeoutMs));
-  Result<Identity> id = ReadIdentity(*db);
+// Checks an existing file on the writer's connection before anything on it writes (the
+// switch to WAL mode comes after): reading a database changes nothing in it. Returns whether
+// its schema is this build's, so that the schema need not run again.
+Result<bool> CheckExisting(Db& db) {
+  const std::string& path = db.path();
+  Result<Identity> id = ReadIdentity(db);
   if (!id.ok()) {
     if (id.status().code() == StatusCode::kCorruption) {
       return NotAnAirlockStore(
@@ -136,7 +147,8 @@ Status InspectExisting(const std::string& path) {
     }
     return id.status().Annotate("inspecting " + path);
   }
-  return CheckIdentity(path, *id);
+  RETURN_IF_ERROR(CheckIdentity(path, *id));
+  return id->schema_version == kSchemaVersion && id->schema_sha == SchemaSha();
 }
 
 Status SetPragmas(Db& db, const StoreOptions& options) {
@@ -172,6 +184,9 @@ Status CreateSchema(Db& db) {
                            std::to_string(kSchemaVersion) + "), ('" + kMetaHeadSeq + "', 0), ('" +
                            kMetaHeadHash + "', '" + kGenesisHash + "')";
   if (Status st = db.Exec(seed.c_str()); !st.ok()) return fail(st);
+  const std::string sha = std::string("INSERT OR REPLACE INTO meta(key, value) VALUES ('") +
+                          kMetaSchemaSha + "', '" + SchemaSha() + "')";
+  if (Status st = db.Exec(sha.c_str()); !st.ok()) return fail(st);
   return db.Exec("COMMIT");
 }
 
@@ -182,9 +197,7 @@ Result<std::unique_ptr<Db>> OpenWriter(const std::string& path, const StoreOptio
   bool exists = std::filesystem::exists(path, ec);
   if (ec) return Status::IoError("checking " + path + ": " + ec.message());
   int flags = SQLITE_OPEN_READWRITE;
-  if (exists) {
-    RETURN_IF_ERROR(InspectExisting(path));
-  } else {
+  if (!exists) {
     if (!options.create_if_missing) {
       return Status::NotFound("store " + path + " does not exist");
     }
@@ -196,8 +209,13 @@ Result<std::unique_ptr<Db>> OpenWriter(const std::string& path, const StoreOptio
     flags |= SQLITE_OPEN_CREATE;
   }
   ASSIGN_OR_RETURN(auto db, Db::Open(path, flags, kBusyTimeoutMs));
+  bool current = false;
+  if (exists) {
+    ASSIGN_OR_RETURN(current, CheckExisting(*db));
+  }
   RETURN_IF_ERROR(SetPragmas(*db, options));
-  RETURN_IF_ERROR(CreateSchema(*db));
+  // The schema is a write transaction; a store already at this build's schema skips it.
+  if (!current) RETURN_IF_ERROR(CreateSchema(*db));
   return db;
 }
 

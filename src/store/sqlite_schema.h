@@ -17,6 +17,9 @@ inline constexpr int kBusyTimeoutMs = 10'000;
 // The meta table's keys.
 inline constexpr const char* kMetaApp = "app";  // 'airlock'
 inline constexpr const char* kMetaSchemaVersion = "schema_version";
+// SHA-256 of the schema SQL that last ran on the file: an open skips the schema (a write
+// transaction) when it is this build's.
+inline constexpr const char* kMetaSchemaSha = "schema_sha256";
 inline constexpr const char* kMetaHeadSeq = "audit_head_seq";  // the recorded audit head
 inline constexpr const char* kMetaHeadHash = "audit_head_hash";
 

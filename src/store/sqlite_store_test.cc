@@ -545,6 +545,53 @@ TEST_F(SqliteStoreTest, ForeignSqliteDatabaseIsCorruptionAndUntouched) {
   EXPECT_EQ(ReadBytes(path_), before);
 }
 
+// Opening a store at this build's schema (its SQL's SHA-256 is in meta) runs no schema
+// transaction; a store whose schema SQL differs (an older build's, or none recorded) gets
+// it again, which brings it up to date.
+TEST_F(SqliteStoreTest, TheSchemaRunsOnlyWhenItsSqlChanged) {
+  Open().reset();
+  auto index_count = [&] {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    sqlite3_stmt* s = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db,
+                                 "SELECT count(*) FROM sqlite_master WHERE name = "
+                                 "'audit_by_action'",
+                                 -1, &s, nullptr),
+              SQLITE_OK);
+    EXPECT_EQ(sqlite3_step(s), SQLITE_ROW);
+    const int n = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+  };
+  ASSERT_EQ(index_count(), 1);
+  Sql(path_, "DROP INDEX audit_by_action");
+  Open().reset();
+  EXPECT_EQ(index_count(), 0) << "the schema ran although its SQL was recorded as current";
+  Sql(path_, "DELETE FROM meta WHERE key = 'schema_sha256'");
+  Open().reset();
+  EXPECT_EQ(index_count(), 1) << "a store without the recorded SQL did not get the schema";
+  Sql(path_, "UPDATE meta SET value = 'an older schema' WHERE key = 'schema_sha256'");
+  Sql(path_, "DROP INDEX audit_by_action");
+  Open().reset();
+  EXPECT_EQ(index_count(), 1) << "a store at another schema did not get this one";
+}
+
+// A foreign database in WAL mode is refused on the writer's own connection before anything
+// writes to it: neither its bytes nor its journal mode change.
+TEST_F(SqliteStoreTest, ForeignWalDatabaseIsCorruptionAndUntouched) {
+  fs::create_directories(fs::path(path_).parent_path());
+  Sql(path_,
+      "PRAGMA journal_mode=WAL; CREATE TABLE users(id INTEGER PRIMARY KEY); "
+      "INSERT INTO users VALUES (1); PRAGMA wal_checkpoint(TRUNCATE);");
+  const std::string before = ReadBytes(path_);
+  auto store = OpenSqliteStore(path_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find("is not an airlock store"), std::string::npos);
+  EXPECT_EQ(ReadBytes(path_), before);
+}
+
 TEST_F(SqliteStoreTest, ForeignMetaTableIsCorruption) {
   fs::create_directories(fs::path(path_).parent_path());
   Sql(path_,
