@@ -373,10 +373,15 @@ int ReapUntil(pid_t command) {
   }
   ReportMsg report{ReapUntil(*command), {}};
   TraceMark("init: command reaped");
+  // Nothing the command started (double fork, setsid, daemon) outlives it: everything left
+  // in this pid namespace is killed and reaped here, as the kernel would on our exit, but
+  // before the report. Once the caller has the report the upper layer is final, and it
+  // reads it while we exit (dropping our mount namespace takes a while).
+  ::kill(-1, SIGKILL);
+  while (::waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {
+  }
   if (!p.spec->network) report.after = ReadNetCounters("/proc/self");
   Send(p.status_w, Msg::kReport, &report, sizeof report);
-  // Our exit makes the kernel SIGKILL every process left in the pid namespace: nothing the
-  // command started (double fork, setsid, daemon) outlives it.
   ::_exit(0);
 }
 
@@ -667,7 +672,9 @@ void Collect(const SandboxSpec& spec, int out_fd, int err_fd, int status_fd,
   std::string messages;
   auto deadline = Clock::now() + std::chrono::milliseconds(spec.timeout_ms);
   static thread_local char buf[64 * 1024];
-  while (fds[0].fd >= 0 || fds[1].fd >= 0 || fds[2].fd >= 0) {
+  // Until the output pipes are closed and init has reported (every process of the run but
+  // init is gone by then; init's own exit need not be waited for), or every writer is gone.
+  while (fds[0].fd >= 0 || fds[1].fd >= 0 || (fds[2].fd >= 0 && !c->have_report)) {
     const bool waiting_forever = deadline == Clock::time_point::max();
     int timeout = waiting_forever ? -1 : PollTimeoutMs(deadline);
     if (timeout == 0) {
@@ -737,7 +744,9 @@ Status RunFailure(const SandboxSpec& spec, const Collected& c) {
   if (c.force_killed) {
     return Status::Internal("sandbox did not stop after its cgroup was killed; supervisor killed");
   }
-  if (!c.init_exited) return Status::Internal("sandbox supervisor exited unexpectedly");
+  if (!c.init_exited && !c.have_report) {
+    return Status::Internal("sandbox supervisor exited unexpectedly");
+  }
   return Status::Ok();
 }
 
@@ -913,9 +922,16 @@ Status PreparedRun::Finish() {
   // Never run, or a Run that failed: the supervisor is killed (and init, and the command,
   // with it) before the cgroups go.
   if (!st.let_go) st.supervisor.reset();
-  // After a whole Run, init was reaped before the status pipe closed, and every other
-  // process of the run before it: the cgroups are empty, whatever the supervisor is still
-  // doing.
+  // After a whole Run: init reported once it was alone, and may still be exiting. The
+  // status pipe ends when it is gone (the supervisor closes its end after reaping it); then
+  // the cgroups are empty, whatever the supervisor is still doing.
+  char buf[256];
+  while (st.status.get() >= 0) {
+    const ssize_t n = ::read(st.status.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+  }
+  st.status.reset();
   Status removed = st.cgroups ? st.cgroups->Remove() : Status::Ok();
   st.cgroups.reset();
   TraceMark("sandbox: cgroups removed");

@@ -637,6 +637,30 @@ TEST_F(SandboxTest, EnvironmentIsExactlyTheSpecs) {
   EXPECT_EQ(r.status().message(), "command not found: mkfs");
 }
 
+// init reports only once every process the command started is gone (here one that let go
+// of the output pipes, so their end says nothing), and the caller reads the upper layer
+// while init itself still exits: nothing writes to it after that.
+TEST_F(SandboxTest, TheUpperLayerIsFinalWhenInspected) {
+  SandboxSpec spec =
+      Spec({"sh", "-c",
+            "(trap '' TERM HUP; exec >/dev/null 2>&1; while :; do echo x >> log; done) & "
+            "sleep 0.2"});
+  int64_t first = -1, second = -1;
+  auto size_of_log = [](const std::string& upper) -> int64_t {
+    struct stat st;
+    return ::stat((upper + "/log").c_str(), &st) == 0 ? st.st_size : -1;
+  };
+  SandboxOutcome out = Run(spec, [&](const std::string& upper) -> Status {
+    first = size_of_log(upper);
+    ::usleep(200 * 1000);
+    second = size_of_log(upper);
+    return Status::Ok();
+  });
+  EXPECT_EQ(out.exit_code, 0) << out.stderr_data;
+  EXPECT_GT(first, 0) << "the loop ran";
+  EXPECT_EQ(first, second) << "something wrote to the upper layer while it was read";
+}
+
 TEST_F(SandboxTest, RunsLeaveNothingBehind) {
   const int mounts_before = MountsOf(ws_) + MountsOf(scratch_);
   for (int i = 0; i < 5; ++i) {
