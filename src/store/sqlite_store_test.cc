@@ -188,6 +188,41 @@ TEST_F(SqliteStoreTest, TransactDueListsDuePendingActionsSoonestFirst) {
                   .ok());
 }
 
+// Every CLI command expires what is due; with nothing due that must not take (or wait for)
+// the store's write lock, which another process may hold.
+TEST_F(SqliteStoreTest, TransactDueWithNothingDueNeedsNoWriteLock) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store
+                  ->Transact([&](StoreTxn& t) -> Status {
+                    Action later = FullAction("act_00000000000000e1", 1000);
+                    later.expires_ms = 9000;
+                    return t.InsertAction(later);
+                  })
+                  .ok());
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  bool called = false;
+  Status st = store->TransactDue(6000, 0, [&](StoreTxn&, std::vector<Action>&) -> Status {
+    called = true;
+    return Status::Ok();
+  });
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_FALSE(called) << "nothing is due at 6000";
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  std::vector<std::string> seen;
+  ASSERT_TRUE(store
+                  ->TransactDue(9000, 0,
+                                [&](StoreTxn&, std::vector<Action>& due) -> Status {
+                                  for (const Action& a : due) seen.push_back(a.id);
+                                  return Status::Ok();
+                                })
+                  .ok());
+  EXPECT_EQ(seen, std::vector<std::string>{"act_00000000000000e1"});
+}
+
 TEST_F(SqliteStoreTest, MissingActionIsNullopt) {
   auto store = Open();
   ASSERT_TRUE(store

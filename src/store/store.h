@@ -109,7 +109,8 @@ class Store {
   }
 
   // Runs fn in one write transaction on the pending actions whose expiry time (expires_ms > 0)
-  // is at or before now_ms, oldest first, at most `limit` of them; *due may be empty. A store
+  // is at or before now_ms, oldest first, at most `limit` of them; *due may be empty, and a
+  // store may skip fn when it can tell that nothing is due. A store
   // shared by several gateways hands each due action to one of them (PostgreSQL: FOR UPDATE
   // SKIP LOCKED), so instances expiring at once share the work instead of queueing for it.
   // This default, for a store with one writer at a time, lists them inside Transact.
