@@ -99,12 +99,15 @@ restart_with() {
 seed_db
 restart_with 's|high: 1,|high: 2,|'
 IDS=()
+submitted=""
 for i in $(seq 0 9); do
   run_json out as_agent --server "$UA" --json sql --target app-db \
     "DELETE FROM users WHERE id > $((i * 110)) AND id <= $(((i + 1) * 110))"
   IDS+=("$(jf .id "$out")")
+  # What each submission got, for the message below if one went wrong.
+  submitted+=" $RC:$(jf .status "$out" 2>/dev/null)$( [ "$RC" = 10 ] || printf ':%s' "$(head -c 300 <<<"$out")")"
 done
-check "ten high actions wait for two approvals" \
+check "ten high actions wait for two approvals (exit:status of each:$submitted)" \
   test "$(pg_sql app "SELECT count(*) FROM airlock_store.actions WHERE status = 'pending' AND body::text <> ''")" = 10
 for id in "${IDS[@]}"; do
   as_dba --server "$UA" --json approve "$id" >"$T/race-a-$id" 2>&1 &
