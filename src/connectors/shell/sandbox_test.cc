@@ -142,6 +142,19 @@ class SandboxTest : public ::testing::Test {
     return dir;
   }
 
+  // No mount, cgroup, scratch entry, workspace change or child process is left.
+  void ExpectNothingLeftBehind(int mounts_before) {
+    EXPECT_EQ(MountsOf(ws_) + MountsOf(scratch_), mounts_before);
+    EXPECT_TRUE(OurCgroups().empty());
+    // (The `airlock` parent inside our own memory cgroup is removed by the last run that
+    // uses it; other tests may be running sandboxes at the same time, so it is not checked.)
+    EXPECT_TRUE(fs::is_empty(scratch_));
+    EXPECT_TRUE(fs::is_empty(ws_));
+    int status;
+    EXPECT_EQ(::waitpid(-1, &status, WNOHANG), -1) << "a child process is left";
+    EXPECT_EQ(errno, ECHILD);
+  }
+
   std::string ws_, scratch_;
   std::vector<std::string> cleanup_;
 };
@@ -673,15 +686,7 @@ TEST_F(SandboxTest, RunsLeaveNothingBehind) {
   Result<SandboxOutcome> missing = RunSandboxed(Spec({"airlock-no-such-command"}), nullptr);
   EXPECT_FALSE(missing.ok());
 
-  EXPECT_EQ(MountsOf(ws_) + MountsOf(scratch_), mounts_before);
-  EXPECT_TRUE(OurCgroups().empty());
-  // (The `airlock` parent inside our own memory cgroup is removed by the last run that
-  // uses it; other tests may be running sandboxes at the same time, so it is not checked.)
-  EXPECT_TRUE(fs::is_empty(scratch_));
-  EXPECT_TRUE(fs::is_empty(ws_));
-  int status;
-  EXPECT_EQ(::waitpid(-1, &status, WNOHANG), -1) << "a child process is left";
-  EXPECT_EQ(errno, ECHILD);
+  ExpectNothingLeftBehind(mounts_before);
 }
 
 TEST_F(SandboxTest, APreparedRunStartsItsCommandOnlyInRunAndTimesItFromThere) {
@@ -713,12 +718,7 @@ TEST_F(SandboxTest, APreparedRunGivenUpNeverRunsItsCommandAndLeavesNothing) {
     EXPECT_TRUE(HostProcessesMatching("sleep 1000.5678").empty());
   }
   EXPECT_TRUE(HostProcessesMatching("sleep 1000.5678").empty());
-  EXPECT_EQ(MountsOf(ws_) + MountsOf(scratch_), mounts_before);
-  EXPECT_TRUE(OurCgroups().empty());
-  EXPECT_TRUE(fs::is_empty(scratch_));
-  EXPECT_TRUE(fs::is_empty(ws_));
-  int status;
-  EXPECT_EQ(::waitpid(-1, &status, WNOHANG), -1) << "a child process is left";
+  ExpectNothingLeftBehind(mounts_before);
 }
 
 TEST_F(SandboxTest, APreparedRunReportsAFailedSetupWhenRun) {
