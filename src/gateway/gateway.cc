@@ -365,12 +365,18 @@ Status Gateway::Commit(const std::function<Status(StoreTxn&)>& fn) {
     std::lock_guard<std::mutex> lock(queued_mu_);
     queued.swap(queued_);
   }
-  if (queued.empty()) return store_->Transact(fn);
-  // The queued read results ride along in this commit: they cost no fsync of their own.
+  // The staged reads (RecordMcpRead) are moved into the chain first: fn may change one, and
+  // everything it writes comes after them. The queued read results ride along in this commit:
+  // they cost no fsync of their own.
+  bool ingest_failed = false;
   Status st = store_->Transact([&](StoreTxn& t) -> Status {
+    Status ingested = t.IngestStaged().status();
+    ingest_failed = !ingested.ok();
+    RETURN_IF_ERROR(ingested);
     for (const QueuedWrite& q : queued) RETURN_IF_ERROR(q.write(t));
     return fn(t);
   });
+  if (queued.empty() && !ingest_failed) return st;
   if (st.ok()) {
     if (observer_) {
       for (const QueuedWrite& q : queued) observer_(*q.action, "read_result");
@@ -378,12 +384,17 @@ Status Gateway::Commit(const std::function<Status(StoreTxn&)>& fn) {
     return st;
   }
   // They must not cost this change its record: it is tried alone. If it then commits, they
-  // were what failed, and they are dropped (a read's result size is the part a crash may
-  // lose too); if not, the store is failing, and they wait for the next commit.
+  // were what failed: the result records are dropped (a read's result size is the part a
+  // crash may lose too), and the staged reads stay staged, durable, for the next try. If not,
+  // the store is failing, and they wait for the next commit.
   Status alone = store_->Transact(fn);
   if (alone.ok()) {
-    std::fprintf(stderr, "airlock: the result record of %zu read(s) could not be written: %s\n",
-                 queued.size(), st.message().c_str());
+    std::fprintf(
+        stderr, "airlock: %s could not be written: %s\n",
+        ingest_failed
+            ? "the staged read records (kept for the next commit)"
+            : ("the result record of " + std::to_string(queued.size()) + " read(s)").c_str(),
+        st.message().c_str());
     return alone;
   }
   std::lock_guard<std::mutex> lock(queued_mu_);
@@ -405,12 +416,15 @@ Status Gateway::FlushReadResults() {
     std::lock_guard<std::mutex> lock(queued_mu_);
     queued.swap(queued_);
   }
-  if (queued.empty()) return Status::Ok();
+  const bool staged = staged_.exchange(0) > 0;
+  if (queued.empty() && !staged) return Status::Ok();
   Status st = store_->Transact([&](StoreTxn& t) -> Status {
+    RETURN_IF_ERROR(t.IngestStaged().status());
     for (const QueuedWrite& q : queued) RETURN_IF_ERROR(q.write(t));
     return Status::Ok();
   });
   if (!st.ok()) {
+    if (staged) staged_.fetch_add(1);  // still staged: the next flush tries again
     std::lock_guard<std::mutex> lock(queued_mu_);
     for (QueuedWrite& q : queued) queued_.push_back(std::move(q));
     return st;
@@ -441,8 +455,21 @@ void Gateway::RecordReadResult(const Action& action, const std::string& principa
     (void)store_->TransactGrouped(std::move(write));
     return;
   }
-  std::lock_guard<std::mutex> lock(queued_mu_);
-  queued_.push_back({std::move(kept), std::move(write)});
+  size_t waiting = 0;
+  {
+    std::lock_guard<std::mutex> lock(queued_mu_);
+    queued_.push_back({std::move(kept), std::move(write)});
+    waiting = queued_.size();
+  }
+  // The staged reads and their results reach the chain together, one commit per batch: the
+  // commit costs about as much CPU as the records in it, so it is not made per call.
+  if (waiting >= kReadResultBatch) {
+    Status st = FlushReadResults();
+    if (!st.ok()) {
+      std::fprintf(stderr, "airlock: the records of the last reads wait for the next commit: %s\n",
+                   st.message().c_str());
+    }
+  }
 }
 
 std::mutex& Gateway::TargetMutex(const std::string& target) {
@@ -913,9 +940,27 @@ std::optional<Gateway::McpReadTicket> Gateway::BeginMcpRead(
 
 Status Gateway::RecordMcpRead(McpReadTicket& ticket) {
   CrashPoint("mcp_read_sent");
-  Status st = Record(ticket.action, "read", ticket.who.Label(), DecisionPayload(ticket.action),
-                     /*insert=*/true);
-  if (st.ok()) CrashPoint("mcp_read_recorded");
+  if (options_.group_commit) {
+    Status st = Record(ticket.action, "read", ticket.who.Label(), DecisionPayload(ticket.action),
+                       /*insert=*/true);
+    if (st.ok()) CrashPoint("mcp_read_recorded");
+    return st;
+  }
+  // Staged: the reply waits for this commit, and a staged record is one page to sync where
+  // the full one is seven. It reaches actions and the chain with the next commit, the next
+  // batch of read results, the session's end, or any airlock process's start (Recover).
+  AuditEvent e;
+  e.action_id = ticket.action.id;
+  e.principal = ticket.who.Label();
+  e.event = "read";
+  e.at_ms = NowMs();
+  e.canonical_payload = CanonicalJson(DecisionPayload(ticket.action));
+  Status st =
+      store_->Transact([&](StoreTxn& t) -> Status { return t.StageRecord(ticket.action, e); });
+  if (!st.ok()) return st;
+  staged_.fetch_add(1);
+  if (observer_) observer_(ticket.action, "read");
+  CrashPoint("mcp_read_recorded");
   return st;
 }
 
@@ -1611,9 +1656,22 @@ Result<int> Gateway::ExpireDue() {
 // An applied read with a null result is not stuck: its `read_result` record was lost in a
 // crash after the call was made and recorded (OverlappedMcpRead). The call happened; only
 // its answer's size is unknown, and nothing here can learn it, so it is left as it is.
+Status Gateway::IngestStaged() {
+  bool any = false;
+  RETURN_IF_ERROR(store_->Read([&](StoreTxn& t) -> Status {
+    ASSIGN_OR_RETURN(any, t.AnyStaged());
+    return Status::Ok();
+  }));
+  if (!any) return Status::Ok();
+  return store_->Transact([](StoreTxn& t) { return t.IngestStaged().status(); });
+}
+
 Status Gateway::Recover() {
   std::vector<Action> stuck;
+  bool staged = false;
   RETURN_IF_ERROR(store_->Read([&](StoreTxn& t) -> Status {
+    // Reads staged by a session that crashed, or by one still running: into the chain.
+    ASSIGN_OR_RETURN(staged, t.AnyStaged());
     for (ActionStatus s : {ActionStatus::kApplying, ActionStatus::kRollingBack}) {
       ActionFilter f;
       f.status = s;
@@ -1623,6 +1681,7 @@ Status Gateway::Recover() {
     }
     return Status::Ok();
   }));
+  if (staged) RETURN_IF_ERROR(IngestStaged());
   for (Action& a : stuck) {
     // A live worker holds the claim: leave its action alone.
     auto lock = Claim(a.id, /*wait=*/false);

@@ -8,6 +8,7 @@
 // Any error while deciding is a denial (fail closed), and the denial is audited.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -180,6 +181,10 @@ class Gateway {
   // destructor). With group commit it joins the committer's next batch at once.
   Status FlushReadResults();
 
+  // Moves the reads that `airlock mcp stdio` sessions staged (StoreTxn::StageRecord) into
+  // actions and the chain. Recover does it at every start; `airlock serve` once a second.
+  Status IngestStaged();
+
   // Pending actions past their timeout become expired (a denial). Returns how many.
   Result<int> ExpireDue();
   // Resolves `applying` / `rolling_back` actions from what the target recorded.
@@ -265,6 +270,9 @@ class Gateway {
   };
   std::mutex queued_mu_;
   std::vector<QueuedWrite> queued_;  // GUARDED_BY(queued_mu_)
+  // Reads this gateway staged since its last FlushReadResults, and the batch that flushes.
+  std::atomic<int64_t> staged_{0};
+  static constexpr size_t kReadResultBatch = 32;
   std::mutex target_mu_;
   std::map<std::string, std::unique_ptr<std::mutex>> target_locks_;  // GUARDED_BY(target_mu_)
 };

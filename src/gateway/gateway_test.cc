@@ -60,6 +60,15 @@ class FaultyTxn : public StoreTxn {
     if (n > 0 && fail_.fetch_sub(1) == 1) return Status::IoError("injected: disk full");
     return real_.AppendAudit(std::move(e));
   }
+  // A staged record is an audit write too: it fails like an append.
+  Status StageRecord(const Action& a, AuditEvent e) override {
+    if (fail_every_) return Status::IoError("injected: disk gone");
+    int n = fail_.load();
+    if (n > 0 && fail_.fetch_sub(1) == 1) return Status::IoError("injected: disk full");
+    return real_.StageRecord(a, std::move(e));
+  }
+  Result<int64_t> IngestStaged() override { return real_.IngestStaged(); }
+  Result<bool> AnyStaged() override { return real_.AnyStaged(); }
 
  private:
   StoreTxn& real_;
@@ -416,7 +425,7 @@ TEST_F(McpReadTest, AReadIsRecordedThenAnswered) {
   EXPECT_EQ(ticket->action.risk, Risk::kRead);
   const std::string id = ticket->action.id;
   ASSERT_TRUE(gateway_->RecordMcpRead(*ticket).ok());
-  EXPECT_EQ(Events(id), std::vector<std::string>{"read"});
+  EXPECT_EQ(AuditLength(), before) << "staged: durable, not yet in the chain";
   Json answer = {{"content", Json::array({{{"type", "text"}, {"text", "Echo: hi"}}})}};
   Outcome o = gateway_->FinishMcpRead(std::move(*ticket), Status::Ok(), answer);
   ASSERT_TRUE(o.status.ok()) << o.status.ToString();
@@ -426,6 +435,72 @@ TEST_F(McpReadTest, AReadIsRecordedThenAnswered) {
   EXPECT_EQ(o.action->result["summary"]["content_items"], 1);
   ASSERT_TRUE(gateway_->FlushReadResults().ok());
   EXPECT_EQ(Events(id), (std::vector<std::string>{"read", "read_result"}));
+  Outcome shown = gateway_->Show(std::string("dba-token"), id);
+  ASSERT_TRUE(shown.action.has_value()) << shown.status.ToString();
+  EXPECT_EQ(shown.action->status, ActionStatus::kApplied);
+  EXPECT_EQ(shown.action->result["summary"]["content_items"], 1);
+  EXPECT_TRUE(gateway_->VerifyAudit()->ok);
+}
+
+// A session's staged reads reach the chain when any other airlock process starts (Recover),
+// the session still running or crashed; the session's own results follow them.
+TEST_F(McpReadTest, StagedReadsReachTheChainWhenAnotherProcessStarts) {
+  const int64_t before = AuditLength();
+  std::vector<std::string> ids;
+  std::vector<Gateway::McpReadTicket> tickets;
+  for (int i = 0; i < 3; ++i) {
+    auto ticket = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
+    ASSERT_TRUE(ticket.has_value());
+    ASSERT_TRUE(gateway_->RecordMcpRead(*ticket).ok());
+    ids.push_back(ticket->action.id);
+    tickets.push_back(std::move(*ticket));
+  }
+  EXPECT_EQ(AuditLength(), before);
+  auto other = Gateway::Open(policy_);
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  std::vector<std::string> order;
+  ASSERT_TRUE((*other)
+                  ->ScanAudit(std::nullopt, before, "",
+                              [&](const AuditEvent& e) {
+                                order.push_back(e.action_id + " " + e.event);
+                                return true;
+                              })
+                  .ok());
+  EXPECT_EQ(order, (std::vector<std::string>{ids[0] + " read", ids[1] + " read", ids[2] + " read"}))
+      << "in the order they were staged";
+  Outcome shown = (*other)->Show(std::string("dba-token"), ids[1]);
+  ASSERT_TRUE(shown.action.has_value()) << shown.status.ToString();
+  EXPECT_EQ(shown.action->status, ActionStatus::kApplied);
+  // The first session goes on: its results land on the actions the other process moved.
+  for (auto& t : tickets) {
+    Outcome o = gateway_->FinishMcpRead(std::move(t), Status::Ok(), Json{{"content", "x"}});
+    ASSERT_TRUE(o.status.ok()) << o.status.ToString();
+  }
+  ASSERT_TRUE(gateway_->FlushReadResults().ok());
+  EXPECT_EQ(Events(ids[2]), (std::vector<std::string>{"read", "read_result"}));
+  EXPECT_EQ(AuditLength(), before + 6);
+  EXPECT_TRUE((*other)->VerifyAudit()->ok);
+}
+
+// Without a commit of its own to ride along with, a session's reads reach the chain in
+// batches: every kReadResultBatch (32) results, one commit moves the staged reads and writes
+// the results.
+TEST_F(McpReadTest, ReadsReachTheChainInBatchesOfThirtyTwo) {
+  const int64_t before = AuditLength();
+  for (int i = 0; i < 31; ++i) {
+    auto ticket = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
+    ASSERT_TRUE(ticket.has_value());
+    ASSERT_TRUE(gateway_->RecordMcpRead(*ticket).ok());
+    ASSERT_TRUE(gateway_->FinishMcpRead(std::move(*ticket), Status::Ok(), Json{{"content", "x"}})
+                    .status.ok());
+  }
+  EXPECT_EQ(AuditLength(), before) << "31 reads wait, staged and queued";
+  auto ticket = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
+  ASSERT_TRUE(ticket.has_value());
+  ASSERT_TRUE(gateway_->RecordMcpRead(*ticket).ok());
+  ASSERT_TRUE(gateway_->FinishMcpRead(std::move(*ticket), Status::Ok(), Json{{"content", "x"}})
+                  .status.ok());
+  EXPECT_EQ(AuditLength(), before + 64) << "the 32nd result flushes the batch";
   EXPECT_TRUE(gateway_->VerifyAudit()->ok);
 }
 

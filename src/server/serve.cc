@@ -49,10 +49,15 @@ class Expirer {
     while (!cv_.wait_for(lock, kExpiryInterval, [this] { return stop_; })) {
       lock.unlock();
       auto expired = gateway_.ExpireDue();
+      // The reads `airlock mcp stdio` sessions staged reach the chain, and this server's views.
+      Status ingested = gateway_.IngestStaged();
       // Said once per distinct error, not every second.
-      const std::string error = expired.ok() ? "" : expired.status().ToString();
+      const std::string error = !expired.ok()    ? expired.status().ToString()
+                                : !ingested.ok() ? ingested.ToString()
+                                                 : "";
       if (error != last_error_ && !error.empty()) {
-        std::cerr << "airlock: serve: expiring pending actions: " << error << std::endl;
+        std::cerr << "airlock: serve: expiring pending actions, moving staged reads: " << error
+                  << std::endl;
       }
       last_error_ = error;
       lock.lock();

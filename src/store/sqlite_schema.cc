@@ -63,6 +63,24 @@ CREATE TABLE IF NOT EXISTS audit (
   hash      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_by_action ON audit(action_id, seq);
+-- StoreTxn::StageRecord: an action and its first audit event, until IngestStaged moves them.
+CREATE TABLE IF NOT EXISTS staged (
+  seq        INTEGER PRIMARY KEY,
+  at_ms      INTEGER NOT NULL,
+  action_id  TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  agent      TEXT NOT NULL,
+  target     TEXT NOT NULL,
+  kind       TEXT NOT NULL,
+  status     TEXT NOT NULL,
+  risk       TEXT NOT NULL,
+  expires_ms INTEGER NOT NULL,
+  body       TEXT NOT NULL,
+  principal  TEXT NOT NULL,
+  event      TEXT NOT NULL,
+  payload    TEXT NOT NULL
+);
 )sql";
 
 const std::string& SchemaSha() {

@@ -68,6 +68,9 @@ class SqliteTxn final : public StoreTxn {
   Status PutBreaker(const Breaker& b) override;
   Result<std::vector<Breaker>> ListBreakers() override;
   Result<AuditEvent> AppendAudit(AuditEvent e) override;
+  Status StageRecord(const Action& a, AuditEvent e) override;
+  Result<int64_t> IngestStaged() override;
+  Result<bool> AnyStaged() override;
 
   // The audit head is read once per transaction and written back once, just before the
   // commit (FlushHead), instead of a read and a write per event: group commit appends
@@ -336,6 +339,67 @@ Result<AuditEvent> SqliteTxn::AppendAudit(AuditEvent e) {
   head_ = AuditHead{e.seq, e.hash};
   head_dirty_ = true;
   return e;
+}
+
+Status SqliteTxn::StageRecord(const Action& a, AuditEvent e) {
+  if (!a.votes.empty()) return StoreTxn::StageRecord(a, std::move(e));  // a row holds no votes
+  ASSIGN_OR_RETURN(
+      Stmt s,
+      db_.Prepare("INSERT INTO staged(at_ms, action_id, created_ms, updated_ms, agent, target, "
+                  "kind, status, risk, expires_ms, body, principal, event, payload) VALUES "
+                  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"));
+  s.Bind(1, e.at_ms == 0 ? NowMs() : e.at_ms).BindText(2, a.id).Bind(3, a.created_ms);
+  s.Bind(4, a.updated_ms).BindText(5, a.agent).BindText(6, a.target).BindText(7, a.kind);
+  s.BindText(8, ActionStatusName(a.status)).BindText(9, RiskName(a.risk)).Bind(10, a.expires_ms);
+  s.BindText(11, ActionBody(a)).BindText(12, e.principal).BindText(13, e.event);
+  s.BindText(14, e.canonical_payload.empty() ? CanonicalJson(e.payload) : e.canonical_payload);
+  return s.Run();
+}
+
+Result<int64_t> SqliteTxn::IngestStaged() {
+  ASSIGN_OR_RETURN(Stmt s, db_.Prepare("SELECT seq, at_ms, action_id, created_ms, updated_ms, "
+                                       "agent, target, kind, status, risk, expires_ms, body, "
+                                       "principal, event, payload FROM staged ORDER BY seq"));
+  int64_t moved = 0;
+  int64_t last = 0;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    last = s.Int(0);
+    const std::string id = s.Text(2);
+    ASSIGN_OR_RETURN(
+        Stmt ins,
+        db_.Prepare(
+            "INSERT INTO actions(id, created_ms, updated_ms, agent, target, kind, status, risk, "
+            "expires_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
+    ins.BindText(1, id).Bind(2, s.Int(3)).Bind(3, s.Int(4)).BindText(4, s.Text(5));
+    ins.BindText(5, s.Text(6)).BindText(6, s.Text(7)).BindText(7, s.Text(8));
+    ins.BindText(8, s.Text(9)).Bind(9, s.Int(10)).BindText(10, s.Text(11));
+    Status st = ins.Run();
+    if (st.code() == StatusCode::kFailedPrecondition) {
+      return Status::FailedPrecondition("staged action " + id + " already exists in " + db_.path());
+    }
+    RETURN_IF_ERROR(st);
+    AuditEvent e;
+    e.at_ms = s.Int(1);
+    e.action_id = id;
+    e.principal = s.Text(12);
+    e.event = s.Text(13);
+    e.canonical_payload = s.Text(14);
+    RETURN_IF_ERROR(AppendAudit(std::move(e)).status());
+    ++moved;
+  }
+  if (moved > 0) {
+    ASSIGN_OR_RETURN(Stmt d, db_.Prepare("DELETE FROM staged WHERE seq <= ?1"));
+    d.Bind(1, last);
+    RETURN_IF_ERROR(d.Run());
+  }
+  return moved;
+}
+
+Result<bool> SqliteTxn::AnyStaged() {
+  ASSIGN_OR_RETURN(Stmt s, db_.Prepare("SELECT 1 FROM staged LIMIT 1"));
+  return s.Step();
 }
 
 Status SqliteTxn::FlushHead() {

@@ -978,5 +978,87 @@ TEST_F(SqliteStoreTest, PreSerializedPayloadIsStoredAndVerifies) {
   EXPECT_TRUE(report->ok) << report->problem;
 }
 
+// A staged record is durable at once, in neither actions nor the chain until IngestStaged,
+// which moves every staged record in staging order (each event keeps its at_ms) in one
+// transaction; a record whose action already exists stops the move and moves nothing.
+TEST_F(SqliteStoreTest, StagedRecordsAreIngestedInOrderAndWhole) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  auto stage = [&](const std::string& id, int64_t at) {
+    AuditEvent e{0, at, "", "agent:bot", "read", nullptr, "", "", ""};
+    e.canonical_payload = CanonicalJson(Json{{"n", at}});
+    return store->Transact([&](StoreTxn& t) { return t.StageRecord(FullAction(id, at), e); });
+  };
+  auto length = [&] { return store->RecordedHead()->seq; };
+  ASSERT_TRUE(stage("act_b", 200).ok());
+  ASSERT_TRUE(stage("act_a", 100).ok());
+  EXPECT_EQ(length(), 0);
+  bool any = false;
+  ASSERT_TRUE(store
+                  ->Read([&](StoreTxn& t) -> Status {
+                    ASSIGN_OR_RETURN(any, t.AnyStaged());
+                    auto got = t.GetAction("act_b");
+                    EXPECT_TRUE(got.ok() && !got->has_value()) << "not an action yet";
+                    return Status::Ok();
+                  })
+                  .ok());
+  EXPECT_TRUE(any);
+
+  // A staged action that already exists: the whole move is refused and nothing moves.
+  ASSERT_TRUE(
+      store->Transact([](StoreTxn& t) { return t.InsertAction(FullAction("act_a", 1)); }).ok());
+  int64_t moved = -1;
+  Status st = store->Transact([&](StoreTxn& t) -> Status {
+    ASSIGN_OR_RETURN(moved, t.IngestStaged());
+    return Status::Ok();
+  });
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+  EXPECT_EQ(length(), 0);
+  Sql(path_, "DELETE FROM actions WHERE id = 'act_a'");
+
+  ASSERT_TRUE(store
+                  ->Transact([&](StoreTxn& t) -> Status {
+                    ASSIGN_OR_RETURN(moved, t.IngestStaged());
+                    return Status::Ok();
+                  })
+                  .ok());
+  EXPECT_EQ(moved, 2);
+  std::vector<AuditEvent> seen;
+  ASSERT_TRUE(store
+                  ->ScanAudit(0, "",
+                              [&](const AuditEvent& ev) {
+                                seen.push_back(ev);
+                                return true;
+                              })
+                  .ok());
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].action_id, "act_b") << "staging order, not time order";
+  EXPECT_EQ(seen[0].at_ms, 200);
+  EXPECT_EQ(seen[0].payload["n"], 200);
+  EXPECT_EQ(seen[1].action_id, "act_a");
+  ASSERT_TRUE(store
+                  ->Read([&](StoreTxn& t) -> Status {
+                    ASSIGN_OR_RETURN(auto got, t.GetAction("act_b"));
+                    EXPECT_TRUE(got.has_value());
+                    if (got) {
+                      EXPECT_EQ(ActionToJson(*got), ActionToJson(FullAction("act_b", 200)));
+                    }
+                    ASSIGN_OR_RETURN(any, t.AnyStaged());
+                    return Status::Ok();
+                  })
+                  .ok());
+  EXPECT_FALSE(any) << "moved, not copied";
+  ASSERT_TRUE(store
+                  ->Transact([&](StoreTxn& t) -> Status {
+                    ASSIGN_OR_RETURN(moved, t.IngestStaged());
+                    return Status::Ok();
+                  })
+                  .ok());
+  EXPECT_EQ(moved, 0);
+  auto report = audit::Verify(*store);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok) << report->problem;
+}
+
 }  // namespace
 }  // namespace airlock

@@ -77,6 +77,21 @@ class StoreTxn {
   // Appends to the chain: fills seq (head + 1), prev_hash and hash, and returns the stored
   // event. at_ms is kept as given (0: now).
   virtual Result<AuditEvent> AppendAudit(AuditEvent e) = 0;
+
+  // Staged records: a new action and its first audit event written as one row, so that the
+  // commit that makes them durable is small (one page where the full record touches seven:
+  // the action, its three indexes, the event, its index, the chain head). IngestStaged moves
+  // them, in staging order, into actions and the chain, where everything else sees them; the
+  // event keeps its at_ms and gets its seq and hash then. A store that stages nothing (the
+  // default) inserts and appends at once.
+  virtual Status StageRecord(const Action& a, AuditEvent e) {
+    RETURN_IF_ERROR(InsertAction(a));
+    e.action_id = a.id;
+    return AppendAudit(std::move(e)).status();
+  }
+  // How many staged records it moved; FailedPrecondition if one's action already exists.
+  virtual Result<int64_t> IngestStaged() { return int64_t{0}; }
+  virtual Result<bool> AnyStaged() { return false; }
 };
 
 struct AuditHead {
