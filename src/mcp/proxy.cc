@@ -18,6 +18,7 @@
 #include "connectors/mcp/mcp_connector.h"
 #include "core/crash.h"
 #include "core/json.h"
+#include "core/trace.h"
 #include "mcp/http_upstream.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/sandboxed_upstream.h"
@@ -512,6 +513,7 @@ void Session::UpstreamMessage(const Message& m) {
       if (f.kind == InFlight::Kind::kInternal) {
         f.answer->set_value(std::move(answer));
       } else {
+        TraceMark("mcp: read answered");
         ReadMet(f.read, std::nullopt, std::move(answer));
       }
       return;
@@ -701,6 +703,7 @@ bool Session::InlineRead(const Message& m) {
   const SubmitRequest req = McpRequest(tool, params);
   std::optional<Gateway::McpReadTicket> ticket = gw_.BeginMcpRead(token_, req);
   if (!ticket) return false;
+  TraceMark("mcp: read decided");
   // A server that is not running (or will not start) is Gate's to report and record.
   if (!EnsureUpstream().ok()) return false;
   auto read = std::make_shared<InlineReadState>();
@@ -730,7 +733,10 @@ bool Session::InlineRead(const Message& m) {
     std::lock_guard<std::mutex> lock(gate_mu_);
     cancelled_[key] = read->cancelled;
   }
-  ReadMet(read, gw_.RecordMcpRead(read->ticket), std::nullopt);
+  TraceMark("mcp: read sent");
+  Status recorded = gw_.RecordMcpRead(read->ticket);
+  TraceMark("mcp: read recorded");
+  ReadMet(read, std::move(recorded), std::nullopt);
   return true;
 }
 
@@ -748,7 +754,10 @@ void Session::ReadMet(const std::shared_ptr<InlineReadState>& read, std::optiona
   // side is FinishMcpRead's to record, and its outcome is the reply.
   const bool replied = read->recorded->ok() && read->answer->ok() && !read->cancelled->load() &&
                        !closing_;
-  if (replied) ToClient(MakeResult(client_id, **read->answer));
+  if (replied) {
+    ToClient(MakeResult(client_id, **read->answer));
+    TraceMark("mcp: read replied");
+  }
   Outcome o = gw_.FinishMcpRead(std::move(read->ticket), *read->recorded, std::move(*read->answer));
   {
     std::lock_guard<std::mutex> lock(gate_mu_);
@@ -1164,6 +1173,7 @@ void Session::HandleRequest(const Message& m) {
 }
 
 void Session::HandleClientText(std::string_view text) {
+  TraceMark("mcp: client message");
   ParseResult p = Parse(text, static_cast<size_t>(spec_.max_message_bytes));
   if (!p.message) {
     if (p.failure.answerable) ToClient(MakeError(p.failure.id, p.failure.code, p.failure.message));
