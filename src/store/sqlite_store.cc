@@ -425,7 +425,7 @@ Status RunCached(Db& db, const char* sql) {
 class TxnGuard {
  public:
   static Result<std::unique_ptr<TxnGuard>> Begin(Db& db, const char* begin_sql) {
-    RETURN_IF_ERROR(db.Exec(begin_sql));
+    RETURN_IF_ERROR(db.Run(begin_sql));
     return std::unique_ptr<TxnGuard>(new TxnGuard(db));
   }
   ~TxnGuard() { Rollback(); }
@@ -434,14 +434,14 @@ class TxnGuard {
 
   Status Commit() {
     done_ = true;
-    Status st = db_.Exec("COMMIT");
-    if (!st.ok() && db_.InTransaction()) (void)db_.Exec("ROLLBACK");
+    Status st = db_.Run("COMMIT");
+    if (!st.ok() && db_.InTransaction()) (void)db_.Run("ROLLBACK");
     return st;
   }
   void Rollback() {
     if (done_) return;
     done_ = true;
-    if (db_.InTransaction()) (void)db_.Exec("ROLLBACK");
+    if (db_.InTransaction()) (void)db_.Run("ROLLBACK");
   }
 
  private:

@@ -225,7 +225,13 @@ class SqliteConnector final : public Connector {
     DbHandle db;
     dev_t dev = 0;
     ino_t ino = 0;
+    // BEGIN and ROLLBACK, prepared once per connection rather than parsed on every read
+    // (sqlite3_exec prepares each time). Declared after db: finalized before it closes.
+    StmtHandle begin;
+    StmtHandle rollback;
   };
+  // Runs the reader's cached `*stmt` (prepared from `sql` on first use): SQLITE_DONE.
+  static bool RunCached(Reader& r, StmtHandle* stmt, const char* sql);
   std::optional<Reader> TakeReader();
   void ReturnReader(Reader r);
 
@@ -284,19 +290,35 @@ std::optional<DryRunResult> SqliteConnector::TryRead(const Json& args) {
   if (!reader) return std::nullopt;
   sqlite3* db = reader->db.get();
   std::optional<DryRunResult> out;
-  {
-    Transaction txn(db);
-    if (!txn.Begin("BEGIN").ok()) return std::nullopt;
-    ObserveOptions options = Options();
-    options.read_probe = true;
-    Result<Observation> obs = ExecuteWithDeadline(db, *sql, options, settings_.timeout_ms);
-    if (!txn.Rollback().ok()) return std::nullopt;  // the reader is dropped, not pooled
-    if (obs.ok() && !obs->not_a_read) {
-      out = DryRunResult{std::move(obs->effect), std::move(obs->result)};
-    }
+  if (!RunCached(*reader, &reader->begin, "BEGIN")) return std::nullopt;
+  ObserveOptions options = Options();
+  options.read_probe = true;
+  Result<Observation> obs = ExecuteWithDeadline(db, *sql, options, settings_.timeout_ms);
+  // SQLite may have rolled back on its own (an error); otherwise a failed ROLLBACK drops the
+  // reader rather than pooling it.
+  if (!sqlite3_get_autocommit(db) && !RunCached(*reader, &reader->rollback, "ROLLBACK")) {
+    return std::nullopt;
+  }
+  if (obs.ok() && !obs->not_a_read) {
+    out = DryRunResult{std::move(obs->effect), std::move(obs->result)};
   }
   ReturnReader(std::move(*reader));
   return out;
+}
+
+bool SqliteConnector::RunCached(Reader& r, StmtHandle* stmt, const char* sql) {
+  if (!*stmt) {
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v3(r.db.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr) !=
+        SQLITE_OK) {
+      sqlite3_finalize(raw);
+      return false;
+    }
+    stmt->reset(raw);
+  }
+  const int rc = sqlite3_step(stmt->get());
+  sqlite3_reset(stmt->get());
+  return rc == SQLITE_DONE;
 }
 
 std::optional<SqliteConnector::Reader> SqliteConnector::TakeReader() {
@@ -313,7 +335,7 @@ std::optional<SqliteConnector::Reader> SqliteConnector::TakeReader() {
   }
   Result<DbHandle> db = OpenExistingReadOnly(settings_.path, settings_.busy_timeout_ms);
   if (!db.ok()) return std::nullopt;
-  return Reader{std::move(*db), st.st_dev, st.st_ino};
+  return Reader{std::move(*db), st.st_dev, st.st_ino, nullptr, nullptr};
 }
 
 void SqliteConnector::ReturnReader(Reader r) {

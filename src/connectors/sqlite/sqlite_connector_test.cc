@@ -620,6 +620,26 @@ TEST_F(SqliteConnectorTest, TryReadSeesAReplacedFileAndAMissingOne) {
   EXPECT_FALSE(conn_->TryRead({{"sql", "SELECT 1"}}).has_value());  // DryRun says NotFound
 }
 
+// A pooled reader's transaction ends with each read (its BEGIN and ROLLBACK are prepared once
+// and reused): the next read sees what was committed meanwhile, also after a declined write
+// and after a failed statement.
+TEST_F(SqliteConnectorTest, APooledReaderSeesWhatWasCommittedSince) {
+  auto count = [&]() -> int64_t {
+    std::optional<DryRunResult> r = conn_->TryRead({{"sql", "SELECT count(*) FROM users"}});
+    EXPECT_TRUE(r.has_value());
+    return r ? r->result["rows"][0][0].get<int64_t>() : -1;
+  };
+  const int64_t before = count();
+  Direct("INSERT INTO users(id, name) VALUES (9001, 'new')");
+  EXPECT_EQ(count(), before + 1);
+  EXPECT_FALSE(conn_->TryRead({{"sql", "DELETE FROM users WHERE id = 9001"}}).has_value());
+  Direct("INSERT INTO users(id, name) VALUES (9002, 'newer')");
+  EXPECT_EQ(count(), before + 2);
+  EXPECT_FALSE(conn_->TryRead({{"sql", "SELECT * FROM no_such_table"}}).has_value());
+  Direct("DELETE FROM users WHERE id >= 9001");
+  EXPECT_EQ(count(), before);
+}
+
 TEST_F(SqliteConnectorTest, TryReadsRunInParallelWithAWriter) {
   std::atomic<int> reads{0};
   std::vector<std::thread> threads;
