@@ -482,6 +482,30 @@ TEST_F(McpReadTest, StagedReadsReachTheChainWhenAnotherProcessStarts) {
   EXPECT_TRUE((*other)->VerifyAudit()->ok);
 }
 
+// A result record that cannot be written costs neither the staged reads nor the change
+// being committed, even when that change concerns a read that was only staged.
+TEST_F(McpReadTest, AFailedResultRecordCostsNeitherTheStagedReadsNorTheNextRecord) {
+  auto first = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
+  ASSERT_TRUE(first.has_value());
+  const std::string first_id = first->action.id;
+  ASSERT_TRUE(gateway_->RecordMcpRead(*first).ok());
+  ASSERT_TRUE(gateway_->FinishMcpRead(std::move(*first), Status::Ok(), Json{{"content", "x"}})
+                  .status.ok());  // its read_result is queued
+  auto second = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
+  ASSERT_TRUE(second.has_value());
+  const std::string second_id = second->action.id;
+  ASSERT_TRUE(gateway_->RecordMcpRead(*second).ok());
+  // The next audit append through the gateway is the queued read_result's: it fails.
+  store_->fail_audit = 1;
+  Outcome o = gateway_->FinishMcpRead(std::move(*second), Status::Ok(),
+                                      Status::IoError("the MCP server answered: boom"));
+  ASSERT_TRUE(o.action.has_value()) << o.status.ToString();
+  EXPECT_EQ(o.action->status, ActionStatus::kFailed);
+  EXPECT_EQ(Events(first_id), std::vector<std::string>{"read"}) << "its result was dropped";
+  EXPECT_EQ(Events(second_id), (std::vector<std::string>{"read", "failed"}));
+  EXPECT_TRUE(gateway_->VerifyAudit()->ok);
+}
+
 // Without a commit of its own to ride along with, a session's reads reach the chain in
 // batches: every kReadResultBatch (32) results, one commit moves the staged reads and writes
 // the results.

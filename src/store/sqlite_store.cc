@@ -343,6 +343,15 @@ Result<AuditEvent> SqliteTxn::AppendAudit(AuditEvent e) {
 
 Status SqliteTxn::StageRecord(const Action& a, AuditEvent e) {
   if (!a.votes.empty()) return StoreTxn::StageRecord(a, std::move(e));  // a row holds no votes
+  // Refused here, as InsertAction would refuse it, rather than at IngestStaged, where it would
+  // stop every later move. Two point lookups: they read, and add nothing to sync.
+  {
+    ASSIGN_OR_RETURN(Stmt q, db_.Prepare("SELECT 1 FROM actions WHERE id = ?1 UNION ALL "
+                                         "SELECT 1 FROM staged WHERE action_id = ?1 LIMIT 1"));
+    q.BindText(1, a.id);
+    ASSIGN_OR_RETURN(bool taken, q.Step());
+    if (taken) return Status::FailedPrecondition("action " + a.id + " already exists");
+  }
   ASSIGN_OR_RETURN(
       Stmt s,
       db_.Prepare("INSERT INTO staged(at_ms, action_id, created_ms, updated_ms, agent, target, "

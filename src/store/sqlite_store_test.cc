@@ -1004,7 +1004,13 @@ TEST_F(SqliteStoreTest, StagedRecordsAreIngestedInOrderAndWhole) {
                   .ok());
   EXPECT_TRUE(any);
 
-  // A staged action that already exists: the whole move is refused and nothing moves.
+  // An id already staged, or already an action, is refused when staged.
+  EXPECT_EQ(stage("act_b", 300).code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(
+      store->Transact([](StoreTxn& t) { return t.InsertAction(FullAction("act_c", 1)); }).ok());
+  EXPECT_EQ(stage("act_c", 300).code(), StatusCode::kFailedPrecondition);
+  // An action made between staging and the move (another process): the whole move is
+  // refused and nothing moves.
   ASSERT_TRUE(
       store->Transact([](StoreTxn& t) { return t.InsertAction(FullAction("act_a", 1)); }).ok());
   int64_t moved = -1;
