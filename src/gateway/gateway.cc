@@ -1656,9 +1656,6 @@ Result<int> Gateway::ExpireDue() {
   return expired;
 }
 
-// An applied read with a null result is not stuck: its `read_result` record was lost in a
-// crash after the call was made and recorded (OverlappedMcpRead). The call happened; only
-// its answer's size is unknown, and nothing here can learn it, so it is left as it is.
 Status Gateway::IngestStaged() {
   bool any = false;
   RETURN_IF_ERROR(store_->Read([&](StoreTxn& t) -> Status {
@@ -1669,6 +1666,9 @@ Status Gateway::IngestStaged() {
   return store_->Transact([](StoreTxn& t) { return t.IngestStaged().status(); });
 }
 
+// An applied read with a null result is not stuck: its `read_result` record was lost in a
+// crash after the call was made and recorded (OverlappedMcpRead). The call happened; only
+// its answer's size is unknown, and nothing here can learn it, so it is left as it is.
 Status Gateway::Recover() {
   std::vector<Action> stuck;
   bool staged = false;
@@ -1687,7 +1687,8 @@ Status Gateway::Recover() {
   // Best effort: a store whose staged reads cannot be moved now (locked past the busy
   // timeout, full) must not stop the command; they stay staged and durable.
   if (staged) {
-    if (Status st = IngestStaged(); !st.ok()) {
+    Status st = store_->Transact([](StoreTxn& t) { return t.IngestStaged().status(); });
+    if (!st.ok()) {
       std::fprintf(stderr, "airlock: staged reads not moved into the audit chain yet: %s\n",
                    st.message().c_str());
     }

@@ -75,12 +75,6 @@ class Db {
   Result<Stmt> Prepare(std::string_view sql);
   // Runs one or more statements that return no rows we need.
   Status Exec(const char* sql);
-  // Runs one statement from the cache: for the ones run on every transaction (BEGIN,
-  // COMMIT, ROLLBACK), which Exec would parse anew each time.
-  Status Run(const char* sql) {
-    ASSIGN_OR_RETURN(Stmt s, Prepare(sql));
-    return s.Run();
-  }
   // True while a transaction is open on this connection.
   bool InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
   int64_t Changes() const { return sqlite3_changes64(db_); }

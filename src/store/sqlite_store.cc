@@ -424,7 +424,8 @@ Status SqliteTxn::FlushHead() {
 }
 
 // A statement without parameters, prepared once per connection (the statement cache) rather
-// than parsed on every call as sqlite3_exec would: group commit runs two per event.
+// than parsed on every call as sqlite3_exec would: group commit runs two per event, and every
+// transaction its BEGIN and COMMIT.
 Status RunCached(Db& db, const char* sql) {
   ASSIGN_OR_RETURN(Stmt s, db.Prepare(sql));
   return s.Run();
@@ -434,7 +435,7 @@ Status RunCached(Db& db, const char* sql) {
 class TxnGuard {
  public:
   static Result<std::unique_ptr<TxnGuard>> Begin(Db& db, const char* begin_sql) {
-    RETURN_IF_ERROR(db.Run(begin_sql));
+    RETURN_IF_ERROR(RunCached(db, begin_sql));
     return std::unique_ptr<TxnGuard>(new TxnGuard(db));
   }
   ~TxnGuard() { Rollback(); }
@@ -443,14 +444,14 @@ class TxnGuard {
 
   Status Commit() {
     done_ = true;
-    Status st = db_.Run("COMMIT");
-    if (!st.ok() && db_.InTransaction()) (void)db_.Run("ROLLBACK");
+    Status st = RunCached(db_, "COMMIT");
+    if (!st.ok() && db_.InTransaction()) (void)RunCached(db_, "ROLLBACK");
     return st;
   }
   void Rollback() {
     if (done_) return;
     done_ = true;
-    if (db_.InTransaction()) (void)db_.Run("ROLLBACK");
+    if (db_.InTransaction()) (void)RunCached(db_, "ROLLBACK");
   }
 
  private:

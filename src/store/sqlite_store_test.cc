@@ -1014,20 +1014,18 @@ TEST_F(SqliteStoreTest, StagedRecordsAreIngestedInOrderAndWhole) {
   ASSERT_TRUE(
       store->Transact([](StoreTxn& t) { return t.InsertAction(FullAction("act_a", 1)); }).ok());
   int64_t moved = -1;
-  Status st = store->Transact([&](StoreTxn& t) -> Status {
-    ASSIGN_OR_RETURN(moved, t.IngestStaged());
-    return Status::Ok();
-  });
+  auto ingest = [&] {
+    return store->Transact([&](StoreTxn& t) -> Status {
+      ASSIGN_OR_RETURN(moved, t.IngestStaged());
+      return Status::Ok();
+    });
+  };
+  Status st = ingest();
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
   EXPECT_EQ(length(), 0);
   Sql(path_, "DELETE FROM actions WHERE id = 'act_a'");
 
-  ASSERT_TRUE(store
-                  ->Transact([&](StoreTxn& t) -> Status {
-                    ASSIGN_OR_RETURN(moved, t.IngestStaged());
-                    return Status::Ok();
-                  })
-                  .ok());
+  ASSERT_TRUE(ingest().ok());
   EXPECT_EQ(moved, 2);
   std::vector<AuditEvent> seen;
   ASSERT_TRUE(store
@@ -1054,12 +1052,7 @@ TEST_F(SqliteStoreTest, StagedRecordsAreIngestedInOrderAndWhole) {
                   })
                   .ok());
   EXPECT_FALSE(any) << "moved, not copied";
-  ASSERT_TRUE(store
-                  ->Transact([&](StoreTxn& t) -> Status {
-                    ASSIGN_OR_RETURN(moved, t.IngestStaged());
-                    return Status::Ok();
-                  })
-                  .ok());
+  ASSERT_TRUE(ingest().ok());
   EXPECT_EQ(moved, 0);
   auto report = audit::Verify(*store);
   ASSERT_TRUE(report.ok());
