@@ -5,10 +5,12 @@
 # TypeScript SDK pinned in tests/mcp) holds one session per side and makes N sequential calls
 # per side after a warm-up, interleaved call by call. Sides:
 #   direct          stdio, client -> server-everything
-#   airlock         stdio, client -> airlock mcp stdio -> server-everything (store on disk:
-#                   every call's audit event is durable, fdatasync, before the reply)
-#   airlock-tmpfs   the same with the store on tmpfs (/dev/shm): fsync costs ~nothing, so the
-#                   difference to `airlock` is the durability's cost
+#   airlock         stdio, client -> airlock mcp stdio -> server-everything (store on disk,
+#                   the defaults: every call's record is committed before the reply, and
+#                   synced to disk right after it)
+#   airlock-synced  the same with `sync_reads: true`: the reply also waits for the record's
+#                   fdatasync
+#   airlock-tmpfs   the default with the store on tmpfs (/dev/shm): fsync costs ~nothing
 #   relay           stdio, client -> stdio_relay (bench/stdio_relay.cc: copies bytes, nothing
 #                   else) -> server-everything: what one more process in between costs by
 #                   itself here, the floor of any stdio proxy
@@ -58,7 +60,7 @@ cleanup() {
 trap cleanup EXIT
 
 TOKEN="alk_bench_$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-# policy FILE STORE: one agent scoped to server-everything; echo is a read.
+# policy FILE STORE [SERVER_LINE]: one agent scoped to server-everything; echo is a read.
 policy() {
   cat > "$1" <<YAML
 version: 1
@@ -69,12 +71,15 @@ approvers: []
 mcp_servers:
   everything:
     command: [node, "$EVERYTHING", stdio]
+${3:-}
     tools:
       - {tool: echo, risk: read}
 YAML
 }
 policy "$W/airlock.yaml" "$W/state/airlock.db"
 policy "$W/airlock-tmpfs.yaml" "$SHM/state/airlock.db"
+mkdir -p "$W/synced"
+policy "$W/synced/airlock.yaml" "$W/synced/state/airlock.db" "    sync_reads: true"
 
 # free_port: a TCP port nothing listens on now.
 free_port() {
@@ -112,6 +117,7 @@ jq -n --arg ev "$EVERYTHING" --arg bin "$AIRLOCK" --arg relay "$RELAY" --arg tok
               env: {AIRLOCK_TOKEN: $tok}, stderr: ($w + "/airlock.err")};
   [{name: "direct", stdio: {command: "node", args: [$ev, "stdio"], stderr: ($w + "/everything.err")}},
    {name: "airlock", stdio: al($w + "/airlock.yaml")},
+   {name: "airlock-synced", stdio: al($w + "/synced/airlock.yaml")},
    {name: "airlock-tmpfs", stdio: al($w + "/airlock-tmpfs.yaml")},
    {name: "relay", stdio: {command: $relay, args: ["node", $ev, "stdio"], stderr: ($w + "/relay.err")}},
    {name: "http-direct", http: $http, pid: $hpid},
@@ -130,6 +136,7 @@ if ! out=$(node "$SRC/bench/mcp/bench_client.mjs" --mcp-dir "$MCP" --sides "$W/s
 fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 verify=$("$AIRLOCK" --config "$W/airlock.yaml" audit verify --json 2>&1 || true)
+verify_synced=$("$AIRLOCK" --config "$W/synced/airlock.yaml" audit verify --json 2>&1 || true)
 verify_tmpfs=$("$AIRLOCK" --config "$W/airlock-tmpfs.yaml" audit verify --json 2>&1 || true)
 verify_serve=$("$AIRLOCK" --config "$W/serve/airlock.yaml" audit verify --json 2>&1 || true)
 
@@ -144,6 +151,7 @@ row() {  # row LABEL SIDE BASE_SIDE
     "$(jq -r ".sides[\"$2\"].cpu_us_per_call | if . then \"\\(.self) + \\(.children)\" else \"-\" end" <<<"$out")"
 }
 d50=$(v direct p50_us); a50=$(v airlock p50_us); t50=$(v airlock-tmpfs p50_us)
+s50=$(v airlock-synced p50_us)
 allow=$(awk -v d="$d50" 'BEGIN {x = d * 0.10; if (x < 150) x = 150; printf "%.0f", x}')
 verdict() { awk -v a="$1" -v d="$d50" -v m="$allow" 'BEGIN {print (a - d <= m) ? "met" : "missed"}'; }
 printf '%s\n' "------------------------------------------------------------------------------------------------------"
@@ -151,7 +159,8 @@ echo "MCP tools/call round trip, server-everything echo, SDK $(jq -r .sdk <<<"$o
 echo "started $started; load average $load_before before, $load_after after ($(nproc) CPUs)"
 printf '%-52s %10s %10s %10s %12s %8s %14s\n' "" "p50" "p90" "p99" "p50 added" "p50 x" "CPU µs/call"
 row "direct (stdio)" direct direct
-row "airlock mcp stdio (store on disk, fdatasync per call)" airlock direct
+row "airlock mcp stdio (store on disk; defaults)" airlock direct
+row "airlock mcp stdio (disk; sync_reads: true)" airlock-synced direct
 row "airlock mcp stdio (store on tmpfs: no fsync cost)" airlock-tmpfs direct
 row "stdio_relay (bytes only: one more process's floor)" relay direct
 row "http-direct (server-everything's own HTTP)" http-direct http-direct
@@ -159,11 +168,11 @@ row "mcp-proxy (HTTP -> stdio), vs http-direct" mcp-proxy http-direct
 row "airlock serve /mcp (HTTP -> stdio), vs http-direct" airlock-serve http-direct
 row "airlock serve /mcp, vs mcp-proxy" airlock-serve mcp-proxy
 echo "target: airlock adds <= 10% of direct p50 or <= 150 µs, whichever is larger (here <= $allow µs):" \
-  "$(verdict "$a50") with the durable store (+$((a50 - d50)) µs), $(verdict "$t50") with the store on tmpfs (+$((t50 - d50)) µs)"
+  "$(verdict "$a50") with the defaults (+$((a50 - d50)) µs), $(verdict "$s50") with sync_reads: true (+$((s50 - d50)) µs), $(verdict "$t50") with the store on tmpfs (+$((t50 - d50)) µs)"
 r50=$(v relay p50_us)
 echo "floor: a relay that only copies bytes adds +$((r50 - d50)) µs; airlock adds $((a50 - r50)) µs (disk) and $((t50 - r50)) µs (tmpfs) over it"
 echo "fdatasync of 4 KiB on the store's disk: p50 $(jq -r .fsync.p50_us <<<"$out") µs, p99 $(jq -r .fsync.p99_us <<<"$out") µs ($(jq -r .fsync.count <<<"$out") syncs)"
 echo "CPU µs/call: of the process the client talks to + of its children (the stdio upstream), user+system, 10 ms ticks / calls"
 echo "session setup (initialize) ms: $(jq -r '[.sides | to_entries[] | "\(.key) \(.value.init_ms)"] | join(", ")' <<<"$out")"
-echo "audit chains after the run: disk $verify; tmpfs $verify_tmpfs; serve $verify_serve"
+echo "audit chains after the run: disk $verify; synced $verify_synced; tmpfs $verify_tmpfs; serve $verify_serve"
 if [[ -n ${MCP_BENCH_JSON:-} ]]; then printf '%s\n' "$out" > "$MCP_BENCH_JSON"; fi

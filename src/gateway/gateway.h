@@ -135,14 +135,16 @@ class Gateway {
   //                  idempotency key, classified read, breaker closed, not mode: dry-run),
   //                  returns its ticket having recorded nothing; else nullopt, and the caller
   //                  uses Submit, which decides and audits everything else.
-  //   RecordMcpRead  once the request is sent: the durable record (the action and its `read`
-  //                  event with the full arguments), made while the server works.
+  //   RecordMcpRead  once the request is sent: the record (the action and its `read` event
+  //                  with the full arguments), made while the server works; committed to
+  //                  the operating system, and synced right after unless `sync_reads`.
   //   FinishMcpRead  once both are done: the action with the answer, or, if the record failed,
   //                  an error and no answer (fail closed); an upstream error fails the action.
   // It is Submit's OverlappedMcpRead with its two waits turned inside out.
   struct McpReadTicket {
     Action action;
     Principal who;
+    bool sync_record = false;  // the server's `sync_reads`: the reply waits for the disk
   };
   std::optional<McpReadTicket> BeginMcpRead(const std::optional<std::string>& token,
                                             const SubmitRequest& request);

@@ -90,6 +90,16 @@ class FaultyStore : public Store {
       return fn(f);
     });
   }
+  std::atomic<int> unsynced_commits{0};  // TransactUnsynced calls
+  Status TransactUnsynced(const std::function<Status(StoreTxn&)>& fn) override {
+    unsynced_commits.fetch_add(1);
+    return real_->TransactUnsynced([&](StoreTxn& t) {
+      FaultyTxn f(t, fail_audit, fail_every_audit);
+      return fn(f);
+    });
+  }
+  void StartSync() override { real_->StartSync(); }
+  Status SyncUnsynced() override { return real_->SyncUnsynced(); }
   std::future<Status> TransactGrouped(std::function<Status(StoreTxn&)> fn) override {
     return real_->TransactGrouped(Faulty(std::move(fn)));
   }
@@ -377,17 +387,20 @@ class McpReadTest : public GatewayTest {
     fs::create_directories(dir_ / "ws");
     LoadPolicy("");
   }
-  void LoadPolicy(const std::string& extra) {
+  void LoadPolicy(const std::string& extra, const std::string& srv_extra = "") {
     std::string yaml =
         "version: 1\n"
-        "store: ./state/airlock.db\n" + extra +
-        "agents:\n  - {name: bot, token_sha256: \"" + Sha256Hex("agent-token") +
+        "store: ./state/airlock.db\n" +
+        extra + "agents:\n  - {name: bot, token_sha256: \"" + Sha256Hex("agent-token") +
         "\", scopes: [srv, boxed]}\n"
-        "approvers:\n  - {name: dba, token_sha256: \"" + Sha256Hex("dba-token") + "\"}\n"
+        "approvers:\n  - {name: dba, token_sha256: \"" +
+        Sha256Hex("dba-token") +
+        "\"}\n"
         "targets:\n  box: {kind: shell, workspace: ./ws}\n"
         "mcp_servers:\n"
         "  srv:\n"
-        "    command: [\"true\"]\n"
+        "    command: [\"true\"]\n" +
+        srv_extra +
         "    tools:\n"
         "      - {tool: echo, risk: read}\n"
         "      - {tool: wipe, risk: high, reason: wipes}\n"
@@ -416,6 +429,27 @@ class McpReadTest : public GatewayTest {
     return out;
   }
 };
+
+// The record's commit is unsynced unless the server says `sync_reads: true`: the reply then
+// waits for the disk.
+TEST_F(McpReadTest, AReadRecordIsSyncedBeforeTheReplyOnlyWithSyncReads) {
+  for (bool sync : {false, true}) {
+    SCOPED_TRACE(sync ? "sync_reads: true" : "default");
+    if (sync) LoadPolicy("", "    sync_reads: true\n");
+    const int before = store_->unsynced_commits.load();
+    auto ticket = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
+    ASSERT_TRUE(ticket.has_value());
+    EXPECT_EQ(ticket->sync_record, sync);
+    const std::string id = ticket->action.id;
+    ASSERT_TRUE(gateway_->RecordMcpRead(*ticket).ok());
+    EXPECT_EQ(store_->unsynced_commits.load() - before, sync ? 0 : 1);
+    ASSERT_TRUE(store_->SyncUnsynced().ok());
+    Outcome o = gateway_->FinishMcpRead(std::move(*ticket), Status::Ok(), Json::object());
+    ASSERT_TRUE(o.status.ok()) << o.status.ToString();
+    ASSERT_TRUE(gateway_->FlushReadResults().ok());
+    EXPECT_EQ(Events(id), (std::vector<std::string>{"read", "read_result"}));
+  }
+}
 
 TEST_F(McpReadTest, AReadIsRecordedThenAnswered) {
   const int64_t before = AuditLength();

@@ -75,8 +75,8 @@ constexpr std::string_view kNotifyKeys[] = {"url", "on"};
 constexpr std::string_view kNotifyEvents[] = {"pending", "applied", "denied",      "rejected",
                                               "expired", "failed",  "rolled_back", "breaker"};
 constexpr std::string_view kMcpServerKeys[] = {
-    "command",           "env",           "sandbox",          "url",       "tools",
-    "trust_annotations", "approval_wait", "max_message_size", "read_paths"};
+    "command",           "env",           "sandbox",          "url",        "tools",
+    "trust_annotations", "approval_wait", "max_message_size", "read_paths", "sync_reads"};
 constexpr std::string_view kMcpToolKeys[] = {"tool", "args", "risk", "reason"};
 constexpr std::string_view kArgCheckKeys[] = {"count_gt", "matches", "equals", "gt"};
 constexpr std::string_view kTargetKinds[] = {"sqlite", "shell", "smtp", "postgres", "http"};
@@ -1660,6 +1660,7 @@ class Loader {
     j["trust_annotations"] = s.trust_annotations;
     j["approval_wait_ms"] = s.approval_wait_ms;
     j["max_message_bytes"] = s.max_message_bytes;
+    j["sync_reads"] = s.sync_reads;
     return t;
   }
 
@@ -1677,6 +1678,9 @@ class Loader {
     if (const Field* f = fields.Find("tools")) RETURN_IF_ERROR(LoadToolRules(*f, &s));
     if (const Field* f = fields.Find("trust_annotations")) {
       ASSIGN_OR_RETURN(s.trust_annotations, GetBool(*f));
+    }
+    if (const Field* f = fields.Find("sync_reads")) {
+      ASSIGN_OR_RETURN(s.sync_reads, GetBool(*f));
     }
     if (const Field* f = fields.Find("approval_wait")) {
       ASSIGN_OR_RETURN(s.approval_wait_ms, GetDuration(*f, /*allow_zero=*/true));

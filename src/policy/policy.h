@@ -159,6 +159,9 @@ struct McpServerSpec {
   bool trust_annotations = false;     // use the upstream's readOnlyHint/destructiveHint
   int64_t approval_wait_ms = 60'000;  // how long a pending tools/call waits for a decision
   int64_t max_message_bytes = 4LL << 20;  // a bigger JSON-RPC message is refused
+  // airlock mcp stdio: a read call's reply waits until its record is synced to disk, not
+  // only written to the operating system (which a crash of airlock does not lose).
+  bool sync_reads = false;
   SourceLoc loc;
 };
 

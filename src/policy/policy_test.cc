@@ -794,7 +794,8 @@ TEST(PolicyMcp, FullConfig) {
                            "  remote: {url: \"https://mcp.example.com/mcp\"}\n"  // 22
                            "  bare:\n"                                           // 23
                            "    command: [srv]\n"                                // 24
-                           "    tools:\n" +                                      // 25
+                           "    sync_reads: true\n"
+                           "    tools:\n" +  // 25
                            McpAgent("repo, fs, \"remote/get_*\", airlock, \"airlock/sql_*\"") +
                            "rules:\n"
                            "  - {match: {target: fs, kind: mcp}, risk: low}\n"
@@ -846,6 +847,8 @@ TEST(PolicyMcp, FullConfig) {
   EXPECT_FALSE(remote->trust_annotations);
   EXPECT_EQ(remote->approval_wait_ms, 60000);            // default
   EXPECT_EQ(remote->max_message_bytes, 4 << 20);         // default
+  EXPECT_FALSE(remote->sync_reads);                      // default
+  EXPECT_TRUE(p->FindMcpServer("bare")->sync_reads);
   EXPECT_TRUE(p->FindMcpServer("bare")->tools.empty());  // `tools:` alone: none
   EXPECT_EQ(p->FindMcpServer("repo"), nullptr);
   EXPECT_EQ(p->FindMcpServer("airlock"), nullptr);  // built in, not in the policy
@@ -861,10 +864,10 @@ TEST(PolicyMcp, FullConfig) {
       "command": ["npx", "-y", "@modelcontextprotocol/server-filesystem", "/data"],
       "env": {"NODE_ENV": "production", "DEBUG": "1", "EMPTY": ""},
       "sandbox": "repo", "trust_annotations": true,
-      "approval_wait_ms": 30000, "max_message_bytes": 1048576})"));
+      "approval_wait_ms": 30000, "max_message_bytes": 1048576, "sync_reads": false})"));
   EXPECT_EQ(p->FindTarget("remote")->fields, Json::parse(R"({
       "kind": "mcp", "url": "https://mcp.example.com/mcp", "trust_annotations": false,
-      "approval_wait_ms": 60000, "max_message_bytes": 4194304})"));
+      "approval_wait_ms": 60000, "max_message_bytes": 4194304, "sync_reads": false})"));
 
   EXPECT_EQ(p->agents[0].scopes,
             (std::vector<std::string>{"repo", "fs", "remote/get_*", "airlock", "airlock/sql_*"}));
@@ -911,6 +914,8 @@ TEST(PolicyMcp, StructureErrors) {
                 {"trust_annotations: expected true or false, got \"yes\""});
   ExpectErrorAt(head + "{command: [x], trust_annotations: \"true\"}\n", "\"true\"",
                 {"expected true or false, got the string"});
+  ExpectErrorAt(head + "{command: [x], sync_reads: maybe}\n", "maybe",
+                {"sync_reads: expected true or false"});
   ExpectErrorAt(head + "{command: [x], approval_wait: 2h}\n", "2h",
                 {"mcp_servers.fs.approval_wait: must be at most 1h"});
   ExpectErrorAt(head + "{command: [x], approval_wait: soon}\n", "soon", {"bad duration"});

@@ -3,16 +3,19 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <utility>
 
 #include "core/clock.h"
 #include "core/json.h"
+#include "store/change_counter.h"
 #include "store/group_commit.h"
 #include "store/sqlite_db.h"
 #include "store/sqlite_schema.h"
 #include "store/store.h"
+#include "store/wal_syncer.h"
 
 namespace airlock {
 namespace {
@@ -47,9 +50,32 @@ Result<AuditHead> ReadAuditHead(Db& db) {
   return AuditHead{s.Int(0), s.Text(1)};
 }
 
+// A transaction's change of breakers, on the counter that every process using the store
+// shares (ChangeCounter): begun at its first PutBreaker, ended when this is destroyed. Declared
+// before the transaction's TxnGuard, so that it ends after the commit or the rollback.
+class BreakerChange {
+ public:
+  explicit BreakerChange(ChangeCounter* counter) : counter_(counter) {}
+  ~BreakerChange() {
+    if (begun_) counter_->End();
+  }
+  BreakerChange(const BreakerChange&) = delete;
+  BreakerChange& operator=(const BreakerChange&) = delete;
+  void Begin() {
+    if (counter_ == nullptr || begun_) return;
+    counter_->Begin();
+    begun_ = true;
+  }
+
+ private:
+  ChangeCounter* counter_;
+  bool begun_ = false;
+};
+
 class SqliteTxn final : public StoreTxn {
  public:
-  explicit SqliteTxn(Db& db) : db_(db) {}
+  // breakers: where PutBreaker says that it changes them; null in a read.
+  explicit SqliteTxn(Db& db, BreakerChange* breakers = nullptr) : db_(db), breakers_(breakers) {}
 
   Status InsertAction(const Action& a) override;
   Status UpdateAction(const Action& a) override;
@@ -92,6 +118,7 @@ class SqliteTxn final : public StoreTxn {
   Result<std::vector<Vote>> VotesOf(const std::string& action_id);
 
   Db& db_;
+  BreakerChange* breakers_;
   std::optional<AuditHead> head_;  // the chain's head as of this transaction, once read
   bool head_dirty_ = false;        // appended since the head was read: meta needs updating
 };
@@ -285,6 +312,7 @@ Result<std::optional<Breaker>> SqliteTxn::GetBreaker(const std::string& target,
 }
 
 Status SqliteTxn::PutBreaker(const Breaker& b) {
+  if (breakers_ != nullptr) breakers_->Begin();  // before the commit: see ChangeCounter
   ASSIGN_OR_RETURN(
       Stmt s,
       db_.Prepare("INSERT OR REPLACE INTO breakers(target, agent, open, changed_ms, reason) "
@@ -462,13 +490,19 @@ class TxnGuard {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(std::string path, std::unique_ptr<Db> writer)
+  SqliteStore(std::string path, std::unique_ptr<Db> writer, const StoreOptions& options)
       : path_(std::move(path)),
+        options_(options),
+        breaker_changes_(ChangeCounter::Open(path_ + "-breakers")),
         writer_(std::move(writer)),
+        syncer_(path_ + "-wal"),
         grouped_(path_, [this](std::vector<GroupedWork>& batch) { CommitBatch(batch); }) {}
   ~SqliteStore() override;
 
   Status Transact(const std::function<Status(StoreTxn&)>& fn) override;
+  Status TransactUnsynced(const std::function<Status(StoreTxn&)>& fn) override;
+  void StartSync() override { syncer_.Start(); }
+  Status SyncUnsynced() override { return syncer_.WaitSynced(); }
   std::future<Status> TransactGrouped(std::function<Status(StoreTxn&)> fn) override;
   void TransactGroupedAsync(std::function<Status(StoreTxn&)> fn,
                             std::function<void(Status)> done) override;
@@ -480,6 +514,11 @@ class SqliteStore final : public Store {
   Status ScanAudit(int64_t after_seq, const std::string& action_id,
                    const std::function<bool(const AuditEvent&)>& fn) override;
   Result<AuditHead> RecordedHead() override;
+  // From a cache kept current by breaker_changes_: every action's limits look up a breaker,
+  // and a read of the store costs ~25 us where every commit of another connection empties
+  // the reader's page cache (an airlock mcp stdio session commits one per call).
+  Result<std::optional<Breaker>> LookupBreaker(const std::string& target,
+                                               const std::string& agent) override;
 
  private:
   // A read-only connection borrowed from the pool; returned on destruction.
@@ -503,13 +542,32 @@ class SqliteStore final : public Store {
   Status RunBatch(std::vector<GroupedWork>& batch, bool savepoints, std::vector<Status>* results)
 ;  // requires write_mu_
 
-  const std::string path_;
+  // One write transaction on db, under write_mu_.
+  Status TransactOn(Db& db, const std::function<Status(StoreTxn&)>& fn);
 
-  // Guards writer_ and every transaction on it: the one writer path. Transact and the
-  // committer thread both hold it for a whole transaction. Not reentrant: a closure must
-  // not call Transact (nor wait on TransactGrouped).
+  const std::string path_;
+  const StoreOptions options_;
+  // Shared with every process that uses the store; null (no cache) if it cannot be mapped.
+  const std::unique_ptr<ChangeCounter> breaker_changes_;
+  std::mutex breaker_mu_;
+  // What LookupBreaker read, as of breaker_version_.
+  std::map<std::pair<std::string, std::string>, std::optional<Breaker>>
+      breaker_cache_;             // GUARDED_BY(breaker_mu_)
+  uint64_t breaker_version_ = 0;  // GUARDED_BY(breaker_mu_)
+
+  // Guards writer_, unsynced_writer_ and every transaction on them: the one writer path.
+  // Transact and the committer thread both hold it for a whole transaction. Not reentrant: a
+  // closure must not call Transact (nor wait on TransactGrouped).
   std::mutex write_mu_;
   std::unique_ptr<Db> writer_;  // GUARDED_BY(write_mu_)
+  // TransactUnsynced's connection, opened on its first use: synchronous=NORMAL, so that a
+  // commit writes its WAL frames and returns; syncer_ syncs them (StartSync, SyncUnsynced,
+  // the destructor), as does writer_'s next commit. A connection of its own
+  // rather than a pragma switched on writer_ around each commit: SQLite applies the pragma
+  // when it parses it and refuses it inside a transaction, so each switch would be parsed
+  // anew, twice a commit, and a failed switch back would leave writer_ unsynced.
+  std::unique_ptr<Db> unsynced_writer_;  // GUARDED_BY(write_mu_)
+  WalSyncer syncer_;
 
   // Guards idle_readers_ only; a borrowed reader belongs to its borrower alone.
   std::mutex readers_mu_;
@@ -521,12 +579,37 @@ class SqliteStore final : public Store {
 SqliteStore::~SqliteStore() {
   // The committer drains the queue before it exits, so every future resolves.
   grouped_.Stop();
+  // Syncs what TransactUnsynced committed, while the connections still hold the WAL.
+  syncer_.Stop();
 }
 
 Status SqliteStore::Transact(const std::function<Status(StoreTxn&)>& fn) {
   std::lock_guard lock(write_mu_);
-  ASSIGN_OR_RETURN(auto txn, TxnGuard::Begin(*writer_, "BEGIN IMMEDIATE"));
-  SqliteTxn store_txn(*writer_);
+  return TransactOn(*writer_, fn);
+}
+
+Status SqliteStore::TransactUnsynced(const std::function<Status(StoreTxn&)>& fn) {
+  if (!options_.synchronous_full) return Transact(fn);  // no commit of this store syncs
+  // Fail closed: after a failed sync, earlier unsynced commits may be lost.
+  RETURN_IF_ERROR(syncer_.error());
+  {
+    std::lock_guard lock(write_mu_);
+    if (!unsynced_writer_) {
+      StoreOptions unsynced = options_;
+      unsynced.create_if_missing = false;  // writer_ has it open
+      unsynced.synchronous_full = false;
+      ASSIGN_OR_RETURN(unsynced_writer_, sqlite::OpenWriter(path_, unsynced));
+    }
+    RETURN_IF_ERROR(TransactOn(*unsynced_writer_, fn));
+  }
+  syncer_.Committed();
+  return Status::Ok();
+}
+
+Status SqliteStore::TransactOn(Db& db, const std::function<Status(StoreTxn&)>& fn) {
+  BreakerChange breakers(breaker_changes_.get());
+  ASSIGN_OR_RETURN(auto txn, TxnGuard::Begin(db, "BEGIN IMMEDIATE"));
+  SqliteTxn store_txn(db, &breakers);
   Status st = RunClosure(fn, store_txn);
   if (st.ok()) st = store_txn.FlushHead();
   if (!st.ok()) {
@@ -579,8 +662,9 @@ void SqliteStore::CommitBatch(std::vector<GroupedWork>& batch) {
 Status SqliteStore::RunBatch(std::vector<GroupedWork>& batch, bool savepoints,
                              std::vector<Status>* results) {
   Db& db = *writer_;
+  BreakerChange breakers(breaker_changes_.get());
   ASSIGN_OR_RETURN(auto txn, TxnGuard::Begin(db, "BEGIN IMMEDIATE"));
-  SqliteTxn store_txn(db);
+  SqliteTxn store_txn(db, &breakers);
   for (size_t i = 0; i < batch.size(); ++i) {
     if (savepoints) RETURN_IF_ERROR(RunCached(db, "SAVEPOINT grouped"));
     const SqliteTxn::HeadState head = store_txn.SaveHeadState();
@@ -638,6 +722,31 @@ Status SqliteStore::Read(const std::function<Status(StoreTxn&)>& fn) {
   return st;
 }
 
+Result<std::optional<Breaker>> SqliteStore::LookupBreaker(const std::string& target,
+                                                          const std::string& agent) {
+  // Taken before the read: a change that commits after it changes it (ChangeCounter).
+  const std::optional<uint64_t> version =
+      breaker_changes_ ? breaker_changes_->Version() : std::nullopt;
+  auto key = std::make_pair(target, agent);
+  if (version) {
+    std::lock_guard lock(breaker_mu_);
+    if (breaker_version_ == *version) {
+      auto it = breaker_cache_.find(key);
+      if (it != breaker_cache_.end()) return it->second;
+    }
+  }
+  ASSIGN_OR_RETURN(std::optional<Breaker> b, Store::LookupBreaker(target, agent));
+  if (version) {
+    std::lock_guard lock(breaker_mu_);
+    if (breaker_version_ != *version) {
+      breaker_cache_.clear();
+      breaker_version_ = *version;
+    }
+    breaker_cache_[std::move(key)] = b;
+  }
+  return b;
+}
+
 Status SqliteStore::TransactDue(
     int64_t now_ms, int limit,
     const std::function<Status(StoreTxn&, std::vector<Action>& due)>& fn) {
@@ -691,7 +800,7 @@ Result<AuditHead> SqliteStore::RecordedHead() {
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
                                                const StoreOptions& options) {
   ASSIGN_OR_RETURN(auto writer, sqlite::OpenWriter(path, options));
-  return std::unique_ptr<Store>(new SqliteStore(path, std::move(writer)));
+  return std::unique_ptr<Store>(new SqliteStore(path, std::move(writer), options));
 }
 
 }  // namespace airlock

@@ -1,6 +1,10 @@
 #include <gtest/gtest.h>
+#include <seccomp.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -1057,6 +1061,171 @@ TEST_F(SqliteStoreTest, StagedRecordsAreIngestedInOrderAndWhole) {
   auto report = audit::Verify(*store);
   ASSERT_TRUE(report.ok());
   EXPECT_TRUE(report->ok) << report->problem;
+}
+
+// Makes every fsync and fdatasync of the calling thread (and of the threads it starts) fail
+// with EIO: a seccomp filter binds only its own thread unless told otherwise.
+bool FailSyncsOnThisThread() {
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+  if (ctx == nullptr) return false;
+  bool ok = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EIO), SCMP_SYS(fdatasync), 0) == 0 &&
+            seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EIO), SCMP_SYS(fsync), 0) == 0 &&
+            seccomp_load(ctx) == 0;
+  seccomp_release(ctx);
+  return ok;
+}
+
+bool HasAction(Store& store, const std::string& id) {
+  bool found = false;
+  EXPECT_TRUE(store
+                  .Read([&](StoreTxn& t) -> Status {
+                    ASSIGN_OR_RETURN(auto a, t.GetAction(id));
+                    found = a.has_value();
+                    return Status::Ok();
+                  })
+                  .ok());
+  return found;
+}
+
+// TransactUnsynced hands its commit to the operating system and returns; the store's syncer
+// thread syncs it. A thread that cannot sync at all commits unsynced, and cannot commit
+// synced.
+TEST_F(SqliteStoreTest, AnUnsyncedCommitSyncsNothingOnTheCallersThread) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  auto insert = [](const std::string& id) {
+    return [id](StoreTxn& t) { return t.InsertAction(FullAction(id, 1)); };
+  };
+  // The first one from here: the syncer thread starts without the filter below.
+  ASSERT_TRUE(store->TransactUnsynced(insert("act_first")).ok());
+  ASSERT_TRUE(store->SyncUnsynced().ok());
+  Status unsynced, synced;
+  std::thread t([&] {
+    ASSERT_TRUE(FailSyncsOnThisThread());
+    unsynced = store->TransactUnsynced(insert("act_unsynced"));
+    synced = store->Transact(insert("act_synced"));
+  });
+  t.join();
+  EXPECT_TRUE(unsynced.ok()) << unsynced.ToString();
+  EXPECT_FALSE(synced.ok()) << "a synced commit on a thread that cannot sync";
+  EXPECT_TRUE(store->SyncUnsynced().ok());
+  store.reset();
+  auto again = Open();
+  ASSERT_NE(again, nullptr);
+  EXPECT_TRUE(HasAction(*again, "act_first"));
+  EXPECT_TRUE(HasAction(*again, "act_unsynced"));
+  EXPECT_FALSE(HasAction(*again, "act_synced"));
+}
+
+// Fail closed: once a sync failed, the commits it covered may be lost, so no later unsynced
+// commit is taken, and SyncUnsynced says so.
+TEST_F(SqliteStoreTest, AFailedSyncRefusesEveryLaterUnsyncedCommit) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  Status first, waited;
+  std::thread t([&] {
+    ASSERT_TRUE(FailSyncsOnThisThread());
+    // The syncer thread starts here, and inherits the filter: its sync fails.
+    first =
+        store->TransactUnsynced([](StoreTxn& t) { return t.InsertAction(FullAction("act_a", 1)); });
+    waited = store->SyncUnsynced();
+  });
+  t.join();
+  EXPECT_TRUE(first.ok()) << first.ToString();
+  EXPECT_EQ(waited.code(), StatusCode::kIoError) << waited.ToString();
+  EXPECT_NE(waited.message().find("airlock.db-wal"), std::string::npos) << waited.message();
+  Status later =
+      store->TransactUnsynced([](StoreTxn& t) { return t.InsertAction(FullAction("act_b", 1)); });
+  EXPECT_EQ(later.code(), StatusCode::kIoError) << later.ToString();
+  EXPECT_EQ(store->SyncUnsynced().code(), StatusCode::kIoError);
+  EXPECT_TRUE(HasAction(*store, "act_a"));
+  EXPECT_FALSE(HasAction(*store, "act_b"));
+}
+
+// An unsynced commit is in the operating system when TransactUnsynced returns: a process
+// killed right after loses nothing, and the next one moves the staged record into the chain.
+TEST_F(SqliteStoreTest, AnUnsyncedCommitSurvivesTheProcessBeingKilled) {
+  ASSERT_NE(Open(), nullptr);  // created here, so that the child only writes
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto store = OpenSqliteStore(path_);
+    if (!store.ok()) _exit(2);
+    AuditEvent e{0, 100, "", "agent:bot", "read", nullptr, "", "", ""};
+    e.canonical_payload = CanonicalJson(Json{{"n", 1}});
+    Status st = (*store)->TransactUnsynced(
+        [&](StoreTxn& t) { return t.StageRecord(FullAction("act_k", 100), e); });
+    if (!st.ok()) _exit(3);
+    raise(SIGKILL);  // no destructor runs: no close, no checkpoint
+    _exit(4);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "child status " << status;
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  Result<int64_t> moved = int64_t{0};
+  ASSERT_TRUE(store
+                  ->Transact([&](StoreTxn& t) -> Status {
+                    moved = t.IngestStaged();
+                    return moved.status();
+                  })
+                  .ok());
+  EXPECT_EQ(*moved, 1);
+  EXPECT_TRUE(HasAction(*store, "act_k"));
+  auto report = audit::Verify(*store);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok) << report->problem;
+  EXPECT_EQ(store->RecordedHead()->seq, 1);
+}
+
+// LookupBreaker answers from a cache while the breaker change count that every process shares
+// (the file beside the store) stands still, and reads afresh once another store changed one.
+TEST_F(SqliteStoreTest, LookupBreakerSeesEveryChangeMadeThroughAnotherStore) {
+  auto a = Open();
+  auto b = Open();  // another process, as far as the cache can tell
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  auto lookup = [&](Store& s) {
+    auto got = s.LookupBreaker("app-db", "bot");
+    EXPECT_TRUE(got.ok()) << got.status().ToString();
+    return got.ok() ? *got : std::nullopt;
+  };
+  auto put = [&](Store& s, bool open, Status then) {
+    return s.Transact([&](StoreTxn& t) -> Status {
+      RETURN_IF_ERROR(t.PutBreaker(Breaker{"app-db", "bot", open, 7, "rate"}));
+      return then;
+    });
+  };
+  EXPECT_FALSE(lookup(*a).has_value());
+  ASSERT_TRUE(put(*b, true, Status::Ok()).ok());
+  ASSERT_TRUE(lookup(*a).has_value());
+  EXPECT_TRUE(lookup(*a)->open);
+  ASSERT_TRUE(put(*b, false, Status::Ok()).ok());
+  EXPECT_FALSE(lookup(*a)->open);
+  // A change rolled back ends too: the counts meet again, and the cache serves.
+  EXPECT_FALSE(put(*b, true, Status::Internal("no")).ok());
+  EXPECT_FALSE(lookup(*a)->open);
+  uint64_t counts[2] = {1, 2};
+  {
+    std::ifstream in(path_ + "-breakers", std::ios::binary);
+    in.read(reinterpret_cast<char*>(counts), sizeof counts);
+  }
+  EXPECT_EQ(counts[0], 3u) << "three changes begun";
+  EXPECT_EQ(counts[1], 3u) << "and three ended";
+  // From the cache: a write behind the store's back (plain SQL) is not seen while the counts
+  // stand still.
+  Sql(path_, "UPDATE breakers SET open = 1");
+  EXPECT_FALSE(lookup(*a)->open);
+  // A change begun and never ended (its process died) keeps every reader reading afresh.
+  counts[0] += 1;
+  {
+    std::fstream io(path_ + "-breakers", std::ios::binary | std::ios::in | std::ios::out);
+    io.write(reinterpret_cast<const char*>(counts), sizeof counts);
+  }
+  EXPECT_TRUE(lookup(*a)->open);
+  Sql(path_, "UPDATE breakers SET open = 0");
+  EXPECT_FALSE(lookup(*a)->open);
 }
 
 }  // namespace

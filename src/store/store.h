@@ -114,6 +114,22 @@ class Store {
   // the audit benchmark.
   virtual std::future<Status> TransactGrouped(std::function<Status(StoreTxn&)> fn) = 0;
 
+  // Like Transact, but durable on return only against a crash of this process, not of the
+  // machine: the commit is handed to the operating system, and synced to disk by StartSync,
+  // SyncUnsynced, the next Transact, or the store's close. For records whose caller may not
+  // wait for a disk (airlock mcp stdio's read calls), which starts the sync once its reply is
+  // out. A sync that fails is sticky: every later TransactUnsynced and SyncUnsynced returns
+  // its error (fail closed), since the commits it covered may be lost. A store that cannot
+  // tell the two keeps these defaults.
+  virtual Status TransactUnsynced(const std::function<Status(StoreTxn&)>& fn) {
+    return Transact(fn);
+  }
+  // Starts syncing what TransactUnsynced committed, on a thread of the store's; returns at
+  // once.
+  virtual void StartSync() {}
+  // Waits until everything TransactUnsynced committed before the call is on disk.
+  virtual Status SyncUnsynced() { return Status::Ok(); }
+
   // The same without a blocked caller: `done` gets the outcome right after the shared commit,
   // on the store's committer thread; it must be quick and must not throw or call back into
   // the store. A store without a committer of its own (a test wrapper) keeps this default,
@@ -151,6 +167,18 @@ class Store {
 
   // Runs fn in a read transaction (a consistent snapshot). Writes inside fail.
   virtual Status Read(const std::function<Status(StoreTxn&)>& fn) = 0;
+
+  // The breaker of `agent` on `target`, as StoreTxn::GetBreaker in a Read; a store may answer
+  // from a cache that it knows to be current.
+  virtual Result<std::optional<Breaker>> LookupBreaker(const std::string& target,
+                                                       const std::string& agent) {
+    std::optional<Breaker> b;
+    RETURN_IF_ERROR(Read([&](StoreTxn& t) -> Status {
+      ASSIGN_OR_RETURN(b, t.GetBreaker(target, agent));
+      return Status::Ok();
+    }));
+    return b;
+  }
 
   // Calls fn for each audit event with seq > after_seq in order (only those of action_id if
   // non-empty) until fn returns false. Raw rows: no hash checking (audit::Verify does that).

@@ -1,0 +1,50 @@
+// A count of changes to one part of a store, shared by every process that uses the store
+// through a small file beside it (mapped into memory), so that a process can keep that part
+// in a cache and know, with two loads and no system call, whether it is still current.
+//
+// A writer calls Begin before its transaction that changes the part commits, and End once
+// that transaction has ended (committed or rolled back). Version is the number of ended
+// changes while none is under way, else nullopt. A reader takes Version before it reads the
+// part, and may answer from what it read for as long as Version stays the same: a change
+// committed after the first Version began after it too (Begin comes before the commit), so
+// Version is no longer the same; one committed before was in the read.
+//
+// A process that dies between Begin and End leaves the counts apart for good: every reader
+// then reads afresh, which is slower and still right.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace airlock {
+
+class ChangeCounter {
+ public:
+  // nullptr if the file cannot be opened, made or mapped: the caller then never caches.
+  static std::unique_ptr<ChangeCounter> Open(const std::string& path);
+  ~ChangeCounter();
+  ChangeCounter(const ChangeCounter&) = delete;
+  ChangeCounter& operator=(const ChangeCounter&) = delete;
+
+  void Begin() { begun().fetch_add(1); }
+  void End() { ended().fetch_add(1); }
+  std::optional<uint64_t> Version() const {
+    // Ended first: ended <= begun always, so equal here means equal at the second load.
+    const uint64_t e = ended().load();
+    const uint64_t b = begun().load();
+    if (b != e) return std::nullopt;
+    return e;
+  }
+
+ private:
+  explicit ChangeCounter(uint64_t* words) : words_(words) {}
+  std::atomic_ref<uint64_t> begun() const { return std::atomic_ref<uint64_t>(words_[0]); }
+  std::atomic_ref<uint64_t> ended() const { return std::atomic_ref<uint64_t>(words_[1]); }
+
+  uint64_t* words_;  // two, in a shared mapping of the file
+};
+
+}  // namespace airlock

@@ -1,0 +1,64 @@
+// Syncs a SQLite store's WAL file on a thread of its own, for commits made with
+// synchronous=NORMAL (Store::TransactUnsynced): the committing thread hands its frames to the
+// operating system and goes on; this thread makes them durable when asked (Start), without
+// holding up the one who asks.
+//
+// It syncs through a descriptor of its own: fdatasync(2) flushes the file's inode, whichever
+// descriptor names it, so no SQLite lock is held while the disk works, and the next commit
+// never waits behind a sync. The WAL is never removed while the store's connections are
+// open (a WAL-mode connection holds a shared lock on the database for its lifetime, and
+// the store keeps its WAL between processes); the path is still checked before each sync,
+// and a replaced file is opened again.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "core/status.h"
+
+namespace airlock {
+
+class WalSyncer {
+ public:
+  explicit WalSyncer(std::string wal_path) : wal_path_(std::move(wal_path)) {}
+  ~WalSyncer() { Stop(); }
+  WalSyncer(const WalSyncer&) = delete;
+  WalSyncer& operator=(const WalSyncer&) = delete;
+
+  // After a commit, which Start or WaitSynced then syncs.
+  void Committed();
+  // Syncs what was committed before the call, on the thread (started on first use), as soon
+  // as the sync running (if any) ends; returns at once.
+  void Start();
+  // Blocks until everything committed before the call is synced. The first failed sync's
+  // error, kept for good: the commits it covered may be lost, and the file's later syncs
+  // cannot tell (Linux reports a writeback error once).
+  Status WaitSynced();
+  // The sticky error, without waiting.
+  Status error();
+  // Syncs what was requested, then ends the thread. Idempotent.
+  void Stop();
+
+ private:
+  void Loop();
+  Status SyncOnce();  // on the thread only
+
+  const std::string wal_path_;
+  int fd_ = -1;              // the thread's alone
+  bool dir_synced_ = false;  // the thread's alone
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  void StartLocked();       // requires mu_
+  uint64_t committed_ = 0;  // GUARDED_BY(mu_)
+  uint64_t requested_ = 0;  // GUARDED_BY(mu_): the commits a sync was asked for
+  uint64_t synced_ = 0;     // GUARDED_BY(mu_)
+  Status error_;            // GUARDED_BY(mu_)
+  bool stop_ = false;       // GUARDED_BY(mu_)
+  std::thread thread_;      // started under mu_
+};
+
+}  // namespace airlock
