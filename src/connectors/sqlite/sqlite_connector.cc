@@ -6,6 +6,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "connectors/sqlite/authorizer.h"
@@ -31,6 +32,8 @@ struct Settings {
 
 // SQL an agent sends is text a person reviews: 1 MiB is far beyond any real statement.
 constexpr size_t kMaxSqlBytes = 1 << 20;
+// TryRead: how often a read-only reader tries past a journal that looks hot (see there).
+constexpr int kReadonlyRollbackTries = 5;
 
 Result<std::string> SqlArg(const Json& args) {
   if (!args.is_object() || !args.contains("sql") || !args["sql"].is_string()) {
@@ -290,14 +293,26 @@ std::optional<DryRunResult> SqliteConnector::TryRead(const Json& args) {
   if (!reader) return std::nullopt;
   sqlite3* db = reader->db.get();
   std::optional<DryRunResult> out;
-  if (!RunCached(*reader, &reader->begin, "BEGIN")) return std::nullopt;
   ObserveOptions options = Options();
   options.read_probe = true;
-  Result<Observation> obs = ExecuteWithDeadline(db, *sql, options, settings_.timeout_ms);
-  // SQLite may have rolled back on its own (an error); otherwise a failed ROLLBACK drops the
-  // reader rather than pooling it.
-  if (!sqlite3_get_autocommit(db) && !RunCached(*reader, &reader->rollback, "ROLLBACK")) {
-    return std::nullopt;
+  Result<Observation> obs = Status::Internal("not run");
+  // A database in rollback-journal mode can show a read-only connection its writer's journal
+  // as if it were hot, for an instant at the end of a commit: SQLITE_READONLY_ROLLBACK, which
+  // passes when that commit ends. A journal that stays hot (a writer crashed) is rolled back
+  // by the full path, which reads and writes.
+  for (int attempt = 0; attempt < kReadonlyRollbackTries; ++attempt) {
+    if (!RunCached(*reader, &reader->begin, "BEGIN")) return std::nullopt;
+    obs = ExecuteWithDeadline(db, *sql, options, settings_.timeout_ms);
+    // A probe that stops on an error says only not_a_read; the error is the connection's.
+    const bool seen_hot = (!obs.ok() || obs->not_a_read) &&
+                          sqlite3_extended_errcode(db) == SQLITE_READONLY_ROLLBACK;
+    // SQLite may have rolled back on its own (an error); otherwise a failed ROLLBACK drops
+    // the reader rather than pooling it.
+    if (!sqlite3_get_autocommit(db) && !RunCached(*reader, &reader->rollback, "ROLLBACK")) {
+      return std::nullopt;
+    }
+    if (!seen_hot) break;
+    std::this_thread::yield();
   }
   if (obs.ok() && !obs->not_a_read) {
     out = DryRunResult{std::move(obs->effect), std::move(obs->result)};
