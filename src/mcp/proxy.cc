@@ -1307,7 +1307,7 @@ const std::string& McpSession::agent() const {
 
 int RunStdioProxy(Gateway& gateway, const StdioProxyOptions& options) {
   // A client or upstream that goes away must not kill airlock mid-write.
-  signal(SIGPIPE, SIG_IGN);
+  IgnoreSigpipe();
   StdioChannel channel(options.out_fd);
   auto opened = McpSession::Open(gateway, options.server, options.token, channel);
   if (!opened.ok()) {

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
@@ -182,9 +183,20 @@ UpstreamProcess::~UpstreamProcess() {
   if (out_fd_ >= 0) close(out_fd_);
 }
 
+namespace {
+std::atomic<bool> g_sigpipe_ignored{false};
+}  // namespace
+
+void IgnoreSigpipe() {
+  signal(SIGPIPE, SIG_IGN);
+  g_sigpipe_ignored.store(true);
+}
+
 bool UpstreamProcess::Send(const Json& message) {
   std::lock_guard<std::mutex> lock(write_mu_);
   if (in_fd_ < 0) return false;
+  if (g_sigpipe_ignored.load(std::memory_order_relaxed))
+    return WriteLine(in_fd_, Serialize(message));
   // A server that died makes the write fail with EPIPE. The SIGPIPE that comes with it is
   // blocked on this thread and then taken, so that it cannot end a process (the CLI applying
   // an approval) that did not ignore it.

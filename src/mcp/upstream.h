@@ -46,6 +46,11 @@ struct UpstreamOptions {
   size_t max_message_bytes = 4u << 20;
 };
 
+// Ignores SIGPIPE for the whole process, for good, and tells UpstreamProcess::Send so: it
+// then writes without blocking the signal around each write (two system calls a message).
+// For front ends that run for a session (airlock mcp stdio); call before any thread starts.
+void IgnoreSigpipe();
+
 class UpstreamProcess : public Upstream {
  public:
   // Starts the process. InvalidArgument when argv is empty or argv[0] cannot be executed
