@@ -386,7 +386,7 @@ Status Gateway::Commit(const std::function<Status(StoreTxn&)>& fn) {
   // They must not cost this change its record: it is tried alone, after the staged reads
   // unless moving them was what failed (fn may concern one of them). If it then commits,
   // the rest was what failed: the result records are dropped (a read's result size is the
-  // part a crash may lose too), and staged reads stay staged, durable, for the next try. If
+  // part a crash may lose too), and staged reads stay staged (committed) for the next try. If
   // not, the store is failing, and they wait for the next commit.
   Status alone = store_->Transact([&](StoreTxn& t) -> Status {
     if (!ingest_failed) RETURN_IF_ERROR(t.IngestStaged().status());
@@ -981,7 +981,8 @@ Outcome Gateway::FinishMcpRead(McpReadTicket ticket, const Status& recorded,
   if (!ticket.sync_record) store_->StartSync();
   Action& a = ticket.action;
   a.updated_ms = NowMs();
-  // Fail closed: the answer goes out only with a durable record of the call.
+  // Fail closed: the answer goes out only with a committed record of the call (synced to
+  // disk too with sync_reads; else right after the reply, see RecordMcpRead).
   if (!recorded.ok()) {
     return {recorded.Annotate("audit write failed; the result is withheld"), std::nullopt};
   }

@@ -98,7 +98,16 @@ class FaultyStore : public Store {
       return fn(f);
     });
   }
-  void StartSync() override { real_->StartSync(); }
+  std::atomic<int> sync_starts{0};  // StartSync calls
+  void StartSync() override {
+    sync_starts.fetch_add(1);
+    real_->StartSync();
+  }
+  // Through the real store's cache, so that the gateway's limits use it.
+  Result<std::optional<Breaker>> LookupBreaker(const std::string& target,
+                                               const std::string& agent) override {
+    return real_->LookupBreaker(target, agent);
+  }
   Status SyncUnsynced() override { return real_->SyncUnsynced(); }
   std::future<Status> TransactGrouped(std::function<Status(StoreTxn&)> fn) override {
     return real_->TransactGrouped(Faulty(std::move(fn)));
@@ -437,15 +446,18 @@ TEST_F(McpReadTest, AReadRecordIsSyncedBeforeTheReplyOnlyWithSyncReads) {
     SCOPED_TRACE(sync ? "sync_reads: true" : "default");
     if (sync) LoadPolicy("", "    sync_reads: true\n");
     const int before = store_->unsynced_commits.load();
+    const int starts = store_->sync_starts.load();
     auto ticket = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
     ASSERT_TRUE(ticket.has_value());
     EXPECT_EQ(ticket->sync_record, sync);
     const std::string id = ticket->action.id;
     ASSERT_TRUE(gateway_->RecordMcpRead(*ticket).ok());
     EXPECT_EQ(store_->unsynced_commits.load() - before, sync ? 0 : 1);
-    ASSERT_TRUE(store_->SyncUnsynced().ok());
+    EXPECT_EQ(store_->sync_starts.load(), starts) << "no sync before the reply";
     Outcome o = gateway_->FinishMcpRead(std::move(*ticket), Status::Ok(), Json::object());
     ASSERT_TRUE(o.status.ok()) << o.status.ToString();
+    // Once the reply is out (FinishMcpRead comes after it), the unsynced record's sync starts.
+    EXPECT_EQ(store_->sync_starts.load() - starts, sync ? 0 : 1);
     ASSERT_TRUE(gateway_->FlushReadResults().ok());
     EXPECT_EQ(Events(id), (std::vector<std::string>{"read", "read_result"}));
   }

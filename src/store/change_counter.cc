@@ -13,24 +13,43 @@ static_assert(std::atomic_ref<uint64_t>::is_always_lock_free,
               "the counts are shared between processes: they must be lock-free");
 }  // namespace
 
-std::unique_ptr<ChangeCounter> ChangeCounter::Open(const std::string& path) {
+std::unique_ptr<ChangeCounter> ChangeCounter::Open(const std::string& path,
+                                                   const std::string& like) {
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return nullptr;
   struct stat st {};
-  // A new file is zeros once extended; two processes extending it at once both write zeros.
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-      (st.st_size < static_cast<off_t>(kBytes) && ftruncate(fd, kBytes) != 0)) {
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);
     return nullptr;
+  }
+  if (st.st_size < static_cast<off_t>(kBytes)) {
+    // New (or never extended): every process that uses the store must be able to count.
+    struct stat store {};
+    if (stat(like.c_str(), &store) == 0) {
+      if (geteuid() == 0) (void)!fchown(fd, store.st_uid, store.st_gid);
+      (void)fchmod(fd, store.st_mode & 0666);
+    }
+    // Zeros once extended; two processes extending it at once both write zeros, and one that
+    // finds it extended already leaves it as it is.
+    if (ftruncate(fd, kBytes) != 0) {
+      close(fd);
+      return nullptr;
+    }
   }
   void* p = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   close(fd);  // the mapping keeps the file
   if (p == MAP_FAILED) return nullptr;
-  return std::unique_ptr<ChangeCounter>(new ChangeCounter(static_cast<uint64_t*>(p)));
+  return std::unique_ptr<ChangeCounter>(
+      new ChangeCounter(path, static_cast<uint64_t*>(p), st.st_dev, st.st_ino));
 }
 
 ChangeCounter::~ChangeCounter() {
   munmap(words_, kBytes);
+}
+
+bool ChangeCounter::StillNamed() const {
+  struct stat st {};
+  return lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_;
 }
 
 }  // namespace airlock

@@ -1,6 +1,6 @@
 // A count of changes to one part of a store, shared by every process that uses the store
 // through a small file beside it (mapped into memory), so that a process can keep that part
-// in a cache and know, with two loads and no system call, whether it is still current.
+// in a cache and know, with two loads and no read of the store, whether it is still current.
 //
 // A writer calls Begin before its transaction that changes the part commits, and End once
 // that transaction has ended (committed or rolled back). Version is the number of ended
@@ -10,8 +10,11 @@
 // Version is no longer the same; one committed before was in the read.
 //
 // A process that dies between Begin and End leaves the counts apart for good: every reader
-// then reads afresh, which is slower and still right.
+// then reads afresh, which is slower and still right. A writer that cannot count must not
+// write (the store refuses it), or the others would keep answering from their caches.
 #pragma once
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <cstdint>
@@ -23,8 +26,9 @@ namespace airlock {
 
 class ChangeCounter {
  public:
-  // nullptr if the file cannot be opened, made or mapped: the caller then never caches.
-  static std::unique_ptr<ChangeCounter> Open(const std::string& path);
+  // Maps `path`, made if missing with the owner and permission bits of `like` (the store
+  // file), as SQLite makes its -wal and -shm. nullptr if it cannot be opened, made or mapped.
+  static std::unique_ptr<ChangeCounter> Open(const std::string& path, const std::string& like);
   ~ChangeCounter();
   ChangeCounter(const ChangeCounter&) = delete;
   ChangeCounter& operator=(const ChangeCounter&) = delete;
@@ -38,13 +42,20 @@ class ChangeCounter {
     if (b != e) return std::nullopt;
     return e;
   }
+  // Whether `path` still names the mapped file (one stat): one deleted and made anew by
+  // another process is another counter, and this one must be opened again.
+  bool StillNamed() const;
 
  private:
-  explicit ChangeCounter(uint64_t* words) : words_(words) {}
+  ChangeCounter(std::string path, uint64_t* words, dev_t dev, ino_t ino)
+      : path_(std::move(path)), words_(words), dev_(dev), ino_(ino) {}
   std::atomic_ref<uint64_t> begun() const { return std::atomic_ref<uint64_t>(words_[0]); }
   std::atomic_ref<uint64_t> ended() const { return std::atomic_ref<uint64_t>(words_[1]); }
 
+  const std::string path_;
   uint64_t* words_;  // two, in a shared mapping of the file
+  const dev_t dev_;
+  const ino_t ino_;
 };
 
 }  // namespace airlock

@@ -1,9 +1,14 @@
 // The SQLite implementation of Store: one write connection (the one writer path), a small
 // pool of read-only connections, and a committer thread for group commit.
+#include <sqlite3.h>
+
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -55,21 +60,31 @@ Result<AuditHead> ReadAuditHead(Db& db) {
 // before the transaction's TxnGuard, so that it ends after the commit or the rollback.
 class BreakerChange {
  public:
-  explicit BreakerChange(ChangeCounter* counter) : counter_(counter) {}
+  // open_counter: the store's counter, or null when it cannot be opened.
+  explicit BreakerChange(std::function<std::shared_ptr<ChangeCounter>()> open_counter)
+      : open_counter_(std::move(open_counter)) {}
   ~BreakerChange() {
-    if (begun_) counter_->End();
+    if (counter_) counter_->End();
   }
   BreakerChange(const BreakerChange&) = delete;
   BreakerChange& operator=(const BreakerChange&) = delete;
-  void Begin() {
-    if (counter_ == nullptr || begun_) return;
+  // Fail closed: a change that other processes cannot learn of is not made, or they would
+  // keep answering from their caches.
+  Status Begin() {
+    if (counter_) return Status::Ok();
+    counter_ = open_counter_();
+    if (!counter_) {
+      return Status::IoError(
+          "cannot change a breaker: the change count beside the store (its -breakers file) "
+          "cannot be opened or made");
+    }
     counter_->Begin();
-    begun_ = true;
+    return Status::Ok();
   }
 
  private:
-  ChangeCounter* counter_;
-  bool begun_ = false;
+  std::function<std::shared_ptr<ChangeCounter>()> open_counter_;
+  std::shared_ptr<ChangeCounter> counter_;  // set once begun
 };
 
 class SqliteTxn final : public StoreTxn {
@@ -312,7 +327,8 @@ Result<std::optional<Breaker>> SqliteTxn::GetBreaker(const std::string& target,
 }
 
 Status SqliteTxn::PutBreaker(const Breaker& b) {
-  if (breakers_ != nullptr) breakers_->Begin();  // before the commit: see ChangeCounter
+  // Before the commit: see ChangeCounter. A read (no breakers_) cannot write anyway.
+  if (breakers_ != nullptr) RETURN_IF_ERROR(breakers_->Begin());
   ASSIGN_OR_RETURN(
       Stmt s,
       db_.Prepare("INSERT OR REPLACE INTO breakers(target, agent, open, changed_ms, reason) "
@@ -493,9 +509,11 @@ class SqliteStore final : public Store {
   SqliteStore(std::string path, std::unique_ptr<Db> writer, const StoreOptions& options)
       : path_(std::move(path)),
         options_(options),
-        breaker_changes_(ChangeCounter::Open(path_ + "-breakers")),
+        // The names SQLite uses, which resolve a symbolic link to the store file.
+        db_file_(sqlite3_db_filename(writer->raw(), "main")),
+        wal_file_(sqlite3_filename_wal(sqlite3_db_filename(writer->raw(), "main"))),
         writer_(std::move(writer)),
-        syncer_(path_ + "-wal"),
+        syncer_(wal_file_),
         grouped_(path_, [this](std::vector<GroupedWork>& batch) { CommitBatch(batch); }) {}
   ~SqliteStore() override;
 
@@ -545,15 +563,27 @@ class SqliteStore final : public Store {
   // One write transaction on db, under write_mu_.
   Status TransactOn(Db& db, const std::function<Status(StoreTxn&)>& fn);
 
+  // The breaker change count (ChangeCounter), opened again if its file was replaced; null
+  // if it cannot be opened: then lookups read the store, and breakers cannot be changed.
+  std::shared_ptr<ChangeCounter> BreakerCounter();
+  // A transaction's BreakerChange on this store.
+  std::function<std::shared_ptr<ChangeCounter>()> CounterOpener() {
+    return [this] { return BreakerCounter(); };
+  }
+
   const std::string path_;
   const StoreOptions options_;
-  // Shared with every process that uses the store; null (no cache) if it cannot be mapped.
-  const std::unique_ptr<ChangeCounter> breaker_changes_;
+  const std::string db_file_;
+  const std::string wal_file_;
+  std::mutex counter_mu_;
+  std::shared_ptr<ChangeCounter> breaker_changes_;  // GUARDED_BY(counter_mu_)
   std::mutex breaker_mu_;
-  // What LookupBreaker read, as of breaker_version_.
+  // What LookupBreaker read, as of breaker_version_ of the counter cached_counter_ (kept, so
+  // that a counter opened anew, whose counts start again, is never taken for it).
   std::map<std::pair<std::string, std::string>, std::optional<Breaker>>
-      breaker_cache_;             // GUARDED_BY(breaker_mu_)
-  uint64_t breaker_version_ = 0;  // GUARDED_BY(breaker_mu_)
+      breaker_cache_;                              // GUARDED_BY(breaker_mu_)
+  std::shared_ptr<ChangeCounter> cached_counter_;  // GUARDED_BY(breaker_mu_)
+  uint64_t breaker_version_ = 0;                   // GUARDED_BY(breaker_mu_)
 
   // Guards writer_, unsynced_writer_ and every transaction on them: the one writer path.
   // Transact and the committer thread both hold it for a whole transaction. Not reentrant: a
@@ -581,16 +611,24 @@ SqliteStore::~SqliteStore() {
   grouped_.Stop();
   // Syncs what TransactUnsynced committed, while the connections still hold the WAL.
   syncer_.Stop();
+  Status synced = syncer_.error();
+  if (!synced.ok()) {
+    std::fprintf(stderr, "airlock: the last records committed to %s may not be on disk: %s\n",
+                 path_.c_str(), synced.message().c_str());
+  }
 }
 
 Status SqliteStore::Transact(const std::function<Status(StoreTxn&)>& fn) {
+  // After a failed sync of unsynced commits the WAL on disk may have a hole, and every frame
+  // after it would be lost with it: nothing more is written (fail closed).
+  RETURN_IF_ERROR(syncer_.error());
   std::lock_guard lock(write_mu_);
   return TransactOn(*writer_, fn);
 }
 
 Status SqliteStore::TransactUnsynced(const std::function<Status(StoreTxn&)>& fn) {
   if (!options_.synchronous_full) return Transact(fn);  // no commit of this store syncs
-  // Fail closed: after a failed sync, earlier unsynced commits may be lost.
+  // Fail closed: after a failed sync, earlier unsynced commits may be lost (see Transact).
   RETURN_IF_ERROR(syncer_.error());
   {
     std::lock_guard lock(write_mu_);
@@ -607,7 +645,7 @@ Status SqliteStore::TransactUnsynced(const std::function<Status(StoreTxn&)>& fn)
 }
 
 Status SqliteStore::TransactOn(Db& db, const std::function<Status(StoreTxn&)>& fn) {
-  BreakerChange breakers(breaker_changes_.get());
+  BreakerChange breakers(CounterOpener());
   ASSIGN_OR_RETURN(auto txn, TxnGuard::Begin(db, "BEGIN IMMEDIATE"));
   SqliteTxn store_txn(db, &breakers);
   Status st = RunClosure(fn, store_txn);
@@ -662,7 +700,8 @@ void SqliteStore::CommitBatch(std::vector<GroupedWork>& batch) {
 Status SqliteStore::RunBatch(std::vector<GroupedWork>& batch, bool savepoints,
                              std::vector<Status>* results) {
   Db& db = *writer_;
-  BreakerChange breakers(breaker_changes_.get());
+  RETURN_IF_ERROR(syncer_.error());  // as in Transact
+  BreakerChange breakers(CounterOpener());
   ASSIGN_OR_RETURN(auto txn, TxnGuard::Begin(db, "BEGIN IMMEDIATE"));
   SqliteTxn store_txn(db, &breakers);
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -722,15 +761,23 @@ Status SqliteStore::Read(const std::function<Status(StoreTxn&)>& fn) {
   return st;
 }
 
+std::shared_ptr<ChangeCounter> SqliteStore::BreakerCounter() {
+  std::lock_guard lock(counter_mu_);
+  if (!breaker_changes_ || !breaker_changes_->StillNamed()) {
+    breaker_changes_ = ChangeCounter::Open(db_file_ + "-breakers", db_file_);
+  }
+  return breaker_changes_;
+}
+
 Result<std::optional<Breaker>> SqliteStore::LookupBreaker(const std::string& target,
                                                           const std::string& agent) {
   // Taken before the read: a change that commits after it changes it (ChangeCounter).
-  const std::optional<uint64_t> version =
-      breaker_changes_ ? breaker_changes_->Version() : std::nullopt;
+  std::shared_ptr<ChangeCounter> counter = BreakerCounter();
+  const std::optional<uint64_t> version = counter ? counter->Version() : std::nullopt;
   auto key = std::make_pair(target, agent);
   if (version) {
     std::lock_guard lock(breaker_mu_);
-    if (breaker_version_ == *version) {
+    if (cached_counter_ == counter && breaker_version_ == *version) {
       auto it = breaker_cache_.find(key);
       if (it != breaker_cache_.end()) return it->second;
     }
@@ -738,8 +785,9 @@ Result<std::optional<Breaker>> SqliteStore::LookupBreaker(const std::string& tar
   ASSIGN_OR_RETURN(std::optional<Breaker> b, Store::LookupBreaker(target, agent));
   if (version) {
     std::lock_guard lock(breaker_mu_);
-    if (breaker_version_ != *version) {
+    if (cached_counter_ != counter || breaker_version_ != *version) {
       breaker_cache_.clear();
+      cached_counter_ = counter;
       breaker_version_ = *version;
     }
     breaker_cache_[std::move(key)] = b;

@@ -1138,6 +1138,15 @@ TEST_F(SqliteStoreTest, AFailedSyncRefusesEveryLaterUnsyncedCommit) {
       store->TransactUnsynced([](StoreTxn& t) { return t.InsertAction(FullAction("act_b", 1)); });
   EXPECT_EQ(later.code(), StatusCode::kIoError) << later.ToString();
   EXPECT_EQ(store->SyncUnsynced().code(), StatusCode::kIoError);
+  // Nor a synced one: the WAL on disk may have a hole that would take the frames after it.
+  EXPECT_EQ(
+      store->Transact([](StoreTxn& t) { return t.InsertAction(FullAction("act_c", 1)); }).code(),
+      StatusCode::kIoError);
+  EXPECT_EQ(
+      store->TransactGrouped([](StoreTxn& t) { return t.InsertAction(FullAction("act_d", 1)); })
+          .get()
+          .code(),
+      StatusCode::kIoError);
   EXPECT_TRUE(HasAction(*store, "act_a"));
   EXPECT_FALSE(HasAction(*store, "act_b"));
 }
@@ -1201,6 +1210,13 @@ TEST_F(SqliteStoreTest, LookupBreakerSeesEveryChangeMadeThroughAnotherStore) {
   ASSERT_TRUE(put(*b, true, Status::Ok()).ok());
   ASSERT_TRUE(lookup(*a).has_value());
   EXPECT_TRUE(lookup(*a)->open);
+  // Group commit counts its changes too.
+  ASSERT_TRUE(b->TransactGrouped([](StoreTxn& t) {
+                 return t.PutBreaker(Breaker{"app-db", "bot", false, 8, "reset"});
+               })
+                  .get()
+                  .ok());
+  EXPECT_FALSE(lookup(*a)->open);
   ASSERT_TRUE(put(*b, false, Status::Ok()).ok());
   EXPECT_FALSE(lookup(*a)->open);
   // A change rolled back ends too: the counts meet again, and the cache serves.
@@ -1211,8 +1227,8 @@ TEST_F(SqliteStoreTest, LookupBreakerSeesEveryChangeMadeThroughAnotherStore) {
     std::ifstream in(path_ + "-breakers", std::ios::binary);
     in.read(reinterpret_cast<char*>(counts), sizeof counts);
   }
-  EXPECT_EQ(counts[0], 3u) << "three changes begun";
-  EXPECT_EQ(counts[1], 3u) << "and three ended";
+  EXPECT_EQ(counts[0], 4u) << "four changes begun";
+  EXPECT_EQ(counts[1], 4u) << "and four ended";
   // From the cache: a write behind the store's back (plain SQL) is not seen while the counts
   // stand still.
   Sql(path_, "UPDATE breakers SET open = 1");
@@ -1226,6 +1242,66 @@ TEST_F(SqliteStoreTest, LookupBreakerSeesEveryChangeMadeThroughAnotherStore) {
   EXPECT_TRUE(lookup(*a)->open);
   Sql(path_, "UPDATE breakers SET open = 0");
   EXPECT_FALSE(lookup(*a)->open);
+}
+
+// A counter file deleted and made anew starts its counts again: a process that cached under
+// the old one must not take the new one's count for its own.
+TEST_F(SqliteStoreTest, LookupBreakerIsNotFooledByACounterMadeAnew) {
+  auto a = Open();
+  auto b = Open();
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  auto put = [](Store& s, bool open) {
+    return s.Transact([&](StoreTxn& t) {
+      return t.PutBreaker(Breaker{"app-db", "bot", open, 7, "rate"});
+    });
+  };
+  ASSERT_TRUE(put(*b, true).ok());
+  ASSERT_TRUE(a->LookupBreaker("app-db", "bot").ok());  // cached: open, at count 1
+  ASSERT_TRUE(fs::remove(path_ + "-breakers"));
+  ASSERT_TRUE(put(*b, false).ok());  // counts 1 again, in a new file
+  auto got = a->LookupBreaker("app-db", "bot");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_FALSE((*got)->open);
+}
+
+// Fail closed: a store that cannot count a breaker change does not make it (the others would
+// keep their cached breakers), and reads breakers afresh.
+TEST_F(SqliteStoreTest, NoBreakerChangeWithoutTheChangeCount) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  fs::create_directory(path_ + "-breakers");  // in the way of the counter file
+  auto other = Open();
+  ASSERT_NE(other, nullptr);
+  Status st = other->Transact([](StoreTxn& t) {
+    return t.PutBreaker(Breaker{"app-db", "bot", true, 7, "rate"});
+  });
+  EXPECT_EQ(st.code(), StatusCode::kIoError) << st.ToString();
+  EXPECT_NE(st.message().find("-breakers"), std::string::npos) << st.message();
+  Sql(path_,
+      "INSERT INTO breakers(target, agent, open, changed_ms, reason) "
+      "VALUES ('app-db', 'bot', 1, 7, 'by hand')");
+  auto got = other->LookupBreaker("app-db", "bot");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_TRUE((*got)->open);
+}
+
+// SQLite resolves a symbolic link to the store file, and names the WAL after the target: the
+// syncer syncs that one.
+TEST_F(SqliteStoreTest, AStoreOpenedThroughASymlinkSyncsItsRealWal) {
+  ASSERT_NE(Open(), nullptr);
+  const std::string link = (dir_ / "link.db").string();
+  fs::create_symlink(path_, link);
+  auto store = OpenSqliteStore(link);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ASSERT_TRUE(
+      (*store)
+          ->TransactUnsynced([](StoreTxn& t) { return t.InsertAction(FullAction("act_l", 1)); })
+          .ok());
+  Status synced = (*store)->SyncUnsynced();
+  EXPECT_TRUE(synced.ok()) << synced.ToString();
+  EXPECT_FALSE(fs::exists(link + "-wal"));
+  EXPECT_FALSE(fs::exists(link + "-breakers"));
 }
 
 }  // namespace

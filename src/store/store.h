@@ -116,11 +116,12 @@ class Store {
 
   // Like Transact, but durable on return only against a crash of this process, not of the
   // machine: the commit is handed to the operating system, and synced to disk by StartSync,
-  // SyncUnsynced, the next Transact, or the store's close. For records whose caller may not
-  // wait for a disk (airlock mcp stdio's read calls), which starts the sync once its reply is
-  // out. A sync that fails is sticky: every later TransactUnsynced and SyncUnsynced returns
-  // its error (fail closed), since the commits it covered may be lost. A store that cannot
-  // tell the two keeps these defaults.
+  // SyncUnsynced, the next Transact that writes anything, or the store's close. For records
+  // whose caller may not wait for a disk (airlock mcp stdio's read calls), which starts the
+  // sync once its reply is out. A sync that fails is sticky: every later write (this, Transact,
+  // TransactGrouped) and SyncUnsynced returns its error (fail closed), since the commits it
+  // covered may be lost, and with them the WAL frames after them. A store that cannot tell
+  // the two keeps these defaults.
   virtual Status TransactUnsynced(const std::function<Status(StoreTxn&)>& fn) {
     return Transact(fn);
   }

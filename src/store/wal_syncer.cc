@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <system_error>
 
 namespace airlock {
 
@@ -22,8 +23,19 @@ void WalSyncer::Start() {
 
 void WalSyncer::StartLocked() {
   if (requested_ == committed_) return;  // nothing new since the last request
+  if (!thread_.joinable()) {
+    if (stop_) return;
+    try {
+      thread_ = std::thread([this] { Loop(); });
+    } catch (const std::system_error& e) {
+      // Fail closed: what was committed cannot be synced here.
+      if (error_.ok())
+        error_ = Status::Internal(std::string("cannot start the thread that syncs ") + wal_path_ +
+                                  ": " + e.what());
+      return;
+    }
+  }
   requested_ = committed_;
-  if (!thread_.joinable() && !stop_) thread_ = std::thread([this] { Loop(); });
   cv_.notify_all();
 }
 
@@ -31,7 +43,14 @@ Status WalSyncer::WaitSynced() {
   std::unique_lock lock(mu_);
   StartLocked();
   const uint64_t want = requested_;
-  if (!thread_.joinable()) return error_;  // nothing was ever committed, or stopped
+  if (!thread_.joinable()) {
+    // Stopped (everything was synced then), or never started: then nothing was committed,
+    // or the thread could not start and error_ says so.
+    if (committed_ > synced_ && error_.ok()) {
+      return Status::Internal("commits to " + wal_path_ + " are not synced: the store is closing");
+    }
+    return error_;
+  }
   cv_.wait(lock, [&] { return synced_ >= want; });
   return error_;
 }
@@ -42,13 +61,15 @@ Status WalSyncer::error() {
 }
 
 void WalSyncer::Stop() {
+  std::thread thread;
   {
     std::lock_guard lock(mu_);
     StartLocked();  // what was committed and not yet asked for
     stop_ = true;
+    thread = std::move(thread_);
     cv_.notify_all();
   }
-  if (thread_.joinable()) thread_.join();
+  if (thread.joinable()) thread.join();
   if (fd_ >= 0) {
     close(fd_);
     fd_ = -1;

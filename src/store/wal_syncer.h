@@ -39,12 +39,15 @@ class WalSyncer {
   Status WaitSynced();
   // The sticky error, without waiting.
   Status error();
-  // Syncs what was requested, then ends the thread. Idempotent.
+  // Syncs what was committed, then ends the thread. Idempotent; no other call may run at the
+  // same time or after.
   void Stop();
 
  private:
   void Loop();
   Status SyncOnce();  // on the thread only
+  // Requires mu_. Starts the thread if need be; if it cannot, error_ says so.
+  void StartLocked();
 
   const std::string wal_path_;
   int fd_ = -1;              // the thread's alone
@@ -52,13 +55,12 @@ class WalSyncer {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  void StartLocked();       // requires mu_
   uint64_t committed_ = 0;  // GUARDED_BY(mu_)
   uint64_t requested_ = 0;  // GUARDED_BY(mu_): the commits a sync was asked for
   uint64_t synced_ = 0;     // GUARDED_BY(mu_)
   Status error_;            // GUARDED_BY(mu_)
   bool stop_ = false;       // GUARDED_BY(mu_)
-  std::thread thread_;      // started under mu_
+  std::thread thread_;      // GUARDED_BY(mu_)
 };
 
 }  // namespace airlock
