@@ -30,8 +30,9 @@ std::unique_ptr<ChangeCounter> ChangeCounter::Open(const std::string& path,
       (void)fchmod(fd, store.st_mode & 0666);
     }
     // Zeros once extended; two processes extending it at once both write zeros, and one that
-    // finds it extended already leaves it as it is.
-    if (ftruncate(fd, kBytes) != 0) {
+    // finds it extended already leaves it as it is. Allocated, not only sized: a write through
+    // the mapping to a block a full disk cannot give would be a SIGBUS.
+    if (posix_fallocate(fd, 0, kBytes) != 0) {
       close(fd);
       return nullptr;
     }

@@ -64,7 +64,17 @@ class BreakerChange {
   explicit BreakerChange(std::function<std::shared_ptr<ChangeCounter>()> open_counter)
       : open_counter_(std::move(open_counter)) {}
   ~BreakerChange() {
-    if (counter_) counter_->End();
+    if (!counter_) return;
+    counter_->End();
+    // The file was replaced meanwhile: a reader may have cached what it read before this
+    // commit under the new file's counts, which this change never touched. One more change,
+    // counted there, makes it read again.
+    if (!counter_->StillNamed()) {
+      if (std::shared_ptr<ChangeCounter> now = open_counter_()) {
+        now->Begin();
+        now->End();
+      }
+    }
   }
   BreakerChange(const BreakerChange&) = delete;
   BreakerChange& operator=(const BreakerChange&) = delete;
@@ -621,22 +631,23 @@ SqliteStore::~SqliteStore() {
 Status SqliteStore::Transact(const std::function<Status(StoreTxn&)>& fn) {
   // After a failed sync of unsynced commits the WAL on disk may have a hole, and every frame
   // after it would be lost with it: nothing more is written (fail closed).
-  RETURN_IF_ERROR(syncer_.error());
   std::lock_guard lock(write_mu_);
+  RETURN_IF_ERROR(syncer_.error());  // under the lock: a sync may fail while we wait for it
   return TransactOn(*writer_, fn);
 }
 
 Status SqliteStore::TransactUnsynced(const std::function<Status(StoreTxn&)>& fn) {
   if (!options_.synchronous_full) return Transact(fn);  // no commit of this store syncs
-  // Fail closed: after a failed sync, earlier unsynced commits may be lost (see Transact).
-  RETURN_IF_ERROR(syncer_.error());
   {
     std::lock_guard lock(write_mu_);
+    // Fail closed: after a failed sync, earlier unsynced commits may be lost (see Transact).
+    RETURN_IF_ERROR(syncer_.error());
     if (!unsynced_writer_) {
       StoreOptions unsynced = options_;
       unsynced.create_if_missing = false;  // writer_ has it open
       unsynced.synchronous_full = false;
-      ASSIGN_OR_RETURN(unsynced_writer_, sqlite::OpenWriter(path_, unsynced));
+      // By the name SQLite resolved for writer_: the WAL the syncer syncs is that file's.
+      ASSIGN_OR_RETURN(unsynced_writer_, sqlite::OpenWriter(db_file_, unsynced));
     }
     RETURN_IF_ERROR(TransactOn(*unsynced_writer_, fn));
   }
@@ -740,7 +751,7 @@ Result<SqliteStore::Reader> SqliteStore::AcquireReader() {
       return Reader(this, std::move(db));
     }
   }
-  ASSIGN_OR_RETURN(auto db, sqlite::OpenReader(path_));
+  ASSIGN_OR_RETURN(auto db, sqlite::OpenReader(db_file_));
   return Reader(this, std::move(db));
 }
 
