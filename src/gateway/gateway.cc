@@ -1692,7 +1692,7 @@ Status Gateway::Recover() {
     return Status::Ok();
   }));
   // Best effort: a store whose staged reads cannot be moved now (locked past the busy
-  // timeout, full) must not stop the command; they stay staged and durable.
+  // timeout, full) must not stop the command; they stay staged (committed).
   if (staged) {
     Status st = store_->Transact([](StoreTxn& t) { return t.IngestStaged().status(); });
     if (!st.ok()) {

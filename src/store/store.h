@@ -131,10 +131,10 @@ class Store {
   // Waits until everything TransactUnsynced committed before the call is on disk.
   virtual Status SyncUnsynced() { return Status::Ok(); }
 
-  // The same without a blocked caller: `done` gets the outcome right after the shared commit,
-  // on the store's committer thread; it must be quick and must not throw or call back into
-  // the store. A store without a committer of its own (a test wrapper) keeps this default,
-  // which waits on the caller's thread.
+  // TransactGrouped without a blocked caller: `done` gets the outcome right after the shared
+  // commit, on the store's committer thread; it must be quick and must not throw or call
+  // back into the store. A store without a committer of its own (a test wrapper) keeps this
+  // default, which waits on the caller's thread.
   virtual void TransactGroupedAsync(std::function<Status(StoreTxn&)> fn,
                                     std::function<void(Status)> done) {
     done(TransactGrouped(std::move(fn)).get());
