@@ -30,6 +30,9 @@ using Parser = http::request_parser<http::string_body>;
 // closing a socket with unread input resets it, and the client would lose the reply.
 constexpr int64_t kLingerMs = 2000;
 constexpr size_t kReadChunk = 4096;
+// How often a deadline that has passed cancels the connection's operation again (see
+// WaitAndCancel).
+constexpr int64_t kRecancelMs = 10;
 
 std::string Seconds(int64_t ms) {
   std::ostringstream os;
@@ -359,6 +362,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Linger();
   void CloseNow();
   void Arm(int64_t ms);
+  void WaitAndCancel(uint64_t gen, int64_t ms);
   bool Disarm();  // whether the deadline had fired
   bool Gone(beast::error_code ec) const {
     return ec == http::error::end_of_stream || ec == net::error::eof ||
@@ -401,12 +405,22 @@ class ServerContext : public ReplyContext {
 
 void Connection::Arm(int64_t ms) {
   fired_ = false;
+  WaitAndCancel(++timer_gen_, ms);
+}
+
+// A composed read or write (a whole head, a whole reply) is many socket operations. A cancel
+// that lands while one of them has completed but its handler has not yet run reaches no
+// operation, and the next one would then wait with no deadline (a client that stops sending
+// mid-head would hold the connection for ever). So the cancel is repeated, every
+// kRecancelMs, until the operation ends and Disarm() retires this generation.
+void Connection::WaitAndCancel(uint64_t gen, int64_t ms) {
   timer_.expires_after(std::chrono::milliseconds(ms));
-  timer_.async_wait([self = shared_from_this(), gen = ++timer_gen_](beast::error_code ec) {
+  timer_.async_wait([self = shared_from_this(), gen](beast::error_code ec) {
     if (ec || gen != self->timer_gen_) return;
     self->fired_ = true;
     beast::error_code ignored;
     self->socket_.cancel(ignored);  // the pending read or write completes with an error
+    self->WaitAndCancel(gen, kRecancelMs);
   });
 }
 
