@@ -956,7 +956,7 @@ Status Gateway::RecordMcpRead(McpReadTicket& ticket) {
   // Unsynced unless the server says `sync_reads: true`: the commit is in the operating
   // system when the reply goes, so a crash or kill of airlock loses nothing, and its sync
   // starts once the reply is out (FinishMcpRead), so a power cut can lose the records of the
-  // reads answered in the last sync or two (~0.1-0.5 ms here). Waiting for the disk cost
+  // reads answered in the last ~10 ms (WalSyncer spaces its syncs that far apart). Waiting for the disk cost
   // ~300-400 us a call on this project's machines, more than the server's whole answer; a
   // call that may write always waits.
   AuditEvent e;

@@ -43,6 +43,10 @@ Status WalSyncer::WaitSynced() {
   std::unique_lock lock(mu_);
   StartLocked();
   const uint64_t want = requested_;
+  if (synced_ < want) {
+    urgent_ = true;
+    cv_.notify_all();
+  }
   if (!thread_.joinable()) {
     // Stopped (everything was synced then), or never started: then nothing was committed,
     // or the thread could not start and error_ says so.
@@ -58,6 +62,11 @@ Status WalSyncer::WaitSynced() {
 Status WalSyncer::error() {
   std::lock_guard lock(mu_);
   return error_;
+}
+
+uint64_t WalSyncer::syncs() {
+  std::lock_guard lock(mu_);
+  return syncs_;
 }
 
 void WalSyncer::Stop() {
@@ -81,12 +90,18 @@ void WalSyncer::Loop() {
   for (;;) {
     cv_.wait(lock, [&] { return stop_ || requested_ > synced_; });
     if (requested_ == synced_) return;  // stopping, with nothing left to sync
+    // The spacing: commits asked for meanwhile join this sync.
+    const auto due = last_start_ + spacing_;
+    cv_.wait_until(lock, due, [&] { return stop_ || urgent_; });
+    urgent_ = false;
     const uint64_t upto = requested_;
+    last_start_ = std::chrono::steady_clock::now();
     lock.unlock();
     Status st = SyncOnce();
     lock.lock();
     if (!st.ok() && error_.ok()) error_ = st;
     synced_ = upto;
+    ++syncs_;
     cv_.notify_all();
   }
 }
