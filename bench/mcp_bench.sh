@@ -3,7 +3,8 @@
 # against the same SDK client talking to the same server directly, and against mcp-proxy (npm),
 # in one run on the same machine. One client process (bench/mcp/bench_client.mjs, the official
 # TypeScript SDK pinned in tests/mcp) holds one session per side and makes N sequential calls
-# per side after a warm-up, interleaved call by call. Sides:
+# per side after a warm-up, interleaved call by call, in an order shuffled afresh each round
+# (--order cycle: the fixed cyclic order of runs before 2026-11-29 21:30 UTC). Sides:
 #   direct          stdio, client -> server-everything
 #   airlock         stdio, client -> airlock mcp stdio -> server-everything (store on disk,
 #                   the defaults: every call's record is committed before the reply, and
@@ -21,18 +22,23 @@
 # mcp-proxy and airlock serve bridge a stdio server to HTTP, so their client speaks HTTP: they
 # are compared with http-direct (the same server over HTTP without a proxy) and with each
 # other, not with the stdio sides.
-#   bash bench/mcp_bench.sh [--build DIR] [--calls N] [--warmup N]
+#   bash bench/mcp_bench.sh [--build DIR] [--calls N] [--warmup N] [--order shuffle|cycle]
+#                           [--seed N]
 set -euo pipefail
 
 BUILD=build
 CALLS=2000
 WARMUP=200
+ORDER=shuffle
+SEED=1
 while [[ $# -gt 0 ]]; do
   case $1 in
     --build) BUILD=$2; shift 2 ;;
     --calls) CALLS=$2; shift 2 ;;
     --warmup) WARMUP=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --order) ORDER=$2; shift 2 ;;
+    --seed) SEED=$2; shift 2 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "mcp_bench: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -127,7 +133,7 @@ jq -n --arg ev "$EVERYTHING" --arg bin "$AIRLOCK" --arg relay "$RELAY" --arg tok
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 if ! out=$(node "$SRC/bench/mcp/bench_client.mjs" --mcp-dir "$MCP" --sides "$W/sides.json" \
-    --n "$CALLS" --warmup "$WARMUP" --fsync-probe "$W/state"); then
+    --n "$CALLS" --warmup "$WARMUP" --order "$ORDER" --seed "$SEED" --fsync-probe "$W/state"); then
   echo "mcp_bench: the run failed: $out" >&2
   for f in airlock.err everything.err everything-http.log mcp-proxy.log serve.log; do
     [[ -s $W/$f ]] && { echo "--- $f" >&2; tail -20 "$W/$f" >&2; }
@@ -155,7 +161,7 @@ s50=$(v airlock-synced p50_us)
 allow=$(awk -v d="$d50" 'BEGIN {x = d * 0.10; if (x < 150) x = 150; printf "%.0f", x}')
 verdict() { awk -v a="$1" -v d="$d50" -v m="$allow" 'BEGIN {print (a - d <= m) ? "met" : "missed"}'; }
 printf '%s\n' "------------------------------------------------------------------------------------------------------"
-echo "MCP tools/call round trip, server-everything echo, SDK $(jq -r .sdk <<<"$out") client, $CALLS sequential calls per side after $WARMUP warm-up, interleaved"
+echo "MCP tools/call round trip, server-everything echo, SDK $(jq -r .sdk <<<"$out") client, $CALLS sequential calls per side after $WARMUP warm-up, interleaved (order: $ORDER, seed $SEED)"
 echo "started $started; load average $load_before before, $load_after after ($(nproc) CPUs)"
 printf '%-52s %10s %10s %10s %12s %8s %14s\n' "" "p50" "p90" "p99" "p50 added" "p50 x" "CPU µs/call"
 row "direct (stdio)" direct direct

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // The client of bench/mcp_bench.sh: one process, the official TypeScript SDK's Client (from
 // tests/mcp/node_modules, the version pinned there), one session per "side", and N sequential
-// tools/call round trips per side, interleaved call by call (call i goes to every side in turn,
-// the order rotated with i) so that the machine's load falls on every side alike. Only one call
-// is in flight at any time.
+// tools/call round trips per side, interleaved call by call: round i calls every side once, in
+// an order shuffled afresh each round (a fixed seed, --seed), so that the machine's load falls on
+// every side alike. A fixed cyclic order would not do that: what one side's call leaves behind
+// (a server's garbage collection, a proxy's bookkeeping after its reply) would always fall on
+// the call of the side after it. Only one call is in flight at any time.
 //   node bench/mcp/bench_client.mjs --mcp-dir tests/mcp --sides SIDES.json [--n 2000]
 //        [--warmup 200] [--tool echo] [--args '{"message":"hi"}'] [--expect 'Echo: hi']
-//        [--fsync-probe DIR] [--fsync-count 200]
+//        [--fsync-probe DIR] [--fsync-count 200] [--seed 1] [--order shuffle|cycle]
 // SIDES.json: [{name, stdio: {command, args, env, stderr}} | {name, http: URL, pid, headers?}]. A stdio
 // side's process gets PATH and HOME and its env only.
 // Prints one JSON object: {n, warmup, tool, sides: {NAME: {p50_us, p90_us, p99_us, mean_us, min_us,
@@ -26,7 +28,7 @@ function usage(msg) {
   process.exit(2);
 }
 const o = { n: 2000, warmup: 200, tool: "echo", args: '{"message":"hi"}', expect: "Echo: hi",
-            fsyncCount: 200 };
+            fsyncCount: 200, seed: 1, order: "shuffle" };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
@@ -41,10 +43,38 @@ for (let i = 0; i < argv.length; i++) {
     case "--expect": o.expect = v(); break;
     case "--fsync-probe": o.fsyncDir = v(); break;
     case "--fsync-count": o.fsyncCount = Number(v()); break;
+    case "--seed": o.seed = Number(v()); break;
+    case "--order": o.order = v(); break;
     default: usage(`unknown argument ${a}`);
   }
 }
 if (!o.mcpDir || !o.sides) usage("--mcp-dir and --sides are required");
+if (o.order !== "shuffle" && o.order !== "cycle") usage("--order is shuffle or cycle");
+if (!Number.isInteger(o.seed)) usage("--seed needs an integer");
+
+// mulberry32: a small seeded generator, so that a run's call order can be repeated.
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const random = rng(o.seed);
+// Round i's order: a Fisher-Yates shuffle, or (--order cycle, the order of earlier runs) the
+// sides in turn starting at side i.
+function roundOrder(i, n) {
+  const order = Array.from({ length: n }, (_, k) => (i + k) % n);
+  if (o.order === "cycle") return order;
+  for (let k = n - 1; k > 0; k--) {
+    const j = Math.floor(random() * (k + 1));
+    [order[k], order[j]] = [order[j], order[k]];
+  }
+  return order;
+}
 
 // The SDK's ESM build, resolved through its package.json "exports" ("./*" -> dist/esm/*).
 const sdkDir = join(o.mcpDir, "node_modules/@modelcontextprotocol/sdk");
@@ -57,7 +87,8 @@ const { StreamableHTTPClientTransport } = await sdk("client/streamableHttp.js");
 const specs = JSON.parse(readFileSync(o.sides, "utf8"));
 const toolArgs = JSON.parse(o.args);
 const sides = [];
-const out = { n: o.n, warmup: o.warmup, tool: o.tool, sdk: sdkPkg.version, sides: {} };
+const out = { n: o.n, warmup: o.warmup, tool: o.tool, sdk: sdkPkg.version, order: o.order,
+              seed: o.seed, sides: {} };
 
 async function open(spec) {
   let transport;
@@ -154,9 +185,7 @@ try {
   for (const spec of specs) sides.push(await open(spec));
   for (let i = 0; i < o.warmup + o.n; i++) {
     if (i === o.warmup) for (const s of sides) s.cpu0 = s.pid ? cpuTree(s.pid) : null;
-    for (let k = 0; k < sides.length; k++) {
-      await call(sides[(i + k) % sides.length], i >= o.warmup);
-    }
+    for (const k of roundOrder(i, sides.length)) await call(sides[k], i >= o.warmup);
   }
   for (const s of sides) {
     const r = { ...stats(s.lat), init_ms: Math.round(s.initMs * 10) / 10 };
