@@ -340,8 +340,8 @@ TEST_F(HttpServerTest, ADeadlineCutsOffAHeadWhoseBytesKeepArriving) {
       for (int round = 0; round < kRounds; ++round) {
         Client c(port());
         c.Send("GET /slow HTTP/1.1\r\nX-Slow: ");
-        // Until the server has answered, or for at most 200 ms; then the client goes quiet
-        // (without closing), and only the deadline can end the head.
+        // For ~200 ms, well past the deadline (a server that answered drops these bytes);
+        // then the client goes quiet without closing, and only the deadline can end the head.
         for (int i = 0; i < 200; ++i) {
           c.Send("a");
           std::this_thread::sleep_for(1ms);

@@ -43,8 +43,8 @@ Status WalSyncer::WaitSynced() {
   std::unique_lock lock(mu_);
   StartLocked();
   const uint64_t want = requested_;
-  if (synced_ < want) {
-    urgent_ = true;
+  if (synced_ < want && urgent_upto_ < want) {
+    urgent_upto_ = want;
     cv_.notify_all();
   }
   if (!thread_.joinable()) {
@@ -91,9 +91,10 @@ void WalSyncer::Loop() {
     cv_.wait(lock, [&] { return stop_ || requested_ > synced_; });
     if (requested_ == synced_) return;  // stopping, with nothing left to sync
     // The spacing: commits asked for meanwhile join this sync.
-    const auto due = last_start_ + spacing_;
-    cv_.wait_until(lock, due, [&] { return stop_ || urgent_; });
-    urgent_ = false;
+    if (last_start_) {
+      cv_.wait_until(lock, *last_start_ + spacing_,
+                     [&] { return stop_ || urgent_upto_ > synced_; });
+    }
     const uint64_t upto = requested_;
     last_start_ = std::chrono::steady_clock::now();
     lock.unlock();

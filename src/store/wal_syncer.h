@@ -23,6 +23,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -70,7 +71,9 @@ class WalSyncer {
   const std::chrono::steady_clock::duration spacing_;
   int fd_ = -1;              // the thread's alone
   bool dir_synced_ = false;  // the thread's alone
-  std::chrono::steady_clock::time_point last_start_{};  // the thread's alone
+  // When the last sync started; none yet: the first is never held back (the steady clock's
+  // zero is the boot, so a default time point would hold it back after a recent boot).
+  std::optional<std::chrono::steady_clock::time_point> last_start_;  // the thread's alone
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -78,7 +81,7 @@ class WalSyncer {
   uint64_t requested_ = 0;  // GUARDED_BY(mu_): the commits a sync was asked for
   uint64_t synced_ = 0;     // GUARDED_BY(mu_)
   uint64_t syncs_ = 0;      // GUARDED_BY(mu_)
-  bool urgent_ = false;     // GUARDED_BY(mu_): a WaitSynced waits; skip the spacing
+  uint64_t urgent_upto_ = 0;  // GUARDED_BY(mu_): a WaitSynced waits for these; no spacing
   Status error_;            // GUARDED_BY(mu_)
   bool stop_ = false;       // GUARDED_BY(mu_)
   std::thread thread_;      // GUARDED_BY(mu_)
