@@ -956,9 +956,9 @@ Status Gateway::RecordMcpRead(McpReadTicket& ticket) {
   // Unsynced unless the server says `sync_reads: true`: the commit is in the operating
   // system when the reply goes, so a crash or kill of airlock loses nothing, and its sync
   // starts once the reply is out (FinishMcpRead), so a power cut can lose the records of the
-  // reads answered in the last ~10 ms (WalSyncer spaces its syncs that far apart). Waiting for the disk cost
-  // ~300-400 us a call on this project's machines, more than the server's whole answer; a
-  // call that may write always waits.
+  // reads answered in the last ~10 ms (WalSyncer spaces its syncs that far apart). Waiting
+  // for the disk cost ~300-400 us a call on this project's machines, more than the server's
+  // whole answer; a call that may write always waits.
   AuditEvent e;
   e.action_id = ticket.action.id;
   e.principal = ticket.who.Label();

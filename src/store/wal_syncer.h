@@ -5,11 +5,12 @@
 //
 // Syncs asked for with Start are spaced at least `spacing` apart (from one's start to the
 // next's): a steady stream of commits (an agent's read calls, one every half millisecond) then
-// shares one fdatasync per interval instead of paying one each, and on a machine with two
-// cores the syncs no longer compete with the calls for a CPU. The first request after a quiet
-// spell is synced at once. WaitSynced and Stop never wait for the spacing. What this costs:
-// a power cut or kernel crash can lose the commits of the last interval and of the sync
-// running then (a crash of the process loses none of them).
+// shares one fdatasync per interval instead of paying one each (less CPU per call: ~360
+// against ~400 us with calls back to back on 2 vCPUs; no change in latency was measurable;
+// docs/BENCHMARKS.md). The first request after a quiet spell is synced at once. WaitSynced
+// and Stop never wait for the spacing. What this costs: a power cut or kernel crash can lose
+// the commits of the last interval and of the sync running then (a crash of the process
+// loses none of them).
 //
 // It syncs through a descriptor of its own: fdatasync(2) flushes the file's inode, whichever
 // descriptor names it, so no SQLite lock is held while the disk works, and the next commit
@@ -49,9 +50,8 @@ class WalSyncer {
   // once.
   void Start();
   // Blocks until everything committed before the call is synced, without waiting for the
-  // spacing. The first failed sync's
-  // error, kept for good: the commits it covered may be lost, and the file's later syncs
-  // cannot tell (Linux reports a writeback error once).
+  // spacing. The first failed sync's error, kept for good: the commits it covered may be
+  // lost, and the file's later syncs cannot tell (Linux reports a writeback error once).
   Status WaitSynced();
   // The sticky error, without waiting.
   Status error();
