@@ -393,9 +393,12 @@ int CmdStoreMigrate(const Options& o) {
     opts.create_if_missing = false;
     auto from = OpenSqliteStore(o.migrate_from, opts);
     if (!from.ok()) return Fail(o, from.status());
-    // Reads an `airlock mcp stdio` session staged (and a crash left there) belong to the
-    // chain being copied.
-    Status moved = (*from)->Transact([](StoreTxn& t) { return t.IngestStaged().status(); });
+    // Reads an `airlock mcp stdio` session staged or journaled (and a crash left there)
+    // belong to the chain being copied.
+    Status moved = WriteDeadReadJournals(o.migrate_from + ".journal", **from);
+    if (moved.ok()) {
+      moved = (*from)->Transact([](StoreTxn& t) { return t.IngestStaged().status(); });
+    }
     if (!moved.ok()) return Fail(o, moved.Annotate("moving staged reads into " + o.migrate_from));
     auto to = OpenPgStore(*dsn);
     if (!to.ok()) return Fail(o, to.status());

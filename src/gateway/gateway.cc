@@ -100,6 +100,10 @@ std::string ShellStateRoot(const Policy& p) {
   return p.store_path + ".shell";
 }
 
+std::string JournalDir(const Policy& p) {
+  return p.store_path + ".journal";
+}
+
 Json ReadSummary(const Json& result) {
   if (!result.is_object()) return result;
   if (result.contains("exit_code")) {
@@ -360,6 +364,7 @@ Result<Principal> Gateway::AuthenticateApprover(const std::optional<std::string>
 
 Status Gateway::Commit(const std::function<Status(StoreTxn&)>& fn) {
   if (options_.group_commit) return store_->TransactGrouped(fn).get();
+  std::lock_guard<std::mutex> flushing(flush_mu_);
   std::vector<QueuedWrite> queued;
   {
     std::lock_guard<std::mutex> lock(queued_mu_);
@@ -378,9 +383,7 @@ Status Gateway::Commit(const std::function<Status(StoreTxn&)>& fn) {
   });
   if (queued.empty() && !ingest_failed) return st;
   if (st.ok()) {
-    if (observer_) {
-      for (const QueuedWrite& q : queued) observer_(*q.action, "read_result");
-    }
+    QueuedWritesDone(queued, /*committed=*/true);
     return st;
   }
   // They must not cost this change its record: it is tried alone, after the staged reads
@@ -398,6 +401,7 @@ Status Gateway::Commit(const std::function<Status(StoreTxn&)>& fn) {
         queued.size(),
         ingest_failed ? ", and the staged reads could not be moved (they stay staged)" : "",
         st.message().c_str());
+    QueuedWritesDone(queued, /*committed=*/false);
     return alone;
   }
   std::lock_guard<std::mutex> lock(queued_mu_);
@@ -405,7 +409,24 @@ Status Gateway::Commit(const std::function<Status(StoreTxn&)>& fn) {
   return alone;
 }
 
+void Gateway::QueuedWritesDone(const std::vector<QueuedWrite>& queued, bool committed) {
+  for (const QueuedWrite& q : queued) {
+    if (q.journaled) journal_->Done(committed);
+    if (!committed || !observer_) continue;
+    if (q.journaled) observer_(*q.action, "read");
+    observer_(*q.action, "read_result");
+  }
+}
+
 Gateway::~Gateway() {
+  if (flusher_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(flusher_mu_);
+      flusher_stop_ = true;
+    }
+    flusher_cv_.notify_all();
+    flusher_.join();
+  }
   Status st = FlushReadResults();
   if (!st.ok()) {
     std::fprintf(stderr, "airlock: the result records of the last reads were not written: %s\n",
@@ -414,6 +435,7 @@ Gateway::~Gateway() {
 }
 
 Status Gateway::FlushReadResults() {
+  std::lock_guard<std::mutex> flushing(flush_mu_);
   std::vector<QueuedWrite> queued;
   {
     std::lock_guard<std::mutex> lock(queued_mu_);
@@ -432,10 +454,71 @@ Status Gateway::FlushReadResults() {
     for (QueuedWrite& q : queued) queued_.push_back(std::move(q));
     return st;
   }
-  if (observer_) {
-    for (const QueuedWrite& q : queued) observer_(*q.action, "read_result");
-  }
+  QueuedWritesDone(queued, /*committed=*/true);
   return st;
+}
+
+void Gateway::FlushLoop() {
+  std::unique_lock<std::mutex> lock(flusher_mu_);
+  while (!flusher_stop_) {
+    flusher_cv_.wait_for(lock, std::chrono::milliseconds(kQuietFlushMs / 4));
+    if (flusher_stop_) break;
+    int64_t oldest = 0;
+    {
+      std::lock_guard<std::mutex> q(queued_mu_);
+      if (!queued_.empty()) oldest = queued_.front().queued_ms;
+    }
+    if (oldest == 0 || NowMs() - oldest < kQuietFlushMs) continue;
+    lock.unlock();
+    Status st = FlushReadResults();
+    if (!st.ok()) {
+      std::fprintf(stderr, "airlock: the records of the last reads wait for the next commit: %s\n",
+                   st.message().c_str());
+    }
+    lock.lock();
+  }
+}
+
+void Gateway::RecordJournaledRead(const Action& action, const std::string& principal,
+                                  int64_t at_ms) {
+  auto kept = std::make_shared<const Action>(action);
+  // Built when the batch is written, on the same thread, but not before the next call.
+  auto write = [kept, principal, at_ms](StoreTxn& t) -> Status {
+    RETURN_IF_ERROR(t.InsertAction(*kept));
+    AuditEvent read;
+    read.action_id = kept->id;
+    read.principal = principal;
+    read.event = "read";
+    read.at_ms = at_ms;
+    read.canonical_payload = CanonicalJson(DecisionPayload(*kept));
+    RETURN_IF_ERROR(t.AppendAudit(std::move(read)).status());
+    AuditEvent result;
+    result.action_id = kept->id;
+    result.principal = principal;
+    result.event = "read_result";
+    result.canonical_payload = CanonicalJson(Json{{"result", kept->result}});
+    return t.AppendAudit(std::move(result)).status();
+  };
+  size_t waiting = 0;
+  {
+    std::lock_guard<std::mutex> lock(queued_mu_);
+    QueuedWrite q{std::move(kept), std::move(write)};
+    q.journaled = true;
+    q.queued_ms = NowMs();
+    queued_.push_back(std::move(q));
+    waiting = queued_.size();
+  }
+  {
+    std::lock_guard<std::mutex> lock(flusher_mu_);
+    if (!flusher_.joinable()) flusher_ = std::thread([this] { FlushLoop(); });
+  }
+  if (waiting >= kReadResultBatch) {
+    Status st = FlushReadResults();
+    if (!st.ok()) {
+      std::fprintf(stderr, "airlock: the records of the last reads wait for the next commit: %s\n",
+                   st.message().c_str());
+    }
+  }
 }
 
 void Gateway::RecordReadResult(const Action& action, const std::string& principal) {
@@ -949,35 +1032,91 @@ Status Gateway::RecordMcpRead(McpReadTicket& ticket) {
     if (st.ok()) CrashPoint("mcp_read_recorded");
     return st;
   }
-  // Staged: the reply waits for this commit, and a staged record is one page where the full
-  // one is seven. It reaches actions and the chain with the next commit, the next batch of
-  // read results, the session's end, or any airlock process's start (Recover).
-  //
-  // Unsynced unless the server says `sync_reads: true`: the commit is in the operating
-  // system when the reply goes, so a crash or kill of airlock loses nothing, and its sync
-  // starts once the reply is out (FinishMcpRead), so a power cut can lose the records of the
-  // reads answered in the last ~10 ms (WalSyncer spaces its syncs that far apart). Waiting
-  // for the disk cost ~300-400 us a call on this project's machines, more than the server's
-  // whole answer; a call that may write always waits.
+  // Journaled unless the server says `sync_reads: true`: one line, in the operating system
+  // when this returns, so a crash or kill of airlock loses nothing; the store's record is
+  // made once the reply is out (FinishMcpRead) and synced right after, so a power cut can
+  // lose the records of the reads answered in the last ~10 ms (WalSyncer spaces its syncs
+  // that far apart). The commit it replaces cost ~80 us of CPU per call while the server
+  // worked, on two CPUs shared with the client and the server; waiting for the disk, ~300-400
+  // us a call on this project's machines, more than the server's whole answer. A call that
+  // may write always waits.
+  if (!ticket.sync_record) {
+    if (ReadJournal* journal = Journal()) {
+      ticket.at_ms = NowMs();
+      RETURN_IF_ERROR(journal->Append(ticket.action, ticket.who.Label(), ticket.at_ms));
+      ticket.journaled = true;
+      CrashPoint("mcp_read_recorded");
+      return Status::Ok();
+    }
+  }
+  return StageMcpRead(ticket);
+}
+
+// Staged: a staged record is one page where the full one is seven. It reaches actions and
+// the chain with the next commit, the next batch of read results, the session's end, or any
+// airlock process's start (Recover). Unsynced unless `sync_reads`.
+Status Gateway::StageMcpRead(McpReadTicket& ticket) {
   AuditEvent e;
   e.action_id = ticket.action.id;
   e.principal = ticket.who.Label();
   e.event = "read";
-  e.at_ms = NowMs();
+  e.at_ms = ticket.journaled ? ticket.at_ms : NowMs();
   e.canonical_payload = CanonicalJson(DecisionPayload(ticket.action));
   auto stage = [&](StoreTxn& t) -> Status { return t.StageRecord(ticket.action, e); };
   Status st = ticket.sync_record ? store_->Transact(stage) : store_->TransactUnsynced(stage);
   if (!st.ok()) return st;
   staged_.fetch_add(1);
   if (observer_) observer_(ticket.action, "read");
-  CrashPoint("mcp_read_recorded");
+  if (!ticket.journaled) CrashPoint("mcp_read_recorded");
   return st;
+}
+
+ReadJournal* Gateway::Journal() {
+  std::lock_guard<std::mutex> lock(journal_mu_);
+  if (!journal_tried_) {
+    journal_tried_ = true;
+    if (!policy_->store_path.empty()) {
+      auto j = ReadJournal::Create(JournalDir(*policy_));
+      if (j.ok()) {
+        journal_ = std::move(*j);
+      } else {
+        std::fprintf(stderr,
+                     "airlock: no read journal (%s); read calls are committed to the "
+                     "store before their answer\n",
+                     j.status().message().c_str());
+      }
+    }
+  }
+  return journal_.get();
 }
 
 Outcome Gateway::FinishMcpRead(McpReadTicket ticket, const Status& recorded,
                                Result<Json> answer) {
-  // The record's sync (RecordMcpRead), now that the reply is out or about to be: started
-  // earlier, its system calls and wake-ups would compete for the CPU with the call itself.
+  // A journaled record goes to the store now that the reply is out (or about to be). If it
+  // cannot, the line stays in the journal, and the next airlock process's start writes it.
+  if (ticket.journaled && recorded.ok() && answer.ok()) {
+    // The common case: the whole record waits for the next batch (the journal holds it).
+    Action& a = ticket.action;
+    a.updated_ms = NowMs();
+    a.result = Json{{"summary", McpResultSummary(*answer)}};
+    RecordJournaledRead(a, ticket.who.Label(), ticket.at_ms);
+    a.result = {{"summary", a.result["summary"]}, {"tool_result", std::move(*answer)}};
+    return {Status::Ok(), std::move(a)};
+  }
+  bool in_store = true;
+  if (ticket.journaled) {
+    Status staged = StageMcpRead(ticket);
+    in_store = staged.ok();
+    if (!in_store) {
+      std::fprintf(stderr,
+                   "airlock: the record of read %s stays in the journal %s until the "
+                   "next start: %s\n",
+                   ticket.action.id.c_str(), journal_->path().c_str(), staged.message().c_str());
+    }
+    journal_->Done(in_store);
+  }
+  // The record's sync, now that the reply is out or about to be: started earlier, its system
+  // calls and wake-ups would compete for the CPU with the call itself.
   if (!ticket.sync_record) store_->StartSync();
   Action& a = ticket.action;
   a.updated_ms = NowMs();
@@ -986,9 +1125,10 @@ Outcome Gateway::FinishMcpRead(McpReadTicket ticket, const Status& recorded,
   if (!recorded.ok()) {
     return {recorded.Annotate("audit write failed; the result is withheld"), std::nullopt};
   }
-  if (!answer.ok()) return Fail(std::move(a), /*insert=*/false, answer.status(), ticket.who);
+  if (!answer.ok()) return Fail(std::move(a), /*insert=*/!in_store, answer.status(), ticket.who);
   a.result = Json{{"summary", McpResultSummary(*answer)}};
-  RecordReadResult(a, ticket.who.Label());
+  // Its result record needs the action in the store: without it, the size is not kept.
+  if (in_store) RecordReadResult(a, ticket.who.Label());
   a.result = {{"summary", a.result["summary"]}, {"tool_result", std::move(*answer)}};
   return {Status::Ok(), std::move(a)};
 }
@@ -1664,6 +1804,8 @@ Result<int> Gateway::ExpireDue() {
 }
 
 Status Gateway::IngestStaged() {
+  // Sessions that died since the last start left their unrecorded reads in their journals.
+  RETURN_IF_ERROR(RecoverJournals());
   bool any = false;
   RETURN_IF_ERROR(store_->Read([&](StoreTxn& t) -> Status {
     ASSIGN_OR_RETURN(any, t.AnyStaged());
@@ -1676,7 +1818,68 @@ Status Gateway::IngestStaged() {
 // An applied read with a null result is not stuck: its `read_result` record was lost in a
 // crash after the call was made and recorded (OverlappedMcpRead). The call happened; only
 // its answer's size is unknown, and nothing here can learn it, so it is left as it is.
+Status Gateway::RecoverJournals() {
+  if (policy_->store_path.empty()) return Status::Ok();
+  return WriteDeadReadJournals(JournalDir(*policy_), *store_);
+}
+
+Status WriteDeadReadJournals(const std::string& journal_dir, Store& store) {
+  int torn = 0;
+  Status st = ReadJournal::RecoverDead(
+      journal_dir,
+      [&](std::vector<JournaledRead>& reads) -> Status {
+        if (reads.empty()) return Status::Ok();
+        return store.Transact([&](StoreTxn& t) -> Status {
+          for (JournaledRead& r : reads) {
+            Action& a = r.action;
+            // Already written (the session got that far), or written by another recovery.
+            ASSIGN_OR_RETURN(std::optional<Action> known, t.GetAction(a.id));
+            if (known) continue;
+            // The effect, as the call's dry-run derived it from its arguments (no I/O).
+            const std::string hash = a.effect.effect_hash;
+            if (a.kind == "mcp") {
+              const Json& args = a.args;
+              a.effect = McpCallEffect(
+                  a.target, McpToolName(args),
+                  args.contains("arguments") && args["arguments"].is_object() ? args["arguments"]
+                                                                              : Json::object(),
+                  args.contains("annotations") ? args["annotations"] : Json(nullptr));
+            }
+            AuditEvent e;
+            e.action_id = a.id;
+            e.principal = r.principal;
+            e.event = "read";
+            e.at_ms = r.at_ms;
+            Json payload = DecisionPayload(a);
+            payload["recovered"] =
+                "from the read journal of a session that ended before "
+                "writing this record";
+            if (a.effect.effect_hash != hash) payload["journaled_effect_hash"] = hash;
+            e.canonical_payload = CanonicalJson(payload);
+            Status staged = t.StageRecord(a, e);
+            if (staged.code() == StatusCode::kFailedPrecondition) continue;  // already staged
+            RETURN_IF_ERROR(staged);
+          }
+          return t.IngestStaged().status();
+        });
+      },
+      &torn);
+  if (torn > 0) {
+    std::fprintf(stderr,
+                 "airlock: %d line(s) of a read journal were cut short (a crash or "
+                 "power cut while writing them): those calls' records are lost\n",
+                 torn);
+  }
+  return st;
+}
+
 Status Gateway::Recover() {
+  // Best effort, as below: a journal that cannot be written now is tried at the next start.
+  Status journals = RecoverJournals();
+  if (!journals.ok()) {
+    std::fprintf(stderr, "airlock: read journals not written to the store yet: %s\n",
+                 journals.message().c_str());
+  }
   std::vector<Action> stuck;
   bool staged = false;
   RETURN_IF_ERROR(store_->Read([&](StoreTxn& t) -> Status {

@@ -9,17 +9,20 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "audit/audit.h"
 #include "connectors/connector.h"
 #include "core/status.h"
 #include "core/types.h"
+#include "gateway/read_journal.h"
 #include "policy/policy.h"
 #include "store/store.h"
 
@@ -136,15 +139,20 @@ class Gateway {
   //                  returns its ticket having recorded nothing; else nullopt, and the caller
   //                  uses Submit, which decides and audits everything else.
   //   RecordMcpRead  once the request is sent: the record (the action and its `read` event
-  //                  with the full arguments), made while the server works; committed to
-  //                  the operating system, and synced right after unless `sync_reads`.
-  //   FinishMcpRead  once both are done: the action with the answer, or, if the record failed,
-  //                  an error and no answer (fail closed); an upstream error fails the action.
+  //                  with the full arguments), made while the server works. Unless
+  //                  `sync_reads`, one line appended to the session's journal (ReadJournal),
+  //                  in the operating system when it returns; else a synced store commit.
+  //   FinishMcpRead  once both are done, after the reply when there is one: a journaled
+  //                  record is written to the store (committed, then synced within ~10 ms);
+  //                  then the action with the answer, or, if the record failed, an error and
+  //                  no answer (fail closed); an upstream error fails the action.
   // It is Submit's OverlappedMcpRead with its two waits turned inside out.
   struct McpReadTicket {
     Action action;
     Principal who;
     bool sync_record = false;  // the server's `sync_reads`: the reply waits for the disk
+    bool journaled = false;    // RecordMcpRead appended it to the journal: not yet in the store
+    int64_t at_ms = 0;         // the `read` event's time, when journaled
   };
   std::optional<McpReadTicket> BeginMcpRead(const std::optional<std::string>& token,
                                             const SubmitRequest& request);
@@ -183,8 +191,9 @@ class Gateway {
   // destructor). With group commit it joins the committer's next batch at once.
   Status FlushReadResults();
 
-  // Moves the reads that `airlock mcp stdio` sessions staged (StoreTxn::StageRecord) into
-  // actions and the chain. Recover does it at every start; `airlock serve` once a second.
+  // Moves the reads that `airlock mcp stdio` sessions staged (StoreTxn::StageRecord), and
+  // those that dead sessions left only in their journals (ReadJournal), into actions and the
+  // chain. Recover does it at every start; `airlock serve` once a second.
   Status IngestStaged();
 
   // Pending actions past their timeout become expired (a denial). Returns how many.
@@ -269,14 +278,48 @@ class Gateway {
   struct QueuedWrite {
     std::shared_ptr<const Action> action;  // as the write leaves it, for the observer
     std::function<Status(StoreTxn&)> write;
+    // A journaled read's whole record (RecordJournaledRead): its journal line is done once
+    // this is committed, and kept for the next start if it is dropped.
+    bool journaled = false;
+    int64_t queued_ms = 0;
   };
+  // After a commit that held `queued` (committed) or dropped them: their journal lines and
+  // the observer.
+  void QueuedWritesDone(const std::vector<QueuedWrite>& queued, bool committed);
+  // A journaled read answered without error: its action, `read` and `read_result` events are
+  // queued as one write for the next batch (no store work before the next call).
+  void RecordJournaledRead(const Action& action, const std::string& principal, int64_t at_ms);
+  // Flushes the queued writes of a session that went quiet, so that its reads reach the
+  // chain within about a second (other processes see them then).
+  void FlushLoop();
+  std::mutex flush_mu_;  // one flush at a time, so batches reach the chain in order
+  std::mutex flusher_mu_;
+  std::condition_variable flusher_cv_;
+  bool flusher_stop_ = false;  // GUARDED_BY(flusher_mu_)
+  std::thread flusher_;        // started with the first journaled read
+  static constexpr int64_t kQuietFlushMs = 1000;
   std::mutex queued_mu_;
   std::vector<QueuedWrite> queued_;  // GUARDED_BY(queued_mu_)
   // Reads this gateway staged since its last FlushReadResults, and the batch that flushes.
   std::atomic<int64_t> staged_{0};
   static constexpr size_t kReadResultBatch = 32;
+  // The journal of this gateway's read calls (RecordMcpRead), created on first use; none when
+  // it cannot be (the staged commit is made before the reply instead).
+  ReadJournal* Journal();
+  std::mutex journal_mu_;
+  std::unique_ptr<ReadJournal> journal_;  // GUARDED_BY(journal_mu_) until set
+  bool journal_tried_ = false;            // GUARDED_BY(journal_mu_)
+  // Writes the reads of dead sessions' journals into the store (Recover).
+  Status RecoverJournals();
+  // The staged commit of a read call's record (RecordMcpRead, FinishMcpRead).
+  Status StageMcpRead(McpReadTicket& ticket);
   std::mutex target_mu_;
   std::map<std::string, std::unique_ptr<std::mutex>> target_locks_;  // GUARDED_BY(target_mu_)
 };
+
+// Writes the reads that dead `airlock mcp stdio` sessions left only in their journals (in
+// journal_dir: the store's path + ".journal") into `store`'s actions and chain, once each,
+// then removes those journals. Live sessions' journals are left alone.
+Status WriteDeadReadJournals(const std::string& journal_dir, Store& store);
 
 }  // namespace airlock

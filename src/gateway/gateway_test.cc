@@ -5,12 +5,16 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -84,7 +88,9 @@ class FaultyStore : public Store {
   // would pass on the retry).
   std::atomic<bool> fail_every_audit{false};
 
+  std::atomic<int> commits{0};  // Transact calls (synced)
   Status Transact(const std::function<Status(StoreTxn&)>& fn) override {
+    commits.fetch_add(1);
     return real_->Transact([&](StoreTxn& t) {
       FaultyTxn f(t, fail_audit, fail_every_audit);
       return fn(f);
@@ -426,6 +432,22 @@ class McpReadTest : public GatewayTest {
   static SubmitRequest Call(const std::string& server, const std::string& tool) {
     return {server, "mcp", {{"tool", tool}, {"arguments", {{"message", "hi"}}}}};
   }
+  std::vector<fs::path> JournalFiles() {
+    std::vector<fs::path> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(policy_->store_path + ".journal", ec)) {
+      if (e.path().extension() == ".jnl") out.push_back(e.path());
+    }
+    return out;
+  }
+  std::vector<std::string> JournalLines() {
+    std::vector<std::string> out;
+    for (const fs::path& f : JournalFiles()) {
+      std::ifstream in(f);
+      for (std::string line; std::getline(in, line);) out.push_back(line);
+    }
+    return out;
+  }
   std::vector<std::string> Events(const std::string& id) {
     std::vector<std::string> out;
     EXPECT_TRUE(gateway_
@@ -439,28 +461,134 @@ class McpReadTest : public GatewayTest {
   }
 };
 
-// The record's commit is unsynced unless the server says `sync_reads: true`: the reply then
-// waits for the disk.
+// The record is a line in the session's journal unless the server says `sync_reads: true`:
+// the reply then waits for a synced commit. A journaled record is committed to the store
+// with the next batch of reads, after the reply.
 TEST_F(McpReadTest, AReadRecordIsSyncedBeforeTheReplyOnlyWithSyncReads) {
   for (bool sync : {false, true}) {
     SCOPED_TRACE(sync ? "sync_reads: true" : "default");
     if (sync) LoadPolicy("", "    sync_reads: true\n");
     const int before = store_->unsynced_commits.load();
     const int starts = store_->sync_starts.load();
+    const int commits = store_->commits.load();
+    const size_t lines = JournalLines().size();
     auto ticket = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
     ASSERT_TRUE(ticket.has_value());
     EXPECT_EQ(ticket->sync_record, sync);
     const std::string id = ticket->action.id;
+    const int64_t length = AuditLength();
     ASSERT_TRUE(gateway_->RecordMcpRead(*ticket).ok());
-    EXPECT_EQ(store_->unsynced_commits.load() - before, sync ? 0 : 1);
+    EXPECT_EQ(store_->unsynced_commits.load(), before) << "no store commit before the reply";
     EXPECT_EQ(store_->sync_starts.load(), starts) << "no sync before the reply";
+    EXPECT_EQ(ticket->journaled, !sync);
+    EXPECT_EQ(JournalLines().size() - lines, sync ? 0u : 1u);
+    if (!sync) {
+      EXPECT_NE(JournalLines().back().find(id), std::string::npos);
+      EXPECT_EQ(AuditLength(), length);
+    }
+    EXPECT_EQ(store_->commits.load() - commits, sync ? 1 : 0) << "synced before the reply";
     Outcome o = gateway_->FinishMcpRead(std::move(*ticket), Status::Ok(), Json::object());
     ASSERT_TRUE(o.status.ok()) << o.status.ToString();
-    // Once the reply is out (FinishMcpRead comes after it), the unsynced record's sync starts.
-    EXPECT_EQ(store_->sync_starts.load() - starts, sync ? 0 : 1);
+    // After the reply: a journaled read waits for the next batch, one synced commit.
+    EXPECT_EQ(store_->unsynced_commits.load(), before);
+    EXPECT_EQ(store_->commits.load() - commits, sync ? 1 : 0);
     ASSERT_TRUE(gateway_->FlushReadResults().ok());
+    EXPECT_EQ(store_->commits.load() - commits, sync ? 2 : 1);
     EXPECT_EQ(Events(id), (std::vector<std::string>{"read", "read_result"}));
   }
+}
+
+// A session that ends (a crash, a kill) between a read's journal line and its record in the
+// store: the next airlock process to start writes the record from the line, once, in the
+// chain, marked as recovered; a torn last line is skipped; the journal is then removed.
+TEST_F(McpReadTest, ADeadSessionsJournaledReadsReachTheChainAtTheNextStart) {
+  const int64_t before = AuditLength();
+  auto done = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
+  ASSERT_TRUE(done.has_value());
+  const std::string done_id = done->action.id;
+  ASSERT_TRUE(gateway_->RecordMcpRead(*done).ok());
+  ASSERT_TRUE(
+      gateway_->FinishMcpRead(std::move(*done), Status::Ok(), Json{{"content", "x"}}).status.ok());
+  auto lost = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
+  ASSERT_TRUE(lost.has_value());
+  const std::string lost_id = lost->action.id;
+  const Json lost_args = lost->action.args;
+  const std::string lost_hash = lost->action.effect.effect_hash;
+  ASSERT_TRUE(gateway_->RecordMcpRead(*lost).ok());
+  ASSERT_EQ(JournalLines().size(), 2u);
+
+  // While the session lives, another process leaves its journal alone.
+  {
+    auto other = Gateway::Open(policy_);
+    ASSERT_TRUE(other.ok()) << other.status().ToString();
+    EXPECT_EQ(JournalLines().size(), 2u);
+    EXPECT_FALSE((*other)->Show(std::string("dba-token"), lost_id).action.has_value());
+  }
+  // The session ends with its second read unfinished: its lock goes, its journal stays.
+  gateway_.reset();
+  std::vector<fs::path> files = JournalFiles();
+  ASSERT_EQ(files.size(), 1u);
+  {
+    std::ofstream torn(files[0], std::ios::app);
+    torn << "{\"v\":1,\"id\":\"act_";  // a crash mid-write: no newline
+  }
+  Reopen();
+  EXPECT_TRUE(JournalFiles().empty()) << "written, then removed";
+  Outcome shown = gateway_->Show(std::string("dba-token"), lost_id);
+  ASSERT_TRUE(shown.action.has_value()) << shown.status.ToString();
+  EXPECT_EQ(shown.action->status, ActionStatus::kApplied);
+  EXPECT_EQ(shown.action->risk, Risk::kRead);
+  EXPECT_TRUE(shown.action->result.is_null()) << "its answer's size is unknown";
+  EXPECT_EQ(shown.action->args, lost_args);
+  EXPECT_EQ(shown.action->effect.effect_hash, lost_hash) << "derived again from the arguments";
+  std::vector<AuditEvent> events;
+  ASSERT_TRUE(gateway_
+                  ->ScanAudit(std::nullopt, lost_id,
+                              [&](const AuditEvent& e) {
+                                events.push_back(e);
+                                return true;
+                              })
+                  .ok());
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].event, "read");
+  EXPECT_EQ(events[0].principal, "agent:bot");
+  EXPECT_TRUE(events[0].payload.contains("recovered")) << events[0].payload.dump();
+  EXPECT_EQ(events[0].payload["args"], lost_args);
+  EXPECT_FALSE(events[0].payload.contains("journaled_effect_hash"));
+  EXPECT_EQ(Events(done_id), (std::vector<std::string>{"read", "read_result"}))
+      << "a line already in the store is not written twice";
+  EXPECT_EQ(AuditLength(), before + 3) << "the finished read and its result, the lost read";
+  EXPECT_TRUE(gateway_->VerifyAudit()->ok);
+}
+
+// The journal cannot be written (here: its file system is full): the call has no record,
+// so its answer is withheld, and nothing claims it was recorded.
+TEST_F(McpReadTest, AJournalThatCannotBeWrittenWithholdsTheAnswer) {
+  if (geteuid() != 0) GTEST_SKIP() << "mounts a tmpfs: needs root";
+  const fs::path journal = fs::path(policy_->store_path + ".journal");
+  fs::create_directories(journal);
+  ASSERT_EQ(mount("tmpfs", journal.c_str(), "tmpfs", 0, "size=4k"), 0) << strerror(errno);
+  struct Unmount {
+    fs::path p;
+    ~Unmount() { umount2(p.c_str(), MNT_DETACH); }
+  } unmount{journal};
+  {
+    std::ofstream fill(journal / "fill", std::ios::binary);
+    fill << std::string(4096, 'x');
+  }
+  const int64_t before = AuditLength();
+  auto ticket = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
+  ASSERT_TRUE(ticket.has_value());
+  const std::string id = ticket->action.id;
+  Status recorded = gateway_->RecordMcpRead(*ticket);
+  EXPECT_FALSE(recorded.ok());
+  EXPECT_NE(recorded.message().find("journal"), std::string::npos) << recorded.ToString();
+  Outcome o = gateway_->FinishMcpRead(std::move(*ticket), recorded, Json{{"content", "secret"}});
+  EXPECT_FALSE(o.status.ok());
+  EXPECT_FALSE(o.action.has_value()) << "no answer without its record";
+  ASSERT_TRUE(gateway_->FlushReadResults().ok());
+  EXPECT_EQ(AuditLength(), before);
+  EXPECT_FALSE(gateway_->Show(std::string("dba-token"), id).action.has_value());
 }
 
 TEST_F(McpReadTest, AReadIsRecordedThenAnswered) {
@@ -488,9 +616,10 @@ TEST_F(McpReadTest, AReadIsRecordedThenAnswered) {
   EXPECT_TRUE(gateway_->VerifyAudit()->ok);
 }
 
-// A session's staged reads reach the chain when any other airlock process starts (Recover),
-// the session still running or crashed; the session's own results follow them.
+// A session's staged reads (sync_reads: true) reach the chain when any other airlock process
+// starts (Recover), the session still running or crashed; the session's own results follow.
 TEST_F(McpReadTest, StagedReadsReachTheChainWhenAnotherProcessStarts) {
+  LoadPolicy("", "    sync_reads: true\n");  // staged before the reply, not journaled
   const int64_t before = AuditLength();
   std::vector<std::string> ids;
   std::vector<Gateway::McpReadTicket> tickets;
@@ -531,6 +660,7 @@ TEST_F(McpReadTest, StagedReadsReachTheChainWhenAnotherProcessStarts) {
 // A result record that cannot be written costs neither the staged reads nor the change
 // being committed, even when that change concerns a read that was only staged.
 TEST_F(McpReadTest, AFailedResultRecordCostsNeitherTheStagedReadsNorTheNextRecord) {
+  LoadPolicy("", "    sync_reads: true\n");  // staged before the reply, not journaled
   auto first = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
   ASSERT_TRUE(first.has_value());
   const std::string first_id = first->action.id;
@@ -549,6 +679,56 @@ TEST_F(McpReadTest, AFailedResultRecordCostsNeitherTheStagedReadsNorTheNextRecor
   EXPECT_EQ(o.action->status, ActionStatus::kFailed);
   EXPECT_EQ(Events(first_id), std::vector<std::string>{"read"}) << "its result was dropped";
   EXPECT_EQ(Events(second_id), (std::vector<std::string>{"read", "failed"}));
+  EXPECT_TRUE(gateway_->VerifyAudit()->ok);
+}
+
+// The same with journaled reads: a queued record that cannot be written costs neither the
+// change being committed nor the read, whose journal line is kept for the next start.
+TEST_F(McpReadTest, AJournaledReadWhoseBatchFailsIsWrittenFromItsJournalAtTheNextStart) {
+  auto first = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
+  ASSERT_TRUE(first.has_value());
+  const std::string first_id = first->action.id;
+  ASSERT_TRUE(gateway_->RecordMcpRead(*first).ok());
+  ASSERT_TRUE(gateway_->FinishMcpRead(std::move(*first), Status::Ok(), Json{{"content", "x"}})
+                  .status.ok());  // its whole record is queued
+  auto second = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
+  ASSERT_TRUE(second.has_value());
+  const std::string second_id = second->action.id;
+  ASSERT_TRUE(gateway_->RecordMcpRead(*second).ok());
+  // The first audit write is the second read's staged record (its answer is an error); the
+  // second is the first read's queued `read` event: it fails.
+  store_->fail_audit = 2;
+  Outcome o = gateway_->FinishMcpRead(std::move(*second), Status::Ok(),
+                                      Status::IoError("the MCP server answered: boom"));
+  ASSERT_TRUE(o.action.has_value()) << o.status.ToString();
+  EXPECT_EQ(o.action->status, ActionStatus::kFailed);
+  EXPECT_EQ(Events(second_id), (std::vector<std::string>{"read", "failed"}));
+  EXPECT_TRUE(Events(first_id).empty()) << "dropped from the batch";
+  EXPECT_EQ(JournalLines().size(), 2u) << "and kept in the journal";
+  gateway_.reset();
+  Reopen();
+  EXPECT_EQ(Events(first_id), std::vector<std::string>{"read"}) << "written from the journal";
+  EXPECT_EQ(Events(second_id), (std::vector<std::string>{"read", "failed"})) << "not twice";
+  EXPECT_TRUE(JournalFiles().empty());
+  EXPECT_TRUE(gateway_->VerifyAudit()->ok);
+}
+
+// A session that goes quiet: its queued reads reach the chain within about a second, where
+// other processes see them, with no 32nd read to carry them.
+TEST_F(McpReadTest, AQuietSessionsJournaledReadsReachTheChainWithinASecond) {
+  const int64_t before = AuditLength();
+  auto ticket = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
+  ASSERT_TRUE(ticket.has_value());
+  const std::string id = ticket->action.id;
+  ASSERT_TRUE(gateway_->RecordMcpRead(*ticket).ok());
+  ASSERT_TRUE(gateway_->FinishMcpRead(std::move(*ticket), Status::Ok(), Json{{"content", "x"}})
+                  .status.ok());
+  EXPECT_EQ(AuditLength(), before) << "queued";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (AuditLength() == before && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(Events(id), (std::vector<std::string>{"read", "read_result"}));
   EXPECT_TRUE(gateway_->VerifyAudit()->ok);
 }
 
@@ -574,7 +754,11 @@ TEST_F(McpReadTest, ReadsReachTheChainInBatchesOfThirtyTwo) {
   EXPECT_TRUE(gateway_->VerifyAudit()->ok);
 }
 
+// Without a journal (its directory cannot be made), the record is committed before the
+// answer, and a failed commit withholds it.
 TEST_F(McpReadTest, AFailedRecordWithholdsTheAnswer) {
+  fs::create_directories(fs::path(policy_->store_path).parent_path());
+  std::ofstream(policy_->store_path + ".journal") << "not a directory";
   auto ticket = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
   ASSERT_TRUE(ticket.has_value());
   store_->fail_audit = 1;

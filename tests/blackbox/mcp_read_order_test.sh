@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The order of a read tool call through `airlock mcp stdio` (issue 5's latency line): the
 # request goes upstream at once and its record (the action, the `read` event with the full
-# arguments) is committed while the server works; the answer reaches the client only once
-# that record is durable. The answer's size and shape follow in a `read_result` event after
+# arguments) is appended to the session's journal while the server works; the answer reaches
+# the client only once that record is written, and the store's record follows the reply. The answer's size and shape follow in a `read_result` event after
 # the reply. Checked with the real SDK client and server-everything's echo:
 #   - a normal call: `read` (full arguments) then `read_result`, the chain verifies;
-#   - the store write-locked by another process during the call: the record cannot be made,
-#     so the client gets an error and never the answer;
+#   - the store write-locked by another process during the call: the record is a line in the
+#     session's journal, so the answer goes out, and the next start writes the record;
+#   - the journal cannot be written: the client gets an error and never the answer;
 #   - a crash right after the record is durable (before the answer is handed back): no
 #     answer, a recorded read action;
 #   - a crash right after the reply: a recorded read action whose result is unknown (no
@@ -79,10 +80,11 @@ checkd "... 'airlock show' has it applied, read risk, with the result's summary"
   jqe '.status == "applied" and .risk == "read" and (.result.summary | type == "object")' "$shown"
 checkd "... the chain verifies" "$(as_alice audit verify 2>&1)" verified
 
-# ---- the store fails while the call is in flight: the answer is withheld --------------------
-# airlock pauses once the request is sent and before its record (AIRLOCK_PAUSE_AT); meanwhile
-# another process takes the store's write lock and holds it longer than airlock waits for it
-# (10 s): the read's record cannot be committed.
+# ---- the store is locked while the call is in flight: the journal holds the record --------
+# airlock pauses once the request is sent (AIRLOCK_PAUSE_AT); meanwhile another process takes
+# the store's write lock and holds it longer than airlock waits for it (10 s). The call's
+# record is already a line in the session's journal, so the answer goes out; the record
+# reaches the store when the next airlock process starts after the session.
 : > "$T/mcp.err"
 echo_call "order locked" --env AIRLOCK_PAUSE_AT=mcp_read_sent --env AIRLOCK_PAUSE_MS=8000 \
   > "$T/locked.json" &
@@ -101,12 +103,37 @@ wait "$client"
 out=$(cat "$T/locked.json")
 checkd "airlock paused with the request sent, and the store's write lock was taken meanwhile" \
   "$(tail -3 "$T/mcp.err")" grep -q "paused at mcp_read_sent" "$T/mcp.err"
-checkd "with the store unwritable, the client gets an error that says the answer is withheld" "$out" \
-  jqe '.initialize != null and .call.ok == false and (.call.error.message | test("audit write failed; the result is withheld"))' "$out"
-checkd "... and never the server's answer" "$out" bash -c '! grep -q "Echo: order locked" <<<"$1"' _ "$out"
+checkd "with the store locked, the journaled call is answered" "$out" \
+  jqe '.call.ok == true and .call.result.content[0].text == "Echo: order locked"' "$out"
+# Its store write waits for the lock, after the reply, until the client's end stops the
+# session: the record is still only in the journal.
+checkd "... whose record is in the session's journal" "$(ls -la "$STORE.journal" 2>&1)" \
+  bash -c 'ls "$1"/*.jnl >/dev/null 2>&1' _ "$STORE.journal"
 wait "$holder"
-checkd "... nothing claims the call was recorded" "$(events "order locked")" \
-  test -z "$(events "order locked")"
+ev=$(events "order locked")
+checkd "... and once the store is free, the next start writes it into the chain, marked recovered" "$ev" \
+  jqe -s 'map(.event) == ["read"] and .[0].payload.args.arguments == {"message": "order locked"} and (.[0].payload.recovered | type == "string")' "$ev"
+checkd "... and removes the journal" "$(ls -la "$STORE.journal" 2>&1)" \
+  bash -c '! ls "$1"/*.jnl >/dev/null 2>&1' _ "$STORE.journal"
+checkd "... the chain verifies" "$(as_alice audit verify 2>&1)" verified
+
+# ---- the journal cannot be written: the answer is withheld ---------------------------------
+# The journal's directory is a full file system (a 4 KiB tmpfs, filled): the call's record
+# cannot be made, so the client gets an error and never the answer.
+mkdir -p "$STORE.journal"
+if mount -t tmpfs -o size=4k tmpfs "$STORE.journal" 2>/dev/null; then
+  head -c 4096 /dev/zero > "$STORE.journal/fill" 2>/dev/null || true
+  : > "$T/mcp.err"
+  out=$(echo_call "order no journal")
+  checkd "with the journal unwritable, the client gets an error that says the answer is withheld" "$out" \
+    jqe '.initialize != null and .call.ok == false and (.call.error.message | test("audit write failed; the result is withheld"))' "$out"
+  checkd "... and never the server's answer" "$out" bash -c '! grep -q "Echo: order no journal" <<<"$1"' _ "$out"
+  umount -l "$STORE.journal"
+  checkd "... nothing claims the call was recorded" "$(events "order no journal")" \
+    test -z "$(events "order no journal")"
+else
+  not_ok "mounting a tmpfs for the journal (this test runs as root)"
+fi
 
 # ---- a crash once the record is durable, before the answer is handed back -------------------
 out=$(echo_call "order crash before" --env AIRLOCK_CRASH_AT=mcp_read_recorded)

@@ -1,0 +1,289 @@
+#include "gateway/read_journal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "core/json.h"
+
+namespace airlock {
+namespace {
+
+constexpr int kVersion = 1;
+constexpr size_t kMaxLine = 64 << 20;  // a line longer than any message a session accepts
+
+void AppendString(std::string& out, std::string_view key, const std::string& value) {
+  out += ",\"";
+  out += key;
+  out += "\":";
+  out += Json(value).dump();
+}
+
+void AppendInt(std::string& out, std::string_view key, int64_t value) {
+  out += ",\"";
+  out += key;
+  out += "\":";
+  out += std::to_string(value);
+}
+
+Status ErrnoStatus(const std::string& what) {
+  return Status::IoError(what + ": " + std::strerror(errno));
+}
+
+// write(2) until done or an error: a short write on a regular file is rare (a full disk) but
+// must not leave half a line followed by the next one.
+Status WriteAll(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("write");
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return Status::Ok();
+}
+
+Result<std::string> ReadAll(int fd, const std::string& path) {
+  std::string data;
+  char buf[65536];
+  for (;;) {
+    ssize_t r = ::read(fd, buf, sizeof buf);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("read " + path);
+    }
+    if (r == 0) break;
+    data.append(buf, static_cast<size_t>(r));
+  }
+  return data;
+}
+
+const Json* Field(const Json& j, const char* key, Json::value_t type) {
+  auto it = j.find(key);
+  if (it == j.end()) return nullptr;
+  if (it->type() != type) {
+    // An integer field written as a non-negative number parses as unsigned.
+    if (type == Json::value_t::number_integer && it->is_number_unsigned()) return &*it;
+    return nullptr;
+  }
+  return &*it;
+}
+
+}  // namespace
+
+std::string JournalLine(const Action& a, const std::string& principal, int64_t at_ms) {
+  std::string args = a.args.dump();
+  std::string line;
+  line.reserve(args.size() + 256);
+  line += "{\"v\":";
+  line += std::to_string(kVersion);
+  AppendString(line, "id", a.id);
+  AppendInt(line, "created_ms", a.created_ms);
+  AppendInt(line, "at_ms", at_ms);
+  AppendString(line, "principal", principal);
+  AppendString(line, "agent", a.agent);
+  AppendString(line, "target", a.target);
+  AppendString(line, "kind", a.kind);
+  AppendString(line, "status", ActionStatusName(a.status));
+  AppendString(line, "risk", RiskName(a.risk));
+  AppendInt(line, "quorum", a.quorum);
+  line += ",\"reasons\":[";
+  for (size_t i = 0; i < a.reasons.size(); ++i) {
+    if (i > 0) line += ',';
+    line += Json(a.reasons[i]).dump();
+  }
+  line += ']';
+  AppendString(line, "effect_hash", a.effect.effect_hash);
+  line += ",\"args\":";
+  line += args;
+  line += '}';
+  return line;
+}
+
+Result<JournaledRead> ParseJournalLine(std::string_view line) {
+  if (line.size() > kMaxLine) return Status::InvalidArgument("journal line too long");
+  Result<Json> parsed = ParseJson(line);
+  if (!parsed.ok()) return Status::InvalidArgument("journal line: " + parsed.status().message());
+  const Json& j = *parsed;
+  if (!j.is_object()) return Status::InvalidArgument("journal line: not an object");
+  const Json* v = Field(j, "v", Json::value_t::number_integer);
+  if (v == nullptr || v->get<int64_t>() != kVersion) {
+    return Status::InvalidArgument("journal line: unknown version");
+  }
+  using T = Json::value_t;
+  JournaledRead r;
+  Action& a = r.action;
+  struct Str {
+    const char* key;
+    std::string* out;
+  };
+  std::string status, risk;
+  for (const Str& s : {Str{"id", &a.id}, Str{"principal", &r.principal}, Str{"agent", &a.agent},
+                       Str{"target", &a.target}, Str{"kind", &a.kind}, Str{"status", &status},
+                       Str{"risk", &risk}, Str{"effect_hash", &a.effect.effect_hash}}) {
+    const Json* f = Field(j, s.key, T::string);
+    if (f == nullptr) return Status::InvalidArgument(std::string("journal line: no ") + s.key);
+    *s.out = f->get<std::string>();
+  }
+  const Json* created = Field(j, "created_ms", T::number_integer);
+  const Json* at = Field(j, "at_ms", T::number_integer);
+  const Json* quorum = Field(j, "quorum", T::number_integer);
+  const Json* reasons = Field(j, "reasons", T::array);
+  const Json* args = Field(j, "args", T::object);
+  if (created == nullptr || at == nullptr || quorum == nullptr || reasons == nullptr ||
+      args == nullptr) {
+    return Status::InvalidArgument("journal line: a field is missing or of the wrong type");
+  }
+  a.created_ms = a.updated_ms = created->get<int64_t>();
+  r.at_ms = at->get<int64_t>();
+  const int64_t q = quorum->get<int64_t>();
+  if (a.id.empty() || a.created_ms < 0 || r.at_ms < 0 || q < 0 || q > 1000) {
+    return Status::InvalidArgument("journal line: a value is out of range");
+  }
+  a.quorum = static_cast<int>(q);
+  for (const Json& reason : *reasons) {
+    if (!reason.is_string()) return Status::InvalidArgument("journal line: a reason not a string");
+    a.reasons.push_back(reason.get<std::string>());
+  }
+  auto parsed_status = ParseActionStatus(status);
+  auto parsed_risk = ParseRisk(risk);
+  if (!parsed_status || !parsed_risk) {
+    return Status::InvalidArgument("journal line: unknown status or risk");
+  }
+  a.status = *parsed_status;
+  a.risk = *parsed_risk;
+  a.args = *args;
+  a.result = nullptr;
+  a.reversible = false;
+  return r;
+}
+
+Result<std::unique_ptr<ReadJournal>> ReadJournal::Create(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus("mkdir " + dir);
+  std::random_device rd;
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    char name[64];
+    std::snprintf(name, sizeof name, "%d-%08x%08x", static_cast<int>(::getpid()), rd(), rd());
+    // Created under a name Recover ignores, locked, then renamed: Recover never sees a
+    // journal whose lock is free because its session has not taken it yet.
+    const std::string tmp = dir + "/" + name + ".new";
+    const std::string path = dir + "/" + name + ".jnl";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      if (errno == EEXIST) continue;
+      return ErrnoStatus("create " + tmp);
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
+      Status st = ErrnoStatus("lock " + tmp);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return st;
+    }
+    return std::unique_ptr<ReadJournal>(new ReadJournal(fd, path));
+  }
+  return Status::Internal("could not create a journal in " + dir);
+}
+
+ReadJournal::~ReadJournal() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (outstanding_ == 0 && kept_ == 0) ::unlink(path_.c_str());
+  ::close(fd_);
+}
+
+Status ReadJournal::Append(const Action& a, const std::string& principal, int64_t at_ms) {
+  std::string line = JournalLine(a, principal, at_ms);
+  line += '\n';
+  std::lock_guard<std::mutex> lock(mu_);
+  // A line half written (a full disk) would join the next one into garbage: the file is cut
+  // back to where it was, and the call is not made.
+  const int64_t before = size_;
+  Status st = WriteAll(fd_, line.data(), line.size());
+  if (!st.ok()) {
+    if (::ftruncate(fd_, before) != 0) kept_ = std::max<int64_t>(kept_, 1);
+    return st.Annotate("the read journal " + path_);
+  }
+  size_ += static_cast<int64_t>(line.size());
+  ++outstanding_;
+  return Status::Ok();
+}
+
+void ReadJournal::Done(bool recorded) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (outstanding_ > 0) --outstanding_;
+  if (!recorded) ++kept_;
+  if (outstanding_ == 0 && kept_ == 0 && size_ >= kTruncateAt) {
+    if (::ftruncate(fd_, 0) == 0) size_ = 0;
+  }
+}
+
+Status ReadJournal::RecoverDead(const std::string& dir,
+                                const std::function<Status(std::vector<JournaledRead>&)>& ingest,
+                                int* torn) {
+  if (torn != nullptr) *torn = 0;
+  std::vector<std::string> names;
+  {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) {
+      if (errno == ENOENT) return Status::Ok();
+      return ErrnoStatus("open " + dir);
+    }
+    while (dirent* e = ::readdir(d)) {
+      const std::string n = e->d_name;
+      if (n.size() > 4 && n.compare(n.size() - 4, 4, ".jnl") == 0) names.push_back(n);
+    }
+    ::closedir(d);
+  }
+  std::sort(names.begin(), names.end());
+  Status first_error;
+  for (const std::string& n : names) {
+    const std::string path = dir + "/" + n;
+    int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+      if (errno != ENOENT && first_error.ok()) first_error = ErrnoStatus("open " + path);
+      continue;
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {  // a live session's
+      ::close(fd);
+      continue;
+    }
+    Status st;
+    Result<std::string> data = ReadAll(fd, path);
+    if (!data.ok()) st = data.status();
+    std::vector<JournaledRead> reads;
+    size_t pos = 0;
+    while (st.ok() && pos < data->size()) {
+      size_t nl = data->find('\n', pos);
+      if (nl == std::string::npos) {
+        // The last line, without its newline: cut short by a crash mid-write.
+        if (torn != nullptr) ++*torn;
+        break;
+      }
+      Result<JournaledRead> r = ParseJournalLine(std::string_view(*data).substr(pos, nl - pos));
+      if (r.ok()) {
+        reads.push_back(std::move(*r));
+      } else if (torn != nullptr) {
+        ++*torn;  // a line a power cut left half on disk: nothing to recover from it
+      }
+      pos = nl + 1;
+    }
+    if (st.ok()) st = ingest(reads);
+    if (st.ok()) {
+      ::unlink(path.c_str());
+    } else if (first_error.ok()) {
+      first_error = st.Annotate("journal " + path);
+    }
+    ::close(fd);
+  }
+  return first_error;
+}
+
+}  // namespace airlock
