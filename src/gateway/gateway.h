@@ -146,8 +146,9 @@ class Gateway {
     Principal who;
     bool sync_record = false;  // the server's `sync_reads`: the reply waits for the disk
   };
+  // `request` by value: its arguments become the action's, not copied again.
   std::optional<McpReadTicket> BeginMcpRead(const std::optional<std::string>& token,
-                                            const SubmitRequest& request);
+                                            SubmitRequest request);
   Status RecordMcpRead(McpReadTicket& ticket);
   Outcome FinishMcpRead(McpReadTicket ticket, const Status& recorded, Result<Json> answer);
   Outcome Vote(const std::optional<std::string>& token, const std::string& id, bool approve,
@@ -235,8 +236,8 @@ class Gateway {
   // A read that ran in the sandbox (or on the read fast path): recorded once, then its rows
   // are handed back.
   Outcome FinishRead(Action action, DryRunResult dry, const Principal& who);
-  // A new action of `who` for `request`: a fresh id, now, its arguments.
-  static Action NewAction(const Principal& who, const SubmitRequest& request);
+  // A new action of `who` for `request`: a fresh id, now, its arguments (moved from it).
+  static Action NewAction(const Principal& who, SubmitRequest request);
   // network: proxy. One request a command made through the egress proxy becomes an http
   // action of the shell target, linked to the command's action (exec_id): decided like an
   // http target's request and recorded before anything is sent. An allowed one is recorded
