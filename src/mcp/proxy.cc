@@ -740,10 +740,13 @@ bool Session::InlineRead(const Message& m) {
   read->client_key = CanonicalJson(m.id);
   read->cancelled = std::make_shared<std::atomic<bool>>(false);
   const std::string& key = read->client_key;
+  std::shared_ptr<Upstream> up;
+  int64_t id;
   {
     std::lock_guard<std::mutex> lock(up_mu_);
     if (!up_) return false;
-    const int64_t id = next_id_++;
+    up = up_;
+    id = next_id_++;
     InFlight f;
     f.kind = InFlight::Kind::kInlineRead;
     f.client_id = m.id;
@@ -752,12 +755,19 @@ bool Session::InlineRead(const Message& m) {
     read->ticket = std::move(*ticket);  // before the answer can arrive
     inflight_[id] = std::move(f);
     client_to_upstream_[key] = id;
-    call["id"] = id;
-    if (!up_->Send(call)) {
-      inflight_.erase(id);
-      client_to_upstream_.erase(key);
-      return false;  // nothing was sent: Gate tries, and records what becomes of it
-    }
+  }
+  call["id"] = id;
+  // Sent without up_mu_ (Send is thread-safe): the write wakes the server, which may answer
+  // while this thread is still in it or preempted right after it, and the reader thread
+  // must not wait for this one to let go of up_mu_ before it can take the answer.
+  if (!up->Send(call)) {
+    std::lock_guard<std::mutex> lock(up_mu_);
+    // Unless the reader, seeing the server gone, failed it meanwhile (then its answer is an
+    // error that waits for a record that never comes: nothing more happens to it).
+    inflight_.erase(id);
+    auto it = client_to_upstream_.find(key);
+    if (it != client_to_upstream_.end() && it->second == id) client_to_upstream_.erase(it);
+    return false;  // nothing was sent: Gate tries, and records what becomes of it
   }
   {
     std::lock_guard<std::mutex> lock(gate_mu_);
