@@ -253,8 +253,14 @@ std::string Serialize(const Json& message) {
   return message.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
+// The builders fill their objects member by member: an initializer list builds each member
+// as a two-element array first, which costs more than the message's own copy (each tool
+// call's request and reply go through here).
 Json MakeRequest(const Json& id, const std::string& method, const Json& params) {
-  Json j = {{"jsonrpc", "2.0"}, {"id", id}, {"method", method}};
+  Json j = Json::object();
+  j["jsonrpc"] = "2.0";
+  j["id"] = id;
+  j["method"] = method;
   if (!params.is_null()) j["params"] = params;
   return j;
 }
@@ -266,7 +272,11 @@ Json MakeNotification(const std::string& method, const Json& params) {
 }
 
 Json MakeResult(const Json& id, const Json& result) {
-  return {{"jsonrpc", "2.0"}, {"id", id}, {"result", result}};
+  Json j = Json::object();
+  j["jsonrpc"] = "2.0";
+  j["id"] = id;
+  j["result"] = result;
+  return j;
 }
 
 Json MakeError(const Json& id, int code, const std::string& message, const Json& data) {

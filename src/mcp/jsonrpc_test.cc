@@ -492,6 +492,14 @@ TEST(JsonRpcSerialize, BuildersMakeValidMessages) {
   EXPECT_EQ(Accepted(Serialize(e)).type, Message::Type::kError);
   e = MakeError(3, kInvalidParams, "bad", {{"field", "to"}});
   EXPECT_EQ(e["error"]["data"]["field"], Json("to"));
+
+  // The exact bytes a client and a server get.
+  EXPECT_EQ(
+      Serialize(MakeRequest(7, "tools/call", {{"name", "e"}, {"arguments", {{"m", "\n"}}}})),
+      R"({"id":7,"jsonrpc":"2.0","method":"tools/call","params":{"arguments":{"m":"\n"},"name":"e"}})");
+  EXPECT_EQ(Serialize(MakeResult("x\"", {{"content", Json::array()}, {"isError", false}})),
+            R"({"id":"x\"","jsonrpc":"2.0","result":{"content":[],"isError":false}})");
+  EXPECT_EQ(Serialize(MakeResult(1, nullptr)), R"({"id":1,"jsonrpc":"2.0","result":null})");
 }
 
 TEST(JsonRpcSerialize, ErrorWithUnknownIdOmitsTheId) {
