@@ -816,14 +816,14 @@ Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitReq
   return ApplyClaimed(std::move(a), *who);
 }
 
-Action Gateway::NewAction(const Principal& who, const SubmitRequest& request) {
+Action Gateway::NewAction(const Principal& who, SubmitRequest request) {
   Action a;
   a.id = NewActionId();
   a.created_ms = a.updated_ms = NowMs();
   a.agent = who.name;
-  a.target = request.target;
-  a.kind = request.kind;
-  a.args = request.args;
+  a.target = std::move(request.target);
+  a.kind = std::move(request.kind);
+  a.args = std::move(request.args);
   return a;
 }
 
@@ -984,8 +984,8 @@ Outcome Gateway::OverlappedMcpRead(Action a, const Principal& who) {
   return FinishMcpRead(std::move(ticket), *recorded, std::move(answer));
 }
 
-std::optional<Gateway::McpReadTicket> Gateway::BeginMcpRead(
-    const std::optional<std::string>& token, const SubmitRequest& request) {
+std::optional<Gateway::McpReadTicket> Gateway::BeginMcpRead(const std::optional<std::string>& token,
+                                                            SubmitRequest request) {
   // Everything here only looks, as Submit would up to its decision; anything else goes back
   // to the caller untouched, for Submit to decide and audit.
   if (request.kind != "mcp" || !request.idempotency_key.empty() || request.read_only ||
@@ -1007,7 +1007,7 @@ std::optional<Gateway::McpReadTicket> Gateway::BeginMcpRead(
   if (!connector.ok()) return std::nullopt;
   Result<DryRunResult> dry = (*connector)->DryRun(request.args);  // the call's effect: no I/O
   if (!dry.ok()) return std::nullopt;
-  Action a = NewAction(*who, request);
+  Action a = NewAction(*who, std::move(request));  // `request` is not used below
   a.effect = std::move(dry->effect);
   Classification cls = classifier_.Classify(a.agent, a.target, a.effect);
   if (cls.risk != Risk::kRead) return std::nullopt;

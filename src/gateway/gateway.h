@@ -154,8 +154,9 @@ class Gateway {
     bool journaled = false;    // RecordMcpRead appended it to the journal: not yet in the store
     int64_t at_ms = 0;         // the `read` event's time, when journaled
   };
+  // `request` by value: its arguments become the action's, not copied again.
   std::optional<McpReadTicket> BeginMcpRead(const std::optional<std::string>& token,
-                                            const SubmitRequest& request);
+                                            SubmitRequest request);
   Status RecordMcpRead(McpReadTicket& ticket);
   Outcome FinishMcpRead(McpReadTicket ticket, const Status& recorded, Result<Json> answer);
   Outcome Vote(const std::optional<std::string>& token, const std::string& id, bool approve,
@@ -244,8 +245,8 @@ class Gateway {
   // A read that ran in the sandbox (or on the read fast path): recorded once, then its rows
   // are handed back.
   Outcome FinishRead(Action action, DryRunResult dry, const Principal& who);
-  // A new action of `who` for `request`: a fresh id, now, its arguments.
-  static Action NewAction(const Principal& who, const SubmitRequest& request);
+  // A new action of `who` for `request`: a fresh id, now, its arguments (moved from it).
+  static Action NewAction(const Principal& who, SubmitRequest request);
   // network: proxy. One request a command made through the egress proxy becomes an http
   // action of the shell target, linked to the command's action (exec_id): decided like an
   // http target's request and recorded before anything is sent. An allowed one is recorded

@@ -32,37 +32,86 @@ struct StrictJson {
 // - duplicate object keys. The gateway decides on the value it parsed, the upstream acts on
 //   the one it parses; `{"name":"read_file","name":"delete_file"}` must not mean one thing
 //   to airlock and another to a server whose parser keeps the first key. An object whose
-//   key count differs from its size at its end had a repeated key.
+//   key count differs from its size at its end had a repeated key (the last one's value is
+//   kept, as nlohmann's own parser keeps it).
+// A SAX handler rather than Json::parse with a callback: the callback parser makes a
+// std::function call per token and a Json copy of every key, about a fifth of the parse.
+class StrictBuilder {
+ public:
+  explicit StrictBuilder(StrictJson* out) : out_(out) {}
+
+  bool null() { return Put(nullptr); }
+  bool boolean(bool v) { return Put(v); }
+  bool number_integer(Json::number_integer_t v) { return Put(v); }
+  bool number_unsigned(Json::number_unsigned_t v) { return Put(v); }
+  bool number_float(Json::number_float_t v, const Json::string_t& /*text*/) { return Put(v); }
+  bool string(Json::string_t& v) { return Put(std::move(v)); }
+  bool binary(Json::binary_t& v) { return Put(Json::binary(std::move(v))); }
+  bool start_object(std::size_t /*size*/) { return Open(Json::value_t::object); }
+  bool start_array(std::size_t /*size*/) { return Open(Json::value_t::array); }
+  bool key(Json::string_t& k) {
+    ++keys_seen_.back();
+    element_ = &(*open_.back())[std::move(k)];
+    return true;
+  }
+  bool end_object() {
+    if (keys_seen_.back() != open_.back()->size()) out_->duplicate_key = true;
+    keys_seen_.pop_back();
+    open_.pop_back();
+    return true;
+  }
+  bool end_array() {
+    open_.pop_back();
+    return true;
+  }
+  template <typename Exception>
+  bool parse_error(std::size_t /*position*/, const std::string& /*token*/, const Exception& /*e*/) {
+    return false;
+  }
+
+ private:
+  // The value goes where the parser is: the top level, the open array, or the key just read.
+  Json* Place(Json&& v) {
+    if (open_.empty()) {
+      out_->value = std::move(v);
+      return &out_->value;
+    }
+    if (open_.back()->is_array()) {
+      open_.back()->push_back(std::move(v));
+      return &open_.back()->back();
+    }
+    *element_ = std::move(v);
+    return element_;
+  }
+  bool Put(Json&& v) {
+    Place(std::move(v));
+    return true;
+  }
+  bool Open(Json::value_t type) {
+    // open_.size() is the number of enclosing containers: the top level is 0.
+    if (open_.size() >= static_cast<size_t>(kMaxDepth)) {
+      out_->too_deep = true;
+      return false;  // stops the parser here
+    }
+    open_.push_back(Place(Json(type)));
+    if (type == Json::value_t::object) keys_seen_.push_back(0);
+    return true;
+  }
+
+  StrictJson* out_;
+  std::vector<Json*> open_;        // the containers being filled, innermost last
+  std::vector<size_t> keys_seen_;  // one entry per open object
+  Json* element_ = nullptr;        // the open object's member the next value fills
+};
+
 StrictJson ParseStrict(std::string_view text) {
   StrictJson out;
-  std::vector<size_t> keys_seen;  // one entry per open object
-  Json::parser_callback_t callback = [&](int depth, Json::parse_event_t event, Json& parsed) {
-    if (out.too_deep) return false;
-    switch (event) {
-      case Json::parse_event_t::object_start:
-      case Json::parse_event_t::array_start:
-        // `depth` is the number of enclosing containers: the top level is 0.
-        if (depth >= kMaxDepth) {
-          out.too_deep = true;
-          return false;
-        }
-        if (event == Json::parse_event_t::object_start) keys_seen.push_back(0);
-        break;
-      case Json::parse_event_t::key:
-        if (!keys_seen.empty()) ++keys_seen.back();
-        break;
-      case Json::parse_event_t::object_end:
-        if (!keys_seen.empty()) {
-          if (keys_seen.back() != parsed.size()) out.duplicate_key = true;
-          keys_seen.pop_back();
-        }
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
-  out.value = Json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/false);
+  StrictBuilder builder(&out);
+  // Strict: nothing but whitespace may follow the value. No comments.
+  if (!Json::sax_parse(text.begin(), text.end(), &builder, Json::input_format_t::json,
+                       /*strict=*/true, /*ignore_comments=*/false)) {
+    out.value = Json(Json::value_t::discarded);
+  }
   return out;
 }
 
@@ -204,8 +253,14 @@ std::string Serialize(const Json& message) {
   return message.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
+// The builders fill their objects member by member: an initializer list builds each member
+// as a two-element array first, which costs more than the message's own copy (each tool
+// call's request and reply go through here).
 Json MakeRequest(const Json& id, const std::string& method, const Json& params) {
-  Json j = {{"jsonrpc", "2.0"}, {"id", id}, {"method", method}};
+  Json j = Json::object();
+  j["jsonrpc"] = "2.0";
+  j["id"] = id;
+  j["method"] = method;
   if (!params.is_null()) j["params"] = params;
   return j;
 }
@@ -217,7 +272,11 @@ Json MakeNotification(const std::string& method, const Json& params) {
 }
 
 Json MakeResult(const Json& id, const Json& result) {
-  return {{"jsonrpc", "2.0"}, {"id", id}, {"result", result}};
+  Json j = Json::object();
+  j["jsonrpc"] = "2.0";
+  j["id"] = id;
+  j["result"] = result;
+  return j;
 }
 
 Json MakeError(const Json& id, int code, const std::string& message, const Json& data) {

@@ -303,6 +303,120 @@ TEST(JsonRpcParse, RepeatedKeysAnywhereAreRefused) {
   Accepted(R"({"jsonrpc":"2.0","id":1,"method":"m","params":{"a":{"k":1},"b":{"k":2}}})");
 }
 
+// The parser's value, depth limit and repeated-key check, compared with nlohmann's own DOM
+// parser driven by a callback (what Parse used before its SAX handler) on hostile texts.
+TEST(JsonRpcParse, AgreesWithTheCallbackParser) {
+  struct Reference {
+    Json value;
+    bool too_deep = false;
+    bool duplicate_key = false;
+  };
+  auto reference = [](std::string_view text) {
+    Reference out;
+    std::vector<size_t> keys;
+    Json::parser_callback_t cb = [&](int depth, Json::parse_event_t event, Json& parsed) {
+      if (out.too_deep) return false;
+      if (event == Json::parse_event_t::object_start || event == Json::parse_event_t::array_start) {
+        if (depth >= 64) {
+          out.too_deep = true;
+          return false;
+        }
+        if (event == Json::parse_event_t::object_start) keys.push_back(0);
+      } else if (event == Json::parse_event_t::key) {
+        ++keys.back();
+      } else if (event == Json::parse_event_t::object_end) {
+        if (keys.back() != parsed.size()) out.duplicate_key = true;
+        keys.pop_back();
+      }
+      return true;
+    };
+    out.value = Json::parse(text.begin(), text.end(), cb, /*allow_exceptions=*/false);
+    return out;
+  };
+  const std::string params[] = {
+      "{}",
+      "[]",
+      R"({"a":1})",
+      R"([1,2.5,-3,1e400,18446744073709551615,-9223372036854775808])",
+      R"({"name":"echo","arguments":{"message":"hi","n":[null,true,false,{"x":{}}]}})",
+      R"({"a":1,"a":2})",
+      R"({"a":{"b":1,"b":{"c":1}}})",
+      R"([{"k":1},{"k":1,"k":2}])",
+      R"({"":1,"":2})",
+      R"({"a":1,"b":2,"a":3})",
+      R"({"a":[],"b":{},"c":""})",
+      R"({"s":"\u00e9\ud83d\ude00\u0000\"\\\/\b\f\n\r\t"})",
+      "{\"s\":\"caf\xc3\xa9\"}",
+      "{\"s\":\"bad\xff\"}",
+      "{\"s\":\"\xed\xa0\x80\"}",
+      R"({"s":"\ud800"})",
+      "[1,]",
+      "{\"a\":}",
+      "{\"a\" 1}",
+      "[1 2]",
+      "tru",
+      "nul",
+      "01",
+      "1.",
+      "-",
+      "\"unterminated",
+      R"({"a":1}/*c*/)",
+      "[[[[[]]]]]",
+      Nested(62, "[", "]"),
+      Nested(63, "[", "]"),
+      Nested(64, "[", "]"),
+      Nested(63, R"({"a":)", "}"),
+      Nested(64, R"({"a":)", "}"),
+      Nested(70, "[", "]") + "garbage",
+      Nested(63, "[", "]").substr(0, 100),
+      "[" + Nested(63, R"({"k":1,"k":)", "}") + "]"};
+  std::vector<std::pair<std::string, bool>> texts;  // the text, whether it is a valid message
+  for (const std::string& p : params) {
+    texts.emplace_back(R"({"jsonrpc":"2.0","id":7,"method":"tools/call","params":)" + p + "}",
+                       true);
+    texts.emplace_back(R"({"params":)" + p + R"(,"jsonrpc":"2.0","id":"x","method":"m"})", true);
+    texts.emplace_back(R"({"jsonrpc":"2.0","id":7,"result":)" + p + "}", true);
+    texts.emplace_back(R"({"jsonrpc":"2.0","id":7,"result":)" + p + "} x", true);
+    texts.emplace_back(R"({"jsonrpc":"2.0","id":7,"result":)" + p + "}  \t\r\n", true);
+    texts.emplace_back(p, false);
+  }
+  for (const auto& [text, valid_message] : texts) {
+    const Reference ref = reference(text);
+    ParseResult r = Parse(text, kBig);
+    if (ref.too_deep) {
+      ASSERT_FALSE(r.message) << text;
+      EXPECT_EQ(r.failure.code, kParseError) << text;
+      EXPECT_NE(r.failure.message.find("deeper"), std::string::npos) << text;
+    } else if (ref.value.is_discarded()) {
+      ASSERT_FALSE(r.message) << text;
+      EXPECT_EQ(r.failure.code, kParseError) << text;
+      EXPECT_EQ(r.failure.message, "not valid JSON or not UTF-8") << text;
+    } else if (!ref.value.is_object()) {
+      ASSERT_FALSE(r.message) << text;
+      EXPECT_EQ(r.failure.code, kInvalidRequest) << text;
+    } else if (ref.duplicate_key) {
+      ASSERT_FALSE(r.message) << text;
+      EXPECT_EQ(r.failure.code, kInvalidRequest) << text;
+      if (valid_message) {
+        EXPECT_EQ(r.failure.message, "an object has a repeated key") << text;
+      }
+    } else if (valid_message) {
+      ASSERT_TRUE(r.message) << text << ": " << r.failure.message;
+      EXPECT_EQ(r.message->raw, ref.value) << text;
+      EXPECT_EQ(Serialize(r.message->raw), Serialize(ref.value)) << text;
+    } else {
+      ASSERT_FALSE(r.message) << text;
+      EXPECT_EQ(r.failure.code, kInvalidRequest) << text;
+    }
+  }
+  // A repeated key keeps its last value, as the callback parser did: here "jsonrpc" is read
+  // as "2.0" (then the repetition is refused), where a first-key parser would read "1.0".
+  EXPECT_EQ(Refused(R"({"jsonrpc":"1.0","jsonrpc":"2.0","id":1,"method":"m"})").message,
+            "an object has a repeated key");
+  EXPECT_EQ(Refused(R"({"jsonrpc":"2.0","jsonrpc":"1.0","id":1,"method":"m"})").message,
+            "\"jsonrpc\" must be \"2.0\"");
+}
+
 TEST(JsonRpcParse, NeverThrowsOnHostileShapes) {
   const std::string hostile[] = {
       R"({"jsonrpc":["2.0"],"id":{"x":[]},"method":{},"params":1,"result":[],"error":3})",
@@ -378,6 +492,14 @@ TEST(JsonRpcSerialize, BuildersMakeValidMessages) {
   EXPECT_EQ(Accepted(Serialize(e)).type, Message::Type::kError);
   e = MakeError(3, kInvalidParams, "bad", {{"field", "to"}});
   EXPECT_EQ(e["error"]["data"]["field"], Json("to"));
+
+  // The exact bytes a client and a server get.
+  EXPECT_EQ(
+      Serialize(MakeRequest(7, "tools/call", {{"name", "e"}, {"arguments", {{"m", "\n"}}}})),
+      R"({"id":7,"jsonrpc":"2.0","method":"tools/call","params":{"arguments":{"m":"\n"},"name":"e"}})");
+  EXPECT_EQ(Serialize(MakeResult("x\"", {{"content", Json::array()}, {"isError", false}})),
+            R"({"id":"x\"","jsonrpc":"2.0","result":{"content":[],"isError":false}})");
+  EXPECT_EQ(Serialize(MakeResult(1, nullptr)), R"({"id":1,"jsonrpc":"2.0","result":null})");
 }
 
 TEST(JsonRpcSerialize, ErrorWithUnknownIdOmitsTheId) {

@@ -44,6 +44,12 @@ Json TextResult(const std::string& text, bool is_error, Json structured = nullpt
   return r;
 }
 
+// A tools/call's params member `key` when it is an object, else null.
+const Json* ObjectParam(const Json& params, const char* key) {
+  auto it = params.find(key);
+  return it != params.end() && it->is_object() ? &*it : nullptr;
+}
+
 std::string Reasons(const Action& a) {
   std::string out;
   for (const auto& r : a.reasons) out += (out.empty() ? "" : "; ") + r;
@@ -71,6 +77,7 @@ struct InlineReadState {
   std::mutex mu;
   Gateway::McpReadTicket ticket;
   Json client_id = nullptr;
+  std::string client_key;  // CanonicalJson(client_id)
   std::shared_ptr<std::atomic<bool>> cancelled;
   std::optional<Status> recorded;      // GUARDED_BY(mu)
   std::optional<Result<Json>> answer;  // GUARDED_BY(mu)
@@ -81,6 +88,7 @@ struct InFlight {
   enum class Kind { kForward, kToolsList, kInternal, kInlineRead };
   Kind kind = Kind::kForward;
   Json client_id = nullptr;  // kForward / kToolsList / kInlineRead
+  std::string client_key;    // CanonicalJson(client_id), its key in client_to_upstream_
   // kInternal: the answer (or an error) is handed over here.
   std::shared_ptr<std::promise<Result<Json>>> answer;
   std::shared_ptr<InlineReadState> read;  // kInlineRead
@@ -199,11 +207,13 @@ class Session {
   Status EnsureUpstream();
   Status StartUpstreamLocked();
   void ReaderLoop(std::shared_ptr<Upstream> up);
-  void UpstreamMessage(const Message& m);
+  void UpstreamMessage(Message m);
   int64_t Forward(const Message& m, InFlight::Kind kind);
   Json FilterToolsList(Json result);
   // The gateway's request for a tools/call (params checked by the caller).
   SubmitRequest McpRequest(const std::string& tool, const Json& params);
+  // The same call as the upstream's tools/call request, without its id.
+  static Json UpstreamToolCall(const std::string& tool, const Json& params);
   // A read tool call, without a gate thread: true when it was sent (and is then finished by
   // ReadMet), false when Gate must decide it.
   bool InlineRead(const Message& m);
@@ -436,13 +446,15 @@ int64_t Session::Forward(const Message& m, InFlight::Kind kind) {
   InFlight f;
   f.kind = kind;
   f.client_id = m.id;
-  inflight_[id] = f;
-  client_to_upstream_[CanonicalJson(m.id)] = id;
+  f.client_key = CanonicalJson(m.id);
+  const std::string key = f.client_key;
+  inflight_[id] = std::move(f);
+  client_to_upstream_[key] = id;
   Json out = m.raw;
   out["id"] = id;
   if (!up_->Send(out)) {
     inflight_.erase(id);
-    client_to_upstream_.erase(CanonicalJson(m.id));
+    client_to_upstream_.erase(key);
     ToClient(MakeError(m.id, kUpstreamUnavailable, "the MCP server closed its input"));
     return 0;
   }
@@ -464,7 +476,7 @@ void Session::ReaderLoop(std::shared_ptr<Upstream> up) {
       Log("the MCP server '" + spec_.name + "' sent a malformed message: " + p.failure.message);
       continue;
     }
-    UpstreamMessage(*p.message);
+    UpstreamMessage(std::move(*p.message));
   }
   // The upstream is gone: every request waiting on it gets an error now.
   const std::string how = up->Stop(std::chrono::milliseconds(200));
@@ -489,7 +501,7 @@ void Session::ReaderLoop(std::shared_ptr<Upstream> up) {
   }
 }
 
-void Session::UpstreamMessage(const Message& m) {
+void Session::UpstreamMessage(Message m) {
   if (m.IsResponse()) {
     if (!m.id.is_number_integer()) return;  // not one of ours
     InFlight f;
@@ -497,13 +509,12 @@ void Session::UpstreamMessage(const Message& m) {
       std::lock_guard<std::mutex> lock(up_mu_);
       auto it = inflight_.find(m.id.get<int64_t>());
       if (it == inflight_.end()) return;  // cancelled, or a stray answer
-      f = it->second;
+      f = std::move(it->second);
       inflight_.erase(it);
-      if (f.kind != InFlight::Kind::kInternal)
-        client_to_upstream_.erase(CanonicalJson(f.client_id));
+      if (f.kind != InFlight::Kind::kInternal) client_to_upstream_.erase(f.client_key);
     }
     if (f.kind == InFlight::Kind::kInternal || f.kind == InFlight::Kind::kInlineRead) {
-      Result<Json> answer = m.result;
+      Result<Json> answer = std::move(m.result);
       if (m.type == Message::Type::kError) {
         std::string msg = m.error.contains("message") && m.error["message"].is_string()
                               ? m.error["message"].get<std::string>()
@@ -518,7 +529,7 @@ void Session::UpstreamMessage(const Message& m) {
       }
       return;
     }
-    Json out = m.raw;
+    Json out = std::move(m.raw);
     out["id"] = f.client_id;
     if (f.kind == InFlight::Kind::kToolsList && m.type == Message::Type::kResponse) {
       out["result"] = FilterToolsList(m.result);
@@ -657,21 +668,37 @@ void Session::ActionStatusTool(const Json& client_id, const Json& params) {
   ToClient(MakeResult(client_id, r));
 }
 
+// McpRequest and UpstreamToolCall fill their objects member by member: an initializer list
+// builds each member as a two-element array first, which costs more than the copy itself.
 SubmitRequest Session::McpRequest(const std::string& tool, const Json& params) {
+  const Json* arguments = ObjectParam(params, "arguments");
   SubmitRequest req;
   req.target = spec_.name;
   req.kind = "mcp";
-  req.args = {{"tool", tool},
-              {"arguments", params.contains("arguments") && params["arguments"].is_object()
-                                ? params["arguments"]
-                                : Json::object()}};
+  req.args["tool"] = tool;
+  req.args["arguments"] = arguments != nullptr ? *arguments : Json::object();
   {
     std::lock_guard<std::mutex> lock(up_mu_);
     auto it = annotations_.find(tool);
     if (it != annotations_.end() && !it->second.is_null()) req.args["annotations"] = it->second;
   }
-  if (params.contains("_meta") && params["_meta"].is_object()) req.args["_meta"] = params["_meta"];
+  if (const Json* meta = ObjectParam(params, "_meta")) req.args["_meta"] = *meta;
   return req;
+}
+
+Json Session::UpstreamToolCall(const std::string& tool, const Json& params) {
+  // The arguments and _meta as McpRequest has them, so the call sent is the call decided.
+  const Json* arguments = ObjectParam(params, "arguments");
+  Json call = Json::object();
+  call["name"] = tool;
+  call["arguments"] = arguments != nullptr ? *arguments : Json::object();
+  if (const Json* meta = ObjectParam(params, "_meta")) call["_meta"] = *meta;
+  // What MakeRequest builds, without copying `call` again.
+  Json request = Json::object();
+  request["jsonrpc"] = "2.0";
+  request["method"] = "tools/call";
+  request["params"] = std::move(call);
+  return request;
 }
 
 // A tool call the policy marks read, on a server outside any sandbox, is sent from here, its
@@ -700,34 +727,47 @@ bool Session::InlineRead(const Message& m) {
     ++gates_running_;
   }
   CallDone done{this};
-  const SubmitRequest req = McpRequest(tool, params);
-  std::optional<Gateway::McpReadTicket> ticket = gw_.BeginMcpRead(token_, req);
+  // Built before the request is handed to the gateway (which keeps its arguments without a
+  // copy), so that the arguments are copied once for each.
+  Json call = UpstreamToolCall(tool, params);
+  std::optional<Gateway::McpReadTicket> ticket = gw_.BeginMcpRead(token_, McpRequest(tool, params));
   if (!ticket) return false;
   TraceMark("mcp: read decided");
   // A server that is not running (or will not start) is Gate's to report and record.
   if (!EnsureUpstream().ok()) return false;
   auto read = std::make_shared<InlineReadState>();
   read->client_id = m.id;
+  read->client_key = CanonicalJson(m.id);
   read->cancelled = std::make_shared<std::atomic<bool>>(false);
-  Json call = {{"name", tool}, {"arguments", req.args["arguments"]}};
-  if (req.args.contains("_meta")) call["_meta"] = req.args["_meta"];
-  const std::string key = CanonicalJson(m.id);
+  const std::string& key = read->client_key;
+  std::shared_ptr<Upstream> up;
+  int64_t id;
   {
     std::lock_guard<std::mutex> lock(up_mu_);
     if (!up_) return false;
-    const int64_t id = next_id_++;
+    up = up_;
+    id = next_id_++;
     InFlight f;
     f.kind = InFlight::Kind::kInlineRead;
     f.client_id = m.id;
+    f.client_key = key;
     f.read = read;
     read->ticket = std::move(*ticket);  // before the answer can arrive
-    inflight_[id] = f;
+    inflight_[id] = std::move(f);
     client_to_upstream_[key] = id;
-    if (!up_->Send(MakeRequest(id, "tools/call", call))) {
-      inflight_.erase(id);
-      client_to_upstream_.erase(key);
-      return false;  // nothing was sent: Gate tries, and records what becomes of it
-    }
+  }
+  call["id"] = id;
+  // Sent without up_mu_ (Send is thread-safe): the write wakes the server, which may answer
+  // while this thread is still in it or preempted right after it, and the reader thread
+  // must not wait for this one to let go of up_mu_ before it can take the answer.
+  if (!up->Send(call)) {
+    std::lock_guard<std::mutex> lock(up_mu_);
+    // Unless the reader, seeing the server gone, failed it meanwhile (then its answer is an
+    // error that waits for a record that never comes: nothing more happens to it).
+    inflight_.erase(id);
+    auto it = client_to_upstream_.find(key);
+    if (it != client_to_upstream_.end() && it->second == id) client_to_upstream_.erase(it);
+    return false;  // nothing was sent: Gate tries, and records what becomes of it
   }
   {
     std::lock_guard<std::mutex> lock(gate_mu_);
@@ -748,20 +788,24 @@ void Session::ReadMet(const std::shared_ptr<InlineReadState>& read, std::optiona
     if (answer) read->answer = std::move(answer);
     if (!read->recorded || !read->answer) return;  // the other one finishes it
   }
-  const Json client_id = read->client_id;
+  const Json& client_id = read->client_id;
   // Recorded and answered: the answer goes out first, and the action and its result
   // record (FinishMcpRead) are built after it, off the client's wait. A failure on either
   // side is FinishMcpRead's to record, and its outcome is the reply.
   const bool replied = read->recorded->ok() && read->answer->ok() && !read->cancelled->load() &&
                        !closing_;
   if (replied) {
-    ToClient(MakeResult(client_id, **read->answer));
+    // The answer is moved into the reply and back rather than copied: FinishMcpRead needs it.
+    Json reply = MakeResult(client_id, nullptr);
+    reply["result"] = std::move(**read->answer);
+    ToClient(reply);
+    **read->answer = std::move(reply["result"]);
     TraceMark("mcp: read replied");
   }
   Outcome o = gw_.FinishMcpRead(std::move(read->ticket), *read->recorded, std::move(*read->answer));
   {
     std::lock_guard<std::mutex> lock(gate_mu_);
-    auto it = cancelled_.find(CanonicalJson(client_id));
+    auto it = cancelled_.find(read->client_key);
     if (it != cancelled_.end() && it->second == read->cancelled) cancelled_.erase(it);
   }
   if (replied) {

@@ -37,9 +37,22 @@ Result<std::string> ToolOf(const Json& args) {
   return args["tool"].get<std::string>();
 }
 
-Json ArgumentsOf(const Json& args) {
-  if (args.contains("arguments") && args["arguments"].is_object()) return args["arguments"];
-  return Json::object();
+const Json& EmptyObject() {
+  static const Json* const empty = new Json(Json::object());
+  return *empty;
+}
+
+// The call's arguments ({} when absent), and its annotations (null when absent): references
+// into `args`, so that the effect built from them copies them once.
+const Json& ArgumentsOf(const Json& args) {
+  auto it = args.find("arguments");
+  return it != args.end() && it->is_object() ? *it : EmptyObject();
+}
+
+const Json& AnnotationsOf(const Json& args) {
+  static const Json* const none = new Json(nullptr);
+  auto it = args.find("annotations");
+  return it != args.end() ? *it : *none;
 }
 
 // Starts the upstream for one call (an approval applied from a process with no session).
@@ -116,8 +129,7 @@ class McpConnector : public IrreversibleConnector {
     if (sandbox_) return SandboxedDryRun(args);
     ASSIGN_OR_RETURN(std::string tool, ToolOf(args));
     DryRunResult r;
-    r.effect = McpCallEffect(config_.name, tool, ArgumentsOf(args),
-                             args.contains("annotations") ? args["annotations"] : Json(nullptr));
+    r.effect = McpCallEffect(config_.name, tool, ArgumentsOf(args), AnnotationsOf(args));
     return r;
   }
 
@@ -177,8 +189,7 @@ class McpConnector : public IrreversibleConnector {
   // undo note, and the tools/call parameters. out->effect_matched false: send nothing.
   Result<Json> PrepareCall(const Json& args, const Effect& expected, ApplyOutcome* out) {
     ASSIGN_OR_RETURN(std::string tool, ToolOf(args));
-    out->effect = McpCallEffect(config_.name, tool, ArgumentsOf(args),
-                                args.contains("annotations") ? args["annotations"] : Json(nullptr));
+    out->effect = McpCallEffect(config_.name, tool, ArgumentsOf(args), AnnotationsOf(args));
     out->effect_matched = out->effect.effect_hash == expected.effect_hash;
     out->undo.kind = "mcp";
     out->undo.reversible = false;
@@ -221,8 +232,7 @@ class McpConnector : public IrreversibleConnector {
     auto after = CaptureShellLayer(*sandbox_, upper);
     if (!after.ok()) return after.status().Annotate("reading the call's file effect");
     DryRunResult r;
-    r.effect = McpCallEffect(config_.name, tool, ArgumentsOf(args),
-                             args.contains("annotations") ? args["annotations"] : Json(nullptr));
+    r.effect = McpCallEffect(config_.name, tool, ArgumentsOf(args), AnnotationsOf(args));
     RETURN_IF_ERROR(AddShellFileEffect(*sandbox_, *after, &r.effect).status());
     // A nonce keeps two equal answers apart: each held answer is removed once delivered.
     const Json held = {{"nonce", RandomHex(16)}, {"answer", answer}};
@@ -348,14 +358,24 @@ ScopedMcpCaller::~ScopedMcpCaller() {
 
 Effect McpCallEffect(const std::string& server, const std::string& tool, const Json& arguments,
                      const Json& annotations) {
+  const Json& args = arguments.is_null() ? EmptyObject() : arguments;
   Effect e;
   e.kind = "mcp";
-  e.extra = {{"server", server},
-             {"tool", tool},
-             {"arguments", arguments.is_null() ? Json::object() : arguments},
-             {"annotations", annotations}};
-  Json hashed = {{"server", server}, {"tool", tool}, {"arguments", e.extra["arguments"]}};
-  e.effect_hash = Sha256Hex(CanonicalJson(hashed));
+  // The hash is over CanonicalJson({"arguments": args, "server": server, "tool": tool}),
+  // written out here rather than built as an object (another copy of the arguments): the
+  // keys in their sorted order, each value as CanonicalJson writes it. Approvals and the
+  // audit log bind this hash, so its bytes must never change (McpCallEffectHashIsStable).
+  std::string hashed = "{\"arguments\":" + CanonicalJson(args);
+  hashed += ",\"server\":" + CanonicalJson(server);
+  hashed += ",\"tool\":" + CanonicalJson(tool);
+  hashed += '}';
+  e.effect_hash = Sha256Hex(hashed);
+  // Member by member: an initializer list would build each as a two-element array first.
+  e.extra = Json::object();
+  e.extra["server"] = server;
+  e.extra["tool"] = tool;
+  e.extra["arguments"] = args;
+  e.extra["annotations"] = annotations;
   return e;
 }
 

@@ -6,7 +6,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "core/hash.h"
 #include "core/json.h"
@@ -92,6 +95,53 @@ TEST_F(SandboxedMcpConnectorTest, ADamagedHeldAnswerIsAnErrorAndCommitsNothing) 
   });
   EXPECT_FALSE(out.ok());
   EXPECT_FALSE(committed);
+}
+
+// An effect hash is bound by approvals and kept in the audit log: the same call must give
+// the same hash in every airlock version. It is SHA-256 over CanonicalJson of {arguments,
+// server, tool}; McpCallEffect writes that text without building the object, so the two are
+// compared here on awkward values, and one hash is pinned.
+TEST(McpCallEffectTest, McpCallEffectHashIsStable) {
+  auto reference = [](const std::string& server, const std::string& tool, const Json& arguments) {
+    return Sha256Hex(
+        CanonicalJson(Json{{"server", server},
+                           {"tool", tool},
+                           {"arguments", arguments.is_null() ? Json::object() : arguments}}));
+  };
+  EXPECT_EQ(McpCallEffect("fs", "read_file", {{"path", "x"}}, nullptr).effect_hash,
+            "7e2b4aad6c9781107c3950ed38f9686dd1341b792bf6ac56baa5d3aaf9800301");
+  const std::vector<std::string> names = {"",
+                                          "fs",
+                                          "a\"b",
+                                          "back\\slash",
+                                          "line\nbreak\t\x01\x1f",
+                                          "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+                                          "bad\xff\xfeutf8",
+                                          "trunc\xe2\x82",
+                                          "\x7f",
+                                          "}{\":,[]",
+                                          std::string("nul\0byte", 8)};
+  const std::vector<Json> arguments = {
+      nullptr,
+      Json::object(),
+      {{"path", "x"}},
+      {{"z", 1}, {"a", -2}, {"m", 1.5}, {"big", 18446744073709551615ull}, {"neg", INT64_MIN}},
+      {{"nested", {{"deep", {{"deeper", Json::array({1, "two", nullptr, true, 3.25e-7})}}}}}},
+      {{"text", "bad\xff utf8 \xc0\xaf and \"quotes\" and \u2028"}},
+      {{"", ""}, {"\x01", Json::array()}, {"\xff", Json::object()}},
+  };
+  for (const auto& server : names) {
+    for (const auto& tool : names) {
+      for (const auto& args : arguments) {
+        const Effect e = McpCallEffect(server, tool, args, {{"readOnlyHint", true}});
+        EXPECT_EQ(e.effect_hash, reference(server, tool, args))
+            << "server " << testing::PrintToString(server) << " tool "
+            << testing::PrintToString(tool) << " arguments " << CanonicalJson(args);
+        EXPECT_EQ(e.extra["arguments"], args.is_null() ? Json::object() : args);
+        EXPECT_EQ(e.extra["annotations"], (Json{{"readOnlyHint", true}}));
+      }
+    }
+  }
 }
 
 }  // namespace
