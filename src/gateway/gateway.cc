@@ -461,14 +461,19 @@ Status Gateway::FlushReadResults() {
 void Gateway::FlushLoop() {
   std::unique_lock<std::mutex> lock(flusher_mu_);
   while (!flusher_stop_) {
-    flusher_cv_.wait_for(lock, std::chrono::milliseconds(kQuietFlushMs / 4));
+    // Woken for a full batch (RecordJournaledRead), else a look four times a second.
+    flusher_cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(
+                                   1, std::min<int64_t>(options_.quiet_flush_ms / 4, 250))));
     if (flusher_stop_) break;
     int64_t oldest = 0;
+    size_t waiting = 0;
     {
       std::lock_guard<std::mutex> q(queued_mu_);
       if (!queued_.empty()) oldest = queued_.front().queued_ms;
+      waiting = queued_.size();
     }
-    if (oldest == 0 || NowMs() - oldest < kQuietFlushMs) continue;
+    if (waiting < kReadResultBatch && (oldest == 0 || NowMs() - oldest < options_.quiet_flush_ms))
+      continue;
     lock.unlock();
     Status st = FlushReadResults();
     if (!st.ok()) {
@@ -509,10 +514,15 @@ void Gateway::RecordJournaledRead(const Action& action, const std::string& princ
     waiting = queued_.size();
   }
   {
+    // A full batch is the flusher's to write, off this thread (which may be the one that
+    // reads the next answer). Notified under its lock: never between its look and its wait.
     std::lock_guard<std::mutex> lock(flusher_mu_);
     if (!flusher_.joinable()) flusher_ = std::thread([this] { FlushLoop(); });
+    if (waiting >= kReadResultBatch) flusher_cv_.notify_one();
   }
-  if (waiting >= kReadResultBatch) {
+  // A flusher that cannot keep up (a store locked for seconds) is helped here, so that the
+  // queue stays bounded.
+  if (waiting >= kMaxQueuedReads) {
     Status st = FlushReadResults();
     if (!st.ok()) {
       std::fprintf(stderr, "airlock: the records of the last reads wait for the next commit: %s\n",

@@ -63,6 +63,9 @@ struct GatewayOptions {
   // different action discards the sandbox unrun.
   std::string prestart_target;
   Json prestart_args;
+  // How long a journaled read's record may wait in memory for a full batch before the
+  // flusher writes what there is (airlock mcp stdio; see RecordJournaledRead).
+  int64_t quiet_flush_ms = 1000;
 
   static GatewayOptions WithGroupCommit() {
     GatewayOptions o;
@@ -298,12 +301,12 @@ class Gateway {
   std::condition_variable flusher_cv_;
   bool flusher_stop_ = false;  // GUARDED_BY(flusher_mu_)
   std::thread flusher_;        // started with the first journaled read
-  static constexpr int64_t kQuietFlushMs = 1000;
   std::mutex queued_mu_;
   std::vector<QueuedWrite> queued_;  // GUARDED_BY(queued_mu_)
   // Reads this gateway staged since its last FlushReadResults, and the batch that flushes.
   std::atomic<int64_t> staged_{0};
   static constexpr size_t kReadResultBatch = 32;
+  static constexpr size_t kMaxQueuedReads = 8 * kReadResultBatch;
   // The journal of this gateway's read calls (RecordMcpRead), created on first use; none when
   // it cannot be (the staged commit is made before the reply instead).
   ReadJournal* Journal();

@@ -736,6 +736,9 @@ TEST_F(McpReadTest, AQuietSessionsJournaledReadsReachTheChainWithinASecond) {
 // batches: every kReadResultBatch (32) results, one commit moves the staged reads and writes
 // the results.
 TEST_F(McpReadTest, ReadsReachTheChainInBatchesOfThirtyTwo) {
+  GatewayOptions options;
+  options.quiet_flush_ms = 3600 * 1000;  // only a full batch flushes
+  Reopen(options);
   const int64_t before = AuditLength();
   for (int i = 0; i < 31; ++i) {
     auto ticket = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
@@ -750,7 +753,12 @@ TEST_F(McpReadTest, ReadsReachTheChainInBatchesOfThirtyTwo) {
   ASSERT_TRUE(gateway_->RecordMcpRead(*ticket).ok());
   ASSERT_TRUE(gateway_->FinishMcpRead(std::move(*ticket), Status::Ok(), Json{{"content", "x"}})
                   .status.ok());
-  EXPECT_EQ(AuditLength(), before + 64) << "the 32nd result flushes the batch";
+  // The 32nd wakes the flusher thread, which writes the batch.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (AuditLength() < before + 64 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(AuditLength(), before + 64) << "the 32nd read flushes the batch";
   EXPECT_TRUE(gateway_->VerifyAudit()->ok);
 }
 
