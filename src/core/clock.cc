@@ -10,10 +10,13 @@ int64_t NowMs() {
   int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
-  if (const char* shift = std::getenv("AIRLOCK_TIME_SHIFT_MS")) {
-    now += std::strtoll(shift, nullptr, 10);
-  }
-  return now;
+  // Read once: the tests set it for a whole process, and getenv walks the environment on
+  // every call (several times per MCP read call).
+  static const int64_t shift = [] {
+    const char* s = std::getenv("AIRLOCK_TIME_SHIFT_MS");
+    return s == nullptr ? int64_t{0} : static_cast<int64_t>(std::strtoll(s, nullptr, 10));
+  }();
+  return now + shift;
 }
 
 std::string FormatTimeMs(int64_t ms) {
