@@ -1015,10 +1015,12 @@ std::optional<Gateway::McpReadTicket> Gateway::BeginMcpRead(const std::optional<
   }
   auto connector = ConnectorFor(request.target);
   if (!connector.ok()) return std::nullopt;
-  Result<DryRunResult> dry = (*connector)->DryRun(request.args);  // the call's effect: no I/O
-  if (!dry.ok()) return std::nullopt;
+  // The call's effect, as the connector's DryRun gives it (no I/O), but without its hash: the
+  // decision does not need it, and RecordMcpRead computes it once the request has left.
+  Result<Effect> effect = McpCallEffectUnhashed(request.target, request.args);
+  if (!effect.ok()) return std::nullopt;
   Action a = NewAction(*who, std::move(request));  // `request` is not used below
-  a.effect = std::move(dry->effect);
+  a.effect = std::move(*effect);
   Classification cls = classifier_.Classify(a.agent, a.target, a.effect);
   if (cls.risk != Risk::kRead) return std::nullopt;
   a.risk = cls.risk;
@@ -1035,6 +1037,7 @@ std::optional<Gateway::McpReadTicket> Gateway::BeginMcpRead(const std::optional<
 }
 
 Status Gateway::RecordMcpRead(McpReadTicket& ticket) {
+  HashMcpCallEffect(&ticket.action.effect);  // left for now by BeginMcpRead
   CrashPoint("mcp_read_sent");
   if (options_.group_commit) {
     Status st = Record(ticket.action, "read", ticket.who.Label(), DecisionPayload(ticket.action),

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "connectors/mcp/mcp_connector.h"
 #include "core/hash.h"
 
 namespace airlock {
@@ -513,8 +514,8 @@ TEST_F(McpReadTest, ADeadSessionsJournaledReadsReachTheChainAtTheNextStart) {
   ASSERT_TRUE(lost.has_value());
   const std::string lost_id = lost->action.id;
   const Json lost_args = lost->action.args;
-  const std::string lost_hash = lost->action.effect.effect_hash;
   ASSERT_TRUE(gateway_->RecordMcpRead(*lost).ok());
+  const std::string lost_hash = lost->action.effect.effect_hash;
   ASSERT_EQ(JournalLines().size(), 2u);
 
   // While the session lives, another process leaves its journal alone.
@@ -597,6 +598,7 @@ TEST_F(McpReadTest, AReadIsRecordedThenAnswered) {
   ASSERT_TRUE(ticket.has_value());
   EXPECT_EQ(AuditLength(), before) << "BeginMcpRead records nothing";
   EXPECT_EQ(ticket->action.risk, Risk::kRead);
+  EXPECT_TRUE(ticket->action.effect.effect_hash.empty()) << "hashed once the request has left";
   const std::string id = ticket->action.id;
   ASSERT_TRUE(gateway_->RecordMcpRead(*ticket).ok());
   EXPECT_EQ(AuditLength(), before) << "staged: durable, not yet in the chain";
@@ -613,6 +615,9 @@ TEST_F(McpReadTest, AReadIsRecordedThenAnswered) {
   ASSERT_TRUE(shown.action.has_value()) << shown.status.ToString();
   EXPECT_EQ(shown.action->status, ActionStatus::kApplied);
   EXPECT_EQ(shown.action->result["summary"]["content_items"], 1);
+  // The effect's hash, left out of the decision, is in the record, as DryRun gives it.
+  EXPECT_EQ(shown.action->effect.effect_hash,
+            McpCallEffect("srv", "echo", {{"message", "hi"}}, nullptr).effect_hash);
   EXPECT_TRUE(gateway_->VerifyAudit()->ok);
 }
 

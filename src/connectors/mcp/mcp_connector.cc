@@ -356,20 +356,25 @@ ScopedMcpCaller::~ScopedMcpCaller() {
   tl_session_caller = previous_;
 }
 
-Effect McpCallEffect(const std::string& server, const std::string& tool, const Json& arguments,
-                     const Json& annotations) {
-  const Json& args = arguments.is_null() ? EmptyObject() : arguments;
-  Effect e;
-  e.kind = "mcp";
-  // The hash is over CanonicalJson({"arguments": args, "server": server, "tool": tool}),
-  // written out here rather than built as an object (another copy of the arguments): the
-  // keys in their sorted order, each value as CanonicalJson writes it. Approvals and the
-  // audit log bind this hash, so its bytes must never change (McpCallEffectHashIsStable).
+namespace {
+
+// The hash is over CanonicalJson({"arguments": args, "server": server, "tool": tool}),
+// written out here rather than built as an object (another copy of the arguments): the keys
+// in their sorted order, each value as CanonicalJson writes it. Approvals and the audit log
+// bind this hash, so its bytes must never change (McpCallEffectHashIsStable).
+std::string CallHash(const std::string& server, const std::string& tool, const Json& args) {
   std::string hashed = "{\"arguments\":" + CanonicalJson(args);
   hashed += ",\"server\":" + CanonicalJson(server);
   hashed += ",\"tool\":" + CanonicalJson(tool);
   hashed += '}';
-  e.effect_hash = Sha256Hex(hashed);
+  return Sha256Hex(hashed);
+}
+
+Effect UnhashedCallEffect(const std::string& server, const std::string& tool, const Json& arguments,
+                          const Json& annotations) {
+  const Json& args = arguments.is_null() ? EmptyObject() : arguments;
+  Effect e;
+  e.kind = "mcp";
   // Member by member: an initializer list would build each as a two-element array first.
   e.extra = Json::object();
   e.extra["server"] = server;
@@ -377,6 +382,31 @@ Effect McpCallEffect(const std::string& server, const std::string& tool, const J
   e.extra["arguments"] = args;
   e.extra["annotations"] = annotations;
   return e;
+}
+
+}  // namespace
+
+Effect McpCallEffect(const std::string& server, const std::string& tool, const Json& arguments,
+                     const Json& annotations) {
+  Effect e = UnhashedCallEffect(server, tool, arguments, annotations);
+  e.effect_hash = CallHash(server, tool, e.extra["arguments"]);
+  return e;
+}
+
+Result<Effect> McpCallEffectUnhashed(const std::string& server, const Json& args) {
+  ASSIGN_OR_RETURN(std::string tool, ToolOf(args));
+  return UnhashedCallEffect(server, tool, ArgumentsOf(args), AnnotationsOf(args));
+}
+
+void HashMcpCallEffect(Effect* e) {
+  if (!e->effect_hash.empty() || !e->extra.is_object()) return;
+  const Json& x = e->extra;
+  if (!x.contains("server") || !x["server"].is_string() || !x.contains("tool") ||
+      !x["tool"].is_string() || !x.contains("arguments")) {
+    return;
+  }
+  e->effect_hash =
+      CallHash(x["server"].get<std::string>(), x["tool"].get<std::string>(), x["arguments"]);
 }
 
 Json McpResultSummary(const Json& result) {

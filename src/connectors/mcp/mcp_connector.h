@@ -83,6 +83,13 @@ std::unique_ptr<Connector> NewMcpConnector(const ConnectorConfig& config,
 Effect McpCallEffect(const std::string& server, const std::string& tool, const Json& arguments,
                      const Json& annotations);
 
+// The same in two steps, for a read call whose decision needs the effect before the request
+// leaves and whose record needs its hash only after (Gateway::BeginMcpRead, RecordMcpRead):
+// the effect of the action args {tool, arguments, annotations} with no effect_hash
+// (InvalidArgument as DryRun for a missing tool), then its hash, filled in if empty.
+Result<Effect> McpCallEffectUnhashed(const std::string& server, const Json& args);
+void HashMcpCallEffect(Effect* e);
+
 // What the store keeps of a tool result: its size, isError and the content types, not the
 // content (a tool's answer can hold production data; the caller gets it once).
 Json McpResultSummary(const Json& result);
