@@ -11,13 +11,13 @@
 //        [--fsync-probe DIR] [--fsync-count 200] [--seed 1] [--order shuffle|cycle]
 // SIDES.json: [{name, stdio: {command, args, env, stderr}} | {name, http: URL, pid, headers?}]. A stdio
 // side's process gets PATH and HOME and its env only.
-// Prints one JSON object: {n, warmup, tool, sides: {NAME: {p50_us, p90_us, p99_us, mean_us, min_us,
-// max_us, init_ms, cpu_us_per_call: {self, children}}}, fsync: {...}}. Percentiles are
-// nearest-rank (a real sample). cpu_us_per_call is the user+system CPU time, over the measured
-// calls, of the side's server process (the stdio side's spawned process, or an http side's
-// `pid`) and of all its descendants, from /proc (10 ms ticks), divided by N. Every reply is
-// checked (not isError, and its text is --expect when given); one bad reply fails the run
-// (exit 1).
+// Prints one JSON object: {n, warmup, tool, sdk, order, seed, sides: {NAME: {p50_us, p90_us,
+// p99_us, mean_us, min_us, max_us, init_ms, cpu_us_per_call: {self, children}}}, fsync: {...}}.
+// Percentiles are nearest-rank (a real sample). cpu_us_per_call is the user+system CPU time,
+// over the measured calls, of the side's server process (the stdio side's spawned process, or
+// an http side's `pid`) and of all its descendants, from /proc (10 ms ticks), divided by N.
+// Every reply is checked (not isError, and its text is --expect when given); one bad reply
+// fails the run (exit 1).
 import { performance } from "node:perf_hooks";
 import { closeSync, fdatasyncSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
