@@ -221,6 +221,7 @@ Result<ConnectorConfig> ConfigOfTarget(const Policy& policy, const std::string& 
                                     store + "-shm",
                                     store + "-journal",
                                     store + ".locks",
+                                    JournalDir(policy),
                                     ShellStateRoot(policy),
                                     policy.source_path};
   }
@@ -404,14 +405,13 @@ Status Gateway::Commit(const std::function<Status(StoreTxn&)>& fn) {
     QueuedWritesDone(queued, /*committed=*/false);
     return alone;
   }
-  std::lock_guard<std::mutex> lock(queued_mu_);
-  for (QueuedWrite& q : queued) queued_.push_back(std::move(q));
+  PutBack(std::move(queued));
   return alone;
 }
 
 void Gateway::QueuedWritesDone(const std::vector<QueuedWrite>& queued, bool committed) {
   for (const QueuedWrite& q : queued) {
-    if (q.journaled) journal_->Done(committed);
+    if (q.journaled) journal_->Done(q.journal_file, committed);
     if (!committed || !observer_) continue;
     if (q.journaled) observer_(*q.action, "read");
     observer_(*q.action, "read_result");
@@ -448,14 +448,50 @@ Status Gateway::FlushReadResults() {
     for (const QueuedWrite& q : queued) RETURN_IF_ERROR(q.write(t));
     return Status::Ok();
   });
-  if (!st.ok()) {
-    if (staged) staged_.fetch_add(1);  // still staged: the next flush tries again
-    std::lock_guard<std::mutex> lock(queued_mu_);
-    for (QueuedWrite& q : queued) queued_.push_back(std::move(q));
+  if (st.ok()) {
+    QueuedWritesDone(queued, /*committed=*/true);
     return st;
   }
-  QueuedWritesDone(queued, /*committed=*/true);
-  return st;
+  // One write the store refuses every time (an id it holds already) must not keep every
+  // later read out of the chain: each is tried alone, and one that fails while another
+  // commits is dropped (a journaled read's line stays for the next start). If two fail and
+  // none commits, the store itself is failing: they all wait for the next try.
+  std::vector<QueuedWrite> committed, failed, waiting;
+  for (QueuedWrite& q : queued) {
+    if (committed.empty() && failed.size() >= 2) {
+      waiting.push_back(std::move(q));
+      continue;
+    }
+    Status one = store_->Transact([&](StoreTxn& t) -> Status {
+      RETURN_IF_ERROR(t.IngestStaged().status());
+      return q.write(t);
+    });
+    (one.ok() ? committed : failed).push_back(std::move(q));
+  }
+  if (committed.empty()) {
+    if (staged) staged_.fetch_add(1);  // still staged: the next flush tries again
+    for (QueuedWrite& q : waiting) failed.push_back(std::move(q));
+    PutBack(std::move(failed));
+    return st;
+  }
+  QueuedWritesDone(committed, /*committed=*/true);
+  QueuedWritesDone(failed, /*committed=*/false);
+  if (!failed.empty()) {
+    std::fprintf(stderr,
+                 "airlock: %zu read record(s) could not be written and were dropped "
+                 "(a journaled read's is written at the next start): %s\n",
+                 failed.size(), st.message().c_str());
+  }
+  PutBack(std::move(waiting));
+  return Status::Ok();
+}
+
+void Gateway::PutBack(std::vector<QueuedWrite> writes) {
+  if (writes.empty()) return;
+  // In front of what was queued meanwhile: the oldest stays first.
+  std::lock_guard<std::mutex> lock(queued_mu_);
+  queued_.insert(queued_.begin(), std::make_move_iterator(writes.begin()),
+                 std::make_move_iterator(writes.end()));
 }
 
 void Gateway::FlushLoop() {
@@ -484,8 +520,8 @@ void Gateway::FlushLoop() {
   }
 }
 
-void Gateway::RecordJournaledRead(const Action& action, const std::string& principal,
-                                  int64_t at_ms) {
+void Gateway::RecordJournaledRead(const Action& action, const std::string& principal, int64_t at_ms,
+                                  uint64_t journal_file) {
   auto kept = std::make_shared<const Action>(action);
   // Built when the batch is written, on the same thread, but not before the next call.
   auto write = [kept, principal, at_ms](StoreTxn& t) -> Status {
@@ -509,6 +545,7 @@ void Gateway::RecordJournaledRead(const Action& action, const std::string& princ
     std::lock_guard<std::mutex> lock(queued_mu_);
     QueuedWrite q{std::move(kept), std::move(write)};
     q.journaled = true;
+    q.journal_file = journal_file;
     q.queued_ms = NowMs();
     queued_.push_back(std::move(q));
     waiting = queued_.size();
@@ -554,7 +591,9 @@ void Gateway::RecordReadResult(const Action& action, const std::string& principa
   size_t waiting = 0;
   {
     std::lock_guard<std::mutex> lock(queued_mu_);
-    queued_.push_back({std::move(kept), std::move(write)});
+    QueuedWrite q{std::move(kept), std::move(write)};
+    q.queued_ms = NowMs();
+    queued_.push_back(std::move(q));
     waiting = queued_.size();
   }
   // The staged reads and their results reach the chain together, one commit per batch: the
@@ -969,7 +1008,8 @@ Outcome Gateway::OverlappedMcpRead(Action a, const Principal& who) {
   if (!connector.ok()) return Fail(std::move(a), /*insert=*/true, connector.status(), who);
   a.status = ActionStatus::kApplied;  // recorded once the request has left: it was made
   a.result = nullptr;                 // unknown until the answer is in
-  McpReadTicket ticket{std::move(a), who};
+  const McpServerSpec* server = policy_->FindMcpServer(a.target);
+  McpReadTicket ticket{std::move(a), who, server != nullptr && server->sync_reads};
   std::optional<Status> recorded;  // set once the connector ran the record
   auto record = [&]() -> Status {
     recorded = RecordMcpRead(ticket);
@@ -1047,16 +1087,18 @@ Status Gateway::RecordMcpRead(McpReadTicket& ticket) {
   }
   // Journaled unless the server says `sync_reads: true`: one line, in the operating system
   // when this returns, so a crash or kill of airlock loses nothing; the store's record is
-  // made once the reply is out (FinishMcpRead) and synced right after, so a power cut can
-  // lose the records of the reads answered in the last ~10 ms (WalSyncer spaces its syncs
-  // that far apart). The commit it replaces cost ~80 us of CPU per call while the server
-  // worked, on two CPUs shared with the client and the server; waiting for the disk, ~300-400
-  // us a call on this project's machines, more than the server's whole answer. A call that
-  // may write always waits.
-  if (!ticket.sync_record) {
+  // queued once the reply is out (FinishMcpRead) and written with the next batch (32 reads,
+  // a quiet second, any other commit), one synced commit each, so a power cut can lose the
+  // records of the reads answered in the last second or so. The staged commit it replaces
+  // cost ~80 us of CPU per call while the server worked, on two CPUs shared with the client
+  // and the server; waiting for the disk, ~300-400 us a call on this project's machines, more
+  // than the server's whole answer. A call that may write always waits. So does a read while
+  // the store has not taken the last batches (JournalBacklogged): it fails closed again.
+  if (!ticket.sync_record && !JournalBacklogged()) {
     if (ReadJournal* journal = Journal()) {
       ticket.at_ms = NowMs();
-      RETURN_IF_ERROR(journal->Append(ticket.action, ticket.who.Label(), ticket.at_ms));
+      ASSIGN_OR_RETURN(ticket.journal_file,
+                       journal->Append(ticket.action, ticket.who.Label(), ticket.at_ms));
       ticket.journaled = true;
       CrashPoint("mcp_read_recorded");
       return Status::Ok();
@@ -1084,11 +1126,22 @@ Status Gateway::StageMcpRead(McpReadTicket& ticket) {
   return st;
 }
 
+bool Gateway::JournalBacklogged() {
+  // A store that has not taken the last batches (locked, failing): new reads are committed
+  // before their answers again, so that a failing store withholds them (fail closed) and the
+  // memory and the journal stop growing.
+  std::lock_guard<std::mutex> lock(queued_mu_);
+  return queued_.size() >= kMaxQueuedReads;
+}
+
 ReadJournal* Gateway::Journal() {
   std::lock_guard<std::mutex> lock(journal_mu_);
+  if (journal_ && journal_->broken()) return nullptr;
   if (!journal_tried_) {
     journal_tried_ = true;
-    if (!policy_->store_path.empty()) {
+    // A PostgreSQL store is shared by instances on other hosts, and this host's disk may not
+    // outlive this process (a container's): its reads are committed there before the reply.
+    if (!policy_->store_path.empty() && !policy_->UsesPostgresStore()) {
       auto j = ReadJournal::Create(JournalDir(*policy_));
       if (j.ok()) {
         journal_ = std::move(*j);
@@ -1112,7 +1165,7 @@ Outcome Gateway::FinishMcpRead(McpReadTicket ticket, const Status& recorded,
     Action& a = ticket.action;
     a.updated_ms = NowMs();
     a.result = Json{{"summary", McpResultSummary(*answer)}};
-    RecordJournaledRead(a, ticket.who.Label(), ticket.at_ms);
+    RecordJournaledRead(a, ticket.who.Label(), ticket.at_ms, ticket.journal_file);
     a.result = {{"summary", a.result["summary"]}, {"tool_result", std::move(*answer)}};
     return {Status::Ok(), std::move(a)};
   }
@@ -1126,7 +1179,7 @@ Outcome Gateway::FinishMcpRead(McpReadTicket ticket, const Status& recorded,
                    "next start: %s\n",
                    ticket.action.id.c_str(), journal_->path().c_str(), staged.message().c_str());
     }
-    journal_->Done(in_store);
+    journal_->Done(ticket.journal_file, in_store);
   }
   // The record's sync, now that the reply is out or about to be: started earlier, its system
   // calls and wake-ups would compete for the CPU with the call itself.
@@ -1818,7 +1871,12 @@ Result<int> Gateway::ExpireDue() {
 
 Status Gateway::IngestStaged() {
   // Sessions that died since the last start left their unrecorded reads in their journals.
-  RETURN_IF_ERROR(RecoverJournals());
+  // A journal that cannot be written now must not keep the staged rows out of the chain.
+  Status journals = RecoverJournals();
+  if (!journals.ok()) {
+    std::fprintf(stderr, "airlock: read journals not written to the store yet: %s\n",
+                 journals.message().c_str());
+  }
   bool any = false;
   RETURN_IF_ERROR(store_->Read([&](StoreTxn& t) -> Status {
     ASSIGN_OR_RETURN(any, t.AnyStaged());
@@ -1845,6 +1903,15 @@ Status WriteDeadReadJournals(const std::string& journal_dir, Store& store) {
         return store.Transact([&](StoreTxn& t) -> Status {
           for (JournaledRead& r : reads) {
             Action& a = r.action;
+            // Only ever an applied read tool call: anything else is not this journal's.
+            if (a.kind != "mcp" || a.status != ActionStatus::kApplied || a.risk != Risk::kRead ||
+                a.quorum != 0) {
+              std::fprintf(stderr,
+                           "airlock: a read journal line for %s is not a read call; "
+                           "skipped\n",
+                           a.id.c_str());
+              continue;
+            }
             // Already written (the session got that far), or written by another recovery.
             ASSIGN_OR_RETURN(std::optional<Action> known, t.GetAction(a.id));
             if (known) continue;

@@ -146,9 +146,10 @@ class Gateway {
   //                  `sync_reads`, one line appended to the session's journal (ReadJournal),
   //                  in the operating system when it returns; else a synced store commit.
   //   FinishMcpRead  once both are done, after the reply when there is one: a journaled
-  //                  record is written to the store (committed, then synced within ~10 ms);
-  //                  then the action with the answer, or, if the record failed, an error and
-  //                  no answer (fail closed); an upstream error fails the action.
+  //                  record is queued for the next batch (RecordJournaledRead), one synced
+  //                  commit of up to 32 reads; then the action with the answer, or, if the record
+  //                  failed, an error and no answer (fail closed); an upstream error fails the
+  //                  action.
   // It is Submit's OverlappedMcpRead with its two waits turned inside out.
   struct McpReadTicket {
     Action action;
@@ -156,6 +157,7 @@ class Gateway {
     bool sync_record = false;  // the server's `sync_reads`: the reply waits for the disk
     bool journaled = false;    // RecordMcpRead appended it to the journal: not yet in the store
     int64_t at_ms = 0;         // the `read` event's time, when journaled
+    uint64_t journal_file = 0;  // which of the journal's files holds its line
   };
   // `request` by value: its arguments become the action's, not copied again.
   std::optional<McpReadTicket> BeginMcpRead(const std::optional<std::string>& token,
@@ -285,14 +287,20 @@ class Gateway {
     // A journaled read's whole record (RecordJournaledRead): its journal line is done once
     // this is committed, and kept for the next start if it is dropped.
     bool journaled = false;
+    uint64_t journal_file = 0;
     int64_t queued_ms = 0;
   };
   // After a commit that held `queued` (committed) or dropped them: their journal lines and
   // the observer.
   void QueuedWritesDone(const std::vector<QueuedWrite>& queued, bool committed);
+  // Queues writes that a failed commit held again, in front of the others.
+  void PutBack(std::vector<QueuedWrite> writes);
+  // kMaxQueuedReads wait: the store has not taken the last batches.
+  bool JournalBacklogged();
   // A journaled read answered without error: its action, `read` and `read_result` events are
   // queued as one write for the next batch (no store work before the next call).
-  void RecordJournaledRead(const Action& action, const std::string& principal, int64_t at_ms);
+  void RecordJournaledRead(const Action& action, const std::string& principal, int64_t at_ms,
+                           uint64_t journal_file);
   // Flushes the queued writes of a session that went quiet, so that its reads reach the
   // chain within about a second (other processes see them then).
   void FlushLoop();
@@ -308,7 +316,8 @@ class Gateway {
   static constexpr size_t kReadResultBatch = 32;
   static constexpr size_t kMaxQueuedReads = 8 * kReadResultBatch;
   // The journal of this gateway's read calls (RecordMcpRead), created on first use; none when
-  // it cannot be (the staged commit is made before the reply instead).
+  // it cannot be, once it is broken, or with a PostgreSQL store (the staged commit is made
+  // before the reply instead).
   ReadJournal* Journal();
   std::mutex journal_mu_;
   std::unique_ptr<ReadJournal> journal_;  // GUARDED_BY(journal_mu_) until set

@@ -8,6 +8,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -22,6 +23,7 @@
 
 #include "connectors/mcp/mcp_connector.h"
 #include "core/hash.h"
+#include "gateway/read_journal.h"
 
 namespace airlock {
 namespace {
@@ -562,13 +564,114 @@ TEST_F(McpReadTest, ADeadSessionsJournaledReadsReachTheChainAtTheNextStart) {
   EXPECT_TRUE(gateway_->VerifyAudit()->ok);
 }
 
+// A shell sandbox never shows a command the read journals (every read's arguments), as it
+// hides the store beside them.
+TEST_F(McpReadTest, TheJournalsAreHiddenFromTheShellSandbox) {
+  auto config = gateway_->ConnectorConfigFor("box");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const Json& hidden = config->fields["hide_always"];
+  EXPECT_NE(std::find(hidden.begin(), hidden.end(), Json(policy_->store_path + ".journal")),
+            hidden.end())
+      << hidden.dump();
+}
+
+// Recovery writes only what a journal line can be: an applied read tool call. A line that
+// says otherwise (a pending shell command, say) is skipped, not turned into an action.
+TEST_F(McpReadTest, RecoveryTakesOnlyReadCallsFromAJournal) {
+  const fs::path dir = policy_->store_path + ".journal";
+  fs::create_directories(dir);
+  fs::permissions(dir, fs::perms::owner_all);
+  Action forged;
+  forged.id = "act_" + RandomHex(8);
+  forged.created_ms = 1;
+  forged.agent = "bot";
+  forged.target = "box";
+  forged.kind = "shell";
+  forged.args = {{"argv", {"rm", "-rf", "/"}}};
+  forged.status = ActionStatus::kPending;
+  forged.risk = Risk::kHigh;
+  forged.quorum = 1;
+  Action read = forged;
+  read.id = "act_" + RandomHex(8);
+  read.target = "srv";
+  read.kind = "mcp";
+  read.args = {{"tool", "echo"}, {"arguments", {{"message", "hi"}}}};
+  read.status = ActionStatus::kApplied;
+  read.risk = Risk::kRead;
+  read.quorum = 0;
+  std::ofstream(dir / "1-dead.jnl") << JournalLine(forged, "agent:bot", 5) << "\n"
+                                    << JournalLine(read, "agent:bot", 6) << "\n";
+  Reopen();
+  EXPECT_FALSE(gateway_->Show(std::string("dba-token"), forged.id).action.has_value());
+  EXPECT_EQ(Events(read.id), std::vector<std::string>{"read"});
+  EXPECT_TRUE(JournalFiles().empty());
+}
+
+// A queued record the store refuses every time (its action id is taken) is dropped from the
+// batch, its journal line kept; the other reads of the batch reach the chain.
+TEST_F(McpReadTest, AWriteTheStoreAlwaysRefusesDoesNotHoldBackTheBatch) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto ticket = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
+    ASSERT_TRUE(ticket.has_value());
+    ASSERT_TRUE(gateway_->RecordMcpRead(*ticket).ok());
+    ids.push_back(ticket->action.id);
+    ASSERT_TRUE(gateway_->FinishMcpRead(std::move(*ticket), Status::Ok(), Json{{"content", "x"}})
+                    .status.ok());
+  }
+  // Another writer took the second id meanwhile.
+  Action taken;
+  taken.id = ids[1];
+  taken.agent = "someone";
+  taken.target = "srv";
+  taken.kind = "mcp";
+  ASSERT_TRUE(store_->Transact([&](StoreTxn& t) { return t.InsertAction(taken); }).ok());
+  ASSERT_TRUE(gateway_->FlushReadResults().ok());
+  EXPECT_EQ(Events(ids[0]), (std::vector<std::string>{"read", "read_result"}));
+  EXPECT_TRUE(Events(ids[1]).empty()) << "dropped";
+  EXPECT_EQ(Events(ids[2]), (std::vector<std::string>{"read", "read_result"}));
+  EXPECT_EQ(JournalLines().size(), 3u) << "the dropped read's line is kept";
+  ASSERT_TRUE(gateway_->FlushReadResults().ok()) << "nothing poisoned is left queued";
+  EXPECT_TRUE(gateway_->VerifyAudit()->ok);
+}
+
+// A store that takes no batch (failing): once kMaxQueuedReads (256) records wait, new reads
+// are committed before their answers again, so that the failing store withholds them.
+TEST_F(McpReadTest, AStoreThatTakesNoBatchWithholdsAnswersOnceTheQueueIsFull) {
+  GatewayOptions options;
+  options.quiet_flush_ms = 3600 * 1000;
+  Reopen(options);
+  const int64_t before = AuditLength();
+  store_->fail_every_audit = true;
+  for (int i = 0; i < 256; ++i) {
+    auto ticket = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
+    ASSERT_TRUE(ticket.has_value());
+    ASSERT_TRUE(gateway_->RecordMcpRead(*ticket).ok()) << i;
+    EXPECT_TRUE(ticket->journaled);
+    Outcome o = gateway_->FinishMcpRead(std::move(*ticket), Status::Ok(), Json{{"content", "x"}});
+    ASSERT_TRUE(o.status.ok()) << o.status.ToString();  // answered: the journal holds it
+  }
+  auto ticket = gateway_->BeginMcpRead(std::string("agent-token"), Call("srv", "echo"));
+  ASSERT_TRUE(ticket.has_value());
+  Status recorded = gateway_->RecordMcpRead(*ticket);
+  EXPECT_FALSE(ticket->journaled) << "the store's own record, before the answer";
+  EXPECT_FALSE(recorded.ok());
+  EXPECT_FALSE(gateway_->FinishMcpRead(std::move(*ticket), recorded, Json{{"content", "x"}})
+                   .action.has_value());
+  // The store recovers: every answered read reaches the chain.
+  store_->fail_every_audit = false;
+  ASSERT_TRUE(gateway_->FlushReadResults().ok());
+  EXPECT_EQ(AuditLength(), before + 2 * 256);
+  EXPECT_TRUE(gateway_->VerifyAudit()->ok);
+}
+
 // The journal cannot be written (here: its file system is full): the call has no record,
 // so its answer is withheld, and nothing claims it was recorded.
 TEST_F(McpReadTest, AJournalThatCannotBeWrittenWithholdsTheAnswer) {
   if (geteuid() != 0) GTEST_SKIP() << "mounts a tmpfs: needs root";
   const fs::path journal = fs::path(policy_->store_path + ".journal");
   fs::create_directories(journal);
-  ASSERT_EQ(mount("tmpfs", journal.c_str(), "tmpfs", 0, "size=4k"), 0) << strerror(errno);
+  ASSERT_EQ(mount("tmpfs", journal.c_str(), "tmpfs", 0, "size=4k,mode=0700"), 0) << strerror(errno);
   struct Unmount {
     fs::path p;
     ~Unmount() { umount2(p.c_str(), MNT_DETACH); }

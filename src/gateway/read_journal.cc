@@ -23,7 +23,8 @@ void AppendString(std::string& out, std::string_view key, const std::string& val
   out += ",\"";
   out += key;
   out += "\":";
-  out += Json(value).dump();
+  // Invalid UTF-8 (which the parsed messages never hold) is replaced, never thrown on.
+  out += Json(value).dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 void AppendInt(std::string& out, std::string_view key, int64_t value) {
@@ -42,10 +43,9 @@ Status ErrnoStatus(const std::string& what) {
 Status WriteAll(int fd, const char* p, size_t n) {
   while (n > 0) {
     ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus("write");
-    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return ErrnoStatus("write");
+    if (w == 0) return Status::IoError("write: nothing written");
     p += w;
     n -= static_cast<size_t>(w);
   }
@@ -81,7 +81,7 @@ const Json* Field(const Json& j, const char* key, Json::value_t type) {
 }  // namespace
 
 std::string JournalLine(const Action& a, const std::string& principal, int64_t at_ms) {
-  std::string args = a.args.dump();
+  std::string args = a.args.dump(-1, ' ', false, Json::error_handler_t::replace);
   std::string line;
   line.reserve(args.size() + 256);
   line += "{\"v\":";
@@ -99,7 +99,7 @@ std::string JournalLine(const Action& a, const std::string& principal, int64_t a
   line += ",\"reasons\":[";
   for (size_t i = 0; i < a.reasons.size(); ++i) {
     if (i > 0) line += ',';
-    line += Json(a.reasons[i]).dump();
+    line += Json(a.reasons[i]).dump(-1, ' ', false, Json::error_handler_t::replace);
   }
   line += ']';
   AppendString(line, "effect_hash", a.effect.effect_hash);
@@ -167,61 +167,128 @@ Result<JournaledRead> ParseJournalLine(std::string_view line) {
   return r;
 }
 
+namespace {
+
+// The journals hold every read call's arguments, and what is in them is written into the
+// chain at the next start: a directory someone else could read or write is not used.
+Status CheckDir(const std::string& dir) {
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) return ErrnoStatus("stat " + dir);
+  if (!S_ISDIR(st.st_mode)) return Status::FailedPrecondition(dir + " is not a directory");
+  if (st.st_uid != ::geteuid() || (st.st_mode & 077) != 0) {
+    return Status::PermissionDenied(dir + " must be a directory of this user's with mode 0700");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<ReadJournal>> ReadJournal::Create(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus("mkdir " + dir);
+  RETURN_IF_ERROR(CheckDir(dir));
+  std::unique_ptr<ReadJournal> j(new ReadJournal(dir));
+  std::lock_guard<std::mutex> lock(j->mu_);
+  RETURN_IF_ERROR(j->OpenFile());
+  return j;
+}
+
+Status ReadJournal::OpenFile() {
   std::random_device rd;
   for (int attempt = 0; attempt < 16; ++attempt) {
     char name[64];
     std::snprintf(name, sizeof name, "%d-%08x%08x", static_cast<int>(::getpid()), rd(), rd());
     // Created under a name Recover ignores, locked, then renamed: Recover never sees a
     // journal whose lock is free because its session has not taken it yet.
-    const std::string tmp = dir + "/" + name + ".new";
-    const std::string path = dir + "/" + name + ".jnl";
+    const std::string tmp = dir_ + "/" + name + ".new";
+    const std::string path = dir_ + "/" + name + ".jnl";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) {
       if (errno == EEXIST) continue;
       return ErrnoStatus("create " + tmp);
     }
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-      Status st = ErrnoStatus("lock " + tmp);
+    const bool locked = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+    if (!locked || ::rename(tmp.c_str(), path.c_str()) != 0) {
+      Status st = ErrnoStatus((locked ? "rename " : "lock ") + tmp);
       ::close(fd);
       ::unlink(tmp.c_str());
       return st;
     }
-    return std::unique_ptr<ReadJournal>(new ReadJournal(fd, path));
+    File f;
+    f.fd = fd;
+    f.path = path;
+    const uint64_t key = files_.empty() ? 1 : files_.rbegin()->first + 1;
+    files_[key] = std::move(f);
+    current_ = key;
+    return Status::Ok();
   }
-  return Status::Internal("could not create a journal in " + dir);
+  return Status::Internal("could not create a journal in " + dir_);
+}
+
+void ReadJournal::Close(File& f) {
+  if (f.outstanding == 0 && f.kept == 0) ::unlink(f.path.c_str());
+  ::close(f.fd);  // the lock goes: a file kept is the next Recover's
+  f.fd = -1;
 }
 
 ReadJournal::~ReadJournal() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (outstanding_ == 0 && kept_ == 0) ::unlink(path_.c_str());
-  ::close(fd_);
+  for (auto& [key, f] : files_) Close(f);
 }
 
-Status ReadJournal::Append(const Action& a, const std::string& principal, int64_t at_ms) {
+std::string ReadJournal::path() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return files_.at(current_).path;
+}
+
+bool ReadJournal::broken() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return broken_;
+}
+
+Result<uint64_t> ReadJournal::Append(const Action& a, const std::string& principal, int64_t at_ms) {
   std::string line = JournalLine(a, principal, at_ms);
   line += '\n';
   std::lock_guard<std::mutex> lock(mu_);
-  // A line half written (a full disk) would join the next one into garbage: the file is cut
-  // back to where it was, and the call is not made.
-  const int64_t before = size_;
-  Status st = WriteAll(fd_, line.data(), line.size());
-  if (!st.ok()) {
-    if (::ftruncate(fd_, before) != 0) kept_ = std::max<int64_t>(kept_, 1);
-    return st.Annotate("the read journal " + path_);
+  if (broken_) return Status::FailedPrecondition("the read journal in " + dir_ + " is broken");
+  if (files_.at(current_).size >= kRotateAt) {
+    // Lines keep coming and some are always outstanding: the next ones go to a new file, and
+    // this one goes once its last line is done (Done). If none can be made, this one grows.
+    const uint64_t old = current_;
+    if (OpenFile().ok() && files_.at(old).outstanding == 0) {
+      Close(files_.at(old));
+      files_.erase(old);
+    }
   }
-  size_ += static_cast<int64_t>(line.size());
-  ++outstanding_;
-  return Status::Ok();
+  File& f = files_.at(current_);
+  // A line half written (a full disk) would join the next one into garbage: the file is cut
+  // back to where it was, and the call is not made. If it cannot be cut back, nothing more is
+  // appended (the caller records its calls another way), and the file is kept.
+  Status st = WriteAll(f.fd, line.data(), line.size());
+  if (!st.ok()) {
+    if (::ftruncate(f.fd, f.size) != 0) {
+      broken_ = true;
+      f.kept = std::max<int64_t>(f.kept, 1);
+    }
+    return st.Annotate("the read journal " + f.path);
+  }
+  f.size += static_cast<int64_t>(line.size());
+  ++f.outstanding;
+  return current_;
 }
 
-void ReadJournal::Done(bool recorded) {
+void ReadJournal::Done(uint64_t file, bool recorded) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (outstanding_ > 0) --outstanding_;
-  if (!recorded) ++kept_;
-  if (outstanding_ == 0 && kept_ == 0 && size_ >= kTruncateAt) {
-    if (::ftruncate(fd_, 0) == 0) size_ = 0;
+  auto it = files_.find(file);
+  if (it == files_.end()) return;
+  File& f = it->second;
+  if (f.outstanding > 0) --f.outstanding;
+  if (!recorded) ++f.kept;
+  if (f.outstanding > 0) return;
+  if (file != current_) {
+    Close(f);
+    files_.erase(it);
+  } else if (f.kept == 0 && f.size >= kRotateAt && ::ftruncate(f.fd, 0) == 0) {
+    f.size = 0;
   }
 }
 
@@ -231,6 +298,9 @@ Status ReadJournal::RecoverDead(const std::string& dir,
   if (torn != nullptr) *torn = 0;
   std::vector<std::string> names;
   {
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) != 0 && errno == ENOENT) return Status::Ok();
+    RETURN_IF_ERROR(CheckDir(dir));
     DIR* d = ::opendir(dir.c_str());
     if (d == nullptr) {
       if (errno == ENOENT) return Status::Ok();
@@ -251,7 +321,9 @@ Status ReadJournal::RecoverDead(const std::string& dir,
       if (errno != ENOENT && first_error.ok()) first_error = ErrnoStatus("open " + path);
       continue;
     }
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {  // a live session's
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      // EWOULDBLOCK: a live session's. Anything else is reported, and the file left alone.
+      if (errno != EWOULDBLOCK && first_error.ok()) first_error = ErrnoStatus("lock " + path);
       ::close(fd);
       continue;
     }

@@ -11,12 +11,14 @@
 // Each journal is DIR/<pid>-<random>.jnl, locked (flock) by its session for its whole life.
 // A journal whose lock is free belongs to a session that died: Recover hands its lines to
 // the store (those not recorded yet) and removes it. A session removes its own journal at
-// its end, once every line it holds has its full record; it empties it earlier whenever
-// nothing is outstanding and the file has grown past a threshold.
+// its end, once every line it holds has its full record. A file past a threshold is emptied
+// when nothing in it is outstanding, or, under steady load, replaced by a new one and removed
+// once its last line is done.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -44,21 +46,27 @@ Result<JournaledRead> ParseJournalLine(std::string_view line);
 
 class ReadJournal {
  public:
-  // Creates and locks a new journal in `dir` (created 0700 if missing).
+  // Creates and locks a new journal in `dir` (created 0700 if missing; refused if it is not a
+  // directory of this user's that only this user can read and write).
   static Result<std::unique_ptr<ReadJournal>> Create(const std::string& dir);
-  // Removes the file if nothing is outstanding; else leaves it for the next Recover.
+  // Removes its files whose lines are all done; leaves the others for the next Recover.
   ~ReadJournal();
   ReadJournal(const ReadJournal&) = delete;
   ReadJournal& operator=(const ReadJournal&) = delete;
 
-  // One write(2) of the line and its newline. Counts the line outstanding until Done.
-  Status Append(const Action& a, const std::string& principal, int64_t at_ms);
-  // One appended line has its full record in the store (or was given up: it stays in the
-  // file for Recover). Empties the file when nothing is outstanding and it is large.
-  void Done(bool recorded);
-  const std::string& path() const { return path_; }
+  // One write(2) of the line and its newline. Counts the line outstanding until Done, and
+  // returns which of the session's files holds it (for Done).
+  Result<uint64_t> Append(const Action& a, const std::string& principal, int64_t at_ms);
+  // One line of `file` has its full record in the store, or was given up (it stays for
+  // Recover). A file past kRotateAt is emptied once all its lines are done, or, if lines
+  // keep coming, left for a new one and removed once its last line is done.
+  void Done(uint64_t file, bool recorded);
+  // The file new lines go to.
+  std::string path();
+  // A half-written line could not be cut back: nothing more is appended to this journal.
+  bool broken();
 
-  // The files of dead sessions in `dir`, oldest name first: each is locked, read and handed
+  // The files of dead sessions in `dir`, in name order: each is locked, read and handed
   // to `ingest` with its whole lines in order; on OK the file is removed. A torn last line
   // (a crash mid-write; power loss) is skipped and counted in *torn. A file that cannot be
   // read or ingested is left in place and reported in the returned status, after the others.
@@ -66,18 +74,26 @@ class ReadJournal {
                             const std::function<Status(std::vector<JournaledRead>&)>& ingest,
                             int* torn = nullptr);
 
-  // Empties at this many bytes once nothing is outstanding.
-  static constexpr int64_t kTruncateAt = 256 * 1024;
+  static constexpr int64_t kRotateAt = 256 * 1024;
 
  private:
-  ReadJournal(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  struct File {
+    int fd = -1;
+    std::string path;
+    int64_t outstanding = 0;  // appended, not yet Done
+    int64_t kept = 0;         // given up (Done(false)): never emptied or removed
+    int64_t size = 0;         // bytes appended since the last emptying
+  };
+  explicit ReadJournal(std::string dir) : dir_(std::move(dir)) {}
+  // A new file (created, locked, renamed into place) for the lines to come.
+  Status OpenFile();    // REQUIRES(mu_)
+  void Close(File& f);  // REQUIRES(mu_): removes it unless a line in it is not done
 
-  int fd_;
-  std::string path_;
+  const std::string dir_;
   std::mutex mu_;
-  int64_t outstanding_ = 0;  // appended, not yet Done
-  int64_t kept_ = 0;         // given up (Done(false)): the file is never emptied or removed
-  int64_t size_ = 0;         // bytes appended since the last emptying
+  std::map<uint64_t, File> files_;  // GUARDED_BY(mu_)
+  uint64_t current_ = 0;            // GUARDED_BY(mu_): the key of the file lines go to
+  bool broken_ = false;             // GUARDED_BY(mu_)
 };
 
 }  // namespace airlock

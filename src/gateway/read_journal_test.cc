@@ -141,8 +141,10 @@ TEST_F(ReadJournalTest, AppendsWholeLinesAndRemovesItselfWhenNothingIsOutstandin
     path = (*j)->path();
     EXPECT_EQ(fs::path(path).extension(), ".jnl");
     EXPECT_EQ(fs::status(dir_).permissions() & fs::perms::all, fs::perms::owner_all);
-    ASSERT_TRUE((*j)->Append(ReadAction("act_1", "one"), "agent:bot", 1).ok());
-    ASSERT_TRUE((*j)->Append(ReadAction("act_2", "two"), "agent:bot", 2).ok());
+    auto one = (*j)->Append(ReadAction("act_1", "one"), "agent:bot", 1);
+    auto two = (*j)->Append(ReadAction("act_2", "two"), "agent:bot", 2);
+    ASSERT_TRUE(one.ok() && two.ok());
+    EXPECT_EQ(*one, *two) << "one file";
     std::ifstream in(path);
     std::vector<std::string> lines;
     for (std::string l; std::getline(in, l);) lines.push_back(l);
@@ -153,41 +155,55 @@ TEST_F(ReadJournalTest, AppendsWholeLinesAndRemovesItselfWhenNothingIsOutstandin
     ASSERT_GE(fd, 0);
     EXPECT_NE(flock(fd, LOCK_EX | LOCK_NB), 0);
     close(fd);
-    (*j)->Done(true);
-    (*j)->Done(true);
+    (*j)->Done(*one, true);
+    (*j)->Done(*two, true);
   }
   EXPECT_FALSE(fs::exists(path)) << "every line had its record: nothing to keep";
 }
 
-TEST_F(ReadJournalTest, IsKeptWhileALineHasNoRecordAndEmptiedOnlyWhenNoneIsOutstanding) {
+TEST_F(ReadJournalTest, IsEmptiedOrReplacedPastItsSizeAndKeptWhileALineHasNoRecord) {
   auto j = ReadJournal::Create(dir_.string());
   ASSERT_TRUE(j.ok()) << j.status().ToString();
-  const std::string path = (*j)->path();
-  // Past the threshold, with one line outstanding: kept whole.
-  const std::string big(ReadJournal::kTruncateAt, 'm');
-  ASSERT_TRUE((*j)->Append(ReadAction("act_big", big), "agent:bot", 1).ok());
-  ASSERT_TRUE((*j)->Append(ReadAction("act_next", "n"), "agent:bot", 2).ok());
-  (*j)->Done(true);
-  EXPECT_GT(fs::file_size(path), static_cast<uintmax_t>(ReadJournal::kTruncateAt));
-  (*j)->Done(true);
-  EXPECT_EQ(fs::file_size(path), 0u) << "nothing outstanding and past the threshold: emptied";
-  // A line given up on (its store write failed) keeps the file for the next start.
-  ASSERT_TRUE((*j)->Append(ReadAction("act_kept", "k"), "agent:bot", 3).ok());
-  (*j)->Done(false);
+  const std::string first = (*j)->path();
+  const std::string big(ReadJournal::kRotateAt, 'm');
+  // Past the threshold with nothing outstanding: emptied.
+  auto a = (*j)->Append(ReadAction("act_a", big), "agent:bot", 1);
+  ASSERT_TRUE(a.ok());
+  (*j)->Done(*a, true);
+  EXPECT_EQ(fs::file_size(first), 0u);
+  // Past the threshold with a line outstanding (steady load): the next line goes to a new
+  // file, and the old one goes with its last line.
+  auto b = (*j)->Append(ReadAction("act_b", big), "agent:bot", 2);
+  auto c = (*j)->Append(ReadAction("act_c", "c"), "agent:bot", 3);
+  ASSERT_TRUE(b.ok() && c.ok());
+  EXPECT_NE(*b, *c);
+  const std::string second = (*j)->path();
+  EXPECT_NE(second, first);
+  EXPECT_EQ(Files().size(), 2u);
+  (*j)->Done(*b, true);
+  EXPECT_FALSE(fs::exists(first)) << "its last line done";
+  EXPECT_TRUE(fs::exists(second));
+  (*j)->Done(*c, true);
+  // A line given up on (its store write failed) keeps its file for the next start.
+  auto kept = (*j)->Append(ReadAction("act_kept", "k"), "agent:bot", 4);
+  ASSERT_TRUE(kept.ok());
+  (*j)->Done(*kept, false);
   j->reset();
-  ASSERT_TRUE(fs::exists(path));
+  ASSERT_TRUE(fs::exists(second));
   std::vector<std::string> got;
   Status st = ReadJournal::RecoverDead(dir_.string(), [&](std::vector<JournaledRead>& reads) {
     for (auto& r : reads) got.push_back(r.action.id);
     return Status::Ok();
   });
   ASSERT_TRUE(st.ok()) << st.ToString();
-  EXPECT_EQ(got, std::vector<std::string>{"act_kept"});
-  EXPECT_FALSE(fs::exists(path));
+  EXPECT_EQ(got, (std::vector<std::string>{"act_c", "act_kept"})) << "done lines are deduped "
+                                                                     "by the store, not here";
+  EXPECT_FALSE(fs::exists(second));
 }
 
 TEST_F(ReadJournalTest, RecoveryTakesDeadJournalsInOrderAndLeavesLiveOnesAndFailuresInPlace) {
   fs::create_directories(dir_);
+  fs::permissions(dir_, fs::perms::owner_all);
   auto write = [&](const std::string& name, const std::string& text) {
     std::ofstream(dir_ / name, std::ios::binary) << text;
   };
@@ -224,6 +240,25 @@ TEST_F(ReadJournalTest, RecoveryTakesDeadJournalsInOrderAndLeavesLiveOnesAndFail
   EXPECT_TRUE(fs::exists(dir_ / "300-c.new"));
   EXPECT_TRUE(fs::exists((*live)->path()));
   EXPECT_EQ(Files().size(), 2u);
+}
+
+// The journals hold every read's arguments and feed the chain: a directory others could read
+// or write is refused, for writing and for recovery alike.
+TEST_F(ReadJournalTest, ADirectoryOthersCanReachIsRefused) {
+  fs::create_directories(dir_);
+  fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec);
+  auto j = ReadJournal::Create(dir_.string());
+  ASSERT_FALSE(j.ok());
+  EXPECT_EQ(j.status().code(), StatusCode::kPermissionDenied) << j.status().ToString();
+  bool called = false;
+  Status st = ReadJournal::RecoverDead(dir_.string(), [&](std::vector<JournaledRead>&) {
+    called = true;
+    return Status::Ok();
+  });
+  EXPECT_FALSE(st.ok());
+  EXPECT_FALSE(called);
+  fs::permissions(dir_, fs::perms::owner_all);
+  EXPECT_TRUE(ReadJournal::Create(dir_.string()).ok());
 }
 
 TEST_F(ReadJournalTest, ANonDirectoryIsAClearError) {

@@ -121,7 +121,7 @@ checkd "... the chain verifies" "$(as_alice audit verify 2>&1)" verified
 # The journal's directory is a full file system (a 4 KiB tmpfs, filled): the call's record
 # cannot be made, so the client gets an error and never the answer.
 mkdir -p "$STORE.journal"
-if mount -t tmpfs -o size=4k tmpfs "$STORE.journal" 2>/dev/null; then
+if mount -t tmpfs -o size=4k,mode=0700 tmpfs "$STORE.journal" 2>/dev/null; then
   head -c 4096 /dev/zero > "$STORE.journal/fill" 2>/dev/null || true
   : > "$T/mcp.err"
   out=$(echo_call "order no journal")
