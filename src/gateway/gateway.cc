@@ -410,6 +410,7 @@ Status Gateway::Commit(const std::function<Status(StoreTxn&)>& fn) {
 }
 
 void Gateway::QueuedWritesDone(const std::vector<QueuedWrite>& queued, bool committed) {
+  unwritten_.fetch_sub(queued.size());
   for (const QueuedWrite& q : queued) {
     if (q.journaled) journal_->Done(q.journal_file, committed);
     if (!committed || !observer_) continue;
@@ -550,6 +551,7 @@ void Gateway::RecordJournaledRead(const Action& action, const std::string& princ
     queued_.push_back(std::move(q));
     waiting = queued_.size();
   }
+  const size_t unwritten = unwritten_.fetch_add(1) + 1;
   {
     // A full batch is the flusher's to write, off this thread (which may be the one that
     // reads the next answer). Notified under its lock: never between its look and its wait.
@@ -559,7 +561,7 @@ void Gateway::RecordJournaledRead(const Action& action, const std::string& princ
   }
   // A flusher that cannot keep up (a store locked for seconds) is helped here, so that the
   // queue stays bounded.
-  if (waiting >= kMaxQueuedReads) {
+  if (unwritten >= kMaxQueuedReads) {
     Status st = FlushReadResults();
     if (!st.ok()) {
       std::fprintf(stderr, "airlock: the records of the last reads wait for the next commit: %s\n",
@@ -596,6 +598,7 @@ void Gateway::RecordReadResult(const Action& action, const std::string& principa
     queued_.push_back(std::move(q));
     waiting = queued_.size();
   }
+  unwritten_.fetch_add(1);
   // The staged reads and their results reach the chain together, one commit per batch: the
   // commit costs about as much CPU as the records in it, so it is not made per call.
   if (waiting >= kReadResultBatch) {
@@ -1130,8 +1133,9 @@ bool Gateway::JournalBacklogged() {
   // A store that has not taken the last batches (locked, failing): new reads are committed
   // before their answers again, so that a failing store withholds them (fail closed) and the
   // memory and the journal stop growing.
-  std::lock_guard<std::mutex> lock(queued_mu_);
-  return queued_.size() >= kMaxQueuedReads;
+  // Counted from queueing to commit or drop: a batch being written (out of queued_ meanwhile)
+  // is still waiting.
+  return unwritten_.load() >= kMaxQueuedReads;
 }
 
 ReadJournal* Gateway::Journal() {

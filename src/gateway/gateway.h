@@ -297,6 +297,7 @@ class Gateway {
   void PutBack(std::vector<QueuedWrite> writes);
   // kMaxQueuedReads wait: the store has not taken the last batches.
   bool JournalBacklogged();
+  std::atomic<size_t> unwritten_{0};  // queued writes not yet committed or dropped
   // A journaled read answered without error: its action, `read` and `read_result` events are
   // queued as one write for the next batch (no store work before the next call).
   void RecordJournaledRead(const Action& action, const std::string& principal, int64_t at_ms,
