@@ -4,6 +4,8 @@
 // - a parsed message is self-consistent (its type matches its fields), came from valid UTF-8,
 //   and Serialize gives one line that parses back to the same message;
 // - a refusal has a JSON-RPC code and a readable id or none;
+// - ScanResponse passes only what Parse takes as a response with the same id, and SpliceId
+//   changes that id and nothing else;
 // - LineReader yields exactly the events of a plain split on '\n' (see ExpectedEvents).
 // Seeds: fuzz/corpus/jsonrpc/, named by scenario.
 #include <sys/mman.h>
@@ -12,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -105,7 +108,23 @@ void CheckFailure(const ParseFailure& f) {
   Check(!f.message.empty());
 }
 
+void CheckScan(std::string_view text, size_t cap) {
+  std::optional<ResponseShape> shape = ScanResponse(text, cap);
+  if (!shape) return;
+  ParseResult r = Parse(text, cap);
+  Check(r.message.has_value() && r.message->type == Message::Type::kResponse);
+  Check(r.message->id == Json(shape->id));
+  const std::string spliced = SpliceId(text, *shape, R"("c\"1")");
+  ParseResult again = Parse(spliced, SIZE_MAX);
+  Check(again.message.has_value() && again.message->type == Message::Type::kResponse);
+  Json expected = r.message->raw;
+  expected["id"] = "c\"1";
+  Check(again.message->raw == expected && again.message->result == r.message->result);
+}
+
 void CheckParse(std::string_view text) {
+  CheckScan(text, kSmallCap);
+  CheckScan(text, kLargeCap);
   ParseResult small = Parse(text, kSmallCap);
   ParseResult large = Parse(text, kLargeCap);
   if (text.size() > kSmallCap) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -247,6 +248,207 @@ ParseResult Parse(std::string_view text, size_t max_bytes) {
   return ParseObject(std::move(parsed.value), parsed.duplicate_key);
 }
 
+namespace {
+
+constexpr size_t kMaxScannedKeys = 64;  // per object; a larger one is Parse's to check
+
+// The checks of StrictBuilder and ParseObject for a response, without building anything:
+// nlohmann's lexer still checks the JSON and its UTF-8; this handler counts depth, compares
+// each object's key hashes (a collision is "unsure", never a pass), and reads the top
+// level's "jsonrpc", "id", "result", "error" and "method".
+class ShapeChecker {
+ public:
+  bool null() { return Value(Kind::kOther); }
+  bool boolean(bool /*v*/) { return Value(Kind::kOther); }
+  bool number_integer(Json::number_integer_t v) {
+    if (AtTopValue() && key_ == TopKey::kId) id_ = v;
+    return Value(Kind::kInteger);
+  }
+  bool number_unsigned(Json::number_unsigned_t v) {
+    if (AtTopValue() && key_ == TopKey::kId && v <= static_cast<uint64_t>(INT64_MAX)) {
+      id_ = static_cast<int64_t>(v);
+      return Value(Kind::kInteger);
+    }
+    return Value(Kind::kOther);
+  }
+  bool number_float(Json::number_float_t /*v*/, const Json::string_t& /*text*/) {
+    return Value(Kind::kOther);
+  }
+  bool string(Json::string_t& v) {
+    if (AtTopValue() && key_ == TopKey::kJsonrpc) version_ok_ = v == "2.0";
+    return Value(Kind::kOther);
+  }
+  bool binary(Json::binary_t& /*v*/) { return false; }
+  bool start_object(std::size_t /*size*/) { return Open(true); }
+  bool start_array(std::size_t /*size*/) { return Open(false); }
+  bool key(Json::string_t& k) {
+    Level& level = levels_.back();
+    if (level.keys.size() >= kMaxScannedKeys) return false;
+    const uint64_t h = std::hash<std::string_view>{}(k);
+    if (std::find(level.keys.begin(), level.keys.end(), h) != level.keys.end()) return false;
+    level.keys.push_back(h);
+    if (levels_.size() == 1) {
+      key_ = k == "id"        ? TopKey::kId
+             : k == "jsonrpc" ? TopKey::kJsonrpc
+             : k == "result"  ? TopKey::kResult
+             : k == "error"   ? TopKey::kError
+             : k == "method"  ? TopKey::kMethod
+                              : TopKey::kOther;
+      if (key_ == TopKey::kResult) has_result_ = true;
+      if (key_ == TopKey::kError || key_ == TopKey::kMethod) refused_ = true;
+    }
+    return true;
+  }
+  bool end_object() { return Close(); }
+  bool end_array() { return Close(); }
+  template <typename Exception>
+  bool parse_error(std::size_t /*position*/, const std::string& /*token*/, const Exception& /*e*/) {
+    return false;
+  }
+
+  // After a successful sax_parse: a response with a result and an integer id.
+  std::optional<int64_t> Id() const {
+    if (!top_object_ || !version_ok_ || !has_result_ || refused_ || !id_) return std::nullopt;
+    return id_;
+  }
+
+ private:
+  enum class Kind { kInteger, kOther };
+  enum class TopKey { kNone, kId, kJsonrpc, kResult, kError, kMethod, kOther };
+  struct Level {
+    bool object = false;
+    std::vector<uint64_t> keys;
+  };
+
+  // A value that is a member of the top-level object, right after its key.
+  bool AtTopValue() const { return levels_.size() == 1 && levels_[0].object; }
+  bool Value(Kind kind) {
+    if (levels_.empty()) return false;  // a scalar message: Parse refuses it
+    // An id that is not an integer is not a splice's; "jsonrpc" is right only as "2.0",
+    // which string() sets.
+    if (AtTopValue() && key_ == TopKey::kId && kind != Kind::kInteger) id_.reset();
+    return true;
+  }
+  bool Open(bool object) {
+    if (levels_.size() >= static_cast<size_t>(kMaxDepth)) return false;
+    if (levels_.empty()) {
+      if (!object) return false;  // a batch
+      top_object_ = true;
+    } else if (!Value(Kind::kOther)) {
+      return false;
+    }
+    levels_.push_back(Level{object, {}});
+    return true;
+  }
+  bool Close() {
+    levels_.pop_back();
+    return true;
+  }
+
+  std::vector<Level> levels_;
+  TopKey key_ = TopKey::kNone;
+  bool top_object_ = false;
+  bool version_ok_ = false;
+  bool has_result_ = false;
+  bool refused_ = false;
+  std::optional<int64_t> id_;
+};
+
+size_t SkipSpace(std::string_view t, size_t i) {
+  while (i < t.size() && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r')) ++i;
+  return i;
+}
+
+// From the opening quote of a string to just past its closing quote; *escaped tells whether
+// it holds a backslash. The text is valid JSON, checked before.
+size_t SkipString(std::string_view t, size_t i, bool* escaped) {
+  *escaped = false;
+  for (++i; i < t.size(); ++i) {
+    if (t[i] == '\\') {
+      *escaped = true;
+      ++i;
+    } else if (t[i] == '"') {
+      return i + 1;
+    }
+  }
+  return t.size();
+}
+
+// From the first byte of a value to just past it, in valid JSON.
+size_t SkipValue(std::string_view t, size_t i) {
+  bool escaped;
+  if (t[i] == '"') return SkipString(t, i, &escaped);
+  if (t[i] == '{' || t[i] == '[') {
+    int depth = 0;
+    for (; i < t.size(); ++i) {
+      const char c = t[i];
+      if (c == '"') {
+        i = SkipString(t, i, &escaped) - 1;
+      } else if (c == '{' || c == '[') {
+        ++depth;
+      } else if ((c == '}' || c == ']') && --depth == 0) {
+        return i + 1;
+      }
+    }
+    return t.size();
+  }
+  while (i < t.size() && t[i] != ',' && t[i] != '}' && t[i] != ']' && t[i] != ' ' && t[i] != '\t' &&
+         t[i] != '\n' && t[i] != '\r') {
+    ++i;
+  }
+  return i;
+}
+
+}  // namespace
+
+std::optional<ResponseShape> ScanResponse(std::string_view text, size_t max_bytes) {
+  if (text.size() > max_bytes || text.find('\0') != std::string_view::npos ||
+      text.find('\r') != std::string_view::npos || text.find('\n') != std::string_view::npos) {
+    return std::nullopt;
+  }
+  ShapeChecker checker;
+  if (!Json::sax_parse(text.begin(), text.end(), &checker, Json::input_format_t::json,
+                       /*strict=*/true, /*ignore_comments=*/false)) {
+    return std::nullopt;
+  }
+  std::optional<int64_t> id = checker.Id();
+  if (!id) return std::nullopt;
+  // The checked text is one object with one "id" key at its top level; find its value.
+  size_t i = SkipSpace(text, 0);
+  if (i >= text.size() || text[i] != '{') return std::nullopt;
+  ++i;
+  for (;;) {
+    i = SkipSpace(text, i);
+    if (i >= text.size() || text[i] != '"') return std::nullopt;
+    bool escaped;
+    const size_t key_end = SkipString(text, i, &escaped);
+    if (escaped) return std::nullopt;  // "\u0069d" is "id" too: Parse's to read
+    const std::string_view key = text.substr(i + 1, key_end - i - 2);
+    i = SkipSpace(text, key_end);
+    if (i >= text.size() || text[i] != ':') return std::nullopt;
+    i = SkipSpace(text, i + 1);
+    if (i >= text.size()) return std::nullopt;
+    const size_t value_end = SkipValue(text, i);
+    if (key == "id") {
+      // Only the plain decimal form, so the splice replaces exactly the number read.
+      if (text.substr(i, value_end - i) != std::to_string(*id)) return std::nullopt;
+      return ResponseShape{*id, i, value_end};
+    }
+    i = SkipSpace(text, value_end);
+    if (i >= text.size() || text[i] != ',') return std::nullopt;
+    ++i;
+  }
+}
+
+std::string SpliceId(std::string_view text, const ResponseShape& shape, std::string_view id_json) {
+  std::string out;
+  out.reserve(text.size() - (shape.id_end - shape.id_begin) + id_json.size());
+  out.append(text.substr(0, shape.id_begin));
+  out.append(id_json);
+  out.append(text.substr(shape.id_end));
+  return out;
+}
+
 std::string Serialize(const Json& message) {
   // Compact form: control characters in strings are escaped, so there is no raw newline.
   // Invalid UTF-8 (only possible in a Json built in memory) is replaced, never thrown on.
@@ -370,7 +572,7 @@ LineReader::Event LineReader::Next(std::string* line) {
 
 // ---- WriteLine ------------------------------------------------------------------------------
 
-bool WriteLine(int fd, const std::string& line) {
+bool WriteLine(int fd, std::string_view line) {
   char newline = '\n';
   iovec iov[2] = {{const_cast<char*>(line.data()), line.size()}, {&newline, 1}};
   iovec* next = iov;

@@ -510,6 +510,109 @@ TEST(JsonRpcSerialize, ErrorWithUnknownIdOmitsTheId) {
   EXPECT_EQ(e["error"]["message"], Json("not valid JSON"));
 }
 
+// ---- ScanResponse / SpliceId ---------------------------------------------------------------
+
+// Whatever ScanResponse passes, Parse takes as a response with that id; the splice changes
+// the id and nothing else.
+void ExpectSplices(std::string_view text, int64_t id) {
+  std::optional<ResponseShape> shape = ScanResponse(text, kBig);
+  ASSERT_TRUE(shape.has_value()) << text;
+  EXPECT_EQ(shape->id, id) << text;
+  Message m = Accepted(text);
+  ASSERT_EQ(m.type, Message::Type::kResponse) << text;
+  EXPECT_EQ(m.id, Json(id));
+  for (const Json& client_id : {Json(7), Json("req \"7\" \u00e9"), Json(-3)}) {
+    const std::string spliced = SpliceId(text, *shape, client_id.dump());
+    Message again = Accepted(spliced);
+    ASSERT_EQ(again.type, Message::Type::kResponse) << spliced;
+    EXPECT_EQ(again.id, client_id) << spliced;
+    Json expected = m.raw;
+    expected["id"] = client_id;
+    EXPECT_EQ(again.raw, expected) << spliced;
+  }
+}
+
+void ExpectUnsure(std::string_view text, size_t max_bytes = kBig) {
+  EXPECT_FALSE(ScanResponse(text, max_bytes).has_value()) << text;
+}
+
+TEST(JsonRpcScanResponse, FindsTheTopLevelIdWhereverItIs) {
+  ExpectSplices(
+      R"({"result":{"content":[{"type":"text","text":"Echo: hi"}]},"jsonrpc":"2.0","id":5})", 5);
+  ExpectSplices(R"({"jsonrpc":"2.0","id":0,"result":null})", 0);
+  ExpectSplices(R"(  { "id" : 123456789012 , "result" : [ 1, "}" ] , "jsonrpc" : "2.0" }  )",
+                123456789012);
+  ExpectSplices("{\t\"jsonrpc\":\"2.0\",\t\"result\":{},\"id\":-9}", -9);
+  // Ids and braces inside strings and nested objects are not the top level's.
+  ExpectSplices(
+      R"({"result":{"id":99,"t":"\"id\":5,{[","a":[{"id":1}]},"x":{"y\"":{"id":2}},"jsonrpc":"2.0","id":3})",
+      3);
+  // An escape in a top-level key leaves it to Parse, whatever the key.
+  ExpectUnsure(R"({"x\"y":1,"jsonrpc":"2.0","id":3,"result":{}})");
+  // Extra top-level members pass, as Parse keeps them in raw.
+  ExpectSplices(R"({"jsonrpc":"2.0","id":8,"result":{},"_meta":{"k":"v"},"params":[1]})", 8);
+  ExpectSplices(R"({"jsonrpc":"2.0","id":9223372036854775807,"result":1})", INT64_MAX);
+}
+
+TEST(JsonRpcScanResponse, AnythingButAResultWithAnIntegerIdIsLeftToParse) {
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"m"}})");
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":1,"method":"ping"})");
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":1,"method":"x","result":{}})");
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":"m"}})");
+  ExpectUnsure(R"({"jsonrpc":"2.0","result":{}})");
+  ExpectUnsure(R"({"id":1,"result":{}})");
+  ExpectUnsure(R"({"jsonrpc":"2.1","id":1,"result":{}})");
+  ExpectUnsure(R"({"jsonrpc":2,"id":1,"result":{}})");
+  ExpectUnsure(R"({"jsonrpc":["2.0"],"id":1,"result":{}})");
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":"1","result":{}})");
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":1.0,"result":{}})");
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":1e2,"result":{}})");
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":-0,"result":{}})");
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":null,"result":{}})");
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":{"n":1},"result":{}})");
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":9223372036854775808,"result":{}})");
+  ExpectUnsure(R"([{"jsonrpc":"2.0","id":1,"result":{}}])");
+  ExpectUnsure(R"(1)");
+  ExpectUnsure(R"("x")");
+  ExpectUnsure("");
+}
+
+TEST(JsonRpcScanResponse, HostileTextIsNeverSpliced) {
+  // Repeated keys, at the top and deeper: the client and the record could read different
+  // values.
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":1,"id":2,"result":{}})");
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":1,"result":{"a":1,"a":2}})");
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":1,"result":{},"result":{}})");
+  // A key written with an escape is the same key to a parser.
+  ExpectUnsure(R"({"jsonrpc":"2.0","\u0069d":1,"result":{}})");
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":1,"\u0069d":2,"result":{}})");
+  ExpectUnsure(R"({"json\u0072pc":"2.0","id":1,"result":{}})");
+  // Not JSON, not UTF-8, NUL, trailing bytes, comments, carriage returns, the cap.
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":1,"result":{})");
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":1,"result":{}} x)");
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":1,"result":{}} {})");
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":1,"result":/*c*/{}})");
+  ExpectUnsure("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\xC0\xAF\"}");
+  ExpectUnsure("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\xED\xA0\x80\"}");
+  ExpectUnsure("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\0"s);
+  ExpectUnsure("{\"jsonrpc\":\"2.0\",\"id\":1,\r\"result\":{}}");
+  ExpectUnsure("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\r");
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":1,"result":{}})", 10);
+  // Too deep for Parse is too deep here.
+  const std::string deep = Nested(64, "[", "]");
+  EXPECT_FALSE(Parse(R"({"jsonrpc":"2.0","id":1,"result":)" + deep + "}", kBig).message);
+  ExpectUnsure(R"({"jsonrpc":"2.0","id":1,"result":)" + deep + "}");
+  ExpectSplices(R"({"jsonrpc":"2.0","id":1,"result":)" + Nested(62, "[", "]") + "}", 1);
+}
+
+TEST(JsonRpcScanResponse, LargeObjectsAreLeftToParse) {
+  std::string many = R"({"jsonrpc":"2.0","id":4,"result":{)";
+  for (int i = 0; i < 65; ++i) many += (i ? "," : "") + ("\"k" + std::to_string(i) + "\":1");
+  many += "}}";
+  EXPECT_TRUE(Accepted(many).type == Message::Type::kResponse);
+  ExpectUnsure(many);
+}
+
 // ---- LineReader -----------------------------------------------------------------------------
 
 class Pipe {

@@ -37,6 +37,12 @@ class ClientChannel {
   // One message for the client; called from several threads at once. false: the client is
   // gone for good, and the session ends.
   virtual bool Send(const Json& message) = 0;
+  // A message already in its compact one-line text (checked by the caller: valid JSON, no
+  // newline or carriage return), sent as is. Only when TakesText(): the reply to a read tool
+  // call then goes out as the server's own text with its id replaced, before the message is
+  // built (Session::ReplyEarly); other channels get it as Json.
+  virtual bool TakesText() const { return false; }
+  virtual bool SendText(std::string_view /*line*/) { return false; }
 };
 
 // One client's session with one MCP server (or airlock's built-in one), whatever carries

@@ -18,9 +18,11 @@
 //   @file:PATH         the contents of PATH (sent as they are; add the newline yourself)
 // After each line the driver waits until a response (a message with "result" or "error")
 // arrives or --wait passes; so a line that gets no answer (a notification) costs --wait.
-// Output: {init, steps: [{sent, bytes, replies: [msg], other: [msg|{unparsed}], timedOut}],
+// Output: {init, steps: [{sent, bytes, replies: [msg], texts: [line], other: [msg|{unparsed}],
+//          timedOut}],
 //          exit: {code, signal} | null, stderr}
-// `replies` holds the responses read while waiting for that line; `other` holds what else
+// `replies` holds the responses read while waiting for that line, and `texts` their lines as
+// they came, byte for byte (up to the newline); `other` holds what else
 // came (notifications, server requests, lines that are not JSON).
 // Exit status: 0 when every line was written, 1 otherwise, 2 on bad usage.
 import { spawn } from "node:child_process";
@@ -133,7 +135,7 @@ child.stdout.on("data", (d) => {
     if (line === "") continue;
     let msg;
     try { msg = JSON.parse(line); } catch { msg = { unparsed: line.slice(0, 2000) }; }
-    inbox.push(msg);
+    inbox.push({ msg, text: line });
     if (waiter) waiter();
   }
 });
@@ -145,13 +147,14 @@ const isArrayReply = (m) => Array.isArray(m);
 
 // Waits for a response (or an array, a batch reply) or the deadline; returns what came.
 async function collect(waitMs) {
-  const got = { replies: [], other: [], timedOut: false };
+  const got = { replies: [], texts: [], other: [], timedOut: false };
   const deadline = Date.now() + waitMs;
   for (;;) {
     while (inbox.length) {
-      const m = inbox.shift();
+      const { msg: m, text } = inbox.shift();
       if (isResponse(m) || isArrayReply(m)) {
         got.replies.push(m);
+        got.texts.push(text);
         return got;
       }
       got.other.push(m);
@@ -204,7 +207,7 @@ for (const line of lines) {
 }
 // Anything left over arrives within a moment; then close stdin and let the child end.
 await new Promise((r) => setTimeout(r, 100));
-out.trailing = inbox.splice(0);
+out.trailing = inbox.splice(0).map((e) => e.msg);
 child.stdin.end();
 const t = setTimeout(() => child.kill("SIGTERM"), 5000);
 await exitPromise;
