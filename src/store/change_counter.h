@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -42,13 +43,18 @@ class ChangeCounter {
     if (b != e) return std::nullopt;
     return e;
   }
-  // Whether `path` still names the mapped file (one stat): one deleted and made anew by
-  // another process is another counter, and this one must be opened again.
+  // Whether `path` still names the mapped file: one deleted and made anew by another process
+  // is another counter, and this one must be opened again. Once false, false for good.
+  // An inotify watch on the file (its link count, a rename of it) says when to look: a
+  // lookup with nothing in the watch's queue makes one read(2) that returns at once, where a
+  // stat walks the path (a stat was ~5 us of each MCP read call's decision, under perf).
+  // Without a watch (inotify's per-user limit reached), a stat each time.
   bool StillNamed() const;
 
  private:
-  ChangeCounter(std::string path, uint64_t* words, dev_t dev, ino_t ino)
-      : path_(std::move(path)), words_(words), dev_(dev), ino_(ino) {}
+  ChangeCounter(std::string path, uint64_t* words, dev_t dev, ino_t ino, int watch_fd)
+      : path_(std::move(path)), words_(words), dev_(dev), ino_(ino), watch_fd_(watch_fd) {}
+  bool StatSaysNamed() const;
   std::atomic_ref<uint64_t> begun() const { return std::atomic_ref<uint64_t>(words_[0]); }
   std::atomic_ref<uint64_t> ended() const { return std::atomic_ref<uint64_t>(words_[1]); }
 
@@ -56,6 +62,9 @@ class ChangeCounter {
   uint64_t* words_;  // two, in a shared mapping of the file
   const dev_t dev_;
   const ino_t ino_;
+  const int watch_fd_;  // inotify on the file, non-blocking; -1: none
+  mutable std::mutex watch_mu_;
+  mutable bool gone_ = false;  // GUARDED_BY(watch_mu_)
 };
 
 }  // namespace airlock

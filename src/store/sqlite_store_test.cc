@@ -1259,10 +1259,55 @@ TEST_F(SqliteStoreTest, LookupBreakerIsNotFooledByACounterMadeAnew) {
   ASSERT_TRUE(put(*b, true).ok());
   ASSERT_TRUE(a->LookupBreaker("app-db", "bot").ok());  // cached: open, at count 1
   ASSERT_TRUE(fs::remove(path_ + "-breakers"));
-  ASSERT_TRUE(put(*b, false).ok());  // counts 1 again, in a new file
+  // A process that starts now counts 1 again, in a new file.
+  auto c = Open();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(put(*c, false).ok());
   auto got = a->LookupBreaker("app-db", "bot");
   ASSERT_TRUE(got.ok() && got->has_value());
   EXPECT_FALSE((*got)->open);
+}
+
+// The same for a counter renamed away, and for another file renamed over it: the path
+// names another file either way (the watch sees the rename and the lost link).
+TEST_F(SqliteStoreTest, LookupBreakerIsNotFooledByACounterRenamedAwayOrOver) {
+  for (const bool over : {false, true}) {
+    SCOPED_TRACE(over ? "another file renamed over it" : "renamed away");
+    auto a = Open();
+    auto b = Open();
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    auto put = [](Store& s, bool open) {
+      return s.Transact([&](StoreTxn& t) {
+        return t.PutBreaker(Breaker{"app-db", "bot", open, 7, "rate"});
+      });
+    };
+    ASSERT_TRUE(put(*b, true).ok());
+    auto first = a->LookupBreaker("app-db", "bot");  // cached: open
+    ASSERT_TRUE(first.ok() && first->has_value() && (*first)->open);
+    const std::string counter = path_ + "-breakers";
+    if (over) {
+      {
+        std::ofstream zeros(counter + ".new", std::ios::binary);
+        zeros << std::string(16, '\0');
+      }
+      fs::rename(counter + ".new", counter);
+    } else {
+      fs::rename(counter, counter + ".old");
+    }
+    // A process that starts now counts in the file the path names.
+    auto c = Open();
+    ASSERT_NE(c, nullptr);
+    ASSERT_TRUE(put(*c, false).ok());
+    auto got = a->LookupBreaker("app-db", "bot");
+    ASSERT_TRUE(got.ok() && got->has_value());
+    EXPECT_FALSE((*got)->open);
+    fs::remove(counter + ".old");
+    a.reset();
+    b.reset();
+    c.reset();
+    Sql(path_, "DELETE FROM breakers");
+  }
 }
 
 // Fail closed: a store that cannot count a breaker change does not make it (the others would
