@@ -413,7 +413,17 @@ std::optional<ResponseShape> ScanResponse(std::string_view text, size_t max_byte
   }
   std::optional<int64_t> id = checker.Id();
   if (!id) return std::nullopt;
-  // The checked text is one object with one "id" key at its top level; find its value.
+  std::optional<std::pair<size_t, size_t>> span = TopLevelValueSpan(text, "id");
+  if (!span) return std::nullopt;
+  // Only the plain decimal form, so the splice replaces exactly the number read.
+  if (text.substr(span->first, span->second - span->first) != std::to_string(*id)) {
+    return std::nullopt;
+  }
+  return ResponseShape{*id, span->first, span->second};
+}
+
+std::optional<std::pair<size_t, size_t>> TopLevelValueSpan(std::string_view text,
+                                                           std::string_view key) {
   size_t i = SkipSpace(text, 0);
   if (i >= text.size() || text[i] != '{') return std::nullopt;
   ++i;
@@ -422,31 +432,32 @@ std::optional<ResponseShape> ScanResponse(std::string_view text, size_t max_byte
     if (i >= text.size() || text[i] != '"') return std::nullopt;
     bool escaped;
     const size_t key_end = SkipString(text, i, &escaped);
-    if (escaped) return std::nullopt;  // "\u0069d" is "id" too: Parse's to read
-    const std::string_view key = text.substr(i + 1, key_end - i - 2);
+    if (escaped) return std::nullopt;  // "\u0069d" is "id" too: the caller rebuilds
+    const std::string_view name = text.substr(i + 1, key_end - i - 2);
     i = SkipSpace(text, key_end);
     if (i >= text.size() || text[i] != ':') return std::nullopt;
     i = SkipSpace(text, i + 1);
     if (i >= text.size()) return std::nullopt;
     const size_t value_end = SkipValue(text, i);
-    if (key == "id") {
-      // Only the plain decimal form, so the splice replaces exactly the number read.
-      if (text.substr(i, value_end - i) != std::to_string(*id)) return std::nullopt;
-      return ResponseShape{*id, i, value_end};
-    }
+    if (name == key) return std::make_pair(i, value_end);
     i = SkipSpace(text, value_end);
     if (i >= text.size() || text[i] != ',') return std::nullopt;
     ++i;
   }
 }
 
-std::string SpliceId(std::string_view text, const ResponseShape& shape, std::string_view id_json) {
+std::string SpliceSpan(std::string_view text, std::pair<size_t, size_t> span,
+                       std::string_view with) {
   std::string out;
-  out.reserve(text.size() - (shape.id_end - shape.id_begin) + id_json.size());
-  out.append(text.substr(0, shape.id_begin));
-  out.append(id_json);
-  out.append(text.substr(shape.id_end));
+  out.reserve(text.size() - (span.second - span.first) + with.size());
+  out.append(text.substr(0, span.first));
+  out.append(with);
+  out.append(text.substr(span.second));
   return out;
+}
+
+std::string SpliceId(std::string_view text, const ResponseShape& shape, std::string_view id_json) {
+  return SpliceSpan(text, {shape.id_begin, shape.id_end}, id_json);
 }
 
 std::string Serialize(const Json& message) {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "core/json.h"
 
@@ -90,6 +91,16 @@ std::optional<ResponseShape> ScanResponse(std::string_view text, size_t max_byte
 
 // The text with its id's text replaced by id_json (a JSON string or integer, compact).
 std::string SpliceId(std::string_view text, const ResponseShape& shape, std::string_view id_json);
+
+// Where the value of `key` is in the text of a JSON object Parse has already taken (valid,
+// no repeated key): [first, second). Unset when no top-level key is written as `key` is, or
+// when a top-level key before it is written with an escape (it might be `key`): the caller
+// then builds the message instead.
+std::optional<std::pair<size_t, size_t>> TopLevelValueSpan(std::string_view text,
+                                                           std::string_view key);
+// The text with [span.first, span.second) replaced by `with`.
+std::string SpliceSpan(std::string_view text, std::pair<size_t, size_t> span,
+                       std::string_view with);
 
 // One line, no embedded newline (JSON escapes every control character in strings).
 std::string Serialize(const Json& message);

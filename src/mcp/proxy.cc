@@ -182,7 +182,9 @@ class Session {
         agent_spec_(agent) {}
 
   // One message from the client, valid JSON-RPC.
-  void HandleMessage(const Message& m);
+  // `text`: the message as the client wrote it, when there is one (stdio), so that a read
+  // tool call can go upstream as that text (InlineRead).
+  void HandleMessage(const Message& m, std::string_view text = {});
   // One message's text: parse errors are answered through the channel.
   void HandleClientText(std::string_view text);
   // Waiting calls stop waiting, calls being applied finish and are recorded, the upstream
@@ -204,7 +206,7 @@ class Session {
 
  private:
   void ToClient(const Json& message);
-  void HandleRequest(const Message& m);
+  void HandleRequest(const Message& m, std::string_view text);
   void HandleNotification(const Message& m);
   void HandleLocally(const Message& m);  // an agent without the server's scope
   Status EnsureUpstream();
@@ -220,7 +222,8 @@ class Session {
   static Json UpstreamToolCall(const std::string& tool, const Json& params);
   // A read tool call, without a gate thread: true when it was sent (and is then finished by
   // ReadMet), false when Gate must decide it.
-  bool InlineRead(const Message& m);
+  bool InlineRead(const Message& m, std::string_view text);
+  static bool SentAsWritten(const Message& m, std::string_view text);
   // The record or the answer of an inline read is in; the second one finishes it.
   void ReadMet(const std::shared_ptr<InlineReadState>& read, std::optional<Status> recorded,
                std::optional<Result<Json>> answer);
@@ -751,7 +754,28 @@ Json Session::UpstreamToolCall(const std::string& tool, const Json& params) {
 // on the answer, which costs two more wake-ups per call. The price: while the record is made
 // (an fsync; up to the store's busy timeout if another process holds it), the session's next
 // messages wait for this thread.
-bool Session::InlineRead(const Message& m) {
+// Whether a tools/call can go upstream as the client wrote it (id replaced): its text then
+// says exactly what UpstreamToolCall would build from the decided parts, in the client's
+// order and spelling, and the upstream parses the same value (Parse refused repeated keys
+// and anything but strict UTF-8 JSON). So: "jsonrpc", "id", "method" and "params" at the top,
+// and in params only "name", "arguments" (an object) and "_meta" (an object), which is what
+// McpRequest decides on. Anything else is rebuilt, which drops the rest. No carriage
+// return: a line-splitting upstream might split on it.
+bool Session::SentAsWritten(const Message& m, std::string_view text) {
+  if (text.empty() || text.find('\r') != std::string_view::npos || m.raw.size() != 4 ||
+      !m.raw.contains("jsonrpc") || !m.raw.contains("id") || !m.raw.contains("method") ||
+      !m.params.is_object() || m.raw.find("params") == m.raw.end()) {
+    return false;
+  }
+  for (const auto& [k, v] : m.params.items()) {
+    if (k == "name") continue;
+    if ((k == "arguments" || k == "_meta") && v.is_object()) continue;
+    return false;
+  }
+  return m.params.contains("arguments");
+}
+
+bool Session::InlineRead(const Message& m, std::string_view text) {
   const Json& params = m.params;
   if (builtin_ || !spec_.sandbox.empty() || !params.is_object() || !params.contains("name") ||
       !params["name"].is_string()) {
@@ -770,9 +794,13 @@ bool Session::InlineRead(const Message& m) {
     ++gates_running_;
   }
   CallDone done{this};
-  // Built before the request is handed to the gateway (which keeps its arguments without a
-  // copy), so that the arguments are copied once for each.
-  Json call = UpstreamToolCall(tool, params);
+  // The client's own text goes upstream, its id replaced, when it says exactly what is
+  // decided (SentAsWritten); else the call is rebuilt from the decided parts. Built before
+  // the request is handed to the gateway (which keeps its arguments without a copy), so
+  // that the arguments are copied once for each.
+  std::optional<std::pair<size_t, size_t>> id_span;
+  if (SentAsWritten(m, text)) id_span = TopLevelValueSpan(text, "id");
+  Json call = id_span ? Json() : UpstreamToolCall(tool, params);
   std::optional<Gateway::McpReadTicket> ticket = gw_.BeginMcpRead(token_, McpRequest(tool, params));
   if (!ticket) return false;
   TraceMark("mcp: read decided");
@@ -799,11 +827,18 @@ bool Session::InlineRead(const Message& m) {
     inflight_[id] = std::move(f);
     client_to_upstream_[key] = id;
   }
-  call["id"] = id;
   // Sent without up_mu_ (Send is thread-safe): the write wakes the server, which may answer
   // while this thread is still in it or preempted right after it, and the reader thread
   // must not wait for this one to let go of up_mu_ before it can take the answer.
-  if (!up->Send(call)) {
+  bool sent;
+  if (id_span && up->TakesText()) {
+    sent = up->SendText(SpliceSpan(text, *id_span, std::to_string(id)));
+  } else {
+    if (call.is_null()) call = UpstreamToolCall(tool, params);
+    call["id"] = id;
+    sent = up->Send(call);
+  }
+  if (!sent) {
     std::lock_guard<std::mutex> lock(up_mu_);
     // Unless the reader, seeing the server gone, failed it meanwhile (then its answer is an
     // error that waits for a record that never comes: nothing more happens to it).
@@ -1243,7 +1278,7 @@ void Session::HandleNotification(const Message& m) {
   if (up_) up_->Send(m.raw);
 }
 
-void Session::HandleRequest(const Message& m) {
+void Session::HandleRequest(const Message& m, std::string_view text) {
   if (builtin_ && m.method != "tools/call") {
     HandleBuiltin(m);
     return;
@@ -1253,7 +1288,7 @@ void Session::HandleRequest(const Message& m) {
     return;
   }
   if (m.method == "tools/call") {
-    if (InlineRead(m)) return;
+    if (InlineRead(m, text)) return;
     {
       std::lock_guard<std::mutex> lock(gate_mu_);
       ++gates_running_;
@@ -1275,16 +1310,16 @@ void Session::HandleClientText(std::string_view text) {
     if (p.failure.answerable) ToClient(MakeError(p.failure.id, p.failure.code, p.failure.message));
     return;
   }
-  HandleMessage(*p.message);
+  HandleMessage(*p.message, text);
 }
 
-void Session::HandleMessage(const Message& m) {
+void Session::HandleMessage(const Message& m, std::string_view text) {
   if (closing_) {
     if (m.IsRequest()) ToClient(MakeError(m.id, kUpstreamUnavailable, "the session has ended"));
     return;
   }
   if (m.IsRequest()) {
-    HandleRequest(m);
+    HandleRequest(m, text);
   } else if (m.IsNotification()) {
     HandleNotification(m);
   } else if (sees_server_ && !builtin_) {

@@ -193,10 +193,13 @@ void IgnoreSigpipe() {
 }
 
 bool UpstreamProcess::Send(const Json& message) {
+  return SendText(Serialize(message));
+}
+
+bool UpstreamProcess::SendText(std::string_view line) {
   std::lock_guard<std::mutex> lock(write_mu_);
   if (in_fd_ < 0) return false;
-  if (g_sigpipe_ignored.load(std::memory_order_relaxed))
-    return WriteLine(in_fd_, Serialize(message));
+  if (g_sigpipe_ignored.load(std::memory_order_relaxed)) return WriteLine(in_fd_, line);
   // A server that died makes the write fail with EPIPE. The SIGPIPE that comes with it is
   // blocked on this thread and then taken, so that it cannot end a process (the CLI applying
   // an approval) that did not ignore it.
@@ -204,7 +207,7 @@ bool UpstreamProcess::Send(const Json& message) {
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
-  const bool ok = WriteLine(in_fd_, Serialize(message));
+  const bool ok = WriteLine(in_fd_, line);
   if (!ok && errno == EPIPE) {
     const struct timespec zero = {0, 0};
     while (sigtimedwait(&pipe_set, nullptr, &zero) == SIGPIPE) {

@@ -32,6 +32,10 @@ class Upstream {
   virtual ~Upstream() = default;
   // Thread-safe; false when the upstream is gone.
   virtual bool Send(const Json& message) = 0;
+  // A message already in its compact one-line text (valid JSON, no newline or carriage
+  // return: the caller's check), sent as is; only when TakesText(). Thread-safe.
+  virtual bool TakesText() const { return false; }
+  virtual bool SendText(std::string_view /*line*/) { return false; }
   // Blocks for the next message from the upstream (one reader thread at a time). kEof once
   // it is gone (stopped, exited, its session ended).
   virtual LineReader::Event Receive(std::string* line) = 0;
@@ -60,6 +64,8 @@ class UpstreamProcess : public Upstream {
 
   // Thread-safe; false when the process is gone (EPIPE).
   bool Send(const Json& message) override;
+  bool TakesText() const override { return true; }
+  bool SendText(std::string_view line) override;
   // Blocks for the next line from the process (one reader thread at a time).
   LineReader::Event Receive(std::string* line) override { return reader_.Next(line); }
 

@@ -9,6 +9,8 @@
 #   - an answer with a repeated key reaches the client as neither value: the call fails with
 #     an error at once, and is recorded as failed;
 #   - an answer whose top-level key is written with an escape is rebuilt from its parse;
+#   - a read call goes upstream as the client wrote it, with only its id replaced, when it
+#     holds nothing but what is decided; one with anything more is rebuilt, without it;
 #   - every call is recorded (`read`, then `read_result` or `failed`) and the chain verifies.
 source "$(dirname "$0")/lib.sh"
 cd "$T"
@@ -32,7 +34,7 @@ approvers:
 approvals: {low: 0, high: 1, critical: 1, timeout: 1h}
 mcp_servers:
   scripted:
-    command: [node, "$MCP/scripted_server.mjs", "$ANSWERS"]
+    command: [node, "$MCP/scripted_server.mjs", "$ANSWERS", "$T/received.jsonl"]
     tools:
       - {tool: "*", risk: read}
 YAML
@@ -78,10 +80,25 @@ text=$(jq -r '.steps[0].texts[0] // ""' <<<"$out")
 checkd "... not as the server's text" "$out" \
   bash -c '[ -n "$1" ] && [ "$1" != "$2" ]' _ "$text" "$(expected escaped 43)"
 
+# What the upstream read: the client's text, or a rebuilt call.
+: > "$T/received.jsonl"
+as_written='{"params": {"arguments":{"b":1,"a":"é"},"name":"plain"} , "method":"tools/call","id":51,"jsonrpc":"2.0"}'
+extra='{"jsonrpc":"2.0","id":52,"method":"tools/call","params":{"name":"plain","arguments":{},"extra":1}}'
+out=$(raw "$as_written" "$extra")
+got=$(grep '"tools/call"' "$T/received.jsonl")
+first=$(sed -n 1p <<<"$got")
+checkd "a read call goes upstream as the client wrote it, with only its id replaced" "$got" \
+  bash -c '[[ $1 == "{\"params\": {\"arguments\":{\"b\":1,\"a\":\"é\"},\"name\":\"plain\"} , \"method\":\"tools/call\",\"id\":"* ]] && [[ $1 == *",\"jsonrpc\":\"2.0\"}" ]] && [ "$(jq -r .id <<<"$1")" != 51 ]' _ "$first"
+second=$(sed -n 2p <<<"$got")
+checkd "... one with a member beyond what is decided is rebuilt, without it" "$got" \
+  bash -c 'jq -e "(.params | keys) == [\"arguments\", \"name\"] and .method == \"tools/call\"" <<<"$1" >/dev/null && [[ $1 == "{\"id\":"* ]]' _ "$second"
+checkd "... and both are answered" "$out" \
+  jqe '.steps[0].replies[0].id == 51 and .steps[1].replies[0].id == 52 and (.steps[1].replies[0].result.content | length) == 1' "$out"
+
 log=$(AIRLOCK_TOKEN=$ALICE_TOKEN "$AIRLOCK_BIN" --config "$P" audit log --json 2>&1)
 events=$(jq -sc 'map(select(.payload.args.tool? != null or .event == "read_result" or .event == "failed")) | map(.event)' <<<"$log")
-checkd "every call is recorded: three reads answered, one failed" "$log" \
-  jqe '(map(select(. == "read")) | length) == 4 and (map(select(. == "read_result")) | length) == 3 and (map(select(. == "failed")) | length) == 1' "$events"
+checkd "every call is recorded: five reads answered, one failed" "$log" \
+  jqe '(map(select(. == "read")) | length) == 6 and (map(select(. == "read_result")) | length) == 5 and (map(select(. == "failed")) | length) == 1' "$events"
 checkd "... and the chain verifies" "$(AIRLOCK_TOKEN=$ALICE_TOKEN "$AIRLOCK_BIN" --config "$P" audit verify 2>&1)" \
   bash -c 'AIRLOCK_TOKEN=$1 "$2" --config "$3" audit verify >/dev/null 2>&1' _ "$ALICE_TOKEN" "$AIRLOCK_BIN" "$P"
 finish

@@ -2,15 +2,17 @@
 // An MCP server that answers tool calls with text given to it, byte for byte: an upstream for
 // tests of what `airlock mcp stdio` does with an answer's exact text (tests/blackbox/
 // mcp_splice_test.sh). No SDK: an SDK server would only ever send well-formed JSON.
-//   node scripted_server.mjs ANSWERS_FILE
+//   node scripted_server.mjs ANSWERS_FILE [RECEIVED_FILE]
 // ANSWERS_FILE holds one JSON object per line, {"tool": NAME, "text": TEXT}: a tools/call of
 // NAME is answered with TEXT, in which the string "@ID@" (quotes included) is replaced by the
 // request's id. initialize, ping and tools/list are answered as an MCP server would, with
-// every tool of the file listed; notifications are ignored.
-import { readFileSync } from "node:fs";
+// every tool of the file listed; notifications are ignored. With RECEIVED_FILE, every line
+// read is appended to it as it came.
+import { appendFileSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 
 const file = process.argv[2];
+const received = process.argv[3];
 if (!file) {
   console.error("usage: scripted_server.mjs ANSWERS_FILE");
   process.exit(2);
@@ -27,6 +29,7 @@ function send(obj) {
 }
 
 createInterface({ input: process.stdin }).on("line", (line) => {
+  if (received) appendFileSync(received, line + "\n");
   let m;
   try {
     m = JSON.parse(line);
