@@ -4,6 +4,7 @@
 // - a parsed message is self-consistent (its type matches its fields), came from valid UTF-8,
 //   and Serialize gives one line that parses back to the same message;
 // - a refusal has a JSON-RPC code and a readable id or none;
+// - TopLevelValueSpan finds a parsed message's own top-level id;
 // - ScanResponse passes only what Parse takes as a response with the same id, and SpliceId
 //   changes that id and nothing else;
 // - LineReader yields exactly the events of a plain split on '\n' (see ExpectedEvents).
@@ -138,6 +139,17 @@ void CheckParse(std::string_view text) {
   }
   Check(ValidUtf8(text));
   CheckMessage(*large.message);
+  // A parsed message's top-level id, where TopLevelValueSpan finds it, is that id, and
+  // splicing another in changes nothing else.
+  if (auto span = TopLevelValueSpan(text, "id")) {
+    Check(large.message->raw.contains("id"));
+    const std::string spliced = SpliceSpan(text, *span, "7");
+    ParseResult again = Parse(spliced, SIZE_MAX);
+    Check(again.message.has_value());
+    Json expected = large.message->raw;
+    expected["id"] = 7;
+    Check(again.message->raw == expected);
+  }
   const std::string line = Serialize(large.message->raw);
   Check(line.find('\n') == std::string::npos && line.find('\r') == std::string::npos);
   ParseResult again = Parse(line, SIZE_MAX);
