@@ -295,7 +295,11 @@ class ShapeChecker {
              : k == "method"  ? TopKey::kMethod
                               : TopKey::kOther;
       if (key_ == TopKey::kResult) has_result_ = true;
-      if (key_ == TopKey::kError || key_ == TopKey::kMethod) refused_ = true;
+      // Only jsonrpc, id and result: a strict client (the TypeScript SDK's response schema)
+      // would refuse more, which the rebuilt reply drops. Stops the scan at once.
+      if (key_ == TopKey::kError || key_ == TopKey::kMethod || key_ == TopKey::kOther) {
+        return false;
+      }
     }
     return true;
   }
@@ -308,7 +312,7 @@ class ShapeChecker {
 
   // After a successful sax_parse: a response with a result and an integer id.
   std::optional<int64_t> Id() const {
-    if (!top_object_ || !version_ok_ || !has_result_ || refused_ || !id_) return std::nullopt;
+    if (!top_object_ || !version_ok_ || !has_result_ || !id_) return std::nullopt;
     return id_;
   }
 
@@ -350,7 +354,6 @@ class ShapeChecker {
   bool top_object_ = false;
   bool version_ok_ = false;
   bool has_result_ = false;
-  bool refused_ = false;
   std::optional<int64_t> id_;
 };
 

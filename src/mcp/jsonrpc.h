@@ -81,8 +81,8 @@ struct ResponseShape {
   size_t id_end = 0;
 };
 
-// Set only when Parse(text, max_bytes) would give a kResponse (a "result", no "error", no
-// "method") whose id is this integer, making the same checks without building the value:
+// Set only when Parse(text, max_bytes) would give a kResponse whose top level is exactly
+// "jsonrpc", "id" (this integer) and "result", making the same checks without building it:
 // the size cap, no NUL, strict UTF-8 JSON, depth, no repeated key, "jsonrpc": "2.0". Unset
 // for anything else, and whenever it is unsure, for Parse to decide: a top-level key written
 // with an escape, an object of over 64 keys, two keys whose 64-bit hashes collide, a carriage

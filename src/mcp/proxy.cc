@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "connectors/mcp/mcp_connector.h"
@@ -224,6 +226,7 @@ class Session {
   // ReadMet), false when Gate must decide it.
   bool InlineRead(const Message& m, std::string_view text);
   static bool SentAsWritten(const Message& m, std::string_view text);
+  static bool ReadsAlike(const Json& v);
   // The record or the answer of an inline read is in; the second one finishes it.
   void ReadMet(const std::shared_ptr<InlineReadState>& read, std::optional<Status> recorded,
                std::optional<Result<Json>> answer);
@@ -769,10 +772,36 @@ bool Session::SentAsWritten(const Message& m, std::string_view text) {
   }
   for (const auto& [k, v] : m.params.items()) {
     if (k == "name") continue;
-    if ((k == "arguments" || k == "_meta") && v.is_object()) continue;
+    if ((k == "arguments" || k == "_meta") && v.is_object() && ReadsAlike(v)) continue;
     return false;
   }
   return m.params.contains("arguments");
+}
+
+// Whether every parser reads this value as airlock did: no number that airlock's parser may
+// have rounded (a fraction, an exponent, an integer past 64 bits: nlohmann keeps these as
+// doubles, another parser may keep the digits), and no two keys of one object that a
+// case-insensitive parser takes for one (Go's encoding/json binds the last of them, so the
+// client's order would choose): no non-ASCII key, none equal to another but for ASCII case.
+bool Session::ReadsAlike(const Json& v) {
+  if (v.is_number_float()) return false;
+  if (v.is_array()) {
+    for (const Json& e : v) {
+      if (!ReadsAlike(e)) return false;
+    }
+    return true;
+  }
+  if (!v.is_object()) return true;
+  std::set<std::string> folded;
+  for (const auto& [k, e] : v.items()) {
+    std::string f = k;
+    for (char& c : f) {
+      if (static_cast<unsigned char>(c) >= 0x80) return false;
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    if (!folded.insert(std::move(f)).second || !ReadsAlike(e)) return false;
+  }
+  return true;
 }
 
 bool Session::InlineRead(const Message& m, std::string_view text) {

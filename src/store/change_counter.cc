@@ -1,9 +1,6 @@
 #include "store/change_counter.h"
 
-#include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -41,39 +38,33 @@ std::unique_ptr<ChangeCounter> ChangeCounter::Open(const std::string& path,
     }
   }
   void* p = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  close(fd);  // the mapping keeps the file
-  if (p == MAP_FAILED) return nullptr;
-  // The watch: unlinking the file (its link count: IN_ATTRIB, also when another file is
-  // renamed over it) and renaming it away (IN_MOVE_SELF) queue an event. It is made on the
-  // path, so it is checked to be on the mapped file: one replaced in between gets no watch.
-  int watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (watch >= 0) {
-    struct stat now {};
-    if (inotify_add_watch(watch, path.c_str(),
-                          IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF | IN_DONT_FOLLOW) < 0 ||
-        lstat(path.c_str(), &now) != 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
-      close(watch);
-      watch = -1;
-    }
+  if (p == MAP_FAILED) {
+    close(fd);
+    return nullptr;
   }
+  // The descriptor is kept: StillNamed asks it for the file's link count.
   return std::unique_ptr<ChangeCounter>(
-      new ChangeCounter(path, static_cast<uint64_t*>(p), st.st_dev, st.st_ino, watch));
+      new ChangeCounter(path, static_cast<uint64_t*>(p), st.st_dev, st.st_ino, fd));
 }
 
 ChangeCounter::~ChangeCounter() {
   munmap(words_, kBytes);
-  if (watch_fd_ >= 0) close(watch_fd_);
+  close(fd_);
 }
 
 bool ChangeCounter::StillNamed() const {
-  std::lock_guard<std::mutex> lock(watch_mu_);
+  std::lock_guard<std::mutex> lock(check_mu_);
   if (gone_) return false;
-  if (watch_fd_ >= 0) {
-    alignas(inotify_event) char events[sizeof(inotify_event) + NAME_MAX + 1];
-    ssize_t n = read(watch_fd_, events, sizeof events);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;  // nothing happened
-    // An event (or the queue overflowed, or a read error): the path decides.
+  // Deleted, or another file renamed over it: no link left, seen at once.
+  struct stat st {};
+  if (fstat(fd_, &st) != 0 || st.st_nlink == 0) {
+    gone_ = true;
+    return false;
   }
+  // Renamed away, or a directory above it replaced: the path, looked at every kPathEvery.
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_path_check_ < kPathEvery) return true;
+  last_path_check_ = now;
   gone_ = !StatSaysNamed();
   return !gone_;
 }

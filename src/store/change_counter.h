@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -45,15 +46,17 @@ class ChangeCounter {
   }
   // Whether `path` still names the mapped file: one deleted and made anew by another process
   // is another counter, and this one must be opened again. Once false, false for good.
-  // An inotify watch on the file (its link count, a rename of it) says when to look: a
-  // lookup with nothing in the watch's queue makes one read(2) that returns at once, where a
-  // stat walks the path (a stat was ~5 us of each MCP read call's decision, under perf).
-  // Without a watch (inotify's per-user limit reached), a stat each time.
+  // A file deleted or replaced by a rename over it is seen at once (its link count, from an
+  // fstat of the descriptor kept open); one renamed away, or a directory above it replaced,
+  // within kPathEvery (an lstat of the path). An lstat on every lookup walked the path once
+  // per MCP read call, ~5 us of its decision under perf.
   bool StillNamed() const;
 
+  static constexpr std::chrono::milliseconds kPathEvery{100};
+
  private:
-  ChangeCounter(std::string path, uint64_t* words, dev_t dev, ino_t ino, int watch_fd)
-      : path_(std::move(path)), words_(words), dev_(dev), ino_(ino), watch_fd_(watch_fd) {}
+  ChangeCounter(std::string path, uint64_t* words, dev_t dev, ino_t ino, int fd)
+      : path_(std::move(path)), words_(words), dev_(dev), ino_(ino), fd_(fd) {}
   bool StatSaysNamed() const;
   std::atomic_ref<uint64_t> begun() const { return std::atomic_ref<uint64_t>(words_[0]); }
   std::atomic_ref<uint64_t> ended() const { return std::atomic_ref<uint64_t>(words_[1]); }
@@ -62,9 +65,10 @@ class ChangeCounter {
   uint64_t* words_;  // two, in a shared mapping of the file
   const dev_t dev_;
   const ino_t ino_;
-  const int watch_fd_;  // inotify on the file, non-blocking; -1: none
-  mutable std::mutex watch_mu_;
-  mutable bool gone_ = false;  // GUARDED_BY(watch_mu_)
+  const int fd_;  // the mapped file (close-on-exec)
+  mutable std::mutex check_mu_;
+  mutable bool gone_ = false;                                      // GUARDED_BY(check_mu_)
+  mutable std::chrono::steady_clock::time_point last_path_check_;  // GUARDED_BY(check_mu_)
 };
 
 }  // namespace airlock

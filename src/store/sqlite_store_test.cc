@@ -21,6 +21,7 @@
 
 #include "audit/audit.h"
 #include "core/json.h"
+#include "store/change_counter.h"
 #include "store/store.h"
 
 namespace airlock {
@@ -1268,45 +1269,53 @@ TEST_F(SqliteStoreTest, LookupBreakerIsNotFooledByACounterMadeAnew) {
   EXPECT_FALSE((*got)->open);
 }
 
-// The same for a counter renamed away, and for another file renamed over it: the path
-// names another file either way (the watch sees the rename and the lost link).
+// The same for another file renamed over the counter (seen at once: the old file has no
+// link left) and for a counter renamed away (seen within ChangeCounter::kPathEvery, when
+// the path is looked at again), whether the change is made by a process that had the old
+// counter open or by one that starts after.
 TEST_F(SqliteStoreTest, LookupBreakerIsNotFooledByACounterRenamedAwayOrOver) {
   for (const bool over : {false, true}) {
-    SCOPED_TRACE(over ? "another file renamed over it" : "renamed away");
-    auto a = Open();
-    auto b = Open();
-    ASSERT_NE(a, nullptr);
-    ASSERT_NE(b, nullptr);
-    auto put = [](Store& s, bool open) {
-      return s.Transact([&](StoreTxn& t) {
-        return t.PutBreaker(Breaker{"app-db", "bot", open, 7, "rate"});
-      });
-    };
-    ASSERT_TRUE(put(*b, true).ok());
-    auto first = a->LookupBreaker("app-db", "bot");  // cached: open
-    ASSERT_TRUE(first.ok() && first->has_value() && (*first)->open);
-    const std::string counter = path_ + "-breakers";
-    if (over) {
-      {
-        std::ofstream zeros(counter + ".new", std::ios::binary);
-        zeros << std::string(16, '\0');
+    for (const bool fresh_writer : {false, true}) {
+      SCOPED_TRACE(std::string(over ? "another file renamed over it" : "renamed away") +
+                   (fresh_writer ? ", changed by a new process" : ", changed by an old one"));
+      auto a = Open();
+      auto b = Open();
+      ASSERT_NE(a, nullptr);
+      ASSERT_NE(b, nullptr);
+      auto put = [](Store& s, bool open) {
+        return s.Transact([&](StoreTxn& t) {
+          return t.PutBreaker(Breaker{"app-db", "bot", open, 7, "rate"});
+        });
+      };
+      ASSERT_TRUE(put(*b, true).ok());
+      auto first = a->LookupBreaker("app-db", "bot");  // cached: open
+      ASSERT_TRUE(first.ok() && first->has_value() && (*first)->open);
+      const std::string counter = path_ + "-breakers";
+      if (over) {
+        {
+          std::ofstream zeros(counter + ".new", std::ios::binary);
+          zeros << std::string(16, '\0');
+        }
+        fs::rename(counter + ".new", counter);
+      } else {
+        fs::rename(counter, counter + ".old");
+        std::this_thread::sleep_for(ChangeCounter::kPathEvery + std::chrono::milliseconds(50));
       }
-      fs::rename(counter + ".new", counter);
-    } else {
-      fs::rename(counter, counter + ".old");
+      std::unique_ptr<Store> c;
+      if (fresh_writer) {
+        c = Open();
+        ASSERT_NE(c, nullptr);
+      }
+      ASSERT_TRUE(put(fresh_writer ? *c : *b, false).ok());
+      auto got = a->LookupBreaker("app-db", "bot");
+      ASSERT_TRUE(got.ok() && got->has_value());
+      EXPECT_FALSE((*got)->open);
+      fs::remove(counter + ".old");
+      a.reset();
+      b.reset();
+      c.reset();
+      Sql(path_, "DELETE FROM breakers");
     }
-    // A process that starts now counts in the file the path names.
-    auto c = Open();
-    ASSERT_NE(c, nullptr);
-    ASSERT_TRUE(put(*c, false).ok());
-    auto got = a->LookupBreaker("app-db", "bot");
-    ASSERT_TRUE(got.ok() && got->has_value());
-    EXPECT_FALSE((*got)->open);
-    fs::remove(counter + ".old");
-    a.reset();
-    b.reset();
-    c.reset();
-    Sql(path_, "DELETE FROM breakers");
   }
 }
 
