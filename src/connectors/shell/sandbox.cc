@@ -805,11 +805,10 @@ struct PreparedRun::State {
 
 PreparedRun::PreparedRun() : state_(std::make_unique<State>()) {}
 
-// Destroyed unrun (or after a failed Run): closing "start" tells init to exit without the
-// command, and the supervisor is killed and reaped (SupervisorProcess), every mount of the
-// run with it; then ~RunCgroups removes the cgroups.
+// Destroyed unrun (or after a failed Run): Finish() tells init to exit without the command,
+// kills and reaps the supervisor (every mount of the run goes with it) and removes the
+// cgroups.
 PreparedRun::~PreparedRun() {
-  state_->start.reset();
   (void)Finish();
 }
 
@@ -919,6 +918,11 @@ Status PreparedRun::Finish() {
   State& st = *state_;
   if (st.finished) return Status::Ok();
   st.finished = true;
+  // Never run: EOF on "start" tells init to exit without the command. Closed before the
+  // status pipe is read to its end, which needs init gone: init's parent-death signal
+  // (set by init itself after clone) misses a supervisor killed before init first ran, and
+  // such an init would otherwise wait for "start" forever.
+  st.start.reset();
   // Never run, or a Run that failed: the supervisor is killed (and init, and the command,
   // with it) before the cgroups go.
   if (!st.let_go) st.supervisor.reset();

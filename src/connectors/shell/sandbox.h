@@ -118,7 +118,8 @@ class PreparedRun {
   Result<SandboxOutcome> Run(const std::function<Status(const std::string&)>& inspect,
                              EgressListener* egress = nullptr);
   // After Run: the cgroups are removed (an error if that failed; CleanupStale retries it)
-  // and the supervisor is reaped. Idempotent.
+  // and the supervisor is reaped. On a run never started, the same teardown as the
+  // destructor's: the command never runs. Idempotent.
   Status Finish();
 
  private:

@@ -11,11 +11,13 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -719,6 +721,75 @@ TEST_F(SandboxTest, APreparedRunGivenUpNeverRunsItsCommandAndLeavesNothing) {
   }
   EXPECT_TRUE(HostProcessesMatching("sleep 1000.5678").empty());
   ExpectNothingLeftBehind(mounts_before);
+}
+
+// This process's only child (the supervisor Prepare just forked), or 0.
+pid_t OnlyChild() {
+  std::istringstream in(ReadFile("/proc/self/task/" + std::to_string(::gettid()) + "/children"));
+  std::vector<pid_t> kids;
+  for (pid_t pid; in >> pid;) kids.push_back(pid);
+  return kids.size() == 1 ? kids[0] : 0;
+}
+
+// The run's cgroup2 directory (the one clone3 puts init into), or "".
+std::string OurCgroup2Dir() {
+  for (const std::string& d : OurCgroups()) {
+    if (Exists(d + "/cgroup.freeze")) return d;
+  }
+  return "";
+}
+
+// init's parent-death signal is set by init itself, after clone: an init that gets no CPU
+// until its supervisor was killed (a denied exec discarding its prestarted sandbox on a
+// loaded machine) outlives it. Finish() of the run, never started, must still end: init is
+// told (EOF on "start") that the command will not run. Before, init waited for "start"
+// forever and Finish() for init's end of the status pipe.
+TEST_F(SandboxTest, AGivenUpRunEndsEvenIfItsInitOutlivesTheSupervisor) {
+  std::unique_ptr<PreparedRun> run;
+  pid_t supervisor = 0;
+  // Stop the supervisor before it clones init (retried if it got that far first).
+  for (int attempt = 0; attempt < 20 && !run; ++attempt) {
+    Result<std::unique_ptr<PreparedRun>> prepared =
+        PreparedRun::Prepare(Spec({"sh", "-c", "echo x > f"}));
+    ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+    supervisor = OnlyChild();
+    ASSERT_NE(supervisor, 0);
+    ASSERT_EQ(::kill(supervisor, SIGSTOP), 0);
+    int status;
+    ASSERT_EQ(::waitpid(supervisor, &status, WUNTRACED), supervisor);
+    const std::string kids = ReadFile("/proc/" + std::to_string(supervisor) + "/task/" +
+                                      std::to_string(supervisor) + "/children");
+    if (kids.empty()) run = std::move(*prepared);  // else: destroyed, and tried again
+  }
+  if (!run) GTEST_SKIP() << "the supervisor always cloned init before it could be stopped";
+  // init is cloned into a frozen cgroup: it runs nothing, its prctl included, until thawed.
+  const std::string cgroup = OurCgroup2Dir();
+  if (cgroup.empty()) GTEST_SKIP() << "no cgroup2 directory to freeze init in";
+  WriteFile(cgroup + "/cgroup.freeze", "1");
+  ASSERT_EQ(::kill(supervisor, SIGCONT), 0);
+  // The supervisor has said "go" and waits for init (wait4) when the caller gives up.
+  const std::string syscall_file = "/proc/" + std::to_string(supervisor) + "/syscall";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (ReadFile(syscall_file).rfind(std::to_string(SYS_wait4) + " ", 0) != 0) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the supervisor never waited for init";
+    ::usleep(1000);
+  }
+
+  std::atomic<bool> finished{false};
+  std::thread finish([&] {
+    (void)run->Finish();  // as the shell connector discards a prestarted sandbox
+    finished = true;
+  });
+  ::usleep(100 * 1000);  // the supervisor is killed meanwhile, before init has run at all
+  WriteFile(cgroup + "/cgroup.freeze", "0");
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!finished && std::chrono::steady_clock::now() < limit) ::usleep(10 * 1000);
+  EXPECT_TRUE(finished) << "Finish() of a run never started waited for an init that waits for it";
+  if (!finished) WriteFile(cgroup + "/cgroup.kill", "1");  // lets the test end
+  finish.join();
+  run.reset();
+  EXPECT_TRUE(HostProcessesMatching("echo x > f").empty());
+  EXPECT_TRUE(OurCgroups().empty());
 }
 
 TEST_F(SandboxTest, APreparedRunReportsAFailedSetupWhenRun) {
