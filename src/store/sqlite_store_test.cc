@@ -1245,38 +1245,18 @@ TEST_F(SqliteStoreTest, LookupBreakerSeesEveryChangeMadeThroughAnotherStore) {
   EXPECT_FALSE(lookup(*a)->open);
 }
 
-// A counter file deleted and made anew starts its counts again: a process that cached under
-// the old one must not take the new one's count for its own.
-TEST_F(SqliteStoreTest, LookupBreakerIsNotFooledByACounterMadeAnew) {
-  auto a = Open();
-  auto b = Open();
-  ASSERT_NE(a, nullptr);
-  ASSERT_NE(b, nullptr);
-  auto put = [](Store& s, bool open) {
-    return s.Transact([&](StoreTxn& t) {
-      return t.PutBreaker(Breaker{"app-db", "bot", open, 7, "rate"});
-    });
-  };
-  ASSERT_TRUE(put(*b, true).ok());
-  ASSERT_TRUE(a->LookupBreaker("app-db", "bot").ok());  // cached: open, at count 1
-  ASSERT_TRUE(fs::remove(path_ + "-breakers"));
-  // A process that starts now counts 1 again, in a new file.
-  auto c = Open();
-  ASSERT_NE(c, nullptr);
-  ASSERT_TRUE(put(*c, false).ok());
-  auto got = a->LookupBreaker("app-db", "bot");
-  ASSERT_TRUE(got.ok() && got->has_value());
-  EXPECT_FALSE((*got)->open);
-}
-
-// The same for another file renamed over the counter (seen at once: the old file has no
-// link left) and for a counter renamed away (seen within ChangeCounter::kPathEvery, when
-// the path is looked at again), whether the change is made by a process that had the old
-// counter open or by one that starts after.
-TEST_F(SqliteStoreTest, LookupBreakerIsNotFooledByACounterRenamedAwayOrOver) {
-  for (const bool over : {false, true}) {
+// A counter file replaced starts its counts again: a process that cached under the old one
+// must not take the new one's count for its own. Deleted and made anew, or another file
+// renamed over it: seen at once (the old file has no link left). Renamed away: seen within
+// ChangeCounter::kPathEvery, when the path is looked at again. The change is made by a
+// process that had the old counter open, and by one that starts after.
+TEST_F(SqliteStoreTest, LookupBreakerIsNotFooledByACounterReplaced) {
+  enum class How { kDeleted, kRenamedAway, kRenamedOver };
+  for (const How how : {How::kDeleted, How::kRenamedAway, How::kRenamedOver}) {
     for (const bool fresh_writer : {false, true}) {
-      SCOPED_TRACE(std::string(over ? "another file renamed over it" : "renamed away") +
+      SCOPED_TRACE(std::string(how == How::kDeleted       ? "deleted"
+                               : how == How::kRenamedAway ? "renamed away"
+                                                          : "another file renamed over it") +
                    (fresh_writer ? ", changed by a new process" : ", changed by an old one"));
       auto a = Open();
       auto b = Open();
@@ -1291,15 +1271,22 @@ TEST_F(SqliteStoreTest, LookupBreakerIsNotFooledByACounterRenamedAwayOrOver) {
       auto first = a->LookupBreaker("app-db", "bot");  // cached: open
       ASSERT_TRUE(first.ok() && first->has_value() && (*first)->open);
       const std::string counter = path_ + "-breakers";
-      if (over) {
-        {
-          std::ofstream zeros(counter + ".new", std::ios::binary);
-          zeros << std::string(16, '\0');
+      switch (how) {
+        case How::kDeleted:
+          ASSERT_TRUE(fs::remove(counter));
+          break;
+        case How::kRenamedAway:
+          fs::rename(counter, counter + ".old");
+          std::this_thread::sleep_for(ChangeCounter::kPathEvery + std::chrono::milliseconds(50));
+          break;
+        case How::kRenamedOver: {
+          {
+            std::ofstream zeros(counter + ".new", std::ios::binary);
+            zeros << std::string(16, '\0');
+          }
+          fs::rename(counter + ".new", counter);
+          break;
         }
-        fs::rename(counter + ".new", counter);
-      } else {
-        fs::rename(counter, counter + ".old");
-        std::this_thread::sleep_for(ChangeCounter::kPathEvery + std::chrono::milliseconds(50));
       }
       std::unique_ptr<Store> c;
       if (fresh_writer) {
