@@ -529,7 +529,7 @@ void Session::ReaderLoop(std::shared_ptr<Upstream> up) {
 // client's id spliced in, before the message is built: the DOM, the reply's build and its
 // serialisation come after the reply (1-12 us of the round trip at p50 in A/B runs,
 // docs/BENCHMARKS.md), and the client gets the server's bytes. ScanResponse makes Parse's
-// checks first, so what goes out is what Parse reads, which is what is recorded. The reply
+// checks first, so the client reads what Parse reads (the record keeps its summary). The reply
 // still waits for the call's record: if the record is not made yet, ReadMet sends the text
 // once it is. Other channels (airlock serve's /mcp) get the rebuilt message.
 void Session::ReplyEarly(const std::string& line) {
@@ -750,13 +750,6 @@ Json Session::UpstreamToolCall(const std::string& tool, const Json& params) {
   return request;
 }
 
-// A tool call the policy marks read, on a server outside any sandbox, is sent from here, its
-// record is made here while the server works, and the answer goes back from the upstream's
-// reader thread (or from here, if the record is the later of the two): no thread is handed
-// the call and none waits for another. Gate does the same with a thread of its own blocked
-// on the answer, which costs two more wake-ups per call. The price: while the record is made
-// (an fsync; up to the store's busy timeout if another process holds it), the session's next
-// messages wait for this thread.
 // Whether a tools/call can go upstream as the client wrote it (id replaced): its text then
 // says exactly what UpstreamToolCall would build from the decided parts, in the client's
 // order and spelling, and the upstream parses the same value (Parse refused repeated keys
@@ -804,6 +797,13 @@ bool Session::ReadsAlike(const Json& v) {
   return true;
 }
 
+// A tool call the policy marks read, on a server outside any sandbox, is sent from here, its
+// record is made here while the server works, and the answer goes back from the upstream's
+// reader thread (or from here, if the record is the later of the two): no thread is handed
+// the call and none waits for another. Gate does the same with a thread of its own blocked
+// on the answer, which costs two more wake-ups per call. The price: while the record is made
+// (an fsync; up to the store's busy timeout if another process holds it), the session's next
+// messages wait for this thread.
 bool Session::InlineRead(const Message& m, std::string_view text) {
   const Json& params = m.params;
   if (builtin_ || !spec_.sandbox.empty() || !params.is_object() || !params.contains("name") ||
