@@ -39,6 +39,8 @@ struct Options {
   std::string agent;
   std::string action_filter;
   std::string migrate_from;  // store migrate --from
+  int64_t gc_older_than_hours = 24;  // store gc
+  bool gc_dry_run = false;
   std::string token_name;
   std::string token_role = "agent";
   std::vector<std::string> argv;  // exec: the command and its arguments
@@ -421,6 +423,43 @@ int CmdStoreMigrate(const Options& o) {
   return kExitOk;
 }
 
+// Removes what the shell targets' stores hold that no record still needs.
+int CmdStoreGc(const Options& o) {
+  if (!o.server.empty()) {
+    return Fail(o, Status::InvalidArgument(
+                       "store gc works on the files of the machine that holds the store: run it "
+                       "there, without --server"));
+  }
+  auto g = OpenGateway(o);
+  if (!g.ok()) return Fail(o, g.status());
+  auto out = (*g)->CollectGarbage(o.gc_older_than_hours * 3600, o.gc_dry_run);
+  if (!out.ok()) return Fail(o, out.status());
+  (*out)["dry_run"] = o.gc_dry_run;
+  (*out)["older_than_hours"] = o.gc_older_than_hours;
+  if (o.json) {
+    PrintJson(*out);
+  } else {
+    const char* verb = o.gc_dry_run ? "would remove" : "removed";
+    for (const Json& t : (*out)["targets"]) {
+      std::cout << "shell target " << t["target"].get<std::string>() << ": " << verb << " "
+                << FormatCount(t["blobs_removed"].get<int64_t>()) << " blob(s), "
+                << FormatCount(t["bytes_removed"].get<int64_t>()) << " bytes; kept "
+                << FormatCount(t["blobs_kept"].get<int64_t>()) << "; " << verb << " "
+                << FormatCount(t["temporaries_removed"].get<int64_t>())
+                << " half-written blob(s) and "
+                << FormatCount(t["held_answers_removed"].get<int64_t>()) << " held MCP answer(s)\n";
+    }
+    if ((*out)["targets"].empty() && (*out)["errors"].empty()) {
+      std::cout << "no shell targets: nothing to collect\n";
+    }
+    for (const Json& e : (*out)["errors"]) {
+      std::cerr << "airlock: shell target " << e["target"].get<std::string>() << ": "
+                << e["error"].get<std::string>() << "\n";
+    }
+  }
+  return (*out)["errors"].empty() ? kExitOk : kExitError;
+}
+
 int CmdAuditLog(const Options& o) {
   auto g = OpenBackend(o);
   if (!g.ok()) return Fail(o, g.status());
@@ -723,6 +762,23 @@ int Main(int argc, char** argv) {
       "Safe to run again: the schema is versioned (airlock_store.schema_version), and --from\n"
       "refuses a store that already has audit events. The copy is one transaction.");
   migrate->callback([&] { run = [&] { return CmdStoreMigrate(o); }; });
+
+  auto* gc = store->add_subcommand(
+      "gc", "remove shell targets' stored file contents that no action still needs");
+  gc->add_option("--older-than", o.gc_older_than_hours,
+                 "keep anything written or reused in the last N hours (default 24)")
+      ->check(CLI::NonNegativeNumber);
+  gc->add_flag("--dry-run", o.gc_dry_run, "count what would be removed; remove nothing");
+  gc->footer(
+      "A shell target keeps the content of every file a command wrote (its preview) and of\n"
+      "every file a commit replaced (its undo) under <store>.shell/NAME/blobs. gc keeps what a\n"
+      "pending action would commit and what an applied action would restore on rollback, and\n"
+      "removes the rest: the previews of denied, rejected, expired, failed and rolled-back\n"
+      "actions, and the held answers of MCP calls no pending call names. Anything written or\n"
+      "reused in the last --older-than hours stays, so a command running meanwhile loses\n"
+      "nothing. A target whose records cannot be read, or with a commit waiting for\n"
+      "recovery, loses nothing (exit 1). Run it on the machine that holds the store.");
+  gc->callback([&] { run = [&] { return CmdStoreGc(o); }; });
 
   auto* policy = app.add_subcommand("policy", "the policy file");
   policy->require_subcommand(1);

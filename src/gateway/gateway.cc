@@ -1,14 +1,16 @@
 #include "gateway/gateway.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <limits>
 
 #include "approval/approval.h"
 #include "connectors/http/http_connector.h"
 #include "connectors/http/send.h"
 #include "connectors/mcp/mcp_connector.h"
+#include "connectors/shell/shell_connector.h"
 #include "core/clock.h"
 #include "core/crash.h"
 #include "core/hash.h"
@@ -646,6 +648,71 @@ Status Gateway::AuditOnly(const std::string& action_id, const std::string& princ
     e.payload = payload;  // a copy: a grouped or retried commit runs this more than once
     return t.AppendAudit(std::move(e)).status();
   });
+}
+
+Result<Json> Gateway::CollectGarbage(int64_t older_than_s, bool dry_run) {
+  if (older_than_s < 0) return Status::InvalidArgument("--older-than must not be negative");
+  // What a record may still need, by shell target: an action that may still be committed
+  // (its layer; an MCP call's held answer), or one that may still be rolled back, or whose
+  // end a crash left open (its undo layer).
+  std::map<std::string, ShellLiveRecords> live;
+  for (const auto& [name, spec] : policy_->targets) {
+    if (spec.kind == "shell") live[name];
+  }
+  if (live.empty()) return Json{{"targets", Json::array()}, {"errors", Json::array()}};
+  Status read = store_->Read([&](StoreTxn& t) -> Status {
+    for (ActionStatus status :
+         {ActionStatus::kPending, ActionStatus::kApplying, ActionStatus::kRollingBack,
+          ActionStatus::kApplied, ActionStatus::kFailed}) {
+      ActionFilter f;
+      f.status = status;
+      f.limit = std::numeric_limits<int>::max();
+      ASSIGN_OR_RETURN(std::vector<Action> actions, t.ListActions(f));
+      for (const Action& a : actions) {
+        // A shell target's own action, or an MCP call made in its sandbox.
+        std::string shell = a.target;
+        if (live.count(shell) == 0 && a.effect.extra.is_object()) {
+          shell = a.effect.extra.value("sandbox", "");
+        }
+        auto it = live.find(shell);
+        if (it == live.end()) continue;
+        const Json& x = a.effect.extra;
+        const bool may_commit =
+            status == ActionStatus::kPending || status == ActionStatus::kApplying;
+        if (may_commit && x.is_object()) {
+          if (x.contains("layer") && x["layer"].is_string()) {
+            it->second.layers.push_back(x["layer"].get<std::string>());
+          }
+          if (x.contains("held_answer") && x["held_answer"].is_string()) {
+            it->second.held_answers.push_back(x["held_answer"].get<std::string>());
+          }
+        }
+        if (status == ActionStatus::kPending) continue;  // no undo before the commit
+        ASSIGN_OR_RETURN(std::optional<UndoRecord> undo, t.GetUndo(a.id));
+        if (!undo || undo->kind != "shell") continue;
+        auto data = ParseJson(undo->data);
+        if (!data.ok() || !data->is_object() || !(*data)["layer"].is_string()) {
+          return Status::Corruption("the undo record of " + a.id +
+                                    " is not a shell undo; nothing was removed");
+        }
+        it->second.undo_layers.push_back((*data)["layer"].get<std::string>());
+      }
+    }
+    return Status::Ok();
+  });
+  RETURN_IF_ERROR(read);
+  const int64_t cutoff_s = NowMs() / 1000 - older_than_s;
+  Json out = {{"targets", Json::array()}, {"errors", Json::array()}};
+  for (const auto& [name, records] : live) {
+    ASSIGN_OR_RETURN(ConnectorConfig config, ConnectorConfigFor(name));
+    auto report = CollectShellGarbage(config, records, cutoff_s, dry_run);
+    if (report.ok()) {
+      out["targets"].push_back(*report);
+    } else {
+      out["errors"].push_back({{"target", name}, {"error", report.status().message()}});
+    }
+  }
+  return out;
 }
 
 Result<ConnectorConfig> Gateway::ConnectorConfigFor(const std::string& target) const {

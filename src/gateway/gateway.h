@@ -207,6 +207,12 @@ class Gateway {
   // Resolves `applying` / `rolling_back` actions from what the target recorded.
   Status Recover();
 
+  // airlock store gc: for each shell target, removes the blobs and held MCP answers that no
+  // record may still need (CollectShellGarbage) and that nothing wrote or reused in the last
+  // `older_than_s` seconds. Returns {"targets": [report per shell target], "errors": [...]};
+  // a target that fails is listed under errors and loses nothing.
+  Result<Json> CollectGarbage(int64_t older_than_s, bool dry_run);
+
   const Policy& policy() const { return *policy_; }
   // A target's connector configuration as the gateway builds it: the policy entry plus, for a
   // shell target, its state dir and airlock's own files to hide; for an MCP server run in a

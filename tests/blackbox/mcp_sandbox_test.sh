@@ -164,6 +164,14 @@ checkd "... the same session then reads d2.txt where it was (the staged move is 
 out2=$(as_alice reject "$ID2" 2>&1)
 checkd "rejected: the real workspace is unchanged" "$out2 $(tree_sig "$WS")" \
   all [ "$(tree_sig "$WS")" = "$before" ] -- jqe '.status == "rejected"' "$(action_json "$ID2")"
+# The rejected call's held answer stays in the shell target's state until airlock store gc.
+HELD2=$(jq -r '.effect.extra.held_answer // empty' <<<"$(action_json "$ID2")")
+held2=$(find "$T/a/state" -path "*/held/$HELD2" 2>/dev/null | head -1)
+checkd "the rejected call's held answer is still stored" "$HELD2" all [ -n "$HELD2" ] -- [ -f "$held2" ]
+sleep 1.1  # --older-than 0 keeps what was written in the current second
+gc=$("$AIRLOCK_BIN" --config "$P" store gc --older-than 0 --json 2>&1)
+checkd "airlock store gc removes it (no pending call names it)" "$gc" \
+  all [ ! -e "$held2" ] -- jqe '.targets[] | select(.target == "repo") | .held_answers_removed >= 1' "$gc"
 out=$(mc "$P" calls read_text_file "$(jq -cn --arg p "$WS/docs/d2.txt" '{path: $p}')" \
   read_text_file "$(jq -cn --arg p "$WS/d2-moved.txt" '{path: $p}')")
 checkd "... and a new session's view is the same: d2.txt is there, d2-moved.txt is not" "$out" \

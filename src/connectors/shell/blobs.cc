@@ -1,8 +1,10 @@
 // BlobStore: content-addressed files under DIR/ab/<sha256>. A blob is written to a
 // temporary name, fsynced and renamed into place (then its directory fsynced), so a blob
 // that exists is complete and survives a crash; the journal of a commit relies on that.
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,6 +56,37 @@ Status WriteAll(int fd, const char* data, size_t size, const std::string& what) 
   return Status::Ok();
 }
 
+// DIR/.lock, taken shared by a writer that finds a blob it can reuse (for the look and the
+// mark) and exclusively by a sweep (for the look and the removal), so that a sweep never
+// removes a blob a writer has just decided to name. Held until destroyed; a lock that cannot
+// be had (a read-only store) is not had, and the caller goes on: reuse then risks a concurrent
+// sweep, which only an operator runs.
+class BlobLock {
+ public:
+  BlobLock(const std::string& dir, int how) {
+    fd_ = open((dir + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd_ < 0) return;
+    while (flock(fd_, how) != 0 && errno == EINTR) {
+    }
+  }
+  ~BlobLock() {
+    if (fd_ >= 0) close(fd_);  // releases the lock
+  }
+  BlobLock(const BlobLock&) = delete;
+  BlobLock& operator=(const BlobLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// A regular file at `path` is there, and is marked as used now.
+bool TouchIfThere(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  (void)utimensat(AT_FDCWD, path.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);
+  return true;
+}
+
 // Fills a buffer; returns bytes read, 0 at the end.
 using Source = std::function<Result<size_t>(char* buf, size_t cap)>;
 
@@ -87,10 +120,12 @@ Result<std::string> PutFrom(const std::string& dir, const Source& source) {
   std::string hash = sha.Final();
   std::string sub = dir + "/" + hash.substr(0, 2);
   std::string final_path = sub + "/" + hash;
-  struct stat existing;
-  if (lstat(final_path.c_str(), &existing) == 0 && S_ISREG(existing.st_mode)) {
-    unlink(tmp.c_str());  // same content already stored, complete by construction
-    return hash;
+  {
+    BlobLock lock(dir, LOCK_SH);
+    if (TouchIfThere(final_path)) {
+      unlink(tmp.c_str());  // same content already stored, complete by construction
+      return hash;
+    }
   }
   if (fsync(out.get()) != 0) return fail(ErrnoStatus("fsync blob '" + tmp + "'", errno));
   out = UniqueFd();
@@ -171,6 +206,82 @@ bool BlobStore::Has(const std::string& sha256) const {
   struct stat st;
   std::string path = dir_ + "/" + sha256.substr(0, 2) + "/" + sha256;
   return lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool BlobStore::Reuse(const std::string& sha256) const {
+  if (!IsHexSha256(sha256)) return false;
+  BlobLock lock(dir_, LOCK_SH);
+  return TouchIfThere(dir_ + "/" + sha256.substr(0, 2) + "/" + sha256);
+}
+
+namespace {
+
+bool OlderThan(const struct stat& st, int64_t cutoff_s) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) < cutoff_s;
+}
+
+// The names in `dir` (without . and ..); NotFound when it is missing.
+Result<std::vector<std::string>> ListDir(const std::string& dir) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) {
+    if (errno == ENOENT) return Status::NotFound(dir);
+    return ErrnoStatus("open '" + dir + "'", errno);
+  }
+  std::vector<std::string> names;
+  while (struct dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+  }
+  closedir(d);
+  return names;
+}
+
+}  // namespace
+
+Result<BlobSweep> SweepBlobs(const std::string& dir, const std::set<std::string>& live,
+                             int64_t cutoff_s, bool dry_run) {
+  BlobSweep out;
+  auto top = ListDir(dir);
+  if (!top.ok() && top.status().code() == StatusCode::kNotFound) return out;
+  if (!top.ok()) return top.status();
+  for (const std::string& name : *top) {
+    const std::string path = dir + "/" + name;
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0) continue;  // gone meanwhile
+    if (name.rfind(".tmp-", 0) == 0 && S_ISREG(st.st_mode)) {
+      if (!OlderThan(st, cutoff_s)) continue;  // a write in progress
+      if (!dry_run && unlink(path.c_str()) != 0 && errno != ENOENT) {
+        return ErrnoStatus("remove '" + path + "'", errno);
+      }
+      ++out.temporaries_removed;
+      continue;
+    }
+    // Only what PutFrom makes: two hex digits, holding blobs named by their hash.
+    if (!S_ISDIR(st.st_mode) || name.size() != 2 ||
+        name.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      continue;
+    }
+    ASSIGN_OR_RETURN(std::vector<std::string> blobs, ListDir(path));
+    // Exclusive for the looks and removals of one subdirectory at a time, so that a writer
+    // waits for one subdirectory's worth, not the whole sweep.
+    BlobLock lock(dir, LOCK_EX);
+    for (const std::string& blob : blobs) {
+      const std::string file = path + "/" + blob;
+      struct stat bst;
+      if (lstat(file.c_str(), &bst) != 0 || !S_ISREG(bst.st_mode)) continue;
+      if (!IsHexSha256(blob) || blob.compare(0, 2, name) != 0) continue;  // not ours
+      if (live.count(blob) != 0 || !OlderThan(bst, cutoff_s)) {
+        ++out.kept;
+        continue;
+      }
+      if (!dry_run && unlink(file.c_str()) != 0 && errno != ENOENT) {
+        return ErrnoStatus("remove blob '" + file + "'", errno);
+      }
+      ++out.removed;
+      out.bytes_removed += static_cast<int64_t>(bst.st_size);
+    }
+  }
+  return out;
 }
 
 }  // namespace airlock::shell

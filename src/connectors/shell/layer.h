@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,11 +55,31 @@ class BlobStore {
   Result<int> Open(const std::string& sha256) const;  // O_RDONLY|O_CLOEXEC; verifies nothing
   Result<std::string> ReadAll(const std::string& sha256, int64_t max_bytes) const;
   bool Has(const std::string& sha256) const;
+  // Has, for a blob about to be named by a new record: it is also marked as just used (its
+  // mtime), so that a collection running meanwhile (SweepBlobs) leaves it.
+  bool Reuse(const std::string& sha256) const;
   const std::string& dir() const { return dir_; }
 
  private:
   std::string dir_;
 };
+
+// What SweepBlobs did (or, with dry_run, would do).
+struct BlobSweep {
+  int64_t kept = 0;     // blobs still named, or written or reused since the cutoff
+  int64_t removed = 0;  // blobs no record names, untouched since the cutoff
+  int64_t bytes_removed = 0;
+  int64_t temporaries_removed = 0;  // half-written blobs of an interrupted write
+};
+
+// Removes every blob in `dir` that is not in `live` and was last written or reused (Reuse,
+// PutFile and PutBytes of a blob that exists) before `cutoff_s` (seconds since the epoch),
+// and every temporary file older than that. A blob that a writer reuses while the sweep runs
+// is either kept (its mtime is new by the time the sweep looks) or removed before the writer
+// looks, which then writes it again: the two take a lock on DIR/.lock in turn. A missing
+// `dir` holds nothing.
+Result<BlobSweep> SweepBlobs(const std::string& dir, const std::set<std::string>& live,
+                             int64_t cutoff_s, bool dry_run);
 
 struct CaptureOptions {
   int64_t hash_lower_max_bytes = 1 << 20;  // lower files up to this size get a sha256

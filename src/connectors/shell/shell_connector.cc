@@ -1,5 +1,6 @@
 #include "connectors/shell/shell_connector.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "connectors/shell/egress.h"
@@ -243,7 +245,7 @@ Result<std::string> AddFileEffect(const ShellConfig& config, BlobStore& blobs,
   // every read) is stored once, not fsynced again for each action.
   const std::string manifest = LayerToJson(cap.layer).dump();
   std::string key = Sha256Hex(manifest);
-  if (!blobs.Has(key)) {
+  if (!blobs.Reuse(key)) {
     ASSIGN_OR_RETURN(key, blobs.PutBytes(manifest));
   }
   x["layer"] = key;
@@ -568,6 +570,85 @@ Result<std::string> AddShellFileEffect(const ConnectorConfig& target,
   ASSIGN_OR_RETURN(ShellConfig c, ParseConfig(target));
   BlobStore blobs(c.state_dir + "/blobs");
   return AddFileEffect(c, blobs, cap, e);
+}
+
+Result<Json> CollectShellGarbage(const ConnectorConfig& target, const ShellLiveRecords& live,
+                                 int64_t cutoff_s, bool dry_run) {
+  ASSIGN_OR_RETURN(ShellConfig c, ParseConfig(target));
+  // A commit that a crash interrupted names blobs in its journal only. The gateway's recovery
+  // at open finishes it (its action is applying or rolling back); one that is still there
+  // failed to, and until it is finished nothing is taken.
+  const std::string journal = c.state_dir + "/journal";
+  if (DIR* d = ::opendir(journal.c_str())) {
+    bool pending = false;
+    while (struct dirent* e = ::readdir(d)) {
+      if (e->d_name[0] != '.') pending = true;
+    }
+    ::closedir(d);
+    if (pending) {
+      return Status::FailedPrecondition("an interrupted commit of shell target '" + target.name +
+                                        "' waits for recovery in " + journal +
+                                        "; nothing was removed");
+    }
+  }
+  BlobStore blobs(c.state_dir + "/blobs");
+  std::set<std::string> keep;
+  auto mark_layer = [&](const std::string& key) -> Status {
+    if (!keep.insert(key).second) return Status::Ok();
+    auto bytes = blobs.ReadAll(key, kMaxManifestBytes);
+    if (!bytes.ok() && bytes.status().code() == StatusCode::kNotFound) {
+      return Status::Ok();  // nothing to keep: its record fails on its own when used
+    }
+    if (!bytes.ok() || Sha256Hex(*bytes) != key) {
+      return Status::Corruption("the stored layer " + key + " of shell target '" + target.name +
+                                "' cannot be read, so what it names is unknown; nothing was "
+                                "removed");
+    }
+    auto j = ParseJson(*bytes, 16);
+    if (!j.ok()) return Status::Corruption("the stored layer " + key + " is not JSON");
+    auto layer = shell::LayerFromJson(*j);
+    if (!layer.ok()) return layer.status().Annotate("the stored layer " + key);
+    for (const auto* states : {&layer->before, &layer->after}) {
+      for (const shell::PathState& s : *states) {
+        if (!s.sha256.empty()) keep.insert(s.sha256);
+      }
+    }
+    return Status::Ok();
+  };
+  for (const std::string& key : live.layers) RETURN_IF_ERROR(mark_layer(key));
+  for (const std::string& key : live.undo_layers) RETURN_IF_ERROR(mark_layer(key));
+  ASSIGN_OR_RETURN(shell::BlobSweep swept, shell::SweepBlobs(blobs.dir(), keep, cutoff_s, dry_run));
+  // Held answers: one file each, named by their hash; a pending call's is kept.
+  int64_t held_removed = 0;
+  const std::string held_dir = c.state_dir + "/held";
+  const std::set<std::string> held_live(live.held_answers.begin(), live.held_answers.end());
+  if (DIR* d = ::opendir(held_dir.c_str())) {
+    std::vector<std::string> names;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(std::move(n));
+    }
+    ::closedir(d);
+    for (const std::string& n : names) {
+      const std::string key =
+          n.size() > 4 && n.compare(n.size() - 4, 4, ".tmp") == 0 ? n.substr(0, n.size() - 4) : n;
+      if (held_live.count(key) != 0) continue;
+      const std::string path = held_dir + "/" + n;
+      struct stat st;
+      if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      if (static_cast<int64_t>(st.st_mtim.tv_sec) >= cutoff_s) continue;
+      if (!dry_run && ::unlink(path.c_str()) != 0 && errno != ENOENT) {
+        return Status::IoError("remove " + path + ": " + std::strerror(errno));
+      }
+      ++held_removed;
+    }
+  }
+  return Json{{"target", target.name},
+              {"blobs_kept", swept.kept},
+              {"blobs_removed", swept.removed},
+              {"bytes_removed", swept.bytes_removed},
+              {"temporaries_removed", swept.temporaries_removed},
+              {"held_answers_removed", held_removed}};
 }
 
 }  // namespace airlock

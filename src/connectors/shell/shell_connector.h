@@ -43,4 +43,24 @@ Result<shell::CapturedLayer> CaptureShellLayer(const ConnectorConfig& target,
 Result<std::string> AddShellFileEffect(const ConnectorConfig& target,
                                        const shell::CapturedLayer& cap, Effect* e);
 
+// ---- airlock store gc ---------------------------------------------------------------------
+
+// What the records still name in a shell target's state: the layers of actions that may
+// still be committed (pending, applying; their effect's extra.layer) and their held MCP
+// answers (extra.held_answer), and the undo layers of actions that may still be rolled back.
+struct ShellLiveRecords {
+  std::vector<std::string> layers;       // manifest keys
+  std::vector<std::string> undo_layers;  // manifest keys from undo data {"layer": KEY}
+  std::vector<std::string> held_answers;
+};
+
+// Removes from the target's blob store every blob that no live record names (the manifests
+// and every content hash in them) and that nothing wrote or reused before `cutoff_s`, and
+// likewise the held answers of MCP calls that no pending call names. Fail closed: a manifest
+// that cannot be read (it could name anything) or a commit's journal waiting for recovery
+// removes nothing. Returns {target, blobs_kept, blobs_removed, bytes_removed,
+// temporaries_removed, held_answers_removed}.
+Result<Json> CollectShellGarbage(const ConnectorConfig& target, const ShellLiveRecords& live,
+                                 int64_t cutoff_s, bool dry_run);
+
 }  // namespace airlock
