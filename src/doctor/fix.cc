@@ -190,7 +190,9 @@ std::string PolicyYaml(const FixPlan& plan, const FixOptions& o) {
   if (!plan.remote.empty()) {
     y += "# Remote servers, left as they are in the copies: to gate one, add\n";
     y += "#   NAME: {url: URL}\n";
-    y += "# above and point the client at airlock serve's /mcp/NAME with the agent's token.\n";
+    y += "# above (with headers: {Authorization: \"env:VAR\"} for credentials the client sent:\n";
+    y += "# airlock then holds them, not the agent) and point the client at airlock serve's\n";
+    y += "# /mcp/NAME with the agent's token.\n";
     for (const RemoteServer& r : plan.remote) {
       y += "#   " + CommentSafe(r.name) + " (" + CommentSafe(r.file) + "): " + CommentSafe(r.url) +
            "\n";

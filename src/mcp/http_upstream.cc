@@ -3,6 +3,7 @@
 #include <chrono>
 #include <thread>
 
+#include "connectors/http/credentials.h"
 #include "net/curl.h"
 
 namespace airlock::mcp {
@@ -157,8 +158,19 @@ Result<std::unique_ptr<HttpUpstream>> HttpUpstream::Start(const HttpUpstreamOpti
   if (options.url.rfind("http://", 0) != 0 && options.url.rfind("https://", 0) != 0) {
     return Status::InvalidArgument("an MCP server's url must be http:// or https://");
   }
+  std::vector<std::string> extra;
+  for (const auto& [name, value] : options.headers) {
+    ASSIGN_OR_RETURN(http_target::HeaderSpec spec, http_target::ParseHeaderSpec(name, value));
+    auto resolved = http_target::ResolveHeaderValue(spec);
+    if (!resolved.ok()) {
+      return resolved.status().Annotate("the MCP server at " + net::UrlOrigin(options.url));
+    }
+    extra.push_back(spec.name + ": " + *resolved);
+  }
   RETURN_IF_ERROR(net::Curl().status());
-  return std::unique_ptr<HttpUpstream>(new HttpUpstream(options));
+  auto up = std::unique_ptr<HttpUpstream>(new HttpUpstream(options));
+  up->extra_headers_ = std::move(extra);
+  return up;
 }
 
 HttpUpstream::HttpUpstream(HttpUpstreamOptions options)
@@ -179,6 +191,7 @@ std::vector<std::string> HttpUpstream::Headers(bool json_body) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!session_id_.empty()) h.push_back("Mcp-Session-Id: " + session_id_);
   if (!protocol_version_.empty()) h.push_back("MCP-Protocol-Version: " + protocol_version_);
+  h.insert(h.end(), extra_headers_.begin(), extra_headers_.end());
   return h;
 }
 

@@ -21,6 +21,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "mcp/upstream.h"
 
@@ -30,11 +32,15 @@ struct HttpUpstreamOptions {
   std::string url;  // http:// or https://
   size_t max_message_bytes = 4u << 20;
   int64_t connect_timeout_ms = 10000;
+  // Sent with every request: header name -> env:NAME, file:PATH or a literal (policy
+  // `headers:`; connectors/http/credentials.h). Read once, by Start; never logged.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 class HttpUpstream : public Upstream {
  public:
-  // Checks the URL and loads libcurl; nothing is sent yet.
+  // Checks the URL, reads the headers' values and loads libcurl; nothing is sent yet. A
+  // header whose value cannot be read fails it, naming the header and its reference only.
   static Result<std::unique_ptr<HttpUpstream>> Start(const HttpUpstreamOptions& options);
   ~HttpUpstream() override;  // Stop()
 
@@ -71,6 +77,7 @@ class HttpUpstream : public Upstream {
 
   const HttpUpstreamOptions options_;
   const std::string origin_;  // what errors may show of the URL
+  std::vector<std::string> extra_headers_;  // "Name: value", from options_.headers
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> queue_;  // GUARDED_BY(mu_)

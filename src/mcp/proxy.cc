@@ -365,6 +365,7 @@ Status Session::StartUpstreamLocked() {
   } else if (!spec_.url.empty()) {
     HttpUpstreamOptions o;
     o.url = spec_.url;
+    o.headers = spec_.headers;
     o.max_message_bytes = static_cast<size_t>(spec_.max_message_bytes);
     ASSIGN_OR_RETURN(auto started, HttpUpstream::Start(o));
     up_ = std::shared_ptr<Upstream>(std::move(started));

@@ -74,9 +74,12 @@ constexpr std::string_view kLimitMatchKeys[] = {"target", "agent"};
 constexpr std::string_view kNotifyKeys[] = {"url", "on"};
 constexpr std::string_view kNotifyEvents[] = {"pending", "applied", "denied",      "rejected",
                                               "expired", "failed",  "rolled_back", "breaker"};
-constexpr std::string_view kMcpServerKeys[] = {
-    "command",           "env",           "sandbox",          "url",        "tools",
-    "trust_annotations", "approval_wait", "max_message_size", "read_paths", "sync_reads"};
+constexpr std::string_view kMcpServerKeys[] = {"command",       "env",
+                                               "sandbox",       "url",
+                                               "tools",         "trust_annotations",
+                                               "approval_wait", "max_message_size",
+                                               "read_paths",    "sync_reads",
+                                               "headers"};
 constexpr std::string_view kMcpToolKeys[] = {"tool", "args", "risk", "reason"};
 constexpr std::string_view kArgCheckKeys[] = {"count_gt", "matches", "equals", "gt"};
 constexpr std::string_view kTargetKinds[] = {"sqlite", "shell", "smtp", "postgres", "http"};
@@ -829,6 +832,52 @@ class Loader {
     return Status::Ok();
   }
 
+  // `headers:`, the headers (credentials) airlock adds to every request: header name ->
+  // env:NAME, file:PATH (made absolute) or a literal, in the order written. Refused besides
+  // what ParseHeaderSpec refuses: a name in `reserved` (lower case; headers the caller sets
+  // itself) and a name given twice in any case. No message quotes a value.
+  Result<std::vector<std::pair<std::string, std::string>>> GetHeaders(
+      const Field& f, std::initializer_list<std::string_view> reserved) {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (!f.value.IsNull() && !f.value.IsMap()) {
+      return ValueErr(f,
+                      "expected a mapping of header names to values, e.g. "
+                      "{Authorization: \"env:API_TOKEN\"}, got " +
+                          Describe(f.value));
+    }
+    auto lower = [](std::string v) {
+      for (char& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      return v;
+    };
+    for (auto it = f.value.begin(); f.value.IsMap() && it != f.value.end(); ++it) {
+      if (!it->first.IsScalar()) return Err(it->first, f.path + ": keys must be header names");
+      const std::string name = it->first.Scalar();
+      if (!it->second.IsScalar()) {
+        return Err(it->second.IsNull() ? it->first : it->second,
+                   f.path + "." + name + ": expected a string (env:NAME, file:PATH or a value)");
+      }
+      for (const auto& [prev, unused] : out) {
+        if (lower(prev) == lower(name)) {
+          return Err(it->first, f.path + ": duplicate header " + Quote(name));
+        }
+      }
+      for (std::string_view own : reserved) {
+        if (lower(name) == own) {
+          return Err(it->first, f.path + ": header " + Quote(name) +
+                                    " is set by airlock itself, not by the policy");
+        }
+      }
+      std::string value = it->second.Scalar();
+      Result<http_target::HeaderSpec> spec = http_target::ParseHeaderSpec(name, value);
+      if (!spec.ok()) return Err(it->second, f.path + ": " + spec.status().message());
+      if (spec->source == http_target::HeaderSpec::Source::kFile) {
+        value = "file:" + Resolve(spec->ref);
+      }
+      out.emplace_back(name, std::move(value));
+    }
+    return out;
+  }
+
   // An HTTP target: the API's base URL, the requests it allows, and the headers (credentials)
   // airlock adds. Header values are references (env:NAME, file:PATH) or literals; none is
   // ever quoted in an error.
@@ -862,32 +911,8 @@ class Loader {
     }
     j["headers"] = Json::object();
     if (const Field* f = fields.Find("headers")) {
-      if (!f->value.IsNull() && !f->value.IsMap()) {
-        return ValueErr(*f,
-                        "expected a mapping of header names to values, e.g. "
-                        "{Authorization: \"env:API_TOKEN\"}, got " +
-                            Describe(f->value));
-      }
-      for (auto it = f->value.begin(); f->value.IsMap() && it != f->value.end(); ++it) {
-        if (!it->first.IsScalar()) return Err(it->first, f->path + ": keys must be header names");
-        const std::string name = it->first.Scalar();
-        if (!it->second.IsScalar()) {
-          return Err(it->second.IsNull() ? it->first : it->second,
-                     f->path + "." + name + ": expected a string (env:NAME, file:PATH or a value)");
-        }
-        for (const auto& [prev, unused] : j["headers"].items()) {
-          std::string a = prev, c = name;
-          for (char& ch : a) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-          for (char& ch : c) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-          if (a == c) return Err(it->first, f->path + ": duplicate header " + Quote(name));
-        }
-        std::string value = it->second.Scalar();
-        Result<http_target::HeaderSpec> spec = http_target::ParseHeaderSpec(name, value);
-        if (!spec.ok()) return Err(it->second, f->path + ": " + spec.status().message());
-        if (spec->source == http_target::HeaderSpec::Source::kFile)
-          value = "file:" + Resolve(spec->ref);
-        j["headers"][name] = value;
-      }
+      ASSIGN_OR_RETURN(auto headers, GetHeaders(*f, {}));
+      for (auto& [name, value] : headers) j["headers"][name] = value;
     }
     int64_t timeout = 30'000;
     if (const Field* f = fields.Find("timeout")) {
@@ -1617,7 +1642,17 @@ class Loader {
         }
       }
       ASSIGN_OR_RETURN(s->url, GetWebhookUrl(*url));
+      if (const Field* f = fields.Find("headers")) {
+        // What the streamable HTTP transport sets itself stays airlock's.
+        ASSIGN_OR_RETURN(s->headers, GetHeaders(*f, {"accept", "content-type", "mcp-session-id",
+                                                     "mcp-protocol-version", "last-event-id"}));
+      }
       return Status::Ok();
+    }
+    if (const Field* f = fields.Find("headers")) {
+      return Err(f->key, f->path +
+                             ": applies only to a streamable HTTP server (`url`); a stdio "
+                             "server's credentials go in its `env`");
     }
     RETURN_IF_ERROR(LoadMcpCommand(*command, s));
     if (const Field* f = fields.Find("env")) RETURN_IF_ERROR(LoadMcpEnv(*f, s));
@@ -1656,6 +1691,7 @@ class Loader {
       if (!s.read_paths.empty()) j["read_paths"] = s.read_paths;
     } else {
       j["url"] = s.url;
+      for (const auto& [name, value] : s.headers) j["headers"][name] = value;
     }
     j["trust_annotations"] = s.trust_annotations;
     j["approval_wait_ms"] = s.approval_wait_ms;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -155,6 +156,9 @@ struct McpServerSpec {
   // directories (the server's own code, e.g. its node_modules). Default: none.
   std::vector<std::string> read_paths;
   std::string url;                    // streamable HTTP upstream (http:// or https://)
+  // With `url`: headers sent with every request to it, name -> env:NAME, file:PATH
+  // (absolute) or a literal (connectors/http/credentials.h), read when the upstream starts.
+  std::vector<std::pair<std::string, std::string>> headers;
   std::vector<McpToolRule> tools;     // first to last; every matching rule raises the risk
   bool trust_annotations = false;     // use the upstream's readOnlyHint/destructiveHint
   int64_t approval_wait_ms = 60'000;  // how long a pending tools/call waits for a decision

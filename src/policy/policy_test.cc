@@ -973,6 +973,53 @@ TEST(PolicyMcp, TransportErrors) {
                 {"read_paths"});
 }
 
+// headers: a url: server's credentials, as an HTTP target's: references or literals, never
+// quoted in an error; the transport's own headers stay airlock's.
+TEST(PolicyMcp, UrlHeaders) {
+  auto p = MustLoad(McpBase() +
+                    "mcp_servers:\n"
+                    "  fs: {url: \"https://mcp.example/mcp\", headers: {Authorization: "
+                    "\"env:FS_AUTH\", X-Key: \"file:./fs.key\", X-Plain: v1}}\n" +
+                    McpAgent("fs"));
+  ASSERT_NE(p, nullptr);
+  const McpServerSpec* fs = p->FindMcpServer("fs");
+  ASSERT_NE(fs, nullptr);
+  ASSERT_EQ(fs->headers.size(), 3u);
+  EXPECT_EQ(fs->headers[0],
+            std::make_pair(std::string("Authorization"), std::string("env:FS_AUTH")));
+  EXPECT_EQ(fs->headers[1].second.rfind("file:/", 0), 0u)
+      << "made absolute: " << fs->headers[1].second;
+  EXPECT_NE(fs->headers[1].second.find("/fs.key"), std::string::npos);
+  EXPECT_EQ(fs->headers[2].second, "v1");
+  // The connector's one-shot sessions (approvals made later) get them with the entry.
+  const TargetSpec* t = p->FindTarget("fs");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->fields["headers"]["Authorization"], "env:FS_AUTH");
+
+  const std::string head = McpBase() + "mcp_servers:\n  fs: ";
+  ExpectErrorAt(head + "{command: [x], headers: {A: b}}\n", "headers",
+                {"mcp_servers.fs.headers: applies only to a streamable HTTP server"});
+  for (const char* own :
+       {"Accept", "content-type", "Mcp-Session-Id", "MCP-Protocol-Version", "Last-Event-ID"}) {
+    ExpectErrorAt(head + "{url: \"http://a.example\", headers: {" + own + ": x}}\n", own,
+                  {"set by airlock itself"});
+  }
+  ExpectErrorAt(head + "{url: \"http://a.example\", headers: {A: x, a: y}}\n", "a: y",
+                {"duplicate header \"a\""});
+  ExpectErrorAt(head + "{url: \"http://a.example\", headers: [A]}\n", "[A]",
+                {"expected a mapping of header names to values"});
+  ExpectErrorAt(head + "{url: \"http://a.example\", headers: {A: \"env:1X\"}}\n", "\"env:1X\"",
+                {"env: needs a variable name"});
+  // A literal with a line break would inject a header; the error does not quote it.
+  const std::string secret = "s3cretPassw0rd";
+  auto bad = LoadPolicyText(head + "{url: \"http://a.example\", headers: {A: \"" + secret +
+                                "\\r\\nX: y\"}}\n" + McpAgent("fs"),
+                            kFile);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("line break"), std::string::npos) << bad.status().message();
+  EXPECT_EQ(bad.status().message().find(secret), std::string::npos) << bad.status().message();
+}
+
 TEST(PolicyMcp, ReadPathsResolveAgainstThePolicyDirectory) {
   auto p = MustLoad(McpBase() +
                     "mcp_servers:\n"

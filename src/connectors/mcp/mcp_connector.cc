@@ -69,6 +69,11 @@ class OneShotCaller : public McpToolCaller {
       mcp::HttpUpstreamOptions h;
       h.url = fields_["url"].get<std::string>();
       h.max_message_bytes = max_bytes;
+      if (fields_.contains("headers") && fields_["headers"].is_object()) {
+        for (const auto& [name, value] : fields_["headers"].items()) {
+          if (value.is_string()) h.headers.emplace_back(name, value.get<std::string>());
+        }
+      }
       ASSIGN_OR_RETURN(auto up, mcp::HttpUpstream::Start(h));
       return mcp::CallToolOnce(std::unique_ptr<mcp::Upstream>(std::move(up)), params,
                                std::chrono::milliseconds(kOneShotTimeoutMs));
