@@ -238,13 +238,24 @@ bool WaitForStart(int start_r) {
   return n == 1;
 }
 
+// The supervisor holds the go pipe's only write end for its whole life (Supervise), so
+// after "go" the pipe hangs up exactly when the supervisor is gone. It is looked at after
+// the parent-death signal was armed: a supervisor that died before that (after saying "go",
+// while init had not run yet) is seen here, and one that dies later kills init.
 Status WaitForGo(int go_r) {
   char c;
   ssize_t n;
   while ((n = ::read(go_r, &c, 1)) < 0 && errno == EINTR) {
   }
   if (n != 1) return Status::Internal("the supervisor went away before the start");
+  struct pollfd pfd = {go_r, POLLIN, 0};
+  int ready;
+  while ((ready = ::poll(&pfd, 1, 0)) < 0 && errno == EINTR) {
+  }
   ::close(go_r);
+  if (ready > 0 && (pfd.revents & (POLLHUP | POLLERR)) != 0) {
+    return Status::Internal("the supervisor went away before the start");
+  }
   return Status::Ok();
 }
 
@@ -277,7 +288,8 @@ Status ChangeDir(const std::string& dir) {
 // Everything that stands between the command and the host, in order.
 Status ContainInit(const ChildPlan& p) {
   // getppid() is 0 here (the supervisor is outside our pid namespace); the go pipe is the
-  // liveness check instead: EOF if the supervisor died before this prctl.
+  // liveness check instead (WaitForGo): EOF or a hang-up if the supervisor died before this
+  // prctl.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return SysError("set parent-death signal");
   std::vector<int> keep = p.cgroup_fds;
   keep.insert(keep.end(), {p.go_r, p.stdout_w, p.stderr_w, p.status_w, p.stdin_r, p.egress_w,
@@ -460,7 +472,7 @@ Status Supervise(ChildPlan& p) {
     return admitted;
   }
   if (::write(p.go_w, "g", 1) != 1) return SysError("start init");
-  ::close(p.go_w);
+  // go_w stays open until this process ends: its hang-up tells init we are gone (WaitForGo).
   ::close(p.stdout_w);
   ::close(p.stderr_w);
   if (p.stdin_r >= 0) ::close(p.stdin_r);

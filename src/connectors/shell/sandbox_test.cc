@@ -792,6 +792,60 @@ TEST_F(SandboxTest, AGivenUpRunEndsEvenIfItsInitOutlivesTheSupervisor) {
   EXPECT_TRUE(OurCgroups().empty());
 }
 
+// The same start, but the supervisor dies while its caller still holds the run (no Finish,
+// so "start" stays open): init, thawed after its supervisor is gone, must not go on to wait
+// for a "start" that nobody will send. The go pipe's hang-up tells it.
+TEST_F(SandboxTest, AnInitWhoseSupervisorDiedBeforeItsPrctlEndsByItself) {
+  std::unique_ptr<PreparedRun> run;
+  pid_t supervisor = 0;
+  for (int attempt = 0; attempt < 20 && !run; ++attempt) {
+    Result<std::unique_ptr<PreparedRun>> prepared =
+        PreparedRun::Prepare(Spec({"sh", "-c", "echo y > g"}));
+    ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+    supervisor = OnlyChild();
+    ASSERT_NE(supervisor, 0);
+    ASSERT_EQ(::kill(supervisor, SIGSTOP), 0);
+    int status;
+    ASSERT_EQ(::waitpid(supervisor, &status, WUNTRACED), supervisor);
+    const std::string kids = ReadFile("/proc/" + std::to_string(supervisor) + "/task/" +
+                                      std::to_string(supervisor) + "/children");
+    if (kids.empty()) run = std::move(*prepared);
+  }
+  if (!run) GTEST_SKIP() << "the supervisor always cloned init before it could be stopped";
+  const std::string cgroup = OurCgroup2Dir();
+  if (cgroup.empty()) GTEST_SKIP() << "no cgroup2 directory to freeze init in";
+  WriteFile(cgroup + "/cgroup.freeze", "1");
+  ASSERT_EQ(::kill(supervisor, SIGCONT), 0);
+  const std::string syscall_file = "/proc/" + std::to_string(supervisor) + "/syscall";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (ReadFile(syscall_file).rfind(std::to_string(SYS_wait4) + " ", 0) != 0) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the supervisor never waited for init";
+    ::usleep(1000);
+  }
+  const std::string kids = ReadFile("/proc/" + std::to_string(supervisor) + "/task/" +
+                                    std::to_string(supervisor) + "/children");
+  const pid_t init = static_cast<pid_t>(std::atoi(kids.c_str()));
+  ASSERT_GT(init, 0) << kids;
+  // Killed after saying "go", before init has run at all (its prctl included).
+  ASSERT_EQ(::kill(supervisor, SIGKILL), 0);
+  ::usleep(50 * 1000);
+  WriteFile(cgroup + "/cgroup.freeze", "0");
+  // init now has no parent-death signal and no supervisor: only the go pipe can tell it.
+  auto gone = [&] {
+    const std::string stat = ReadFile("/proc/" + std::to_string(init) + "/stat");
+    const size_t paren = stat.rfind(')');
+    return stat.empty() ||
+           (paren != std::string::npos && stat.size() > paren + 2 && stat[paren + 2] == 'Z');
+  };
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!gone() && std::chrono::steady_clock::now() < limit) ::usleep(10 * 1000);
+  EXPECT_TRUE(gone()) << "init went on without its supervisor and waits for a start";
+  if (!gone()) WriteFile(cgroup + "/cgroup.kill", "1");  // lets the test end
+  run.reset();
+  EXPECT_TRUE(HostProcessesMatching("echo y > g").empty());
+  EXPECT_TRUE(OurCgroups().empty());
+}
+
 TEST_F(SandboxTest, APreparedRunReportsAFailedSetupWhenRun) {
   SandboxSpec spec = Spec({"true"});
   spec.hide = {"relative/path"};
