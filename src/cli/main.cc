@@ -766,8 +766,8 @@ int Main(int argc, char** argv) {
   auto* gc = store->add_subcommand(
       "gc", "remove shell targets' stored file contents that no action still needs");
   gc->add_option("--older-than", o.gc_older_than_hours,
-                 "keep anything written or reused in the last N hours (default 24)")
-      ->check(CLI::NonNegativeNumber);
+                 "keep anything written or reused in the last N hours (default 24, at least 1)")
+      ->check(CLI::Range(int64_t{1}, int64_t{24 * 365 * 100}));
   gc->add_flag("--dry-run", o.gc_dry_run, "count what would be removed; remove nothing");
   gc->footer(
       "A shell target keeps the content of every file a command wrote (its preview) and of\n"
@@ -775,8 +775,8 @@ int Main(int argc, char** argv) {
       "pending action would commit and what an applied action would restore on rollback, and\n"
       "removes the rest: the previews of denied, rejected, expired, failed and rolled-back\n"
       "actions, and the held answers of MCP calls no pending call names. Anything written or\n"
-      "reused in the last --older-than hours stays, so a command running meanwhile loses\n"
-      "nothing. A target whose records cannot be read, or with a commit waiting for\n"
+      "reused in the last --older-than hours (at least 1) stays, so a command running\n"
+      "meanwhile loses nothing. A target whose records cannot be read, or with a commit waiting for\n"
       "recovery, loses nothing (exit 1). Run it on the machine that holds the store.");
   gc->callback([&] { run = [&] { return CmdStoreGc(o); }; });
 

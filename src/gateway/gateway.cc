@@ -207,6 +207,28 @@ Gateway::Gateway(std::shared_ptr<const Policy> policy, std::unique_ptr<Store> st
 
 namespace {
 
+// Every file the policy names as a credential's source: dsn_file, password_file, and the
+// file: values of headers (HTTP targets, MCP servers reached by url). Already absolute.
+std::vector<std::string> CredentialFiles(const Policy& policy) {
+  std::vector<std::string> files;
+  for (const auto& [name, spec] : policy.targets) {
+    const Json& f = spec.fields;
+    for (const char* key : {"dsn_file", "password_file"}) {
+      if (f.contains(key) && f[key].is_string() && !f[key].get_ref<const std::string&>().empty()) {
+        files.push_back(f[key].get<std::string>());
+      }
+    }
+    if (f.contains("headers") && f["headers"].is_object()) {
+      for (const auto& [header, value] : f["headers"].items()) {
+        if (value.is_string() && value.get_ref<const std::string&>().rfind("file:", 0) == 0) {
+          files.push_back(value.get<std::string>().substr(5));
+        }
+      }
+    }
+  }
+  return files;
+}
+
 // A target's connector configuration: its policy fields, plus what the gateway adds.
 Result<ConnectorConfig> ConfigOfTarget(const Policy& policy, const std::string& target) {
   const TargetSpec* spec = policy.FindTarget(target);
@@ -226,6 +248,11 @@ Result<ConnectorConfig> ConfigOfTarget(const Policy& policy, const std::string& 
                                     JournalDir(policy),
                                     ShellStateRoot(policy),
                                     policy.source_path};
+    // The files the policy reads credentials from: a command must not read what airlock
+    // keeps from agents (an API key, a DSN with its password).
+    for (const std::string& file : CredentialFiles(policy)) {
+      config.fields["hide_always"].push_back(file);
+    }
   }
   // An MCP server in a sandbox previews, commits and undoes its calls' file effects with its
   // shell target's sandbox and state.
@@ -651,51 +678,69 @@ Status Gateway::AuditOnly(const std::string& action_id, const std::string& princ
 }
 
 Result<Json> Gateway::CollectGarbage(int64_t older_than_s, bool dry_run) {
-  if (older_than_s < 0) return Status::InvalidArgument("--older-than must not be negative");
+  // A blob is named by its record within seconds to minutes of being written or reused (a
+  // command's preview when its action is recorded, a commit's pre-images when its undo is):
+  // a blob younger than that may be one a record in the making is about to name, unseen by
+  // the snapshot below. An hour is the least margin taken.
+  if (older_than_s < kMinGcAgeSeconds) {
+    return Status::InvalidArgument(
+        "--older-than must be at least 1 hour: younger contents may "
+        "belong to an action being recorded right now");
+  }
   // What a record may still need, by shell target: an action that may still be committed
   // (its layer; an MCP call's held answer), or one that may still be rolled back, or whose
-  // end a crash left open (its undo layer).
+  // end a crash left open (its undo layer). The actions of a shell target are its own and
+  // those of the MCP servers run in its sandbox.
   std::map<std::string, ShellLiveRecords> live;
+  std::map<std::string, std::string> shell_of;  // target or MCP server -> shell target
   for (const auto& [name, spec] : policy_->targets) {
-    if (spec.kind == "shell") live[name];
+    if (spec.kind == "shell") {
+      live[name];
+      shell_of[name] = name;
+    }
+  }
+  for (const auto& [name, spec] : policy_->targets) {
+    if (spec.kind != "mcp" || !spec.fields.contains("sandbox") ||
+        !spec.fields["sandbox"].is_string()) {
+      continue;
+    }
+    const std::string shell = spec.fields["sandbox"].get<std::string>();
+    if (live.count(shell) != 0) shell_of[name] = shell;
   }
   if (live.empty()) return Json{{"targets", Json::array()}, {"errors", Json::array()}};
   Status read = store_->Read([&](StoreTxn& t) -> Status {
     for (ActionStatus status :
          {ActionStatus::kPending, ActionStatus::kApplying, ActionStatus::kRollingBack,
           ActionStatus::kApplied, ActionStatus::kFailed}) {
-      ActionFilter f;
-      f.status = status;
-      f.limit = std::numeric_limits<int>::max();
-      ASSIGN_OR_RETURN(std::vector<Action> actions, t.ListActions(f));
-      for (const Action& a : actions) {
-        // A shell target's own action, or an MCP call made in its sandbox.
-        std::string shell = a.target;
-        if (live.count(shell) == 0 && a.effect.extra.is_object()) {
-          shell = a.effect.extra.value("sandbox", "");
-        }
-        auto it = live.find(shell);
-        if (it == live.end()) continue;
-        const Json& x = a.effect.extra;
-        const bool may_commit =
-            status == ActionStatus::kPending || status == ActionStatus::kApplying;
-        if (may_commit && x.is_object()) {
-          if (x.contains("layer") && x["layer"].is_string()) {
-            it->second.layers.push_back(x["layer"].get<std::string>());
+      for (const auto& [target, shell] : shell_of) {
+        ActionFilter f;
+        f.status = status;
+        f.target = target;
+        f.limit = std::numeric_limits<int>::max();
+        ASSIGN_OR_RETURN(std::vector<Action> actions, t.ListActions(f));
+        for (const Action& a : actions) {
+          auto it = live.find(shell);
+          const Json& x = a.effect.extra;
+          const bool may_commit =
+              status == ActionStatus::kPending || status == ActionStatus::kApplying;
+          if (may_commit && x.is_object()) {
+            if (x.contains("layer") && x["layer"].is_string()) {
+              it->second.layers.push_back(x["layer"].get<std::string>());
+            }
+            if (x.contains("held_answer") && x["held_answer"].is_string()) {
+              it->second.held_answers.push_back(x["held_answer"].get<std::string>());
+            }
           }
-          if (x.contains("held_answer") && x["held_answer"].is_string()) {
-            it->second.held_answers.push_back(x["held_answer"].get<std::string>());
+          if (status == ActionStatus::kPending) continue;  // no undo before the commit
+          ASSIGN_OR_RETURN(std::optional<UndoRecord> undo, t.GetUndo(a.id));
+          if (!undo || undo->kind != "shell") continue;
+          auto data = ParseJson(undo->data);
+          if (!data.ok() || !data->is_object() || !(*data)["layer"].is_string()) {
+            return Status::Corruption("the undo record of " + a.id +
+                                      " is not a shell undo; nothing was removed");
           }
+          it->second.undo_layers.push_back((*data)["layer"].get<std::string>());
         }
-        if (status == ActionStatus::kPending) continue;  // no undo before the commit
-        ASSIGN_OR_RETURN(std::optional<UndoRecord> undo, t.GetUndo(a.id));
-        if (!undo || undo->kind != "shell") continue;
-        auto data = ParseJson(undo->data);
-        if (!data.ok() || !data->is_object() || !(*data)["layer"].is_string()) {
-          return Status::Corruption("the undo record of " + a.id +
-                                    " is not a shell undo; nothing was removed");
-        }
-        it->second.undo_layers.push_back((*data)["layer"].get<std::string>());
       }
     }
     return Status::Ok();

@@ -212,6 +212,7 @@ class Gateway {
   // `older_than_s` seconds. Returns {"targets": [report per shell target], "errors": [...]};
   // a target that fails is listed under errors and loses nothing.
   Result<Json> CollectGarbage(int64_t older_than_s, bool dry_run);
+  static constexpr int64_t kMinGcAgeSeconds = 3600;
 
   const Policy& policy() const { return *policy_; }
   // A target's connector configuration as the gateway builds it: the policy entry plus, for a

@@ -99,6 +99,9 @@ Outcome Exchange(const std::string& method, const std::string& url,
            easy->Set(CURLOPT_URL, url.c_str()),
            easy->Set(CURLOPT_PROTOCOLS_STR, "http,https"),
            easy->Set(CURLOPT_FOLLOWLOCATION, 0L),
+           // "" = no proxy, whatever the environment says: the request may carry the
+           // policy's credentials (headers:), which go to the server and nowhere else.
+           easy->Set(CURLOPT_PROXY, ""),
            easy->Set(CURLOPT_HTTPHEADER, list.get()),
            easy->Set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout_ms)),
            easy->Set(CURLOPT_TIMEOUT_MS, static_cast<long>(total_timeout_ms)),

@@ -118,6 +118,21 @@ check "a million tiny files stop at the file cap" all [ "$(jf .effect.extra.uppe
 reject_it
 check "the workspace still has only its own files" [ -z "$(ls repo | grep -E '^(f[0-9]+|big|rootsh|hl|dev)$')" ]
 
+# ---- the files the policy reads credentials from are hidden --------------------------------------
+# Outside /tmp (a sandbox has its own), where a sandbox sees the host read-only.
+KEYS=$(mktemp -d /var/tmp/airlock-keys.XXXXXX)
+secret="k3y-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+printf '%s\n' "$secret" > "$KEYS/api.key"
+printf 'postgres://u:%s@db.internal/app\n' "$secret" > "$KEYS/pg.dsn"
+printf 'not a credential\n' > "$KEYS/other.txt"
+write_shell_policy "  api: {kind: http, base_url: \"https://api.example.com\", headers: {X-Key: \"file:$KEYS/api.key\"}}
+  pg: {kind: postgres, dsn_file: $KEYS/pg.dsn}"
+exec_json repo sh -c "cat '$KEYS/api.key' '$KEYS/pg.dsn' '$KEYS/other.txt'; echo end"
+check "a command reads the policy's credential files (headers: file:, dsn_file) as empty" all [ "$RC" -eq 0 ] -- grep -q "not a credential" <<<"$out" -- [ "$(grep -c "$secret" <<<"$out")" = 0 ]
+check "... and the files are still there for airlock" grep -q "$secret" "$KEYS/api.key"
+rm -rf "$KEYS"
+write_shell_policy
+
 # ---- nothing left behind ---------------------------------------------------------------------------
 check "no mount left behind" [ "$(mount_count)" = 0 ]
 check "no cgroup left behind" [ "$(airlock_cgroups)" = 0 ]

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -58,33 +59,39 @@ Status WriteAll(int fd, const char* data, size_t size, const std::string& what) 
 
 // DIR/.lock, taken shared by a writer that finds a blob it can reuse (for the look and the
 // mark) and exclusively by a sweep (for the look and the removal), so that a sweep never
-// removes a blob a writer has just decided to name. Held until destroyed; a lock that cannot
-// be had (a read-only store) is not had, and the caller goes on: reuse then risks a concurrent
-// sweep, which only an operator runs.
+// removes a blob a writer has just decided to name. Held until destroyed. Opened read-only
+// and made 0644, so that every user who can read the store can take it (flock needs no
+// write access): a lock file made by another user (an operator's gc as root) does not lock
+// the store's own user out. A writer that cannot have it goes on (held() false); a sweep
+// that cannot have it removes nothing.
 class BlobLock {
  public:
   BlobLock(const std::string& dir, int how) {
-    fd_ = open((dir + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    fd_ = open((dir + "/.lock").c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd_ < 0) return;
-    while (flock(fd_, how) != 0 && errno == EINTR) {
+    int rc;
+    while ((rc = flock(fd_, how)) != 0 && errno == EINTR) {
     }
+    held_ = rc == 0;
   }
   ~BlobLock() {
     if (fd_ >= 0) close(fd_);  // releases the lock
   }
   BlobLock(const BlobLock&) = delete;
   BlobLock& operator=(const BlobLock&) = delete;
+  bool held() const { return held_; }
 
  private:
   int fd_ = -1;
+  bool held_ = false;
 };
 
-// A regular file at `path` is there, and is marked as used now.
+// A regular file at `path` is there, and is marked as used now. A blob that cannot be
+// marked counts as not there: it is written again (renamed over itself, with a new mtime).
 bool TouchIfThere(const std::string& path) {
   struct stat st;
   if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
-  (void)utimensat(AT_FDCWD, path.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);
-  return true;
+  return utimensat(AT_FDCWD, path.c_str(), nullptr, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 // Fills a buffer; returns bytes read, 0 at the end.
@@ -265,6 +272,10 @@ Result<BlobSweep> SweepBlobs(const std::string& dir, const std::set<std::string>
     // Exclusive for the looks and removals of one subdirectory at a time, so that a writer
     // waits for one subdirectory's worth, not the whole sweep.
     BlobLock lock(dir, LOCK_EX);
+    if (!lock.held() && !dry_run) {
+      return Status::FailedPrecondition("cannot lock " + dir + "/.lock against writers (" +
+                                        std::strerror(errno) + "); nothing more was removed");
+    }
     for (const std::string& blob : blobs) {
       const std::string file = path + "/" + blob;
       struct stat bst;
