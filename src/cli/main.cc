@@ -8,22 +8,26 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <optional>
 #include <sstream>
 
 #include "audit/audit.h"
+#include "audit/checkpoint.h"
 #include "cli/backend.h"
 #include "cli/render.h"
-#include "connectors/smtp/message.h"
 #include "connectors/postgres/postgres_connector.h"
+#include "connectors/smtp/message.h"
+#include "core/clock.h"
 #include "core/hash.h"
 #include "core/json.h"
 #include "core/trace.h"
 #include "doctor/doctor.h"
 #include "gateway/gateway.h"
-#include "store/pg_store.h"
 #include "mcp/proxy.h"
 #include "policy/policy.h"
 #include "server/serve.h"
+#include "store/pg_store.h"
 
 namespace airlock::cli {
 namespace {
@@ -39,6 +43,8 @@ struct Options {
   std::string agent;
   std::string action_filter;
   std::string migrate_from;  // store migrate --from
+  std::string checkpoints, public_key;  // audit verify --checkpoints --public-key
+  std::string key_file;                 // audit checkpoint --key, audit keygen --out
   int64_t gc_older_than_hours = 24;  // store gc
   bool gc_dry_run = false;
   std::string token_name;
@@ -351,23 +357,108 @@ int CmdBreakerReset(const Options& o) {
   return kExitOk;
 }
 
+// Reads a whole small file (a checkpoint file); NotFound / IoError name it.
+Result<std::string> ReadTextFile(const std::string& path, size_t max_bytes) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return Status::NotFound("cannot read " + path + ": not a file");
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) return Status::IoError("cannot read " + path);
+  if (text.size() > max_bytes) return Status::InvalidArgument(path + " is too large");
+  return text;
+}
+
 int CmdAuditVerify(const Options& o) {
+  if (o.checkpoints.empty() != o.public_key.empty()) {
+    return Fail(o, Status::InvalidArgument(
+                       "--checkpoints FILE and --public-key FILE go together: the checkpoints "
+                       "are checked against the key that signed them"));
+  }
+  std::string checkpoint_text;
+  if (!o.checkpoints.empty()) {
+    auto text = ReadTextFile(o.checkpoints, 64u << 20);
+    if (!text.ok()) return Fail(o, text.status());
+    checkpoint_text = std::move(*text);
+  }
   auto g = OpenBackend(o);
   if (!g.ok()) return Fail(o, g.status());
   auto rep = (*g)->VerifyAudit();
   if (!rep.ok()) return Fail(o, rep.status());
-  if (o.json) {
-    PrintJson({{"ok", rep->ok},
-               {"events", rep->events},
-               {"first_bad_seq", rep->ok ? Json(nullptr) : Json(rep->first_bad_seq)},
-               {"problem", rep->problem}});
-  } else if (rep->ok) {
-    std::cout << "audit chain intact: " << FormatCount(rep->events) << " events verified\n";
-  } else {
-    std::cout << "audit chain BROKEN at event " << rep->first_bad_seq << ": " << rep->problem
-              << "\n";
+  std::optional<audit::CheckpointReport> checked;
+  if (!o.checkpoints.empty()) {
+    auto c = audit::CheckCheckpoints(checkpoint_text, o.public_key,
+                                     [&](const auto& fn) { return (*g)->ScanAudit("", fn); });
+    if (!c.ok()) return Fail(o, c.status());
+    checked = std::move(*c);
   }
-  return rep->ok ? kExitOk : kExitError;
+  const bool ok = rep->ok && (!checked || checked->problems.empty());
+  if (o.json) {
+    Json out = {{"ok", ok},
+                {"events", rep->events},
+                {"first_bad_seq", rep->ok ? Json(nullptr) : Json(rep->first_bad_seq)},
+                {"problem", rep->problem}};
+    if (checked) {
+      out["checkpoints"] = checked->checked;
+      out["checkpoint_problems"] = checked->problems;
+    }
+    PrintJson(out);
+  } else {
+    if (rep->ok) {
+      std::cout << "audit chain intact: " << FormatCount(rep->events) << " events verified\n";
+    } else {
+      std::cout << "audit chain BROKEN at event " << rep->first_bad_seq << ": " << rep->problem
+                << "\n";
+    }
+    if (checked && checked->problems.empty()) {
+      std::cout << "checkpoints: " << FormatCount(checked->checked)
+                << " checked, every one signed by the key and matched by the chain\n";
+    } else if (checked) {
+      std::cout << "checkpoints: " << FormatCount(checked->checked) << " checked, "
+                << FormatCount(static_cast<int64_t>(checked->problems.size())) << " FAILED:\n";
+      for (const std::string& p : checked->problems) std::cout << "  " << p << "\n";
+    }
+  }
+  return ok ? kExitOk : kExitError;
+}
+
+// Signs the head of the (verified) chain: one line to keep elsewhere.
+int CmdAuditCheckpoint(const Options& o) {
+  auto g = OpenBackend(o);
+  if (!g.ok()) return Fail(o, g.status());
+  auto rep = (*g)->VerifyAudit();
+  if (!rep.ok()) return Fail(o, rep.status());
+  if (!rep->ok) {
+    return Fail(o, Status::Corruption("the audit chain is broken at event " +
+                                      std::to_string(rep->first_bad_seq) + " (" + rep->problem +
+                                      "); a checkpoint of it would vouch for a tampered chain"));
+  }
+  int64_t seq = 0;
+  std::string hash = kGenesisHash;
+  Status scanned = (*g)->ScanAudit("", [&](const AuditEvent& e) {
+    seq = e.seq;
+    hash = e.hash;
+    return true;
+  });
+  if (!scanned.ok()) return Fail(o, scanned);
+  auto c = audit::SignCheckpoint(o.key_file, seq, hash, NowMs());
+  if (!c.ok()) return Fail(o, c.status());
+  std::cout << audit::CheckpointLine(*c) << std::endl;
+  return kExitOk;
+}
+
+int CmdAuditKeygen(const Options& o) {
+  auto id = audit::WriteKeyPair(o.key_file);
+  if (!id.ok()) return Fail(o, id.status());
+  if (o.json) {
+    PrintJson({{"private_key", o.key_file}, {"public_key", o.key_file + ".pub"}, {"key_id", *id}});
+  } else {
+    std::cout << "private key " << o.key_file << " (keep it where airlock signs checkpoints)\n"
+              << "public key  " << o.key_file << ".pub (give it to whoever verifies them)\n"
+              << "key id      " << *id << "\n";
+  }
+  return kExitOk;
 }
 
 // Creates or upgrades the PostgreSQL store's schema; with --from, copies a SQLite store into
@@ -746,7 +837,31 @@ int Main(int argc, char** argv) {
   auto* audit = app.add_subcommand("audit", "the tamper-evident audit log");
   audit->require_subcommand(1);
   auto* verify = audit->add_subcommand("verify", "check the whole hash chain");
+  verify->add_option("--checkpoints", o.checkpoints,
+                     "also check these signed checkpoints (lines of airlock audit checkpoint)");
+  verify->add_option("--public-key", o.public_key, "the public key that signed the checkpoints");
+  verify->footer(
+      "With --checkpoints, each line's signature must be the public key's, and the chain must\n"
+      "hold, at the line's seq, the hash the line names: a history rewritten after the\n"
+      "checkpoint was made fails, even when its own hashes are consistent. Exit 1 on any\n"
+      "break or failed checkpoint.");
   verify->callback([&] { run = [&] { return CmdAuditVerify(o); }; });
+  auto* checkpoint = audit->add_subcommand(
+      "checkpoint", "sign the chain's head: one line to keep outside the store");
+  checkpoint->add_option("--key", o.key_file, "the Ed25519 private key (airlock audit keygen)")
+      ->required();
+  checkpoint->footer(
+      "Prints {airlock_checkpoint, seq, hash, at_ms, key_id, signature} on one line, after\n"
+      "verifying the chain (a broken chain is not signed; exit 1). Append the lines to a file\n"
+      "kept elsewhere (another machine, a log shipper) and check the store against them with\n"
+      "airlock audit verify --checkpoints FILE --public-key KEY.pub: whoever can rewrite the\n"
+      "store cannot rewrite those. The key must be readable by its owner only.");
+  checkpoint->callback([&] { run = [&] { return CmdAuditCheckpoint(o); }; });
+  auto* keygen = audit->add_subcommand("keygen", "make an Ed25519 key pair for checkpoints");
+  keygen->add_option("--out", o.key_file, "the private key's file (FILE.pub gets the public key)")
+      ->required();
+  keygen->footer("Writes FILE (mode 0600) and FILE.pub; never overwrites either.");
+  keygen->callback([&] { run = [&] { return CmdAuditKeygen(o); }; });
   auto* log = audit->add_subcommand("log", "print the log (JSON lines with --json)");
   log->add_option("--action", o.action_filter, "only the events of this action");
   log->callback([&] { run = [&] { return CmdAuditLog(o); }; });
