@@ -40,7 +40,12 @@ std::optional<std::string> CheckLink(const AuditEvent& e, int64_t prev_seq,
 }
 
 VerifyReport Bad(int64_t events, int64_t seq, std::string problem) {
-  return VerifyReport{false, events, seq, std::move(problem)};
+  VerifyReport bad;
+  bad.ok = false;
+  bad.events = events;
+  bad.first_bad_seq = seq;
+  bad.problem = std::move(problem);
+  return bad;
 }
 
 }  // namespace
@@ -94,7 +99,11 @@ Result<VerifyReport> Verify(Store& store) {
                      " events were recorded (events added outside airlock)");
     }
   }
-  return VerifyReport{true, events, 0, ""};
+  VerifyReport ok;
+  ok.events = events;
+  ok.last_seq = prev_seq;
+  ok.last_hash = prev_hash;
+  return ok;
 }
 
 namespace {

@@ -18,6 +18,10 @@ struct VerifyReport {
   int64_t events = 0;         // events read from the chain
   int64_t first_bad_seq = 0;  // the first sequence number where the chain breaks; 0 if ok
   std::string problem;        // for people; empty if ok
+  // When ok: the last verified event's seq and hash (0 and the genesis hash for an empty
+  // chain), what a checkpoint of this chain signs.
+  int64_t last_seq = 0;
+  std::string last_hash;
 };
 
 // Walks the whole chain and checks, event by event: seq is the previous one + 1 (from 1),

@@ -11,6 +11,7 @@
 #include <memory>
 #include <set>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -48,7 +49,8 @@ std::string SignedText(int64_t seq, const std::string& hash, int64_t at_ms) {
 
 // A key file's bytes; a private key must be its owner's alone, as ssh wants.
 Result<std::string> ReadKeyFile(const std::string& path, bool private_key) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  // O_NONBLOCK: a FIFO named as the key must not hang the open (it is refused below).
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     return Status::NotFound("cannot open the key file " + path + ": " + std::strerror(errno));
   }
@@ -77,10 +79,17 @@ Result<std::string> ReadKeyFile(const std::string& path, bool private_key) {
   return bytes;
 }
 
+// Keys are never encrypted here: no passphrase is asked for (OpenSSL would prompt on the
+// terminal, and a cron job has none).
+int NoPassphrase(char*, int, int, void*) {
+  return 0;
+}
+
 Result<Pkey> LoadPrivate(const std::string& path) {
   ASSIGN_OR_RETURN(std::string pem, ReadKeyFile(path, /*private_key=*/true));
   Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  Pkey key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  Pkey key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, &NoPassphrase, nullptr) : nullptr);
+  ERR_clear_error();
   if (!key || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_ED25519) {
     return Status::InvalidArgument(path +
                                    " holds no Ed25519 private key (PEM); make one with "
@@ -93,11 +102,13 @@ Result<Pkey> LoadPrivate(const std::string& path) {
 Result<Pkey> LoadPublic(const std::string& path) {
   ASSIGN_OR_RETURN(std::string pem, ReadKeyFile(path, /*private_key=*/false));
   Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  Pkey key(bio ? PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  Pkey key(bio ? PEM_read_bio_PUBKEY(bio.get(), nullptr, &NoPassphrase, nullptr) : nullptr);
   if (!key) {
     Bio again(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-    key.reset(again ? PEM_read_bio_PrivateKey(again.get(), nullptr, nullptr, nullptr) : nullptr);
+    key.reset(again ? PEM_read_bio_PrivateKey(again.get(), nullptr, &NoPassphrase, nullptr)
+                    : nullptr);
   }
+  ERR_clear_error();  // the first read's expected failure must not linger in the queue
   if (!key || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_ED25519) {
     return Status::InvalidArgument(path + " holds no Ed25519 public key (PEM)");
   }
@@ -122,6 +133,7 @@ Status WriteNewFile(const std::string& path, const std::string& bytes, mode_t mo
     }
     return Status::IoError("create " + path + ": " + std::strerror(errno));
   }
+  errno = EIO;  // what a short write that sets no errno reports
   const bool ok = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()) &&
                   ::fsync(fd) == 0;
   const int err = errno;
@@ -219,10 +231,26 @@ Result<Checkpoint> ParseCheckpointLine(std::string_view line) {
   static const std::set<std::string> kKeys = {
       "airlock_checkpoint", "seq", "hash", "at_ms", "key_id", "signature"};
   for (const auto& [k, v] : j.items()) {
-    if (kKeys.count(k) == 0)
-      return Status::InvalidArgument("unknown key \"" + k.substr(0, 40) + "\"");
+    if (kKeys.count(k) == 0) return Status::InvalidArgument("a key that is not a checkpoint's");
   }
   if (j.size() != kKeys.size()) return Status::InvalidArgument("missing keys");
+  // Each key once: JSON readers differ on which of two equal keys wins, and the line must
+  // read the same to whoever looks at it as to this check.
+  size_t keys_seen = 0;
+  bool duplicate = false;
+  std::set<std::string> seen;
+  const Json scanned = Json::parse(
+      line,
+      [&](int depth, Json::parse_event_t event, Json& parsed) {
+        if (event == Json::parse_event_t::key && depth == 1) {
+          ++keys_seen;
+          if (!seen.insert(parsed.get<std::string>()).second) duplicate = true;
+        }
+        return true;
+      },
+      /*allow_exceptions=*/false);
+  (void)scanned;
+  if (duplicate || keys_seen != kKeys.size()) return Status::InvalidArgument("a key given twice");
   if (!j["airlock_checkpoint"].is_number_integer() || j["airlock_checkpoint"].get<int64_t>() != 1) {
     return Status::InvalidArgument("airlock_checkpoint is not 1 (an unknown version)");
   }
@@ -248,9 +276,10 @@ Result<Checkpoint> ParseCheckpointLine(std::string_view line) {
   return c;
 }
 
-Status VerifyCheckpointSignature(const Checkpoint& c, const std::string& public_path) {
-  ASSIGN_OR_RETURN(Pkey key, LoadPublic(public_path));
-  ASSIGN_OR_RETURN(std::string id, KeyId(key.get()));
+namespace {
+
+Status VerifyWith(const Checkpoint& c, EVP_PKEY* key) {
+  ASSIGN_OR_RETURN(std::string id, KeyId(key));
   if (id != c.key_id) {
     return Status::PermissionDenied("signed by key " + c.key_id + ", not by " + id +
                                     " (the public key given)");
@@ -258,20 +287,30 @@ Status VerifyCheckpointSignature(const Checkpoint& c, const std::string& public_
   ASSIGN_OR_RETURN(std::string sig, HexDecode(c.signature));
   const std::string text = SignedText(c.seq, c.hash, c.at_ms);
   MdCtx ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1) {
+  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key) != 1) {
     return Status::Internal("cannot set up the signature check");
   }
-  if (EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
-                       reinterpret_cast<const unsigned char*>(text.data()), text.size()) != 1) {
+  const int verified =
+      EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                       reinterpret_cast<const unsigned char*>(text.data()), text.size());
+  ERR_clear_error();
+  if (verified != 1) {
     return Status::PermissionDenied("the signature does not match (a forged or altered line)");
   }
   return Status::Ok();
 }
 
+}  // namespace
+
+Status VerifyCheckpointSignature(const Checkpoint& c, const std::string& public_path) {
+  ASSIGN_OR_RETURN(Pkey key, LoadPublic(public_path));
+  return VerifyWith(c, key.get());
+}
+
 Result<CheckpointReport> CheckCheckpoints(
     std::string_view text, const std::string& public_path,
     const std::function<Status(const std::function<bool(const AuditEvent&)>&)>& scan) {
-  RETURN_IF_ERROR(LoadPublic(public_path).status());  // a bad key is an error, not a report
+  ASSIGN_OR_RETURN(Pkey key, LoadPublic(public_path));  // a bad key is an error, not a report
   CheckpointReport report;
   // The checkpoints whose signature holds, by the seq whose hash they name.
   std::multimap<int64_t, std::pair<int, Checkpoint>> wanted;
@@ -295,12 +334,18 @@ Result<CheckpointReport> CheckCheckpoints(
       report.problems.push_back(where + "not a checkpoint (" + c.status().message() + ")");
       continue;
     }
-    Status signed_ok = VerifyCheckpointSignature(*c, public_path);
+    Status signed_ok = VerifyWith(*c, key.get());
     if (!signed_ok.ok()) {
       report.problems.push_back(where + "seq " + std::to_string(c->seq) + ": " +
                                 signed_ok.message());
       continue;
     }
+    if (c->seq > report.newest_seq ||
+        (c->seq == report.newest_seq && c->at_ms > report.newest_at_ms)) {
+      report.newest_seq = c->seq;
+      report.newest_at_ms = c->at_ms;
+    }
+    ++report.valid;
     if (c->seq == 0) {
       if (c->hash != kGenesisHash) {
         report.problems.push_back(where + "seq 0 names a hash that is not the genesis hash");
@@ -310,6 +355,9 @@ Result<CheckpointReport> CheckCheckpoints(
     wanted.emplace(c->seq, std::make_pair(line_no, *c));
     if (end == text.size()) break;
   }
+  // A file with no checkpoint in it vouches for nothing: a signing job that never wrote a
+  // line, or a file emptied by whoever can reach it, must not pass as "all checkpoints hold".
+  if (report.checked == 0) report.problems.push_back("the file holds no checkpoint");
   if (wanted.empty()) return report;
   int64_t last_seq = 0;
   const int64_t max_wanted = wanted.rbegin()->first;

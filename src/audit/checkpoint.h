@@ -62,8 +62,12 @@ Status VerifyCheckpointSignature(const Checkpoint& c, const std::string& public_
 
 // What CheckCheckpoints found.
 struct CheckpointReport {
-  int64_t checked = 0;                // checkpoints read
-  std::vector<std::string> problems;  // one per failed checkpoint, for people; empty if ok
+  int64_t checked = 0;                // lines read (blank ones not counted)
+  int64_t valid = 0;                  // of those, checkpoints with a valid signature
+  int64_t newest_seq = 0;             // the newest valid checkpoint's seq and time, so that
+  int64_t newest_at_ms = 0;           // a file no one appends to any more shows
+  std::vector<std::string> problems;  // one per failed line, for people; empty if ok. A file
+                                      // with no checkpoint at all is a problem too.
 };
 
 // Checks every checkpoint line of `text` (blank lines skipped) against the chain that

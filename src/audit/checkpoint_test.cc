@@ -191,6 +191,39 @@ TEST_F(CheckpointTest, TheChainMustHoldEveryCheckpointsHashAtItsPlace) {
 
   // A key that cannot be read is an error.
   EXPECT_FALSE(CheckCheckpoints(text, dir_ + "/none.pub", Scan(chain)).ok());
+
+  // The newest valid checkpoint is reported, so that a file no one appends to shows.
+  EXPECT_EQ(ok->valid, 3);
+  EXPECT_EQ(ok->newest_seq, 10);
+  EXPECT_EQ(ok->newest_at_ms, 1'700'000'000'000);
+}
+
+// A file with nothing in it vouches for nothing: a signing job that never wrote a line, or
+// a file someone emptied, must not pass.
+TEST_F(CheckpointTest, AnEmptyFileIsAProblem) {
+  std::vector<AuditEvent> chain = Chain(3);
+  for (const std::string& text : {std::string(""), std::string("\n\n  \n"), std::string("\r\n")}) {
+    auto r = CheckCheckpoints(text, key_ + ".pub", Scan(chain));
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->problems.size(), 1u);
+    EXPECT_NE(r->problems[0].find("holds no checkpoint"), std::string::npos);
+    EXPECT_EQ(r->valid, 0);
+  }
+}
+
+TEST_F(CheckpointTest, AKeyGivenTwiceIsRefused) {
+  const std::string good = Line(3, Sha256Hex("h"));
+  ASSERT_TRUE(ParseCheckpointLine(good).ok());
+  // The same six keys, seq twice (the last would win in most readers) and one left out.
+  std::string twice = good;
+  twice.replace(twice.find(",\"at_ms\""), 0, ",\"seq\":5");
+  twice.erase(twice.find(",\"at_ms\":"), twice.find(",\"key_id\"") - twice.find(",\"at_ms\":"));
+  auto c = ParseCheckpointLine(twice);
+  EXPECT_FALSE(c.ok()) << twice;
+  // Every key present and one repeated.
+  std::string extra = good;
+  extra.insert(extra.size() - 1, ",\"seq\":3");
+  EXPECT_FALSE(ParseCheckpointLine(extra).ok()) << extra;
 }
 
 }  // namespace

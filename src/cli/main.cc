@@ -357,16 +357,20 @@ int CmdBreakerReset(const Options& o) {
   return kExitOk;
 }
 
-// Reads a whole small file (a checkpoint file); NotFound / IoError name it.
+// Reads a whole file of at most `max_bytes` (a checkpoint file; /dev/stdin works too).
 Result<std::string> ReadTextFile(const std::string& path, size_t max_bytes) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    return Status::NotFound("cannot read " + path + ": not a file");
-  }
   std::ifstream in(path, std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.good() && !in.eof()) return Status::IoError("cannot read " + path);
-  if (text.size() > max_bytes) return Status::InvalidArgument(path + " is too large");
+  if (!in.is_open()) return Status::NotFound("cannot read " + path);
+  std::string text;
+  char buf[65536];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<size_t>(in.gcount()));
+    if (text.size() > max_bytes) {
+      return Status::InvalidArgument(path + " is larger than " + std::to_string(max_bytes) +
+                                     " bytes");
+    }
+  }
+  if (in.bad()) return Status::IoError("cannot read all of " + path);
   return text;
 }
 
@@ -402,6 +406,9 @@ int CmdAuditVerify(const Options& o) {
     if (checked) {
       out["checkpoints"] = checked->checked;
       out["checkpoint_problems"] = checked->problems;
+      out["newest_checkpoint"] = checked->valid == 0 ? Json(nullptr)
+                                                     : Json{{"seq", checked->newest_seq},
+                                                            {"at_ms", checked->newest_at_ms}};
     }
     PrintJson(out);
   } else {
@@ -410,6 +417,10 @@ int CmdAuditVerify(const Options& o) {
     } else {
       std::cout << "audit chain BROKEN at event " << rep->first_bad_seq << ": " << rep->problem
                 << "\n";
+    }
+    if (checked && checked->valid > 0) {
+      std::cout << "newest checkpoint: event " << FormatCount(checked->newest_seq) << ", signed "
+                << FormatTimeMs(checked->newest_at_ms) << "\n";
     }
     if (checked && checked->problems.empty()) {
       std::cout << "checkpoints: " << FormatCount(checked->checked)
@@ -434,17 +445,29 @@ int CmdAuditCheckpoint(const Options& o) {
                                       std::to_string(rep->first_bad_seq) + " (" + rep->problem +
                                       "); a checkpoint of it would vouch for a tampered chain"));
   }
-  int64_t seq = 0;
-  std::string hash = kGenesisHash;
-  Status scanned = (*g)->ScanAudit("", [&](const AuditEvent& e) {
-    seq = e.seq;
-    hash = e.hash;
-    return true;
-  });
-  if (!scanned.ok()) return Fail(o, scanned);
+  // What was verified: the chain up to its last verified event. A server's report does not
+  // carry that event's hash; it is read from the log then (appends are chained, so what is
+  // read is still a prefix of the chain that verifies).
+  int64_t seq = rep->last_seq;
+  std::string hash = rep->last_hash;
+  if (hash.empty()) {
+    seq = 0;
+    hash = kGenesisHash;
+    Status scanned = (*g)->ScanAudit("", [&](const AuditEvent& e) {
+      seq = e.seq;
+      hash = e.hash;
+      return true;
+    });
+    if (!scanned.ok()) return Fail(o, scanned);
+  }
   auto c = audit::SignCheckpoint(o.key_file, seq, hash, NowMs());
   if (!c.ok()) return Fail(o, c.status());
   std::cout << audit::CheckpointLine(*c) << std::endl;
+  // A line that did not reach its file (a full disk under `>> FILE`) must not pass as made.
+  if (!std::cout.good()) {
+    std::cerr << "airlock: the checkpoint could not be written to standard output\n";
+    return kExitError;
+  }
   return kExitOk;
 }
 
@@ -454,7 +477,8 @@ int CmdAuditKeygen(const Options& o) {
   if (o.json) {
     PrintJson({{"private_key", o.key_file}, {"public_key", o.key_file + ".pub"}, {"key_id", *id}});
   } else {
-    std::cout << "private key " << o.key_file << " (keep it where airlock signs checkpoints)\n"
+    std::cout << "private key " << o.key_file
+              << " (keep it where no sandbox can read it: under /root, or a hide: path)\n"
               << "public key  " << o.key_file << ".pub (give it to whoever verifies them)\n"
               << "key id      " << *id << "\n";
   }

@@ -55,6 +55,12 @@ printf 'garbage\n' >> outside/forged.jsonl
 run_json out airlock audit verify --checkpoints outside/forged.jsonl --public-key keys/audit.key.pub --json
 check "a line that is no checkpoint is a problem, named by its line" grep -q "line 3: not a checkpoint" <<<"$(jf '.checkpoint_problems[]' "$out")"
 
+: > outside/empty.jsonl
+run_json out airlock audit verify --checkpoints outside/empty.jsonl --public-key keys/audit.key.pub --json
+check "an empty checkpoint file does not pass (exit 1)" all [ "$RC" -eq 1 ] -- grep -q "holds no checkpoint" <<<"$(jf '.checkpoint_problems[]' "$out")"
+run_json out airlock audit verify --checkpoints /dev/stdin --public-key keys/audit.key.pub --json < outside/checkpoints.jsonl
+check "checkpoints can come on stdin; the newest is reported" all [ "$RC" -eq 0 ] -- [ "$(jf .newest_checkpoint.seq "$out")" -gt "$cut_at" ]
+
 # A broken chain is not signed.
 seq2=$(store "SELECT min(seq) + 1 FROM audit")
 store "UPDATE audit SET payload = '{\"tampered\":true}' WHERE seq = $seq2"

@@ -69,6 +69,12 @@ class BlobLock {
   BlobLock(const std::string& dir, int how) {
     fd_ = open((dir + "/.lock").c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd_ < 0) return;
+    // The umask may have taken bits off (or an older build made it 0600): its owner puts
+    // them back, so that the store's other users can still open it.
+    struct stat st;
+    if (fstat(fd_, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 0777) != 0644) {
+      (void)fchmod(fd_, 0644);
+    }
     int rc;
     while ((rc = flock(fd_, how)) != 0 && errno == EINTR) {
     }
@@ -135,6 +141,14 @@ Result<std::string> PutFrom(const std::string& dir, const Source& source) {
     }
   }
   if (fsync(out.get()) != 0) return fail(ErrnoStatus("fsync blob '" + tmp + "'", errno));
+  // Held through the rename, with a second look: a sweep must not look at this name between
+  // our look and our rename (it could see an old blob we could not mark, and remove the
+  // fresh copy just renamed over it).
+  BlobLock lock(dir, LOCK_SH);
+  if (TouchIfThere(final_path)) {
+    unlink(tmp.c_str());
+    return hash;
+  }
   out = UniqueFd();
   bool sub_created = false;
   Status st = MakeDir(sub, &sub_created);

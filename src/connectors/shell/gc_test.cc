@@ -111,6 +111,24 @@ TEST(BlobSweep, AReusedBlobIsYoungAgain) {
   EXPECT_TRUE(Exists(BlobPath(blobs, *b)));
 }
 
+// The lock file is every user's to open (flock needs only read access): made under a
+// strict umask, or left 0600 by an older build, its owner sets it back to 0644.
+TEST(BlobSweep, TheLockFileStaysOpenToTheStoresOtherUsers) {
+  TempDir d;
+  BlobStore blobs(d / "blobs");
+  const mode_t old_umask = umask(077);
+  auto key = blobs.PutBytes("content");
+  umask(old_umask);
+  ASSERT_TRUE(key.ok());
+  struct stat st;
+  ASSERT_EQ(stat((d / "blobs/.lock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0644u);
+  ASSERT_EQ(chmod((d / "blobs/.lock").c_str(), 0600), 0);
+  EXPECT_TRUE(blobs.Reuse(*key));
+  ASSERT_EQ(stat((d / "blobs/.lock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0644u);
+}
+
 TEST(BlobSweep, AMissingStoreHoldsNothing) {
   TempDir d;
   auto swept = SweepBlobs(d / "never-made", {}, Cutoff(), false);
