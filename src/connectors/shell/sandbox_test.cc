@@ -739,55 +739,73 @@ std::string OurCgroup2Dir() {
   return "";
 }
 
+// A prepared run caught at its most fragile point: init cloned into a frozen cgroup (it has
+// run nothing, its parent-death prctl included) while its supervisor has said "go" and waits
+// for it. `skip` says why a machine cannot set this up (then `run` is empty).
+struct FrozenStart {
+  std::unique_ptr<PreparedRun> run;
+  pid_t supervisor = 0;
+  std::string cgroup;  // the run's cgroup2 directory, frozen
+  std::string skip;
+};
+
+void StartWithInitFrozen(const SandboxSpec& spec, FrozenStart* out) {
+  // Stop the supervisor before it clones init (retried if it got that far first).
+  for (int attempt = 0; attempt < 20 && !out->run; ++attempt) {
+    Result<std::unique_ptr<PreparedRun>> prepared = PreparedRun::Prepare(spec);
+    ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+    out->supervisor = OnlyChild();
+    ASSERT_NE(out->supervisor, 0);
+    ASSERT_EQ(::kill(out->supervisor, SIGSTOP), 0);
+    int status;
+    ASSERT_EQ(::waitpid(out->supervisor, &status, WUNTRACED), out->supervisor);
+    const std::string kids = ReadFile("/proc/" + std::to_string(out->supervisor) + "/task/" +
+                                      std::to_string(out->supervisor) + "/children");
+    if (kids.empty()) out->run = std::move(*prepared);  // else: destroyed, and tried again
+  }
+  if (!out->run) {
+    out->skip = "the supervisor always cloned init before it could be stopped";
+    return;
+  }
+  // init is cloned into a frozen cgroup: it runs nothing, its prctl included, until thawed.
+  out->cgroup = OurCgroup2Dir();
+  if (out->cgroup.empty()) {
+    out->run.reset();
+    out->skip = "no cgroup2 directory to freeze init in";
+    return;
+  }
+  WriteFile(out->cgroup + "/cgroup.freeze", "1");
+  ASSERT_EQ(::kill(out->supervisor, SIGCONT), 0);
+  const std::string syscall_file = "/proc/" + std::to_string(out->supervisor) + "/syscall";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (ReadFile(syscall_file).rfind(std::to_string(SYS_wait4) + " ", 0) != 0) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the supervisor never waited for init";
+    ::usleep(1000);
+  }
+}
+
 // init's parent-death signal is set by init itself, after clone: an init that gets no CPU
 // until its supervisor was killed (a denied exec discarding its prestarted sandbox on a
 // loaded machine) outlives it. Finish() of the run, never started, must still end: init is
 // told (EOF on "start") that the command will not run. Before, init waited for "start"
 // forever and Finish() for init's end of the status pipe.
 TEST_F(SandboxTest, AGivenUpRunEndsEvenIfItsInitOutlivesTheSupervisor) {
-  std::unique_ptr<PreparedRun> run;
-  pid_t supervisor = 0;
-  // Stop the supervisor before it clones init (retried if it got that far first).
-  for (int attempt = 0; attempt < 20 && !run; ++attempt) {
-    Result<std::unique_ptr<PreparedRun>> prepared =
-        PreparedRun::Prepare(Spec({"sh", "-c", "echo x > f"}));
-    ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
-    supervisor = OnlyChild();
-    ASSERT_NE(supervisor, 0);
-    ASSERT_EQ(::kill(supervisor, SIGSTOP), 0);
-    int status;
-    ASSERT_EQ(::waitpid(supervisor, &status, WUNTRACED), supervisor);
-    const std::string kids = ReadFile("/proc/" + std::to_string(supervisor) + "/task/" +
-                                      std::to_string(supervisor) + "/children");
-    if (kids.empty()) run = std::move(*prepared);  // else: destroyed, and tried again
-  }
-  if (!run) GTEST_SKIP() << "the supervisor always cloned init before it could be stopped";
-  // init is cloned into a frozen cgroup: it runs nothing, its prctl included, until thawed.
-  const std::string cgroup = OurCgroup2Dir();
-  if (cgroup.empty()) GTEST_SKIP() << "no cgroup2 directory to freeze init in";
-  WriteFile(cgroup + "/cgroup.freeze", "1");
-  ASSERT_EQ(::kill(supervisor, SIGCONT), 0);
-  // The supervisor has said "go" and waits for init (wait4) when the caller gives up.
-  const std::string syscall_file = "/proc/" + std::to_string(supervisor) + "/syscall";
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (ReadFile(syscall_file).rfind(std::to_string(SYS_wait4) + " ", 0) != 0) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the supervisor never waited for init";
-    ::usleep(1000);
-  }
-
+  FrozenStart f;
+  ASSERT_NO_FATAL_FAILURE(StartWithInitFrozen(Spec({"sh", "-c", "echo x > f"}), &f));
+  if (!f.skip.empty()) GTEST_SKIP() << f.skip;
   std::atomic<bool> finished{false};
   std::thread finish([&] {
-    (void)run->Finish();  // as the shell connector discards a prestarted sandbox
+    (void)f.run->Finish();  // as the shell connector discards a prestarted sandbox
     finished = true;
   });
   ::usleep(100 * 1000);  // the supervisor is killed meanwhile, before init has run at all
-  WriteFile(cgroup + "/cgroup.freeze", "0");
+  WriteFile(f.cgroup + "/cgroup.freeze", "0");
   const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!finished && std::chrono::steady_clock::now() < limit) ::usleep(10 * 1000);
   EXPECT_TRUE(finished) << "Finish() of a run never started waited for an init that waits for it";
-  if (!finished) WriteFile(cgroup + "/cgroup.kill", "1");  // lets the test end
+  if (!finished) WriteFile(f.cgroup + "/cgroup.kill", "1");  // lets the test end
   finish.join();
-  run.reset();
+  f.run.reset();
   EXPECT_TRUE(HostProcessesMatching("echo x > f").empty());
   EXPECT_TRUE(OurCgroups().empty());
 }
@@ -796,40 +814,17 @@ TEST_F(SandboxTest, AGivenUpRunEndsEvenIfItsInitOutlivesTheSupervisor) {
 // so "start" stays open): init, thawed after its supervisor is gone, must not go on to wait
 // for a "start" that nobody will send. The go pipe's hang-up tells it.
 TEST_F(SandboxTest, AnInitWhoseSupervisorDiedBeforeItsPrctlEndsByItself) {
-  std::unique_ptr<PreparedRun> run;
-  pid_t supervisor = 0;
-  for (int attempt = 0; attempt < 20 && !run; ++attempt) {
-    Result<std::unique_ptr<PreparedRun>> prepared =
-        PreparedRun::Prepare(Spec({"sh", "-c", "echo y > g"}));
-    ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
-    supervisor = OnlyChild();
-    ASSERT_NE(supervisor, 0);
-    ASSERT_EQ(::kill(supervisor, SIGSTOP), 0);
-    int status;
-    ASSERT_EQ(::waitpid(supervisor, &status, WUNTRACED), supervisor);
-    const std::string kids = ReadFile("/proc/" + std::to_string(supervisor) + "/task/" +
-                                      std::to_string(supervisor) + "/children");
-    if (kids.empty()) run = std::move(*prepared);
-  }
-  if (!run) GTEST_SKIP() << "the supervisor always cloned init before it could be stopped";
-  const std::string cgroup = OurCgroup2Dir();
-  if (cgroup.empty()) GTEST_SKIP() << "no cgroup2 directory to freeze init in";
-  WriteFile(cgroup + "/cgroup.freeze", "1");
-  ASSERT_EQ(::kill(supervisor, SIGCONT), 0);
-  const std::string syscall_file = "/proc/" + std::to_string(supervisor) + "/syscall";
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (ReadFile(syscall_file).rfind(std::to_string(SYS_wait4) + " ", 0) != 0) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the supervisor never waited for init";
-    ::usleep(1000);
-  }
-  const std::string kids = ReadFile("/proc/" + std::to_string(supervisor) + "/task/" +
-                                    std::to_string(supervisor) + "/children");
+  FrozenStart f;
+  ASSERT_NO_FATAL_FAILURE(StartWithInitFrozen(Spec({"sh", "-c", "echo y > g"}), &f));
+  if (!f.skip.empty()) GTEST_SKIP() << f.skip;
+  const std::string kids = ReadFile("/proc/" + std::to_string(f.supervisor) + "/task/" +
+                                    std::to_string(f.supervisor) + "/children");
   const pid_t init = static_cast<pid_t>(std::atoi(kids.c_str()));
   ASSERT_GT(init, 0) << kids;
   // Killed after saying "go", before init has run at all (its prctl included).
-  ASSERT_EQ(::kill(supervisor, SIGKILL), 0);
+  ASSERT_EQ(::kill(f.supervisor, SIGKILL), 0);
   ::usleep(50 * 1000);
-  WriteFile(cgroup + "/cgroup.freeze", "0");
+  WriteFile(f.cgroup + "/cgroup.freeze", "0");
   // init now has no parent-death signal and no supervisor: only the go pipe can tell it.
   auto gone = [&] {
     const std::string stat = ReadFile("/proc/" + std::to_string(init) + "/stat");
@@ -840,8 +835,8 @@ TEST_F(SandboxTest, AnInitWhoseSupervisorDiedBeforeItsPrctlEndsByItself) {
   const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!gone() && std::chrono::steady_clock::now() < limit) ::usleep(10 * 1000);
   EXPECT_TRUE(gone()) << "init went on without its supervisor and waits for a start";
-  if (!gone()) WriteFile(cgroup + "/cgroup.kill", "1");  // lets the test end
-  run.reset();
+  if (!gone()) WriteFile(f.cgroup + "/cgroup.kill", "1");  // lets the test end
+  f.run.reset();
   EXPECT_TRUE(HostProcessesMatching("echo y > g").empty());
   EXPECT_TRUE(OurCgroups().empty());
 }
