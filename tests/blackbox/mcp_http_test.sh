@@ -164,11 +164,8 @@ checkd "/metrics counts MCP requests under the route /mcp/{server}" "$(grep mcp 
   has 'route="/mcp/{server}"' "$metrics"
 checkd "the audit chain verifies" "$(as_alice audit verify 2>&1)" as_alice audit verify
 # ---- an upstream reached by url: (server-everything's own streamable HTTP) ----------------------
-EPORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-(PORT=$EPORT exec node "$EVERYTHING" streamableHttp >"$T/everything-http.log" 2>&1) &
-EVERYTHING_PID=$!
+start_everything_http
 SERVER_PIDS+=("$EVERYTHING_PID")
-for i in $(seq 1 100); do grep -q "listening" "$T/everything-http.log" 2>/dev/null && break; sleep 0.1; done
 mkdir -p "$T/b"
 cat > "$T/b/airlock.yaml" <<YAML
 version: 1

@@ -19,23 +19,17 @@ checkd() {
 }
 first_id() { grep -o 'act_[0-9a-zA-Z]*' <<<"$1" | head -1; }
 as_alice() { AIRLOCK_TOKEN=$ALICE_TOKEN "$AIRLOCK_BIN" "$@"; }
-free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 gate_lines() { if [ -f "$T/gate.log" ]; then wc -l < "$T/gate.log" | tr -d ' '; else echo 0; fi; }
 
-EPORT=$(free_port)
-(PORT=$EPORT exec node "$EVERYTHING" streamableHttp >"$T/everything.log" 2>&1) &
-EVERYTHING_PID=$!
+start_everything_http
 SECRET="s3cret-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 (AUTH_SECRET=$SECRET LOG=$T/gate.log UPSTREAM=http://127.0.0.1:$EPORT PORT=0 \
   exec node "$MCP/auth_gate.mjs" >"$T/gate.out" 2>&1) &
 GATE_PID=$!
 trap 'kill "$EVERYTHING_PID" "$GATE_PID" 2>/dev/null; rm -rf "$T"' EXIT
-for i in $(seq 1 100); do
-  grep -q "listening" "$T/everything.log" 2>/dev/null && grep -q "listening" "$T/gate.out" 2>/dev/null && break
-  sleep 0.1
-done
+for i in $(seq 1 100); do grep -q "listening" "$T/gate.out" 2>/dev/null && break; sleep 0.1; done
 GPORT=$(sed -n 's/^listening //p' "$T/gate.out")
-checkd "the gate and server-everything are up" "$(cat "$T/gate.out" "$T/everything.log" 2>&1 | tail -5)" \
+checkd "the gate and server-everything are up" "$(cat "$T/gate.out" "$T/everything-http.log" 2>&1 | tail -5)" \
   [ -n "$GPORT" ]
 printf 'tenant-7\n' > "$T/tenant.txt"
 
