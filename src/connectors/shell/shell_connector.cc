@@ -36,6 +36,17 @@ constexpr size_t kMaxArgs = 4096;
 constexpr size_t kListedPaths = 50;         // protected / refused / symlink paths named
 constexpr int64_t kOutputHeadBytes = 4096;  // output shown to approvers in the effect
 constexpr int64_t kMaxManifestBytes = 1LL << 30;
+
+// A layer manifest from the blob store. The store is content-addressed: a manifest that does
+// not hash to its name was altered or damaged, and is neither applied nor trusted.
+Result<Layer> ReadStoredLayer(const BlobStore& blobs, const std::string& key) {
+  ASSIGN_OR_RETURN(std::string bytes, blobs.ReadAll(key, kMaxManifestBytes));
+  if (Sha256Hex(bytes) != key) {
+    return Status::Corruption("the stored effect " + key + " does not match its hash");
+  }
+  ASSIGN_OR_RETURN(Json j, ParseJson(bytes, 16));
+  return shell::LayerFromJson(j);
+}
 // The proxy's port on the sandbox's own loopback. The namespace is new and empty, so any
 // port is free; a fixed one keeps the command's environment the same from run to run.
 constexpr int kEgressProxyPort = 3128;
@@ -498,16 +509,7 @@ class ShellConnector : public Connector {
     return out;
   }
 
-  Result<Layer> ReadLayer(const std::string& key) {
-    ASSIGN_OR_RETURN(std::string bytes, blobs_.ReadAll(key, kMaxManifestBytes));
-    // The blob store is content-addressed: a manifest that does not hash to its name was
-    // altered or damaged, and is not applied.
-    if (Sha256Hex(bytes) != key) {
-      return Status::Corruption("the stored effect " + key + " does not match its hash");
-    }
-    ASSIGN_OR_RETURN(Json j, ParseJson(bytes, 16));
-    return shell::LayerFromJson(j);
-  }
+  Result<Layer> ReadLayer(const std::string& key) { return ReadStoredLayer(blobs_, key); }
 
   Result<Layer> LoadLayer(const Effect& expected) {
     auto it = expected.extra.find("layer");
@@ -595,19 +597,15 @@ Result<Json> CollectShellGarbage(const ConnectorConfig& target, const ShellLiveR
   std::set<std::string> keep;
   auto mark_layer = [&](const std::string& key) -> Status {
     if (!keep.insert(key).second) return Status::Ok();
-    auto bytes = blobs.ReadAll(key, kMaxManifestBytes);
-    if (!bytes.ok() && bytes.status().code() == StatusCode::kNotFound) {
+    auto layer = ReadStoredLayer(blobs, key);
+    if (!layer.ok() && layer.status().code() == StatusCode::kNotFound) {
       return Status::Ok();  // nothing to keep: its record fails on its own when used
     }
-    if (!bytes.ok() || Sha256Hex(*bytes) != key) {
+    if (!layer.ok()) {
       return Status::Corruption("the stored layer " + key + " of shell target '" + target.name +
-                                "' cannot be read, so what it names is unknown; nothing was "
-                                "removed");
+                                "' cannot be read (" + layer.status().message() +
+                                "), so what it names is unknown; nothing was removed");
     }
-    auto j = ParseJson(*bytes, 16);
-    if (!j.ok()) return Status::Corruption("the stored layer " + key + " is not JSON");
-    auto layer = shell::LayerFromJson(*j);
-    if (!layer.ok()) return layer.status().Annotate("the stored layer " + key);
     for (const auto* states : {&layer->before, &layer->after}) {
       for (const shell::PathState& s : *states) {
         if (!s.sha256.empty()) keep.insert(s.sha256);
