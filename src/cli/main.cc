@@ -148,13 +148,22 @@ int Report(const Options& o, const Outcome& out, bool full) {
   return code;
 }
 
-Result<std::string> ReadWholeFile(const std::string& path, const char* what) {
+// A whole file (or /dev/stdin), refused past `max_bytes`.
+Result<std::string> ReadWholeFile(const std::string& path, const char* what,
+                                  size_t max_bytes = SIZE_MAX) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::InvalidArgument(std::string("cannot read ") + what + " " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
+  std::string text;
+  char buf[65536];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<size_t>(in.gcount()));
+    if (text.size() > max_bytes) {
+      return Status::InvalidArgument(std::string(what) + " " + path + " is larger than " +
+                                     std::to_string(max_bytes) + " bytes");
+    }
+  }
   if (in.bad()) return Status::InvalidArgument(std::string("cannot read ") + what + " " + path);
-  return ss.str();
+  return text;
 }
 
 // --to a,b --to c: every value may hold several comma-separated addresses.
@@ -357,23 +366,6 @@ int CmdBreakerReset(const Options& o) {
   return kExitOk;
 }
 
-// Reads a whole file of at most `max_bytes` (a checkpoint file; /dev/stdin works too).
-Result<std::string> ReadTextFile(const std::string& path, size_t max_bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in.is_open()) return Status::NotFound("cannot read " + path);
-  std::string text;
-  char buf[65536];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    text.append(buf, static_cast<size_t>(in.gcount()));
-    if (text.size() > max_bytes) {
-      return Status::InvalidArgument(path + " is larger than " + std::to_string(max_bytes) +
-                                     " bytes");
-    }
-  }
-  if (in.bad()) return Status::IoError("cannot read all of " + path);
-  return text;
-}
-
 int CmdAuditVerify(const Options& o) {
   if (o.checkpoints.empty() != o.public_key.empty()) {
     return Fail(o, Status::InvalidArgument(
@@ -382,7 +374,7 @@ int CmdAuditVerify(const Options& o) {
   }
   std::string checkpoint_text;
   if (!o.checkpoints.empty()) {
-    auto text = ReadTextFile(o.checkpoints, 64u << 20);
+    auto text = ReadWholeFile(o.checkpoints, "--checkpoints", 64u << 20);
     if (!text.ok()) return Fail(o, text.status());
     checkpoint_text = std::move(*text);
   }
