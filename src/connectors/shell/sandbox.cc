@@ -52,6 +52,10 @@ constexpr auto kKillGrace = std::chrono::seconds(5);
 constexpr int kExitSetupFailed = 125;
 constexpr int kExitExecFailed = 127;
 constexpr int kExitNotStarted = 126;  // init: the caller never said "start"
+// A prepared run's command travels over the start socket (PreparedRun::Run); execve itself
+// refuses more than ~2 MiB of arguments and environment with the default stack limit.
+constexpr uint32_t kMaxCommandArgs = 65'536;
+constexpr size_t kMaxCommandBytes = 1 << 20;
 
 Status SysError(const std::string& what, int err = errno) {
   return Status::IoError(what + ": " + std::strerror(err));
@@ -204,7 +208,7 @@ int MoveAbove2(int fd) {
 // posix_spawn (a vfork: no copy of init's page tables, which are the caller's) with stdin
 // /dev/null and the output pipes. Every other fd of init is close-on-exec, so the command
 // gets exactly 0, 1 and 2. Returns the pid, or the errno of the exec (ENOENT, EACCES...).
-Result<pid_t> SpawnCommand(const ChildPlan& p, int* exec_errno) {
+Result<pid_t> SpawnCommand(const ChildPlan& p, char* const* argv, int* exec_errno) {
   int out = MoveAbove2(p.stdout_w);
   int err = MoveAbove2(p.stderr_w);
   int in = p.stdin_r >= 0 ? MoveAbove2(p.stdin_r) : -1;
@@ -220,22 +224,53 @@ Result<pid_t> SpawnCommand(const ChildPlan& p, int* exec_errno) {
   ::posix_spawn_file_actions_adddup2(&actions, err, 2);
   environ = const_cast<char**>(p.envp.data());  // posix_spawnp looks PATH up in environ
   pid_t pid = -1;
-  *exec_errno = ::posix_spawnp(&pid, p.argv[0], &actions, nullptr,
-                               const_cast<char**>(p.argv.data()), environ);
+  *exec_errno = ::posix_spawnp(&pid, argv[0], &actions, nullptr, argv, environ);
   ::posix_spawn_file_actions_destroy(&actions);
   return pid;
 }
 
 // ---- init: pid 1 of the run ----------------------------------------------------------------
 
-// true: the caller's "s"; false: EOF (the caller gave the run up, or died).
-bool WaitForStart(int start_r) {
+bool ReadExact(int fd, void* buf, size_t n) {
+  auto* p = static_cast<char*>(buf);
+  while (n > 0) {
+    const ssize_t got = ::read(fd, p, n);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return false;
+    p += got;
+    n -= static_cast<size_t>(got);
+  }
+  return true;
+}
+
+// The caller's "start" with the command (EncodeStart): true and *argv filled in; false on
+// EOF before a whole message (the caller gave the run up, or died).
+bool WaitForStart(int start_r, std::vector<std::string>* argv) {
+  char tag = 0;
+  uint32_t count = 0;
+  bool ok = ReadExact(start_r, &tag, 1) && tag == 's' && ReadExact(start_r, &count, sizeof count) &&
+            count > 0 && count <= kMaxCommandArgs;
+  size_t total = 0;
+  for (uint32_t i = 0; ok && i < count; ++i) {
+    uint32_t len = 0;
+    ok = ReadExact(start_r, &len, sizeof len) && len <= kMaxCommandBytes - total;
+    if (!ok) break;
+    total += len;
+    std::string& arg = argv->emplace_back(len, '\0');
+    ok = ReadExact(start_r, arg.data(), len);
+  }
+  return ok;
+}
+
+// After the report: the caller closes "start" once it is done with the run (Finish). The
+// pid namespace, and with it the run's last processes, is torn down then, not while the
+// caller records the action and answers.
+void WaitForFinish(int start_r) {
   char c;
   ssize_t n;
-  while ((n = ::read(start_r, &c, 1)) < 0 && errno == EINTR) {
-  }
-  ::close(start_r);
-  return n == 1;
+  do {
+    n = ::read(start_r, &c, 1);
+  } while (n > 0 || (n < 0 && errno == EINTR));
 }
 
 // The supervisor holds the go pipe's only write end for its whole life (Supervise), so
@@ -364,12 +399,19 @@ int ReapUntil(pid_t command) {
   }
   // Everything is in place; the command starts when the caller says so. EOF instead: the
   // caller gave the run up (PreparedRun destroyed unrun), and nothing of the command runs.
+  // A prepared run learns its command only now: a sandbox can be built before anyone knows
+  // what will run in it (airlock serve keeps one ready per shell target).
+  std::vector<std::string> args;
+  std::vector<char*> argv = p.argv;
   if (p.start_r >= 0) {
-    if (!WaitForStart(p.start_r)) ::_exit(kExitNotStarted);
+    if (!WaitForStart(p.start_r, &args)) ::_exit(kExitNotStarted);
     TraceMark("init: start");
+    argv.clear();
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
   }
   int exec_errno = 0;
-  Result<pid_t> command = SpawnCommand(p, &exec_errno);
+  Result<pid_t> command = SpawnCommand(p, argv.data(), &exec_errno);
   if (!command.ok()) FailChild(p.status_w, command.status());
   TraceMark("init: command spawned");
   if (exec_errno != 0) {
@@ -394,6 +436,7 @@ int ReapUntil(pid_t command) {
   }
   if (!p.spec->network) report.after = ReadNetCounters("/proc/self");
   Send(p.status_w, Msg::kReport, &report, sizeof report);
+  if (p.start_r >= 0) WaitForFinish(p.start_r);
   ::_exit(0);
 }
 
@@ -559,14 +602,32 @@ bool IsBeneath(const std::string& path, const std::string& dir) {
                          (dir == "/" || path[dir.size()] == '/'));
 }
 
-Status ValidateSpec(const SandboxSpec& spec) {
-  if (spec.argv.empty()) return Status::InvalidArgument("empty command: argv has no elements");
-  if (spec.argv[0].empty()) return Status::InvalidArgument("empty command name (argv[0] is '')");
-  for (const auto* list : {&spec.argv, &spec.env}) {
-    for (const std::string& s : *list) {
-      if (s.find('\0') != std::string::npos) {
-        return Status::InvalidArgument("an argument or variable contains a NUL byte");
-      }
+Status ValidateCommand(const std::vector<std::string>& argv) {
+  if (argv.empty()) return Status::InvalidArgument("empty command: argv has no elements");
+  if (argv[0].empty()) return Status::InvalidArgument("empty command name (argv[0] is '')");
+  size_t total = 0;
+  for (const std::string& a : argv) {
+    if (a.find('\0') != std::string::npos) {
+      return Status::InvalidArgument("an argument or variable contains a NUL byte");
+    }
+    total += a.size();
+  }
+  if (argv.size() > kMaxCommandArgs || total > kMaxCommandBytes) {
+    return Status::InvalidArgument("command too long: " + std::to_string(argv.size()) +
+                                   " arguments of " + std::to_string(total) + " bytes (at most " +
+                                   std::to_string(kMaxCommandArgs) + " arguments, " +
+                                   std::to_string(kMaxCommandBytes) + " bytes)");
+  }
+  return Status::Ok();
+}
+
+// `need_command`: false for a run prepared before its command is known (PreparedRun), whose
+// command is checked by Run.
+Status ValidateSpec(const SandboxSpec& spec, bool need_command = true) {
+  if (need_command || !spec.argv.empty()) RETURN_IF_ERROR(ValidateCommand(spec.argv));
+  for (const std::string& s : spec.env) {
+    if (s.find('\0') != std::string::npos) {
+      return Status::InvalidArgument("an argument or variable contains a NUL byte");
     }
   }
   RETURN_IF_ERROR(CheckDir(spec.workspace, "workspace"));
@@ -746,11 +807,11 @@ void FillExit(int wait_status, SandboxOutcome* out) {
   }
 }
 
-Status RunFailure(const SandboxSpec& spec, const Collected& c) {
+Status RunFailure(const std::string& command, const Collected& c) {
   if (!c.setup_error.empty()) return Status::Internal(c.setup_error);
-  if (c.exec_errno == ENOENT) return Status::InvalidArgument("command not found: " + spec.argv[0]);
+  if (c.exec_errno == ENOENT) return Status::InvalidArgument("command not found: " + command);
   if (c.exec_errno != 0) {
-    return Status::InvalidArgument("cannot execute " + spec.argv[0] + ": " +
+    return Status::InvalidArgument("cannot execute " + command + ": " +
                                    std::strerror(c.exec_errno));
   }
   if (c.force_killed) {
@@ -800,6 +861,44 @@ Result<Pipe> MakeEgressChannel(const SandboxSpec& spec) {
   return Pipe{Fd(fds[0]), Fd(fds[1])};
 }
 
+// "start" and the command: 's', the argument count, then each argument's length and bytes
+// (native byte order: init is this program). Read by init's WaitForStart.
+std::string EncodeStart(const std::vector<std::string>& argv) {
+  std::string msg = "s";
+  auto put32 = [&msg](uint32_t v) { msg.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  put32(static_cast<uint32_t>(argv.size()));
+  for (const std::string& a : argv) {
+    put32(static_cast<uint32_t>(a.size()));
+    msg += a;
+  }
+  return msg;
+}
+
+// Sends it whole, or gives up at `deadline` (an init stuck before it reads) or on an error
+// (init gone). Giving up shuts the socket for writing: init reads a cut message as EOF and
+// exits without the command, and Collect reports why.
+void SendStart(int fd, const std::vector<std::string>& argv, Clock::time_point deadline) {
+  const std::string msg = EncodeStart(argv);
+  size_t sent = 0;
+  while (sent < msg.size()) {
+    const ssize_t n = ::send(fd, msg.data() + sent, msg.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd pfd = {fd, POLLOUT, 0};
+      const int timeout = PollTimeoutMs(deadline);
+      if (timeout > 0) {
+        if (::poll(&pfd, 1, timeout) >= 0 || errno == EINTR) continue;
+      }
+    }
+    ::shutdown(fd, SHUT_WR);
+    return;
+  }
+}
+
 }  // namespace
 
 // ---- a run, prepared then started ----------------------------------------------------------
@@ -828,12 +927,24 @@ const SandboxSpec& PreparedRun::spec() const {
   return state_->spec;
 }
 
+bool PreparedRun::Alive() const {
+  const State& st = *state_;
+  if (st.ran || st.finished || st.start.get() < 0) return false;
+  // init holds the other end of "start" until it exits: a hang-up means it is gone (a
+  // failed setup step, a kill).
+  pollfd pfd = {st.start.get(), 0, 0};
+  int ready;
+  while ((ready = ::poll(&pfd, 1, 0)) < 0 && errno == EINTR) {
+  }
+  return ready == 0;
+}
+
 Result<std::unique_ptr<PreparedRun>> PreparedRun::Prepare(const SandboxSpec& spec) {
   TraceMark("sandbox: start");
   std::unique_ptr<PreparedRun> run(new PreparedRun());
   State& st = *run->state_;
   st.spec = spec;
-  RETURN_IF_ERROR(ValidateSpec(st.spec));
+  RETURN_IF_ERROR(ValidateSpec(st.spec, /*need_command=*/false));
   ASSIGN_OR_RETURN(st.scratch_lock, LockScratchDir(st.spec.scratch_dir));
   ASSIGN_OR_RETURN(int last_cap, Preflight());
   TraceMark("sandbox: validated, locked, prepared");
@@ -876,10 +987,18 @@ Result<std::unique_ptr<PreparedRun>> PreparedRun::Prepare(const SandboxSpec& spe
 
 Result<SandboxOutcome> PreparedRun::Run(const std::function<Status(const std::string&)>& inspect,
                                         EgressListener* egress) {
+  return Run(state_->spec.argv, inspect, egress);
+}
+
+Result<SandboxOutcome> PreparedRun::Run(const std::vector<std::string>& argv,
+                                        const std::function<Status(const std::string&)>& inspect,
+                                        EgressListener* egress) {
   State& st = *state_;
   const SandboxSpec& spec = st.spec;
   if (st.ran) return Status::FailedPrecondition("a prepared sandbox runs its command once");
+  RETURN_IF_ERROR(ValidateCommand(argv));
   st.ran = true;
+  st.spec.argv = argv;
   const auto start = Clock::now();
   if (spec.egress_port != 0 && egress == nullptr) {
     return Status::InvalidArgument("an egress port needs a listener to serve it");
@@ -895,8 +1014,8 @@ Result<SandboxOutcome> PreparedRun::Run(const std::function<Status(const std::st
     }
   }
   // A failed send means init is gone already; Collect learns why from the status pipe.
-  (void)::send(st.start.get(), "s", 1, MSG_NOSIGNAL);
-  st.start.reset();
+  // "start" stays open: init waits for its end after the report (Finish closes it).
+  SendStart(st.start.get(), argv, start + std::chrono::milliseconds(spec.timeout_ms));
   SandboxOutcome outcome;
   Collected c;
   Collect(spec, st.out.get(), st.err.get(), st.status.get(), *st.cgroups, *st.supervisor, &outcome,
@@ -904,7 +1023,7 @@ Result<SandboxOutcome> PreparedRun::Run(const std::function<Status(const std::st
   TraceMark("sandbox: output collected");
   // Every process of the run is gone: nothing can make another request.
   const int64_t proxied = spec.egress_port != 0 ? egress->Stop() : 0;
-  RETURN_IF_ERROR(RunFailure(spec, c));
+  RETURN_IF_ERROR(RunFailure(spec.argv[0], c));
   FillExit(c.have_report ? c.report.wait_status : c.init_status, &outcome);
   FillNetwork(spec, c, proxied, &outcome);
 
@@ -930,7 +1049,8 @@ Status PreparedRun::Finish() {
   State& st = *state_;
   if (st.finished) return Status::Ok();
   st.finished = true;
-  // Never run: EOF on "start" tells init to exit without the command. Closed before the
+  // Never run: EOF on "start" tells init to exit without the command; after a run, init
+  // waits for it after its report (WaitForFinish). Closed before the
   // status pipe is read to its end, which needs init gone: init's parent-death signal
   // (set by init itself after clone) misses a supervisor killed before init first ran, and
   // such an init would otherwise wait for "start" forever.
@@ -1087,7 +1207,7 @@ Result<std::unique_ptr<SandboxedProcess>> SandboxedProcess::Start(const SandboxS
     return c.started || c.init_exited;
   }) && c.started;
   if (!started) {
-    Status why = RunFailure(st.spec, c);
+    Status why = RunFailure(st.spec.argv[0], c);
     proc->Stop(std::chrono::milliseconds(0));
     if (!why.ok()) return why;
     return Status::Internal("the sandbox ended before the command started");

@@ -106,6 +106,9 @@ Result<SandboxOutcome> RunSandboxed(const SandboxSpec& spec,
 // the same. Finish() removes the cgroups and waits until every mount of the run is gone;
 // the destructor does it if the caller did not. Destroying a run that was never started
 // tears the sandbox down without the command ever running.
+// The command need not be known when the sandbox is built: Prepare accepts a spec with an
+// empty argv, and Run(argv, ...) hands init the command with "start" (airlock serve keeps a
+// sandbox built ahead for the next command of a shell target).
 class PreparedRun {
  public:
   static Result<std::unique_ptr<PreparedRun>> Prepare(const SandboxSpec& spec);
@@ -114,8 +117,14 @@ class PreparedRun {
   PreparedRun& operator=(const PreparedRun&) = delete;
 
   const SandboxSpec& spec() const;
-  // Once only (FailedPrecondition after that).
+  // Not run yet, and its init still there (a failed setup step or a kill ends it early).
+  bool Alive() const;
+  // Once only (FailedPrecondition after that). Runs spec().argv.
   Result<SandboxOutcome> Run(const std::function<Status(const std::string&)>& inspect,
+                             EgressListener* egress = nullptr);
+  // Runs `argv` (checked here: InvalidArgument for an empty or oversized command) instead.
+  Result<SandboxOutcome> Run(const std::vector<std::string>& argv,
+                             const std::function<Status(const std::string&)>& inspect,
                              EgressListener* egress = nullptr);
   // After Run: the cgroups are removed (an error if that failed; CleanupStale retries it)
   // and the supervisor is reaped. On a run never started, the same teardown as the

@@ -723,6 +723,52 @@ TEST_F(SandboxTest, APreparedRunGivenUpNeverRunsItsCommandAndLeavesNothing) {
   ExpectNothingLeftBehind(mounts_before);
 }
 
+// A sandbox built before its command is known (airlock serve's standby): the command comes
+// with "start", whole, however long, and nothing runs before it.
+TEST_F(SandboxTest, ARunPreparedWithoutACommandRunsTheOneItIsGiven) {
+  const int mounts_before = MountsOf(ws_) + MountsOf(scratch_);
+  Result<std::unique_ptr<PreparedRun>> prepared = PreparedRun::Prepare(Spec({}));
+  ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+  // Nine arguments of 100,000 bytes each: more than a socket buffer holds, so "start" is
+  // sent in pieces while init reads it.
+  std::vector<std::string> argv = {"sh", "-c", "printf %s \"$@\" | wc -c; echo x > made", "sh"};
+  for (char c = 'a'; c < 'j'; ++c) argv.push_back(std::string(100'000, c));
+  std::string upper_file;
+  Result<SandboxOutcome> out = (*prepared)->Run(argv, [&](const std::string& upper) {
+    upper_file = ReadFile(upper + "/made");
+    return Status::Ok();
+  });
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->stdout_data, "900000\n");
+  EXPECT_EQ(out->exit_code, 0);
+  EXPECT_EQ(upper_file, "x\n");
+  EXPECT_EQ((*prepared)->spec().argv, argv);
+  EXPECT_TRUE((*prepared)->Finish().ok());
+  prepared->reset();
+  ExpectNothingLeftBehind(mounts_before);
+}
+
+TEST_F(SandboxTest, ARunPreparedWithoutACommandRefusesABadOneAndRunsNothing) {
+  const int mounts_before = MountsOf(ws_) + MountsOf(scratch_);
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{}, std::vector<std::string>{""},
+        std::vector<std::string>{"sh", std::string("a\0b", 3)},
+        std::vector<std::string>{"sh", std::string(1 << 20, 'x')},
+        std::vector<std::string>(70'000, "x")}) {
+    Result<std::unique_ptr<PreparedRun>> prepared = PreparedRun::Prepare(Spec({}));
+    ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+    Result<SandboxOutcome> out = (*prepared)->Run(bad, nullptr);
+    EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument) << out.status().ToString();
+    // Refused before "start": the run may still be given a good command.
+    Result<SandboxOutcome> good = (*prepared)->Run({"sh", "-c", "echo fine"}, nullptr);
+    ASSERT_TRUE(good.ok()) << good.status().ToString();
+    EXPECT_EQ(good->stdout_data, "fine\n");
+  }
+  // RunSandboxed still needs one.
+  EXPECT_EQ(RunSandboxed(Spec({}), nullptr).status().code(), StatusCode::kInvalidArgument);
+  ExpectNothingLeftBehind(mounts_before);
+}
+
 // This process's only child (the supervisor Prepare just forked), or 0.
 pid_t OnlyChild() {
   std::istringstream in(ReadFile("/proc/self/task/" + std::to_string(::gettid()) + "/children"));
