@@ -643,6 +643,7 @@ struct ServeFlags {
   int threads = 0;
   std::vector<std::string> mcp_allow_origins;
   std::string events_poll = "500ms";
+  bool no_standby = false;
 };
 
 int CmdServe(const Options& o, const ServeFlags& f) {
@@ -651,6 +652,7 @@ int CmdServe(const Options& o, const ServeFlags& f) {
   so.max_connections = f.max_connections;
   so.threads = f.threads;
   so.mcp_allowed_origins = f.mcp_allow_origins;
+  so.standby_sandboxes = !f.no_standby;
   auto body = ParseSizeBytes(f.max_body);
   if (!body.ok()) return Fail(o, body.status().Annotate("--max-body"));
   so.max_body = static_cast<uint64_t>(*body);
@@ -698,7 +700,11 @@ int CmdPg(const Options& o, bool uninstall) {
 int CmdMcpStdio(const Options& o, const std::string& server_name) {
   auto policy = LoadPolicyFile(o.config);
   if (!policy.ok()) return Fail(o, policy.status());
-  auto gw = Gateway::Open(*policy);
+  // The built-in server's `exec` runs one command after another for as long as the session
+  // lasts: each shell target keeps the next command's sandbox built ahead, as in serve.
+  GatewayOptions options;
+  options.keep_warm = server_name == "airlock";
+  auto gw = Gateway::Open(*policy, options);
   if (!gw.ok()) return Fail(o, gw.status());
   mcp::StdioProxyOptions po;
   po.server = server_name;
@@ -963,6 +969,10 @@ int Main(int argc, char** argv) {
   serve
       ->add_option("--threads", serve_flags.threads, "I/O threads (default: one per core, up to 4)")
       ->check(CLI::NonNegativeNumber);
+  serve->add_flag("--no-standby", serve_flags.no_standby,
+                  "build each shell command's sandbox when the command comes, instead of "
+                  "keeping one built ahead per shell target (the command is never chosen "
+                  "before it is submitted)");
   serve
       ->add_option("--mcp-allow-origin", serve_flags.mcp_allow_origins,
                    "an Origin (https://host[:port]) whose browser pages may call /mcp/NAME, "

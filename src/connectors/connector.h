@@ -89,6 +89,12 @@ class Connector {
   // with other args, or none at all, discards what was started.
   virtual void Prestart(const Json& args) { (void)args; }
 
+  // A long-lived caller (airlock serve) will submit more actions to this target: the
+  // connector may keep built ahead what the next action needs, provided nothing of any action
+  // runs before that action is submitted (a shell target keeps one sandbox ready, its command
+  // not yet chosen). Called at most once, right after the connector is made.
+  virtual void KeepWarm() {}
+
   // The read fast path: if the action is plainly a read, runs it without the target's
   // serialisation (and without what a dry-run of a write needs) and returns what DryRun
   // would have returned. nullopt means "not shown to be a read here": the caller takes the

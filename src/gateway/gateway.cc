@@ -770,6 +770,7 @@ Result<Connector*> Gateway::ConnectorFor(const std::string& target) {
   if (it != connectors_.end()) return it->second.get();
   ASSIGN_OR_RETURN(ConnectorConfig config, ConnectorConfigFor(target));
   ASSIGN_OR_RETURN(auto connector, CreateConnector(config));
+  if (options_.keep_warm) connector->KeepWarm();
   Connector* raw = connector.get();
   connectors_[target] = std::move(connector);
   return raw;
@@ -803,6 +804,7 @@ Outcome Gateway::Fail(Action action, bool insert, const Status& why, const Princ
 }
 
 Outcome Gateway::Submit(const std::optional<std::string>& token, const SubmitRequest& request) {
+  TraceMark("gateway: submit");
   // 1. authenticate
   auto who = Authenticate(token);
   if (!who.ok()) {

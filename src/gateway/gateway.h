@@ -66,6 +66,9 @@ struct GatewayOptions {
   // How long a journaled read's record may wait in memory for a full batch before the
   // flusher writes what there is (airlock mcp stdio; see RecordJournaledRead).
   int64_t quiet_flush_ms = 1000;
+  // A long-lived process (airlock serve): each connector may keep built ahead what its next
+  // action needs (Connector::KeepWarm; a shell target keeps one sandbox ready).
+  bool keep_warm = false;
 
   static GatewayOptions WithGroupCommit() {
     GatewayOptions o;

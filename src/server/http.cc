@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "core/json.h"
+#include "core/trace.h"
 
 namespace airlock::server {
 namespace {
@@ -509,6 +510,7 @@ void Connection::OnBody(beast::error_code ec) {
 }
 
 void Connection::Dispatch() {
+  TraceMark("http: request read");
   busy_ = true;
   ++server_.in_flight;
   auto request = std::make_shared<HttpRequest>(ToRequest(parser_->release()));
@@ -528,6 +530,7 @@ void Connection::Dispatch() {
   if (taken) return;
   slot->Cancel();
   net::post(server_.workers, [self = shared_from_this(), request] {
+    TraceMark("http: on a worker");
     self->Deliver(RunHandler(self->server_.handler, *request));
   });
 }
@@ -561,6 +564,7 @@ void Connection::PostWrite(HttpResponse r) {
 }
 
 void Connection::Write(HttpResponse r) {
+  TraceMark("http: writing the reply");
   const bool close = r.close || !keep_alive_ || server_.stopping;
   auto msg =
       std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), 11);

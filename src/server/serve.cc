@@ -119,7 +119,9 @@ Status Serve(std::shared_ptr<const Policy> policy, const ServeOptions& options) 
   // process: libcurl (NOSIGNAL) and Asio leave SIGPIPE to the program.
   ::signal(SIGPIPE, SIG_IGN);
   ASSIGN_OR_RETURN(auto listen, ParseListen(options.listen));
-  auto opened = Gateway::Open(policy, GatewayOptions::WithGroupCommit());
+  GatewayOptions gateway_options = GatewayOptions::WithGroupCommit();
+  gateway_options.keep_warm = options.standby_sandboxes;
+  auto opened = Gateway::Open(policy, gateway_options);
   if (!opened.ok()) return opened.status().Annotate("cannot open the airlock store");
   std::unique_ptr<Gateway> gateway = std::move(*opened);
 

@@ -25,6 +25,9 @@ struct ServeOptions {
   // How often /v1/events looks at the store for changes made by other processes; 0: the
   // hub's default (500 ms). A PostgreSQL store also wakes it at once (LISTEN/NOTIFY).
   int64_t events_poll_ms = 0;
+  // Keep one sandbox built ahead per shell target, so that a command does not wait for its
+  // sandbox to be built (GatewayOptions::keep_warm). false: --no-standby.
+  bool standby_sandboxes = true;
 };
 
 // "127.0.0.1:7070" -> {"127.0.0.1", 7070}; "[::1]:0" -> {"::1", 0}.

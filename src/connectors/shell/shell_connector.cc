@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -36,6 +38,10 @@ constexpr size_t kMaxArgs = 4096;
 constexpr size_t kListedPaths = 50;         // protected / refused / symlink paths named
 constexpr int64_t kOutputHeadBytes = 4096;  // output shown to approvers in the effect
 constexpr int64_t kMaxManifestBytes = 1LL << 30;
+// A sandbox built ahead (KeepWarm) older than this is rebuilt before use rather than trusted.
+constexpr auto kMaxStandbyAge = std::chrono::seconds(60);
+// How long after a command the next one's sandbox starts being built (KeepStandby).
+constexpr auto kStandbyDelay = std::chrono::milliseconds(30);
 
 // A layer manifest from the blob store. The store is content-addressed: a manifest that does
 // not hash to its name was altered or damaged, and is neither applied nor trusted.
@@ -269,8 +275,35 @@ class ShellConnector : public Connector {
   explicit ShellConnector(ShellConfig config)
       : config_(std::move(config)), blobs_(config_.state_dir + "/blobs") {}
   ~ShellConnector() override {
+    {
+      std::lock_guard<std::mutex> lock(standby_mu_);
+      stopping_ = true;
+    }
+    standby_cv_.notify_all();
+    if (standby_thread_.joinable()) standby_thread_.join();
+    retired_.clear();
+    standby_.reset();  // its command never runs
     std::lock_guard<std::mutex> lock(teardown_mu_);
     if (teardown_.joinable()) teardown_.join();
+  }
+
+  // One sandbox is kept built for the next command, by a thread of its own: a sandbox's
+  // supervisor dies with the thread that forked it (PR_SET_PDEATHSIG), and this one lives
+  // as long as the connector.
+  void KeepWarm() override {
+    // Now, before two sandboxes may be built at once (the standby and the first command's):
+    // the clean-up removes scratch dirs it can lock, and a new one is locked only after it
+    // was made.
+    (void)CleanUpStaleOnce();
+    // Where a file system cannot name its inodes (no file handles), whether a sandbox still
+    // stands on what the host has cannot be told (HostIdentities): no sandbox is built ahead.
+    for (const std::string& id : HostIdentities()) {
+      if (id.rfind(kUnknownIdentity, 0) == 0) return;
+    }
+    std::lock_guard<std::mutex> lock(standby_mu_);
+    if (standby_thread_.joinable()) return;
+    standby_wanted_ = true;
+    standby_thread_ = std::thread([this] { KeepStandby(); });
   }
 
   Result<DryRunResult> DryRun(const Json& args) override { return DryRunWithEgress(args, nullptr); }
@@ -296,6 +329,7 @@ class ShellConnector : public Connector {
                                         "': network: proxy needs the gateway to decide requests");
     }
     std::unique_ptr<PreparedSandbox> sandbox = TakePrestarted(args);
+    if (!sandbox) sandbox = TakeStandby();
     if (sandbox) {
       // Checked again now: the workspace may have been replaced since the sandbox was built.
       RETURN_IF_ERROR(CheckWorkspace(config_.workspace));
@@ -316,7 +350,10 @@ class ShellConnector : public Connector {
     }
     // The proxy is stopped by Run when the run ends, and again (a no-op) by its destructor
     // on every path out of here.
-    ASSIGN_OR_RETURN(shell::SandboxOutcome run, sandbox->run->Run(inspect, proxy.get()));
+    Result<shell::SandboxOutcome> ran = sandbox->run->Run(argv, inspect, proxy.get());
+    // The next command's sandbox is built while this one's effect is recorded.
+    WantStandby();
+    ASSIGN_OR_RETURN(shell::SandboxOutcome run, std::move(ran));
     TearDownLater(std::move(sandbox));
     if (!captured.ok()) return captured.status().Annotate("reading the command's effect");
     ASSIGN_OR_RETURN(DryRunResult out, BuildEffect(argv, run, *captured));
@@ -410,6 +447,10 @@ class ShellConnector : public Connector {
     Json args;  // what it was built for (Prestart)
     std::string scratch_dir;
     std::unique_ptr<shell::PreparedRun> run;
+    // A standby's (KeepWarm) view of the host when it was built, to tell whether it still
+    // holds: when, and the workspace's and every hidden path's identity.
+    std::chrono::steady_clock::time_point built;
+    std::vector<std::string> identities;
     ~PreparedSandbox() {
       // First: its supervisor's mounts are on the scratch dir. A failed removal of the
       // run's cgroups is retried by the next CleanupStale.
@@ -442,10 +483,132 @@ class ShellConnector : public Connector {
   // A finished run's teardown (its cgroups, its mounts, its scratch dir) goes on while the
   // gateway records the action. The next one, and the connector's end, wait for it: no
   // command's sandbox outlives the process, or piles up in a long-lived one.
+  // Kept warm, the standby thread does it, after the record and the reply (KeepStandby).
   void TearDownLater(std::unique_ptr<PreparedSandbox> sandbox) {
+    {
+      std::lock_guard<std::mutex> lock(standby_mu_);
+      if (standby_thread_.joinable()) {
+        retired_.push_back(std::move(sandbox));
+        last_run_ = std::chrono::steady_clock::now();
+      }
+    }
+    if (!sandbox) {
+      standby_cv_.notify_one();
+      return;
+    }
     std::lock_guard<std::mutex> lock(teardown_mu_);
     if (teardown_.joinable()) teardown_.join();
     teardown_ = std::thread([s = std::move(sandbox)]() mutable { s.reset(); });
+  }
+
+  // What the mounts of a sandbox built now would stand on: the workspace (the overlay's
+  // lower layer) and each hidden path ("" for one that does not exist). A path removed and
+  // made again on the host is a new inode, which a sandbox built before does not hide (the
+  // kernel detaches mounts on a removed path in every namespace).
+  std::vector<std::string> HostIdentities() const {
+    std::vector<std::string> ids;
+    ids.push_back(PathIdentity(config_.workspace));
+    for (const std::string& h : config_.base.hide) ids.push_back(PathIdentity(h));
+    return ids;
+  }
+
+  // An inode as the file system names it: device, inode number and its file handle, which
+  // holds the inode's generation (a directory removed and made again often gets the same
+  // inode number back, but not the same generation). Where the file system gives no handle
+  // (some FUSE and overlay file systems), nothing tells the inode apart from one made later
+  // in its place: the identity is then unique to this call, and never matches.
+  static constexpr const char* kUnknownIdentity = "unknown:";
+  static std::string PathIdentity(const std::string& path) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return "";
+    std::string id = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":";
+    union {
+      struct file_handle fh;
+      char bytes[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+    } h;
+    h.fh.handle_bytes = MAX_HANDLE_SZ;
+    int mount_id = 0;
+    if (::name_to_handle_at(AT_FDCWD, path.c_str(), &h.fh, &mount_id, AT_SYMLINK_FOLLOW) == 0) {
+      id += std::to_string(h.fh.handle_type) + ":";
+      id.append(reinterpret_cast<const char*>(h.fh.f_handle), h.fh.handle_bytes);
+    } else {
+      id = kUnknownIdentity + RandomHex(8);
+    }
+    return id;
+  }
+
+  // The standby thread (KeepWarm): tears down the sandboxes of finished commands and builds
+  // one for the next command whenever one is wanted and none is ready. Not at once: the last
+  // command's record and reply go first (kStandbyDelay). Building a sandbox takes both CPUs
+  // of a small machine for a few ms, and forking a large process stalls its other threads'
+  // page faults meanwhile. A failed build is not retried until the next command wants one;
+  // that command builds its own sandbox and reports the error, if it persists.
+  void KeepStandby() {
+    std::unique_lock<std::mutex> lock(standby_mu_);
+    for (;;) {
+      auto work = [this] {
+        return stopping_ || !retired_.empty() || (standby_wanted_ && !standby_);
+      };
+      if (standby_) {
+        // One kept past kMaxStandbyAge is rebuilt even when no command comes: it pins what
+        // it was built on (its mount namespace is a copy of the host's at that time).
+        if (!standby_cv_.wait_until(lock, standby_->built + kMaxStandbyAge, work)) {
+          retired_.push_back(std::move(standby_));
+          standby_wanted_ = true;
+        }
+      } else {
+        standby_cv_.wait(lock, work);
+      }
+      if (stopping_) return;
+      if (standby_cv_.wait_until(lock, last_run_ + kStandbyDelay, [this] { return stopping_; })) {
+        return;
+      }
+      std::vector<std::unique_ptr<PreparedSandbox>> retired = std::move(retired_);
+      retired_.clear();
+      const bool build = standby_wanted_ && !standby_;
+      standby_wanted_ = false;
+      lock.unlock();
+      retired.clear();
+      Result<std::unique_ptr<PreparedSandbox>> built = Status::FailedPrecondition("not wanted");
+      std::vector<std::string> ids;
+      if (build) {
+        ids = HostIdentities();
+        built = PrepareSandbox({});
+      }
+      lock.lock();
+      if (!built.ok()) continue;
+      (*built)->built = std::chrono::steady_clock::now();
+      (*built)->identities = std::move(ids);
+      standby_ = std::move(*built);
+    }
+  }
+
+  void WantStandby() {
+    {
+      std::lock_guard<std::mutex> lock(standby_mu_);
+      if (!standby_thread_.joinable()) return;
+      standby_wanted_ = true;
+      last_run_ = std::chrono::steady_clock::now();
+    }
+    standby_cv_.notify_one();
+  }
+
+  // The standby if it still stands on what the host has now; one built before the host
+  // changed under it, or too long ago, is discarded unrun.
+  std::unique_ptr<PreparedSandbox> TakeStandby() {
+    std::unique_ptr<PreparedSandbox> s;
+    {
+      std::lock_guard<std::mutex> lock(standby_mu_);
+      s = std::move(standby_);
+    }
+    if (!s) return nullptr;
+    if (std::chrono::steady_clock::now() - s->built > kMaxStandbyAge || !s->run->Alive() ||
+        s->identities != HostIdentities()) {
+      TearDownLater(std::move(s));
+      return nullptr;
+    }
+    TraceMark("shell: standby taken");
+    return s;
   }
 
   // The prestarted sandbox if it was built for exactly these args; any other is discarded
@@ -527,6 +690,15 @@ class ShellConnector : public Connector {
   std::unique_ptr<PreparedSandbox> prepared_;  // Prestart's
   std::mutex teardown_mu_;
   std::thread teardown_;  // TearDownLater's
+  // KeepWarm's: one sandbox built ahead, and the thread that builds it.
+  std::mutex standby_mu_;
+  std::condition_variable standby_cv_;
+  bool standby_wanted_ = false;
+  bool stopping_ = false;
+  std::vector<std::unique_ptr<PreparedSandbox>> retired_;  // for the standby thread to tear down
+  std::chrono::steady_clock::time_point last_run_;         // when the last command ended
+  std::unique_ptr<PreparedSandbox> standby_;
+  std::thread standby_thread_;
 };
 
 }  // namespace
