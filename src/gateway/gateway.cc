@@ -393,7 +393,7 @@ Result<Principal> Gateway::AuthenticateApprover(const std::optional<std::string>
 // ---- store helpers ---------------------------------------------------------------------------
 
 Status Gateway::Commit(const std::function<Status(StoreTxn&)>& fn) {
-  if (options_.group_commit) return store_->TransactGrouped(fn).get();
+  if (options_.group_commit) return store_->TransactGroupedWait(fn);
   std::lock_guard<std::mutex> flushing(flush_mu_);
   std::vector<QueuedWrite> queued;
   {

@@ -23,6 +23,36 @@ std::future<Status> GroupCommitQueue::Push(std::function<Status(StoreTxn&)> fn) 
   return result;
 }
 
+Status GroupCommitQueue::PushAndWait(std::function<Status(StoreTxn&)> fn) {
+  // Nobody to group with (the committer waits for work, the queue is empty, no other caller
+  // is committing its own): this caller commits its closure itself, as LevelDB's first
+  // writer does, and skips two thread hand-overs (to the committer and back). Whoever comes
+  // meanwhile queues for the committer, which waits for the store's write lock.
+  bool alone = false;
+  {
+    std::lock_guard lock(mu_);
+    alone =
+        !stopping_ && !leading_ && queue_.empty() && (committer_idle_ || !committer_.joinable());
+    if (alone) leading_ = true;
+  }
+  if (!alone) return Push(std::move(fn)).get();
+  struct EndLead {
+    GroupCommitQueue* q;
+    ~EndLead() {
+      {
+        std::lock_guard lock(q->mu_);
+        q->leading_ = false;
+      }
+      q->cv_.notify_all();  // Stop may wait for this
+    }
+  } end_lead{this};
+  Status outcome = Status::Internal("the store did not report the commit");
+  std::vector<GroupedWork> batch;
+  batch.push_back(GroupedWork{std::move(fn), [&outcome](Status st) { outcome = std::move(st); }});
+  commit_batch_(batch);
+  return outcome;
+}
+
 void GroupCommitQueue::PushAsync(std::function<Status(StoreTxn&)> fn, GroupedDone done) {
   bool closing = false;
   bool wake = false;
@@ -49,8 +79,9 @@ void GroupCommitQueue::PushAsync(std::function<Status(StoreTxn&)> fn, GroupedDon
 void GroupCommitQueue::Stop() {
   std::thread committer;
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     stopping_ = true;
+    cv_.wait(lock, [this] { return !leading_; });
     committer = std::move(committer_);
   }
   cv_.notify_all();

@@ -45,6 +45,9 @@ class GroupCommitQueue {
   GroupCommitQueue& operator=(const GroupCommitQueue&) = delete;
 
   std::future<Status> Push(std::function<Status(StoreTxn&)> fn);
+  // Push(fn).get(), except that when nobody else is committing or queued the caller commits
+  // its closure itself, on its own thread.
+  Status PushAndWait(std::function<Status(StoreTxn&)> fn);
   // The same without a future: `done` runs on the committer thread right after the commit
   // (or at once, on the caller's thread, when the queue is stopping). It must be quick and
   // must not throw: the next batch waits for it.
@@ -65,6 +68,7 @@ class GroupCommitQueue {
   std::deque<GroupedWork> queue_;  // GUARDED_BY(mu_)
   bool stopping_ = false;          // GUARDED_BY(mu_)
   bool committer_idle_ = false;    // GUARDED_BY(mu_): waiting on cv_ for work
+  bool leading_ = false;           // GUARDED_BY(mu_): a PushAndWait caller commits its own
   std::thread committer_;          // GUARDED_BY(mu_)
 };
 

@@ -416,6 +416,9 @@ class PgStore final : public Store {
 
   Status Transact(const std::function<Status(StoreTxn&)>& fn) override;
   std::future<Status> TransactGrouped(std::function<Status(StoreTxn&)> fn) override;
+  Status TransactGroupedWait(std::function<Status(StoreTxn&)> fn) override {
+    return grouped_.PushAndWait(std::move(fn));
+  }
   Status TransactDue(int64_t now_ms, int limit,
                      const std::function<Status(StoreTxn&, std::vector<Action>&)>& fn) override;
   void TransactGroupedAsync(std::function<Status(StoreTxn&)> fn,

@@ -15,6 +15,7 @@
 
 #include "core/clock.h"
 #include "core/json.h"
+#include "core/trace.h"
 #include "store/change_counter.h"
 #include "store/group_commit.h"
 #include "store/sqlite_db.h"
@@ -532,6 +533,9 @@ class SqliteStore final : public Store {
   void StartSync() override { syncer_.Start(); }
   Status SyncUnsynced() override { return syncer_.WaitSynced(); }
   std::future<Status> TransactGrouped(std::function<Status(StoreTxn&)> fn) override;
+  Status TransactGroupedWait(std::function<Status(StoreTxn&)> fn) override {
+    return grouped_.PushAndWait(std::move(fn));
+  }
   void TransactGroupedAsync(std::function<Status(StoreTxn&)> fn,
                             std::function<void(Status)> done) override;
   Status Read(const std::function<Status(StoreTxn&)>& fn) override;
@@ -689,7 +693,9 @@ void SqliteStore::CommitBatch(std::vector<GroupedWork>& batch) {
   Status batch_error;
   {
     std::lock_guard lock(write_mu_);
+    TraceMark("store: batch begun");
     batch_error = RunBatch(batch, /*savepoints=*/false, &results);
+    TraceMark("store: batch committed");
     bool closure_failed = false;
     for (const Status& r : results) closure_failed |= !r.ok();
     if (batch_error.ok() && closure_failed) {

@@ -777,6 +777,73 @@ TEST_F(SqliteStoreTest, GroupedAppendsFromEightThreadsFormOneChain) {
   EXPECT_EQ(report->events, kThreads * kPerThread);
 }
 
+// TransactGroupedWait with nobody to group with: the caller commits its own closure on its
+// own thread (no hand-over to the committer and back); while it does, others queue for the
+// committer, and the chain stays one.
+TEST_F(SqliteStoreTest, ALoneGroupedCallerCommitsItselfAndOthersQueue) {
+  auto store = Open();
+  std::thread::id ran_on;
+  Status done = store->TransactGroupedWait([&](StoreTxn& txn) {
+    ran_on = std::this_thread::get_id();
+    return txn.AppendAudit(AuditEvent{0, 0, "", "agent:a", "tick", {{"i", 0}}, "", "", ""})
+        .status();
+  });
+  EXPECT_TRUE(done.ok()) << done.ToString();
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+
+  // A leader that takes its time: the others' closures run on the committer thread, after it.
+  std::promise<void> leading;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::thread::id leader_id;
+  std::thread leader([&] {
+    Status st = store->TransactGroupedWait([&](StoreTxn& txn) {
+      leader_id = std::this_thread::get_id();
+      leading.set_value();
+      released.wait();
+      return txn.AppendAudit(AuditEvent{0, 0, "", "agent:lead", "tick", {{"i", 1}}, "", "", ""})
+          .status();
+    });
+    EXPECT_TRUE(st.ok());
+  });
+  leading.get_future().wait();
+  std::vector<std::thread::id> others(3);
+  std::vector<std::future<Status>> queued;
+  for (int i = 0; i < 3; ++i) {
+    // Grouped or waited for, they queue while the leader commits.
+    queued.push_back(store->TransactGrouped([&, i](StoreTxn& txn) {
+      others[i] = std::this_thread::get_id();
+      return txn.AppendAudit(AuditEvent{0, 0, "", "agent:q", "tick", {{"i", 2 + i}}, "", "", ""})
+          .status();
+    }));
+  }
+  for (auto& f : queued) {
+    EXPECT_EQ(f.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  }
+  std::thread waiter([&] {
+    EXPECT_TRUE(store
+                    ->TransactGroupedWait([&](StoreTxn& txn) {
+                      return txn
+                          .AppendAudit(
+                              AuditEvent{0, 0, "", "agent:w", "tick", {{"i", 5}}, "", "", ""})
+                          .status();
+                    })
+                    .ok());
+  });
+  release.set_value();
+  for (auto& f : queued) EXPECT_TRUE(f.get().ok());
+  leader.join();
+  waiter.join();
+  for (const auto& id : others) {
+    EXPECT_NE(id, std::this_thread::get_id());
+    EXPECT_NE(id, leader_id);
+  }
+  EXPECT_EQ(store->RecordedHead()->seq, 6);
+  auto report = audit::Verify(*store);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->ok) << report->problem;
+}
+
 // The asynchronous form the server's read path uses: no caller waits, every `done` runs once
 // on the committer thread after the commit, and the appends still form one chain.
 TEST_F(SqliteStoreTest, GroupedAsyncAppendsAllGetTheirDoneAndFormOneChain) {

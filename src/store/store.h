@@ -113,6 +113,11 @@ class Store {
   // through its StoreTxn. The future resolves after the shared commit. Used by the server and
   // the audit benchmark.
   virtual std::future<Status> TransactGrouped(std::function<Status(StoreTxn&)> fn) = 0;
+  // TransactGrouped(fn).get(), except that a caller with nobody to group with (no commit
+  // running or queued) commits fn itself, on its own thread, without waking the committer.
+  virtual Status TransactGroupedWait(std::function<Status(StoreTxn&)> fn) {
+    return TransactGrouped(std::move(fn)).get();
+  }
 
   // Like Transact, but durable on return only against a crash of this process, not of the
   // machine: the commit is handed to the operating system, and synced to disk by StartSync,
