@@ -1014,8 +1014,10 @@ Result<SandboxOutcome> PreparedRun::Run(const std::vector<std::string>& argv,
     }
   }
   // A failed send means init is gone already; Collect learns why from the status pipe.
-  // "start" stays open: init waits for its end after the report (Finish closes it).
+  // Lingering, "start" stays open: init waits for its end after the report (Finish closes
+  // it). Otherwise init exits once it has reported.
   SendStart(st.start.get(), argv, start + std::chrono::milliseconds(spec.timeout_ms));
+  if (!spec.linger) ::shutdown(st.start.get(), SHUT_WR);
   SandboxOutcome outcome;
   Collected c;
   Collect(spec, st.out.get(), st.err.get(), st.status.get(), *st.cgroups, *st.supervisor, &outcome,

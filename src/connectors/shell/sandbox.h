@@ -50,6 +50,11 @@ struct SandboxSpec {
   // Absolute paths bound read-only at the same path besides the system directories (an MCP
   // server's own code). Paths that do not exist are skipped. Default: none.
   std::vector<std::string> read_only_paths;
+  // PreparedRun only. false: init exits right after its report, and the run's teardown (its
+  // pid namespace, then its mounts) overlaps what the caller does next. true: init waits
+  // until Finish, so that the teardown happens there instead (a server that answers first
+  // and tears down after).
+  bool linger = false;
 };
 
 struct SandboxOutcome {

@@ -777,6 +777,40 @@ pid_t OnlyChild() {
   return kids.size() == 1 ? kids[0] : 0;
 }
 
+// The children of `pid` (its main thread's).
+std::vector<pid_t> ChildrenOf(pid_t pid) {
+  std::istringstream in(
+      ReadFile("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children"));
+  std::vector<pid_t> kids;
+  for (pid_t p; in >> p;) kids.push_back(p);
+  return kids;
+}
+
+// A lingering run keeps its init (and with it the pid namespace) until Finish; otherwise
+// init goes once it has reported, whether or not the caller has finished.
+TEST_F(SandboxTest, ALingeringRunKeepsItsInitUntilFinish) {
+  for (bool linger : {true, false}) {
+    SandboxSpec spec = Spec({});
+    spec.linger = linger;
+    Result<std::unique_ptr<PreparedRun>> prepared = PreparedRun::Prepare(spec);
+    ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+    const pid_t supervisor = OnlyChild();
+    ASSERT_GT(supervisor, 0);
+    Result<SandboxOutcome> out = (*prepared)->Run({"true"}, nullptr);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    auto init_alive = [&] { return !ChildrenOf(supervisor).empty(); };
+    bool alive = init_alive();
+    for (int i = 0; i < 50 && alive; ++i) {
+      ::usleep(20 * 1000);
+      alive = init_alive();
+    }
+    EXPECT_EQ(alive, linger) << (linger ? "init left before Finish" : "init waited for Finish");
+    EXPECT_TRUE((*prepared)->Finish().ok());
+    EXPECT_FALSE(fs::exists("/proc/" + std::to_string(supervisor)));
+  }
+  EXPECT_TRUE(OurCgroups().empty());
+}
+
 // The run's cgroup2 directory (the one clone3 puts init into), or "".
 std::string OurCgroup2Dir() {
   for (const std::string& d : OurCgroups()) {

@@ -460,7 +460,10 @@ class ShellConnector : public Connector {
     }
   };
 
-  Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const std::vector<std::string>& argv) {
+  // `linger`: the run's teardown waits for Finish (SandboxSpec::linger), which the standby
+  // thread calls after the record and the reply.
+  Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const std::vector<std::string>& argv,
+                                                          bool linger = false) {
     RETURN_IF_ERROR(CheckWorkspace(config_.workspace));
     TraceMark("shell: workspace checked");
     RETURN_IF_ERROR(EnsureStateDirs());
@@ -469,6 +472,7 @@ class ShellConnector : public Connector {
     spec.argv = argv;
     spec.workspace = config_.workspace;
     spec.scratch_dir = config_.state_dir + "/scratch/" + RandomHex(8);
+    spec.linger = linger;
     auto sandbox = std::make_unique<PreparedSandbox>();
     RETURN_IF_ERROR(MakeDirs(spec.scratch_dir));
     sandbox->scratch_dir = spec.scratch_dir;
@@ -573,7 +577,7 @@ class ShellConnector : public Connector {
       std::vector<std::string> ids;
       if (build) {
         ids = HostIdentities();
-        built = PrepareSandbox({});
+        built = PrepareSandbox({}, /*linger=*/true);
       }
       lock.lock();
       if (!built.ok()) continue;
