@@ -11,11 +11,17 @@
 #                       bwrap         bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc true
 #                       airlock       $AIRLOCK_EXEC_CMD, default "BUILD/airlock exec --target repo -- true"
 #                                     with a policy and workspace of its own in BUILD/shell-peers/airlock
+#                       airlock-serve BUILD/airlock exec --server URL --target repo -- true: the same
+#                                     through an `airlock serve` this script starts (its own policy,
+#                                     workspace and store), which keeps a sandbox built ahead
+#                       airlock-serve-cold  the same through a second server started with
+#                                     --no-standby: each command's sandbox is built when it comes
 #                       codex         bench/peers/node_modules/.bin/codex sandbox -- true   (npm entry, via node)
 #                       codex-native  the vendored native codex binary: sandbox -- true   (no node wrapper)
 #                       srt           bench/peers/node_modules/.bin/srt -c true
 #                       direct        true   (no sandbox: the cost of spawning a process at all)
 #   --peers           the default list without airlock (until `airlock exec` exists)
+#   --no-serve        the default list without the two airlock-serve rows
 #   -n N              same as the positional N
 #   -w W              untimed warm-up rounds (default 3)
 #   --build DIR       build directory holding spawn_timer and airlock (default build)
@@ -39,6 +45,7 @@ BUILD=build
 CWD=$ROOT
 TIMEOUT_MS=60000
 PEERS_ONLY=0
+SERVE=1
 specs=()
 
 while [[ $# -gt 0 ]]; do
@@ -49,6 +56,7 @@ while [[ $# -gt 0 ]]; do
     --cwd) CWD=$2; shift 2 ;;
     --timeout-ms) TIMEOUT_MS=$2; shift 2 ;;
     --peers) PEERS_ONLY=1; shift ;;
+    --no-serve) SERVE=0; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     --) shift; specs+=("$@"); break ;;
     -*) echo "shell_peers: unknown option $1" >&2; exit 2 ;;
@@ -69,30 +77,63 @@ TIMER="$BUILD/spawn_timer"
 PEERS="$ROOT/bench/peers/node_modules"
 CODEX_NATIVE="$PEERS/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex"
 [[ $(uname -m) == aarch64 ]] && CODEX_NATIVE="$PEERS/@openai/codex-linux-arm64/vendor/aarch64-unknown-linux-musl/bin/codex"
-# airlock's side: a policy of its own in BUILD/shell-peers/airlock (a shell target `repo` over
+# airlock's side: a policy of its own in BUILD/shell-peers/NAME (a shell target `repo` over
 # a small workspace, one agent), so that the run includes policy load, scope check, sandbox,
-# classification and the audit write of a real `airlock exec`.
+# classification and the audit write of a real `airlock exec`. Every such policy names one
+# agent, with the token in AIRLOCK_TOKEN.
+TOKEN="alk_bench_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 prepare_airlock() {
-  local dir="$BUILD/shell-peers/airlock" token
+  local dir="$BUILD/shell-peers/$1"
   rm -rf "$dir" && mkdir -p "$dir/repo/src"
   for i in $(seq 1 20); do echo "int f$i(void) { return $i; }" > "$dir/repo/src/f$i.c"; done
   echo "# bench" > "$dir/repo/README.md"
-  token="alk_bench_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   cat > "$dir/airlock.yaml" <<YAML
 version: 1
 store: ./state/airlock.db
 agents:
-  - {name: bench-agent, token_sha256: "$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)", scopes: [repo]}
+  - {name: bench-agent, token_sha256: "$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)", scopes: [repo]}
 targets:
   repo: {kind: shell, workspace: ./repo}
 YAML
-  export AIRLOCK_CONFIG="$dir/airlock.yaml" AIRLOCK_TOKEN="$token"
+}
+# `airlock serve` on BUILD/shell-peers/NAME's policy, any free port; sets URL. Stopped on exit.
+SERVERS=()
+stop_servers() {
+  local pid
+  for pid in "${SERVERS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${SERVERS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap stop_servers EXIT
+start_server() {
+  local dir="$BUILD/shell-peers/$1" i
+  shift
+  "$BUILD/airlock" --config "$dir/airlock.yaml" serve --listen 127.0.0.1:0 "$@" 2>"$dir/serve.log" &
+  SERVERS+=($!)
+  for i in $(seq 1 200); do
+    URL=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$dir/serve.log" | head -1 || true)
+    [[ -n "$URL" ]] && return 0
+    sleep 0.05
+  done
+  echo "shell_peers: airlock serve did not start; see $dir/serve.log" >&2
+  exit 1
 }
 if [[ ${#specs[@]} -eq 0 ]]; then
   specs+=("bwrap=bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc true")
   if [[ $PEERS_ONLY != 1 ]]; then
-    [[ -n "${AIRLOCK_EXEC_CMD:-}" ]] || prepare_airlock
+    if [[ -z "${AIRLOCK_EXEC_CMD:-}" ]]; then
+      prepare_airlock airlock
+      export AIRLOCK_CONFIG="$BUILD/shell-peers/airlock/airlock.yaml" AIRLOCK_TOKEN="$TOKEN"
+    fi
     specs+=("airlock=${AIRLOCK_EXEC_CMD:-$BUILD/airlock exec --target repo -- true}")
+    if [[ $SERVE == 1 ]]; then
+      export AIRLOCK_TOKEN="$TOKEN"
+      prepare_airlock serve
+      start_server serve
+      specs+=("airlock-serve=$BUILD/airlock exec --server $URL --target repo -- true")
+      prepare_airlock serve-cold
+      start_server serve-cold --no-standby
+      specs+=("airlock-serve-cold=$BUILD/airlock exec --server $URL --target repo -- true")
+    fi
   fi
   specs+=("codex=$PEERS/.bin/codex sandbox -- true"
           "codex-native=$CODEX_NATIVE sandbox -- true"
@@ -135,7 +176,7 @@ for f in "${CODEX_HOME:-$HOME/.codex}/config.toml" "$HOME/.srt-settings.json"; d
 done
 printf '%-10s %s\n' "method" "$RUNS timed runs each after $WARMUP warm-up rounds, round-robin (order rotated per round)"
 hr
-for spec in "${specs[@]}"; do printf '  %-14s %s\n' "${spec%%=*}" "${spec#*=}"; done
+for spec in "${specs[@]}"; do printf '  %-18s %s\n' "${spec%%=*}" "${spec#*=}"; done
 hr
 
 # ---- run --------------------------------------------------------------------------------------
@@ -152,13 +193,13 @@ first=${names[0]}
 ref_p50=$(awk -F'\t' -v n="$first" '$1 == "summary" && $2 == n { print $4 }' "$RAW")
 ref_p99=$(awk -F'\t' -v n="$first" '$1 == "summary" && $2 == n { print $5 }' "$RAW")
 echo
-printf '%-14s %6s %11s %11s %11s %11s %13s %13s\n' "name" "runs" "median ms" "p99 ms" "min ms" "max ms" \
+printf '%-18s %6s %11s %11s %11s %11s %13s %13s\n' "name" "runs" "median ms" "p99 ms" "min ms" "max ms" \
   "median/first" "p99/first"
 for name in "${names[@]}"; do
   line=$(awk -F'\t' -v n="$name" '$1 == "summary" && $2 == n' "$RAW")
   if [[ -z "$line" ]]; then
     why=$(awk -F'\t' -v n="$name" '$1 == "failed" && $2 == n { print "round " $3 ": " $4 }' "$RAW")
-    printf '%-14s %6s  FAILED (%s)\n' "$name" "-" "${why:-no result}"
+    printf '%-18s %6s  FAILED (%s)\n' "$name" "-" "${why:-no result}"
     continue
   fi
   IFS=$'\t' read -r _ _ runs p50 p99 min max _ lingered linger_max stragglers <<<"$line"
@@ -166,10 +207,10 @@ for name in "${names[@]}"; do
       -v r50="$ref_p50" -v r99="$ref_p99" 'BEGIN {
     q50 = (r50 > 0) ? sprintf("%.2fx", p50 / r50) : "n/a"
     q99 = (r99 > 0) ? sprintf("%.2fx", p99 / r99) : "n/a"
-    printf "%-14s %6d %11.2f %11.2f %11.2f %11.2f %13s %13s\n", name, runs, p50 / 1e6, p99 / 1e6,
+    printf "%-18s %6d %11.2f %11.2f %11.2f %11.2f %13s %13s\n", name, runs, p50 / 1e6, p99 / 1e6,
       min / 1e6, max / 1e6, q50, q99 }'
   if [[ "$lingered" != 0 ]]; then
-    printf '%14s (%s of %s runs left processes behind that exited up to %.1f ms later, untimed' \
+    printf '%18s (%s of %s runs left processes behind that exited up to %.1f ms later, untimed' \
       "" "$lingered" "$((runs + WARMUP))" "$(awk -v v="$linger_max" 'BEGIN { print v / 1e6 }')"
     if [[ "$stragglers" != 0 ]]; then printf '; %s runs left some running > 2 s' "$stragglers"; fi
     printf ')\n'
