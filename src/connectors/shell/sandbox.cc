@@ -817,6 +817,11 @@ Status RunFailure(const std::string& command, const Collected& c) {
   if (c.force_killed) {
     return Status::Internal("sandbox did not stop after its cgroup was killed; supervisor killed");
   }
+  // A prepared run's init that got no whole command (SendStart gave up) ran nothing.
+  if (!c.have_report && c.init_exited && WIFEXITED(c.init_status) &&
+      WEXITSTATUS(c.init_status) == kExitNotStarted) {
+    return Status::Internal("the sandbox never received the whole command; it did not run");
+  }
   if (!c.init_exited && !c.have_report) {
     return Status::Internal("sandbox supervisor exited unexpectedly");
   }

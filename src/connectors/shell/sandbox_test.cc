@@ -893,6 +893,29 @@ TEST_F(SandboxTest, AGivenUpRunEndsEvenIfItsInitOutlivesTheSupervisor) {
 // The same start, but the supervisor dies while its caller still holds the run (no Finish,
 // so "start" stays open): init, thawed after its supervisor is gone, must not go on to wait
 // for a "start" that nobody will send. The go pipe's hang-up tells it.
+// A command that cannot be sent whole before the run's deadline (init stuck before it reads
+// it) is an error, not a run that exited 126: init gets a cut message and runs nothing.
+TEST_F(SandboxTest, ACommandNotSentInTimeIsAnErrorAndNeverRuns) {
+  SandboxSpec spec = Spec({});
+  spec.timeout_ms = 1000;
+  FrozenStart f;
+  ASSERT_NO_FATAL_FAILURE(StartWithInitFrozen(spec, &f));
+  if (!f.skip.empty()) GTEST_SKIP() << f.skip;
+  // More than a socket buffer: the send blocks while init is frozen, and gives up at 1 s.
+  std::vector<std::string> argv = {"sh", "-c", "echo ran > ran; echo ran", "sh"};
+  for (char c = 'a'; c < 'j'; ++c) argv.push_back(std::string(100'000, c));
+  Result<SandboxOutcome> out = Status::Internal("not run");
+  std::thread run([&] { out = f.run->Run(argv, nullptr); });
+  ::usleep(1400 * 1000);  // after the send gave up, before the run's own deadline (2 s)
+  WriteFile(f.cgroup + "/cgroup.freeze", "0");
+  run.join();
+  EXPECT_EQ(out.status().code(), StatusCode::kInternal) << out.status().ToString();
+  EXPECT_NE(out.status().message().find("never received"), std::string::npos)
+      << out.status().ToString();
+  f.run.reset();
+  EXPECT_TRUE(OurCgroups().empty());
+}
+
 TEST_F(SandboxTest, AnInitWhoseSupervisorDiedBeforeItsPrctlEndsByItself) {
   FrozenStart f;
   ASSERT_NO_FATAL_FAILURE(StartWithInitFrozen(Spec({"sh", "-c", "echo y > g"}), &f));

@@ -555,8 +555,12 @@ class ShellConnector : public Connector {
       };
       if (standby_) {
         // One kept past kMaxStandbyAge is rebuilt even when no command comes: it pins what
-        // it was built on (its mount namespace is a copy of the host's at that time).
+        // it was built on (its mount namespace is a copy of the host's at that time). A
+        // command may have taken it meanwhile: then there is nothing to rebuild yet.
         if (!standby_cv_.wait_until(lock, standby_->built + kMaxStandbyAge, work)) {
+          if (!standby_ || std::chrono::steady_clock::now() - standby_->built < kMaxStandbyAge) {
+            continue;
+          }
           retired_.push_back(std::move(standby_));
           standby_wanted_ = true;
         }
