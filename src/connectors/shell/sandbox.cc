@@ -262,9 +262,10 @@ bool WaitForStart(int start_r, std::vector<std::string>* argv) {
   return ok;
 }
 
-// After the report: the caller closes "start" once it is done with the run (Finish). The
-// pid namespace, and with it the run's last processes, is torn down then, not while the
-// caller records the action and answers.
+// After the report: init waits for the end of "start". A run that does not linger ends it
+// right after sending the command, so init goes at once; a lingering one ends it at Finish,
+// so that the pid namespace, and with it the run's last processes, is torn down then, not
+// while the caller records the action and answers (SandboxSpec::linger).
 void WaitForFinish(int start_r) {
   char c;
   ssize_t n;

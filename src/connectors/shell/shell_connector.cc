@@ -351,7 +351,8 @@ class ShellConnector : public Connector {
     // The proxy is stopped by Run when the run ends, and again (a no-op) by its destructor
     // on every path out of here.
     Result<shell::SandboxOutcome> ran = sandbox->run->Run(argv, inspect, proxy.get());
-    // The next command's sandbox is built while this one's effect is recorded.
+    // Kept warm: the next command's sandbox is wanted now, and built once this one's record
+    // and reply are out (KeepStandby).
     WantStandby();
     ASSIGN_OR_RETURN(shell::SandboxOutcome run, std::move(ran));
     TearDownLater(std::move(sandbox));
