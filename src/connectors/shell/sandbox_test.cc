@@ -25,27 +25,21 @@
 #include <sstream>
 #include <thread>
 
+#include "connectors/shell/proc_test_util.h"
+
 namespace airlock::shell {
 namespace {
 
 namespace fs = std::filesystem;
+using test::ChildrenOf;
+using test::ReadFile;
+using test::WriteFile;
 
 std::string MakeTempDir(const std::string& base) {
   std::string tmpl = base + "/airlock-sbx-XXXXXX";
   char* dir = ::mkdtemp(tmpl.data());
   EXPECT_NE(dir, nullptr) << base << ": " << std::strerror(errno);
   return dir ? dir : "";
-}
-
-void WriteFile(const std::string& path, const std::string& content) {
-  std::ofstream(path, std::ios::binary) << content;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 bool Exists(const std::string& path) {
@@ -771,19 +765,8 @@ TEST_F(SandboxTest, ARunPreparedWithoutACommandRefusesABadOneAndRunsNothing) {
 
 // This process's only child (the supervisor Prepare just forked), or 0.
 pid_t OnlyChild() {
-  std::istringstream in(ReadFile("/proc/self/task/" + std::to_string(::gettid()) + "/children"));
-  std::vector<pid_t> kids;
-  for (pid_t pid; in >> pid;) kids.push_back(pid);
+  const std::vector<pid_t> kids = ChildrenOf(::getpid(), ::gettid());
   return kids.size() == 1 ? kids[0] : 0;
-}
-
-// The children of `pid` (its main thread's).
-std::vector<pid_t> ChildrenOf(pid_t pid) {
-  std::istringstream in(
-      ReadFile("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children"));
-  std::vector<pid_t> kids;
-  for (pid_t p; in >> p;) kids.push_back(p);
-  return kids;
 }
 
 // A lingering run keeps its init (and with it the pid namespace) until Finish; otherwise
@@ -839,9 +822,9 @@ void StartWithInitFrozen(const SandboxSpec& spec, FrozenStart* out) {
     ASSERT_EQ(::kill(out->supervisor, SIGSTOP), 0);
     int status;
     ASSERT_EQ(::waitpid(out->supervisor, &status, WUNTRACED), out->supervisor);
-    const std::string kids = ReadFile("/proc/" + std::to_string(out->supervisor) + "/task/" +
-                                      std::to_string(out->supervisor) + "/children");
-    if (kids.empty()) out->run = std::move(*prepared);  // else: destroyed, and tried again
+    if (ChildrenOf(out->supervisor).empty()) {
+      out->run = std::move(*prepared);  // else: destroyed, and tried again
+    }
   }
   if (!out->run) {
     out->skip = "the supervisor always cloned init before it could be stopped";
@@ -920,10 +903,9 @@ TEST_F(SandboxTest, AnInitWhoseSupervisorDiedBeforeItsPrctlEndsByItself) {
   FrozenStart f;
   ASSERT_NO_FATAL_FAILURE(StartWithInitFrozen(Spec({"sh", "-c", "echo y > g"}), &f));
   if (!f.skip.empty()) GTEST_SKIP() << f.skip;
-  const std::string kids = ReadFile("/proc/" + std::to_string(f.supervisor) + "/task/" +
-                                    std::to_string(f.supervisor) + "/children");
-  const pid_t init = static_cast<pid_t>(std::atoi(kids.c_str()));
-  ASSERT_GT(init, 0) << kids;
+  const std::vector<pid_t> kids = ChildrenOf(f.supervisor);
+  ASSERT_EQ(kids.size(), 1u);
+  const pid_t init = kids[0];
   // Killed after saying "go", before init has run at all (its prctl included).
   ASSERT_EQ(::kill(f.supervisor, SIGKILL), 0);
   ::usleep(50 * 1000);
