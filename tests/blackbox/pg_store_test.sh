@@ -122,6 +122,15 @@ for id in "${IDS[@]}"; do
   [ "$(pg_sql app "SELECT count(*) FROM airlock_store.votes WHERE action_id = '$id'")" = 2 ] || bad=$((bad + 1))
 done
 check "racing votes on two instances: each action approved once, applied once, two votes kept ($bad bad)" test "$bad" = 0
+if [ "$bad" != 0 ]; then
+  # What each vote got and what the servers said, for whoever reads a failed run.
+  echo "# the actions' statuses: $(pg_sql app "SELECT string_agg(id || '=' || status, ' ') FROM airlock_store.actions WHERE status IN ('pending', 'applying')")"
+  for id in "${IDS[@]}"; do
+    for f in "$T"/race-?-"$id"; do echo "# $(basename "$f"): $(head -c 300 "$f" | tr '\n' ' ')"; done
+  done
+  for p in "${SERVER_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && echo "# server $p is alive" || echo "# server $p is gone"; done
+  for d in A B; do echo "# $d/serve.log:"; tail -n 30 "$T/$d/serve.log" | sed 's/^/#   /'; done
+fi
 # The actions ran in some order; each deleted what was left above its bound exactly once.
 check "the target holds what the ten applies leave (ids 1 to 1100 gone, the rest kept)" \
   all test "$(db "SELECT count(*) FROM users WHERE id <= 1100")" = 0 -- \

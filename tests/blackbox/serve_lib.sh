@@ -11,6 +11,10 @@ trap 'stop_servers; rm -rf "$T"' EXIT
 # start_server DIR [FLAGS...]: starts `airlock serve` on a free port; sets PORT and PID.
 start_server() {
   local dir=$1; shift
+  # A restart in the same directory: the log of the server before must be gone before the
+  # port is looked for. The shell truncates it in the child, which may come after the first
+  # look here, and that look would then find the old server's (closed) port.
+  rm -f "$dir/serve.log"
   "$AIRLOCK_BIN" --config "$dir/airlock.yaml" serve --listen 127.0.0.1:0 "$@" 2>"$dir/serve.log" &
   PID=$!
   SERVER_PIDS+=("$PID")
