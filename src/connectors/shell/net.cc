@@ -4,6 +4,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string_view>
+#include <vector>
 
 namespace airlock::shell {
 namespace {
@@ -122,39 +124,55 @@ Status SendLoopbackListener(int channel, int port) {
     ::close(fd);
     return SysError("egress proxy: listen on 127.0.0.1:" + std::to_string(port), err);
   }
-  char byte = 'L';
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  ssize_t n;
-  while ((n = ::sendmsg(channel, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
-  }
-  int err = errno;
+  Status sent = SendFd(channel, 'L', fd);
   ::close(fd);
-  if (n != 1) return SysError("egress proxy: hand the socket to airlock", err);
+  if (!sent.ok()) return sent.Annotate("egress proxy: hand the socket to airlock");
   return Status::Ok();
 }
 
 Result<int> ReceiveListener(int channel, int64_t timeout_ms) {
+  Result<int> fd = ReceiveFd(channel, 'L', timeout_ms);
+  if (fd.ok()) return fd;
+  if (fd.status().code() == StatusCode::kNotFound) {
+    return Status::NotFound("egress proxy: the sandbox closed without sending its socket");
+  }
+  return fd.status().Annotate("egress proxy: receive the socket");
+}
+
+Status SendFd(int channel, char tag, int fd) {
+  iovec iov{&tag, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (fd >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  }
+  ssize_t n;
+  while ((n = ::sendmsg(channel, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+  }
+  if (n != 1) return SysError("send a descriptor");
+  return Status::Ok();
+}
+
+Result<int> ReceiveFd(int channel, char tag, int64_t timeout_ms) {
   pollfd p{channel, POLLIN, 0};
   int ready;
   while ((ready = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(timeout_ms, INT32_MAX)))) < 0 &&
          errno == EINTR) {
   }
-  if (ready == 0) return Status::IoError("egress proxy: the sandbox sent no socket in time");
-  if (ready < 0) return SysError("egress proxy: poll");
-  char byte;
+  if (ready == 0) return Status::IoError("no descriptor came in time");
+  if (ready < 0) return SysError("poll");
+  char byte = 0;
   iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  // Room for more than one: whatever comes is closed unless it is exactly one.
+  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))] = {};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -163,13 +181,27 @@ Result<int> ReceiveListener(int channel, int64_t timeout_ms) {
   ssize_t n;
   while ((n = ::recvmsg(channel, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
   }
-  if (n < 0) return SysError("egress proxy: receive the socket");
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (n == 0 || c == nullptr || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
-    return Status::NotFound("egress proxy: the sandbox closed without sending its socket");
+  if (n < 0) return SysError("receive a descriptor");
+  std::vector<int> fds;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      fds.push_back(fd);
+    }
   }
-  int fd;
-  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  if (n == 1 && byte == tag && fds.size() == 1 && (msg.msg_flags & MSG_CTRUNC) == 0) return fds[0];
+  for (int fd : fds) ::close(fd);
+  return Status::NotFound("the other end sent no descriptor");
+}
+
+Result<int> NewLoopbackNamespace() {
+  if (::unshare(CLONE_NEWNET) != 0) return SysError("network namespace");
+  RETURN_IF_ERROR(BringUpLoopback());
+  int fd = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return SysError("open the new network namespace");
   return fd;
 }
 

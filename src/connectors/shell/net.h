@@ -22,6 +22,19 @@ Status SendLoopbackListener(int channel, int port);
 // sending one (its setup failed; the sandbox reports why); IoError after timeout_ms.
 Result<int> ReceiveListener(int channel, int64_t timeout_ms);
 
+// One descriptor (or none: fd < 0) with a one-byte tag over the AF_UNIX socket `channel`
+// (SCM_RIGHTS, MSG_NOSIGNAL).
+Status SendFd(int channel, char tag, int fd);
+// Receives it, close-on-exec: exactly one descriptor with `tag`. NotFound when the other end
+// closed, or sent anything else (every descriptor that came with it is closed); IoError
+// after timeout_ms.
+Result<int> ReceiveFd(int channel, char tag, int64_t timeout_ms);
+
+// For network off, made ahead of the sandbox (sandbox.cc): unshares a new network namespace
+// for the calling *thread*, brings its loopback up and returns a descriptor of it (close-on-
+// exec). The thread stays in that namespace: call it on a thread of its own that ends next.
+Result<int> NewLoopbackNamespace();
+
 // Counters of the calling process's network namespace. Plain data: it crosses the report
 // pipe as bytes.
 struct NetCounters {

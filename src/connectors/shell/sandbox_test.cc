@@ -22,6 +22,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -397,6 +398,36 @@ TEST_F(SandboxTest, NetworkIsUnreachableAndAttemptsAreCounted) {
   SandboxOutcome quiet = Sh("cat /etc/hostname >/dev/null; echo local > f");
   EXPECT_FALSE(quiet.network_attempt) << quiet.network_detail;
   EXPECT_EQ(quiet.network_detail, "");
+}
+
+// The namespace is made ahead, on a thread of the caller (EnterNetworkMadeAhead): still one
+// of its own for each run, never the host's, and its loopback is up (the first case above
+// is refused by 127.0.0.1, not unreachable). The three runs are all built before any runs,
+// so that their namespaces exist together: a namespace's inode number is free for the next
+// one once it is gone.
+TEST_F(SandboxTest, EachRunHasANetworkNamespaceOfItsOwn) {
+  char host[64] = {};
+  ASSERT_GT(::readlink("/proc/self/ns/net", host, sizeof host - 1), 0);
+  std::vector<std::unique_ptr<PreparedRun>> runs;
+  for (int i = 0; i < 3; ++i) {
+    SandboxSpec spec = Spec({});
+    spec.scratch_dir = MakeTempDir("/tmp");
+    cleanup_.push_back(spec.scratch_dir);
+    spec.linger = true;  // each keeps its namespaces until Finish
+    Result<std::unique_ptr<PreparedRun>> prepared = PreparedRun::Prepare(spec);
+    ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+    runs.push_back(std::move(*prepared));
+  }
+  std::set<std::string> seen = {host};
+  for (size_t i = 0; i < runs.size(); ++i) {
+    Result<SandboxOutcome> out = runs[i]->Run({"readlink", "/proc/self/ns/net"}, nullptr);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    ASSERT_EQ(out->exit_code, 0) << out->stderr_data;
+    ASSERT_EQ(out->stdout_data.rfind("net:[", 0), 0u) << out->stdout_data;
+    EXPECT_TRUE(seen.insert(out->stdout_data.substr(0, out->stdout_data.find('\n'))).second)
+        << "run " << i << " shares a network namespace: " << out->stdout_data;
+  }
+  for (auto& run : runs) EXPECT_TRUE(run->Finish().ok());
 }
 
 TEST_F(SandboxTest, NetworkOnSharesTheHostNetwork) {
