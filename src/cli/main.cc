@@ -644,6 +644,8 @@ struct ServeFlags {
   std::vector<std::string> mcp_allow_origins;
   std::string events_poll = "500ms";
   bool no_standby = false;
+  std::string gc_every = "24h";
+  int64_t gc_older_than_hours = 24;
 };
 
 int CmdServe(const Options& o, const ServeFlags& f) {
@@ -668,6 +670,14 @@ int CmdServe(const Options& o, const ServeFlags& f) {
                     duration("--events-poll", f.events_poll, &so.events_poll_ms)}) {
     if (!st.ok()) return Fail(o, st);
   }
+  if (f.gc_every == "off" || f.gc_every == "0") {
+    so.gc_every_ms = 0;
+  } else if (Status st = duration("--gc-every", f.gc_every, &so.gc_every_ms); !st.ok()) {
+    return Fail(o, st);
+  } else if (so.gc_every_ms < 1000) {
+    return Fail(o, Status::InvalidArgument("--gc-every: at least 1s, or off"));
+  }
+  so.gc_older_than_s = f.gc_older_than_hours * 3600;
   auto policy = LoadPolicyFile(o.config);
   if (!policy.ok()) return Fail(o, policy.status());
   Status st = server::Serve(*policy, so);
@@ -969,6 +979,14 @@ int Main(int argc, char** argv) {
   serve
       ->add_option("--threads", serve_flags.threads, "I/O threads (default: one per core, up to 4)")
       ->check(CLI::NonNegativeNumber);
+  serve->add_option("--gc-every", serve_flags.gc_every,
+                    "run `airlock store gc` this often in the background (default 24h; off: "
+                    "never)");
+  serve
+      ->add_option("--gc-older-than", serve_flags.gc_older_than_hours,
+                   "what the background gc keeps: anything written or reused in the last N "
+                   "hours (default 24, at least 1)")
+      ->check(CLI::Range(int64_t{1}, int64_t{24 * 365 * 100}));
   serve->add_flag("--no-standby", serve_flags.no_standby,
                   "build each shell command's sandbox when the command comes, instead of "
                   "keeping one built ahead per shell target (the command is never chosen "

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <iostream>
@@ -94,6 +95,64 @@ std::string UrlHost(const std::string& host) {
 
 }  // namespace
 
+// `airlock store gc` on a schedule (ServeOptions::gc_every_ms): a long-lived gateway would
+// otherwise keep the previews of every rejected, expired or rolled-back shell command
+// forever. gc keeps whatever a record may still need and anything younger than its age
+// (at least an hour), so it is safe beside running commands and other processes. Each run
+// that removed something, and each new error, is said on stderr.
+class GarbageCollector {
+ public:
+  GarbageCollector(Gateway& gateway, int64_t every_ms, int64_t older_than_s)
+      : gateway_(gateway), every_(every_ms), older_than_s_(older_than_s) {
+    if (every_ms > 0) thread_ = std::thread([this] { Loop(); });
+  }
+  ~GarbageCollector() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, every_, [this] { return stop_; })) {
+      lock.unlock();
+      Result<Json> out = gateway_.CollectGarbage(older_than_s_, /*dry_run=*/false);
+      std::string error = out.ok() ? "" : out.status().ToString();
+      if (out.ok()) {
+        int64_t blobs = 0, bytes = 0, held = 0;
+        for (const Json& t : (*out)["targets"]) {
+          blobs += t.value("blobs_removed", int64_t{0});
+          bytes += t.value("bytes_removed", int64_t{0});
+          held += t.value("held_answers_removed", int64_t{0});
+        }
+        if (blobs > 0 || held > 0) {
+          std::cerr << "airlock: serve: store gc removed " << blobs << " stored file content(s), "
+                    << bytes << " bytes, and " << held << " held MCP answer(s)" << std::endl;
+        }
+        if (!(*out)["errors"].empty()) error = (*out)["errors"].dump();
+      }
+      if (error != last_error_ && !error.empty()) {
+        std::cerr << "airlock: serve: store gc: " << error << std::endl;
+      }
+      last_error_ = error;
+      lock.lock();
+    }
+  }
+
+  Gateway& gateway_;
+  const std::chrono::milliseconds every_;
+  const int64_t older_than_s_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // GUARDED_BY(mu_)
+  std::string last_error_;
+  std::thread thread_;  // last: starts once the rest is built
+};
+
 Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) {
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos || colon + 1 == listen.size()) {
@@ -180,6 +239,7 @@ Status Serve(std::shared_ptr<const Policy> policy, const ServeOptions& options) 
   RETURN_IF_ERROR(server.Listen());
   server.ShutdownOnSignals();
   Expirer expirer(*gateway);
+  GarbageCollector collector(*gateway, options.gc_every_ms, options.gc_older_than_s);
 
   std::cerr << "airlock: serving http://" << UrlHost(http.host) << ":" << server.port()
             << " (policy " << policy->source_path << ")" << std::endl;

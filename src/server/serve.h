@@ -28,6 +28,10 @@ struct ServeOptions {
   // Keep one sandbox built ahead per shell target, so that a command does not wait for its
   // sandbox to be built (GatewayOptions::keep_warm). false: --no-standby.
   bool standby_sandboxes = true;
+  // `airlock store gc` in the background: every gc_every_ms (0: never), removing the shell
+  // targets' stored contents that no record needs and that are older than gc_older_than_s.
+  int64_t gc_every_ms = 24LL * 3600 * 1000;
+  int64_t gc_older_than_s = 24LL * 3600;
 };
 
 // "127.0.0.1:7070" -> {"127.0.0.1", 7070}; "[::1]:0" -> {"::1", 0}.

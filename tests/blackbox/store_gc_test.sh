@@ -77,6 +77,29 @@ as_dba rollback "$(jf .id "$out")" >/dev/null
 
 check "the audit chain still verifies" as_dba audit verify
 
+# airlock serve runs the same gc in the background (--gc-every): a rejected command's
+# content goes, a pending one's stays, and the server says what it removed.
+run_json out as_agent exec --json --target repo -- sh -c 'printf served-rejected > s1.txt; rm -rf src'
+as_dba reject "$(jf .id "$out")" >/dev/null
+run_json out as_agent exec --json --target repo -- sh -c 'printf served-pending > s2.txt; rm -rf src'
+served_pending=$(jf .id "$out")
+check "two more commands wait; one of them is rejected" all has_blob served-rejected -- has_blob served-pending
+find state/airlock.db.shell -type f -exec touch -h -d '2 days ago' {} +
+"$AIRLOCK_BIN" serve --listen 127.0.0.1:0 --gc-every 1s 2>"$T/serve-gc.log" &
+SERVE_PID=$!
+poll 30 no_blob served-rejected
+check "the server's background gc removes the rejected command's content" no_blob served-rejected
+check "... keeps the pending one's" has_blob served-pending
+check "... and says so on stderr" grep -q "airlock: serve: store gc removed [1-9]" "$T/serve-gc.log"
+kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null
+as_dba reject "$served_pending" >/dev/null
+"$AIRLOCK_BIN" serve --listen 127.0.0.1:0 --gc-every 10ms >/dev/null 2>"$T/err"
+rc=$?
+check "serve refuses a gc interval under a second (exit 2)" all [ "$rc" -eq 2 ] -- grep -qe --gc-every "$T/err"
+airlock serve --help >"$T/serve-help.txt"
+check "serve --help describes --gc-every and --gc-older-than" \
+  all grep -qe --gc-every "$T/serve-help.txt" -- grep -qe --gc-older-than "$T/serve-help.txt"
+
 # Usage.
 text=$(airlock store gc --dry-run)
 check "the text report names the target and what it would remove" grep -q "shell target repo: would remove" <<<"$text"
