@@ -528,6 +528,74 @@ void EnterNetworkMadeAhead(ChildPlan& p) {
                         : "supervisor: the network namespace made ahead was not entered");
 }
 
+// One network namespace made ahead for the next run, in a process that runs sandboxes one
+// after another (airlock serve without its standby, the MCP gateway, a library caller): from
+// a process's second run on, each run takes the spare if one is ready, and a new one is made
+// on a thread of its own meanwhile. The first run of a process (the CLI's only one) makes
+// none for later. A spare is a namespace no process has been in; only its descriptor holds
+// it (close-on-exec, and closed in every supervisor by CloseAllFdsExcept).
+class SpareNetwork {
+ public:
+  // Never destroyed: a maker still at work when the process exits ends with it, and a
+  // Prepare on another thread at exit finds it whole.
+  static SpareNetwork& Get() {
+    static SpareNetwork* spare = new SpareNetwork();
+    return *spare;
+  }
+  SpareNetwork(const SpareNetwork&) = delete;
+  SpareNetwork& operator=(const SpareNetwork&) = delete;
+
+  // The spare's descriptor, or -1 when none is ready. In a child forked from the process
+  // that made it (a library caller's fork), always -1: the spare is the parent's, and so is
+  // the maker thread.
+  int Take() {
+    if (::getpid() != pid_) return -1;
+    std::lock_guard<std::mutex> lock(mu_);
+    ++runs_;
+    const int fd = std::exchange(spare_, -1);
+    if (fd >= 0) ++taken_;
+    if (runs_ >= 2 && !making_ && !broken_) {
+      // A maker that is not making has left its critical section: it ends without mu_.
+      if (maker_.joinable()) maker_.join();
+      making_ = true;
+      try {
+        maker_ = std::thread([this] { Make(); });
+      } catch (const std::system_error&) {
+        making_ = false;  // no thread now: runs make their own
+      }
+    }
+    return fd;
+  }
+
+  int64_t taken() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return taken_;
+  }
+
+ private:
+  SpareNetwork() = default;
+
+  void Make() {
+    Result<int> ns = NewLoopbackNamespace();  // this thread ends in it, right after
+    std::lock_guard<std::mutex> lock(mu_);
+    making_ = false;
+    if (!ns.ok()) {
+      broken_ = true;  // it will not work later either: each run makes its own, as before
+      return;
+    }
+    spare_ = *ns;  // one maker at a time, and only after the last spare was taken
+  }
+
+  const pid_t pid_ = ::getpid();
+  std::mutex mu_;
+  int spare_ = -1;       // GUARDED_BY(mu_)
+  int64_t runs_ = 0;     // GUARDED_BY(mu_)
+  int64_t taken_ = 0;    // GUARDED_BY(mu_)
+  bool making_ = false;  // GUARDED_BY(mu_)
+  bool broken_ = false;  // GUARDED_BY(mu_)
+  std::thread maker_;    // GUARDED_BY(mu_)
+};
+
 Status Supervise(ChildPlan& p) {
   // If airlock dies, the kernel kills us, init follows (its own parent-death signal) and
   // with init the whole pid namespace; our mount namespace, scratch tmpfs and all, goes too.
@@ -996,12 +1064,21 @@ Result<std::unique_ptr<PreparedRun>> PreparedRun::Prepare(const SandboxSpec& spe
   State& st = *run->state_;
   st.spec = spec;
   RETURN_IF_ERROR(ValidateSpec(st.spec, /*need_command=*/false));
-  // Network off: the run's network namespace is made on a thread of its own while this one
-  // goes on, and handed to the supervisor (EnterNetworkMadeAhead). Declared after what it
-  // uses: an exit before the fork joins it first; after the fork, the run keeps it.
+  // Network off: the run's network namespace is the spare one if it is ready (SpareNetwork),
+  // or made on a thread of its own while this one goes on; either is handed to the
+  // supervisor (EnterNetworkMadeAhead). Declared after what it uses: an exit before the fork
+  // joins it first; after the fork, the run keeps it.
   Pipe net;
   std::jthread net_maker;
-  if (!st.spec.network) {
+  Fd spare(st.spec.network ? -1 : SpareNetwork::Get().Take());
+  if (spare.get() >= 0) {
+    ASSIGN_OR_RETURN(net, MakeSocketPair());
+    // Queued in the pair until the supervisor reads it (a failed send: init gets one at clone).
+    (void)SendFd(net.write.get(), 'N', spare.get());
+    net.write.reset();
+    spare.reset();
+    TraceMark("sandbox: spare network namespace taken");
+  } else if (!st.spec.network) {
     ASSIGN_OR_RETURN(net, MakeSocketPair());
     try {
       net_maker = std::jthread([fd = std::move(net.write)] {
@@ -1148,6 +1225,10 @@ Status PreparedRun::Finish() {
   st.supervisor.reset();  // reaped: its mount namespace, the upper layer with it, is gone
   TraceMark("sandbox: supervisor reaped");
   return removed;
+}
+
+int64_t SpareNetworkNamespacesTaken() {
+  return SpareNetwork::Get().taken();
 }
 
 Result<SandboxOutcome> RunSandboxed(const SandboxSpec& spec,

@@ -142,6 +142,10 @@ class PreparedRun {
   std::unique_ptr<State> state_;
 };
 
+// How many runs of this process took the spare network namespace made ahead for them (a
+// process that runs sandboxes one after another keeps one; sandbox.cc, SpareNetwork).
+int64_t SpareNetworkNamespacesTaken();
+
 // Removes what a killed airlock left behind: cgroups of runs whose processes are gone, and
 // stale entries under scratch_root. Mounts need no clean-up (they die with the supervisor).
 // Only empty directories are removed, and none that a live run holds (RunSandboxed keeps a

@@ -95,6 +95,7 @@ class StandbyTest : public ::testing::Test {
     std::string out = r->result["stdout"].get<std::string>();
     const size_t nl = out.find('\n');
     last_netns_ = out.substr(0, nl);
+    EXPECT_EQ(last_netns_.rfind("net:[", 0), 0u) << "the command's result: " << r->result.dump();
     return nl == std::string::npos ? "" : out.substr(nl + 1);
   }
 
@@ -185,7 +186,7 @@ TEST_F(StandbyTest, ASandboxBuiltAheadWhoseInitDiedIsNotUsed) {
   for (int i = 0; i < 500 && fs::exists("/proc/" + std::to_string(init) + "/ns/net"); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_EQ(Sh("echo ran"), "ran\n");
+  EXPECT_EQ(Sh("echo ran"), "ran\n") << "the command's result: " << last_.result.dump();
   EXPECT_NE(last_netns_, standby);
 }
 
