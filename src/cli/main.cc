@@ -646,6 +646,8 @@ struct ServeFlags {
   bool no_standby = false;
   std::string gc_every = "24h";
   int64_t gc_older_than_hours = 24;
+  std::string checkpoint_every = "off";
+  std::string checkpoint_key, checkpoint_file;
 };
 
 int CmdServe(const Options& o, const ServeFlags& f) {
@@ -678,6 +680,21 @@ int CmdServe(const Options& o, const ServeFlags& f) {
     return Fail(o, Status::InvalidArgument("--gc-every: at least 1s, or off"));
   }
   so.gc_older_than_s = f.gc_older_than_hours * 3600;
+  if (f.checkpoint_every == "off" || f.checkpoint_every == "0") {
+    so.checkpoint_every_ms = 0;
+    if (!f.checkpoint_key.empty() || !f.checkpoint_file.empty()) {
+      return Fail(o, Status::InvalidArgument(
+                         "--checkpoint-key and --checkpoint-file go with --checkpoint-every"));
+    }
+  } else if (Status st =
+                 duration("--checkpoint-every", f.checkpoint_every, &so.checkpoint_every_ms);
+             !st.ok()) {
+    return Fail(o, st);
+  } else if (so.checkpoint_every_ms < 1000) {
+    return Fail(o, Status::InvalidArgument("--checkpoint-every: at least 1s, or off"));
+  }
+  so.checkpoint_key = f.checkpoint_key;
+  so.checkpoint_file = f.checkpoint_file;
   auto policy = LoadPolicyFile(o.config);
   if (!policy.ok()) return Fail(o, policy.status());
   Status st = server::Serve(*policy, so);
@@ -987,6 +1004,14 @@ int Main(int argc, char** argv) {
                    "what the background gc keeps: anything written or reused in the last N "
                    "hours (default 24, at least 1)")
       ->check(CLI::Range(int64_t{1}, int64_t{24 * 365 * 100}));
+  serve->add_option("--checkpoint-every", serve_flags.checkpoint_every,
+                    "sign the audit chain's head this often, when it has grown, and append "
+                    "the line to --checkpoint-file (default off; as `airlock audit "
+                    "checkpoint`)");
+  serve->add_option("--checkpoint-key", serve_flags.checkpoint_key,
+                    "the private key (airlock audit keygen) the checkpoints are signed with");
+  serve->add_option("--checkpoint-file", serve_flags.checkpoint_file,
+                    "the file the checkpoint lines are appended to (keep a copy elsewhere)");
   serve->add_flag("--no-standby", serve_flags.no_standby,
                   "build each shell command's sandbox when the command comes, instead of "
                   "keeping one built ahead per shell target (the command is never chosen "

@@ -1,19 +1,25 @@
 #include "server/serve.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 
+#include "audit/checkpoint.h"
+#include "core/audit_event.h"
+#include "core/clock.h"
 #include "gateway/gateway.h"
 #include "notify/notify.h"
 #include "server/api.h"
@@ -153,6 +159,96 @@ class GarbageCollector {
   std::thread thread_;  // last: starts once the rest is built
 };
 
+// Appends one line and syncs it: a checkpoint that is said to be written is on the disk.
+Status AppendLineSynced(const std::string& path, const std::string& line) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IoError("open " + path + ": " + std::strerror(errno));
+  const std::string text = line + "\n";
+  size_t done = 0;
+  Status st;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      st = Status::IoError("write " + path + ": " + std::strerror(errno));
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (st.ok() && ::fdatasync(fd) != 0) {
+    st = Status::IoError("sync " + path + ": " + std::strerror(errno));
+  }
+  ::close(fd);
+  return st;
+}
+
+// `airlock audit checkpoint` on a schedule (ServeOptions::checkpoint_every_ms): the chain is
+// verified whole, and its head signed and appended to the checkpoint file, whenever it has
+// grown since the last checkpoint this server wrote. A broken chain is never signed: that is
+// said on stderr instead (once until it changes), as is any other error.
+class Checkpointer {
+ public:
+  Checkpointer(Gateway& gateway, const ServeOptions& options)
+      : gateway_(gateway),
+        every_(options.checkpoint_every_ms),
+        key_(options.checkpoint_key),
+        file_(options.checkpoint_file) {
+    if (options.checkpoint_every_ms > 0) thread_ = std::thread([this] { Loop(); });
+  }
+  ~Checkpointer() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, every_, [this] { return stop_; })) {
+      lock.unlock();
+      const std::string error = Once();
+      if (error != last_error_ && !error.empty()) {
+        std::cerr << "airlock: serve: audit checkpoint: " << error << std::endl;
+      }
+      last_error_ = error;
+      lock.lock();
+    }
+  }
+
+  // "" when a checkpoint was written or none was due; what went wrong otherwise.
+  std::string Once() {
+    Result<audit::VerifyReport> rep = gateway_.VerifyAudit();
+    if (!rep.ok()) return rep.status().ToString();
+    if (!rep->ok) {
+      return "the audit chain is broken at event " + std::to_string(rep->first_bad_seq) + " (" +
+             rep->problem + "); it is not signed";
+    }
+    if (rep->last_seq == last_seq_) return "";
+    const std::string hash = rep->last_hash.empty() ? kGenesisHash : rep->last_hash;
+    Result<audit::Checkpoint> c = audit::SignCheckpoint(key_, rep->last_seq, hash, NowMs());
+    if (!c.ok()) return c.status().ToString();
+    Status st = AppendLineSynced(file_, audit::CheckpointLine(*c));
+    if (!st.ok()) return st.ToString();
+    last_seq_ = rep->last_seq;
+    std::cerr << "airlock: serve: audit checkpoint at event " << rep->last_seq << " written to "
+              << file_ << std::endl;
+    return "";
+  }
+
+  Gateway& gateway_;
+  const std::chrono::milliseconds every_;
+  const std::string key_, file_;
+  int64_t last_seq_ = -1;  // the checkpoint thread's own
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // GUARDED_BY(mu_)
+  std::string last_error_;
+  std::thread thread_;  // last: starts once the rest is built
+};
+
 Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) {
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos || colon + 1 == listen.size()) {
@@ -178,6 +274,27 @@ Status Serve(std::shared_ptr<const Policy> policy, const ServeOptions& options) 
   // process: libcurl (NOSIGNAL) and Asio leave SIGPIPE to the program.
   ::signal(SIGPIPE, SIG_IGN);
   ASSIGN_OR_RETURN(auto listen, ParseListen(options.listen));
+  if (options.checkpoint_every_ms > 0) {
+    // Both files are tried now, so that a wrong path or key is an error at start, not a
+    // line on stderr an hour later: a test signature, and the file opened for appending.
+    if (options.checkpoint_key.empty() || options.checkpoint_file.empty()) {
+      return Status::InvalidArgument(
+          "--checkpoint-every needs --checkpoint-key KEY and --checkpoint-file FILE");
+    }
+    Result<audit::Checkpoint> test =
+        audit::SignCheckpoint(options.checkpoint_key, 0, kGenesisHash, NowMs());
+    if (!test.ok()) {
+      return Status::InvalidArgument("--checkpoint-key " + options.checkpoint_key + ": " +
+                                     test.status().message());
+    }
+    const int fd =
+        ::open(options.checkpoint_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      return Status::InvalidArgument("--checkpoint-file " + options.checkpoint_file + ": " +
+                                     std::strerror(errno));
+    }
+    ::close(fd);
+  }
   GatewayOptions gateway_options = GatewayOptions::WithGroupCommit();
   gateway_options.keep_warm = options.standby_sandboxes;
   auto opened = Gateway::Open(policy, gateway_options);
@@ -240,6 +357,7 @@ Status Serve(std::shared_ptr<const Policy> policy, const ServeOptions& options) 
   server.ShutdownOnSignals();
   Expirer expirer(*gateway);
   GarbageCollector collector(*gateway, options.gc_every_ms, options.gc_older_than_s);
+  Checkpointer checkpointer(*gateway, options);
 
   std::cerr << "airlock: serving http://" << UrlHost(http.host) << ":" << server.port()
             << " (policy " << policy->source_path << ")" << std::endl;

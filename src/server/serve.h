@@ -32,6 +32,12 @@ struct ServeOptions {
   // targets' stored contents that no record needs and that are older than gc_older_than_s.
   int64_t gc_every_ms = 24LL * 3600 * 1000;
   int64_t gc_older_than_s = 24LL * 3600;
+  // Signed audit checkpoints (`airlock audit checkpoint`) in the background: every
+  // checkpoint_every_ms (0: never), when the chain has grown since the last one, the verified
+  // head is signed with checkpoint_key and appended as one line to checkpoint_file.
+  int64_t checkpoint_every_ms = 0;
+  std::string checkpoint_key;
+  std::string checkpoint_file;
 };
 
 // "127.0.0.1:7070" -> {"127.0.0.1", 7070}; "[::1]:0" -> {"::1", 0}.

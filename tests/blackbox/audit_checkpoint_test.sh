@@ -68,6 +68,33 @@ airlock audit checkpoint --key keys/audit.key > "$T/out" 2>"$T/err"
 check "checkpoint refuses a broken chain (exit 1)" all [ $? -eq 1 ] -- grep -q "broken" "$T/err" -- [ ! -s "$T/out" ]
 cp "$T/before-cut.db" state/airlock.db
 
+# airlock serve signs checkpoints on a schedule (--checkpoint-every): one line when the
+# chain has grown, none while it has not, and they verify like the CLI's.
+"$AIRLOCK_BIN" serve --listen 127.0.0.1:0 --checkpoint-every 1s --checkpoint-key keys/audit.key \
+  --checkpoint-file outside/served.jsonl 2>"$T/serve-cp.log" &
+SERVE_PID=$!
+served_lines() { if [ -f outside/served.jsonl ]; then wc -l < outside/served.jsonl; else echo 0; fi; }
+has_lines() { [ "$(served_lines)" -ge "$1" ]; }
+poll 30 has_lines 1
+check "serve writes a checkpoint of the chain within its interval" has_lines 1
+sleep 2.5
+check "... and no other while the chain has not grown" [ "$(served_lines)" = 1 ]
+as_agent sql --target app-db "SELECT count(*) FROM users WHERE id > 2" >/dev/null
+poll 30 has_lines 2
+check "... and a new one once it has grown" [ "$(served_lines)" = 2 ]
+run_json out airlock audit verify --checkpoints outside/served.jsonl --public-key keys/audit.key.pub --json
+check "the server's checkpoints verify against the chain" \
+  all [ "$RC" -eq 0 ] -- [ "$(jf .checkpoints "$out")" = 2 ] -- [ "$(jf '.checkpoint_problems | length' "$out")" = 0 ]
+check "the server says where it wrote them" grep -q "audit checkpoint at event [0-9]* written to outside/served.jsonl" "$T/serve-cp.log"
+kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null
+"$AIRLOCK_BIN" serve --listen 127.0.0.1:0 --checkpoint-every 1s >/dev/null 2>"$T/err"
+rc=$?
+check "--checkpoint-every without a key and a file is a usage error (exit 2)" all [ "$rc" -eq 2 ] -- grep -q "needs --checkpoint-key" "$T/err"
+"$AIRLOCK_BIN" serve --listen 127.0.0.1:0 --checkpoint-every 1s --checkpoint-key keys/none.key \
+  --checkpoint-file outside/x.jsonl >/dev/null 2>"$T/err"
+rc=$?
+check "a key that cannot be used is refused at start (exit 2)" all [ "$rc" -eq 2 ] -- grep -q "checkpoint-key keys/none.key" "$T/err"
+
 # Usage.
 airlock audit verify --checkpoints outside/checkpoints.jsonl >/dev/null 2>"$T/err"
 check "--checkpoints without --public-key is a usage error (exit 2)" all [ $? -eq 2 ] -- grep -q "go together" "$T/err"
