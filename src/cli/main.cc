@@ -650,6 +650,10 @@ struct ServeFlags {
   std::string checkpoint_key, checkpoint_file;
 };
 
+// The longest --gc-every and --checkpoint-every: a year (a longer wait would overflow the
+// clock's nanoseconds in the standard library's timed waits).
+constexpr int64_t kMaxIntervalMs = 365LL * 24 * 3600 * 1000;
+
 int CmdServe(const Options& o, const ServeFlags& f) {
   server::ServeOptions so;
   so.listen = f.listen;
@@ -676,8 +680,8 @@ int CmdServe(const Options& o, const ServeFlags& f) {
     so.gc_every_ms = 0;
   } else if (Status st = duration("--gc-every", f.gc_every, &so.gc_every_ms); !st.ok()) {
     return Fail(o, st);
-  } else if (so.gc_every_ms < 1000) {
-    return Fail(o, Status::InvalidArgument("--gc-every: at least 1s, or off"));
+  } else if (so.gc_every_ms < 1000 || so.gc_every_ms > kMaxIntervalMs) {
+    return Fail(o, Status::InvalidArgument("--gc-every: from 1s to 365d, or off"));
   }
   so.gc_older_than_s = f.gc_older_than_hours * 3600;
   if (f.checkpoint_every == "off" || f.checkpoint_every == "0") {
@@ -690,8 +694,8 @@ int CmdServe(const Options& o, const ServeFlags& f) {
                  duration("--checkpoint-every", f.checkpoint_every, &so.checkpoint_every_ms);
              !st.ok()) {
     return Fail(o, st);
-  } else if (so.checkpoint_every_ms < 1000) {
-    return Fail(o, Status::InvalidArgument("--checkpoint-every: at least 1s, or off"));
+  } else if (so.checkpoint_every_ms < 1000 || so.checkpoint_every_ms > kMaxIntervalMs) {
+    return Fail(o, Status::InvalidArgument("--checkpoint-every: from 1s to 365d, or off"));
   }
   so.checkpoint_key = f.checkpoint_key;
   so.checkpoint_file = f.checkpoint_file;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <set>
@@ -36,48 +38,73 @@ constexpr int kWorkers = 64;
 constexpr int64_t kDrainMs = 10000;
 constexpr auto kExpiryInterval = std::chrono::seconds(1);
 
-// Expires pending actions past their timeout about every second, so that an action nobody
-// decides becomes `expired` (denied) without anyone asking about it.
-class Expirer {
+// Runs `task` every `every` on a thread of its own until destroyed; never when `every` is
+// zero. The first run comes after `every` or a minute, whichever is sooner, so that a server
+// restarted more often than `every` still runs it. `task` returns "" or what went wrong, which
+// is said on stderr after `what`, once until it changes (not at every run). The destructor
+// waits for a run in progress up to kDrainMs, then ends the process as the drain does: a run
+// cannot be interrupted, and every task here is safe to cut short by a kill.
+class Periodic {
  public:
-  explicit Expirer(Gateway& gateway) : gateway_(gateway), thread_([this] { Loop(); }) {}
-  ~Expirer() {
+  Periodic(std::string what, std::chrono::milliseconds every, std::function<std::string()> task)
+      : what_(std::move(what)), every_(every), task_(std::move(task)) {
+    if (every_.count() > 0) thread_ = std::thread([this] { Loop(); });
+  }
+  ~Periodic() {
+    if (!thread_.joinable()) return;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::unique_lock<std::mutex> lock(mu_);
       stop_ = true;
+      cv_.notify_all();
+      if (!cv_.wait_for(lock, std::chrono::milliseconds(kDrainMs), [this] { return !running_; })) {
+        std::cerr << "airlock: " << what_ << " still running after " << kDrainMs / 1000
+                  << " s; exiting without it" << std::endl;
+        std::_Exit(0);
+      }
     }
-    cv_.notify_all();
     thread_.join();
   }
+  Periodic(const Periodic&) = delete;
+  Periodic& operator=(const Periodic&) = delete;
 
  private:
   void Loop() {
+    std::string last_error;
     std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, kExpiryInterval, [this] { return stop_; })) {
+    auto wait = std::min<std::chrono::milliseconds>(every_, std::chrono::minutes(1));
+    while (!cv_.wait_for(lock, wait, [this] { return stop_; })) {
+      wait = every_;
+      running_ = true;
       lock.unlock();
-      auto expired = gateway_.ExpireDue();
-      // The reads `airlock mcp stdio` sessions staged reach the chain, and this server's views.
-      Status ingested = gateway_.IngestStaged();
-      // Said once per distinct error, not every second.
-      const std::string error = !expired.ok()    ? expired.status().ToString()
-                                : !ingested.ok() ? ingested.ToString()
-                                                 : "";
-      if (error != last_error_ && !error.empty()) {
-        std::cerr << "airlock: serve: expiring pending actions, moving staged reads: " << error
-                  << std::endl;
+      const std::string error = task_();
+      if (error != last_error && !error.empty()) {
+        std::cerr << "airlock: serve: " << what_ << ": " << error << std::endl;
       }
-      last_error_ = error;
+      last_error = error;
       lock.lock();
+      running_ = false;
+      cv_.notify_all();
     }
   }
 
-  Gateway& gateway_;
+  const std::string what_;
+  const std::chrono::milliseconds every_;
+  const std::function<std::string()> task_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;  // GUARDED_BY(mu_)
-  std::string last_error_;
-  std::thread thread_;  // last: starts once the rest is built
+  bool stop_ = false;     // GUARDED_BY(mu_)
+  bool running_ = false;  // GUARDED_BY(mu_): task_ is at work
+  std::thread thread_;    // last: starts once the rest is built
 };
+
+// Expires pending actions past their timeout, so that an action nobody decides becomes
+// `expired` (denied) without anyone asking about it, and moves the reads `airlock mcp stdio`
+// sessions staged into the chain (and this server's views).
+std::string ExpireAndIngestOnce(Gateway& gateway) {
+  auto expired = gateway.ExpireDue();
+  Status ingested = gateway.IngestStaged();
+  return !expired.ok() ? expired.status().ToString() : !ingested.ok() ? ingested.ToString() : "";
+}
 
 // Every connection is a descriptor, and the gateway needs its own (store, targets, sandbox
 // pipes): a soft limit of 1024 would refuse connections well below --max-connections.
@@ -104,65 +131,30 @@ std::string UrlHost(const std::string& host) {
 // `airlock store gc` on a schedule (ServeOptions::gc_every_ms): a long-lived gateway would
 // otherwise keep the previews of every rejected, expired or rolled-back shell command
 // forever. gc keeps whatever a record may still need and anything younger than its age
-// (at least an hour), so it is safe beside running commands and other processes. Each run
-// that removed something, and each new error, is said on stderr.
-class GarbageCollector {
- public:
-  GarbageCollector(Gateway& gateway, int64_t every_ms, int64_t older_than_s)
-      : gateway_(gateway), every_(every_ms), older_than_s_(older_than_s) {
-    if (every_ms > 0) thread_ = std::thread([this] { Loop(); });
+// (at least an hour), so it is safe beside running commands and other processes. A run that
+// removed something says so on stderr.
+std::string CollectGarbageOnce(Gateway& gateway, int64_t older_than_s) {
+  Result<Json> out = gateway.CollectGarbage(older_than_s, /*dry_run=*/false);
+  if (!out.ok()) return out.status().ToString();
+  int64_t blobs = 0, bytes = 0, held = 0;
+  for (const Json& t : (*out)["targets"]) {
+    blobs += t.value("blobs_removed", int64_t{0});
+    bytes += t.value("bytes_removed", int64_t{0});
+    held += t.value("held_answers_removed", int64_t{0});
   }
-  ~GarbageCollector() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
+  if (blobs > 0 || held > 0) {
+    std::cerr << "airlock: serve: store gc removed " << blobs << " stored file content(s), "
+              << bytes << " bytes, and " << held << " held MCP answer(s)" << std::endl;
   }
-
- private:
-  void Loop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, every_, [this] { return stop_; })) {
-      lock.unlock();
-      Result<Json> out = gateway_.CollectGarbage(older_than_s_, /*dry_run=*/false);
-      std::string error = out.ok() ? "" : out.status().ToString();
-      if (out.ok()) {
-        int64_t blobs = 0, bytes = 0, held = 0;
-        for (const Json& t : (*out)["targets"]) {
-          blobs += t.value("blobs_removed", int64_t{0});
-          bytes += t.value("bytes_removed", int64_t{0});
-          held += t.value("held_answers_removed", int64_t{0});
-        }
-        if (blobs > 0 || held > 0) {
-          std::cerr << "airlock: serve: store gc removed " << blobs << " stored file content(s), "
-                    << bytes << " bytes, and " << held << " held MCP answer(s)" << std::endl;
-        }
-        if (!(*out)["errors"].empty()) error = (*out)["errors"].dump();
-      }
-      if (error != last_error_ && !error.empty()) {
-        std::cerr << "airlock: serve: store gc: " << error << std::endl;
-      }
-      last_error_ = error;
-      lock.lock();
-    }
-  }
-
-  Gateway& gateway_;
-  const std::chrono::milliseconds every_;
-  const int64_t older_than_s_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;  // GUARDED_BY(mu_)
-  std::string last_error_;
-  std::thread thread_;  // last: starts once the rest is built
-};
+  return (*out)["errors"].empty() ? "" : (*out)["errors"].dump();
+}
 
 // Appends one line and syncs it: a checkpoint that is said to be written is on the disk.
 Status AppendLineSynced(const std::string& path, const std::string& line) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IoError("open " + path + ": " + std::strerror(errno));
+  struct stat before;
+  const bool sized = ::fstat(fd, &before) == 0;
   const std::string text = line + "\n";
   size_t done = 0;
   Status st;
@@ -178,75 +170,44 @@ Status AppendLineSynced(const std::string& path, const std::string& line) {
   if (st.ok() && ::fdatasync(fd) != 0) {
     st = Status::IoError("sync " + path + ": " + std::strerror(errno));
   }
+  // A line cut short would join the next one: what was appended goes again.
+  if (!st.ok() && sized) (void)!::ftruncate(fd, before.st_size);
   ::close(fd);
   return st;
 }
 
 // `airlock audit checkpoint` on a schedule (ServeOptions::checkpoint_every_ms): the chain is
 // verified whole, and its head signed and appended to the checkpoint file, whenever it has
-// grown since the last checkpoint this server wrote. A broken chain is never signed: that is
-// said on stderr instead (once until it changes), as is any other error.
-class Checkpointer {
- public:
-  Checkpointer(Gateway& gateway, const ServeOptions& options)
-      : gateway_(gateway),
-        every_(options.checkpoint_every_ms),
-        key_(options.checkpoint_key),
-        file_(options.checkpoint_file) {
-    if (options.checkpoint_every_ms > 0) thread_ = std::thread([this] { Loop(); });
-  }
-  ~Checkpointer() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  void Loop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, every_, [this] { return stop_; })) {
-      lock.unlock();
-      const std::string error = Once();
-      if (error != last_error_ && !error.empty()) {
-        std::cerr << "airlock: serve: audit checkpoint: " << error << std::endl;
-      }
-      last_error_ = error;
-      lock.lock();
-    }
-  }
+// grown since the last checkpoint this server wrote. A broken chain is never signed.
+struct CheckpointSigner {
+  Gateway& gateway;
+  std::string key, file;
+  // Of the last line this server wrote (a restart writes the current head once more); used
+  // by the Periodic's thread only.
+  int64_t last_seq = -1;
 
   // "" when a checkpoint was written or none was due; what went wrong otherwise.
   std::string Once() {
-    Result<audit::VerifyReport> rep = gateway_.VerifyAudit();
+    // The whole chain is read only when it has grown since the last line.
+    Result<AuditHead> head = gateway.AuditHeadNow();
+    if (head.ok() && head->seq == last_seq) return "";
+    Result<audit::VerifyReport> rep = gateway.VerifyAudit();
     if (!rep.ok()) return rep.status().ToString();
     if (!rep->ok) {
       return "the audit chain is broken at event " + std::to_string(rep->first_bad_seq) + " (" +
              rep->problem + "); it is not signed";
     }
-    if (rep->last_seq == last_seq_) return "";
+    if (rep->last_seq == last_seq) return "";
     const std::string hash = rep->last_hash.empty() ? kGenesisHash : rep->last_hash;
-    Result<audit::Checkpoint> c = audit::SignCheckpoint(key_, rep->last_seq, hash, NowMs());
+    Result<audit::Checkpoint> c = audit::SignCheckpoint(key, rep->last_seq, hash, NowMs());
     if (!c.ok()) return c.status().ToString();
-    Status st = AppendLineSynced(file_, audit::CheckpointLine(*c));
+    Status st = AppendLineSynced(file, audit::CheckpointLine(*c));
     if (!st.ok()) return st.ToString();
-    last_seq_ = rep->last_seq;
+    last_seq = rep->last_seq;
     std::cerr << "airlock: serve: audit checkpoint at event " << rep->last_seq << " written to "
-              << file_ << std::endl;
+              << file << std::endl;
     return "";
   }
-
-  Gateway& gateway_;
-  const std::chrono::milliseconds every_;
-  const std::string key_, file_;
-  int64_t last_seq_ = -1;  // the checkpoint thread's own
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;  // GUARDED_BY(mu_)
-  std::string last_error_;
-  std::thread thread_;  // last: starts once the rest is built
 };
 
 Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) {
@@ -294,6 +255,16 @@ Status Serve(std::shared_ptr<const Policy> policy, const ServeOptions& options) 
                                      std::strerror(errno));
     }
     ::close(fd);
+    // A file made just now: its directory entry is synced too.
+    const std::string& file = options.checkpoint_file;
+    const size_t slash = file.rfind('/');
+    const std::string dir = slash == std::string::npos ? "."
+                            : slash == 0               ? "/"
+                                                       : file.substr(0, slash);
+    if (const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
+      (void)::fsync(d);
+      ::close(d);
+    }
   }
   GatewayOptions gateway_options = GatewayOptions::WithGroupCommit();
   gateway_options.keep_warm = options.standby_sandboxes;
@@ -355,9 +326,14 @@ Status Serve(std::shared_ptr<const Policy> policy, const ServeOptions& options) 
   RaiseDescriptorLimit(http.max_connections);
   RETURN_IF_ERROR(server.Listen());
   server.ShutdownOnSignals();
-  Expirer expirer(*gateway);
-  GarbageCollector collector(*gateway, options.gc_every_ms, options.gc_older_than_s);
-  Checkpointer checkpointer(*gateway, options);
+  Gateway& g = *gateway;
+  Periodic expirer("expiring pending actions, moving staged reads", kExpiryInterval,
+                   [&g] { return ExpireAndIngestOnce(g); });
+  Periodic collector("store gc", std::chrono::milliseconds(options.gc_every_ms),
+                     [&g, age = options.gc_older_than_s] { return CollectGarbageOnce(g, age); });
+  CheckpointSigner signer{g, options.checkpoint_key, options.checkpoint_file};
+  Periodic checkpoints("audit checkpoint", std::chrono::milliseconds(options.checkpoint_every_ms),
+                       [&signer] { return signer.Once(); });
 
   std::cerr << "airlock: serving http://" << UrlHost(http.host) << ":" << server.port()
             << " (policy " << policy->source_path << ")" << std::endl;

@@ -90,12 +90,17 @@ SERVE_PID=$!
 poll 30 no_blob served-rejected
 check "the server's background gc removes the rejected command's content" no_blob served-rejected
 check "... keeps the pending one's" has_blob served-pending
-check "... and says so on stderr" grep -q "airlock: serve: store gc removed [1-9]" "$T/serve-gc.log"
+said_removed() { grep -q "airlock: serve: store gc removed [1-9]" "$T/serve-gc.log"; }
+poll 30 said_removed
+check "... and says so on stderr" said_removed
 kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null
 as_dba reject "$served_pending" >/dev/null
 "$AIRLOCK_BIN" serve --listen 127.0.0.1:0 --gc-every 10ms >/dev/null 2>"$T/err"
 rc=$?
 check "serve refuses a gc interval under a second (exit 2)" all [ "$rc" -eq 2 ] -- grep -qe --gc-every "$T/err"
+"$AIRLOCK_BIN" serve --listen 127.0.0.1:0 --gc-every 400d >/dev/null 2>"$T/err"
+rc=$?
+check "... and one over a year (exit 2)" all [ "$rc" -eq 2 ] -- grep -q "from 1s to 365d" "$T/err"
 airlock serve --help >"$T/serve-help.txt"
 check "serve --help describes --gc-every and --gc-older-than" \
   all grep -qe --gc-every "$T/serve-help.txt" -- grep -qe --gc-older-than "$T/serve-help.txt"
