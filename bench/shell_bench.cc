@@ -47,13 +47,20 @@ std::string StateDir(const std::string& name) {
   return dir;
 }
 
-void BM_SandboxTrue(benchmark::State& state) {
+// The library benchmarks' sandbox: `argv` over the 10-file workspace, in a scratch dir of
+// its own per benchmark.
+shell::SandboxSpec LibrarySpec(const std::string& scratch, std::vector<std::string> argv) {
   shell::SandboxSpec spec;
-  spec.argv = {"true"};
+  spec.argv = std::move(argv);
   spec.workspace = Workspace(10);
-  spec.scratch_dir = StateDir("lib") + "/scratch/run";
+  spec.scratch_dir = StateDir("lib") + "/scratch/" + scratch;
   fs::create_directories(spec.scratch_dir);
   spec.env = {"PATH=/usr/bin:/bin"};
+  return spec;
+}
+
+void BM_SandboxTrue(benchmark::State& state) {
+  const shell::SandboxSpec spec = LibrarySpec("run", {"true"});
   Samples samples;
   for (auto _ : state) {
     int64_t t0 = NowNs();
@@ -75,12 +82,7 @@ void BM_SandboxTrue(benchmark::State& state) {
 // are removed, the supervisor is reaped) is done untimed before the next iteration, so it
 // never overlaps the next run; in the connector it may overlap the next command.
 void BM_SandboxTrueToOutcome(benchmark::State& state) {
-  shell::SandboxSpec spec;
-  spec.argv = {"true"};
-  spec.workspace = Workspace(10);
-  spec.scratch_dir = StateDir("lib") + "/scratch/outcome";
-  fs::create_directories(spec.scratch_dir);
-  spec.env = {"PATH=/usr/bin:/bin"};
+  const shell::SandboxSpec spec = LibrarySpec("outcome", {"true"});
   Samples samples;
   for (auto _ : state) {
     int64_t t0 = NowNs();
@@ -110,11 +112,7 @@ void BM_SandboxTrueToOutcome(benchmark::State& state) {
 // serve keeps per shell target): timed from Run to the outcome. The build (Prepare, then
 // 20 ms for init to get ready) and the teardown (Finish) are not timed.
 void BM_SandboxTrueBuiltAhead(benchmark::State& state) {
-  shell::SandboxSpec spec;
-  spec.workspace = Workspace(10);
-  spec.scratch_dir = StateDir("lib") + "/scratch/ahead";
-  fs::create_directories(spec.scratch_dir);
-  spec.env = {"PATH=/usr/bin:/bin"};
+  const shell::SandboxSpec spec = LibrarySpec("ahead", {});  // the command comes with Run
   const std::vector<std::string> argv = {"true"};
   Samples samples;
   for (auto _ : state) {
