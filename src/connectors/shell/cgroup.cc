@@ -452,6 +452,7 @@ std::vector<int> RunCgroups::fds() const {
 }
 
 void RunCgroups::KillAll() const {
+  killed_ = true;
   for (const Dir& d : dirs_) {
     if (d.v2()) {
       KillCgroup(d.path, true);
@@ -474,6 +475,25 @@ std::string RunCgroups::LimitHit() const {
     if (events.ok() && KeyedValue(*events, "max") > 0) return "pids";
   }
   return "";
+}
+
+bool RunCgroups::Reusable() const {
+  if (removed_ || killed_ || dirs_.empty()) return false;
+  // Like LimitHit, but a counter that cannot be read is not zero.
+  auto zero = [](const std::string& path, std::string_view key) {
+    Result<std::string> events = ReadFile(path);
+    return events.ok() && KeyedValue(*events, key) == 0;
+  };
+  for (const Dir& d : dirs_) {
+    Result<std::string> procs = ReadFile(d.path + "/cgroup.procs");
+    if (!procs.ok() || !procs->empty()) return false;
+    if ((d.roles & kMemory) &&
+        !zero(d.path + (d.v2() ? "/memory.events" : "/memory.oom_control"), "oom_kill")) {
+      return false;
+    }
+    if ((d.roles & kPids) && !zero(d.path + "/pids.events", "max")) return false;
+  }
+  return true;
 }
 
 Status RunCgroups::Remove() {

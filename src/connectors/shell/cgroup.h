@@ -72,6 +72,13 @@ class RunCgroups {
 
   // Removes the run's directories; they must be empty (every process reaped).
   Status Remove();
+  // Whether another run with the same limits may use these cgroups after this one: every
+  // directory is empty and no limit was hit (the counters LimitHit reads are still zero, so
+  // they tell the next run's). A reused cgroup's other statistics (peaks, CPU time) add up
+  // over its runs; airlock reads none of them. Never after KillAll: on this kernel (6.18) a
+  // cgroup once killed through cgroup.kill kills every process later cloned into it with
+  // CLONE_INTO_CGROUP.
+  bool Reusable() const;
 
   const std::string& name() const { return name_; }
   // Every fd AdmitToCgroup2(), AdmitSelf() and cgroup2_dir_fd() use (the supervisor and
@@ -100,6 +107,7 @@ class RunCgroups {
   std::string name_;
   std::vector<Dir> dirs_;
   bool removed_ = false;
+  mutable bool killed_ = false;  // KillAll was called
 };
 
 // Removes the per-run cgroups of airlock processes that are gone (a killed airlock cannot

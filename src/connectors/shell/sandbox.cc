@@ -26,6 +26,8 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -528,72 +530,168 @@ void EnterNetworkMadeAhead(ChildPlan& p) {
                         : "supervisor: the network namespace made ahead was not entered");
 }
 
-// One network namespace made ahead for the next run, in a process that runs sandboxes one
-// after another (airlock serve without its standby, the MCP gateway, a library caller): from
-// a process's second run on, each run takes the spare if one is ready, and a new one is made
-// on a thread of its own meanwhile. The first run of a process (the CLI's only one) makes
-// none for later. A spare is a namespace no process has been in; only its descriptor holds
-// it (close-on-exec, and closed in every supervisor by CloseAllFdsExcept).
-class SpareNetwork {
+// What a process that runs sandboxes one after another (airlock serve without its standby,
+// the MCP gateway, a library caller) keeps ready for its next run, from its second run on:
+//  * A network namespace, when runs have network off: made ahead on a thread of its own. A
+//    spare namespace is one no process has been in; only its descriptor holds it
+//    (close-on-exec, and closed in every supervisor by CloseAllFdsExcept).
+//  * The run's cgroups, for the limits of the last run: those of a run that has ended, when
+//    they are empty and no limit was hit (RunCgroups::Reusable), else made ahead on the same
+//    thread. A run that asks for other limits makes its own, and the spare is removed on
+//    that thread. Spare cgroups are removed at exit (std::atexit); a process killed, or
+//    ended by _exit, leaves them to CleanupStaleCgroups, like a killed run's.
+// The first run of a process (the CLI's only one) keeps nothing for later.
+class Spares {
  public:
+  struct Taken {
+    Fd net;                               // -1: none ready
+    std::unique_ptr<RunCgroups> cgroups;  // null: none ready for these limits
+  };
+
   // Never destroyed: a maker still at work when the process exits ends with it, and a
   // Prepare on another thread at exit finds it whole.
-  static SpareNetwork& Get() {
-    static SpareNetwork* spare = new SpareNetwork();
-    return *spare;
+  static Spares& Get() {
+    static Spares* spares = [] {
+      auto* s = new Spares();
+      std::atexit([] { Get().RemoveCgroupsAtExit(); });
+      return s;
+    }();
+    return *spares;
   }
-  SpareNetwork(const SpareNetwork&) = delete;
-  SpareNetwork& operator=(const SpareNetwork&) = delete;
+  Spares(const Spares&) = delete;
+  Spares& operator=(const Spares&) = delete;
 
-  // The spare's descriptor, or -1 when none is ready. In a child forked from the process
-  // that made it (a library caller's fork), always -1: the spare is the parent's, and so is
-  // the maker thread.
-  int Take() {
-    if (::getpid() != pid_) return -1;
+  // In a child forked from the process that made them (a library caller's fork), nothing:
+  // the spares are the parent's, and so is the maker thread.
+  Taken Take(bool want_net, const CgroupLimits& limits) {
+    Taken t;
+    if (::getpid() != pid_) return t;
+    std::unique_ptr<RunCgroups> stale;  // destroyed after the lock is released, if not moved
     std::lock_guard<std::mutex> lock(mu_);
     ++runs_;
-    const int fd = std::exchange(spare_, -1);
-    if (fd >= 0) ++taken_;
-    if (runs_ >= 2 && !making_ && !broken_) {
+    if (want_net && net_ >= 0) {
+      t.net = Fd(std::exchange(net_, -1));
+      ++counts_.net_taken;
+    }
+    if (cgroups_ != nullptr) {
+      if (SameLimits(cgroups_limits_, limits)) {
+        t.cgroups = std::move(cgroups_);
+        ++counts_.cgroups_taken;
+      } else {
+        stale = std::move(cgroups_);
+      }
+    }
+    if (runs_ >= 2 && !making_) {
+      const bool make_net = want_net && net_ < 0 && !net_broken_;
+      // A run that found none makes one for the next; one that did hands its own on at its
+      // end (Reuse), so a steady stream of runs makes none.
+      const bool make_cgroups = t.cgroups == nullptr && !cgroups_broken_;
+      if (!make_net && !make_cgroups && stale == nullptr) return t;
       // A maker that is not making has left its critical section: it ends without mu_.
       if (maker_.joinable()) maker_.join();
       making_ = true;
+      making_cgroups_ = make_cgroups;
       try {
-        maker_ = std::thread([this] { Make(); });
+        maker_ =
+            std::thread([this, make_net, make_cgroups, limits, old = std::move(stale)]() mutable {
+              old.reset();  // removed off the run's path
+              Make(make_net, make_cgroups, limits);
+            });
       } catch (const std::system_error&) {
-        making_ = false;  // no thread now: runs make their own
+        making_ = making_cgroups_ = false;  // no thread now: runs make their own
       }
     }
-    return fd;
+    return t;
   }
 
-  int64_t taken() {
+  // Keeps the cgroups of a run that has ended for the next run with the same limits, if
+  // there is no spare yet and they are fit for it; else leaves them to the caller to remove.
+  bool Reuse(std::unique_ptr<RunCgroups>* cgroups, const CgroupLimits& limits) {
+    if (::getpid() != pid_ || *cgroups == nullptr) return false;
+    auto room = [this] { return runs_ >= 2 && cgroups_ == nullptr && !making_cgroups_; };
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!room()) return false;
+    }
+    if (!(*cgroups)->Reusable()) return false;  // reads files: outside the lock
     std::lock_guard<std::mutex> lock(mu_);
-    return taken_;
+    if (!room()) return false;
+    cgroups_ = std::move(*cgroups);
+    cgroups_limits_ = limits;
+    ++counts_.cgroups_reused;
+    return true;
   }
+
+  SpareCounts counts() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return counts_;
+  }
+
+  // Waits for a maker at work and removes the spare cgroups (for tests that count cgroups).
+  void DropCgroups() { (void)TakeCgroupsWhenMade(std::chrono::seconds(30)); }
 
  private:
-  SpareNetwork() = default;
+  Spares() = default;
 
-  void Make() {
-    Result<int> ns = NewLoopbackNamespace();  // this thread ends in it, right after
+  static bool SameLimits(const CgroupLimits& a, const CgroupLimits& b) {
+    return a.memory_bytes == b.memory_bytes && a.pids == b.pids && a.cpus == b.cpus;
+  }
+
+  void Make(bool make_net, bool make_cgroups, const CgroupLimits& limits) {
+    Result<std::unique_ptr<RunCgroups>> cgroups = std::unique_ptr<RunCgroups>();
+    if (make_cgroups) cgroups = RunCgroups::Create(limits);
+    // Last: this thread ends in the namespace, right after.
+    Result<int> ns = make_net ? NewLoopbackNamespace() : Result<int>(-1);
+    std::unique_ptr<RunCgroups> extra;  // removed after the lock is released
     std::lock_guard<std::mutex> lock(mu_);
-    making_ = false;
-    if (!ns.ok()) {
-      broken_ = true;  // it will not work later either: each run makes its own, as before
-      return;
+    making_ = making_cgroups_ = false;
+    made_.notify_all();
+    if (make_cgroups) {
+      if (!cgroups.ok()) {
+        cgroups_broken_ = true;  // it will not work later either: each run makes its own
+      } else if (cgroups_ != nullptr) {
+        extra = std::move(*cgroups);  // cannot happen (Reuse waits for this maker); safe
+      } else {
+        cgroups_ = std::move(*cgroups);
+        cgroups_limits_ = limits;
+      }
     }
-    spare_ = *ns;  // one maker at a time, and only after the last spare was taken
+    if (make_net) {
+      if (!ns.ok()) {
+        net_broken_ = true;
+      } else {
+        net_ = *ns;  // one maker at a time, and only after the last spare was taken
+      }
+    }
+  }
+
+  // The spare cgroups, once a maker at work is done (waiting at most `limit`), to remove.
+  std::unique_ptr<RunCgroups> TakeCgroupsWhenMade(std::chrono::milliseconds limit) {
+    std::unique_lock<std::mutex> lock(mu_);
+    made_.wait_for(lock, limit, [this] { return !making_; });
+    return std::move(cgroups_);
+  }
+
+  // A maker still at work after a second (a stuck cgroup file system) is left to end with
+  // the process, and what it made to CleanupStaleCgroups.
+  void RemoveCgroupsAtExit() {
+    if (::getpid() != pid_) return;  // a forked child's exit: the parent's spares stay
+    (void)TakeCgroupsWhenMade(std::chrono::seconds(1));
   }
 
   const pid_t pid_ = ::getpid();
   std::mutex mu_;
-  int spare_ = -1;       // GUARDED_BY(mu_)
-  int64_t runs_ = 0;     // GUARDED_BY(mu_)
-  int64_t taken_ = 0;    // GUARDED_BY(mu_)
-  bool making_ = false;  // GUARDED_BY(mu_)
-  bool broken_ = false;  // GUARDED_BY(mu_)
-  std::thread maker_;    // GUARDED_BY(mu_)
+  std::condition_variable made_;         // making_ became false
+  int net_ = -1;                         // GUARDED_BY(mu_)
+  std::unique_ptr<RunCgroups> cgroups_;  // GUARDED_BY(mu_)
+  CgroupLimits cgroups_limits_;          // GUARDED_BY(mu_)
+  int64_t runs_ = 0;                     // GUARDED_BY(mu_)
+  SpareCounts counts_;                   // GUARDED_BY(mu_)
+  bool making_ = false;                  // GUARDED_BY(mu_)
+  bool making_cgroups_ = false;          // GUARDED_BY(mu_)
+  bool net_broken_ = false;              // GUARDED_BY(mu_)
+  bool cgroups_broken_ = false;          // GUARDED_BY(mu_)
+  std::thread maker_;                    // GUARDED_BY(mu_)
 };
 
 Status Supervise(ChildPlan& p) {
@@ -1070,13 +1168,14 @@ Result<std::unique_ptr<PreparedRun>> PreparedRun::Prepare(const SandboxSpec& spe
   // joins it first; after the fork, the run keeps it.
   Pipe net;
   std::jthread net_maker;
-  Fd spare(st.spec.network ? -1 : SpareNetwork::Get().Take());
-  if (spare.get() >= 0) {
+  const CgroupLimits limits{st.spec.memory_bytes, st.spec.pids, st.spec.cpus};
+  Spares::Taken spare = Spares::Get().Take(!st.spec.network, limits);
+  if (spare.net.get() >= 0) {
     ASSIGN_OR_RETURN(net, MakeSocketPair());
     // Queued in the pair until the supervisor reads it (a failed send: init gets one at clone).
-    (void)SendFd(net.write.get(), 'N', spare.get());
+    (void)SendFd(net.write.get(), 'N', spare.net.get());
     net.write.reset();
-    spare.reset();
+    spare.net.reset();
     TraceMark("sandbox: spare network namespace taken");
   } else if (!st.spec.network) {
     ASSIGN_OR_RETURN(net, MakeSocketPair());
@@ -1094,9 +1193,13 @@ Result<std::unique_ptr<PreparedRun>> PreparedRun::Prepare(const SandboxSpec& spe
   ASSIGN_OR_RETURN(st.scratch_lock, LockScratchDir(st.spec.scratch_dir));
   ASSIGN_OR_RETURN(int last_cap, Preflight());
   TraceMark("sandbox: validated, locked, prepared");
-  ASSIGN_OR_RETURN(st.cgroups,
-                   RunCgroups::Create({st.spec.memory_bytes, st.spec.pids, st.spec.cpus}));
-  TraceMark("sandbox: cgroups created");
+  if (spare.cgroups != nullptr) {
+    st.cgroups = std::move(spare.cgroups);
+    TraceMark("sandbox: spare cgroups taken");
+  } else {
+    ASSIGN_OR_RETURN(st.cgroups, RunCgroups::Create(limits));
+    TraceMark("sandbox: cgroups created");
+  }
   ASSIGN_OR_RETURN(Pipe out, MakePipe());
   ASSIGN_OR_RETURN(Pipe err, MakePipe());
   ASSIGN_OR_RETURN(Pipe status, MakePipe());
@@ -1219,16 +1322,26 @@ Status PreparedRun::Finish() {
     if (n <= 0) break;
   }
   st.status.reset();
-  Status removed = st.cgroups ? st.cgroups->Remove() : Status::Ok();
-  st.cgroups.reset();
-  TraceMark("sandbox: cgroups removed");
+  const CgroupLimits limits{st.spec.memory_bytes, st.spec.pids, st.spec.cpus};
+  Status removed;
+  if (Spares::Get().Reuse(&st.cgroups, limits)) {
+    TraceMark("sandbox: cgroups kept for the next run");
+  } else {
+    removed = st.cgroups ? st.cgroups->Remove() : Status::Ok();
+    st.cgroups.reset();
+    TraceMark("sandbox: cgroups removed");
+  }
   st.supervisor.reset();  // reaped: its mount namespace, the upper layer with it, is gone
   TraceMark("sandbox: supervisor reaped");
   return removed;
 }
 
-int64_t SpareNetworkNamespacesTaken() {
-  return SpareNetwork::Get().taken();
+SpareCounts SpareCountsSoFar() {
+  return Spares::Get().counts();
+}
+
+void DropSpareCgroups() {
+  Spares::Get().DropCgroups();
 }
 
 Result<SandboxOutcome> RunSandboxed(const SandboxSpec& spec,

@@ -142,9 +142,18 @@ class PreparedRun {
   std::unique_ptr<State> state_;
 };
 
-// How many runs of this process took the spare network namespace made ahead for them (a
-// process that runs sandboxes one after another keeps one; sandbox.cc, SpareNetwork).
-int64_t SpareNetworkNamespacesTaken();
+// What this process's runs found ready for them (sandbox.cc, Spares): a process that runs
+// sandboxes one after another keeps a network namespace and cgroups for its next run.
+struct SpareCounts {
+  int64_t net_taken = 0;       // runs that took a network namespace made ahead
+  int64_t cgroups_taken = 0;   // runs that took spare cgroups (made ahead, or reused)
+  int64_t cgroups_reused = 0;  // runs whose cgroups were kept for a later run
+};
+SpareCounts SpareCountsSoFar();
+
+// Removes the spare cgroups now, after waiting for one being made (they are the next run's,
+// not a run's left-overs; for tests that count cgroups). They are also removed at exit.
+void DropSpareCgroups();
 
 // Removes what a killed airlock left behind: cgroups of runs whose processes are gone, and
 // stale entries under scratch_root. Mounts need no clean-up (they die with the supervisor).

@@ -79,8 +79,10 @@ std::vector<pid_t> HostProcessesMatching(const std::string& needle) {
   return found;
 }
 
-// Directories named like this process's per-run cgroups, anywhere under /sys/fs/cgroup.
+// Directories named like this process's per-run cgroups, anywhere under /sys/fs/cgroup. The
+// spare cgroups made ahead for the next run are removed first: they belong to no run.
 std::vector<std::string> OurCgroups() {
+  DropSpareCgroups();
   std::vector<std::string> found;
   std::string prefix = "airlock-" + std::to_string(::getpid()) + "-";
   std::error_code ec;
@@ -410,7 +412,7 @@ TEST_F(SandboxTest, EachRunHasANetworkNamespaceOfItsOwn) {
   char host[64] = {};
   ASSERT_GT(::readlink("/proc/self/ns/net", host, sizeof host - 1), 0);
   std::vector<std::unique_ptr<PreparedRun>> runs;
-  const int64_t spares_before = SpareNetworkNamespacesTaken();
+  const SpareCounts before = SpareCountsSoFar();
   for (int i = 0; i < 3; ++i) {
     SandboxSpec spec = Spec({});
     spec.scratch_dir = MakeTempDir("/tmp");
@@ -422,8 +424,9 @@ TEST_F(SandboxTest, EachRunHasANetworkNamespaceOfItsOwn) {
     runs.push_back(std::move(*prepared));
   }
   // The third at least was given the spare made since the second (200 ms is ~400x what
-  // making one takes here).
-  EXPECT_GT(SpareNetworkNamespacesTaken(), spares_before);
+  // making one takes here), and its cgroups too.
+  EXPECT_GT(SpareCountsSoFar().net_taken, before.net_taken);
+  EXPECT_GT(SpareCountsSoFar().cgroups_taken, before.cgroups_taken);
   std::set<std::string> seen = {host};
   for (size_t i = 0; i < runs.size(); ++i) {
     Result<SandboxOutcome> out = runs[i]->Run({"readlink", "/proc/self/ns/net"}, nullptr);
@@ -434,6 +437,102 @@ TEST_F(SandboxTest, EachRunHasANetworkNamespaceOfItsOwn) {
         << "run " << i << " shares a network namespace: " << out->stdout_data;
   }
   for (auto& run : runs) EXPECT_TRUE(run->Finish().ok());
+}
+
+// The cgroups kept for the next run (Spares) carry the limits they were made for: a run that
+// asks for other ones makes its own, and both are enforced. A run's cgroups are kept for the
+// next only if no limit was hit in them, so that a limit hit is always the run's own.
+TEST_F(SandboxTest, SpareCgroupsAreTakenOnlyForTheSameLimits) {
+  SandboxSpec roomy = Spec({"sh", "-c",
+                            "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & done; "
+                            "kill $(jobs -p); wait; echo ok"});
+  roomy.pids = 64;
+  SandboxSpec tight = roomy;
+  tight.pids = 8;
+  tight.timeout_ms = 10'000;
+  const auto pause = [] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); };
+  EXPECT_EQ(Run(roomy).stdout_data, "ok\n");
+  EXPECT_EQ(Run(roomy).stdout_data, "ok\n");  // the second run: spares are kept from here on
+  pause();
+  SpareCounts n = SpareCountsSoFar();
+  SandboxOutcome out = Run(roomy);  // the spare made for 64 pids
+  EXPECT_EQ(out.stdout_data, "ok\n") << out.stderr_data;
+  EXPECT_EQ(out.killed_by, "");
+  EXPECT_EQ(SpareCountsSoFar().cgroups_taken, n.cgroups_taken + 1);
+  EXPECT_EQ(SpareCountsSoFar().cgroups_reused, n.cgroups_reused + 1) << "kept for the next";
+  n = SpareCountsSoFar();
+  out = Run(roomy);  // the same cgroups again
+  EXPECT_EQ(out.stdout_data, "ok\n") << out.stderr_data;
+  EXPECT_EQ(out.killed_by, "");
+  EXPECT_EQ(SpareCountsSoFar().cgroups_taken, n.cgroups_taken + 1);
+  n = SpareCountsSoFar();
+  out = Run(tight);  // not the spare kept for 64: cgroups of its own, with 8
+  EXPECT_EQ(out.killed_by, "pids") << out.stdout_data << out.stderr_data;
+  EXPECT_EQ(SpareCountsSoFar().cgroups_taken, n.cgroups_taken);
+  pause();
+  n = SpareCountsSoFar();
+  out = Run(tight);  // the spare made for 8
+  EXPECT_EQ(out.killed_by, "pids") << out.stdout_data << out.stderr_data;
+  EXPECT_EQ(SpareCountsSoFar().cgroups_taken, n.cgroups_taken + 1);
+  EXPECT_EQ(SpareCountsSoFar().cgroups_reused, n.cgroups_reused) << "a limit was hit in them";
+  pause();
+  out = Run(roomy);  // whatever it gets, no limit hit is reported that was not its own
+  EXPECT_EQ(out.stdout_data, "ok\n") << out.stderr_data;
+  EXPECT_EQ(out.killed_by, "");
+  ExpectNothingLeftBehind(0);
+}
+
+// Spare cgroups are removed when the process exits. Run in a process of its own: this test
+// binary started again with only SpareCgroupsChild.RunsSandboxesAndExits, which runs three
+// sandboxes (from the second on, a spare is kept) and exits while one is kept.
+TEST(SpareCgroupsChild, RunsSandboxesAndExits) {
+  const char* scratch = std::getenv("AIRLOCK_TEST_SPARE_CHILD");
+  if (scratch == nullptr) GTEST_SKIP() << "only as the child of SpareCgroupsAreRemovedAtExit";
+  SandboxSpec spec;
+  spec.argv = {"true"};
+  spec.workspace = scratch + std::string("/ws");
+  spec.scratch_dir = scratch + std::string("/scratch");
+  spec.env = {"PATH=/usr/bin:/bin"};
+  spec.timeout_ms = 20'000;
+  for (int i = 0; i < 3; ++i) {
+    Result<SandboxOutcome> out = RunSandboxed(spec, nullptr);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    ASSERT_EQ(out->exit_code, 0) << out->stderr_data;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_GE(SpareCountsSoFar().cgroups_taken, 1);
+}
+
+TEST_F(SandboxTest, SpareCgroupsAreRemovedAtExit) {
+  fs::create_directory(scratch_ + "/ws");
+  fs::create_directory(scratch_ + "/scratch");
+  const std::string out_file = scratch_ + "/child.out";
+  const std::string cmd = "AIRLOCK_TEST_SPARE_CHILD=" + scratch_ + " /proc/" +
+                          std::to_string(::getpid()) +
+                          "/exe --gtest_filter=SpareCgroupsChild.RunsSandboxesAndExits >" +
+                          out_file + " 2>&1 & echo $!; wait $!";
+  FILE* sh = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(sh, nullptr);
+  char line[32] = {};
+  ASSERT_NE(std::fgets(line, sizeof line, sh), nullptr);
+  const int child = std::atoi(line);
+  const int status = ::pclose(sh);
+  const std::string output = ReadFile(out_file);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+  EXPECT_NE(output.find("[  PASSED  ] 1 test"), std::string::npos) << output;
+  const std::string prefix = "airlock-" + std::to_string(child) + "-";
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(
+           "/sys/fs/cgroup", fs::directory_options::skip_permission_denied, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    if (it.depth() > 6) it.disable_recursion_pending();
+    EXPECT_NE(it->path().filename().string().rfind(prefix, 0), 0u)
+        << "left behind by the child: " << it->path();
+  }
+  fs::remove_all(scratch_ + "/ws");
+  fs::remove_all(scratch_ + "/scratch");
+  fs::remove(out_file);
 }
 
 TEST_F(SandboxTest, NetworkOnSharesTheHostNetwork) {
@@ -720,6 +819,19 @@ TEST_F(SandboxTest, RunsLeaveNothingBehind) {
   EXPECT_FALSE(missing.ok());
 
   ExpectNothingLeftBehind(mounts_before);
+}
+
+// Runs after one killed at its timeout run as before. (A cgroup killed through cgroup.kill
+// kills what is later cloned into it on this kernel, so it is never kept for a later run.)
+TEST_F(SandboxTest, RunsAfterOneKilledAtItsTimeoutRunWhole) {
+  for (int i = 0; i < 3; ++i) Sh("true");  // from the second on, cgroups are kept
+  SandboxSpec slow = Spec({"sleep", "100"});
+  slow.timeout_ms = 200;
+  EXPECT_EQ(Run(slow).killed_by, "timeout");
+  for (int i = 0; i < 3; ++i) {
+    SandboxOutcome o = Sh("echo hi");
+    EXPECT_EQ(o.stdout_data, "hi\n") << o.exit_code << " " << o.killed_by << " " << o.stderr_data;
+  }
 }
 
 TEST_F(SandboxTest, APreparedRunStartsItsCommandOnlyInRunAndTimesItFromThere) {
