@@ -484,9 +484,12 @@ bool RunCgroups::Reusable() const {
     Result<std::string> events = ReadFile(path);
     return events.ok() && KeyedValue(*events, key) == 0;
   };
+  // Every process of a run is in its cgroups and in its pid namespace; once init is gone the
+  // kernel has ended the others, so one directory's list (which all share) is a check of
+  // that, not the proof.
+  Result<std::string> procs = ReadFile(dirs_.front().path + "/cgroup.procs");
+  if (!procs.ok() || !procs->empty()) return false;
   for (const Dir& d : dirs_) {
-    Result<std::string> procs = ReadFile(d.path + "/cgroup.procs");
-    if (!procs.ok() || !procs->empty()) return false;
     if ((d.roles & kMemory) &&
         !zero(d.path + (d.v2() ? "/memory.events" : "/memory.oom_control"), "oom_kill")) {
       return false;
