@@ -13,7 +13,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <string_view>
 #include <thread>
 
@@ -233,7 +235,9 @@ Layout DetectLayout() {
 }
 
 const Layout& GetLayout() {
-  static const Layout layout = DetectLayout();  // once per process
+  // Once per process, and never destroyed: a thread may still create cgroups while the
+  // process exits (sandbox.cc, Spares).
+  static const Layout& layout = *new Layout(DetectLayout());
   return layout;
 }
 
@@ -479,22 +483,42 @@ std::string RunCgroups::LimitHit() const {
 
 bool RunCgroups::Reusable() const {
   if (removed_ || killed_ || dirs_.empty()) return false;
-  // Like LimitHit, but a counter that cannot be read is not zero.
-  auto zero = [](const std::string& path, std::string_view key) {
-    Result<std::string> events = ReadFile(path);
-    return events.ok() && KeyedValue(*events, key) == 0;
-  };
-  // Every process of a run is in its cgroups and in its pid namespace; once init is gone the
-  // kernel has ended the others, so one directory's list (which all share) is a check of
-  // that, not the proof.
-  Result<std::string> procs = ReadFile(dirs_.front().path + "/cgroup.procs");
-  if (!procs.ok() || !procs->empty()) return false;
-  for (const Dir& d : dirs_) {
-    if ((d.roles & kMemory) &&
-        !zero(d.path + (d.v2() ? "/memory.events" : "/memory.oom_control"), "oom_kill")) {
-      return false;
+  // Each value must be read and be 0 (a key that is missing is not 0). No keys: the file is
+  // one number.
+  auto zero = [](const std::string& path, std::initializer_list<std::string_view> keys) {
+    Result<std::string> text = ReadFile(path);
+    if (!text.ok() || text->empty()) return false;
+    if (keys.size() == 0) return std::strtoll(text->c_str(), nullptr, 10) == 0;
+    const std::string padded = "\n" + *text;
+    for (std::string_view key : keys) {
+      if (padded.find("\n" + std::string(key) + " ") == std::string::npos) return false;
+      if (KeyedValue(*text, key) != 0) return false;
     }
-    if ((d.roles & kPids) && !zero(d.path + "/pids.events", "max")) return false;
+    return true;
+  };
+  bool counted = false;  // a pids.current of 0 was read
+  for (const Dir& d : dirs_) {
+    if (d.roles & kMemory) {
+      // No limit hit, and nothing of the run's left charged that cannot be reclaimed:
+      // anonymous memory and tmpfs pages (its upper layer and /tmp are gone with its mount
+      // namespaces by now). Page cache may stay charged: it is reclaimed under the limit.
+      const bool v2 = d.v2();
+      if (!zero(d.path + (v2 ? "/memory.events" : "/memory.oom_control"), {"oom_kill"}) ||
+          !zero(d.path + "/memory.stat", {v2 ? "anon" : "rss", "shmem"})) {
+        return false;
+      }
+    }
+    if (d.roles & kPids) {
+      // pids.current counts every task not yet released, zombies included.
+      if (!zero(d.path + "/pids.events", {"max"}) || !zero(d.path + "/pids.current", {})) {
+        return false;
+      }
+      counted = true;
+    }
+  }
+  if (!counted) {
+    Result<std::string> procs = ReadFile(dirs_.front().path + "/cgroup.procs");
+    if (!procs.ok() || !procs->empty()) return false;
   }
   return true;
 }

@@ -581,7 +581,7 @@ class Spares {
         stale = std::move(cgroups_);
       }
     }
-    if (runs_ >= 2 && !making_) {
+    if (runs_ >= 2 && !making_ && !closing_) {
       const bool make_net = want_net && net_ < 0 && !net_broken_;
       // A run that found none makes one for the next; one that did hands its own on at its
       // end (Reuse), so a steady stream of runs makes none.
@@ -608,7 +608,9 @@ class Spares {
   // there is no spare yet and they are fit for it; else leaves them to the caller to remove.
   bool Reuse(std::unique_ptr<RunCgroups>* cgroups, const CgroupLimits& limits) {
     if (::getpid() != pid_ || *cgroups == nullptr) return false;
-    auto room = [this] { return runs_ >= 2 && cgroups_ == nullptr && !making_cgroups_; };
+    auto room = [this] {
+      return runs_ >= 2 && cgroups_ == nullptr && !making_cgroups_ && !closing_;
+    };
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!room()) return false;
@@ -628,7 +630,9 @@ class Spares {
   }
 
   // Waits for a maker at work and removes the spare cgroups (for tests that count cgroups).
-  void DropCgroups() { (void)TakeCgroupsWhenMade(std::chrono::seconds(30)); }
+  void DropCgroups() {
+    if (::getpid() == pid_) (void)TakeCgroupsWhenMade(std::chrono::seconds(30));
+  }
 
  private:
   Spares() = default;
@@ -649,8 +653,8 @@ class Spares {
     if (make_cgroups) {
       if (!cgroups.ok()) {
         cgroups_broken_ = true;  // it will not work later either: each run makes its own
-      } else if (cgroups_ != nullptr) {
-        extra = std::move(*cgroups);  // cannot happen (Reuse waits for this maker); safe
+      } else if (cgroups_ != nullptr || closing_) {
+        extra = std::move(*cgroups);  // exiting (or kept by Reuse meanwhile, which waits)
       } else {
         cgroups_ = std::move(*cgroups);
         cgroups_limits_ = limits;
@@ -676,6 +680,10 @@ class Spares {
   // the process, and what it made to CleanupStaleCgroups.
   void RemoveCgroupsAtExit() {
     if (::getpid() != pid_) return;  // a forked child's exit: the parent's spares stay
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closing_ = true;  // nothing is kept or made from here on
+    }
     (void)TakeCgroupsWhenMade(std::chrono::seconds(1));
   }
 
@@ -691,6 +699,7 @@ class Spares {
   bool making_cgroups_ = false;          // GUARDED_BY(mu_)
   bool net_broken_ = false;              // GUARDED_BY(mu_)
   bool cgroups_broken_ = false;          // GUARDED_BY(mu_)
+  bool closing_ = false;                 // GUARDED_BY(mu_): the process is exiting
   std::thread maker_;                    // GUARDED_BY(mu_)
 };
 
@@ -1322,15 +1331,22 @@ Status PreparedRun::Finish() {
     if (n <= 0) break;
   }
   st.status.reset();
-  const CgroupLimits limits{st.spec.memory_bytes, st.spec.pids, st.spec.cpus};
-  Status removed;
-  if (Spares::Get().Reuse(&st.cgroups, limits)) {
-    TraceMark("sandbox: cgroups kept for the next run");
-  } else {
-    removed = st.cgroups ? st.cgroups->Remove() : Status::Ok();
-    st.cgroups.reset();
-    TraceMark("sandbox: cgroups removed");
+  if (st.let_go && st.cgroups) {
+    // A whole run's cgroups may be kept for the next run (Spares::Reuse), once nothing of
+    // this one is charged to them: the supervisor reaped, its mount namespace (the upper
+    // layer's tmpfs) is gone. (A run that never ran or failed: its init may not be reaped
+    // yet, so its cgroups go.)
+    st.supervisor.reset();
+    TraceMark("sandbox: supervisor reaped");
+    const CgroupLimits limits{st.spec.memory_bytes, st.spec.pids, st.spec.cpus};
+    if (Spares::Get().Reuse(&st.cgroups, limits)) {
+      TraceMark("sandbox: cgroups kept for the next run");
+      return Status::Ok();
+    }
   }
+  Status removed = st.cgroups ? st.cgroups->Remove() : Status::Ok();
+  st.cgroups.reset();
+  TraceMark("sandbox: cgroups removed");
   st.supervisor.reset();  // reaped: its mount namespace, the upper layer with it, is gone
   TraceMark("sandbox: supervisor reaped");
   return removed;

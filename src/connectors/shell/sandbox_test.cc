@@ -482,6 +482,29 @@ TEST_F(SandboxTest, SpareCgroupsAreTakenOnlyForTheSameLimits) {
   ExpectNothingLeftBehind(0);
 }
 
+// A run's cgroups are kept for the next only once nothing of it is charged to them: 60 MB
+// written into its upper layer (a tmpfs) would leave the next run, under a 96 MB limit, too
+// little room for 60 MB of its own.
+TEST_F(SandboxTest, AKeptCgroupCarriesNoMemoryOfTheRunBefore) {
+  SandboxSpec spec = Spec({"true"});
+  spec.memory_bytes = 96ll << 20;
+  Run(spec);
+  Run(spec);  // from here on cgroups are kept (and a set is made ahead now)
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  SandboxSpec fill = spec;
+  fill.argv = {"sh", "-c", "head -c 60000000 /dev/zero > big && echo ok"};
+  const SpareCounts before = SpareCountsSoFar();
+  SandboxOutcome a = Run(fill);
+  EXPECT_EQ(a.stdout_data, "ok\n") << a.stderr_data;
+  EXPECT_EQ(SpareCountsSoFar().cgroups_reused, before.cgroups_reused + 1);
+  fill.argv = {"sh", "-c", "head -c 60000000 /dev/zero > /tmp/big && echo ok"};
+  SandboxOutcome b = Run(fill);  // in the cgroups the first one used
+  EXPECT_EQ(SpareCountsSoFar().cgroups_taken, before.cgroups_taken + 2);
+  EXPECT_EQ(b.stdout_data, "ok\n") << b.stderr_data;
+  EXPECT_EQ(b.killed_by, "");
+  ExpectNothingLeftBehind(0);
+}
+
 // Spare cgroups are removed when the process exits. Run in a process of its own: this test
 // binary started again with only SpareCgroupsChild.RunsSandboxesAndExits, which runs three
 // sandboxes (from the second on, a spare is kept) and exits while one is kept.
