@@ -17,6 +17,7 @@
 
 #include "core/json.h"
 #include "core/trace.h"
+#include "server/elastic_pool.h"
 
 namespace airlock::server {
 namespace {
@@ -34,6 +35,8 @@ constexpr size_t kReadChunk = 4096;
 // How often a deadline that has passed cancels the connection's operation again (see
 // WaitAndCancel).
 constexpr int64_t kRecancelMs = 10;
+// A pool thread idle this long ends (ElasticPool).
+constexpr std::chrono::milliseconds kPoolLinger{30'000};
 
 std::string Seconds(int64_t ms) {
   std::ostringstream os;
@@ -276,8 +279,8 @@ struct HttpServer::Impl {
       : options(std::move(o)),
         handler(h),
         io(std::max(1, options.io_threads)),
-        workers(static_cast<size_t>(std::max(1, options.workers))),
-        long_pool(static_cast<size_t>(std::max(1, options.long_workers))),
+        long_pool(static_cast<size_t>(std::max(1, options.long_workers)), kPoolLinger),
+        workers(static_cast<size_t>(std::max(1, options.workers)), kPoolLinger),
         strand(net::make_strand(io)),
         acceptor(strand),
         retry_timer(strand),
@@ -299,8 +302,11 @@ struct HttpServer::Impl {
   // Declared before the pools and sockets: their queued handlers are destroyed with them and
   // still refer to the io_context.
   net::io_context io;
-  net::thread_pool workers;
-  net::thread_pool long_pool;
+  // Threads made as work comes (ElasticPool): a server with hundreds of idle threads made
+  // every fork of it (each shell sandbox's supervisor) cost ~2 ms. The long pool is declared
+  // first so that it outlives the workers, whose tasks post to it.
+  ElasticPool long_pool;
+  ElasticPool workers;
   // Serialises the server's own handlers (accepting, signals, draining) across io threads.
   net::strand<net::io_context::executor_type> strand;
   tcp::acceptor acceptor;
@@ -529,7 +535,7 @@ void Connection::Dispatch() {
   }
   if (taken) return;
   slot->Cancel();
-  net::post(server_.workers, [self = shared_from_this(), request] {
+  server_.workers.Post([self = shared_from_this(), request] {
     TraceMark("http: on a worker");
     self->Deliver(RunHandler(self->server_.handler, *request));
   });
@@ -543,7 +549,7 @@ void Connection::Deliver(Reply reply) {
     return;
   }
   if (reply.deferred) {
-    net::post(server_.long_pool, [self, fn = std::move(reply.deferred)] {
+    server_.long_pool.Post([self, fn = std::move(reply.deferred)] {
       ServerContext context(self->server_);
       self->PostWrite(RunDeferred(fn, context));
     });
@@ -603,12 +609,12 @@ void Connection::StartStream(Reply reply) {
   os << head.base();
   WatchPeer();
   const int status = reply.response.status;
-  net::post(server_.long_pool,
-            [self = shared_from_this(), fn = std::move(reply.stream), bytes = os.str(), status] {
-              ConnectionSink sink(self);
-              if (sink.Send(bytes)) RunStream(fn, sink);
-              net::post(self->socket_.get_executor(), [self, status] { self->EndStream(status); });
-            });
+  server_.long_pool.Post(
+      [self = shared_from_this(), fn = std::move(reply.stream), bytes = os.str(), status] {
+        ConnectionSink sink(self);
+        if (sink.Send(bytes)) RunStream(fn, sink);
+        net::post(self->socket_.get_executor(), [self, status] { self->EndStream(status); });
+      });
 }
 
 // A stream only writes; a read that ends tells that the client went away.
@@ -796,8 +802,8 @@ bool HttpServer::Run() {
   run();
   for (auto& t : threads) t.join();
   if (!s.drained) return false;
-  s.workers.join();
-  s.long_pool.join();
+  s.workers.Join();
+  s.long_pool.Join();
   return true;
 }
 
