@@ -79,12 +79,10 @@ std::vector<pid_t> HostProcessesMatching(const std::string& needle) {
   return found;
 }
 
-// Directories named like this process's per-run cgroups, anywhere under /sys/fs/cgroup. The
-// spare cgroups made ahead for the next run are removed first: they belong to no run.
-std::vector<std::string> OurCgroups() {
-  DropSpareCgroups();
+// Directories named like the per-run cgroups of process `pid`, anywhere under /sys/fs/cgroup.
+std::vector<std::string> CgroupsNamedFor(pid_t pid) {
   std::vector<std::string> found;
-  std::string prefix = "airlock-" + std::to_string(::getpid()) + "-";
+  std::string prefix = "airlock-" + std::to_string(pid) + "-";
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(
            "/sys/fs/cgroup", fs::directory_options::skip_permission_denied, ec);
@@ -95,6 +93,13 @@ std::vector<std::string> OurCgroups() {
     if (it->path().filename().string().rfind(prefix, 0) == 0) found.push_back(it->path());
   }
   return found;
+}
+
+// This process's per-run cgroups. The spare cgroups kept for the next run are removed first:
+// they belong to no run.
+std::vector<std::string> OurCgroups() {
+  DropSpareCgroups();
+  return CgroupsNamedFor(::getpid());
 }
 
 class SandboxTest : public ::testing::Test {
@@ -543,15 +548,8 @@ TEST_F(SandboxTest, SpareCgroupsAreRemovedAtExit) {
   const std::string output = ReadFile(out_file);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
   EXPECT_NE(output.find("[  PASSED  ] 1 test"), std::string::npos) << output;
-  const std::string prefix = "airlock-" + std::to_string(child) + "-";
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(
-           "/sys/fs/cgroup", fs::directory_options::skip_permission_denied, ec);
-       it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (ec) break;
-    if (it.depth() > 6) it.disable_recursion_pending();
-    EXPECT_NE(it->path().filename().string().rfind(prefix, 0), 0u)
-        << "left behind by the child: " << it->path();
+  for (const std::string& dir : CgroupsNamedFor(child)) {
+    ADD_FAILURE() << "left behind by the child: " << dir;
   }
   fs::remove_all(scratch_ + "/ws");
   fs::remove_all(scratch_ + "/scratch");
