@@ -26,7 +26,6 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -535,11 +534,13 @@ void EnterNetworkMadeAhead(ChildPlan& p) {
 //  * A network namespace, when runs have network off: made ahead on a thread of its own. A
 //    spare namespace is one no process has been in; only its descriptor holds it
 //    (close-on-exec, and closed in every supervisor by CloseAllFdsExcept).
-//  * The run's cgroups, for the limits of the last run: those of a run that has ended, when
-//    they are empty and no limit was hit (RunCgroups::Reusable), else made ahead on the same
-//    thread. A run that asks for other limits makes its own, and the spare is removed on
-//    that thread. Spare cgroups are removed at exit (std::atexit); a process killed, or
-//    ended by _exit, leaves them to CleanupStaleCgroups, like a killed run's.
+//  * The cgroups of the run that ended last, when it left nothing in them and hit no limit
+//    (RunCgroups::Reusable), for the next run with the same limits. A run that asks for other
+//    limits makes its own and the spare is removed. They are never made ahead on a thread:
+//    the caller forks its sandbox's supervisor, and a thread busy allocating at that moment
+//    (creating cgroups is paths and strings) hung a forked supervisor once in the sanitizer
+//    build's CI. Spare cgroups are removed at exit (std::atexit); a process killed, or ended
+//    by _exit, leaves them to CleanupStaleCgroups, like a killed run's.
 // The first run of a process (the CLI's only one) keeps nothing for later.
 class Spares {
  public:
@@ -566,7 +567,7 @@ class Spares {
   Taken Take(bool want_net, const CgroupLimits& limits) {
     Taken t;
     if (::getpid() != pid_) return t;
-    std::unique_ptr<RunCgroups> stale;  // destroyed after the lock is released, if not moved
+    std::unique_ptr<RunCgroups> stale;  // removed after the lock is released
     std::lock_guard<std::mutex> lock(mu_);
     ++runs_;
     if (want_net && net_ >= 0) {
@@ -581,24 +582,14 @@ class Spares {
         stale = std::move(cgroups_);
       }
     }
-    if (runs_ >= 2 && !making_ && !closing_) {
-      const bool make_net = want_net && net_ < 0 && !net_broken_;
-      // A run that found none makes one for the next; one that did hands its own on at its
-      // end (Reuse), so a steady stream of runs makes none.
-      const bool make_cgroups = t.cgroups == nullptr && !cgroups_broken_;
-      if (!make_net && !make_cgroups && stale == nullptr) return t;
+    if (runs_ >= 2 && !making_ && !closing_ && want_net && net_ < 0 && !net_broken_) {
       // A maker that is not making has left its critical section: it ends without mu_.
       if (maker_.joinable()) maker_.join();
       making_ = true;
-      making_cgroups_ = make_cgroups;
       try {
-        maker_ =
-            std::thread([this, make_net, make_cgroups, limits, old = std::move(stale)]() mutable {
-              old.reset();  // removed off the run's path
-              Make(make_net, make_cgroups, limits);
-            });
+        maker_ = std::thread([this] { MakeNetwork(); });
       } catch (const std::system_error&) {
-        making_ = making_cgroups_ = false;  // no thread now: runs make their own
+        making_ = false;  // no thread now: runs make their own
       }
     }
     return t;
@@ -608,9 +599,7 @@ class Spares {
   // there is no spare yet and they are fit for it; else leaves them to the caller to remove.
   bool Reuse(std::unique_ptr<RunCgroups>* cgroups, const CgroupLimits& limits) {
     if (::getpid() != pid_ || *cgroups == nullptr) return false;
-    auto room = [this] {
-      return runs_ >= 2 && cgroups_ == nullptr && !making_cgroups_ && !closing_;
-    };
+    auto room = [this] { return runs_ >= 2 && cgroups_ == nullptr && !closing_; };
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!room()) return false;
@@ -629,9 +618,9 @@ class Spares {
     return counts_;
   }
 
-  // Waits for a maker at work and removes the spare cgroups (for tests that count cgroups).
+  // Removes the spare cgroups (for tests that count cgroups).
   void DropCgroups() {
-    if (::getpid() == pid_) (void)TakeCgroupsWhenMade(std::chrono::seconds(30));
+    if (::getpid() == pid_) (void)TakeCgroups();
   }
 
  private:
@@ -641,64 +630,42 @@ class Spares {
     return a.memory_bytes == b.memory_bytes && a.pids == b.pids && a.cpus == b.cpus;
   }
 
-  void Make(bool make_net, bool make_cgroups, const CgroupLimits& limits) {
-    Result<std::unique_ptr<RunCgroups>> cgroups = std::unique_ptr<RunCgroups>();
-    if (make_cgroups) cgroups = RunCgroups::Create(limits);
-    // Last: this thread ends in the namespace, right after.
-    Result<int> ns = make_net ? NewLoopbackNamespace() : Result<int>(-1);
-    std::unique_ptr<RunCgroups> extra;  // removed after the lock is released
+  void MakeNetwork() {
+    Result<int> ns = NewLoopbackNamespace();  // this thread ends in it, right after
     std::lock_guard<std::mutex> lock(mu_);
-    making_ = making_cgroups_ = false;
-    made_.notify_all();
-    if (make_cgroups) {
-      if (!cgroups.ok()) {
-        cgroups_broken_ = true;  // it will not work later either: each run makes its own
-      } else if (cgroups_ != nullptr || closing_) {
-        extra = std::move(*cgroups);  // exiting (or kept by Reuse meanwhile, which waits)
-      } else {
-        cgroups_ = std::move(*cgroups);
-        cgroups_limits_ = limits;
-      }
+    making_ = false;
+    if (!ns.ok()) {
+      net_broken_ = true;  // it will not work later either: each run makes its own, as before
+      return;
     }
-    if (make_net) {
-      if (!ns.ok()) {
-        net_broken_ = true;
-      } else {
-        net_ = *ns;  // one maker at a time, and only after the last spare was taken
-      }
-    }
+    net_ = *ns;  // one maker at a time, and only after the last spare was taken
   }
 
-  // The spare cgroups, once a maker at work is done (waiting at most `limit`), to remove.
-  std::unique_ptr<RunCgroups> TakeCgroupsWhenMade(std::chrono::milliseconds limit) {
-    std::unique_lock<std::mutex> lock(mu_);
-    made_.wait_for(lock, limit, [this] { return !making_; });
+  // The spare cgroups, to remove (after the lock is released).
+  std::unique_ptr<RunCgroups> TakeCgroups() {
+    std::lock_guard<std::mutex> lock(mu_);
     return std::move(cgroups_);
   }
 
-  // A maker still at work after a second (a stuck cgroup file system) is left to end with
-  // the process, and what it made to CleanupStaleCgroups.
   void RemoveCgroupsAtExit() {
     if (::getpid() != pid_) return;  // a forked child's exit: the parent's spares stay
+    std::unique_ptr<RunCgroups> spare;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      closing_ = true;  // nothing is kept or made from here on
+      closing_ = true;  // nothing is kept from here on
+      spare = std::move(cgroups_);
     }
-    (void)TakeCgroupsWhenMade(std::chrono::seconds(1));
   }
 
   const pid_t pid_ = ::getpid();
   std::mutex mu_;
-  std::condition_variable made_;         // making_ became false
   int net_ = -1;                         // GUARDED_BY(mu_)
   std::unique_ptr<RunCgroups> cgroups_;  // GUARDED_BY(mu_)
   CgroupLimits cgroups_limits_;          // GUARDED_BY(mu_)
   int64_t runs_ = 0;                     // GUARDED_BY(mu_)
   SpareCounts counts_;                   // GUARDED_BY(mu_)
   bool making_ = false;                  // GUARDED_BY(mu_)
-  bool making_cgroups_ = false;          // GUARDED_BY(mu_)
   bool net_broken_ = false;              // GUARDED_BY(mu_)
-  bool cgroups_broken_ = false;          // GUARDED_BY(mu_)
   bool closing_ = false;                 // GUARDED_BY(mu_): the process is exiting
   std::thread maker_;                    // GUARDED_BY(mu_)
 };

@@ -146,13 +146,13 @@ class PreparedRun {
 // sandboxes one after another keeps a network namespace and cgroups for its next run.
 struct SpareCounts {
   int64_t net_taken = 0;       // runs that took a network namespace made ahead
-  int64_t cgroups_taken = 0;   // runs that took spare cgroups (made ahead, or reused)
+  int64_t cgroups_taken = 0;   // runs that took the cgroups a run before kept
   int64_t cgroups_reused = 0;  // runs whose cgroups were kept for a later run
 };
 SpareCounts SpareCountsSoFar();
 
-// Removes the spare cgroups now, after waiting for one being made (they are the next run's,
-// not a run's left-overs; for tests that count cgroups). They are also removed at exit.
+// Removes the spare cgroups now (they are the next run's, not a run's left-overs; for tests
+// that count cgroups). They are also removed at exit.
 void DropSpareCgroups();
 
 // Removes what a killed airlock left behind: cgroups of runs whose processes are gone, and
