@@ -537,10 +537,12 @@ void EnterNetworkMadeAhead(ChildPlan& p) {
 //  * The cgroups of the run that ended last, when it left nothing in them and hit no limit
 //    (RunCgroups::Reusable), for the next run with the same limits. A run that asks for other
 //    limits makes its own and the spare is removed. They are never made ahead on a thread:
-//    the caller forks its sandbox's supervisor, and a thread busy allocating at that moment
-//    (creating cgroups is paths and strings) hung a forked supervisor once in the sanitizer
-//    build's CI. Spare cgroups are removed at exit (std::atexit); a process killed, or ended
-//    by _exit, leaves them to CleanupStaleCgroups, like a killed run's.
+//    the caller forks its sandbox's supervisor meanwhile, and in the sanitizer build's CI a
+//    run hung once just where such a thread first created cgroups beside that fork. (Not
+//    proven the cause; but creating cgroups allocates, and a child forked while another
+//    thread holds a lock can hang on it.) Spare cgroups are removed at exit (std::atexit); a
+//    process killed, or ended by _exit, leaves them to CleanupStaleCgroups, like a killed
+//    run's.
 // The first run of a process (the CLI's only one) keeps nothing for later.
 class Spares {
  public:
