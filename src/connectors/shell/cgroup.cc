@@ -235,8 +235,9 @@ Layout DetectLayout() {
 }
 
 const Layout& GetLayout() {
-  // Once per process, and never destroyed: a thread may still create cgroups while the
-  // process exits (sandbox.cc, Spares).
+  // Once per process, and never destroyed: another thread (a server's worker running a
+  // sandbox) may still create or remove cgroups while the process exits, and so may the
+  // exit handler that removes the spare ones (sandbox.cc, Spares).
   static const Layout& layout = *new Layout(DetectLayout());
   return layout;
 }
