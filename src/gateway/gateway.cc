@@ -54,8 +54,17 @@ Json WithReason(Json payload, const std::string& reason) {
   return payload;
 }
 
+// "act_", the time in ms (11 hex digits, enough until the year 2527), then 52 random bits.
+// Ids that sort by time land at the end of every index keyed by them (the actions' primary
+// key, the audit's by-action index) instead of on a random page each: a batch of a server's
+// actions then writes a few pages to the store, not two per action. docs/BENCHMARKS.md has
+// the numbers. 52 bits make two ids of the same millisecond collide about once in 10^15
+// pairs; a collision fails that action's insert, and the agent may send it again.
 std::string NewActionId() {
-  return "act_" + RandomHex(8);
+  char time_hex[16];
+  std::snprintf(time_hex, sizeof time_hex, "%011llx",
+                static_cast<unsigned long long>(NowMs()) & 0xFFFFFFFFFFFull);
+  return "act_" + std::string(time_hex) + RandomHex(7).substr(0, 13);
 }
 
 // The same agent and key always give the same id; another agent's key never gives it.

@@ -255,6 +255,32 @@ TEST_F(GatewayTest, LowWriteAppliesAtOnce) {
   EXPECT_EQ(Name(5), "x");
 }
 
+// Ids sort by the time they were made (so that a store's indexes keyed by them grow at one
+// end), and stay distinct within a millisecond.
+TEST_F(GatewayTest, ActionIdsSortByTimeAndAreDistinct) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) {
+    Outcome out = Sql("SELECT name FROM users WHERE id = 1");
+    ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+    ids.push_back(out.action->id);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  for (const std::string& id : ids) {
+    ASSERT_EQ(id.size(), 4u + 24u) << id;
+    EXPECT_EQ(id.rfind("act_", 0), 0u) << id;
+    EXPECT_EQ(id.find_first_not_of("0123456789abcdef", 4), std::string::npos) << id;
+  }
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end())) << ids.front() << " ... " << ids.back();
+  // Many in the same millisecond: the random part keeps them apart.
+  std::set<std::string> burst;
+  for (int i = 0; i < 200; ++i) {
+    Outcome out = Sql("SELECT name FROM users WHERE id = 2");
+    ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+    burst.insert(out.action->id);
+  }
+  EXPECT_EQ(burst.size(), 200u);
+}
+
 TEST_F(GatewayTest, FailedAuditWriteDeniesTheWrite) {
   store_->fail_audit = 1;  // the very next audit append fails
   Outcome out = Sql("UPDATE users SET name = 'x' WHERE id = 5");
