@@ -484,19 +484,28 @@ std::string RunCgroups::LimitHit() const {
 
 bool RunCgroups::Reusable() const {
   if (removed_ || killed_ || dirs_.empty()) return false;
-  // Each value must be read and be 0 (a key that is missing is not 0). No keys: the file is
-  // one number.
-  auto zero = [](const std::string& path, std::initializer_list<std::string_view> keys) {
+  // Each value must be read and be at most `most` (a key that is missing is not). No keys: the
+  // file is one number.
+  auto at_most = [](const std::string& path, std::initializer_list<std::string_view> keys,
+                    int64_t most) {
     Result<std::string> text = ReadFile(path);
     if (!text.ok() || text->empty()) return false;
-    if (keys.size() == 0) return std::strtoll(text->c_str(), nullptr, 10) == 0;
+    if (keys.size() == 0) return std::strtoll(text->c_str(), nullptr, 10) <= most;
     const std::string padded = "\n" + *text;
     for (std::string_view key : keys) {
       if (padded.find("\n" + std::string(key) + " ") == std::string::npos) return false;
-      if (KeyedValue(*text, key) != 0) return false;
+      if (KeyedValue(*text, key) > most) return false;
     }
     return true;
   };
+  auto zero = [&](const std::string& path, std::initializer_list<std::string_view> keys) {
+    return at_most(path, keys, 0);
+  };
+  // memory.stat lags behind: the kernel folds each CPU's recent changes in only in batches (of
+  // up to 64 pages a CPU), and right after a run its anonymous memory read 24-28 KiB here now
+  // and then, with every process gone. A few pages are let through; what a run could leave
+  // that matters (a filled tmpfs, a process's heap) is megabytes.
+  constexpr int64_t kStatSlack = 1 << 20;
   bool counted = false;  // a pids.current of 0 was read
   for (const Dir& d : dirs_) {
     if (d.roles & kMemory) {
@@ -505,7 +514,7 @@ bool RunCgroups::Reusable() const {
       // namespaces by now). Page cache may stay charged: it is reclaimed under the limit.
       const bool v2 = d.v2();
       if (!zero(d.path + (v2 ? "/memory.events" : "/memory.oom_control"), {"oom_kill"}) ||
-          !zero(d.path + "/memory.stat", {v2 ? "anon" : "rss", "shmem"})) {
+          !at_most(d.path + "/memory.stat", {v2 ? "anon" : "rss", "shmem"}, kStatSlack)) {
         return false;
       }
     }

@@ -73,11 +73,12 @@ class RunCgroups {
   // Removes the run's directories; they must be empty (every process reaped).
   Status Remove();
   // Whether another run with the same limits may use these cgroups after this one: every
-  // directory is empty and no limit was hit (the counters LimitHit reads are still zero, so
-  // they tell the next run's). A reused cgroup's other statistics (peaks, CPU time) add up
-  // over its runs; airlock reads none of them. Never after KillAll: on this kernel (6.18) a
-  // cgroup once killed through cgroup.kill kills every process later cloned into it with
-  // CLONE_INTO_CGROUP.
+  // directory is empty, no limit was hit (the counters LimitHit reads are still zero, so
+  // they tell the next run's), and no more than 1 MiB of anonymous or tmpfs memory is still
+  // counted against them (the kernel's statistics lag by a few pages). A reused cgroup's other
+  // statistics (peaks, CPU time) add up over its runs; airlock reads none of them. Never after
+  // KillAll: on this kernel (6.18) a cgroup once killed through cgroup.kill kills every process
+  // later cloned into it with CLONE_INTO_CGROUP.
   bool Reusable() const;
 
   const std::string& name() const { return name_; }
