@@ -144,7 +144,7 @@ struct Vote {
 };
 
 struct Action {
-  std::string id;            // "act_" + 16 hex
+  std::string id;  // "act_" + 24 hex (time, then random: NewActionId)
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
   std::string agent;         // the requesting agent's name

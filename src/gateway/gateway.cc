@@ -54,19 +54,6 @@ Json WithReason(Json payload, const std::string& reason) {
   return payload;
 }
 
-// "act_", the time in ms (11 hex digits, enough until the year 2527), then 52 random bits.
-// Ids that sort by time land at the end of every index keyed by them (the actions' primary
-// key, the audit's by-action index) instead of on a random page each: a batch of a server's
-// actions then writes a few pages to the store, not two per action. docs/BENCHMARKS.md has
-// the numbers. 52 bits make two ids of the same millisecond collide about once in 10^15
-// pairs; a collision fails that action's insert, and the agent may send it again.
-std::string NewActionId() {
-  char time_hex[16];
-  std::snprintf(time_hex, sizeof time_hex, "%011llx",
-                static_cast<unsigned long long>(NowMs()) & 0xFFFFFFFFFFFull);
-  return "act_" + std::string(time_hex) + RandomHex(7).substr(0, 13);
-}
-
 // The same agent and key always give the same id; another agent's key never gives it.
 std::string IdempotentActionId(const std::string& agent, const std::string& key) {
   return "act_" + Sha256Hex("airlock idempotency\n" + agent + "\n" + key).substr(0, 16);
@@ -178,6 +165,20 @@ Result<ApplyOutcome> SendHeldEgress(const Action& a) {
 }
 
 }  // namespace
+
+// "act_", the time in ms (11 hex digits, enough until the year 2527), then 52 random bits.
+// Ids that sort by time land at the end of every index keyed by them (the actions' primary
+// key, the audit's by-action index) instead of on a random page each: a batch of a server's
+// actions then writes a few pages to the store, not two per action. docs/BENCHMARKS.md has
+// the numbers. 52 bits make two ids of the same millisecond collide about once in 10^15
+// pairs; a collision fails that action's insert with an error, and nothing is overwritten
+// (a journaled MCP read, whose answer is out already, would lose its record at recovery).
+std::string NewActionId() {
+  char time_hex[16];
+  std::snprintf(time_hex, sizeof time_hex, "%011llx",
+                static_cast<unsigned long long>(NowMs()) & 0xFFFFFFFFFFFull);
+  return "act_" + std::string(time_hex) + RandomHex(7).substr(0, 13);
+}
 
 Result<std::string> StoreDsn(const Policy& p) {
   if (!p.store_url.empty()) return p.store_url;

@@ -35,6 +35,10 @@ class ClaimLock;
 // variable store_dsn_env names). A secret: never printed.
 Result<std::string> StoreDsn(const Policy& p);
 
+// A new action's id: "act_", the time in ms (11 hex digits), then 52 random bits (13 hex
+// digits). Ids sort by the time they were made (gateway.cc says why).
+std::string NewActionId();
+
 struct Principal {
   enum class Role { kAgent, kApprover, kOperator };
   Role role = Role::kOperator;
