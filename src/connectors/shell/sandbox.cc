@@ -599,7 +599,16 @@ class Spares {
 
   // Keeps the cgroups of a run that has ended for the next run with the same limits, if
   // there is no spare yet and they are fit for it; else leaves them to the caller to remove.
+  //
+  // Off unless AIRLOCK_REUSE_CGROUPS=1. With it on, a sandbox that `airlock serve`'s standby
+  // built in kept cgroups now and then never got past building its new root (init's last
+  // trace mark: "cgroups, loopback"), and the command sent to it waited until the server
+  // gave up: tests/blackbox/serve_test.sh in the sanitizer build failed 6 runs of 16 with it
+  // on, 0 of 10 with it off (2026-11-30). The cause is not found; until it is, every run
+  // makes its cgroups (~0.5 ms more a run), and the tests of this path turn it on.
   bool Reuse(std::unique_ptr<RunCgroups>* cgroups, const CgroupLimits& limits) {
+    const char* enabled = std::getenv("AIRLOCK_REUSE_CGROUPS");  // read each time: tests set it
+    if (enabled == nullptr || std::strcmp(enabled, "1") != 0) return false;
     if (::getpid() != pid_ || *cgroups == nullptr) return false;
     auto room = [this] { return runs_ >= 2 && cgroups_ == nullptr && !closing_; };
     {

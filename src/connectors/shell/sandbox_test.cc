@@ -102,6 +102,14 @@ std::vector<std::string> OurCgroups() {
   return CgroupsNamedFor(::getpid());
 }
 
+// Keeping a run's cgroups for the next is off unless AIRLOCK_REUSE_CGROUPS=1 (sandbox.cc,
+// Spares::Reuse says why); the tests of that path turn it on while they run.
+class ReuseCgroups {
+ public:
+  ReuseCgroups() { ::setenv("AIRLOCK_REUSE_CGROUPS", "1", 1); }
+  ~ReuseCgroups() { ::unsetenv("AIRLOCK_REUSE_CGROUPS"); }
+};
+
 class SandboxTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -447,6 +455,7 @@ TEST_F(SandboxTest, EachRunHasANetworkNamespaceOfItsOwn) {
 // asks for other ones makes its own, and both are enforced. A run's cgroups are kept for the
 // next only if no limit was hit in them, so that a limit hit is always the run's own.
 TEST_F(SandboxTest, SpareCgroupsAreTakenOnlyForTheSameLimits) {
+  ReuseCgroups reuse;
   // Twelve processes at once beside the shell: fine under 64 pids, a fork refused under 8.
   SandboxSpec roomy = Spec({"sh", "-c",
                             "i=0; while [ $i -lt 12 ]; do sleep 1 & i=$((i+1)); done; wait; "
@@ -488,6 +497,7 @@ TEST_F(SandboxTest, SpareCgroupsAreTakenOnlyForTheSameLimits) {
 // written into its upper layer (a tmpfs) would leave the next run, under a 96 MB limit, too
 // little room for 60 MB of its own.
 TEST_F(SandboxTest, AKeptCgroupCarriesNoMemoryOfTheRunBefore) {
+  ReuseCgroups reuse;
   SandboxSpec spec = Spec({"true"});
   spec.memory_bytes = 96ll << 20;
   Run(spec);
@@ -510,6 +520,7 @@ TEST_F(SandboxTest, AKeptCgroupCarriesNoMemoryOfTheRunBefore) {
 // binary started again with only SpareCgroupsChild.RunsSandboxesAndExits, which runs three
 // sandboxes (from the second on, a spare is kept) and exits while one is kept.
 TEST(SpareCgroupsChild, RunsSandboxesAndExits) {
+  ReuseCgroups reuse;
   const char* scratch = std::getenv("AIRLOCK_TEST_SPARE_CHILD");
   if (scratch == nullptr) GTEST_SKIP() << "only as the child of SpareCgroupsAreRemovedAtExit";
   SandboxSpec spec;
@@ -528,6 +539,7 @@ TEST(SpareCgroupsChild, RunsSandboxesAndExits) {
 }
 
 TEST_F(SandboxTest, SpareCgroupsAreRemovedAtExit) {
+  ReuseCgroups reuse;
   fs::create_directory(scratch_ + "/ws");
   fs::create_directory(scratch_ + "/scratch");
   const std::string out_file = scratch_ + "/child.out";
@@ -841,6 +853,7 @@ TEST_F(SandboxTest, RunsLeaveNothingBehind) {
 // Runs after one killed at its timeout run as before. (A cgroup killed through cgroup.kill
 // kills what is later cloned into it on this kernel, so it is never kept for a later run.)
 TEST_F(SandboxTest, RunsAfterOneKilledAtItsTimeoutRunWhole) {
+  ReuseCgroups reuse;
   for (int i = 0; i < 3; ++i) Sh("true");  // from the second on, cgroups are kept
   SandboxSpec slow = Spec({"sleep", "100"});
   slow.timeout_ms = 200;
