@@ -17,6 +17,7 @@
 #include "cli/backend.h"
 #include "cli/render.h"
 #include "connectors/postgres/postgres_connector.h"
+#include "connectors/shell/sandbox.h"
 #include "connectors/smtp/message.h"
 #include "core/clock.h"
 #include "core/hash.h"
@@ -654,7 +655,19 @@ struct ServeFlags {
 // clock's nanoseconds in the standard library's timed waits).
 constexpr int64_t kMaxIntervalMs = 365LL * 24 * 3600 * 1000;
 
+// serve and the MCP proxy run sandboxes from many threads: their supervisors are forked by
+// the sandbox launcher, started here while this process has one thread
+// (connectors/shell/launcher.h says why).
+void StartSandboxLauncher() {
+  Status st = shell::StartSandboxLauncher();
+  if (!st.ok()) {
+    std::cerr << "airlock: " << st.message()
+              << "; each sandbox is forked by the thread that runs it\n";
+  }
+}
+
 int CmdServe(const Options& o, const ServeFlags& f) {
+  StartSandboxLauncher();
   server::ServeOptions so;
   so.listen = f.listen;
   so.max_connections = f.max_connections;
@@ -729,6 +742,7 @@ int CmdPg(const Options& o, bool uninstall) {
 }
 
 int CmdMcpStdio(const Options& o, const std::string& server_name) {
+  StartSandboxLauncher();
   auto policy = LoadPolicyFile(o.config);
   if (!policy.ok()) return Fail(o, policy.status());
   // The built-in server's `exec` runs one command after another for as long as the session

@@ -417,43 +417,46 @@ RunCgroups::~RunCgroups() {
   }
 }
 
-Status RunCgroups::AdmitToCgroup2(pid_t pid) const {
+Status CgroupHandles::AdmitToCgroup2(pid_t pid) const {
+  if (cgroup2_procs < 0) return Status::Ok();
   char buf[16];
   int len = std::snprintf(buf, sizeof buf, "%d", static_cast<int>(pid));
-  for (const Dir& d : dirs_) {
-    if (!d.v2()) continue;
-    if (::write(d.procs_fd, buf, static_cast<size_t>(len)) != len) {
-      return SysError("move the sandbox into " + d.path);
-    }
+  if (::write(cgroup2_procs, buf, static_cast<size_t>(len)) != len) {
+    return SysError("move the sandbox into its cgroup2 directory");
   }
   return Status::Ok();
 }
 
-Status RunCgroups::AdmitSelf() const {
-  for (const Dir& d : dirs_) {
-    if (d.v2()) continue;
+Status CgroupHandles::AdmitSelf() const {
+  for (int fd : v1_tasks) {
     // "0" is the writer itself; through `tasks`, only its own thread (the kernel then
-    // skips cgroup_threadgroup_rwsem, see the header).
-    if (::write(d.tasks_fd, "0", 1) != 1) return SysError("move the sandbox into " + d.path);
+    // skips cgroup_threadgroup_rwsem, see above).
+    if (::write(fd, "0", 1) != 1) return SysError("move the sandbox into its v1 cgroups");
   }
   return Status::Ok();
 }
 
-int RunCgroups::cgroup2_dir_fd() const {
-  for (const Dir& d : dirs_) {
-    if (d.v2()) return d.dir_fd;
-  }
-  return -1;
-}
-
-std::vector<int> RunCgroups::fds() const {
-  std::vector<int> out;
-  for (const Dir& d : dirs_) {
-    for (int fd : {d.procs_fd, d.tasks_fd, d.dir_fd}) {
-      if (fd >= 0) out.push_back(fd);
-    }
+std::vector<int> CgroupHandles::fds() const {
+  std::vector<int> out = v1_tasks;
+  for (int fd : {cgroup2_dir, cgroup2_procs}) {
+    if (fd >= 0) out.push_back(fd);
   }
   return out;
+}
+
+CgroupHandles RunCgroups::handles() const {
+  CgroupHandles h;
+  for (const Dir& d : dirs_) {
+    if (d.v2()) {
+      if (h.cgroup2_dir < 0) {
+        h.cgroup2_dir = d.dir_fd;
+        h.cgroup2_procs = d.procs_fd;
+      }
+    } else if (d.tasks_fd >= 0) {
+      h.v1_tasks.push_back(d.tasks_fd);
+    }
+  }
+  return h;
 }
 
 void RunCgroups::KillAll() const {

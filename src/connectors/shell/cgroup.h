@@ -34,6 +34,32 @@ struct CgroupLimits {
   double cpus = 0;           // cores; 0 = no limit
 };
 
+// A run's cgroups as its supervisor and init see them: open descriptors and nothing else, so
+// that they can be handed to another process (the sandbox launcher, launcher.h) and used
+// there.
+//
+// Moving a process into a cgroup by writing its pid to cgroup.procs takes the kernel's
+// global cgroup_threadgroup_rwsem for writing, which waits for an RCU grace period unless
+// one has just passed: 0.1 ms at the median, 10-35 ms at p90 on the machines this is
+// built on. A run's init gets in without it:
+//  * the cgroup2 directory, by clone3(CLONE_INTO_CGROUP) with cgroup2_dir: the child
+//    starts inside it (on a kernel without clone3, AdmitToCgroup2 moves it by pid);
+//  * the v1 hierarchies, by moving its own (only) thread: "0" to `tasks` (AdmitSelf). The
+//    kernel skips the global lock for a thread moving itself.
+struct CgroupHandles {
+  int cgroup2_dir = -1;       // the run's cgroup2 directory (O_DIRECTORY); -1 if none
+  int cgroup2_procs = -1;     // its cgroup.procs (write-only); -1 if none
+  std::vector<int> v1_tasks;  // `tasks` of each v1 hierarchy with a limit (write-only)
+
+  // Moves `pid` into the run's cgroup2 directory, if it has one. Called by the supervisor.
+  Status AdmitToCgroup2(pid_t pid) const;
+  // Moves the calling thread, which must be its process's only one, into the run's v1
+  // cgroups (a no-op on a cgroup2-only layout). Called by init in the sandbox.
+  Status AdmitSelf() const;
+  // Every descriptor above (the supervisor and init keep them open).
+  std::vector<int> fds() const;
+};
+
 class RunCgroups {
  public:
   // Creates the run's cgroups, writes the limits and opens what init joins them by. Fails
@@ -44,23 +70,9 @@ class RunCgroups {
   RunCgroups(const RunCgroups&) = delete;
   RunCgroups& operator=(const RunCgroups&) = delete;
 
-  // Moving a process into a cgroup by writing its pid to cgroup.procs takes the kernel's
-  // global cgroup_threadgroup_rwsem for writing, which waits for an RCU grace period unless
-  // one has just passed: 0.1 ms at the median, 10-35 ms at p90 on the machines this is
-  // built on. A run's init gets in without it:
-  //  * the cgroup2 directory, by clone3(CLONE_INTO_CGROUP) with cgroup2_dir_fd(): the child
-  //    starts inside it (on a kernel without clone3, AdmitToCgroup2 moves it by pid);
-  //  * the v1 hierarchies, by moving its own (only) thread: "0" to `tasks` (AdmitSelf). The
-  //    kernel skips the global lock for a thread moving itself.
-  //
-  // Moves `pid` into the run's cgroup2 directory, if it has one. Called by the supervisor, a
-  // forked copy of the caller: it only writes to the fds opened by Create.
-  Status AdmitToCgroup2(pid_t pid) const;
-  // Moves the calling thread, which must be its process's only one, into the run's v1
-  // cgroups (a no-op on a cgroup2-only layout). Called by init in the sandbox.
-  Status AdmitSelf() const;
-  // The run's cgroup2 directory (O_DIRECTORY), for clone3's CLONE_INTO_CGROUP; -1 if none.
-  int cgroup2_dir_fd() const;
+  // What the run's supervisor and init join its cgroups by (CgroupHandles): descriptors
+  // opened by Create, which must outlive their use.
+  struct CgroupHandles handles() const;
 
   // SIGKILLs every process in the run's cgroups (cgroup.kill where there is a cgroup2
   // directory, else a pidfd per listed process until the list is empty).
@@ -82,9 +94,6 @@ class RunCgroups {
   bool Reusable() const;
 
   const std::string& name() const { return name_; }
-  // Every fd AdmitToCgroup2(), AdmitSelf() and cgroup2_dir_fd() use (the supervisor and
-  // init keep them open).
-  std::vector<int> fds() const;
 
  private:
   enum Role : unsigned {

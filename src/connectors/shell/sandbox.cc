@@ -37,6 +37,7 @@
 #include "connectors/shell/caps.h"
 #include "connectors/shell/cgroup.h"
 #include "connectors/shell/landlock.h"
+#include "connectors/shell/launcher.h"
 #include "connectors/shell/mount.h"
 #include "connectors/shell/net.h"
 #include "connectors/shell/seccomp.h"
@@ -164,7 +165,7 @@ void Send(int fd, Msg type, const void* payload, size_t len) {
 
 struct ChildPlan {
   const SandboxSpec* spec = nullptr;
-  const RunCgroups* cgroups = nullptr;
+  CgroupHandles cgroups;
   pid_t caller = 0;
   int last_cap = 0;
   std::string scratch_dir;
@@ -172,7 +173,7 @@ struct ChildPlan {
   std::vector<std::string> hide;      // spec.hide plus the scratch dir
   std::vector<std::string> writable;  // Landlock: workspace, /tmp, /dev
   std::vector<char*> argv, envp;      // point into *spec; null-terminated
-  std::vector<int> cgroup_fds;  // RunCgroups::fds()
+  std::vector<int> cgroup_fds;        // cgroups.fds()
   bool in_cgroup2 = false;       // init was cloned into the cgroup2 directory
   int stdout_w = -1, stderr_w = -1, status_w = -1, control_r = -1;
   int stdin_r = -1;          // a long-lived run's stdin (SandboxedProcess); -1: /dev/null
@@ -191,7 +192,7 @@ struct ChildPlan {
 ChildPlan MakePlan(const SandboxSpec& spec, const RunCgroups& cgroups, int last_cap) {
   ChildPlan p;
   p.spec = &spec;
-  p.cgroups = &cgroups;
+  p.cgroups = cgroups.handles();
   p.caller = ::getpid();
   p.last_cap = last_cap;
   p.scratch_dir = spec.scratch_dir;
@@ -210,7 +211,7 @@ ChildPlan MakePlan(const SandboxSpec& spec, const RunCgroups& cgroups, int last_
   p.argv.push_back(nullptr);
   for (const std::string& e : spec.env) p.envp.push_back(const_cast<char*>(e.c_str()));
   p.envp.push_back(nullptr);
-  p.cgroup_fds = cgroups.fds();
+  p.cgroup_fds = p.cgroups.fds();
   return p;
 }
 
@@ -350,10 +351,10 @@ Status ContainInit(const ChildPlan& p) {
   TraceMark("init: started");
   // "go": we are in the run's cgroup2 directory (cloned into it, or moved by the supervisor
   // without clone3). We join the v1 ones ourselves, which skips the lock a move by pid
-  // takes (RunCgroups::AdmitSelf): every limit applies from here on.
+  // takes (CgroupHandles::AdmitSelf): every limit applies from here on.
   RETURN_IF_ERROR(WaitForGo(p.go_r));
   TraceMark("init: go");
-  RETURN_IF_ERROR(p.cgroups->AdmitSelf());
+  RETURN_IF_ERROR(p.cgroups.AdmitSelf());
   for (int fd : p.cgroup_fds) ::close(fd);
   // A cgroup namespace is rooted where its creator is at creation: after "go", the command
   // sees its own cgroup as "/".
@@ -475,11 +476,11 @@ Result<pid_t> CloneInit(ChildPlan& p) {
   if (!p.spec->network && !p.net_ready) flags |= CLONE_NEWNET;
   // Raw clone used like fork (no new stack): the supervisor is single-threaded, so no lock
   // of the C library can be held by another thread. clone3 starts init inside the run's
-  // cgroup2 directory (no move by pid afterwards; see RunCgroups::AdmitSelf); a kernel
+  // cgroup2 directory (no move by pid afterwards; see CgroupHandles); a kernel
   // without it (ENOSYS, E2BIG) gets a plain clone and the move.
   long pid = -1;
   p.in_cgroup2 = false;
-  if (const int dir = p.cgroups->cgroup2_dir_fd(); dir >= 0) {
+  if (const int dir = p.cgroups.cgroup2_dir; dir >= 0) {
     struct clone_args args;
     std::memset(&args, 0, sizeof args);
     args.flags = flags | CLONE_INTO_CGROUP;
@@ -538,11 +539,12 @@ void EnterNetworkMadeAhead(ChildPlan& p) {
 //    (RunCgroups::Reusable), for the next run with the same limits. A run that asks for other
 //    limits makes its own and the spare is removed. They are never made ahead on a thread:
 //    the caller forks its sandbox's supervisor meanwhile, and in the sanitizer build's CI a
-//    run hung once just where such a thread first created cgroups beside that fork. (Not
-//    proven the cause; but creating cgroups allocates, and a child forked while another
-//    thread holds a lock can hang on it.) Spare cgroups are removed at exit (std::atexit); a
-//    process killed, or ended by _exit, leaves them to CleanupStaleCgroups, like a killed
-//    run's.
+//    run hung once just where such a thread first created cgroups beside that fork. (Creating
+//    cgroups allocates, and a child forked while another thread holds a lock of the
+//    allocator hangs on it: the sanitizer build's allocator has no fork handler. That was
+//    later seen under a debugger in airlock serve, see launcher.h.) Spare cgroups are removed at
+//    exit (std::atexit); a process killed, or ended by _exit, leaves them to CleanupStaleCgroups,
+//    like a killed run's.
 // The first run of a process (the CLI's only one) keeps nothing for later.
 class Spares {
  public:
@@ -600,15 +602,17 @@ class Spares {
   // Keeps the cgroups of a run that has ended for the next run with the same limits, if
   // there is no spare yet and they are fit for it; else leaves them to the caller to remove.
   //
-  // Off unless AIRLOCK_REUSE_CGROUPS=1. With it on, a sandbox that `airlock serve`'s standby
-  // built in kept cgroups now and then never got past building its new root (init's last
-  // trace mark: "cgroups, loopback"), and the command sent to it waited until the server
-  // gave up: tests/blackbox/serve_test.sh in the sanitizer build failed 6 runs of 16 with it
-  // on, 0 of 10 with it off (2026-11-30). The cause is not found; until it is, every run
-  // makes its cgroups (~0.5 ms more a run), and the tests of this path turn it on.
+  // AIRLOCK_REUSE_CGROUPS=0 turns it off (for measuring). It was off by default for a day: a
+  // sandbox that `airlock serve`'s standby built in kept cgroups now and then never got past
+  // its init's first allocation in the sanitizer build. The cause was the fork, not the
+  // cgroups: the supervisor was forked from a thread of the server while another thread held
+  // a lock of the sanitizer's allocator (which has no fork handler), and keeping cgroups only
+  // made that instant likelier by making the fork come sooner. Sandboxes of the server are now
+  // forked by the launcher (launcher.h); serve_test.sh in the sanitizer build then passed 16
+  // runs of 16 with the reuse on.
   bool Reuse(std::unique_ptr<RunCgroups>* cgroups, const CgroupLimits& limits) {
     const char* enabled = std::getenv("AIRLOCK_REUSE_CGROUPS");  // read each time: tests set it
-    if (enabled == nullptr || std::strcmp(enabled, "1") != 0) return false;
+    if (enabled != nullptr && std::strcmp(enabled, "0") == 0) return false;
     if (::getpid() != pid_ || *cgroups == nullptr) return false;
     auto room = [this] { return runs_ >= 2 && cgroups_ == nullptr && !closing_; };
     {
@@ -704,7 +708,7 @@ Status Supervise(ChildPlan& p) {
   if (p.start_r >= 0) ::close(p.start_r);
   Send(p.status_w, Msg::kInitPid, &init, sizeof init);
   // Whatever clone3 did not do; init joins the v1 hierarchies itself after "go".
-  Status admitted = p.in_cgroup2 ? Status::Ok() : p.cgroups->AdmitToCgroup2(init);
+  Status admitted = p.in_cgroup2 ? Status::Ok() : p.cgroups.AdmitToCgroup2(init);
   if (!admitted.ok()) {
     ::kill(init, SIGKILL);  // still waiting for "go": it has done nothing yet
     WaitChild(init);
@@ -732,6 +736,223 @@ Status Supervise(ChildPlan& p) {
   Status st = Supervise(p);
   if (!st.ok()) FailChild(p.status_w, st);
   ::_exit(0);
+}
+
+// ---- the supervisor forked by the launcher (launcher.h) -------------------------------------
+//
+// A plan crosses to the launcher as bytes (below) and a list of fds; its fd fields hold the
+// caller's numbers, which the child maps to the ones it received. Bytes, not JSON: argv,
+// env and paths are bytes, and need not be UTF-8.
+
+std::vector<int> PlanFds(const ChildPlan& p) {
+  std::vector<int> fds = p.cgroup_fds;
+  for (int fd : {p.stdout_w, p.stderr_w, p.status_w, p.control_r, p.stdin_r, p.start_r, p.egress_w,
+                 p.net_r}) {
+    if (fd >= 0 && std::find(fds.begin(), fds.end(), fd) == fds.end()) fds.push_back(fd);
+  }
+  return fds;
+}
+
+// Fixed-width numbers in this machine's order (both ends are one binary), strings and lists
+// with a length before them.
+class WireWriter {
+ public:
+  void Int(int64_t v) { out_.append(reinterpret_cast<const char*>(&v), sizeof v); }
+  void Real(double v) { out_.append(reinterpret_cast<const char*>(&v), sizeof v); }
+  void Str(const std::string& v) {
+    Int(static_cast<int64_t>(v.size()));
+    out_ += v;
+  }
+  void Strs(const std::vector<std::string>& v) {
+    Int(static_cast<int64_t>(v.size()));
+    for (const std::string& x : v) Str(x);
+  }
+  void Ints(const std::vector<int>& v) {
+    Int(static_cast<int64_t>(v.size()));
+    for (int x : v) Int(x);
+  }
+  std::string& bytes() { return out_; }
+
+ private:
+  std::string out_;
+};
+
+// Reads what WireWriter wrote; ok() turns false for good at the first read past the end.
+class WireReader {
+ public:
+  explicit WireReader(const std::string& in) : in_(in) {}
+  int64_t Int() {
+    int64_t v = 0;
+    Take(&v, sizeof v);
+    return v;
+  }
+  double Real() {
+    double v = 0;
+    Take(&v, sizeof v);
+    return v;
+  }
+  std::string Str() {
+    const int64_t n = Int();
+    if (!ok_ || n < 0 || static_cast<uint64_t>(n) > in_.size() - pos_) {
+      ok_ = false;
+      return {};
+    }
+    std::string v = in_.substr(pos_, static_cast<size_t>(n));
+    pos_ += static_cast<size_t>(n);
+    return v;
+  }
+  std::vector<std::string> Strs() {
+    std::vector<std::string> v(Count());
+    for (std::string& x : v) x = Str();
+    return v;
+  }
+  std::vector<int> Ints() {
+    std::vector<int> v(Count());
+    for (int& x : v) x = static_cast<int>(Int());
+    return v;
+  }
+  bool done() const { return ok_ && pos_ == in_.size(); }
+
+ private:
+  size_t Count() {
+    const int64_t n = Int();
+    // Each element takes at least 8 bytes: a count larger than what is left is a bad blob.
+    if (!ok_ || n < 0 || static_cast<uint64_t>(n) > (in_.size() - pos_) / 8) {
+      ok_ = false;
+      return 0;
+    }
+    return static_cast<size_t>(n);
+  }
+  void Take(void* out, size_t n) {
+    if (!ok_ || in_.size() - pos_ < n) {
+      ok_ = false;
+      return;
+    }
+    std::memcpy(out, in_.data() + pos_, n);
+    pos_ += n;
+  }
+  const std::string& in_;
+  size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+std::string PlanToWire(const ChildPlan& p, const std::vector<int>& fds) {
+  WireWriter w;
+  const SandboxSpec& s = *p.spec;
+  w.Strs(s.argv);
+  w.Str(s.workspace);
+  w.Str(s.scratch_dir);
+  w.Strs(s.hide);
+  w.Strs(s.env);
+  w.Int(s.network);
+  w.Int(s.egress_port);
+  w.Int(s.memory_bytes);
+  w.Int(s.pids);
+  w.Real(s.cpus);
+  w.Int(s.timeout_ms);
+  w.Int(s.upper_size_bytes);
+  w.Int(s.upper_inodes);
+  w.Int(s.output_cap_bytes);
+  w.Strs(s.read_only_paths);
+  w.Int(s.linger);
+  w.Str(p.root.new_root);
+  w.Str(p.root.workspace);
+  w.Str(p.root.overlay_options);
+  w.Str(p.root.tmp_options);
+  w.Strs(p.root.read_only_paths);
+  w.Int(p.cgroups.cgroup2_dir);
+  w.Int(p.cgroups.cgroup2_procs);
+  w.Ints(p.cgroups.v1_tasks);
+  w.Int(p.caller);
+  w.Int(p.last_cap);
+  w.Str(p.scratch_dir);
+  w.Strs(p.hide);
+  w.Strs(p.writable);
+  for (int fd : {p.stdout_w, p.stderr_w, p.status_w, p.control_r, p.stdin_r, p.start_r, p.egress_w,
+                 p.net_r}) {
+    w.Int(fd);
+  }
+  w.Ints(fds);
+  return std::move(w.bytes());
+}
+
+// In the launcher's child. A blob that does not read back is a bug on the caller's side of
+// one binary: the child exits, and the caller reads EOF on the status pipe ("the sandbox
+// ended before ...") as for any child that died in its set-up.
+[[noreturn]] void SupervisorFromWire(const std::string& blob, const std::vector<int>& received) {
+  WireReader r(blob);
+  // Never freed: this process ends in RunSupervisor.
+  auto* spec = new SandboxSpec();
+  spec->argv = r.Strs();
+  spec->workspace = r.Str();
+  spec->scratch_dir = r.Str();
+  spec->hide = r.Strs();
+  spec->env = r.Strs();
+  spec->network = r.Int() != 0;
+  spec->egress_port = static_cast<int>(r.Int());
+  spec->memory_bytes = r.Int();
+  spec->pids = r.Int();
+  spec->cpus = r.Real();
+  spec->timeout_ms = r.Int();
+  spec->upper_size_bytes = r.Int();
+  spec->upper_inodes = r.Int();
+  spec->output_cap_bytes = r.Int();
+  spec->read_only_paths = r.Strs();
+  spec->linger = r.Int() != 0;
+  auto* p = new ChildPlan();
+  p->spec = spec;
+  p->root.new_root = r.Str();
+  p->root.workspace = r.Str();
+  p->root.overlay_options = r.Str();
+  p->root.tmp_options = r.Str();
+  p->root.read_only_paths = r.Strs();
+  const int cgroup2_dir = static_cast<int>(r.Int());
+  const int cgroup2_procs = static_cast<int>(r.Int());
+  const std::vector<int> v1_tasks = r.Ints();
+  p->caller = static_cast<pid_t>(r.Int());
+  p->last_cap = static_cast<int>(r.Int());
+  p->scratch_dir = r.Str();
+  p->hide = r.Strs();
+  p->writable = r.Strs();
+  int* const fd_fields[] = {&p->stdout_w, &p->stderr_w, &p->status_w, &p->control_r,
+                            &p->stdin_r,  &p->start_r,  &p->egress_w, &p->net_r};
+  for (int* field : fd_fields) *field = static_cast<int>(r.Int());
+  const std::vector<int> sent = r.Ints();
+  if (!r.done() || sent.size() != received.size()) ::_exit(kExitSetupFailed);
+  auto fd = [&](int caller_fd) {
+    if (caller_fd < 0) return -1;
+    auto it = std::find(sent.begin(), sent.end(), caller_fd);
+    if (it == sent.end()) ::_exit(kExitSetupFailed);
+    return received[static_cast<size_t>(it - sent.begin())];
+  };
+  for (int* field : fd_fields) *field = fd(*field);
+  p->cgroups.cgroup2_dir = fd(cgroup2_dir);
+  p->cgroups.cgroup2_procs = fd(cgroup2_procs);
+  for (int t : v1_tasks) p->cgroups.v1_tasks.push_back(fd(t));
+  p->cgroup_fds = p->cgroups.fds();
+  for (const std::string& a : spec->argv) p->argv.push_back(const_cast<char*>(a.c_str()));
+  p->argv.push_back(nullptr);
+  for (const std::string& e : spec->env) p->envp.push_back(const_cast<char*>(e.c_str()));
+  p->envp.push_back(nullptr);
+  TraceMark("supervisor: forked by the launcher");
+  RunSupervisor(*p);
+}
+
+// Forks the run's supervisor: through the launcher if this process started one, else here.
+Result<pid_t> ForkSupervisor(ChildPlan& plan) {
+  if (LauncherRunning()) {
+    const std::vector<int> fds = PlanFds(plan);
+    Result<pid_t> pid = Launch(PlanToWire(plan, fds), fds);
+    if (pid.ok() || LauncherRunning()) return pid;
+    // The launcher is gone (it is killed only with us, so this is a bug): every later run
+    // forks here, as a process without a launcher does.
+    TraceMark("sandbox: the launcher failed");
+    return pid;
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) return SysError("fork the sandbox supervisor");
+  if (pid == 0) RunSupervisor(plan);
+  return pid;
 }
 
 // The caller's handle on the supervisor: killed and reaped on every exit path.
@@ -1208,9 +1429,7 @@ Result<std::unique_ptr<PreparedRun>> PreparedRun::Prepare(const SandboxSpec& spe
   plan.egress_w = egress_channel.write.get();
   plan.start_r = start.read.get();
 
-  pid_t pid = ::fork();
-  if (pid < 0) return SysError("fork the sandbox supervisor");
-  if (pid == 0) RunSupervisor(plan);
+  ASSIGN_OR_RETURN(pid_t pid, ForkSupervisor(plan));
   TraceMark("sandbox: supervisor forked");
   net.read.reset();  // the supervisor's now
   st.net_maker = std::move(net_maker);
@@ -1328,6 +1547,10 @@ Status PreparedRun::Finish() {
   st.supervisor.reset();  // reaped: its mount namespace, the upper layer with it, is gone
   TraceMark("sandbox: supervisor reaped");
   return removed;
+}
+
+Status StartSandboxLauncher() {
+  return StartLauncher(&SupervisorFromWire);
 }
 
 SpareCounts SpareCountsSoFar() {
@@ -1451,9 +1674,7 @@ Result<std::unique_ptr<SandboxedProcess>> SandboxedProcess::Start(const SandboxS
   plan.control_r = control.read.get();
   plan.stdin_r = in.read.get();
 
-  pid_t pid = ::fork();
-  if (pid < 0) return SysError("fork the sandbox supervisor");
-  if (pid == 0) RunSupervisor(plan);
+  ASSIGN_OR_RETURN(pid_t pid, ForkSupervisor(plan));
   st.supervisor = std::make_unique<SupervisorProcess>(pid, std::move(control.write));
   in.read.reset();
   out.write.reset();

@@ -155,6 +155,13 @@ SpareCounts SpareCountsSoFar();
 // that count cgroups). They are also removed at exit.
 void DropSpareCgroups();
 
+// Has this process's sandboxes forked by a launcher (launcher.h) from here on, not by the
+// thread that asks for them: call it first thing in a process that will run sandboxes from
+// many threads (airlock serve, the MCP proxy), while it has one thread. FailedPrecondition
+// with more threads; then, and in a process that never calls it, each run forks its
+// supervisor from the calling thread.
+Status StartSandboxLauncher();
+
 // Removes what a killed airlock left behind: cgroups of runs whose processes are gone, and
 // stale entries under scratch_root. Mounts need no clean-up (they die with the supervisor).
 // Only empty directories are removed, and none that a live run holds (RunSandboxed keeps a

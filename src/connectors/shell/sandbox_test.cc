@@ -102,12 +102,20 @@ std::vector<std::string> OurCgroups() {
   return CgroupsNamedFor(::getpid());
 }
 
-// Keeping a run's cgroups for the next is off unless AIRLOCK_REUSE_CGROUPS=1 (sandbox.cc,
-// Spares::Reuse says why); the tests of that path turn it on while they run.
+// Keeping a run's cgroups for the next is on unless AIRLOCK_REUSE_CGROUPS=0 (sandbox.cc,
+// Spares::Reuse): the tests of that path make sure it is on, whatever the environment says.
 class ReuseCgroups {
  public:
-  ReuseCgroups() { ::setenv("AIRLOCK_REUSE_CGROUPS", "1", 1); }
-  ~ReuseCgroups() { ::unsetenv("AIRLOCK_REUSE_CGROUPS"); }
+  ReuseCgroups() {
+    if (const char* v = std::getenv("AIRLOCK_REUSE_CGROUPS")) saved_ = v;
+    ::unsetenv("AIRLOCK_REUSE_CGROUPS");
+  }
+  ~ReuseCgroups() {
+    if (!saved_.empty()) ::setenv("AIRLOCK_REUSE_CGROUPS", saved_.c_str(), 1);
+  }
+
+ private:
+  std::string saved_;
 };
 
 class SandboxTest : public ::testing::Test {
@@ -562,6 +570,125 @@ TEST_F(SandboxTest, SpareCgroupsAreRemovedAtExit) {
   fs::remove_all(scratch_ + "/ws");
   fs::remove_all(scratch_ + "/scratch");
   fs::remove(out_file);
+}
+
+// The sandbox launcher (launcher.h), in a process of its own: this binary started again with
+// only LauncherChild.RunsSandboxesWhileOtherThreadsAllocate. That child starts the launcher
+// (refused while it has a second thread), keeps three threads allocating and freeing, and
+// runs sandboxes one after another. Forked from such a process, a supervisor could inherit a
+// lock of the allocator held by one of those threads: in the sanitizer build, whose
+// allocator has no fork handler, init then hung in its first allocation now and then.
+TEST(LauncherChild, RunsSandboxesWhileOtherThreadsAllocate) {
+  const char* scratch = std::getenv("AIRLOCK_TEST_LAUNCHER_CHILD");
+  if (scratch == nullptr) GTEST_SKIP() << "only as the child of SandboxesComeFromTheLauncher";
+  {
+    std::atomic<bool> go{false};
+    std::thread waiter([&] {
+      while (!go) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    });
+    Status refused = StartSandboxLauncher();
+    go = true;
+    waiter.join();
+    EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition) << refused.ToString();
+    EXPECT_NE(refused.message().find("one thread"), std::string::npos) << refused.message();
+  }
+  ASSERT_TRUE(StartSandboxLauncher().ok());
+  EXPECT_EQ(StartSandboxLauncher().code(), StatusCode::kFailedPrecondition);
+
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> busy;
+  for (int t = 0; t < 3; ++t) {
+    busy.emplace_back([&stop, t] {
+      std::vector<std::string> keep(64);
+      for (size_t i = 0; !stop; ++i)
+        keep[i % keep.size()] = std::string(16 + (i * 37 + t) % 400, 'x');
+    });
+  }
+  SandboxSpec spec;
+  spec.workspace = scratch + std::string("/ws");
+  spec.scratch_dir = scratch + std::string("/scratch");
+  spec.env = {"PATH=/usr/bin:/bin"};
+  spec.timeout_ms = 20'000;
+  for (int i = 0; i < 12; ++i) {
+    spec.argv = {"sh", "-c",
+                 "echo run " + std::to_string(i) + "; echo new > f" + std::to_string(i)};
+    std::vector<std::string> upper;
+    Result<SandboxOutcome> out = RunSandboxed(spec, [&](const std::string& dir) {
+      for (const auto& e : fs::directory_iterator(dir)) upper.push_back(e.path().filename());
+      return Status::Ok();
+    });
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_EQ(out->exit_code, 0) << out->stderr_data;
+    EXPECT_EQ(out->stdout_data, "run " + std::to_string(i) + "\n");
+    EXPECT_EQ(upper, std::vector<std::string>{"f" + std::to_string(i)});
+  }
+  // The plan crosses as bytes: an argument and an environment value that are not UTF-8
+  // arrive as they were.
+  spec.argv = {"sh", "-c", "printf %s \"$1$V\" | od -An -tx1 | tr -d ' '", "sh", "\xff\xfe"};
+  spec.env = {"PATH=/usr/bin:/bin", "V=\xc3"};
+  Result<SandboxOutcome> bytes = RunSandboxed(spec, nullptr);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  EXPECT_EQ(bytes->stdout_data, "fffec3\n") << bytes->stderr_data;
+  stop = true;
+  for (std::thread& t : busy) t.join();
+  // Every supervisor was this process's child (the launcher clones with CLONE_PARENT), and
+  // was reaped by it: the launcher has no children, and no zombie is left.
+  int launchers = 0;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string stat = ReadFile(e.path().string() + "/stat");
+    const size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream rest(stat.substr(paren + 2));
+    char state = 0;
+    int ppid = 0;
+    rest >> state >> ppid;
+    const std::string comm = stat.substr(stat.find('(') + 1, paren - stat.find('(') - 1);
+    if (ppid == ::getpid() && comm == "airlock-launch") {
+      ++launchers;
+      for (const auto& c : fs::directory_iterator("/proc")) {
+        std::string cs = ReadFile(c.path().string() + "/stat");
+        const size_t cp = cs.rfind(')');
+        if (cp == std::string::npos) continue;
+        std::istringstream cr(cs.substr(cp + 2));
+        char cstate = 0;
+        int cppid = 0;
+        cr >> cstate >> cppid;
+        EXPECT_NE(cppid, std::stoi(name)) << "a child of the launcher: " << cs;
+      }
+    } else if (ppid == ::getpid()) {
+      EXPECT_NE(state, 'Z') << "not reaped: " << stat;
+    }
+  }
+  EXPECT_EQ(launchers, 1);
+}
+
+TEST_F(SandboxTest, SandboxesComeFromTheLauncher) {
+  fs::create_directory(scratch_ + "/ws");
+  fs::create_directory(scratch_ + "/scratch");
+  const std::string out_file = scratch_ + "/child.out";
+  const std::string trace = scratch_ + "/trace";
+  const std::string cmd = "AIRLOCK_TRACE=" + trace + " AIRLOCK_TEST_LAUNCHER_CHILD=" + scratch_ +
+                          " /proc/" + std::to_string(::getpid()) +
+                          "/exe --gtest_filter=LauncherChild.RunsSandboxesWhileOtherThreadsAllocate"
+                          " >" +
+                          out_file + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  const std::string output = ReadFile(out_file);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+  EXPECT_NE(output.find("[  PASSED  ] 1 test"), std::string::npos) << output;
+  // Each of the child's 13 runs had its supervisor forked by the launcher.
+  std::istringstream lines(ReadFile(trace));
+  int launched = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("supervisor: forked by the launcher") != std::string::npos) ++launched;
+  }
+  EXPECT_EQ(launched, 13) << ReadFile(trace).substr(0, 4000);
+  fs::remove_all(scratch_ + "/ws");
+  fs::remove_all(scratch_ + "/scratch");
+  fs::remove(out_file);
+  fs::remove(trace);
 }
 
 TEST_F(SandboxTest, NetworkOnSharesTheHostNetwork) {
@@ -1195,7 +1322,7 @@ TEST_F(SandboxTest, LongLivedProcessTalksOverPipesAndWritesOnlyItsUpperLayer) {
 }
 
 // init joins the cgroup2 directory by clone3(CLONE_INTO_CGROUP) and the v1 hierarchies by
-// moving its own thread (RunCgroups::AdmitSelf), not by pid: every cgroup of the run must
+// moving its own thread (CgroupHandles::AdmitSelf), not by pid: every cgroup of the run must
 // still hold init and the command, and nothing else.
 TEST_F(SandboxTest, InitAndTheCommandAreInEveryCgroupOfTheRun) {
   auto started = SandboxedProcess::Start(Spec({"sh", "-c", "echo ready; exec cat"}));
