@@ -14,12 +14,12 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 
+#include "connectors/shell/fds.h"
 #include "core/trace.h"
 
 namespace airlock::shell {
@@ -99,17 +99,7 @@ bool ReceiveHeader(int channel, Header* h, std::vector<int>* fds) {
   // signal before the command runs.
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) ::signal(sig, SIG_IGN);
   // Nothing of the parent's but stdio, the channel and the trace file.
-  {
-    int keep[] = {channel, TraceFd()};
-    if (keep[0] > keep[1]) std::swap(keep[0], keep[1]);
-    unsigned from = 3;
-    for (int fd : keep) {
-      if (fd < static_cast<int>(from)) continue;
-      if (static_cast<unsigned>(fd) > from) ::close_range(from, static_cast<unsigned>(fd) - 1, 0);
-      from = static_cast<unsigned>(fd) + 1;
-    }
-    ::close_range(from, UINT_MAX, 0);
-  }
+  CloseAllFdsExcept({channel, TraceFd()});
   for (;;) {
     Header h{};
     std::vector<int> fds;

@@ -36,6 +36,7 @@
 
 #include "connectors/shell/caps.h"
 #include "connectors/shell/cgroup.h"
+#include "connectors/shell/fds.h"
 #include "connectors/shell/landlock.h"
 #include "connectors/shell/launcher.h"
 #include "connectors/shell/mount.h"
@@ -106,19 +107,6 @@ Result<Pipe> MakeSocketPair() {
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
     return SysError("socketpair");
   return Pipe{Fd(fds[0]), Fd(fds[1])};
-}
-
-// Closes every fd of this process except 0-2 and `keep`. A sibling thread's fork may have
-// handed us its pipes' write ends; holding them would delay that run's end-of-output.
-void CloseAllFdsExcept(std::vector<int> keep) {
-  std::sort(keep.begin(), keep.end());
-  unsigned from = 3;
-  for (int fd : keep) {
-    if (fd < static_cast<int>(from)) continue;
-    if (static_cast<unsigned>(fd) > from) ::close_range(from, static_cast<unsigned>(fd) - 1, 0);
-    from = static_cast<unsigned>(fd) + 1;
-  }
-  ::close_range(from, UINT_MAX, 0);
 }
 
 // ---- messages from the sandbox to the caller ------------------------------------------------

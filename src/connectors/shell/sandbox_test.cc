@@ -633,32 +633,19 @@ TEST(LauncherChild, RunsSandboxesWhileOtherThreadsAllocate) {
   for (std::thread& t : busy) t.join();
   // Every supervisor was this process's child (the launcher clones with CLONE_PARENT), and
   // was reaped by it: the launcher has no children, and no zombie is left.
+  // (The main thread started the launcher; the launcher's clones count as that thread's.)
   int launchers = 0;
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    const std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string stat = ReadFile(e.path().string() + "/stat");
-    const size_t paren = stat.rfind(')');
-    if (paren == std::string::npos) continue;
-    std::istringstream rest(stat.substr(paren + 2));
-    char state = 0;
-    int ppid = 0;
-    rest >> state >> ppid;
-    const std::string comm = stat.substr(stat.find('(') + 1, paren - stat.find('(') - 1);
-    if (ppid == ::getpid() && comm == "airlock-launch") {
+  for (pid_t kid : ChildrenOf(::getpid())) {
+    const std::string stat = ReadFile("/proc/" + std::to_string(kid) + "/stat");
+    const size_t open = stat.find('('), close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos || close + 2 >= stat.size()) {
+      continue;  // gone meanwhile
+    }
+    if (stat.substr(open + 1, close - open - 1) == "airlock-launch") {
       ++launchers;
-      for (const auto& c : fs::directory_iterator("/proc")) {
-        std::string cs = ReadFile(c.path().string() + "/stat");
-        const size_t cp = cs.rfind(')');
-        if (cp == std::string::npos) continue;
-        std::istringstream cr(cs.substr(cp + 2));
-        char cstate = 0;
-        int cppid = 0;
-        cr >> cstate >> cppid;
-        EXPECT_NE(cppid, std::stoi(name)) << "a child of the launcher: " << cs;
-      }
-    } else if (ppid == ::getpid()) {
-      EXPECT_NE(state, 'Z') << "not reaped: " << stat;
+      EXPECT_TRUE(ChildrenOf(kid).empty()) << "the launcher has children";
+    } else {
+      EXPECT_NE(stat[close + 2], 'Z') << "not reaped: " << stat;
     }
   }
   EXPECT_EQ(launchers, 1);
