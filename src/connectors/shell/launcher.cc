@@ -10,6 +10,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,6 +30,10 @@ struct Header {
   uint32_t blob_len;
   uint32_t fd_count;
 };
+
+// How long the caller waits for the launcher to take a request or answer it (a clone takes
+// well under a millisecond).
+constexpr time_t kAnswerTimeoutS = 30;
 
 // The caller's end of the channel and the lock that keeps one request on it at a time.
 std::mutex g_mu;
@@ -106,7 +111,9 @@ bool ReceiveHeader(int channel, Header* h, std::vector<int>* fds) {
     if (!ReceiveHeader(channel, &h, &fds)) ::_exit(0);
     std::string blob(h.blob_len, '\0');
     if (!ReadAll(channel, blob.data(), blob.size())) ::_exit(0);
-    // Like fork (no new stack), but the child's parent is ours: the caller's.
+    // Like fork (no new stack), but the child's parent is ours: the caller's. With
+    // CLONE_PARENT the kernel ignores the exit signal given here and uses ours (SIGCHLD:
+    // we were forked), so the caller gets SIGCHLD and waitpid() finds the child either way.
     long pid = ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
     if (pid == 0) {
       ::close(channel);
@@ -144,6 +151,11 @@ Status StartLauncher(LaunchedMain main) {
     return Status::FailedPrecondition("the sandbox launcher already runs");
   }
   const int threads = ThreadCount();
+  if (threads < 0) {
+    return Status::FailedPrecondition(
+        "the sandbox launcher is started only by a process with one thread, and /proc/self/stat "
+        "did not say how many this one has");
+  }
   if (threads != 1) {
     return Status::FailedPrecondition(
         "the sandbox launcher is started only by a process with "
@@ -167,6 +179,11 @@ Status StartLauncher(LaunchedMain main) {
     Serve(sv[1], parent, main);
   }
   ::close(sv[1]);
+  // A launcher that does not answer (stopped, or worse) must not hold every run, nor the
+  // exit, forever: after kAnswerTimeoutS it is killed and runs fork from their own thread.
+  timeval limit{kAnswerTimeoutS, 0};
+  ::setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  ::setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
   g_channel = sv[0];
   g_pid = pid;
   static const bool registered = [] { return std::atexit(StopLauncher) == 0; }();
@@ -201,6 +218,12 @@ Result<pid_t> Launch(const std::string& blob, const std::vector<int>& fds) {
     const int err = errno;
     ::close(g_channel);
     g_channel = -1;
+    // Whatever state it is in, it serves no one now: killed, and reaped at once if it can be
+    // (else by StopLauncher at exit).
+    if (g_pid > 0) {
+      ::kill(g_pid, SIGKILL);
+      if (::waitpid(g_pid, nullptr, WNOHANG) == g_pid) g_pid = -1;
+    }
     return Status::IoError(std::string("sandbox launcher: ") + what +
                            (err != 0 ? std::string(": ") + std::strerror(err) : ""));
   };

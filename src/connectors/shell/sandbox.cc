@@ -26,6 +26,7 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -922,6 +923,7 @@ std::string PlanToWire(const ChildPlan& p, const std::vector<int>& fds) {
   p->argv.push_back(nullptr);
   for (const std::string& e : spec->env) p->envp.push_back(const_cast<char*>(e.c_str()));
   p->envp.push_back(nullptr);
+  ::prctl(PR_SET_NAME, "airlock", 0, 0, 0);  // not the launcher's name, which it inherited
   TraceMark("supervisor: forked by the launcher");
   RunSupervisor(*p);
 }
@@ -932,9 +934,13 @@ Result<pid_t> ForkSupervisor(ChildPlan& plan) {
     const std::vector<int> fds = PlanFds(plan);
     Result<pid_t> pid = Launch(PlanToWire(plan, fds), fds);
     if (pid.ok() || LauncherRunning()) return pid;
-    // The launcher is gone (it is killed only with us, so this is a bug): every later run
-    // forks here, as a process without a launcher does.
-    TraceMark("sandbox: the launcher failed");
+    // The launcher is gone (it dies only with us, or by someone's kill): every later run
+    // forks here, as a process without a launcher does. Said once.
+    static std::once_flag said;
+    std::call_once(said, [&] {
+      std::fprintf(stderr, "airlock: %s; from now on each sandbox is forked by its own thread\n",
+                   pid.status().message().c_str());
+    });
     return pid;
   }
   pid_t pid = ::fork();
@@ -1538,6 +1544,11 @@ Status PreparedRun::Finish() {
 }
 
 Status StartSandboxLauncher() {
+  // What every run works out once per process, worked out before the fork, so that the
+  // launcher and its clones inherit it: the compiled seccomp filter above all (else each
+  // init would compile it again, under the run's limits). An error here is each run's to
+  // report, from its own Preflight.
+  (void)Preflight();
   return StartLauncher(&SupervisorFromWire);
 }
 

@@ -649,6 +649,24 @@ TEST(LauncherChild, RunsSandboxesWhileOtherThreadsAllocate) {
     }
   }
   EXPECT_EQ(launchers, 1);
+
+  // A launcher that is gone costs the run that finds it so (an error, nothing run), and the
+  // runs after it fork from their own thread.
+  pid_t launcher = -1;
+  for (pid_t kid : ChildrenOf(::getpid())) {
+    if (ReadFile("/proc/" + std::to_string(kid) + "/comm") == "airlock-launch\n") launcher = kid;
+  }
+  ASSERT_GT(launcher, 0);
+  ASSERT_EQ(::kill(launcher, SIGKILL), 0);
+  spec.argv = {"sh", "-c", "echo after"};
+  spec.env = {"PATH=/usr/bin:/bin"};
+  Result<SandboxOutcome> lost = RunSandboxed(spec, nullptr);
+  ASSERT_FALSE(lost.ok());
+  EXPECT_NE(lost.status().message().find("sandbox launcher"), std::string::npos)
+      << lost.status().ToString();
+  Result<SandboxOutcome> after = RunSandboxed(spec, nullptr);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(after->stdout_data, "after\n");
 }
 
 TEST_F(SandboxTest, SandboxesComeFromTheLauncher) {
@@ -665,13 +683,21 @@ TEST_F(SandboxTest, SandboxesComeFromTheLauncher) {
   const std::string output = ReadFile(out_file);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
   EXPECT_NE(output.find("[  PASSED  ] 1 test"), std::string::npos) << output;
-  // Each of the child's 13 runs had its supervisor forked by the launcher.
+  // Each of the child's 13 runs before the launcher was killed had its supervisor forked by
+  // the launcher; the one after it, by its own thread.
   std::istringstream lines(ReadFile(trace));
   int launched = 0;
   for (std::string line; std::getline(lines, line);) {
     if (line.find("supervisor: forked by the launcher") != std::string::npos) ++launched;
   }
   EXPECT_EQ(launched, 13) << ReadFile(trace).substr(0, 4000);
+  // The launcher's loss was said, once.
+  const std::string said = "from now on each sandbox is forked by its own thread";
+  const size_t at = output.find(said);
+  EXPECT_NE(at, std::string::npos) << output;
+  if (at != std::string::npos) {
+    EXPECT_EQ(output.find(said, at + 1), std::string::npos) << output;
+  }
   fs::remove_all(scratch_ + "/ws");
   fs::remove_all(scratch_ + "/scratch");
   fs::remove(out_file);
