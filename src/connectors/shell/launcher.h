@@ -14,6 +14,10 @@
 // the caller waits for it, kills it and gets its SIGCHLD as if it had forked it itself, and
 // its parent-death signal is tied to the thread that started the launcher.
 //
+// Its clones inherit the process state of the moment it was forked, not the caller's later
+// state: airlock serve raises its own descriptor limit after that, so the commands it runs
+// get the soft limit it started with, as the CLI's commands do.
+//
 // A process that never starts the launcher (the CLI, a library caller, the tests) forks as
 // before: the CLI has one thread when it forks.
 #pragma once
