@@ -72,7 +72,7 @@ class RunCgroups {
 
   // What the run's supervisor and init join its cgroups by (CgroupHandles): descriptors
   // opened by Create, which must outlive their use.
-  struct CgroupHandles handles() const;
+  CgroupHandles handles() const;
 
   // SIGKILLs every process in the run's cgroups (cgroup.kill where there is a cgroup2
   // directory, else a pidfd per listed process until the list is empty).

@@ -766,7 +766,8 @@ class WireWriter {
   std::string out_;
 };
 
-// Reads what WireWriter wrote; ok() turns false for good at the first read past the end.
+// Reads what WireWriter wrote; a read past the end (or a bad length) makes done() false for
+// good.
 class WireReader {
  public:
   explicit WireReader(const std::string& in) : in_(in) {}
