@@ -138,7 +138,9 @@ std::string WeightProblem(std::string_view p) {
         if (count > kMaxRepeatCount) {
           return "a repetition count over " + std::to_string(kMaxRepeatCount);
         }
-        top.last = SatAdd(SatMul(std::max<int64_t>(top.last, 1), count), 1);
+        // At least one copy: regcomp builds the piece before it reads the count, so `{0}`
+        // after `x+++…` (found by fuzz/policy_fuzz.cc) still built the doubled piece.
+        top.last = SatAdd(SatMul(std::max<int64_t>(top.last, 1), std::max<int64_t>(count, 1)), 1);
         i += length - 1;
         continue;
       }

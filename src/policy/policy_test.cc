@@ -1086,6 +1086,7 @@ TEST(PolicyMcp, ArgCheckErrors) {
   bad("{\"/to\": {matches: \"((x?){0,9}){,40}\"}}", "\"((x", {"expand too far"});
   // Found by fuzz/policy_fuzz.cc: each stacked `+` doubles what regcomp builds.
   bad("{\"/to\": {matches: \"(x" + std::string(40, '+') + ")\"}}", "\"(x", {"expand too far"});
+  bad("{\"/to\": {matches: \"((x" + std::string(38, '+') + "{0}\"}}", "\"((x", {"expand too far"});
   bad("{\"/to\": {matches: \"" + std::string(1025, 'a') + "\"}}", "\"aaa",
       {"longer than 1024 bytes"});
   bad("{\"/to\": {matches: [a]}}", "[a]", {"matches: expected a string"});
