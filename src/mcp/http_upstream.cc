@@ -198,6 +198,19 @@ std::vector<std::string> HttpUpstream::Headers(bool json_body) {
   return h;
 }
 
+void HttpUpstream::AdoptSession(const std::string& session_id, const std::string& answer) {
+  ParseResult p = Parse(answer, SIZE_MAX);
+  if (!p.message || p.message->type != Message::Type::kResponse || !p.message->result.is_object()) {
+    return;  // an error answer opens no session
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  session_id_ = session_id;
+  const Json& result = p.message->result;
+  if (result.contains("protocolVersion") && result["protocolVersion"].is_string()) {
+    protocol_version_ = result["protocolVersion"].get<std::string>();
+  }
+}
+
 void HttpUpstream::Deliver(std::string line) {
   std::lock_guard<std::mutex> lock(mu_);
   if (ended_) return;
@@ -249,10 +262,11 @@ void HttpUpstream::Transfer(Json message) {
   t.max_bytes = options_.max_message_bytes;
   t.cancel = &stopping_;
   bool answered = false;
-  std::vector<std::string> messages;  // initialize: its answer is read here too
   t.on_message = [&](std::string data) {
-    if (request && !answered && IsResponseTo(data, id)) answered = true;
-    if (method == "initialize") messages.push_back(data);
+    if (request && !answered && IsResponseTo(data, id)) {
+      answered = true;
+      if (method == "initialize") AdoptSession(t.session_id, data);
+    }
     Deliver(std::move(data));
   };
   const bool had_session = !SessionId().empty();
@@ -264,7 +278,9 @@ void HttpUpstream::Transfer(Json message) {
     // A JSON answer: the request's response (or, for a notification, nothing useful).
     if (request && IsResponseTo(t.body, id)) {
       answered = true;
-      if (method == "initialize") messages.push_back(t.body);
+      if (method == "initialize" && o.code >= 200 && o.code < 300) {
+        AdoptSession(t.session_id, t.body);
+      }
       Deliver(t.body);
     }
   }
@@ -286,18 +302,6 @@ void HttpUpstream::Transfer(Json message) {
     }
     Deliver(Serialize(MakeError(id, kUpstreamUnavailable, why)));
     return;
-  }
-  if (method == "initialize" && o.code >= 200 && o.code < 300) {
-    std::lock_guard<std::mutex> lock(mu_);
-    session_id_ = t.session_id;
-    for (const auto& m : messages) {
-      ParseResult p = Parse(m, SIZE_MAX);
-      if (p.message && p.message->type == Message::Type::kResponse &&
-          p.message->result.is_object() && p.message->result.contains("protocolVersion") &&
-          p.message->result["protocolVersion"].is_string()) {
-        protocol_version_ = p.message->result["protocolVersion"].get<std::string>();
-      }
-    }
   }
   if (method == "notifications/initialized" && o.status.ok() && o.code < 300) {
     std::lock_guard<std::mutex> lock(mu_);

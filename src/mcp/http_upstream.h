@@ -73,6 +73,11 @@ class HttpUpstream : public Upstream {
   void Deliver(std::string line);
   void End(const std::string& why);
   std::string SessionId();
+  // Takes the session that an answer to initialize opens: its id from the response's header,
+  // its protocol version from the answer. Called before that answer is delivered, since the
+  // client may send its next message (each request goes on a thread of its own) as soon as
+  // it has the answer, and that message must carry both.
+  void AdoptSession(const std::string& session_id, const std::string& answer);
   std::vector<std::string> Headers(bool json_body);
 
   const HttpUpstreamOptions options_;

@@ -1,5 +1,7 @@
 #include "mcp/http_upstream.h"
 
+#include "net/http_test_util.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -87,6 +89,50 @@ TEST(HttpUpstream, AnUnreachableServerAnswersTheRequestWithAnError) {
   (*up)->Stop();
   EXPECT_EQ((*up)->Receive(&line), LineReader::Event::kEof);
   EXPECT_FALSE((*up)->Send(MakeNotification("x", nullptr)));
+}
+
+// The answer to initialize reaches the client while its event stream is still open, and a
+// client sends its next request at once: that request must carry the session the answer
+// opened. (The session was once taken only after the stream closed: a request sent in between
+// went without it, and a real server answered 400.)
+TEST(HttpUpstream, TheRequestRightAfterInitializeCarriesItsSession) {
+  airlock::testing::HttpReceiver server([](int i) {
+    airlock::testing::Reply r;
+    if (i == 0) {
+      r.content_type = "text/event-stream";
+      r.extra_headers = "Mcp-Session-Id: s-1\r\n";
+      r.body =
+          "data: "
+          "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"protocolVersion\":\"2025-06-18\"}}\n\n";
+      r.linger_ms = 300;
+    } else {
+      r.content_type = "application/json";
+      r.body = "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}";
+    }
+    return r;
+  });
+  ASSERT_TRUE(server.ok());
+  HttpUpstreamOptions o;
+  o.url = server.Url("/mcp");
+  auto up = HttpUpstream::Start(o);
+  ASSERT_TRUE(up.ok()) << up.status().ToString();
+  ASSERT_TRUE((*up)->Send(MakeRequest(1, "initialize", Json::object())));
+  std::string line;
+  ASSERT_EQ((*up)->Receive(&line), LineReader::Event::kLine);
+  EXPECT_NE(line.find("protocolVersion"), std::string::npos) << line;
+  ASSERT_TRUE((*up)->Send(MakeRequest(2, "tools/list", Json::object())));
+  ASSERT_EQ((*up)->Receive(&line), LineReader::Event::kLine);
+  EXPECT_NE(line.find("\"id\":2"), std::string::npos) << line;
+  const std::vector<airlock::testing::ReceivedRequest> got = server.requests();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].headers.count("mcp-session-id"), 0u);
+  auto header = [&](const std::string& name) {
+    auto it = got[1].headers.find(name);
+    return it == got[1].headers.end() ? std::string("<none>") : it->second;
+  };
+  EXPECT_EQ(header("mcp-session-id"), "s-1");
+  EXPECT_EQ(header("mcp-protocol-version"), "2025-06-18");
+  (*up)->Stop();
 }
 
 }  // namespace

@@ -34,6 +34,10 @@ struct Reply {
   std::string body = "ok";
   std::string extra_headers;  // "Location: /x\r\n"
   bool hang = false;          // never answer; hold the connection until the receiver stops
+  std::string content_type = "text/plain";
+  // > 0: the body has no Content-Length and ends when the connection closes, this long after
+  // it was sent (a stream that stays open after its last event).
+  int linger_ms = 0;
 };
 
 inline int BindLoopback(int* port) {
@@ -182,15 +186,18 @@ class HttpReceiver {
       while (!stop_) std::this_thread::sleep_for(std::chrono::milliseconds(10));
       return;
     }
-    std::string out =
-        "HTTP/1.1 " + std::to_string(reply.status) + " X\r\n" +
-        "Content-Type: text/plain\r\nContent-Length: " + std::to_string(reply.body.size()) +
-        "\r\nConnection: close\r\n" + reply.extra_headers + "\r\n" + reply.body;
+    const std::string content_length =
+        reply.linger_ms > 0 ? "" : "Content-Length: " + std::to_string(reply.body.size()) + "\r\n";
+    std::string out = "HTTP/1.1 " + std::to_string(reply.status) + " X\r\n" +
+                      "Content-Type: " + reply.content_type + "\r\n" + content_length +
+                      "Connection: close\r\n" + reply.extra_headers + "\r\n" + reply.body;
     for (size_t off = 0; off < out.size();) {
       ssize_t n = send(conn, out.data() + off, out.size() - off, MSG_NOSIGNAL);
       if (n <= 0) return;  // the client gave up (e.g. a capped body); fine
       off += static_cast<size_t>(n);
     }
+    if (reply.linger_ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(reply.linger_ms));
   }
 
   std::function<Reply(int)> reply_;
