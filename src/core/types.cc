@@ -1,5 +1,7 @@
 #include "core/types.h"
 
+#include "core/json.h"
+
 #include <array>
 #include <limits>
 #include <type_traits>
@@ -240,6 +242,13 @@ Result<Effect> EffectFromJson(const Json& j) {
     }
   }
   return e;
+}
+
+std::string StoredActionBody(const Action& a) {
+  Json j = ActionToJson(a);
+  j.erase("votes");
+  j.erase("approvals");
+  return CanonicalJson(j);
 }
 
 Json ActionToJson(const Action& a) {

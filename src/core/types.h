@@ -170,5 +170,8 @@ struct Action {
 // id, status, risk, reasons, effect, result, plus the rest.
 Json ActionToJson(const Action& a);
 Result<Action> ActionFromJson(const Json& j);
+// The action as a store keeps it in its row's body: its canonical JSON form without the
+// votes (a table of their own holds those) and without the approval count derived from them.
+std::string StoredActionBody(const Action& a);
 
 }  // namespace airlock

@@ -1020,6 +1020,20 @@ void ReadAsRecorded(Action* a, const DryRunResult& dry) {
 
 bool Gateway::SubmitReadAsync(const std::optional<std::string>& token,
                               const SubmitRequest& request, std::function<void(Outcome)> done) {
+  return SubmitReadPrepared(token, request, [&done](const Outcome& ok) -> ReadFinish {
+    return [done = std::move(done), ok](const Status& recorded) mutable {
+      if (!recorded.ok()) {
+        done({recorded, std::nullopt});
+      } else {
+        done(std::move(ok));
+      }
+    };
+  });
+}
+
+bool Gateway::SubmitReadPrepared(const std::optional<std::string>& token,
+                                 const SubmitRequest& request,
+                                 const std::function<ReadFinish(const Outcome&)>& prepare) {
   // Everything below only looks: a request that is not plainly an agent's read of a target
   // in its scopes goes back to the caller untouched, for Submit to decide and audit.
   if (!options_.group_commit || !request.idempotency_key.empty() || request.read_only ||
@@ -1042,13 +1056,15 @@ bool Gateway::SubmitReadAsync(const std::optional<std::string>& token,
   Classification cls = classifier_.Classify(who->name, request.target, fast->effect);
   if (cls.risk != Risk::kRead) return false;
 
-  // The record and the rows wait in one place for the commit; the closure may run twice
-  // (a savepoint retry), so it only reads them.
+  // What the committer needs, all made here: the committer is the one thread that every
+  // grouped record waits for, so it only binds, hashes the chain and sends. The closure may
+  // run twice (a savepoint retry), so it only reads these.
   struct Read {
     Action action;
-    Json rows;
     std::string principal;
-    std::string payload;  // canonical, serialised here rather than on the committer thread
+    std::string body;     // the action row's body (StoredActionBody)
+    std::string payload;  // the audit event's canonical payload
+    ReadFinish finish;
   };
   auto read = std::make_shared<Read>();
   read->action = NewAction(*who, request);
@@ -1056,12 +1072,19 @@ bool Gateway::SubmitReadAsync(const std::optional<std::string>& token,
   read->action.risk = cls.risk;
   read->action.reasons = std::move(cls.reasons);
   ReadAsRecorded(&read->action, *fast);
-  read->rows = std::move(fast->result);
   read->principal = who->Label();
+  read->body = StoredActionBody(read->action);
   read->payload = CanonicalJson(DecisionPayload(read->action));
+  // The outcome once recorded: the action as the store has it, with the rows in place of
+  // their summary (lent to `prepare`, not copied).
+  Json summary = std::exchange(read->action.result, std::move(fast->result));
+  Outcome answered{Status::Ok(), std::move(read->action)};
+  read->finish = prepare(answered);
+  read->action = std::move(*answered.action);
+  read->action.result = std::move(summary);
   store_->TransactGroupedAsync(
       [read](StoreTxn& t) -> Status {
-        RETURN_IF_ERROR(t.InsertAction(read->action));
+        RETURN_IF_ERROR(t.InsertAction(read->action, read->body));
         AuditEvent e;
         e.action_id = read->action.id;
         e.principal = read->principal;
@@ -1070,15 +1093,14 @@ bool Gateway::SubmitReadAsync(const std::optional<std::string>& token,
         e.canonical_payload = read->payload;
         return t.AppendAudit(std::move(e)).status();
       },
-      [this, read, done = std::move(done)](Status st) {
+      [this, read](Status st) {
         // Fail closed: the rows go out only with a durable record of their read.
         if (!st.ok()) {
-          done({st.Annotate("audit write failed; the result is withheld"), std::nullopt});
+          read->finish(st.Annotate("audit write failed; the result is withheld"));
           return;
         }
         if (observer_) observer_(read->action, "read");
-        read->action.result = std::move(read->rows);
-        done({Status::Ok(), std::move(read->action)});
+        read->finish(Status::Ok());
       });
   return true;
 }

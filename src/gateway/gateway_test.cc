@@ -36,7 +36,9 @@ class FaultyTxn : public StoreTxn {
  public:
   FaultyTxn(StoreTxn& real, std::atomic<int>& fail_audit_in, std::atomic<bool>& fail_every_audit)
       : real_(real), fail_(fail_audit_in), fail_every_(fail_every_audit) {}
-  Status InsertAction(const Action& a) override { return real_.InsertAction(a); }
+  Status InsertAction(const Action& a, const std::string& body) override {
+    return real_.InsertAction(a, body);
+  }
   Status UpdateAction(const Action& a) override { return real_.UpdateAction(a); }
   Result<std::optional<Action>> GetAction(const std::string& id) override {
     return real_.GetAction(id);

@@ -504,21 +504,30 @@ std::optional<HttpResponse> ParseSubmission(const Json& body, int64_t max_wait_m
   return std::nullopt;
 }
 
-}  // namespace
-
-// What answers a submission from the store's committer thread: its reply is built there, and
-// nothing may escape (an exception would end the committer).
-std::function<void(Outcome)> Api::SubmissionResponder(const Responder& respond) {
-  return [respond](Outcome out) {
-    try {
-      respond(OutcomeResponse(out, Answering::kSubmission));
-    } catch (const std::exception& e) {
-      respond(ErrorResponse(500, "internal", std::string("the reply failed: ") + e.what()));
-    } catch (...) {
-      respond(ErrorResponse(500, "internal", "the reply failed"));
-    }
+// What answers a read on the fast path: its reply is built on the caller's thread, before
+// the record is queued, and the store's committer thread only sends it (or, if the record
+// failed, an error without the rows). Nothing may escape onto the committer (an exception
+// would end it).
+std::function<Gateway::ReadFinish(const Outcome&)> ReadResponder(const Responder& respond) {
+  return [respond](const Outcome& ok) -> Gateway::ReadFinish {
+    auto reply = std::make_shared<HttpResponse>(OutcomeResponse(ok, Answering::kSubmission));
+    return [respond, reply](const Status& recorded) {
+      try {
+        if (recorded.ok()) {
+          respond(std::move(*reply));
+        } else {
+          respond(OutcomeResponse({recorded, std::nullopt}, Answering::kSubmission));
+        }
+      } catch (const std::exception& e) {
+        respond(ErrorResponse(500, "internal", std::string("the reply failed: ") + e.what()));
+      } catch (...) {
+        respond(ErrorResponse(500, "internal", "the reply failed"));
+      }
+    };
   };
 }
+
+}  // namespace
 
 bool Api::HandleInline(const HttpRequest& request, const Responder& respond) {
   if (request.method != "POST" || request.target != "/v1/actions") return false;
@@ -533,7 +542,7 @@ bool Api::HandleInline(const HttpRequest& request, const Responder& respond) {
   SubmitRequest req;
   int64_t wait_ms = 0;
   if (ParseSubmission(body, options_.max_wait_ms, &req, &wait_ms) || wait_ms != 0) return false;
-  return gateway_.SubmitReadAsync(BearerToken(request), req, SubmissionResponder(respond));
+  return gateway_.SubmitReadPrepared(BearerToken(request), req, ReadResponder(respond));
 }
 
 Reply Api::Submit(const Call& c) {
@@ -551,7 +560,7 @@ Reply Api::Submit(const Call& c) {
   if (wait_ms == 0) {
     Reply r;
     r.async = [this, token = c.token, req = std::move(req)](const Responder& respond) {
-      if (gateway_.SubmitReadAsync(token, req, SubmissionResponder(respond))) return;
+      if (gateway_.SubmitReadPrepared(token, req, ReadResponder(respond))) return;
       respond(OutcomeResponse(gateway_.Submit(token, req), Answering::kSubmission));
     };
     return r;

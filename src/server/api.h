@@ -53,7 +53,6 @@ class Api : public HttpHandler {
   Reply MetricsText(const Call& c);
   Reply WhoAmI(const Call& c);
   Reply Submit(const Call& c);
-  std::function<void(Outcome)> SubmissionResponder(const Responder& respond);
   Reply ListActions(const Call& c);
   Reply ShowAction(const Call& c);
   Reply Approve(const Call& c);

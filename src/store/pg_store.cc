@@ -128,13 +128,6 @@ Result<std::string> HexDecode(const std::string& hex) {
   return out;
 }
 
-std::string ActionBody(const Action& a) {
-  Json j = ActionToJson(a);
-  j.erase("votes");
-  j.erase("approvals");
-  return CanonicalJson(j);
-}
-
 int64_t ToInt(const std::string& s) { return s.empty() ? 0 : std::stoll(s); }
 std::string B(bool v) { return v ? "true" : "false"; }
 bool IsTrue(const std::string& s) { return s == "t" || s == "true"; }
@@ -143,7 +136,8 @@ class PgTxn final : public StoreTxn {
  public:
   PgTxn(Conn& c, bool writing) : c_(c), writing_(writing) {}
 
-  Status InsertAction(const Action& a) override;
+  using StoreTxn::InsertAction;
+  Status InsertAction(const Action& a, const std::string& body) override;
   Status UpdateAction(const Action& a) override;
   Result<std::optional<Action>> GetAction(const std::string& id) override;
   Result<std::vector<Action>> ListActions(const ActionFilter& filter) override;
@@ -210,13 +204,13 @@ Status PgTxn::FlushHead() {
   return Status::Ok();
 }
 
-Status PgTxn::InsertAction(const Action& a) {
+Status PgTxn::InsertAction(const Action& a, const std::string& body) {
   Result<ResultHandle> r = c_.Query(
       "INSERT INTO airlock_store.actions(id, created_ms, updated_ms, agent, target, kind, status, "
       "risk, expires_ms, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, decode($10, 'hex'))",
       {a.id, std::to_string(a.created_ms), std::to_string(a.updated_ms), a.agent, a.target, a.kind,
        ActionStatusName(a.status), RiskName(a.risk), std::to_string(a.expires_ms),
-       HexEncode(ActionBody(a))});
+       HexEncode(body)});
   if (!r.ok() && c_.last_sqlstate() == "23505") {
     return Status::FailedPrecondition("action " + a.id + " already exists");
   }
@@ -233,7 +227,7 @@ Status PgTxn::UpdateAction(const Action& a) {
         "body = decode($10, 'hex') WHERE id = $1 RETURNING 1",
         {a.id, std::to_string(a.created_ms), std::to_string(a.updated_ms), a.agent, a.target,
          a.kind, ActionStatusName(a.status), RiskName(a.risk), std::to_string(a.expires_ms),
-         HexEncode(ActionBody(a))}));
+         HexEncode(StoredActionBody(a))}));
   if (Rows(r.get()) == 0) return Status::NotFound("no action " + a.id);
   return Status::Ok();
 }

@@ -35,15 +35,6 @@ constexpr int kStoredJsonMaxDepth = 512;
 // Idle read connections kept for reuse.
 constexpr size_t kMaxIdleReaders = 4;
 
-// The action as stored in actions.body: its JSON form without the votes (the votes table
-// holds those) and without the derived approval count.
-std::string ActionBody(const Action& a) {
-  Json j = ActionToJson(a);
-  j.erase("votes");
-  j.erase("approvals");
-  return CanonicalJson(j);
-}
-
 // The head recorded in meta beside the chain.
 Result<AuditHead> ReadAuditHead(Db& db) {
   ASSIGN_OR_RETURN(Stmt s,
@@ -103,7 +94,8 @@ class SqliteTxn final : public StoreTxn {
   // breakers: where PutBreaker says that it changes them; null in a read.
   explicit SqliteTxn(Db& db, BreakerChange* breakers = nullptr) : db_(db), breakers_(breakers) {}
 
-  Status InsertAction(const Action& a) override;
+  using StoreTxn::InsertAction;
+  Status InsertAction(const Action& a, const std::string& body) override;
   Status UpdateAction(const Action& a) override;
   Result<std::optional<Action>> GetAction(const std::string& id) override;
   Result<std::vector<Action>> ListActions(const ActionFilter& filter) override;
@@ -149,7 +141,7 @@ class SqliteTxn final : public StoreTxn {
   bool head_dirty_ = false;        // appended since the head was read: meta needs updating
 };
 
-Status SqliteTxn::InsertAction(const Action& a) {
+Status SqliteTxn::InsertAction(const Action& a, const std::string& body) {
   ASSIGN_OR_RETURN(
       Stmt s,
       db_.Prepare(
@@ -157,7 +149,7 @@ Status SqliteTxn::InsertAction(const Action& a) {
           "expires_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
   s.BindText(1, a.id).Bind(2, a.created_ms).Bind(3, a.updated_ms).BindText(4, a.agent);
   s.BindText(5, a.target).BindText(6, a.kind).BindText(7, ActionStatusName(a.status));
-  s.BindText(8, RiskName(a.risk)).Bind(9, a.expires_ms).BindText(10, ActionBody(a));
+  s.BindText(8, RiskName(a.risk)).Bind(9, a.expires_ms).BindText(10, body);
   Status st = s.Run();
   if (st.code() == StatusCode::kFailedPrecondition) {
     return Status::FailedPrecondition("action " + a.id + " already exists");
@@ -174,7 +166,7 @@ Status SqliteTxn::UpdateAction(const Action& a) {
                   "kind = ?6, status = ?7, risk = ?8, expires_ms = ?9, body = ?10 WHERE id = ?1"));
   s.BindText(1, a.id).Bind(2, a.created_ms).Bind(3, a.updated_ms).BindText(4, a.agent);
   s.BindText(5, a.target).BindText(6, a.kind).BindText(7, ActionStatusName(a.status));
-  s.BindText(8, RiskName(a.risk)).Bind(9, a.expires_ms).BindText(10, ActionBody(a));
+  s.BindText(8, RiskName(a.risk)).Bind(9, a.expires_ms).BindText(10, StoredActionBody(a));
   RETURN_IF_ERROR(s.Run());
   if (db_.Changes() == 0) return Status::NotFound("no action " + a.id);
   return Status::Ok();
@@ -415,7 +407,7 @@ Status SqliteTxn::StageRecord(const Action& a, AuditEvent e) {
   s.Bind(1, e.at_ms == 0 ? NowMs() : e.at_ms).BindText(2, a.id).Bind(3, a.created_ms);
   s.Bind(4, a.updated_ms).BindText(5, a.agent).BindText(6, a.target).BindText(7, a.kind);
   s.BindText(8, ActionStatusName(a.status)).BindText(9, RiskName(a.risk)).Bind(10, a.expires_ms);
-  s.BindText(11, ActionBody(a)).BindText(12, e.principal).BindText(13, e.event);
+  s.BindText(11, StoredActionBody(a)).BindText(12, e.principal).BindText(13, e.event);
   s.BindText(14, e.canonical_payload.empty() ? CanonicalJson(e.payload) : e.canonical_payload);
   return s.Run();
 }

@@ -51,7 +51,11 @@ class StoreTxn {
  public:
   virtual ~StoreTxn() = default;
 
-  virtual Status InsertAction(const Action& a) = 0;   // AlreadyExists -> FailedPrecondition
+  // AlreadyExists -> FailedPrecondition.
+  Status InsertAction(const Action& a) { return InsertAction(a, StoredActionBody(a)); }
+  // The same with the row's body made already (StoredActionBody(a)): a caller makes it before
+  // it queues a grouped closure, off the committer thread that every commit waits for.
+  virtual Status InsertAction(const Action& a, const std::string& body) = 0;
   virtual Status UpdateAction(const Action& a) = 0;   // every field but votes; NotFound
   // The action with its votes (ordered by time), or nullopt.
   virtual Result<std::optional<Action>> GetAction(const std::string& id) = 0;
