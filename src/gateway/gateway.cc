@@ -1,10 +1,12 @@
 #include "gateway/gateway.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <string_view>
 
 #include "approval/approval.h"
 #include "connectors/http/http_connector.h"
@@ -92,6 +94,32 @@ Json DecisionPayload(const Action& a) {
   if (!a.error.empty()) p["error"] = a.error;
   if (a.dry_run) p["would_status"] = a.would_status;
   return p;
+}
+
+// CanonicalJson(DecisionPayload(a)), written from `action_json` (ActionToJson(a), made
+// already) instead of building its parts again: the keys of DecisionPayload, which
+// ActionToJson writes with the same values, in their sorted order. GatewayTest checks a read
+// recorded this way against one recorded with DecisionPayload.
+std::string CanonicalDecisionPayload(const Action& a, const Json& action_json) {
+  static constexpr std::array<std::string_view, 10> kKeys = {
+      "agent", "args", "effect", "error", "kind", "quorum", "reasons", "risk", "status", "target"};
+  std::string out = "{";
+  for (std::string_view key : kKeys) {
+    auto it = action_json.find(key);
+    if (it == action_json.end()) continue;
+    if (out.size() > 1) out += ',';
+    out += '"';
+    out += key;  // plain ASCII: nothing to escape
+    out += "\":";
+    out += CanonicalJson(*it);
+  }
+  // "would_status" sorts after every key above.
+  if (a.dry_run) {
+    out += ",\"would_status\":";
+    out += CanonicalJson(a.would_status);
+  }
+  out += '}';
+  return out;
 }
 
 std::string ShellStateRoot(const Policy& p) {
@@ -1020,7 +1048,7 @@ void ReadAsRecorded(Action* a, const DryRunResult& dry) {
 
 bool Gateway::SubmitReadAsync(const std::optional<std::string>& token,
                               const SubmitRequest& request, std::function<void(Outcome)> done) {
-  return SubmitReadPrepared(token, request, [&done](const Outcome& ok) -> ReadFinish {
+  return SubmitReadPrepared(token, request, [&done](const Outcome& ok, Json) -> ReadFinish {
     return [done = std::move(done), ok](const Status& recorded) mutable {
       if (!recorded.ok()) {
         done({recorded, std::nullopt});
@@ -1033,7 +1061,7 @@ bool Gateway::SubmitReadAsync(const std::optional<std::string>& token,
 
 bool Gateway::SubmitReadPrepared(const std::optional<std::string>& token,
                                  const SubmitRequest& request,
-                                 const std::function<ReadFinish(const Outcome&)>& prepare) {
+                                 const std::function<ReadFinish(const Outcome&, Json)>& prepare) {
   // Everything below only looks: a request that is not plainly an agent's read of a target
   // in its scopes goes back to the caller untouched, for Submit to decide and audit.
   if (!options_.group_commit || !request.idempotency_key.empty() || request.read_only ||
@@ -1073,13 +1101,23 @@ bool Gateway::SubmitReadPrepared(const std::optional<std::string>& token,
   read->action.reasons = std::move(cls.reasons);
   ReadAsRecorded(&read->action, *fast);
   read->principal = who->Label();
-  read->body = StoredActionBody(read->action);
-  read->payload = CanonicalJson(DecisionPayload(read->action));
+  // One JSON form of the action gives the event's payload, the row's body (StoredActionBody:
+  // without the votes and the approval count) and the reply (with the rows).
+  Json json = ActionToJson(read->action);
+  read->payload = CanonicalDecisionPayload(read->action, json);
+  Json votes = std::move(json["votes"]);
+  Json approvals = std::move(json["approvals"]);
+  json.erase("votes");
+  json.erase("approvals");
+  read->body = CanonicalJson(json);
+  json["votes"] = std::move(votes);
+  json["approvals"] = std::move(approvals);
+  json["result"] = fast->result;
   // The outcome once recorded: the action as the store has it, with the rows in place of
   // their summary (lent to `prepare`, not copied).
   Json summary = std::exchange(read->action.result, std::move(fast->result));
   Outcome answered{Status::Ok(), std::move(read->action)};
-  read->finish = prepare(answered);
+  read->finish = prepare(answered, std::move(json));
   read->action = std::move(*answered.action);
   read->action.result = std::move(summary);
   store_->TransactGroupedAsync(

@@ -143,12 +143,13 @@ class Gateway {
   // SubmitReadAsync in two steps, so that the committer thread, which every grouped record
   // waits for, does no more than send the reply. `prepare` is called once on the caller's
   // thread, before the record is queued, with the outcome the read has once it is recorded
-  // (the action and its rows, lent for the call). What it returns is called once on the
+  // (the action and its rows, lent for the call) and that action's JSON form
+  // (ActionToJson, made for the record already). What it returns is called once on the
   // committer thread with the record's status: OK, send what was prepared; an error,
   // withhold the rows. That must be quick and must not throw.
   using ReadFinish = std::function<void(const Status& recorded)>;
   bool SubmitReadPrepared(const std::optional<std::string>& token, const SubmitRequest& request,
-                          const std::function<ReadFinish(const Outcome&)>& prepare);
+                          const std::function<ReadFinish(const Outcome&, Json)>& prepare);
   // A tool call the policy marks read, in three steps for a session that reads its
   // upstream's answers on a thread of its own (airlock mcp stdio), so that no thread waits
   // for the other and the answer goes back from whichever step comes last:

@@ -24,6 +24,7 @@
 
 #include "connectors/mcp/mcp_connector.h"
 #include "core/hash.h"
+#include "core/json.h"
 #include "gateway/read_journal.h"
 
 namespace airlock {
@@ -382,6 +383,73 @@ TEST_F(GatewayTest, AsyncReadsFromManyThreadsAllAnswerWithRowsAndOneChain) {
   ASSERT_TRUE(shown.status.ok());
   EXPECT_EQ(shown.action->result.dump().find("\"u3\""), std::string::npos)
       << shown.action->result.dump();
+}
+
+// A read on the fast path makes its record and its reply from one JSON form of the action:
+// the reply is that action's JSON form with its rows, the audit payload is the one Submit
+// records for the same read, and the row's body is what the store writes for the action.
+TEST_F(GatewayTest, AFastReadIsRecordedAsSubmitRecordsIt) {
+  Reopen(GatewayOptions::WithGroupCommit());
+  const std::string sql = "SELECT name, 'caf\u00e9 \"<x>' AS odd FROM users WHERE id = 4";
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<Outcome> fast;
+  std::string reply;
+  std::string expected_reply;
+  std::optional<Status> recorded;
+  ASSERT_TRUE(
+      gateway_->SubmitReadPrepared(std::string("agent-token"), {"db", "sql", {{"sql", sql}}},
+                                   [&](const Outcome& ok, Json json) -> Gateway::ReadFinish {
+                                     fast = ok;
+                                     reply = CanonicalJson(json);
+                                     expected_reply = CanonicalJson(ActionToJson(*ok.action));
+                                     return [&](const Status& st) {
+                                       std::lock_guard lock(mu);
+                                       recorded = st;
+                                       cv.notify_all();
+                                     };
+                                   }));
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return recorded.has_value(); }));
+  }
+  ASSERT_TRUE(recorded->ok()) << recorded->ToString();
+  ASSERT_TRUE(fast && fast->action);
+  EXPECT_EQ(reply, expected_reply);
+  EXPECT_NE(reply.find("u4"), std::string::npos) << reply;
+
+  SubmitRequest keyed{"db", "sql", {{"sql", sql}}};
+  keyed.idempotency_key = "not-the-fast-path";
+  Outcome slow = gateway_->Submit(std::string("agent-token"), keyed);
+  ASSERT_TRUE(slow.status.ok()) << slow.status.ToString();
+  ASSERT_EQ(slow.action->status, ActionStatus::kApplied);
+  auto read_payload = [&](const std::string& id) {
+    std::string out = "<none>";
+    EXPECT_TRUE(gateway_
+                    ->ScanAudit(std::nullopt, id,
+                                [&](const AuditEvent& e) {
+                                  if (e.event == "read") out = CanonicalJson(e.payload);
+                                  return true;
+                                })
+                    .ok());
+    return out;
+  };
+  EXPECT_EQ(read_payload(fast->action->id), read_payload(slow.action->id));
+
+  Outcome shown = gateway_->Show(std::nullopt, fast->action->id);
+  ASSERT_TRUE(shown.status.ok() && shown.action);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(policy_->store_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
+            SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "SELECT body FROM actions WHERE id = ?1", -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, fast->action->id.c_str(), -1, SQLITE_TRANSIENT);
+  std::string body = sqlite3_step(st) == SQLITE_ROW
+                         ? reinterpret_cast<const char*>(sqlite3_column_text(st, 0))
+                         : "<none>";
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  EXPECT_EQ(body, StoredActionBody(*shown.action));
 }
 
 TEST_F(GatewayTest, AsyncReadWhoseAuditFailsIsAnErrorWithoutRows) {

@@ -64,6 +64,13 @@ enum class Answering { kSubmission, kExisting };
 
 // The action as `airlock sql|show --json` prints it (cli/main.cc Report), or, when the
 // request failed, the error with the action (if one was recorded) beside it.
+// A successful outcome's reply, from its action's JSON form `j` (ActionToJson).
+HttpResponse ActionResponse(const Outcome& out, Answering answering, Json j) {
+  if (!out.report.is_null() && !out.report.empty()) j["report"] = out.report;
+  const bool pending = out.action->status == ActionStatus::kPending;
+  return JsonResponse(pending && answering == Answering::kSubmission ? 202 : 200, j);
+}
+
 HttpResponse OutcomeResponse(const Outcome& out, Answering answering) {
   const bool submission = answering == Answering::kSubmission;
   const bool has_report = !out.report.is_null() && !out.report.empty();
@@ -81,10 +88,7 @@ HttpResponse OutcomeResponse(const Outcome& out, Answering answering) {
     return JsonResponse(status, j);
   }
   if (!out.action) return ErrorResponse(500, "internal", "the gateway returned no action");
-  Json j = ActionToJson(*out.action);
-  if (has_report) j["report"] = out.report;
-  const bool pending = out.action->status == ActionStatus::kPending;
-  return JsonResponse(pending && submission ? 202 : 200, j);
+  return ActionResponse(out, answering, ActionToJson(*out.action));
 }
 
 Reply Now(HttpResponse r) {
@@ -508,9 +512,10 @@ std::optional<HttpResponse> ParseSubmission(const Json& body, int64_t max_wait_m
 // the record is queued, and the store's committer thread only sends it (or, if the record
 // failed, an error without the rows). Nothing may escape onto the committer (an exception
 // would end it).
-std::function<Gateway::ReadFinish(const Outcome&)> ReadResponder(const Responder& respond) {
-  return [respond](const Outcome& ok) -> Gateway::ReadFinish {
-    auto reply = std::make_shared<HttpResponse>(OutcomeResponse(ok, Answering::kSubmission));
+std::function<Gateway::ReadFinish(const Outcome&, Json)> ReadResponder(const Responder& respond) {
+  return [respond](const Outcome& ok, Json json) -> Gateway::ReadFinish {
+    auto reply =
+        std::make_shared<HttpResponse>(ActionResponse(ok, Answering::kSubmission, std::move(json)));
     return [respond, reply](const Status& recorded) {
       try {
         if (recorded.ok()) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <optional>
 
 #include "connectors/sqlite/authorizer.h"
 #include "connectors/sqlite/changeset.h"
@@ -28,8 +29,11 @@ std::string LengthPrefixed(const std::string& s) { return std::to_string(s.size(
 // One execution of the caller's text: the authorizer, the session and what they collected.
 class ObservedRun {
  public:
-  ObservedRun(sqlite3* db, const ObserveOptions& options)
-      : db_(db), options_(options), auth_(db) {}
+  ObservedRun(sqlite3* db, const ObserveOptions& options, Authorizer* installed)
+      : db_(db), options_(options) {
+    if (installed == nullptr) installed = &own_auth_.emplace(db);
+    auth_ = installed;
+  }
 
   Result<Observation> Run(std::string_view sql);
 
@@ -50,7 +54,8 @@ class ObservedRun {
 
   sqlite3* db_;
   ObserveOptions options_;
-  Authorizer auth_;
+  std::optional<Authorizer> own_auth_;  // installed for this run when the caller keeps none
+  Authorizer* auth_ = nullptr;          // the one in force: own_auth_'s or the caller's
   SessionHandle session_;
   Observation obs_;
   int64_t statements_ = 0;
@@ -74,7 +79,7 @@ Status ObservedRun::StartSession() {
 // the changes so far are taken as one segment and a fresh session records the rest.
 Status ObservedRun::CutSegment() {
   if (!session_) return Status::Ok();  // read_probe: no session
-  Authorizer::Internal internal(&auth_);  // the session reads the tables: not the caller
+  Authorizer::Internal internal(auth_);  // the session reads the tables: not the caller
   int n = 0;
   void* raw = nullptr;
   int rc = sqlite3session_changeset(session_.get(), &n, &raw);
@@ -108,16 +113,16 @@ Result<Observation> ObservedRun::RunSteps(std::string_view sql) {
   while (tail < end && !IsBlank(std::string_view(tail, end - tail))) {
     sqlite3_stmt* raw_stmt = nullptr;
     const char* const start = tail;
-    auth_.BeginStatement();
+    auth_->BeginStatement();
     rc = sqlite3_prepare_v3(db_, tail, static_cast<int>(end - tail), 0, &raw_stmt, &tail);
-    auth_.EndPrepare();
+    auth_->EndPrepare();
     StmtHandle stmt(raw_stmt);
     if (rc != SQLITE_OK) {
-      if (!auth_.refusal().empty()) return Status::InvalidArgument(auth_.refusal());
-      if (!auth_.not_executed().empty()) {
+      if (!auth_->refusal().empty()) return Status::InvalidArgument(auth_->refusal());
+      if (!auth_->not_executed().empty()) {
         // Our own deny: record the op and stop; nothing after it runs either.
-        for (const DdlOp& d : auth_.ddl()) obs_.effect.ddl.push_back(d);
-        obs_.effect.extra["not_executed"] = auth_.not_executed();
+        for (const DdlOp& d : auth_->ddl()) obs_.effect.ddl.push_back(d);
+        obs_.effect.extra["not_executed"] = auth_->not_executed();
         break;
       }
       return SqlError(db_, rc, "");
@@ -128,8 +133,8 @@ Result<Observation> ObservedRun::RunSteps(std::string_view sql) {
       if (tail == start) return Status::InvalidArgument("the SQL text has a NUL byte");
       continue;
     }
-    if (options_.read_probe && (!sqlite3_stmt_readonly(stmt.get()) || !auth_.ddl().empty() ||
-                                !auth_.dml().empty())) {
+    if (options_.read_probe &&
+        (!sqlite3_stmt_readonly(stmt.get()) || !auth_->ddl().empty() || !auth_->dml().empty())) {
       obs_.not_a_read = true;
       return std::move(obs_);
     }
@@ -142,7 +147,7 @@ Result<Observation> ObservedRun::RunSteps(std::string_view sql) {
 }
 
 Status ObservedRun::RunStatement(sqlite3_stmt* stmt) {
-  const std::vector<DmlEvent> dml = auth_.dml();
+  const std::vector<DmlEvent> dml = auth_->dml();
   RETURN_IF_ERROR(RecordDdl(stmt));
   if (obs_.effect.extra.contains("not_executed")) return Status::Ok();
   ++statements_;
@@ -169,20 +174,20 @@ Status ObservedRun::RunStatement(sqlite3_stmt* stmt) {
     }
     obs_.result = {{"columns", columns}, {"rows", std::move(rows)}, {"truncated", truncated}};
   }
-  CountNoPrimaryKeyRows(dml, !auth_.ddl().empty());
+  CountNoPrimaryKeyRows(dml, !auth_->ddl().empty());
   return Status::Ok();
 }
 
 // Appends the statement's schema ops; for drop_table / alter_table, describes the table as
 // it is before the statement runs (rows, indexes, triggers).
 Status ObservedRun::RecordDdl(sqlite3_stmt* stmt) {
-  if (auth_.ddl().empty() && auth_.dml().empty() && !sqlite3_stmt_readonly(stmt)) {
+  if (auth_->ddl().empty() && auth_->dml().empty() && !sqlite3_stmt_readonly(stmt)) {
     RETURN_IF_ERROR(DetectVacuum(stmt));
   }
   bool reshapes = false;
-  for (DdlOp op : auth_.ddl()) {
+  for (DdlOp op : auth_->ddl()) {
     if ((op.op == "drop_table" || op.op == "alter_table") && op.detail.empty()) {
-      Authorizer::Internal internal(&auth_);
+      Authorizer::Internal internal(auth_);
       RETURN_IF_ERROR(DescribeTable(db_, &op));
       reshapes = true;
     }
@@ -198,7 +203,7 @@ Status ObservedRun::RecordDdl(sqlite3_stmt* stmt) {
 // VACUUM reaches no authorizer hook, so look at the compiled program for OP_Vacuum
 // (P2 != 0 holds the target of VACUUM INTO). It cannot run in a transaction: not executed.
 Status ObservedRun::DetectVacuum(sqlite3_stmt* stmt) {
-  Authorizer::Internal internal(&auth_);
+  Authorizer::Internal internal(auth_);
   const char* text = sqlite3_sql(stmt);
   auto explain = Prepare(db_, std::string("EXPLAIN ") + (text ? text : ""));
   if (!explain.ok()) return Status::Ok();  // not explainable: not a VACUUM
@@ -226,7 +231,7 @@ bool ObservedRun::HasPrimaryKey(const std::string& table) {
   std::string key = Lower(table);
   auto it = has_pk_.find(key);
   if (it != has_pk_.end()) return it->second;
-  Authorizer::Internal internal(&auth_);
+  Authorizer::Internal internal(auth_);
   bool has_pk = true;  // unknown tables: nothing to count
   auto cols = TableColumns(db_, table);
   if (cols.ok() && !cols->empty()) {
@@ -259,7 +264,7 @@ void ObservedRun::CountNoPrimaryKeyRows(const std::vector<DmlEvent>& events, boo
 std::vector<std::string> ObservedRun::ColumnNames(const TableShape& shape) {
   std::vector<std::string> names;
   {
-    Authorizer::Internal internal(&auth_);
+    Authorizer::Internal internal(auth_);
     auto cols = TableColumns(db_, shape.name);
     if (cols.ok()) {
       for (const ColumnInfo& c : *cols) names.push_back(c.name);
@@ -283,7 +288,7 @@ std::vector<std::string> ObservedRun::ColumnNames(const TableShape& shape) {
 // Cheap by design: a one-row UPDATE on a huge table must not count(*) it. "Every row was
 // updated" = no row exists past the first `updated` ones.
 void ObservedRun::FillAllRowsFlags(TableChange* tc) {
-  Authorizer::Internal internal(&auth_);
+  Authorizer::Internal internal(auth_);
   const std::string from = " FROM main." + QuoteIdent(tc->table);
   if (tc->deleted > 0) {
     auto any = HasRow(db_, "SELECT 1" + from + " LIMIT 1");
@@ -376,8 +381,8 @@ std::string ObservedRun::EffectHash(const DecodedChangeset& cs) const {
 }  // namespace
 
 Result<Observation> ExecuteObserved(sqlite3* db, std::string_view sql,
-                                    const ObserveOptions& options) {
-  ObservedRun run(db, options);
+                                    const ObserveOptions& options, Authorizer* installed) {
+  ObservedRun run(db, options, installed);
   return run.Run(sql);
 }
 

@@ -33,9 +33,14 @@ struct Observation {
   bool not_a_read = false;     // read_probe only: stopped; nothing here is meaningful
 };
 
+class Authorizer;
+
 // The caller owns the transaction; this never commits or rolls back. Malformed SQL and
 // refused statements are InvalidArgument carrying the reason (SQLite's message for SQL).
+// `installed`: an authorizer the caller keeps installed on `db` (nullptr: one is installed for
+// this run). Installing an authorizer expires every statement prepared on the connection
+// (sqlite3_set_authorizer), so a connection that keeps prepared statements installs one once.
 Result<Observation> ExecuteObserved(sqlite3* db, std::string_view sql,
-                                    const ObserveOptions& options);
+                                    const ObserveOptions& options, Authorizer* installed = nullptr);
 
 }  // namespace airlock::sqlite

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -196,9 +197,10 @@ class Deadline {
 };
 
 Result<Observation> ExecuteWithDeadline(sqlite3* db, const std::string& sql,
-                                        const ObserveOptions& options, int64_t timeout_ms) {
+                                        const ObserveOptions& options, int64_t timeout_ms,
+                                        Authorizer* installed = nullptr) {
   Deadline deadline(db, timeout_ms);
-  Result<Observation> obs = ExecuteObserved(db, sql, options);
+  Result<Observation> obs = ExecuteObserved(db, sql, options, installed);
   if (!obs.ok()) return deadline.Explain(obs.status());
   return obs;
 }
@@ -228,12 +230,17 @@ class SqliteConnector final : public Connector {
     DbHandle db;
     dev_t dev = 0;
     ino_t ino = 0;
+    // Installed for the connection's life: installing one expires every prepared statement
+    // (sqlite3_set_authorizer), and one per read made SQLite parse BEGIN and ROLLBACK again
+    // on every read. Declared after db: uninstalled before it closes.
+    std::unique_ptr<Authorizer> auth;
     // BEGIN and ROLLBACK, prepared once per connection rather than parsed on every read
     // (sqlite3_exec prepares each time). Declared after db: finalized before it closes.
     StmtHandle begin;
     StmtHandle rollback;
   };
-  // Runs the reader's cached `*stmt` (prepared from `sql` on first use): SQLITE_DONE.
+  // Runs the reader's cached `*stmt` (prepared from `sql` on first use, as airlock's own
+  // statement: the authorizer lets it through): SQLITE_DONE.
   static bool RunCached(Reader& r, StmtHandle* stmt, const char* sql);
   std::optional<Reader> TakeReader();
   void ReturnReader(Reader r);
@@ -302,7 +309,7 @@ std::optional<DryRunResult> SqliteConnector::TryRead(const Json& args) {
   // by the full path, which reads and writes.
   for (int attempt = 0; attempt < kReadonlyRollbackTries; ++attempt) {
     if (!RunCached(*reader, &reader->begin, "BEGIN")) return std::nullopt;
-    obs = ExecuteWithDeadline(db, *sql, options, settings_.timeout_ms);
+    obs = ExecuteWithDeadline(db, *sql, options, settings_.timeout_ms, reader->auth.get());
     // A probe that stops on an error says only not_a_read; the error is the connection's.
     const bool seen_hot = (!obs.ok() || obs->not_a_read) &&
                           sqlite3_extended_errcode(db) == SQLITE_READONLY_ROLLBACK;
@@ -322,6 +329,7 @@ std::optional<DryRunResult> SqliteConnector::TryRead(const Json& args) {
 }
 
 bool SqliteConnector::RunCached(Reader& r, StmtHandle* stmt, const char* sql) {
+  Authorizer::Internal internal(r.auth.get());
   if (!*stmt) {
     sqlite3_stmt* raw = nullptr;
     if (sqlite3_prepare_v3(r.db.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr) !=
@@ -350,7 +358,9 @@ std::optional<SqliteConnector::Reader> SqliteConnector::TakeReader() {
   }
   Result<DbHandle> db = OpenExistingReadOnly(settings_.path, settings_.busy_timeout_ms);
   if (!db.ok()) return std::nullopt;
-  return Reader{std::move(*db), st.st_dev, st.st_ino, nullptr, nullptr};
+  Reader r{std::move(*db), st.st_dev, st.st_ino, nullptr, nullptr, nullptr};
+  r.auth = std::make_unique<Authorizer>(r.db.get());
+  return r;
 }
 
 void SqliteConnector::ReturnReader(Reader r) {

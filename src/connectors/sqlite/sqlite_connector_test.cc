@@ -12,7 +12,9 @@
 #include <sstream>
 #include <thread>
 
+#include "connectors/sqlite/authorizer.h"
 #include "connectors/sqlite/db.h"
+#include "connectors/sqlite/observe.h"
 #include "connectors/sqlite/undo.h"
 #include "core/hash.h"
 
@@ -638,6 +640,53 @@ TEST_F(SqliteConnectorTest, APooledReaderSeesWhatWasCommittedSince) {
   EXPECT_FALSE(conn_->TryRead({{"sql", "SELECT * FROM no_such_table"}}).has_value());
   Direct("DELETE FROM users WHERE id >= 9001");
   EXPECT_EQ(count(), before);
+  // The reader's authorizer stays installed between reads: one that refused the caller's
+  // transaction control still lets the reader's own BEGIN and ROLLBACK through next time.
+  EXPECT_FALSE(conn_->TryRead({{"sql", "BEGIN; SELECT 1"}}).has_value());
+  EXPECT_FALSE(conn_->TryRead({{"sql", "SELECT 1; COMMIT"}}).has_value());
+  EXPECT_EQ(count(), before);
+}
+
+// Installing an authorizer expires every statement prepared on the connection, so SQLite
+// parses them again at their next step: a connection that keeps statements (a pooled
+// reader's BEGIN and ROLLBACK) keeps one authorizer installed and hands it to each run.
+TEST(ExecuteObserved, AnInstalledAuthorizerLeavesPreparedStatementsPrepared) {
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(":memory:", &raw), SQLITE_OK);
+  sqlite::DbHandle db(raw);
+  ASSERT_EQ(
+      sqlite3_exec(raw, "CREATE TABLE t(x); INSERT INTO t VALUES (1)", nullptr, nullptr, nullptr),
+      SQLITE_OK);
+  sqlite3_stmt* kept_raw = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v3(raw, "SELECT 1", -1, SQLITE_PREPARE_PERSISTENT, &kept_raw, nullptr),
+            SQLITE_OK);
+  sqlite::StmtHandle kept(kept_raw);
+  auto reprepares_after_reads = [&](sqlite::Authorizer* installed) {
+    sqlite3_stmt_status(kept.get(), SQLITE_STMTSTATUS_REPREPARE, 1);  // reset
+    for (int i = 0; i < 3; ++i) {
+      sqlite::ObserveOptions options;
+      options.read_probe = true;
+      Result<sqlite::Observation> obs =
+          sqlite::ExecuteObserved(raw, "SELECT x FROM t", options, installed);
+      EXPECT_TRUE(obs.ok() && !obs->not_a_read);
+      EXPECT_EQ(sqlite3_step(kept.get()), SQLITE_ROW);
+      sqlite3_reset(kept.get());
+    }
+    return sqlite3_stmt_status(kept.get(), SQLITE_STMTSTATUS_REPREPARE, 0);
+  };
+  EXPECT_EQ(reprepares_after_reads(nullptr), 3) << "one authorizer installed per run";
+  {
+    sqlite::Authorizer installed(raw);
+    EXPECT_EQ(reprepares_after_reads(&installed), 1) << "only the installation itself";
+    // Still policed: a write is no read, and transaction control is refused.
+    sqlite::ObserveOptions options;
+    options.read_probe = true;
+    Result<sqlite::Observation> write =
+        sqlite::ExecuteObserved(raw, "DELETE FROM t", options, &installed);
+    EXPECT_TRUE(!write.ok() || write->not_a_read);
+    Result<sqlite::Observation> begin = sqlite::ExecuteObserved(raw, "BEGIN", {}, &installed);
+    EXPECT_FALSE(begin.ok());
+  }
 }
 
 TEST_F(SqliteConnectorTest, TryReadsRunInParallelWithAWriter) {
