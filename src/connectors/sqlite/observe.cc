@@ -108,6 +108,24 @@ Result<Observation> ObservedRun::RunSteps(std::string_view sql) {
   RETURN_IF_ERROR(StartSession());
   int rc;
   obs_.effect.kind = "sql";
+  ReadStatementCache* const cache = options_.read_probe ? options_.cache : nullptr;
+  if (cache != nullptr) {
+    if (sqlite3_stmt* kept = cache->Find(sql)) {
+      // Kept only as a plain read, whose prepare recorded nothing.
+      auth_->BeginStatement();
+      auth_->EndPrepare();
+      if (!sqlite3_stmt_readonly(kept)) {
+        obs_.not_a_read = true;
+        return std::move(obs_);
+      }
+      Status st = RunStatement(kept);
+      sqlite3_reset(kept);
+      RETURN_IF_ERROR(st);
+      RETURN_IF_ERROR(SummarizeChangeset());
+      obs_.effect.extra["statements"] = statements_;
+      return std::move(obs_);
+    }
+  }
   const char* tail = sql.data();
   const char* end = sql.data() + sql.size();
   while (tail < end && !IsBlank(std::string_view(tail, end - tail))) {
@@ -140,6 +158,10 @@ Result<Observation> ObservedRun::RunSteps(std::string_view sql) {
     }
     RETURN_IF_ERROR(RunStatement(stmt.get()));
     if (obs_.effect.extra.contains("not_executed")) break;
+    if (cache != nullptr && start == sql.data() && IsBlank(std::string_view(tail, end - tail))) {
+      sqlite3_reset(stmt.get());
+      cache->Keep(sql, std::move(stmt));  // the whole text was this one read
+    }
   }
   RETURN_IF_ERROR(SummarizeChangeset());
   obs_.effect.extra["statements"] = statements_;
@@ -152,11 +174,14 @@ Status ObservedRun::RunStatement(sqlite3_stmt* stmt) {
   if (obs_.effect.extra.contains("not_executed")) return Status::Ok();
   ++statements_;
 
-  const int ncol = sqlite3_column_count(stmt);
+  // Counted after the first step: a kept statement (ReadStatementCache) is prepared again
+  // inside it when the schema changed, and `SELECT *` may then have more columns.
+  int ncol = -1;
   Json rows = Json::array();
   bool truncated = false;
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    if (ncol < 0) ncol = sqlite3_column_count(stmt);
     if (static_cast<int64_t>(rows.size()) >= options_.max_result_rows) {
       truncated = true;
       continue;  // keep stepping: a DML ... RETURNING must still run to completion
@@ -166,6 +191,7 @@ Status ObservedRun::RunStatement(sqlite3_stmt* stmt) {
     rows.push_back(std::move(row));
   }
   if (rc != SQLITE_DONE) return SqlError(db_, rc, "");
+  if (ncol < 0) ncol = sqlite3_column_count(stmt);
   if (ncol > 0) {
     Json columns = Json::array();
     for (int i = 0; i < ncol; ++i) {
@@ -379,6 +405,21 @@ std::string ObservedRun::EffectHash(const DecodedChangeset& cs) const {
 }
 
 }  // namespace
+
+sqlite3_stmt* ReadStatementCache::Find(std::string_view sql) {
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    if (it->first == sql) {
+      entries_.splice(entries_.begin(), entries_, it);
+      return entries_.front().second.get();
+    }
+  }
+  return nullptr;
+}
+
+void ReadStatementCache::Keep(std::string_view sql, StmtHandle stmt) {
+  entries_.emplace_front(std::string(sql), std::move(stmt));
+  while (entries_.size() > kCapacity) entries_.pop_back();
+}
 
 Result<Observation> ExecuteObserved(sqlite3* db, std::string_view sql,
                                     const ObserveOptions& options, Authorizer* installed) {

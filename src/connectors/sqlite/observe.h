@@ -5,14 +5,35 @@
 
 #include <sqlite3.h>
 
+#include <list>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "connectors/sqlite/db.h"
 #include "core/status.h"
 #include "core/types.h"
 
 namespace airlock::sqlite {
+
+// Statements of the read fast path kept prepared on one connection, by their exact text, so
+// that a read sent again is not parsed again: only a text that is a single statement, which
+// the probe found a plain read and ran without error. One connection's, used only by whoever
+// holds that connection. SQLite prepares a kept statement again by itself when the schema
+// changes, under the connection's authorizer, which polices it then as any re-prepare.
+class ReadStatementCache {
+ public:
+  static constexpr size_t kCapacity = 32;
+  // The statement kept for exactly `sql`, reset, or nullptr.
+  sqlite3_stmt* Find(std::string_view sql);
+  // Keeps `stmt` (reset) for `sql`; the least recently used goes beyond kCapacity.
+  void Keep(std::string_view sql, StmtHandle stmt);
+  size_t size() const { return entries_.size(); }
+
+ private:
+  std::list<std::pair<std::string, StmtHandle>> entries_;  // most recently used first
+};
 
 struct ObserveOptions {
   int64_t max_preview_rows = 20;
@@ -21,6 +42,8 @@ struct ObserveOptions {
   // before the first statement that is not plainly a read, or at any error. The caller then
   // takes the full path, which reports the effect or the error the usual way.
   bool read_probe = false;
+  // read_probe only: statements kept between runs on this connection (nullptr: none).
+  ReadStatementCache* cache = nullptr;
 };
 
 struct Observation {

@@ -238,6 +238,10 @@ class SqliteConnector final : public Connector {
     // (sqlite3_exec prepares each time). Declared after db: finalized before it closes.
     StmtHandle begin;
     StmtHandle rollback;
+    // The reads sent through this connection, kept prepared (ExecuteObserved): parsing the
+    // text was the largest part of a one-row read. Declared after db: finalized before it
+    // closes.
+    ReadStatementCache reads;
   };
   // Runs the reader's cached `*stmt` (prepared from `sql` on first use, as airlock's own
   // statement: the authorizer lets it through): SQLITE_DONE.
@@ -302,6 +306,7 @@ std::optional<DryRunResult> SqliteConnector::TryRead(const Json& args) {
   std::optional<DryRunResult> out;
   ObserveOptions options = Options();
   options.read_probe = true;
+  options.cache = &reader->reads;
   Result<Observation> obs = Status::Internal("not run");
   // A database in rollback-journal mode can show a read-only connection its writer's journal
   // as if it were hot, for an instant at the end of a commit: SQLITE_READONLY_ROLLBACK, which
@@ -358,7 +363,7 @@ std::optional<SqliteConnector::Reader> SqliteConnector::TakeReader() {
   }
   Result<DbHandle> db = OpenExistingReadOnly(settings_.path, settings_.busy_timeout_ms);
   if (!db.ok()) return std::nullopt;
-  Reader r{std::move(*db), st.st_dev, st.st_ino, nullptr, nullptr, nullptr};
+  Reader r{std::move(*db), st.st_dev, st.st_ino, nullptr, nullptr, nullptr, {}};
   r.auth = std::make_unique<Authorizer>(r.db.get());
   return r;
 }

@@ -647,6 +647,63 @@ TEST_F(SqliteConnectorTest, APooledReaderSeesWhatWasCommittedSince) {
   EXPECT_EQ(count(), before);
 }
 
+// A read sent again runs its kept statement: the same observation as a fresh prepare, and
+// the schema's changes seen (SQLite prepares a kept statement again). Only a text that is one
+// plain read that ran is kept.
+TEST(ExecuteObserved, AReadSentAgainRunsItsKeptStatement) {
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(":memory:", &raw), SQLITE_OK);
+  sqlite::DbHandle db(raw);
+  ASSERT_EQ(sqlite3_exec(raw, "CREATE TABLE t(x); INSERT INTO t VALUES (1), (2)", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK);
+  sqlite::Authorizer installed(raw);
+  sqlite::ReadStatementCache cache;
+  auto read = [&](const std::string& sql, sqlite::ReadStatementCache* with) {
+    sqlite::ObserveOptions options;
+    options.read_probe = true;
+    options.cache = with;
+    Result<sqlite::Observation> obs = sqlite::ExecuteObserved(raw, sql, options, &installed);
+    EXPECT_TRUE(obs.ok()) << obs.status().ToString();
+    return obs.ok() ? std::move(*obs) : sqlite::Observation{};
+  };
+  const std::string sql = "SELECT * FROM t ORDER BY x";
+  sqlite::Observation fresh = read(sql, nullptr);
+  sqlite::Observation first = read(sql, &cache);
+  EXPECT_EQ(cache.size(), 1u);
+  sqlite::Observation again = read(sql, &cache);
+  EXPECT_EQ(cache.size(), 1u);
+  for (const sqlite::Observation* o : {&first, &again}) {
+    EXPECT_FALSE(o->not_a_read);
+    EXPECT_EQ(o->result, fresh.result);
+    EXPECT_EQ(EffectToJson(o->effect), EffectToJson(fresh.effect));
+  }
+  ASSERT_EQ(sqlite3_exec(raw, "ALTER TABLE t ADD COLUMN y DEFAULT 7", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite::Observation altered = read(sql, &cache);
+  EXPECT_EQ(altered.result["columns"], Json::array({"x", "y"})) << altered.result.dump();
+  EXPECT_EQ(altered.result["rows"][0], Json::array({1, 7}));
+
+  // Not kept: two statements, a write, an error.
+  read("SELECT 1; SELECT 2", &cache);
+  sqlite::ObserveOptions probe;
+  probe.read_probe = true;
+  probe.cache = &cache;
+  Result<sqlite::Observation> write =
+      sqlite::ExecuteObserved(raw, "DELETE FROM t", probe, &installed);
+  EXPECT_TRUE(!write.ok() || write->not_a_read);
+  Result<sqlite::Observation> error =
+      sqlite::ExecuteObserved(raw, "SELECT * FROM nope", probe, &installed);
+  EXPECT_TRUE(!error.ok() || error->not_a_read);
+  EXPECT_EQ(cache.size(), 1u);
+  // The least recently used goes beyond the capacity.
+  for (size_t i = 0; i < sqlite::ReadStatementCache::kCapacity + 3; ++i) {
+    read("SELECT " + std::to_string(i), &cache);
+  }
+  EXPECT_EQ(cache.size(), sqlite::ReadStatementCache::kCapacity);
+  EXPECT_EQ(cache.Find(sql), nullptr);
+}
+
 // Installing an authorizer expires every statement prepared on the connection, so SQLite
 // parses them again at their next step: a connection that keeps statements (a pooled
 // reader's BEGIN and ROLLBACK) keeps one authorizer installed and hands it to each run.
@@ -687,6 +744,24 @@ TEST(ExecuteObserved, AnInstalledAuthorizerLeavesPreparedStatementsPrepared) {
     Result<sqlite::Observation> begin = sqlite::ExecuteObserved(raw, "BEGIN", {}, &installed);
     EXPECT_FALSE(begin.ok());
   }
+}
+
+// A pooled reader keeps the statements of the reads it ran; a schema changed by another
+// connection since is seen all the same.
+TEST_F(SqliteConnectorTest, AReadSentAgainSeesTheSchemaChangedSince) {
+  const Json read = {{"sql", "SELECT * FROM users WHERE id = 1"}};
+  std::optional<DryRunResult> first = conn_->TryRead(read);
+  std::optional<DryRunResult> second = conn_->TryRead(read);
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->result, second->result);
+  EXPECT_EQ(first->effect.effect_hash, second->effect.effect_hash);
+  Direct("ALTER TABLE users ADD COLUMN extra TEXT DEFAULT 'e'");
+  std::optional<DryRunResult> third = conn_->TryRead(read);
+  ASSERT_TRUE(third.has_value());
+  const Json& columns = third->result["columns"];
+  EXPECT_EQ(columns.size(), first->result["columns"].size() + 1) << columns.dump();
+  EXPECT_EQ(columns.back(), "extra") << columns.dump();
+  EXPECT_EQ(third->result["rows"][0].back(), "e") << third->result.dump();
 }
 
 TEST_F(SqliteConnectorTest, TryReadsRunInParallelWithAWriter) {
