@@ -1048,14 +1048,16 @@ void ReadAsRecorded(Action* a, const DryRunResult& dry) {
 
 bool Gateway::SubmitReadAsync(const std::optional<std::string>& token,
                               const SubmitRequest& request, std::function<void(Outcome)> done) {
-  return SubmitReadPrepared(token, request, [&done](const Outcome& ok, Json) -> ReadFinish {
-    return [done = std::move(done), ok](const Status& recorded) mutable {
+  return SubmitReadPrepared(token, request, [&done](const Outcome& as_recorded, Json json) {
+    Outcome ok = as_recorded;
+    ok.action->result = std::move(json["result"]);  // the rows in place of their summary
+    return ReadFinish([done = std::move(done), ok = std::move(ok)](const Status& recorded) mutable {
       if (!recorded.ok()) {
         done({recorded, std::nullopt});
       } else {
         done(std::move(ok));
       }
-    };
+    });
   });
 }
 
@@ -1112,14 +1114,11 @@ bool Gateway::SubmitReadPrepared(const std::optional<std::string>& token,
   read->body = CanonicalJson(json);
   json["votes"] = std::move(votes);
   json["approvals"] = std::move(approvals);
-  json["result"] = fast->result;
-  // The outcome once recorded: the action as the store has it, with the rows in place of
-  // their summary (lent to `prepare`, not copied).
-  Json summary = std::exchange(read->action.result, std::move(fast->result));
-  Outcome answered{Status::Ok(), std::move(read->action)};
-  read->finish = prepare(answered, std::move(json));
-  read->action = std::move(*answered.action);
-  read->action.result = std::move(summary);
+  json["result"] = std::move(fast->result);
+  // The action as it is recorded, lent to `prepare` (not copied), and the reply's form.
+  Outcome recorded{Status::Ok(), std::move(read->action)};
+  read->finish = prepare(recorded, std::move(json));
+  read->action = std::move(*recorded.action);
   store_->TransactGroupedAsync(
       [read](StoreTxn& t) -> Status {
         RETURN_IF_ERROR(t.InsertAction(read->action, read->body));
@@ -1134,11 +1133,11 @@ bool Gateway::SubmitReadPrepared(const std::optional<std::string>& token,
       [this, read](Status st) {
         // Fail closed: the rows go out only with a durable record of their read.
         if (!st.ok()) {
-          read->finish(st.Annotate("audit write failed; the result is withheld"));
+          if (read->finish) read->finish(st.Annotate("audit write failed; the result is withheld"));
           return;
         }
         if (observer_) observer_(read->action, "read");
-        read->finish(Status::Ok());
+        if (read->finish) read->finish(Status::Ok());
       });
   return true;
 }

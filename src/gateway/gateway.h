@@ -142,11 +142,12 @@ class Gateway {
                        std::function<void(Outcome)> done);
   // SubmitReadAsync in two steps, so that the committer thread, which every grouped record
   // waits for, does no more than send the reply. `prepare` is called once on the caller's
-  // thread, before the record is queued, with the outcome the read has once it is recorded
-  // (the action and its rows, lent for the call) and that action's JSON form
-  // (ActionToJson, made for the record already). What it returns is called once on the
-  // committer thread with the record's status: OK, send what was prepared; an error,
-  // withhold the rows. That must be quick and must not throw.
+  // thread, before the record is queued, with the outcome as it is recorded (the action with
+  // the summary of what was read, lent for the call) and the reply's form: that action's
+  // JSON form (ActionToJson, made for the record already) with the rows in place of the
+  // summary. What it returns is called once with the record's status, on the committer
+  // thread (on the caller's, at once, when the store is closing): OK, send what was
+  // prepared; an error, withhold the rows. That must be quick and must not throw.
   using ReadFinish = std::function<void(const Status& recorded)>;
   bool SubmitReadPrepared(const std::optional<std::string>& token, const SubmitRequest& request,
                           const std::function<ReadFinish(const Outcome&, Json)>& prepare);

@@ -30,6 +30,7 @@ struct TransferState {
   const std::atomic<bool>* cancel = nullptr;  // abort when it becomes true
   std::string content_type;
   std::string session_id;
+  int code = 0;  // the status of the response being read, from its status line
   bool sse = false;
   bool decided = false;  // whether the body is SSE is known (first body bytes)
   bool too_big = false;
@@ -43,6 +44,13 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
   std::string_view line(data, size * n);
   if (line.rfind("HTTP/", 0) == 0) {  // a new response (after a 100 Continue, say)
     t->content_type.clear();
+    t->code = 0;
+    if (const size_t space = line.find(' '); space != std::string_view::npos) {
+      for (size_t i = space + 1; i < line.size() && i < space + 4; ++i) {
+        if (line[i] < '0' || line[i] > '9') break;
+        t->code = t->code * 10 + (line[i] - '0');
+      }
+    }
   } else if (const size_t colon = line.find(':'); colon != std::string_view::npos) {
     const std::string name = Lower(line.substr(0, colon));
     if (name == "content-type") t->content_type = Trim(line.substr(colon + 1));
@@ -265,7 +273,9 @@ void HttpUpstream::Transfer(Json message) {
   t.on_message = [&](std::string data) {
     if (request && !answered && IsResponseTo(data, id)) {
       answered = true;
-      if (method == "initialize") AdoptSession(t.session_id, data);
+      if (method == "initialize" && t.code >= 200 && t.code < 300) {
+        AdoptSession(t.session_id, data);
+      }
     }
     Deliver(std::move(data));
   };

@@ -62,8 +62,6 @@ HttpResponse StatusResponse(const Status& st) {
 // unless the input was bad) or a request about an existing action.
 enum class Answering { kSubmission, kExisting };
 
-// The action as `airlock sql|show --json` prints it (cli/main.cc Report), or, when the
-// request failed, the error with the action (if one was recorded) beside it.
 // A successful outcome's reply, from its action's JSON form `j` (ActionToJson).
 HttpResponse ActionResponse(const Outcome& out, Answering answering, Json j) {
   if (!out.report.is_null() && !out.report.empty()) j["report"] = out.report;
@@ -71,6 +69,8 @@ HttpResponse ActionResponse(const Outcome& out, Answering answering, Json j) {
   return JsonResponse(pending && answering == Answering::kSubmission ? 202 : 200, j);
 }
 
+// The action as `airlock sql|show --json` prints it (cli/main.cc Report), or, when the
+// request failed, the error with the action (if one was recorded) beside it.
 HttpResponse OutcomeResponse(const Outcome& out, Answering answering) {
   const bool submission = answering == Answering::kSubmission;
   const bool has_report = !out.report.is_null() && !out.report.empty();

@@ -52,7 +52,12 @@ void Authorizer::BeginStatement() {
 
 int Authorizer::Callback(void* self, int code, const char* a1, const char* a2, const char* db,
                          const char* trigger) {
-  return static_cast<Authorizer*>(self)->Decide(code, a1, a2, db, trigger);
+  // No exception may cross SQLite's C frames; an authorizer that cannot decide denies.
+  try {
+    return static_cast<Authorizer*>(self)->Decide(code, a1, a2, db, trigger);
+  } catch (...) {
+    return SQLITE_DENY;
+  }
 }
 
 void Authorizer::Record(std::string op, const char* object, const char* table,

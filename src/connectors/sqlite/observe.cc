@@ -417,6 +417,10 @@ sqlite3_stmt* ReadStatementCache::Find(std::string_view sql) {
 }
 
 void ReadStatementCache::Keep(std::string_view sql, StmtHandle stmt) {
+  if (sql.size() > kMaxTextBytes ||
+      sqlite3_stmt_status(stmt.get(), SQLITE_STMTSTATUS_MEMUSED, 0) > kMaxStatementBytes) {
+    return;
+  }
   entries_.emplace_front(std::string(sql), std::move(stmt));
   while (entries_.size() > kCapacity) entries_.pop_back();
 }

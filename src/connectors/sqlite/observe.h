@@ -25,9 +25,15 @@ namespace airlock::sqlite {
 class ReadStatementCache {
  public:
   static constexpr size_t kCapacity = 32;
+  // What one kept statement may hold, so that a pool of readers keeps at most a few MiB
+  // whatever the agents send (a text may be up to 1 MiB): a longer text, or a program that
+  // takes more memory, is prepared afresh each time.
+  static constexpr size_t kMaxTextBytes = 4096;
+  static constexpr int kMaxStatementBytes = 32 * 1024;
   // The statement kept for exactly `sql`, reset, or nullptr.
   sqlite3_stmt* Find(std::string_view sql);
-  // Keeps `stmt` (reset) for `sql`; the least recently used goes beyond kCapacity.
+  // Keeps `stmt` (reset) for `sql` unless either is over its bound; the least recently used
+  // goes beyond kCapacity.
   void Keep(std::string_view sql, StmtHandle stmt);
   size_t size() const { return entries_.size(); }
 

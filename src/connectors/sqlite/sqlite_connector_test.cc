@@ -696,6 +696,12 @@ TEST(ExecuteObserved, AReadSentAgainRunsItsKeptStatement) {
       sqlite::ExecuteObserved(raw, "SELECT * FROM nope", probe, &installed);
   EXPECT_TRUE(!error.ok() || error->not_a_read);
   EXPECT_EQ(cache.size(), 1u);
+  // Nor a text over the bound (an agent's text may be up to 1 MiB).
+  const std::string long_read =
+      "SELECT '" + std::string(sqlite::ReadStatementCache::kMaxTextBytes, 'x') + "' AS long";
+  EXPECT_FALSE(read(long_read, &cache).not_a_read);
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_EQ(cache.Find(long_read), nullptr);
   // The least recently used goes beyond the capacity.
   for (size_t i = 0; i < sqlite::ReadStatementCache::kCapacity + 3; ++i) {
     read("SELECT " + std::to_string(i), &cache);
