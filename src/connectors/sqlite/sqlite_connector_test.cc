@@ -770,6 +770,28 @@ TEST_F(SqliteConnectorTest, AReadSentAgainSeesTheSchemaChangedSince) {
   EXPECT_EQ(third->result["rows"][0].back(), "e") << third->result.dump();
 }
 
+// A kept statement stopped at the timeout is reset and runs whole the next time.
+TEST_F(SqliteConnectorTest, AKeptReadStoppedAtTheTimeoutRunsAgain) {
+  ConnectorConfig config{"app-db", "sqlite", {{"path", path_}, {"timeout_ms", 200}}};
+  auto c = CreateSqliteConnector(config);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  Direct("CREATE TABLE cfg(n INTEGER); INSERT INTO cfg VALUES (10)");
+  const Json read = {{"sql",
+                      "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+                      "WHERE i < (SELECT n FROM cfg)) SELECT count(*) FROM c"}};
+  auto count = [&]() -> int64_t {
+    std::optional<DryRunResult> r = (*c)->TryRead(read);
+    return r ? r->result["rows"][0][0].get<int64_t>() : -1;
+  };
+  EXPECT_EQ(count(), 10);
+  EXPECT_EQ(count(), 10);  // the kept statement
+  Direct("UPDATE cfg SET n = 4000000000");
+  EXPECT_EQ(count(), -1) << "stopped at the timeout: the full path reports it";
+  Direct("UPDATE cfg SET n = 25");
+  EXPECT_EQ(count(), 25);
+  EXPECT_EQ(count(), 25);
+}
+
 TEST_F(SqliteConnectorTest, TryReadsRunInParallelWithAWriter) {
   std::atomic<int> reads{0};
   std::vector<std::thread> threads;
