@@ -158,5 +158,23 @@ TEST(AuditEvent, HashIsOverTheCanonicalJsonOfTheEvent) {
             Sha256Hex(std::string(kGenesisHash) + "\n" + CanonicalJson(body)));
 }
 
+// The canonical form of some of an object's keys is the canonical form of the object that
+// has only those keys: the same bytes, whatever the keys and values hold.
+TEST(Json, CanonicalJsonOfKeysIsTheSmallerObjectsCanonicalJson) {
+  Json object = {{"b", 1},
+                 {"a\"q\u00e9", {{"z", Json::array({1, "x"})}, {"y", nullptr}}},
+                 {"c", std::string("bad \xff utf-8")},
+                 {"d", 2.5},
+                 {"votes", Json::array()}};
+  auto keep = [](std::string_view key) { return key != "votes" && key != "b"; };
+  Json smaller = object;
+  smaller.erase("votes");
+  smaller.erase("b");
+  EXPECT_EQ(CanonicalJsonOfKeys(object, keep), CanonicalJson(smaller));
+  EXPECT_EQ(CanonicalJsonOfKeys(object, [](std::string_view) { return false; }), "{}");
+  EXPECT_EQ(CanonicalJsonOfKeys(object, [](std::string_view) { return true; }),
+            CanonicalJson(object));
+}
+
 }  // namespace
 }  // namespace airlock

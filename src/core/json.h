@@ -4,6 +4,7 @@
 // as numbers are integers or strings. Floats are dumped with the shortest round-trip form.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -14,6 +15,10 @@ namespace airlock {
 
 // Compact, sorted keys, UTF-8 as is; invalid UTF-8 is replaced (never throws).
 std::string CanonicalJson(const Json& j);
+// CanonicalJson of the object `object` with only the keys `keep` accepts, written without
+// building that smaller object.
+std::string CanonicalJsonOfKeys(const Json& object,
+                                const std::function<bool(std::string_view key)>& keep);
 
 // Parses untrusted text. Never throws; depth is limited to `max_depth` to stop stack
 // exhaustion from hostile nesting.

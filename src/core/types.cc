@@ -245,10 +245,12 @@ Result<Effect> EffectFromJson(const Json& j) {
 }
 
 std::string StoredActionBody(const Action& a) {
-  Json j = ActionToJson(a);
-  j.erase("votes");
-  j.erase("approvals");
-  return CanonicalJson(j);
+  return StoredActionBody(ActionToJson(a));
+}
+
+std::string StoredActionBody(const Json& action_json) {
+  return CanonicalJsonOfKeys(
+      action_json, [](std::string_view key) { return key != "votes" && key != "approvals"; });
 }
 
 Json ActionToJson(const Action& a) {

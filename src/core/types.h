@@ -173,5 +173,7 @@ Result<Action> ActionFromJson(const Json& j);
 // The action as a store keeps it in its row's body: its canonical JSON form without the
 // votes (a table of their own holds those) and without the approval count derived from them.
 std::string StoredActionBody(const Action& a);
+// The same from the action's JSON form (ActionToJson), made already.
+std::string StoredActionBody(const Json& action_json);
 
 }  // namespace airlock

@@ -1,11 +1,11 @@
 #include "gateway/gateway.h"
 
 #include <algorithm>
-#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <set>
 #include <string_view>
 
 #include "approval/approval.h"
@@ -98,27 +98,15 @@ Json DecisionPayload(const Action& a) {
 
 // CanonicalJson(DecisionPayload(a)), written from `action_json` (ActionToJson(a), made
 // already) instead of building its parts again: the keys of DecisionPayload, which
-// ActionToJson writes with the same values, in their sorted order. GatewayTest checks a read
-// recorded this way against one recorded with DecisionPayload.
+// ActionToJson writes with the same values. GatewayTest checks a read recorded this way
+// against one recorded with DecisionPayload.
 std::string CanonicalDecisionPayload(const Action& a, const Json& action_json) {
-  static constexpr std::array<std::string_view, 10> kKeys = {
+  static const std::set<std::string_view> kKeys = {
       "agent", "args", "effect", "error", "kind", "quorum", "reasons", "risk", "status", "target"};
-  std::string out = "{";
-  for (std::string_view key : kKeys) {
-    auto it = action_json.find(key);
-    if (it == action_json.end()) continue;
-    if (out.size() > 1) out += ',';
-    out += '"';
-    out += key;  // plain ASCII: nothing to escape
-    out += "\":";
-    out += CanonicalJson(*it);
-  }
-  // "would_status" sorts after every key above.
-  if (a.dry_run) {
-    out += ",\"would_status\":";
-    out += CanonicalJson(a.would_status);
-  }
-  out += '}';
+  std::string out =
+      CanonicalJsonOfKeys(action_json, [](std::string_view key) { return kKeys.count(key) > 0; });
+  // "would_status" sorts after every key above, and the object is never empty (agent).
+  if (a.dry_run) out.insert(out.size() - 1, ",\"would_status\":" + CanonicalJson(a.would_status));
   return out;
 }
 
@@ -1046,21 +1034,6 @@ void ReadAsRecorded(Action* a, const DryRunResult& dry) {
 
 }  // namespace
 
-bool Gateway::SubmitReadAsync(const std::optional<std::string>& token,
-                              const SubmitRequest& request, std::function<void(Outcome)> done) {
-  return SubmitReadPrepared(token, request, [&done](const Outcome& as_recorded, Json json) {
-    Outcome ok = as_recorded;
-    ok.action->result = std::move(json["result"]);  // the rows in place of their summary
-    return ReadFinish([done = std::move(done), ok = std::move(ok)](const Status& recorded) mutable {
-      if (!recorded.ok()) {
-        done({recorded, std::nullopt});
-      } else {
-        done(std::move(ok));
-      }
-    });
-  });
-}
-
 bool Gateway::SubmitReadPrepared(const std::optional<std::string>& token,
                                  const SubmitRequest& request,
                                  const std::function<ReadFinish(const Outcome&, Json)>& prepare) {
@@ -1107,13 +1080,7 @@ bool Gateway::SubmitReadPrepared(const std::optional<std::string>& token,
   // without the votes and the approval count) and the reply (with the rows).
   Json json = ActionToJson(read->action);
   read->payload = CanonicalDecisionPayload(read->action, json);
-  Json votes = std::move(json["votes"]);
-  Json approvals = std::move(json["approvals"]);
-  json.erase("votes");
-  json.erase("approvals");
-  read->body = CanonicalJson(json);
-  json["votes"] = std::move(votes);
-  json["approvals"] = std::move(approvals);
+  read->body = StoredActionBody(json);
   json["result"] = std::move(fast->result);
   // The action as it is recorded, lent to `prepare` (not copied), and the reply's form.
   Outcome recorded{Status::Ok(), std::move(read->action)};

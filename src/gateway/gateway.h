@@ -133,21 +133,16 @@ class Gateway {
   // The read fast path without a blocked thread (group commit only). When `request` is
   // plainly a read that `token`'s agent may make (in its scopes, no idempotency key, shown a
   // read by the connector and classified read by the policy), runs it, hands its record to
-  // the group committer and returns true: `done` is then called once, on the store's
-  // committer thread, after the record is durable, with the action and its rows; or with an
-  // error and no rows when the record failed. `done` must be quick and must not throw.
-  // Otherwise returns false having recorded nothing, and the caller uses Submit, which
-  // decides (and audits) everything else.
-  bool SubmitReadAsync(const std::optional<std::string>& token, const SubmitRequest& request,
-                       std::function<void(Outcome)> done);
-  // SubmitReadAsync in two steps, so that the committer thread, which every grouped record
-  // waits for, does no more than send the reply. `prepare` is called once on the caller's
-  // thread, before the record is queued, with the outcome as it is recorded (the action with
-  // the summary of what was read, lent for the call) and the reply's form: that action's
-  // JSON form (ActionToJson, made for the record already) with the rows in place of the
-  // summary. What it returns is called once with the record's status, on the committer
-  // thread (on the caller's, at once, when the store is closing): OK, send what was
-  // prepared; an error, withhold the rows. That must be quick and must not throw.
+  // the group committer and returns true. Otherwise returns false having recorded nothing,
+  // and the caller uses Submit, which decides (and audits) everything else.
+  // The reply is made here, so that the committer thread, which every grouped record waits
+  // for, does no more than send it. `prepare` is called once on the caller's thread, before
+  // the record is queued, with the outcome as it is recorded (the action with the summary of
+  // what was read, lent for the call) and the reply's form: that action's JSON form
+  // (ActionToJson, made for the record already) with the rows in place of the summary. What
+  // it returns is called once with the record's status, on the committer thread after the
+  // record is durable (on the caller's, at once, when the store is closing): OK, send what
+  // was prepared; an error, withhold the rows. That must be quick and must not throw.
   using ReadFinish = std::function<void(const Status& recorded)>;
   bool SubmitReadPrepared(const std::optional<std::string>& token, const SubmitRequest& request,
                           const std::function<ReadFinish(const Outcome&, Json)>& prepare);
