@@ -1,5 +1,7 @@
 // Untrusted JSON: ParseJson (depth-limited, never throws), then the decoders of stored
 // records (an Action and its Effect) must reject malformed shapes with a Status, not crash.
+// An action that decodes is written as text without a tree (ActionJsonText), which must be
+// byte for byte the tree's canonical form: the audit chain hashes those bytes.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -13,8 +15,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!j.ok()) return 0;
   (void)airlock::CanonicalJson(*j);
   auto a = airlock::ActionFromJson(*j);
-  if (a.ok()) (void)airlock::ActionToJson(*a);
+  auto all = [](std::string_view) { return true; };
+  if (a.ok() &&
+      airlock::ActionJsonText(*a, all) != airlock::CanonicalJson(airlock::ActionToJson(*a))) {
+    __builtin_trap();
+  }
   auto e = airlock::EffectFromJson(*j);
-  if (e.ok()) (void)airlock::EffectToJson(*e);
+  if (e.ok()) {
+    airlock::Action with;
+    with.effect = *e;
+    const airlock::Json tree = {{"effect", airlock::EffectToJson(*e)}};
+    auto effect_only = [](std::string_view key) { return key == "effect"; };
+    if (airlock::ActionJsonText(with, effect_only) != airlock::CanonicalJson(tree))
+      __builtin_trap();
+  }
   return 0;
 }

@@ -4,7 +4,9 @@
 // as numbers are integers or strings. Floats are dumped with the shortest round-trip form.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -19,6 +21,39 @@ std::string CanonicalJson(const Json& j);
 // building that smaller object.
 std::string CanonicalJsonOfKeys(const Json& object,
                                 const std::function<bool(std::string_view key)>& keep);
+
+// Appends JSON text to a string value by value, exactly as CanonicalJson writes the same
+// values: for writers of a known shape that need no tree (building one costs an allocation per
+// key, and freeing it as much again). The caller writes an object's keys in sorted order, as
+// CanonicalJson would; the writer puts the commas and colons.
+class JsonTextWriter {
+ public:
+  explicit JsonTextWriter(std::string* out);
+  ~JsonTextWriter();
+  JsonTextWriter(const JsonTextWriter&) = delete;
+  JsonTextWriter& operator=(const JsonTextWriter&) = delete;
+
+  void BeginObject();
+  void EndObject();
+  void BeginArray();
+  void EndArray();
+  // An object's next key; its value follows.
+  void Key(std::string_view key);
+  void String(std::string_view s);
+  void Int(int64_t v);
+  void Bool(bool b);
+  void Value(const Json& j);
+
+ private:
+  class Dumper;
+  void Separate();  // a comma before any element but a container's first, none after a key
+
+  std::string* out_;
+  std::unique_ptr<Dumper> dumper_;  // made on first need: most strings need no escaping
+  uint64_t has_element_ = 0;        // bit d: the open container at depth d has an element
+  int depth_ = 0;                   // open containers; deeper ones are refused
+  bool after_key_ = false;
+};
 
 // Parses untrusted text. Never throws; depth is limited to `max_depth` to stop stack
 // exhaustion from hostile nesting.

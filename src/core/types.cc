@@ -244,13 +244,195 @@ Result<Effect> EffectFromJson(const Json& j) {
   return e;
 }
 
-std::string StoredActionBody(const Action& a) {
-  return StoredActionBody(ActionToJson(a));
+namespace {
+
+// EffectToJson(e) as CanonicalJson writes it, keys in sorted order. core_test checks the two
+// against each other over many effects.
+void WriteEffect(const Effect& e, JsonTextWriter& w) {
+  auto strings = [&w](const std::vector<std::string>& list) {
+    w.BeginArray();
+    for (const auto& s : list) w.String(s);
+    w.EndArray();
+  };
+  const bool files = !e.files.empty() || e.files_changed != 0 || e.kind == "shell";
+  w.BeginObject();
+  w.Key("ddl");
+  w.BeginArray();
+  for (const auto& d : e.ddl) {
+    w.BeginObject();
+    w.Key("detail");
+    w.String(d.detail);
+    w.Key("indexes");
+    strings(d.indexes);
+    w.Key("object");
+    w.String(d.object);
+    w.Key("op");
+    w.String(d.op);
+    w.Key("rows");
+    w.Int(d.rows);
+    w.Key("table");
+    w.String(d.table);
+    w.Key("triggers");
+    strings(d.triggers);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("effect_hash");
+  w.String(e.effect_hash);
+  w.Key("extra");
+  w.Value(e.extra);
+  if (files) {
+    w.Key("files");
+    w.BeginArray();
+    for (const auto& f : e.files) {
+      w.BeginObject();
+      w.Key("binary");
+      w.Bool(f.binary);
+      if (!f.diff.empty()) {
+        w.Key("diff");
+        w.String(f.diff);
+      }
+      if (!f.link_target.empty()) {
+        w.Key("link_target");
+        w.String(f.link_target);
+      }
+      w.Key("mode_after");
+      w.Int(f.mode_after);
+      w.Key("mode_before");
+      w.Int(f.mode_before);
+      w.Key("op");
+      w.String(f.op);
+      w.Key("path");
+      w.String(f.path);
+      w.Key("size_after");
+      w.Int(f.size_after);
+      w.Key("size_before");
+      w.Int(f.size_before);
+      w.Key("type");
+      w.String(f.type);
+      if (!f.type_before.empty()) {
+        w.Key("type_before");
+        w.String(f.type_before);
+      }
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("files_changed");
+    w.Int(e.files_changed);
+  }
+  w.Key("kind");
+  w.String(e.kind);
+  w.Key("preview");
+  w.BeginArray();
+  for (const auto& r : e.preview) {
+    w.BeginObject();
+    w.Key("after");
+    w.Value(r.after);
+    w.Key("before");
+    w.Value(r.before);
+    w.Key("op");
+    w.String(r.op);
+    w.Key("table");
+    w.String(r.table);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("preview_omitted");
+  w.Int(e.preview_omitted);
+  w.Key("rows_changed");
+  w.Int(e.RowsChanged());
+  w.Key("tables");
+  w.BeginArray();
+  for (const auto& t : e.tables) {
+    w.BeginObject();
+    w.Key("all_rows_deleted");
+    w.Bool(t.all_rows_deleted);
+    w.Key("all_rows_updated");
+    w.Bool(t.all_rows_updated);
+    w.Key("deleted");
+    w.Int(t.deleted);
+    w.Key("has_primary_key");
+    w.Bool(t.has_primary_key);
+    w.Key("inserted");
+    w.Int(t.inserted);
+    w.Key("rows_after");
+    w.Int(t.rows_after);
+    w.Key("table");
+    w.String(t.table);
+    w.Key("updated");
+    w.Int(t.updated);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
 }
 
-std::string StoredActionBody(const Json& action_json) {
-  return CanonicalJsonOfKeys(
-      action_json, [](std::string_view key) { return key != "votes" && key != "approvals"; });
+}  // namespace
+
+std::string ActionJsonText(const Action& a, const std::function<bool(std::string_view)>& keep,
+                           const Json* result) {
+  std::string out;
+  out.reserve(1024);
+  JsonTextWriter w(&out);
+  // Each key of ActionToJson, in the order CanonicalJson writes them (sorted).
+  auto key = [&](std::string_view k) {
+    if (!keep(k)) return false;
+    w.Key(k);
+    return true;
+  };
+  w.BeginObject();
+  if (key("agent")) w.String(a.agent);
+  if (key("approvals")) {
+    int approvals = 0;
+    for (const auto& v : a.votes) approvals += v.approve ? 1 : 0;
+    w.Int(approvals);
+  }
+  if (key("args")) w.Value(a.args);
+  if (key("created_ms")) w.Int(a.created_ms);
+  if (key("dry_run")) w.Bool(a.dry_run);
+  if (key("effect")) WriteEffect(a.effect, w);
+  if (key("effect_hash")) w.String(a.effect.effect_hash);
+  if (!a.error.empty() && key("error")) w.String(a.error);
+  if (!a.error_code.empty() && key("error_code")) w.String(a.error_code);
+  if (key("expires_ms")) w.Int(a.expires_ms);
+  if (key("id")) w.String(a.id);
+  if (key("kind")) w.String(a.kind);
+  if (key("quorum")) w.Int(a.quorum);
+  if (key("reasons")) {
+    w.BeginArray();
+    for (const auto& r : a.reasons) w.String(r);
+    w.EndArray();
+  }
+  if (key("result")) w.Value(result != nullptr ? *result : a.result);
+  if (key("reversible")) w.Bool(a.reversible);
+  if (key("risk")) w.String(RiskName(a.risk));
+  if (key("status")) w.String(ActionStatusName(a.status));
+  if (key("target")) w.String(a.target);
+  if (key("updated_ms")) w.Int(a.updated_ms);
+  if (key("votes")) {
+    w.BeginArray();
+    for (const auto& v : a.votes) {
+      w.BeginObject();
+      w.Key("approver");
+      w.String(v.approver);
+      w.Key("at_ms");
+      w.Int(v.at_ms);
+      w.Key("reason");
+      w.String(v.reason);
+      w.Key("vote");
+      w.String(v.approve ? "approve" : "reject");
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  if (!a.would_status.empty() && key("would_status")) w.String(a.would_status);
+  w.EndObject();
+  return out;
+}
+
+std::string StoredActionBody(const Action& a) {
+  return ActionJsonText(a,
+                        [](std::string_view key) { return key != "votes" && key != "approvals"; });
 }
 
 Json ActionToJson(const Action& a) {

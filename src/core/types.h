@@ -3,8 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -170,10 +172,12 @@ struct Action {
 // id, status, risk, reasons, effect, result, plus the rest.
 Json ActionToJson(const Action& a);
 Result<Action> ActionFromJson(const Json& j);
+// The text CanonicalJsonOfKeys(ActionToJson(a), keep) gives (core/json.h), written without
+// building the tree; with `result`, that value stands in for a.result.
+std::string ActionJsonText(const Action& a, const std::function<bool(std::string_view key)>& keep,
+                           const Json* result = nullptr);
 // The action as a store keeps it in its row's body: its canonical JSON form without the
 // votes (a table of their own holds those) and without the approval count derived from them.
 std::string StoredActionBody(const Action& a);
-// The same from the action's JSON form (ActionToJson), made already.
-std::string StoredActionBody(const Json& action_json);
 
 }  // namespace airlock

@@ -96,15 +96,13 @@ Json DecisionPayload(const Action& a) {
   return p;
 }
 
-// CanonicalJson(DecisionPayload(a)), written from `action_json` (ActionToJson(a), made
-// already) instead of building its parts again: the keys of DecisionPayload, which
-// ActionToJson writes with the same values. GatewayTest checks a read recorded this way
+// CanonicalJson(DecisionPayload(a)), written without the tree: the keys of DecisionPayload,
+// which ActionToJson writes with the same values. GatewayTest checks a read recorded this way
 // against one recorded with DecisionPayload.
-std::string CanonicalDecisionPayload(const Action& a, const Json& action_json) {
+std::string CanonicalDecisionPayload(const Action& a) {
   static const std::set<std::string_view> kKeys = {
       "agent", "args", "effect", "error", "kind", "quorum", "reasons", "risk", "status", "target"};
-  std::string out =
-      CanonicalJsonOfKeys(action_json, [](std::string_view key) { return kKeys.count(key) > 0; });
+  std::string out = ActionJsonText(a, [](std::string_view key) { return kKeys.count(key) > 0; });
   // "would_status" sorts after every key above, and the object is never empty (agent).
   if (a.dry_run) out.insert(out.size() - 1, ",\"would_status\":" + CanonicalJson(a.would_status));
   return out;
@@ -1034,9 +1032,9 @@ void ReadAsRecorded(Action* a, const DryRunResult& dry) {
 
 }  // namespace
 
-bool Gateway::SubmitReadPrepared(const std::optional<std::string>& token,
-                                 const SubmitRequest& request,
-                                 const std::function<ReadFinish(const Outcome&, Json)>& prepare) {
+bool Gateway::SubmitReadPrepared(
+    const std::optional<std::string>& token, const SubmitRequest& request,
+    const std::function<ReadFinish(const Outcome&, std::string)>& prepare) {
   // Everything below only looks: a request that is not plainly an agent's read of a target
   // in its scopes goes back to the caller untouched, for Submit to decide and audit.
   if (!options_.group_commit || !request.idempotency_key.empty() || request.read_only ||
@@ -1076,15 +1074,15 @@ bool Gateway::SubmitReadPrepared(const std::optional<std::string>& token,
   read->action.reasons = std::move(cls.reasons);
   ReadAsRecorded(&read->action, *fast);
   read->principal = who->Label();
-  // One JSON form of the action gives the event's payload, the row's body (StoredActionBody:
-  // without the votes and the approval count) and the reply (with the rows).
-  Json json = ActionToJson(read->action);
-  read->payload = CanonicalDecisionPayload(read->action, json);
-  read->body = StoredActionBody(json);
-  json["result"] = std::move(fast->result);
-  // The action as it is recorded, lent to `prepare` (not copied), and the reply's form.
+  // The event's payload, the row's body (without the votes and the approval count) and the
+  // reply (with the rows), each written as text from the action: no JSON tree is built.
+  read->payload = CanonicalDecisionPayload(read->action);
+  read->body = StoredActionBody(read->action);
+  std::string reply = ActionJsonText(
+      read->action, [](std::string_view) { return true; }, &fast->result);
+  // The action as it is recorded, lent to `prepare` (not copied), and the reply's text.
   Outcome recorded{Status::Ok(), std::move(read->action)};
-  read->finish = prepare(recorded, std::move(json));
+  read->finish = prepare(recorded, std::move(reply));
   read->action = std::move(*recorded.action);
   store_->TransactGroupedAsync(
       [read](StoreTxn& t) -> Status {

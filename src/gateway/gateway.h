@@ -138,14 +138,14 @@ class Gateway {
   // The reply is made here, so that the committer thread, which every grouped record waits
   // for, does no more than send it. `prepare` is called once on the caller's thread, before
   // the record is queued, with the outcome as it is recorded (the action with the summary of
-  // what was read, lent for the call) and the reply's form: that action's JSON form
-  // (ActionToJson, made for the record already) with the rows in place of the summary. What
+  // what was read, lent for the call) and the reply's text: that action's JSON form
+  // (ActionToJson, as CanonicalJson writes it) with the rows in place of the summary. What
   // it returns is called once with the record's status, on the committer thread after the
   // record is durable (on the caller's, at once, when the store is closing): OK, send what
   // was prepared; an error, withhold the rows. That must be quick and must not throw.
   using ReadFinish = std::function<void(const Status& recorded)>;
   bool SubmitReadPrepared(const std::optional<std::string>& token, const SubmitRequest& request,
-                          const std::function<ReadFinish(const Outcome&, Json)>& prepare);
+                          const std::function<ReadFinish(const Outcome&, std::string)>& prepare);
   // A tool call the policy marks read, in three steps for a session that reads its
   // upstream's answers on a thread of its own (airlock mcp stdio), so that no thread waits
   // for the other and the answer goes back from whichever step comes last:

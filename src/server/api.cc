@@ -512,10 +512,14 @@ std::optional<HttpResponse> ParseSubmission(const Json& body, int64_t max_wait_m
 // the record is queued, and the store's committer thread only sends it (or, if the record
 // failed, an error without the rows). Nothing may escape onto the committer (an exception
 // would end it).
-std::function<Gateway::ReadFinish(const Outcome&, Json)> ReadResponder(const Responder& respond) {
-  return [respond](const Outcome& ok, Json json) -> Gateway::ReadFinish {
-    auto reply =
-        std::make_shared<HttpResponse>(ActionResponse(ok, Answering::kSubmission, std::move(json)));
+std::function<Gateway::ReadFinish(const Outcome&, std::string)> ReadResponder(
+    const Responder& respond) {
+  return [respond](const Outcome& ok, std::string text) -> Gateway::ReadFinish {
+    // ActionResponse's answer, from the action's text: a read is applied (never pending, so
+    // 200) and has no report.
+    auto reply = std::make_shared<HttpResponse>();
+    reply->status = ok.action->status == ActionStatus::kPending ? 202 : 200;
+    reply->body = std::move(text);
     return [respond, reply](const Status& recorded) {
       try {
         if (recorded.ok()) {
