@@ -41,8 +41,14 @@ void JsonTextWriter::BeginObject() {
 }
 
 void JsonTextWriter::EndObject() {
+  CheckEnd();
   --depth_;
   *out_ += '}';
+}
+
+void JsonTextWriter::CheckEnd() const {
+  // Misuse by the caller (a writer of a fixed shape): refused rather than written as bad JSON.
+  if (depth_ == 0 || after_key_) throw std::logic_error("JsonTextWriter: unbalanced end");
 }
 
 void JsonTextWriter::BeginArray() {
@@ -54,6 +60,7 @@ void JsonTextWriter::BeginArray() {
 }
 
 void JsonTextWriter::EndArray() {
+  CheckEnd();
   --depth_;
   *out_ += ']';
 }

@@ -47,6 +47,7 @@ class JsonTextWriter {
  private:
   class Dumper;
   void Separate();  // a comma before any element but a container's first, none after a key
+  void CheckEnd() const;  // throws std::logic_error on an end with nothing open or after a key
 
   std::string* out_;
   std::unique_ptr<Dumper> dumper_;  // made on first need: most strings need no escaping

@@ -117,8 +117,16 @@ int ExitCodeFor(ActionStatus s) {
 }
 
 int64_t Effect::RowsChanged() const {
+  // Counts come from stored or connector JSON too: a sum past int64 stays at its limit
+  // rather than overflowing.
   int64_t n = 0;
-  for (const auto& t : tables) n += t.inserted + t.updated + t.deleted;
+  for (const auto& t : tables) {
+    for (const int64_t c : {t.inserted, t.updated, t.deleted}) {
+      if (__builtin_add_overflow(n, c, &n)) {
+        n = c > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
+      }
+    }
+  }
   return n;
 }
 

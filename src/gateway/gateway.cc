@@ -80,34 +80,6 @@ Json RequestJson(const SubmitRequest& r) {
   return {{"target", r.target}, {"kind", r.kind}, {"args", r.args}};
 }
 
-// What the audit keeps of a decided action: the full arguments, the effect and why.
-Json DecisionPayload(const Action& a) {
-  Json p = {{"agent", a.agent},
-            {"target", a.target},
-            {"kind", a.kind},
-            {"args", a.args},
-            {"status", ActionStatusName(a.status)},
-            {"risk", RiskName(a.risk)},
-            {"reasons", a.reasons},
-            {"quorum", a.quorum},
-            {"effect", EffectToJson(a.effect)}};
-  if (!a.error.empty()) p["error"] = a.error;
-  if (a.dry_run) p["would_status"] = a.would_status;
-  return p;
-}
-
-// CanonicalJson(DecisionPayload(a)), written without the tree: the keys of DecisionPayload,
-// which ActionToJson writes with the same values. GatewayTest checks a read recorded this way
-// against one recorded with DecisionPayload.
-std::string CanonicalDecisionPayload(const Action& a) {
-  static const std::set<std::string_view> kKeys = {
-      "agent", "args", "effect", "error", "kind", "quorum", "reasons", "risk", "status", "target"};
-  std::string out = ActionJsonText(a, [](std::string_view key) { return kKeys.count(key) > 0; });
-  // "would_status" sorts after every key above, and the object is never empty (agent).
-  if (a.dry_run) out.insert(out.size() - 1, ",\"would_status\":" + CanonicalJson(a.would_status));
-  return out;
-}
-
 std::string ShellStateRoot(const Policy& p) {
   return p.store_path + ".shell";
 }
@@ -179,6 +151,34 @@ Result<ApplyOutcome> SendHeldEgress(const Action& a) {
 }
 
 }  // namespace
+
+// What the audit keeps of a decided action: the full arguments, the effect and why.
+Json DecisionPayload(const Action& a) {
+  Json p = {{"agent", a.agent},
+            {"target", a.target},
+            {"kind", a.kind},
+            {"args", a.args},
+            {"status", ActionStatusName(a.status)},
+            {"risk", RiskName(a.risk)},
+            {"reasons", a.reasons},
+            {"quorum", a.quorum},
+            {"effect", EffectToJson(a.effect)}};
+  if (!a.error.empty()) p["error"] = a.error;
+  if (a.dry_run) p["would_status"] = a.would_status;
+  return p;
+}
+
+// The keys of DecisionPayload, which ActionToJson writes with the same values. GatewayTest
+// checks the two forms against each other over random actions, and a read recorded this way
+// against one recorded with DecisionPayload.
+std::string CanonicalDecisionPayload(const Action& a) {
+  static const std::set<std::string_view> kKeys = {
+      "agent", "args", "effect", "error", "kind", "quorum", "reasons", "risk", "status", "target"};
+  std::string out = ActionJsonText(a, [](std::string_view key) { return kKeys.count(key) > 0; });
+  // "would_status" sorts after every key above, and the object is never empty (agent).
+  if (a.dry_run) out.insert(out.size() - 1, ",\"would_status\":" + CanonicalJson(a.would_status));
+  return out;
+}
 
 // "act_", the time in ms (11 hex digits, enough until the year 2527), then 52 random bits.
 // Ids that sort by time land at the end of every index keyed by them (the actions' primary

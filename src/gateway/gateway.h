@@ -39,6 +39,12 @@ Result<std::string> StoreDsn(const Policy& p);
 // digits). Ids sort by the time they were made (gateway.cc says why).
 std::string NewActionId();
 
+// What the audit keeps of a decided action: the full arguments, the effect and why.
+Json DecisionPayload(const Action& a);
+// CanonicalJson(DecisionPayload(a)), written as text without the tree (the read fast path's
+// payload): the same bytes, which the audit chain hashes.
+std::string CanonicalDecisionPayload(const Action& a);
+
 struct Principal {
   enum class Role { kAgent, kApprover, kOperator };
   Role role = Role::kOperator;

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "connectors/mcp/mcp_connector.h"
 #include "core/hash.h"
 #include "core/json.h"
+#include "core/types_test_util.h"
 #include "gateway/read_journal.h"
 
 namespace airlock {
@@ -166,6 +168,19 @@ bool SubmitReadAsync(Gateway& gateway, const std::optional<std::string>& token,
               }
             });
       });
+}
+
+// The payload the read fast path writes as text is byte for byte the canonical form of the
+// one every other decision records, whatever the action holds (dry-run, errors, votes, any
+// effect): the audit chain hashes these bytes.
+TEST(DecisionPayloadTest, TheTextIsTheCanonicalFormOfTheTree) {
+  std::mt19937 rng(1201);
+  for (int i = 0; i < 2000; ++i) {
+    Action a = RandomAction(rng);
+    if (i % 4 == 0) a.dry_run = !a.dry_run;
+    ASSERT_EQ(CanonicalDecisionPayload(a), CanonicalJson(DecisionPayload(a)))
+        << "action " << i << ": " << CanonicalJson(ActionToJson(a));
+  }
 }
 
 class GatewayTest : public ::testing::Test {

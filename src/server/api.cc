@@ -515,11 +515,17 @@ std::optional<HttpResponse> ParseSubmission(const Json& body, int64_t max_wait_m
 std::function<Gateway::ReadFinish(const Outcome&, std::string)> ReadResponder(
     const Responder& respond) {
   return [respond](const Outcome& ok, std::string text) -> Gateway::ReadFinish {
-    // ActionResponse's answer, from the action's text: a read is applied (never pending, so
-    // 200) and has no report.
-    auto reply = std::make_shared<HttpResponse>();
-    reply->status = ok.action->status == ActionStatus::kPending ? 202 : 200;
-    reply->body = std::move(text);
+    // ActionResponse's answer, from the action's text (a read has no report; one that did
+    // would go through the tree, so that it is not lost).
+    std::shared_ptr<HttpResponse> reply;
+    if (ok.report.is_null() || ok.report.empty()) {
+      reply = std::make_shared<HttpResponse>();
+      reply->status = ok.action->status == ActionStatus::kPending ? 202 : 200;
+      reply->body = std::move(text);
+    } else {
+      reply = std::make_shared<HttpResponse>(
+          ActionResponse(ok, Answering::kSubmission, Json::parse(text)));
+    }
     return [respond, reply](const Status& recorded) {
       try {
         if (recorded.ok()) {
