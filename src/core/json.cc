@@ -31,38 +31,33 @@ void JsonTextWriter::Separate() {
   has_element_ |= bit;
 }
 
-void JsonTextWriter::BeginObject() {
+void JsonTextWriter::Open(char bracket) {
   Separate();
   // The shapes written this way are a few levels deep; 64 would be a bug in the caller.
   if (depth_ == 64) throw std::logic_error("JsonTextWriter: nested too deep");
   ++depth_;
   has_element_ &= ~(uint64_t{1} << (depth_ - 1));
-  *out_ += '{';
+  *out_ += bracket;
 }
 
-void JsonTextWriter::EndObject() {
-  CheckEnd();
-  --depth_;
-  *out_ += '}';
-}
-
-void JsonTextWriter::CheckEnd() const {
+void JsonTextWriter::Close(char bracket) {
   // Misuse by the caller (a writer of a fixed shape): refused rather than written as bad JSON.
   if (depth_ == 0 || after_key_) throw std::logic_error("JsonTextWriter: unbalanced end");
-}
-
-void JsonTextWriter::BeginArray() {
-  Separate();
-  if (depth_ == 64) throw std::logic_error("JsonTextWriter: nested too deep");
-  ++depth_;
-  has_element_ &= ~(uint64_t{1} << (depth_ - 1));
-  *out_ += '[';
-}
-
-void JsonTextWriter::EndArray() {
-  CheckEnd();
   --depth_;
-  *out_ += ']';
+  *out_ += bracket;
+}
+
+void JsonTextWriter::BeginObject() {
+  Open('{');
+}
+void JsonTextWriter::EndObject() {
+  Close('}');
+}
+void JsonTextWriter::BeginArray() {
+  Open('[');
+}
+void JsonTextWriter::EndArray() {
+  Close(']');
 }
 
 void JsonTextWriter::Key(std::string_view key) {
@@ -102,6 +97,12 @@ void JsonTextWriter::Int(int64_t v) {
 void JsonTextWriter::Bool(bool b) {
   Separate();
   *out_ += b ? "true" : "false";
+}
+
+void JsonTextWriter::Strings(const std::vector<std::string>& list) {
+  BeginArray();
+  for (const auto& s : list) String(s);
+  EndArray();
 }
 
 void JsonTextWriter::Value(const Json& j) {

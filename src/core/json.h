@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 #include "core/types.h"
@@ -43,11 +44,31 @@ class JsonTextWriter {
   void Int(int64_t v);
   void Bool(bool b);
   void Value(const Json& j);
+  void Strings(const std::vector<std::string>& list);  // an array of strings
+  // A key and its value at once (named apart: a string literal would convert to bool).
+  void KeyString(std::string_view key, std::string_view s) {
+    Key(key);
+    String(s);
+  }
+  void KeyInt(std::string_view key, int64_t v) {
+    Key(key);
+    Int(v);
+  }
+  void KeyBool(std::string_view key, bool b) {
+    Key(key);
+    Bool(b);
+  }
+  void KeyValue(std::string_view key, const Json& j) {
+    Key(key);
+    Value(j);
+  }
 
  private:
   class Dumper;
   void Separate();  // a comma before any element but a container's first, none after a key
-  void CheckEnd() const;  // throws std::logic_error on an end with nothing open or after a key
+  void Open(char bracket);
+  // Throws std::logic_error on an end with nothing open or right after a key.
+  void Close(char bracket);
 
   std::string* out_;
   std::unique_ptr<Dumper> dumper_;  // made on first need: most strings need no escaping

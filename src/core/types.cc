@@ -257,118 +257,73 @@ namespace {
 // EffectToJson(e) as CanonicalJson writes it, keys in sorted order. core_test checks the two
 // against each other over many effects.
 void WriteEffect(const Effect& e, JsonTextWriter& w) {
-  auto strings = [&w](const std::vector<std::string>& list) {
-    w.BeginArray();
-    for (const auto& s : list) w.String(s);
-    w.EndArray();
-  };
   const bool files = !e.files.empty() || e.files_changed != 0 || e.kind == "shell";
   w.BeginObject();
   w.Key("ddl");
   w.BeginArray();
   for (const auto& d : e.ddl) {
     w.BeginObject();
-    w.Key("detail");
-    w.String(d.detail);
+    w.KeyString("detail", d.detail);
     w.Key("indexes");
-    strings(d.indexes);
-    w.Key("object");
-    w.String(d.object);
-    w.Key("op");
-    w.String(d.op);
-    w.Key("rows");
-    w.Int(d.rows);
-    w.Key("table");
-    w.String(d.table);
+    w.Strings(d.indexes);
+    w.KeyString("object", d.object);
+    w.KeyString("op", d.op);
+    w.KeyInt("rows", d.rows);
+    w.KeyString("table", d.table);
     w.Key("triggers");
-    strings(d.triggers);
+    w.Strings(d.triggers);
     w.EndObject();
   }
   w.EndArray();
-  w.Key("effect_hash");
-  w.String(e.effect_hash);
-  w.Key("extra");
-  w.Value(e.extra);
+  w.KeyString("effect_hash", e.effect_hash);
+  w.KeyValue("extra", e.extra);
   if (files) {
     w.Key("files");
     w.BeginArray();
     for (const auto& f : e.files) {
       w.BeginObject();
-      w.Key("binary");
-      w.Bool(f.binary);
-      if (!f.diff.empty()) {
-        w.Key("diff");
-        w.String(f.diff);
-      }
-      if (!f.link_target.empty()) {
-        w.Key("link_target");
-        w.String(f.link_target);
-      }
-      w.Key("mode_after");
-      w.Int(f.mode_after);
-      w.Key("mode_before");
-      w.Int(f.mode_before);
-      w.Key("op");
-      w.String(f.op);
-      w.Key("path");
-      w.String(f.path);
-      w.Key("size_after");
-      w.Int(f.size_after);
-      w.Key("size_before");
-      w.Int(f.size_before);
-      w.Key("type");
-      w.String(f.type);
-      if (!f.type_before.empty()) {
-        w.Key("type_before");
-        w.String(f.type_before);
-      }
+      w.KeyBool("binary", f.binary);
+      if (!f.diff.empty()) w.KeyString("diff", f.diff);
+      if (!f.link_target.empty()) w.KeyString("link_target", f.link_target);
+      w.KeyInt("mode_after", f.mode_after);
+      w.KeyInt("mode_before", f.mode_before);
+      w.KeyString("op", f.op);
+      w.KeyString("path", f.path);
+      w.KeyInt("size_after", f.size_after);
+      w.KeyInt("size_before", f.size_before);
+      w.KeyString("type", f.type);
+      if (!f.type_before.empty()) w.KeyString("type_before", f.type_before);
       w.EndObject();
     }
     w.EndArray();
-    w.Key("files_changed");
-    w.Int(e.files_changed);
+    w.KeyInt("files_changed", e.files_changed);
   }
-  w.Key("kind");
-  w.String(e.kind);
+  w.KeyString("kind", e.kind);
   w.Key("preview");
   w.BeginArray();
   for (const auto& r : e.preview) {
     w.BeginObject();
-    w.Key("after");
-    w.Value(r.after);
-    w.Key("before");
-    w.Value(r.before);
-    w.Key("op");
-    w.String(r.op);
-    w.Key("table");
-    w.String(r.table);
+    w.KeyValue("after", r.after);
+    w.KeyValue("before", r.before);
+    w.KeyString("op", r.op);
+    w.KeyString("table", r.table);
     w.EndObject();
   }
   w.EndArray();
-  w.Key("preview_omitted");
-  w.Int(e.preview_omitted);
-  w.Key("rows_changed");
-  w.Int(e.RowsChanged());
+  w.KeyInt("preview_omitted", e.preview_omitted);
+  w.KeyInt("rows_changed", e.RowsChanged());
   w.Key("tables");
   w.BeginArray();
   for (const auto& t : e.tables) {
     w.BeginObject();
-    w.Key("all_rows_deleted");
-    w.Bool(t.all_rows_deleted);
-    w.Key("all_rows_updated");
-    w.Bool(t.all_rows_updated);
-    w.Key("deleted");
-    w.Int(t.deleted);
-    w.Key("has_primary_key");
-    w.Bool(t.has_primary_key);
-    w.Key("inserted");
-    w.Int(t.inserted);
-    w.Key("rows_after");
-    w.Int(t.rows_after);
-    w.Key("table");
-    w.String(t.table);
-    w.Key("updated");
-    w.Int(t.updated);
+    w.KeyBool("all_rows_deleted", t.all_rows_deleted);
+    w.KeyBool("all_rows_updated", t.all_rows_updated);
+    w.KeyInt("deleted", t.deleted);
+    w.KeyBool("has_primary_key", t.has_primary_key);
+    w.KeyInt("inserted", t.inserted);
+    w.KeyInt("rows_after", t.rows_after);
+    w.KeyString("table", t.table);
+    w.KeyInt("updated", t.updated);
     w.EndObject();
   }
   w.EndArray();
@@ -406,11 +361,7 @@ std::string ActionJsonText(const Action& a, const std::function<bool(std::string
   if (key("id")) w.String(a.id);
   if (key("kind")) w.String(a.kind);
   if (key("quorum")) w.Int(a.quorum);
-  if (key("reasons")) {
-    w.BeginArray();
-    for (const auto& r : a.reasons) w.String(r);
-    w.EndArray();
-  }
+  if (key("reasons")) w.Strings(a.reasons);
   if (key("result")) w.Value(result != nullptr ? *result : a.result);
   if (key("reversible")) w.Bool(a.reversible);
   if (key("risk")) w.String(RiskName(a.risk));
@@ -421,14 +372,10 @@ std::string ActionJsonText(const Action& a, const std::function<bool(std::string
     w.BeginArray();
     for (const auto& v : a.votes) {
       w.BeginObject();
-      w.Key("approver");
-      w.String(v.approver);
-      w.Key("at_ms");
-      w.Int(v.at_ms);
-      w.Key("reason");
-      w.String(v.reason);
-      w.Key("vote");
-      w.String(v.approve ? "approve" : "reject");
+      w.KeyString("approver", v.approver);
+      w.KeyInt("at_ms", v.at_ms);
+      w.KeyString("reason", v.reason);
+      w.KeyString("vote", v.approve ? "approve" : "reject");
       w.EndObject();
     }
     w.EndArray();
