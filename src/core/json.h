@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -18,10 +17,6 @@ namespace airlock {
 
 // Compact, sorted keys, UTF-8 as is; invalid UTF-8 is replaced (never throws).
 std::string CanonicalJson(const Json& j);
-// CanonicalJson of the object `object` with only the keys `keep` accepts, written without
-// building that smaller object.
-std::string CanonicalJsonOfKeys(const Json& object,
-                                const std::function<bool(std::string_view key)>& keep);
 
 // Appends JSON text to a string value by value, exactly as CanonicalJson writes the same
 // values: for writers of a known shape that need no tree (building one costs an allocation per

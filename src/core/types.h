@@ -172,8 +172,8 @@ struct Action {
 // id, status, risk, reasons, effect, result, plus the rest.
 Json ActionToJson(const Action& a);
 Result<Action> ActionFromJson(const Json& j);
-// The text CanonicalJsonOfKeys(ActionToJson(a), keep) gives (core/json.h), written without
-// building the tree; with `result`, that value stands in for a.result.
+// CanonicalJson(ActionToJson(a)) with only the keys `keep` accepts, written without building
+// the tree; with `result`, that value stands in for a.result.
 std::string ActionJsonText(const Action& a, const std::function<bool(std::string_view key)>& keep,
                            const Json* result = nullptr);
 // The action as a store keeps it in its row's body: its canonical JSON form without the

@@ -3,14 +3,27 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "core/json.h"
 #include "core/types.h"
 
 namespace airlock {
+
+// The reference for text written without a tree: the tree with only the keys `keep`
+// accepts, in CanonicalJson's form.
+inline std::string CanonicalJsonOfKept(Json object,
+                                       const std::function<bool(std::string_view)>& keep) {
+  for (auto it = object.begin(); it != object.end();) {
+    it = keep(it.key()) ? std::next(it) : object.erase(it);
+  }
+  return CanonicalJson(object);
+}
 
 // Strings of every kind the writer must treat as CanonicalJson does: plain ASCII, what needs
 // escaping, UTF-8, invalid UTF-8, NUL and DEL.
