@@ -76,6 +76,71 @@ TEST(Json, HostileNestingIsRefused) {
   EXPECT_TRUE(ParseJson("[[[[1]]]]").ok());
 }
 
+// ParseJson as it was before its scan of the nesting: every text through the parser's
+// callback. The scan must never change an answer or a message.
+Result<Json> ParseJsonWithCallbackOnly(std::string_view text, int max_depth) {
+  bool too_deep = false;
+  Json::parser_callback_t cb = [&](int depth, Json::parse_event_t, Json&) {
+    if (depth > max_depth) too_deep = true;
+    return !too_deep;
+  };
+  Json j = Json::parse(text.begin(), text.end(), cb, /*allow_exceptions=*/false);
+  if (too_deep) {
+    return Status::InvalidArgument("JSON nested deeper than " + std::to_string(max_depth));
+  }
+  if (j.is_discarded()) return Status::InvalidArgument("malformed JSON");
+  return j;
+}
+
+TEST(Json, TheNestingScanChangesNoAnswer) {
+  // Texts from the characters that matter to nesting (brackets, quotes, escapes) and a few
+  // values, near a small limit, well-formed or not; and well-formed values of every depth.
+  std::mt19937 rng(20261201);
+  const std::string alphabet = "[]{}[]{}\"\"\\:, 1ax\t";
+  int agreed_ok = 0, agreed_deep = 0;
+  for (int i = 0; i < 60000; ++i) {
+    std::string text;
+    if (i % 2 == 0) {
+      const int n = static_cast<int>(rng() % 24);
+      for (int k = 0; k < n; ++k) text += alphabet[rng() % alphabet.size()];
+    } else {
+      // A well-formed value: containers nested 0..6 deep, some empty, keys and strings
+      // holding brackets and escaped quotes.
+      const int depth = static_cast<int>(rng() % 7);
+      std::string close;
+      for (int d = 0; d < depth; ++d) {
+        if (rng() % 2) {
+          text += "{\"k[\\\"\":";
+          close = "}" + close;
+        } else {
+          text += "[";
+          close = "]" + close;
+        }
+      }
+      const int leaf = static_cast<int>(rng() % 4);
+      if (leaf == 0) text += "\"x]}\"";
+      if (leaf == 1) text += "12";
+      if (leaf == 2) text += depth > 0 && close[0] == '}' ? "[]" : "{}";
+      if (leaf == 3 && (depth == 0 || close[0] == '}')) text += "null";
+      text += close;
+    }
+    const int max_depth = static_cast<int>(rng() % 5);
+    const Result<Json> want = ParseJsonWithCallbackOnly(text, max_depth);
+    const Result<Json> got = ParseJson(text, max_depth);
+    ASSERT_EQ(got.ok(), want.ok()) << text << " max " << max_depth;
+    if (want.ok()) {
+      ASSERT_EQ(*got, *want) << text;
+      ++agreed_ok;
+    } else {
+      ASSERT_EQ(got.status().message(), want.status().message()) << text << " max " << max_depth;
+      if (want.status().message().find("nested deeper") != std::string::npos) ++agreed_deep;
+    }
+  }
+  // The cases that matter were there: parsed texts and texts refused for their depth.
+  EXPECT_GT(agreed_ok, 5000);
+  EXPECT_GT(agreed_deep, 5000);
+}
+
 TEST(Json, CanonicalFormSortsKeys) {
   auto j = ParseJson(R"({"b":1,"a":{"d":2,"c":3}})");
   ASSERT_TRUE(j.ok());
@@ -193,6 +258,37 @@ TEST(Types, ActionJsonTextIsTheCanonicalFormOfActionToJson) {
   body.erase("votes");
   body.erase("approvals");
   EXPECT_EQ(StoredActionBody(a), CanonicalJson(body));
+}
+
+// Several texts at once are each the canonical form of their keys: with and without stand-in
+// results (two texts sharing one stand-in, one with another, the rest with a.result), whatever
+// their filters.
+TEST(Types, ActionJsonTextsAreEachTheCanonicalFormOfTheirKeys) {
+  std::mt19937 rng(20261202);
+  const std::vector<std::function<bool(std::string_view)>> filters = {
+      [](std::string_view) { return true; },
+      IsStoredBodyKey,
+      [](std::string_view k) { return k == "result" || k == "agent"; },
+      [](std::string_view) { return false; },
+      [](std::string_view k) { return k.size() % 2 == 1; },
+  };
+  for (int i = 0; i < 2000; ++i) {
+    const Action a = RandomAction(rng);
+    const Json rows = RandomValue(rng);
+    const Json other = RandomValue(rng);
+    const Json* results[] = {nullptr, &rows, &rows, &other, nullptr};
+    std::string out[5] = {"stale", "", "x", "", "{}"};  // each is replaced, not added to
+    ActionJsonTexts(a, {{filters[0], results[0], &out[0]},
+                        {filters[1], results[1], &out[1]},
+                        {filters[2], results[2], &out[2]},
+                        {filters[3], results[3], &out[3]},
+                        {filters[4], results[4], &out[4]}});
+    for (int t = 0; t < 5; ++t) {
+      Json tree = ActionToJson(a);
+      if (results[t] != nullptr) tree["result"] = *results[t];
+      ASSERT_EQ(out[t], CanonicalJsonOfKept(tree, filters[t])) << "action " << i << ", text " << t;
+    }
+  }
 }
 
 // A writer's caller that ends what it never began, or ends right after a key, gets an

@@ -59,16 +59,14 @@ class JsonTextWriter {
   }
 
  private:
-  class Dumper;
   void Separate();  // a comma before any element but a container's first, none after a key
   void Open(char bracket);
   // Throws std::logic_error on an end with nothing open or right after a key.
   void Close(char bracket);
 
   std::string* out_;
-  std::unique_ptr<Dumper> dumper_;  // made on first need: most strings need no escaping
-  uint64_t has_element_ = 0;        // bit d: the open container at depth d has an element
-  int depth_ = 0;                   // open containers; deeper ones are refused
+  uint64_t has_element_ = 0;  // bit d: the open container at depth d has an element
+  int depth_ = 0;             // open containers; deeper ones are refused
   bool after_key_ = false;
 };
 

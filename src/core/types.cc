@@ -332,43 +332,73 @@ void WriteEffect(const Effect& e, JsonTextWriter& w) {
 
 }  // namespace
 
-std::string ActionJsonText(const Action& a, const std::function<bool(std::string_view)>& keep,
-                           const Json* result) {
-  std::string out;
-  out.reserve(1024);
-  JsonTextWriter w(&out);
-  // Each key of ActionToJson, in the order CanonicalJson writes them (sorted).
-  auto key = [&](std::string_view k) {
-    if (!keep(k)) return false;
-    w.Key(k);
-    return true;
+void ActionJsonTexts(const Action& a, std::initializer_list<ActionText> texts) {
+  std::string value;  // one key's value, written once for every text that keeps the key
+  value.reserve(512);
+  for (const ActionText& t : texts) {
+    t.out->clear();
+    t.out->reserve(1024);
+    *t.out += '{';
+  }
+  // Writes key `k` into every text that keeps it and that `which` selects: `write` writes the
+  // value once, into `value`, through a writer of its own. The keys are plain ASCII.
+  auto emit_to = [&](std::string_view k, const auto& write, const auto& which) {
+    bool written = false;
+    for (const ActionText& t : texts) {
+      if (!which(t) || !t.keep(k)) continue;
+      if (!written) {
+        value.clear();
+        JsonTextWriter w(&value);
+        write(w);
+        written = true;
+      }
+      std::string& out = *t.out;
+      if (out.size() > 1) out += ',';
+      out += '"';
+      out += k;
+      out += "\":";
+      out += value;
+    }
   };
-  w.BeginObject();
-  if (key("agent")) w.String(a.agent);
-  if (key("approvals")) {
+  auto emit = [&](std::string_view k, const auto& write) {
+    emit_to(k, write, [](const ActionText&) { return true; });
+  };
+  // Each key of ActionToJson, in the order CanonicalJson writes them (sorted).
+  emit("agent", [&](JsonTextWriter& w) { w.String(a.agent); });
+  emit("approvals", [&](JsonTextWriter& w) {
     int approvals = 0;
     for (const auto& v : a.votes) approvals += v.approve ? 1 : 0;
     w.Int(approvals);
+  });
+  emit("args", [&](JsonTextWriter& w) { w.Value(a.args); });
+  emit("created_ms", [&](JsonTextWriter& w) { w.Int(a.created_ms); });
+  emit("dry_run", [&](JsonTextWriter& w) { w.Bool(a.dry_run); });
+  emit("effect", [&](JsonTextWriter& w) { WriteEffect(a.effect, w); });
+  emit("effect_hash", [&](JsonTextWriter& w) { w.String(a.effect.effect_hash); });
+  if (!a.error.empty()) emit("error", [&](JsonTextWriter& w) { w.String(a.error); });
+  if (!a.error_code.empty()) emit("error_code", [&](JsonTextWriter& w) { w.String(a.error_code); });
+  emit("expires_ms", [&](JsonTextWriter& w) { w.Int(a.expires_ms); });
+  emit("id", [&](JsonTextWriter& w) { w.String(a.id); });
+  emit("kind", [&](JsonTextWriter& w) { w.String(a.kind); });
+  emit("quorum", [&](JsonTextWriter& w) { w.Int(a.quorum); });
+  emit("reasons", [&](JsonTextWriter& w) { w.Strings(a.reasons); });
+  // "result": a.result for the texts without a stand-in (written once for them all), and
+  // each stand-in for its own text.
+  emit_to(
+      "result", [&](JsonTextWriter& w) { w.Value(a.result); },
+      [](const ActionText& t) { return t.result == nullptr; });
+  for (const ActionText& t : texts) {
+    if (t.result == nullptr) continue;
+    emit_to(
+        "result", [&](JsonTextWriter& w) { w.Value(*t.result); },
+        [&](const ActionText& u) { return &u == &t; });
   }
-  if (key("args")) w.Value(a.args);
-  if (key("created_ms")) w.Int(a.created_ms);
-  if (key("dry_run")) w.Bool(a.dry_run);
-  if (key("effect")) WriteEffect(a.effect, w);
-  if (key("effect_hash")) w.String(a.effect.effect_hash);
-  if (!a.error.empty() && key("error")) w.String(a.error);
-  if (!a.error_code.empty() && key("error_code")) w.String(a.error_code);
-  if (key("expires_ms")) w.Int(a.expires_ms);
-  if (key("id")) w.String(a.id);
-  if (key("kind")) w.String(a.kind);
-  if (key("quorum")) w.Int(a.quorum);
-  if (key("reasons")) w.Strings(a.reasons);
-  if (key("result")) w.Value(result != nullptr ? *result : a.result);
-  if (key("reversible")) w.Bool(a.reversible);
-  if (key("risk")) w.String(RiskName(a.risk));
-  if (key("status")) w.String(ActionStatusName(a.status));
-  if (key("target")) w.String(a.target);
-  if (key("updated_ms")) w.Int(a.updated_ms);
-  if (key("votes")) {
+  emit("reversible", [&](JsonTextWriter& w) { w.Bool(a.reversible); });
+  emit("risk", [&](JsonTextWriter& w) { w.String(RiskName(a.risk)); });
+  emit("status", [&](JsonTextWriter& w) { w.String(ActionStatusName(a.status)); });
+  emit("target", [&](JsonTextWriter& w) { w.String(a.target); });
+  emit("updated_ms", [&](JsonTextWriter& w) { w.Int(a.updated_ms); });
+  emit("votes", [&](JsonTextWriter& w) {
     w.BeginArray();
     for (const auto& v : a.votes) {
       w.BeginObject();
@@ -379,15 +409,26 @@ std::string ActionJsonText(const Action& a, const std::function<bool(std::string
       w.EndObject();
     }
     w.EndArray();
+  });
+  if (!a.would_status.empty()) {
+    emit("would_status", [&](JsonTextWriter& w) { w.String(a.would_status); });
   }
-  if (!a.would_status.empty() && key("would_status")) w.String(a.would_status);
-  w.EndObject();
+  for (const ActionText& t : texts) *t.out += '}';
+}
+
+std::string ActionJsonText(const Action& a, const std::function<bool(std::string_view)>& keep,
+                           const Json* result) {
+  std::string out;
+  ActionJsonTexts(a, {{keep, result, &out}});
   return out;
 }
 
+bool IsStoredBodyKey(std::string_view key) {
+  return key != "votes" && key != "approvals";
+}
+
 std::string StoredActionBody(const Action& a) {
-  return ActionJsonText(a,
-                        [](std::string_view key) { return key != "votes" && key != "approvals"; });
+  return ActionJsonText(a, IsStoredBodyKey);
 }
 
 Json ActionToJson(const Action& a) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -176,8 +177,20 @@ Result<Action> ActionFromJson(const Json& j);
 // the tree; with `result`, that value stands in for a.result.
 std::string ActionJsonText(const Action& a, const std::function<bool(std::string_view key)>& keep,
                            const Json* result = nullptr);
+// One text of ActionJsonTexts: the keys it keeps, a stand-in for a.result (or null), and
+// where it goes.
+struct ActionText {
+  std::function<bool(std::string_view key)> keep;
+  const Json* result;
+  std::string* out;
+};
+// ActionJsonText for several texts of one action at once: each value is written once, and
+// copied into every text that keeps its key (a read on `airlock serve` writes three).
+void ActionJsonTexts(const Action& a, std::initializer_list<ActionText> texts);
 // The action as a store keeps it in its row's body: its canonical JSON form without the
 // votes (a table of their own holds those) and without the approval count derived from them.
 std::string StoredActionBody(const Action& a);
+// The keys StoredActionBody keeps.
+bool IsStoredBodyKey(std::string_view key);
 
 }  // namespace airlock

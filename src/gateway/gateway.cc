@@ -171,12 +171,27 @@ Json DecisionPayload(const Action& a) {
 // The keys of DecisionPayload, which ActionToJson writes with the same values. GatewayTest
 // checks the two forms against each other over random actions, and a read recorded this way
 // against one recorded with DecisionPayload.
-std::string CanonicalDecisionPayload(const Action& a) {
+namespace {
+
+bool IsDecisionPayloadKey(std::string_view key) {
   static const std::set<std::string_view> kKeys = {
       "agent", "args", "effect", "error", "kind", "quorum", "reasons", "risk", "status", "target"};
-  std::string out = ActionJsonText(a, [](std::string_view key) { return kKeys.count(key) > 0; });
-  // "would_status" sorts after every key above, and the object is never empty (agent).
-  if (a.dry_run) out.insert(out.size() - 1, ",\"would_status\":" + CanonicalJson(a.would_status));
+  return kKeys.count(key) > 0;
+}
+
+// DecisionPayload's "would_status", into a text of its other keys: it sorts after every one
+// of them, and the object is never empty (agent).
+void AddWouldStatus(const Action& a, std::string* payload) {
+  if (a.dry_run) {
+    payload->insert(payload->size() - 1, ",\"would_status\":" + CanonicalJson(a.would_status));
+  }
+}
+
+}  // namespace
+
+std::string CanonicalDecisionPayload(const Action& a) {
+  std::string out = ActionJsonText(a, IsDecisionPayloadKey);
+  AddWouldStatus(a, &out);
   return out;
 }
 
@@ -1076,10 +1091,13 @@ bool Gateway::SubmitReadPrepared(
   read->principal = who->Label();
   // The event's payload, the row's body (without the votes and the approval count) and the
   // reply (with the rows), each written as text from the action: no JSON tree is built.
-  read->payload = CanonicalDecisionPayload(read->action);
-  read->body = StoredActionBody(read->action);
-  std::string reply = ActionJsonText(
-      read->action, [](std::string_view) { return true; }, &fast->result);
+  // In one pass: the three share most of their values (the effect, the arguments).
+  std::string reply;
+  ActionJsonTexts(read->action,
+                  {{IsDecisionPayloadKey, nullptr, &read->payload},  // CanonicalDecisionPayload
+                   {IsStoredBodyKey, nullptr, &read->body},          // StoredActionBody
+                   {[](std::string_view) { return true; }, &fast->result, &reply}});
+  AddWouldStatus(read->action, &read->payload);
   // The action as it is recorded, lent to `prepare` (not copied), and the reply's text.
   Outcome recorded{Status::Ok(), std::move(read->action)};
   read->finish = prepare(recorded, std::move(reply));
@@ -1095,14 +1113,18 @@ bool Gateway::SubmitReadPrepared(
         e.canonical_payload = read->payload;
         return t.AppendAudit(std::move(e)).status();
       },
-      [this, read](Status st) {
+      [this, read](Status st) mutable {
+        // The store has dropped the closure above, so `read` holds the last reference; the
+        // finish takes it (GroupedWork).
+        ReadFinish finish = std::move(read->finish);
         // Fail closed: the rows go out only with a durable record of their read.
         if (!st.ok()) {
-          if (read->finish) read->finish(st.Annotate("audit write failed; the result is withheld"));
+          if (finish)
+            finish(st.Annotate("audit write failed; the result is withheld"), std::move(read));
           return;
         }
         if (observer_) observer_(read->action, "read");
-        if (read->finish) read->finish(Status::Ok());
+        if (finish) finish(Status::Ok(), std::move(read));
       });
   return true;
 }

@@ -149,7 +149,10 @@ class Gateway {
   // it returns is called once with the record's status, on the committer thread after the
   // record is durable (on the caller's, at once, when the store is closing): OK, send what
   // was prepared; an error, withhold the rows. That must be quick and must not throw.
-  using ReadFinish = std::function<void(const Status& recorded)>;
+  // `hold` is the last reference to what the record was made of: the finish lets go of it
+  // where it likes, best on the thread that made the action (a free on the committer, which
+  // every batch waits for, into another thread's malloc arena, costs it a lock).
+  using ReadFinish = std::function<void(const Status& recorded, std::shared_ptr<const void> hold)>;
   bool SubmitReadPrepared(const std::optional<std::string>& token, const SubmitRequest& request,
                           const std::function<ReadFinish(const Outcome&, std::string)>& prepare);
   // A tool call the policy marks read, in three steps for a session that reads its

@@ -160,7 +160,8 @@ bool SubmitReadAsync(Gateway& gateway, const std::optional<std::string>& token,
         Json json = Json::parse(reply);
         ok.action->result = std::move(json["result"]);  // the rows in place of their summary
         return Gateway::ReadFinish(
-            [done = std::move(done), ok = std::move(ok)](const Status& recorded) mutable {
+            [done = std::move(done), ok = std::move(ok)](const Status& recorded,
+                                                         std::shared_ptr<const void>) mutable {
               if (!recorded.ok()) {
                 done({recorded, std::nullopt});
               } else {
@@ -434,6 +435,7 @@ TEST_F(GatewayTest, AFastReadIsRecordedAsSubmitRecordsIt) {
   std::string reply_rest;
   std::string expected_rest;
   bool reply_canonical = false;
+  long hold_refs = 0;  // the finish gets the record's last reference, to let go of
   std::optional<Status> recorded;
   ASSERT_TRUE(gateway_->SubmitReadPrepared(
       std::string("agent-token"), {"db", "sql", {{"sql", sql}}},
@@ -447,8 +449,9 @@ TEST_F(GatewayTest, AFastReadIsRecordedAsSubmitRecordsIt) {
         Json expected = ActionToJson(*as_recorded.action);
         expected.erase("result");
         expected_rest = CanonicalJson(expected);
-        return [&](const Status& st) {
+        return [&](const Status& st, std::shared_ptr<const void> hold) {
           std::lock_guard lock(mu);
+          hold_refs = hold.use_count();
           recorded = st;
           cv.notify_all();
         };
@@ -459,6 +462,7 @@ TEST_F(GatewayTest, AFastReadIsRecordedAsSubmitRecordsIt) {
   }
   ASSERT_TRUE(recorded->ok()) << recorded->ToString();
   ASSERT_TRUE(fast && fast->action);
+  EXPECT_EQ(hold_refs, 1) << "the store drops its closure first; the finish holds the last one";
   EXPECT_EQ(reply_rest, expected_rest);
   EXPECT_TRUE(reply_canonical) << "the reply is written as CanonicalJson writes it";
   EXPECT_NE(reply_rows.dump().find("u4"), std::string::npos) << reply_rows.dump();

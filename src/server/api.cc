@@ -99,19 +99,6 @@ Reply Now(HttpResponse r) {
 
 // ---- request parsing -------------------------------------------------------------------------
 
-std::vector<std::string_view> Segments(std::string_view path) {
-  std::vector<std::string_view> out;
-  if (path.empty() || path[0] != '/') return out;
-  path.remove_prefix(1);
-  for (;;) {
-    const size_t slash = path.find('/');
-    out.push_back(path.substr(0, slash));
-    if (slash == std::string_view::npos) break;
-    path.remove_prefix(slash + 1);
-  }
-  return out;
-}
-
 int HexDigit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -303,19 +290,32 @@ const Api::Route Api::kRoutes[] = {
 
 namespace {
 
-// Whether `path` matches `pattern`; the {id} segment goes to *id.
+// Whether `path` matches `pattern`; the {id} segment goes to *id. Segment by segment,
+// without lists of either: every request is matched against the routes (RouteLabel).
 bool Matches(std::string_view pattern, std::string_view path, std::string* id) {
-  const auto want = Segments(pattern);
-  const auto got = Segments(path);
-  if (want.size() != got.size()) return false;
-  for (size_t i = 0; i < want.size(); ++i) {
-    if (want[i] == "{id}") {
-      if (got[i].empty()) return false;
-      *id = std::string(got[i]);
-    } else if (want[i] != got[i]) {
+  if (pattern.empty() || pattern[0] != '/' || path.empty() || path[0] != '/') return false;
+  std::string_view want = pattern.substr(1);
+  std::string_view got = path.substr(1);
+  std::optional<std::string_view> id_segment;
+  for (;;) {
+    const size_t want_slash = want.find('/');
+    const size_t got_slash = got.find('/');
+    const std::string_view w = want.substr(0, want_slash);
+    const std::string_view g = got.substr(0, got_slash);
+    if (w == "{id}") {
+      if (g.empty()) return false;
+      id_segment = g;
+    } else if (w != g) {
       return false;
     }
+    if ((want_slash == std::string_view::npos) != (got_slash == std::string_view::npos)) {
+      return false;  // one has more segments than the other
+    }
+    if (want_slash == std::string_view::npos) break;
+    want.remove_prefix(want_slash + 1);
+    got.remove_prefix(got_slash + 1);
   }
+  if (id_segment) *id = std::string(*id_segment);
   return true;
 }
 
@@ -526,12 +526,15 @@ std::function<Gateway::ReadFinish(const Outcome&, std::string)> ReadResponder(
       reply = std::make_shared<HttpResponse>(
           ActionResponse(ok, Answering::kSubmission, Json::parse(text)));
     }
-    return [respond, reply](const Status& recorded) {
+    return [respond, reply](const Status& recorded, std::shared_ptr<const void> hold) {
       try {
         if (recorded.ok()) {
+          reply->hold = std::move(hold);
           respond(std::move(*reply));
         } else {
-          respond(OutcomeResponse({recorded, std::nullopt}, Answering::kSubmission));
+          HttpResponse error = OutcomeResponse({recorded, std::nullopt}, Answering::kSubmission);
+          error.hold = std::move(hold);
+          respond(std::move(error));
         }
       } catch (const std::exception& e) {
         respond(ErrorResponse(500, "internal", std::string("the reply failed: ") + e.what()));

@@ -484,6 +484,19 @@ TEST(RouteLabel, IsTheRoutePatternNeverTheRawPath) {
   EXPECT_EQ(Api::RouteLabel("/"), "/ui");
   EXPECT_EQ(Api::RouteLabel("/wp-admin.php"), "other");
   EXPECT_EQ(Api::RouteLabel(""), "other");
+  // Segment by segment: an {id} is one whole, non-empty segment, and the counts must agree.
+  EXPECT_EQ(Api::RouteLabel("/v1/actions/act_12"), "/v1/actions/{id}");
+  EXPECT_EQ(Api::RouteLabel("/v1/actions/"), "other");
+  EXPECT_EQ(Api::RouteLabel("/v1/actions//approve"), "other");
+  EXPECT_EQ(Api::RouteLabel("/v1/actions/act_12/approve/"), "other");
+  EXPECT_EQ(Api::RouteLabel("/v1/actions/act_12/approve/x"), "other");
+  EXPECT_EQ(Api::RouteLabel("/v1/actions/a/b"), "other");
+  EXPECT_EQ(Api::RouteLabel("v1/actions"), "other");
+  EXPECT_EQ(Api::RouteLabel("//v1/actions"), "other");
+  EXPECT_EQ(Api::RouteLabel("/v1/audit/verify"), "/v1/audit/verify");
+  EXPECT_EQ(Api::RouteLabel("/v1/audit/verif"), "other");
+  EXPECT_EQ(Api::RouteLabel("/v1/breakers/reset"), "/v1/breakers/reset");
+  EXPECT_EQ(Api::RouteLabel("/healthz"), "/healthz");
 }
 
 }  // namespace

@@ -39,6 +39,8 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;  // besides Content-Type
   std::string body;
   bool close = false;  // close the connection after this reply
+  // Released with the response, once it is written (or dropped), on the connection's thread.
+  std::shared_ptr<const void> hold;
 };
 
 // The token of an `Authorization: Bearer TOKEN` header, or "" when there is none.

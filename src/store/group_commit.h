@@ -24,6 +24,9 @@ Status RunClosure(const std::function<Status(StoreTxn&)>& fn, StoreTxn& txn);
 // Called once with a closure's outcome after its batch's commit, on the committer thread.
 using GroupedDone = std::function<void(Status)>;
 
+// A store drops `fn` before it calls `done`: what `fn` shares with `done` can then be handed
+// on by `done` and released by whoever takes it (the server frees a read's record on the
+// thread that answers, not on the committer, which every batch waits for).
 struct GroupedWork {
   std::function<Status(StoreTxn&)> fn;
   GroupedDone done;

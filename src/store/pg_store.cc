@@ -589,6 +589,7 @@ void PgStore::CommitBatch(std::vector<GroupedWork>& batch) {
     if (closure_failed) batch_error = pass(/*savepoints=*/true);
   }
   for (size_t i = 0; i < batch.size(); ++i) {
+    batch[i].fn = nullptr;  // see GroupedWork
     batch[i].done(results[i].ok() ? batch_error : results[i]);
   }
 }

@@ -83,6 +83,12 @@ Stmt& Stmt::BindText(int index, std::string_view text) {
   return *this;
 }
 
+Stmt& Stmt::BindTextRef(int index, std::string_view text) {
+  NoteBind(sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8),
+           index);
+  return *this;
+}
+
 Stmt& Stmt::BindBlob(int index, std::string_view bytes) {
   // A zero-length blob still binds as a blob (not NULL): sqlite3_bind_blob64 with a
   // non-null pointer.

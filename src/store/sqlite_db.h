@@ -34,6 +34,11 @@ class Stmt {
   // Binds are 1-based. A failed bind is remembered and reported by the next Step.
   Stmt& Bind(int index, int64_t value);
   Stmt& BindText(int index, std::string_view text);
+  // The same without a copy: `text` must stay alive and unchanged for as long as this Stmt
+  // (whose end resets or finalizes the statement, and clears its bindings). For the hot
+  // inserts, whose values outlive their statement: SQLite copies a record's values once
+  // more as it builds the row.
+  Stmt& BindTextRef(int index, std::string_view text);
   Stmt& BindBlob(int index, std::string_view bytes);
   Stmt& BindNull(int index);
 

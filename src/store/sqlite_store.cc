@@ -147,9 +147,10 @@ Status SqliteTxn::InsertAction(const Action& a, const std::string& body) {
       db_.Prepare(
           "INSERT INTO actions(id, created_ms, updated_ms, agent, target, kind, status, risk, "
           "expires_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
-  s.BindText(1, a.id).Bind(2, a.created_ms).Bind(3, a.updated_ms).BindText(4, a.agent);
-  s.BindText(5, a.target).BindText(6, a.kind).BindText(7, ActionStatusName(a.status));
-  s.BindText(8, RiskName(a.risk)).Bind(9, a.expires_ms).BindText(10, body);
+  // Every value outlives `s`: the action, the body, and two static names.
+  s.BindTextRef(1, a.id).Bind(2, a.created_ms).Bind(3, a.updated_ms).BindTextRef(4, a.agent);
+  s.BindTextRef(5, a.target).BindTextRef(6, a.kind).BindTextRef(7, ActionStatusName(a.status));
+  s.BindTextRef(8, RiskName(a.risk)).Bind(9, a.expires_ms).BindTextRef(10, body);
   Status st = s.Run();
   if (st.code() == StatusCode::kFailedPrecondition) {
     return Status::FailedPrecondition("action " + a.id + " already exists");
@@ -374,9 +375,10 @@ Result<AuditEvent> SqliteTxn::AppendAudit(AuditEvent e) {
       db_.Prepare(
           "INSERT INTO audit(seq, at_ms, action_id, principal, event, payload, prev_hash, hash) "
           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
-  s.Bind(1, e.seq).Bind(2, e.at_ms).BindText(3, e.action_id).BindText(4, e.principal);
-  s.BindText(5, e.event).BindText(6, payload).BindText(7, e.prev_hash);
-  s.BindText(8, e.hash);
+  // Every value outlives `s` (locals of this call).
+  s.Bind(1, e.seq).Bind(2, e.at_ms).BindTextRef(3, e.action_id).BindTextRef(4, e.principal);
+  s.BindTextRef(5, e.event).BindTextRef(6, payload).BindTextRef(7, e.prev_hash);
+  s.BindTextRef(8, e.hash);
   Status st = s.Run();
   if (st.code() == StatusCode::kFailedPrecondition) {
     return Status::Corruption("audit event " + std::to_string(e.seq) + " already exists in " +
@@ -695,6 +697,7 @@ void SqliteStore::CommitBatch(std::vector<GroupedWork>& batch) {
     }
   }
   for (size_t i = 0; i < batch.size(); ++i) {
+    batch[i].fn = nullptr;  // see GroupedWork
     if (!results[i].ok()) {
       batch[i].done(results[i]);
     } else {
