@@ -16,17 +16,19 @@ std::string ComputeEventHash(const std::string& prev_hash, const AuditEvent& e,
   // the hash itself. core_test checks it against the generic form.
   std::string body;
   body.reserve(prev_hash.size() + canonical_payload.size() + 160);
+  // Strings as CanonicalJson writes them, without a JSON value each (JsonTextWriter).
+  auto string = [&body](std::string_view s) { JsonTextWriter(&body).String(s); };
   body += prev_hash;
   body += "\n{\"action_id\":";
-  body += CanonicalJson(e.action_id);
+  string(e.action_id);
   body += ",\"at_ms\":";
   body += std::to_string(e.at_ms);
   body += ",\"event\":";
-  body += CanonicalJson(e.event);
+  string(e.event);
   body += ",\"payload\":";
   body += canonical_payload;
   body += ",\"principal\":";
-  body += CanonicalJson(e.principal);
+  string(e.principal);
   body += ",\"seq\":";
   body += std::to_string(e.seq);
   body += "}";

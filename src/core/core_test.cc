@@ -227,6 +227,30 @@ TEST(AuditEvent, HashIsOverTheCanonicalJsonOfTheEvent) {
             Sha256Hex(std::string(kGenesisHash) + "\n" + CanonicalJson(body)));
 }
 
+// The same over random strings (escapes, invalid UTF-8, NUL, long ones) and numbers: the hash
+// is over the text the event's JSON tree would be written as.
+TEST(AuditEvent, HashOfRandomEventsIsOverTheirCanonicalJson) {
+  std::mt19937 rng(20261203);
+  for (int i = 0; i < 2000; ++i) {
+    AuditEvent e;
+    e.seq = RandomInt(rng);
+    e.at_ms = RandomInt(rng);
+    e.action_id = RandomText(rng);
+    e.principal = RandomText(rng);
+    e.event = RandomText(rng);
+    e.payload = RandomValue(rng);
+    Json body = {{"seq", e.seq},
+                 {"at_ms", e.at_ms},
+                 {"action_id", e.action_id},
+                 {"principal", e.principal},
+                 {"event", e.event},
+                 {"payload", e.payload}};
+    ASSERT_EQ(ComputeEventHash(kGenesisHash, e),
+              Sha256Hex(std::string(kGenesisHash) + "\n" + CanonicalJson(body)))
+        << "event " << i;
+  }
+}
+
 // The action's text, written without a tree, is byte for byte the tree's canonical form,
 // for every subset of keys tried and with another result standing in: the audit chain hashes
 // these bytes, so any difference would be a second form of the same action.
