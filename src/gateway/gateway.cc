@@ -1114,9 +1114,10 @@ bool Gateway::SubmitReadPrepared(
         return t.AppendAudit(std::move(e)).status();
       },
       [this, read](Status st) mutable {
+        if (!read) return;  // called once (GroupCommitQueue); a second call finds nothing
         // The store has dropped the closure above, so `read` holds the last reference; the
         // finish takes it (GroupedWork).
-        ReadFinish finish = std::move(read->finish);
+        ReadFinish finish = std::exchange(read->finish, nullptr);
         // Fail closed: the rows go out only with a durable record of their read.
         if (!st.ok()) {
           if (finish)

@@ -39,7 +39,8 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;  // besides Content-Type
   std::string body;
   bool close = false;  // close the connection after this reply
-  // Released with the response, once it is written (or dropped), on the connection's thread.
+  // Released with the response on the connection's thread, once its write has started (the
+  // body is moved into the message first) or it is dropped.
   std::shared_ptr<const void> hold;
 };
 

@@ -70,6 +70,7 @@ void GroupCommitQueue::PushAsync(std::function<Status(StoreTxn&)> fn, GroupedDon
   }
   // Outside the lock: `done` may push again.
   if (closing) {
+    fn = nullptr;  // before done, as a store does (GroupedWork)
     done(Status::FailedPrecondition("the store " + store_name_ + " is closing"));
   } else if (wake) {
     cv_.notify_one();

@@ -370,21 +370,23 @@ Result<AuditEvent> SqliteTxn::AppendAudit(AuditEvent e) {
       e.canonical_payload.empty() ? CanonicalJson(e.payload) : std::move(e.canonical_payload);
   e.canonical_payload.clear();
   e.hash = ComputeEventHash(e.prev_hash, e, payload);
-  ASSIGN_OR_RETURN(
-      Stmt s,
-      db_.Prepare(
-          "INSERT INTO audit(seq, at_ms, action_id, principal, event, payload, prev_hash, hash) "
-          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
-  // Every value outlives `s` (locals of this call).
-  s.Bind(1, e.seq).Bind(2, e.at_ms).BindTextRef(3, e.action_id).BindTextRef(4, e.principal);
-  s.BindTextRef(5, e.event).BindTextRef(6, payload).BindTextRef(7, e.prev_hash);
-  s.BindTextRef(8, e.hash);
-  Status st = s.Run();
-  if (st.code() == StatusCode::kFailedPrecondition) {
-    return Status::Corruption("audit event " + std::to_string(e.seq) + " already exists in " +
-                              db_.path() + ": the chain runs past its recorded head");
+  {  // `s` ends before `e` is moved out: its texts are bound without a copy
+    ASSIGN_OR_RETURN(
+        Stmt s,
+        db_.Prepare(
+            "INSERT INTO audit(seq, at_ms, action_id, principal, event, payload, prev_hash, hash) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+    // Every value outlives `s` (locals of this call).
+    s.Bind(1, e.seq).Bind(2, e.at_ms).BindTextRef(3, e.action_id).BindTextRef(4, e.principal);
+    s.BindTextRef(5, e.event).BindTextRef(6, payload).BindTextRef(7, e.prev_hash);
+    s.BindTextRef(8, e.hash);
+    Status st = s.Run();
+    if (st.code() == StatusCode::kFailedPrecondition) {
+      return Status::Corruption("audit event " + std::to_string(e.seq) + " already exists in " +
+                                db_.path() + ": the chain runs past its recorded head");
+    }
+    RETURN_IF_ERROR(st);
   }
-  RETURN_IF_ERROR(st);
   head_ = AuditHead{e.seq, e.hash};
   head_dirty_ = true;
   return e;
