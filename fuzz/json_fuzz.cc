@@ -3,10 +3,9 @@
 // An action that decodes is written as text without a tree (ActionJsonText), which must be
 // byte for byte the tree's canonical form: the audit chain hashes those bytes.
 // ParseJson's scan of the nesting must change no answer: it is checked against the parse
-// that sends every text through the depth callback, at a small limit and the default one.
+// that checks the depth at every step, at a small limit and the default one.
 #include <cstddef>
 #include <cstdint>
-#include <string>
 #include <string_view>
 
 #include "core/json.h"
@@ -14,25 +13,9 @@
 
 namespace {
 
-airlock::Result<airlock::Json> ParseWithCallbackOnly(std::string_view text, int max_depth) {
-  bool too_deep = false;
-  airlock::Json::parser_callback_t cb = [&](int depth, airlock::Json::parse_event_t,
-                                            airlock::Json&) {
-    if (depth > max_depth) too_deep = true;
-    return !too_deep;
-  };
-  airlock::Json j = airlock::Json::parse(text.begin(), text.end(), cb, false);
-  if (too_deep) {
-    return airlock::Status::InvalidArgument("JSON nested deeper than " +
-                                            std::to_string(max_depth));
-  }
-  if (j.is_discarded()) return airlock::Status::InvalidArgument("malformed JSON");
-  return j;
-}
-
 void CheckTheScan(std::string_view text, int max_depth) {
   const auto got = airlock::ParseJson(text, max_depth);
-  const auto want = ParseWithCallbackOnly(text, max_depth);
+  const auto want = airlock::json_internal::ParseJsonChecked(text, max_depth);
   if (got.ok() != want.ok()) __builtin_trap();
   if (got.ok() ? *got != *want : got.status().message() != want.status().message()) {
     __builtin_trap();

@@ -76,28 +76,17 @@ TEST(Json, HostileNestingIsRefused) {
   EXPECT_TRUE(ParseJson("[[[[1]]]]").ok());
 }
 
-// ParseJson as it was before its scan of the nesting: every text through the parser's
-// callback. The scan must never change an answer or a message.
-Result<Json> ParseJsonWithCallbackOnly(std::string_view text, int max_depth) {
-  bool too_deep = false;
-  Json::parser_callback_t cb = [&](int depth, Json::parse_event_t, Json&) {
-    if (depth > max_depth) too_deep = true;
-    return !too_deep;
-  };
-  Json j = Json::parse(text.begin(), text.end(), cb, /*allow_exceptions=*/false);
-  if (too_deep) {
-    return Status::InvalidArgument("JSON nested deeper than " + std::to_string(max_depth));
-  }
-  if (j.is_discarded()) return Status::InvalidArgument("malformed JSON");
-  return j;
-}
-
+// ParseJson parses text its scan finds within the limit without the depth callback; every
+// text must get the answer and message of the parse that checks every step (the one it used
+// for every text before the scan).
 TEST(Json, TheNestingScanChangesNoAnswer) {
-  // Texts from the characters that matter to nesting (brackets, quotes, escapes) and a few
-  // values, near a small limit, well-formed or not; and well-formed values of every depth.
+  // Texts from the characters that matter to nesting (brackets, quotes, escapes), values and
+  // bytes the lexer refuses or stops at (NUL, a BOM, control, non-ASCII, comments), near a
+  // small limit, well-formed or not; and well-formed values of every depth.
   std::mt19937 rng(20261201);
-  const std::string alphabet = "[]{}[]{}\"\"\\:, 1ax\t";
-  int agreed_ok = 0, agreed_deep = 0;
+  const std::string alphabet =
+      std::string("[]{}[]{}\"\"\\:, 1ax\t-e.+/*") + '\0' + "\xEF\xBB\xBF\x01\xC3";
+  int agreed_ok = 0, agreed_deep = 0, scanned_within = 0;
   for (int i = 0; i < 60000; ++i) {
     std::string text;
     if (i % 2 == 0) {
@@ -125,7 +114,8 @@ TEST(Json, TheNestingScanChangesNoAnswer) {
       text += close;
     }
     const int max_depth = static_cast<int>(rng() % 5);
-    const Result<Json> want = ParseJsonWithCallbackOnly(text, max_depth);
+    if (json_internal::NestsWithin(text, max_depth)) ++scanned_within;
+    const Result<Json> want = json_internal::ParseJsonChecked(text, max_depth);
     const Result<Json> got = ParseJson(text, max_depth);
     ASSERT_EQ(got.ok(), want.ok()) << text << " max " << max_depth;
     if (want.ok()) {
@@ -136,8 +126,10 @@ TEST(Json, TheNestingScanChangesNoAnswer) {
       if (want.status().message().find("nested deeper") != std::string::npos) ++agreed_deep;
     }
   }
-  // The cases that matter were there: parsed texts and texts refused for their depth.
+  // The cases that matter were there: parsed texts, texts refused for their depth, and texts
+  // that took the parse without the callback.
   EXPECT_GT(agreed_ok, 5000);
+  EXPECT_GT(scanned_within, 20000);
   EXPECT_GT(agreed_deep, 5000);
 }
 
@@ -213,6 +205,18 @@ TEST(AuditEvent, HashCoversEveryField) {
   EXPECT_NE(ComputeEventHash(std::string(64, '1'), e), h);
 }
 
+// What an event's hash is over, made the generic way: the previous hash, a newline, and the
+// canonical JSON of the event's tree.
+std::string EventHashByTree(const std::string& prev_hash, const AuditEvent& e) {
+  Json body = {{"seq", e.seq},
+               {"at_ms", e.at_ms},
+               {"action_id", e.action_id},
+               {"principal", e.principal},
+               {"event", e.event},
+               {"payload", e.payload}};
+  return Sha256Hex(prev_hash + "\n" + CanonicalJson(body));
+}
+
 TEST(AuditEvent, HashIsOverTheCanonicalJsonOfTheEvent) {
   AuditEvent e;
   e.seq = 42;
@@ -221,10 +225,7 @@ TEST(AuditEvent, HashIsOverTheCanonicalJsonOfTheEvent) {
   e.principal = "approver:ünïcode";
   e.event = "applied";
   e.payload = {{"z", 1}, {"a", {{"y", "x"}}}};
-  Json body = {{"seq", e.seq},          {"at_ms", e.at_ms}, {"action_id", e.action_id},
-               {"principal", e.principal}, {"event", e.event}, {"payload", e.payload}};
-  EXPECT_EQ(ComputeEventHash(kGenesisHash, e),
-            Sha256Hex(std::string(kGenesisHash) + "\n" + CanonicalJson(body)));
+  EXPECT_EQ(ComputeEventHash(kGenesisHash, e), EventHashByTree(kGenesisHash, e));
 }
 
 // The same over random strings (escapes, invalid UTF-8, NUL, long ones) and numbers: the hash
@@ -239,15 +240,7 @@ TEST(AuditEvent, HashOfRandomEventsIsOverTheirCanonicalJson) {
     e.principal = RandomText(rng);
     e.event = RandomText(rng);
     e.payload = RandomValue(rng);
-    Json body = {{"seq", e.seq},
-                 {"at_ms", e.at_ms},
-                 {"action_id", e.action_id},
-                 {"principal", e.principal},
-                 {"event", e.event},
-                 {"payload", e.payload}};
-    ASSERT_EQ(ComputeEventHash(kGenesisHash, e),
-              Sha256Hex(std::string(kGenesisHash) + "\n" + CanonicalJson(body)))
-        << "event " << i;
+    ASSERT_EQ(ComputeEventHash(kGenesisHash, e), EventHashByTree(kGenesisHash, e)) << "event " << i;
   }
 }
 

@@ -1,34 +1,37 @@
 #include "core/json.h"
 
 #include <charconv>
+#include <memory>
 #include <stdexcept>
 
 namespace airlock {
 
 namespace {
 
-// The serializer Json::dump uses, with CanonicalJson's settings. One per thread, made on
-// first need: making one takes three allocations (itself, its output adapter, its indent
-// string), and a read on `airlock serve` writes three texts.
+// The serializer Json::dump uses, with CanonicalJson's settings, writing straight into the
+// string it is given. One per thread, made on first need: making one takes three
+// allocations (itself, its output adapter, its indent string), and a read on `airlock serve`
+// writes three texts.
 class Dumper {
  public:
   Dumper()
-      : writer_(nlohmann::detail::output_adapter<char>(text_), ' ',
+      : target_(std::make_shared<Target>()),
+        writer_(nlohmann::detail::output_adapter_t<char>(target_), ' ',
                 Json::error_handler_t::replace) {}
   void AppendTo(const Json& j, std::string* out) {
-    text_.clear();
+    target_->out = out;
     writer_.dump(j, false, false, 0);
-    out->append(text_);
-    // Kept for the next value, unless a large one grew it.
-    if (text_.capacity() > kKeptBytes) {
-      text_.clear();
-      text_.shrink_to_fit();
-    }
+    target_->out = nullptr;
   }
 
  private:
-  static constexpr size_t kKeptBytes = 64 * 1024;
-  std::string text_;  // before writer_, which writes into it
+  // An output adapter whose string changes from one value to the next.
+  struct Target final : nlohmann::detail::output_adapter_protocol<char> {
+    void write_character(char c) override { out->push_back(c); }
+    void write_characters(const char* s, std::size_t length) override { out->append(s, length); }
+    std::string* out = nullptr;
+  };
+  std::shared_ptr<Target> target_;
   nlohmann::detail::serializer<Json> writer_;
 };
 
@@ -135,7 +138,7 @@ std::string CanonicalJson(const Json& j) {
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
-namespace {
+namespace json_internal {
 
 // Whether no value or key in `text` lies inside more than max_depth containers, by one scan
 // of its brackets and strings. Up to the text's first syntax error it counts exactly as the
@@ -198,13 +201,15 @@ Result<Json> ParseJsonChecked(std::string_view text, int max_depth) {
   return j;
 }
 
-}  // namespace
+}  // namespace json_internal
 
 Result<Json> ParseJson(std::string_view text, int max_depth) {
   // Text that nests within the limit (nearly all) is parsed without the callback, which
   // costs a dozen allocations per parse (each request body on `airlock serve` is one); the
   // rest gets the checked parse, and so the same answer and message as before.
-  if (!NestsWithin(text, max_depth)) return ParseJsonChecked(text, max_depth);
+  if (!json_internal::NestsWithin(text, max_depth)) {
+    return json_internal::ParseJsonChecked(text, max_depth);
+  }
   Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Status::InvalidArgument("malformed JSON");
   return j;

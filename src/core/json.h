@@ -74,4 +74,13 @@ class JsonTextWriter {
 // exhaustion from hostile nesting.
 Result<Json> ParseJson(std::string_view text, int max_depth = 64);
 
+namespace json_internal {
+// ParseJson's two parts, for its tests and fuzz target. NestsWithin: whether no value or key
+// of `text` lies inside more than max_depth containers (one scan of brackets and strings);
+// when it does, ParseJson parses without a depth check. ParseJsonChecked: the parse that
+// checks the depth at every step, which ParseJson takes for every other text.
+bool NestsWithin(std::string_view text, int max_depth);
+Result<Json> ParseJsonChecked(std::string_view text, int max_depth);
+}  // namespace json_internal
+
 }  // namespace airlock

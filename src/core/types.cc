@@ -3,7 +3,9 @@
 #include "core/json.h"
 
 #include <array>
+#include <iterator>
 #include <limits>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
@@ -333,30 +335,40 @@ void WriteEffect(const Effect& e, JsonTextWriter& w) {
 }  // namespace
 
 void ActionJsonTexts(const Action& a, std::initializer_list<ActionText> texts) {
-  std::string value;  // one key's value, written once for every text that keeps the key
-  value.reserve(512);
+  std::string value;  // a value that several texts take, written once
   for (const ActionText& t : texts) {
     t.out->clear();
     t.out->reserve(1024);
     *t.out += '{';
   }
-  // Writes key `k` into every text that keeps it and that `which` selects: `write` writes the
-  // value once, into `value`, through a writer of its own. The keys are plain ASCII.
+  // Writes key `k` into every text that keeps it and that `which` selects. The value is
+  // written once: straight into the one text that takes it, or else into `value` and copied
+  // into each (the reply's rows go straight into the reply). The keys are plain ASCII.
   auto emit_to = [&](std::string_view k, const auto& write, const auto& which) {
-    bool written = false;
+    std::string* takers[8];
+    size_t n = 0;
     for (const ActionText& t : texts) {
       if (!which(t) || !t.keep(k)) continue;
-      if (!written) {
-        value.clear();
-        JsonTextWriter w(&value);
-        write(w);
-        written = true;
-      }
-      std::string& out = *t.out;
+      if (n == std::size(takers)) throw std::logic_error("ActionJsonTexts: more than 8 texts");
+      takers[n++] = t.out;
+    }
+    if (n == 0) return;
+    for (size_t i = 0; i < n; ++i) {
+      std::string& out = *takers[i];
       if (out.size() > 1) out += ',';
       out += '"';
       out += k;
       out += "\":";
+      if (n == 1) {
+        JsonTextWriter w(&out);
+        write(w);
+        return;
+      }
+      if (i == 0) {
+        value.clear();
+        JsonTextWriter w(&value);
+        write(w);
+      }
       out += value;
     }
   };

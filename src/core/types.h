@@ -184,8 +184,9 @@ struct ActionText {
   const Json* result;
   std::string* out;
 };
-// ActionJsonText for several texts of one action at once: each value is written once, and
-// copied into every text that keeps its key (a read on `airlock serve` writes three).
+// ActionJsonText for several texts (at most 8) of one action at once: each value is written
+// once, and copied into every text that keeps its key (a read on `airlock serve` writes
+// three). Throws std::logic_error for more than 8.
 void ActionJsonTexts(const Action& a, std::initializer_list<ActionText> texts);
 // The action as a store keeps it in its row's body: its canonical JSON form without the
 // votes (a table of their own holds those) and without the approval count derived from them.

@@ -168,11 +168,11 @@ Json DecisionPayload(const Action& a) {
   return p;
 }
 
+namespace {
+
 // The keys of DecisionPayload, which ActionToJson writes with the same values. GatewayTest
 // checks the two forms against each other over random actions, and a read recorded this way
 // against one recorded with DecisionPayload.
-namespace {
-
 bool IsDecisionPayloadKey(std::string_view key) {
   static const std::set<std::string_view> kKeys = {
       "agent", "args", "effect", "error", "kind", "quorum", "reasons", "risk", "status", "target"};
@@ -1090,8 +1090,8 @@ bool Gateway::SubmitReadPrepared(
   ReadAsRecorded(&read->action, *fast);
   read->principal = who->Label();
   // The event's payload, the row's body (without the votes and the approval count) and the
-  // reply (with the rows), each written as text from the action: no JSON tree is built.
-  // In one pass: the three share most of their values (the effect, the arguments).
+  // reply (with the rows), written as text from the action in one pass: no JSON tree is
+  // built, and the values they share (the effect, the arguments) are written once.
   std::string reply;
   ActionJsonTexts(read->action,
                   {{IsDecisionPayloadKey, nullptr, &read->payload},  // CanonicalDecisionPayload
