@@ -24,7 +24,7 @@ while [[ $# -gt 0 ]]; do
     --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
     --paced-delay-ms) PACED_DELAY_MS=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "serve_bench: unknown argument $1" >&2; exit 2 ;;
   esac
 done

@@ -1,50 +1,10 @@
 #include "store/sqlite_db.h"
 
-#include <unistd.h>
-
 #include <utility>
 
+#include "store/store_vfs.h"
+
 namespace airlock::sqlite {
-namespace {
-
-// The store keeps its WAL file between processes (SQLITE_FCNTL_PERSIST_WAL): emptied to 0
-// bytes when the last connection closes, not deleted. A CLI command then neither creates
-// nor unlinks it. But SQLite opens a WAL with SQLITE_OPEN_CREATE every time, and the unix
-// VFS fsyncs the directory after the first write to any file opened so, 0.1-0.2 ms per
-// command. This VFS is the default one except that a WAL file that exists is opened
-// without SQLITE_OPEN_CREATE: its directory entry was made durable by whoever created it.
-// A WAL created here still gets its directory fsync.
-sqlite3_vfs* g_base_vfs = nullptr;
-
-int OpenKeepingTheWal(sqlite3_vfs* /*vfs*/, const char* name, sqlite3_file* file, int flags,
-                      int* out_flags) {
-  if ((flags & SQLITE_OPEN_WAL) && (flags & SQLITE_OPEN_CREATE) && name != nullptr &&
-      ::access(name, F_OK) == 0) {
-    const int rc =
-        g_base_vfs->xOpen(g_base_vfs, name, file, flags & ~SQLITE_OPEN_CREATE, out_flags);
-    // Gone since (an older airlock deleted it on close): created as usual.
-    if (rc != SQLITE_CANTOPEN) return rc;
-  }
-  return g_base_vfs->xOpen(g_base_vfs, name, file, flags, out_flags);
-}
-
-const char* StoreVfsName() {
-  static const char* name = [] {
-    static sqlite3_vfs vfs;
-    g_base_vfs = sqlite3_vfs_find(nullptr);
-    if (g_base_vfs == nullptr) return static_cast<const char*>(nullptr);
-    vfs = *g_base_vfs;
-    vfs.zName = "airlock-store";
-    vfs.pNext = nullptr;
-    vfs.xOpen = OpenKeepingTheWal;
-    if (sqlite3_vfs_register(&vfs, /*makeDflt=*/0) != SQLITE_OK)
-      return static_cast<const char*>(nullptr);
-    return "airlock-store";
-  }();
-  return name;
-}
-
-}  // namespace
 
 Stmt::Stmt(Stmt&& other) noexcept
     : db_(other.db_),
@@ -149,7 +109,7 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int flags, int bus
   sqlite3_extended_result_codes(raw, 1);
   sqlite3_busy_timeout(raw, busy_timeout_ms);
   // Whichever connection closes last checkpoints and then empties the WAL, keeping the file
-  // (see StoreVfsName). It must be emptied, not kept whole: frames left in it would be
+  // (see store_vfs.h). It must be emptied, not kept whole: frames left in it would be
   // replayed onto a store file restored from a backup beside it. A journal_size_limit
   // (needed for the emptying) far above the ~4 MiB the auto-checkpoint keeps the WAL at
   // never truncates it while the store is in use.
