@@ -27,6 +27,10 @@ struct WalFile {
   sqlite3_file* real;
   bool held;  // a header written by SQLite and not yet by us
   sqlite3_int64 held_offset;
+  // Where this file's writes end: the furthest byte written since its last write at offset
+  // 0 (the WAL's own header, written when the WAL starts over). Only a header written at or
+  // past it, the next frame appended, is held; see WalWrite.
+  sqlite3_int64 end;
   unsigned char header[kFrameHeaderBytes];
   char* buffer;  // header + page, for the combined write (sqlite3_malloc'd on first need)
   int buffer_bytes;
@@ -44,13 +48,20 @@ sqlite3_file* Real(sqlite3_file* f) {
   return Wal(f)->real;
 }
 
+// Every write to the real file, keeping `end`.
+int WriteReal(WalFile* w, const void* data, int amount, sqlite3_int64 offset) {
+  if (offset == 0) w->end = 0;
+  if (offset + amount > w->end) w->end = offset + amount;
+  return w->real->pMethods->xWrite(w->real, data, amount, offset);
+}
+
 // Writes a held header alone; every call below but the combining write starts with it, so
 // that the file is always as SQLite believes it to be when it looks.
 int FlushHeld(WalFile* w) {
   if (!w->held) return SQLITE_OK;
   w->held = false;
   g_alone.fetch_add(1, std::memory_order_relaxed);
-  return w->real->pMethods->xWrite(w->real, w->header, kFrameHeaderBytes, w->held_offset);
+  return WriteReal(w, w->header, kFrameHeaderBytes, w->held_offset);
 }
 
 int WalClose(sqlite3_file* f) {
@@ -67,6 +78,12 @@ int WalRead(sqlite3_file* f, void* out, int amount, sqlite3_int64 offset) {
   return Real(f)->pMethods->xRead(Real(f), out, amount, offset);
 }
 
+// SQLite appends a frame as its header, then its page at the next offset (walWriteOneFrame);
+// those two become one write. A 24-byte write that is not an append is written at once:
+// SQLite also writes headers alone, over frames it has written, when it rewrites their
+// checksums at a commit (walRewriteChecksums), and with synchronous=NORMAL nothing may
+// follow on this file for as long as the connection sits idle, while the commit is
+// already published.
 int WalWrite(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset) {
   WalFile* w = Wal(f);
   if (w->held && offset == w->held_offset + kFrameHeaderBytes && amount > 0 &&
@@ -77,7 +94,7 @@ int WalWrite(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset
       if (grown == nullptr) {
         // No memory for the combined write: the two writes SQLite asked for, in order.
         if (int rc = FlushHeld(w); rc != SQLITE_OK) return rc;
-        return w->real->pMethods->xWrite(w->real, data, amount, offset);
+        return WriteReal(w, data, amount, offset);
       }
       w->buffer = grown;
       w->buffer_bytes = total;
@@ -86,21 +103,23 @@ int WalWrite(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset
     std::memcpy(w->buffer + kFrameHeaderBytes, data, static_cast<size_t>(amount));
     w->held = false;
     g_combined.fetch_add(1, std::memory_order_relaxed);
-    return w->real->pMethods->xWrite(w->real, w->buffer, total, w->held_offset);
+    return WriteReal(w, w->buffer, total, w->held_offset);
   }
   if (int rc = FlushHeld(w); rc != SQLITE_OK) return rc;
-  if (amount == kFrameHeaderBytes) {
+  if (amount == kFrameHeaderBytes && offset >= w->end && offset > 0) {
     std::memcpy(w->header, data, kFrameHeaderBytes);
     w->held_offset = offset;
     w->held = true;
     return SQLITE_OK;
   }
-  return w->real->pMethods->xWrite(w->real, data, amount, offset);
+  return WriteReal(w, data, amount, offset);
 }
 
 int WalTruncate(sqlite3_file* f, sqlite3_int64 size) {
-  if (int rc = FlushHeld(Wal(f)); rc != SQLITE_OK) return rc;
-  return Real(f)->pMethods->xTruncate(Real(f), size);
+  WalFile* w = Wal(f);
+  if (int rc = FlushHeld(w); rc != SQLITE_OK) return rc;
+  if (w->end > size) w->end = size;
+  return w->real->pMethods->xTruncate(w->real, size);
 }
 
 int WalSync(sqlite3_file* f, int flags) {

@@ -5,13 +5,16 @@
 // 2. A WAL frame goes to the file in one write instead of two. SQLite writes each frame as
 //    its 24-byte header, then its page, at the next offset: two pwrite(2) calls per page of
 //    every commit (~20 frames a commit on `airlock serve`'s committer). The WAL file's
-//    methods hold a 24-byte write back until the next call on the file: a write that
-//    continues it goes out together with it, in one write; any other call (a write
-//    elsewhere, a read, a sync, a truncate, the file size, a lock, a close) writes the held
-//    header first, alone. The file's bytes, and the order in which they reach it, are
-//    SQLite's own; only the number of system calls changes. A header held back is never
-//    visible to another connection: SQLite publishes a frame (in the WAL index) only after
-//    its page is written, and syncs (when it does) before it publishes.
+//    methods hold back a 24-byte write that appends to what the file has written (a new
+//    frame's header) until the next call on the file: a write that continues it goes out
+//    together with it, in one write; any other call (a write elsewhere, a read, a sync, a
+//    truncate, the file size, a lock, a close) writes the held header first, alone. A
+//    24-byte write over bytes already written (SQLite rewriting a frame's checksum at a
+//    commit, with maybe no call after it) is written at once. The file's bytes, and the
+//    order in which they reach it, are SQLite's own; only the number of system calls
+//    changes. A held header is never visible to another connection: SQLite writes an
+//    appended frame's page right after its header, and publishes a frame (in the WAL
+//    index) only after that.
 #pragma once
 
 #include <cstdint>
