@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace airlock::sqlite {
@@ -47,6 +48,54 @@ class StoreVfsTest : public ::testing::Test {
   }
 
   static std::string Bytes(size_t n, char c) { return std::string(n, c); }
+
+  // A connection through the store's VFS, in WAL mode, never checkpointing (so that its
+  // frames stay in the WAL), at the given synchronous level.
+  sqlite3* OpenThroughStoreVfs(const std::string& path, const std::string& synchronous) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                              StoreVfsName()),
+              SQLITE_OK);
+    Exec(db, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; PRAGMA synchronous=" +
+                 synchronous + ";");
+    return db;
+  }
+
+  static void Exec(sqlite3* db, const std::string& sql) {
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    std::string msg = err ? err : "";
+    sqlite3_free(err);
+    EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << msg;
+  }
+
+  // Copies `path` and its WAL while their connection is still open (so the WAL is not
+  // checkpointed away), opens the copy with SQLite's default VFS, whose recovery reads and
+  // checks every frame, and returns the first row of `query` there as integers, followed by
+  // the copy's integrity_check answer.
+  std::pair<std::vector<int64_t>, std::string> QueryRecoveredCopy(const std::string& path,
+                                                                  const std::string& query) {
+    const std::string copy = path + ".copy";
+    fs::copy_file(path, copy);
+    fs::copy_file(path + "-wal", copy + "-wal");
+    sqlite3* plain = nullptr;
+    EXPECT_EQ(sqlite3_open_v2(copy.c_str(), &plain, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+    std::vector<int64_t> row;
+    std::string integrity;
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(plain, query.c_str(), -1, &s, nullptr) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+      for (int i = 0; i < sqlite3_column_count(s); ++i) row.push_back(sqlite3_column_int64(s, i));
+    }
+    sqlite3_finalize(s);
+    if (sqlite3_prepare_v2(plain, "PRAGMA integrity_check", -1, &s, nullptr) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+      integrity = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(plain);
+    return {row, integrity};
+  }
 
   sqlite3_vfs* vfs_ = nullptr;
   fs::path dir_;
@@ -134,19 +183,8 @@ TEST_F(StoreVfsTest, OnlyAnAppendedHeaderIsHeldAndAnyOtherCallWritesItFirst) {
 // would fail its checksum, and recovery would stop there, losing the commits after it).
 TEST_F(StoreVfsTest, SqlitesFramesGoOutWholeAndTheWalRecoversWithTheDefaultVfs) {
   const std::string path = (dir_ / "a.db").string();
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                            StoreVfsName()),
-            SQLITE_OK);
-  auto exec = [](sqlite3* d, const std::string& sql) {
-    char* err = nullptr;
-    int rc = sqlite3_exec(d, sql.c_str(), nullptr, nullptr, &err);
-    std::string msg = err ? err : "";
-    sqlite3_free(err);
-    EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << msg;
-  };
-  exec(db, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; PRAGMA synchronous=FULL;");
-  exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX t_v ON t(v);");
+  sqlite3* db = OpenThroughStoreVfs(path, "FULL");
+  Exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX t_v ON t(v);");
   const WalWriteCounts before = StoreVfsWalWriteCounts();
   constexpr int kCommits = 50;
   constexpr int kRowsEach = 20;
@@ -156,11 +194,10 @@ TEST_F(StoreVfsTest, SqlitesFramesGoOutWholeAndTheWalRecoversWithTheDefaultVfs) 
       sql += "INSERT INTO t(v) VALUES (printf('%d-%d-%s', " + std::to_string(c) + ", " +
              std::to_string(r) + ", hex(randomblob(100))));";
     }
-    exec(db, sql + "COMMIT;");
+    Exec(db, sql + "COMMIT;");
   }
   const WalWriteCounts after = StoreVfsWalWriteCounts();
-  const std::string wal = path + "-wal";
-  const auto wal_bytes = static_cast<int64_t>(fs::file_size(wal));
+  const auto wal_bytes = static_cast<int64_t>(fs::file_size(path + "-wal"));
   const int64_t frames = (wal_bytes - 32) / (24 + 4096);
   ASSERT_GT(frames, kCommits) << "every commit wrote at least one frame";
   // The frames of this loop (the CREATE's came before `before`).
@@ -168,25 +205,9 @@ TEST_F(StoreVfsTest, SqlitesFramesGoOutWholeAndTheWalRecoversWithTheDefaultVfs) 
   EXPECT_LE(after.combined - before.combined, static_cast<uint64_t>(frames));
   EXPECT_EQ(after.alone, before.alone) << "no frame header went out alone";
 
-  // A copy of the database and its WAL, taken while the connection is open (so the WAL is
-  // not checkpointed away), opened with the default VFS: recovery reads every frame.
-  const std::string copy = (dir_ / "b.db").string();
-  fs::copy_file(path, copy);
-  fs::copy_file(wal, copy + "-wal");
-  sqlite3* plain = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(copy.c_str(), &plain, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
-  sqlite3_stmt* s = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(plain, "SELECT count(*), count(DISTINCT v) FROM t", -1, &s, nullptr),
-            SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(s, 0), kCommits * kRowsEach);
-  EXPECT_EQ(sqlite3_column_int(s, 1), kCommits * kRowsEach);
-  sqlite3_finalize(s);
-  ASSERT_EQ(sqlite3_prepare_v2(plain, "PRAGMA integrity_check", -1, &s, nullptr), SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "ok");
-  sqlite3_finalize(s);
-  sqlite3_close(plain);
+  auto [row, integrity] = QueryRecoveredCopy(path, "SELECT count(*), count(DISTINCT v) FROM t");
+  EXPECT_EQ(row, (std::vector<int64_t>{kCommits * kRowsEach, kCommits * kRowsEach}));
+  EXPECT_EQ(integrity, "ok");
   sqlite3_close(db);
 }
 
@@ -198,44 +219,17 @@ TEST_F(StoreVfsTest, SqlitesFramesGoOutWholeAndTheWalRecoversWithTheDefaultVfs) 
 // the WAL taken while the connection sits open is recovered whole by the default VFS.
 TEST_F(StoreVfsTest, ARewrittenChecksumIsWrittenAtOnceUnderNormalSync) {
   const std::string path = (dir_ / "n.db").string();
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                            StoreVfsName()),
-            SQLITE_OK);
-  auto exec = [](sqlite3* d, const std::string& sql) {
-    char* err = nullptr;
-    int rc = sqlite3_exec(d, sql.c_str(), nullptr, nullptr, &err);
-    std::string msg = err ? err : "";
-    sqlite3_free(err);
-    EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << msg;
-  };
-  exec(db,
-       "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; PRAGMA synchronous=NORMAL; "
-       "PRAGMA cache_size=10;");
-  exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);");
+  sqlite3* db = OpenThroughStoreVfs(path, "NORMAL");
+  Exec(db, "PRAGMA cache_size=10; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);");
   // One transaction: 2,000 rows (far more than 10 pages), then every row changed again.
-  exec(db,
+  Exec(db,
        "BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) "
        "INSERT INTO t(v) SELECT hex(randomblob(60)) FROM n; "
        "UPDATE t SET v = 'changed-' || id; COMMIT;");
-  const std::string wal = path + "-wal";
-  const std::string copy = (dir_ / "m.db").string();
-  fs::copy_file(path, copy);
-  fs::copy_file(wal, copy + "-wal");
-  sqlite3* plain = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(copy.c_str(), &plain, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
-  sqlite3_stmt* s = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(plain,
-                               "SELECT count(*), count(*) FILTER (WHERE v LIKE 'changed-%') "
-                               "FROM t",
-                               -1, &s, nullptr),
-            SQLITE_OK)
-      << sqlite3_errmsg(plain);
-  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(s, 0), 2000);
-  EXPECT_EQ(sqlite3_column_int(s, 1), 2000);
-  sqlite3_finalize(s);
-  sqlite3_close(plain);
+  auto [row, integrity] = QueryRecoveredCopy(
+      path, "SELECT count(*), count(*) FILTER (WHERE v LIKE 'changed-%') FROM t");
+  EXPECT_EQ(row, (std::vector<int64_t>{2000, 2000}));
+  EXPECT_EQ(integrity, "ok");
   sqlite3_close(db);
 }
 
