@@ -21,7 +21,7 @@ sqlite3_io_methods g_wal_methods;  // made from the first WAL file's own methods
 std::atomic<uint64_t> g_combined{0};
 std::atomic<uint64_t> g_alone{0};
 
-// A WAL file: ours, then the default VFS's file right after it (FileSize()).
+// A WAL file: ours, then the default VFS's file right after it, kWalFileBytes on.
 struct WalFile {
   sqlite3_file base;  // first: SQLite sees a sqlite3_file*
   sqlite3_file* real;
