@@ -211,6 +211,7 @@ class Gateway {
   Result<std::vector<ActionCount>> CountActions();
   Result<std::vector<Breaker>> Breakers();
   Result<AuditHead> AuditHeadNow();
+  std::optional<CheckpointStats> StoreCheckpoints() { return store_->Checkpoints(); }
 
   // A tool call the policy marks read is recorded durably (action, `read` event, full
   // arguments) while it is in flight; the answer's size and shape follow in a `read_result`

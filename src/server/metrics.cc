@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
+#include <optional>
 #include <string_view>
+#include <utility>
 
 namespace airlock::server {
 namespace {
@@ -179,6 +182,29 @@ std::string Metrics::Render(Gateway& gateway, const notify::Stats* notifications
   if (head.ok()) {
     AppendFamily(&out, "airlock_audit_events", "gauge", "Length of the audit chain.");
     Sample(&out, "airlock_audit_events").Value(head->seq);
+  }
+  if (const std::optional<CheckpointStats> ckpt = gateway.StoreCheckpoints()) {
+    AppendFamily(&out, "airlock_store_checkpoints_total", "counter",
+                 "WAL checkpoints of the SQLite store by who ran them: thread (the checkpoint "
+                 "thread), finish (a commit, after which the WAL started over), inline (a commit, "
+                 "the thread having fallen behind).");
+    const std::pair<const char*, uint64_t> by[] = {
+        {"thread", ckpt->passes}, {"finish", ckpt->finishes}, {"inline", ckpt->inline_runs}};
+    for (const auto& [who, n] : by) {
+      Sample(&out, "airlock_store_checkpoints_total")
+          .Label("by", who)
+          .Value(static_cast<int64_t>(n));
+    }
+    AppendFamily(&out, "airlock_store_checkpoint_failures_total", "counter",
+                 "WAL checkpoints that returned an error (each is tried again later).");
+    Sample(&out, "airlock_store_checkpoint_failures_total")
+        .Value(static_cast<int64_t>(ckpt->failures));
+    AppendFamily(&out, "airlock_store_wal_restarts_total", "counter",
+                 "Commits that started the store's WAL over from its beginning.");
+    Sample(&out, "airlock_store_wal_restarts_total").Value(static_cast<int64_t>(ckpt->restarts));
+    AppendFamily(&out, "airlock_store_wal_frames_max", "gauge",
+                 "The longest the store's WAL has been since the server started, in frames.");
+    Sample(&out, "airlock_store_wal_frames_max").Value(ckpt->most_wal_frames);
   }
   if (breakers.ok()) {
     AppendFamily(&out, "airlock_breaker_open", "gauge",

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -78,6 +79,30 @@ class MetricsTest : public GatewayFixture {
   Metrics metrics_;
   std::string text_;
 };
+
+// A server's store (grouped commits) checkpoints on a thread of its own and says how in
+// /metrics; a store that checkpoints inside its commits (the CLI's) has nothing to say.
+TEST_F(MetricsTest, AServersStoreReportsItsCheckpoints) {
+  ::unsetenv("AIRLOCK_CHECKPOINT_THREAD");  // a benchmark's leftover would turn it off
+  Submit(*gateway_, "bot-token", "SELECT 1", ActionStatus::kApplied);
+  EXPECT_EQ(Scrape().count("airlock_store_wal_frames_max"), 0u) << text_;
+  gateway_.reset();
+  auto served = Gateway::Open(policy_, GatewayOptions::WithGroupCommit());
+  ASSERT_TRUE(served.ok()) << served.status().ToString();
+  gateway_ = std::move(*served);
+  Submit(*gateway_, "bot-token", "SELECT 2", ActionStatus::kApplied);
+  Submit(*gateway_, "bot-token", "UPDATE users SET name = 'x' WHERE id = 5",
+         ActionStatus::kApplied);
+  auto m = Scrape();
+  EXPECT_EQ(m["airlock_store_checkpoints_total{by=\"thread\"}"], "0") << text_;
+  EXPECT_EQ(m["airlock_store_checkpoints_total{by=\"finish\"}"], "0");
+  EXPECT_EQ(m["airlock_store_checkpoints_total{by=\"inline\"}"], "0");
+  EXPECT_EQ(m["airlock_store_checkpoint_failures_total"], "0");
+  EXPECT_EQ(m["airlock_store_wal_restarts_total"], "0");
+  ASSERT_TRUE(m.count("airlock_store_wal_frames_max"));
+  EXPECT_GT(std::stoll(m["airlock_store_wal_frames_max"]), 0) << "the commits were reported";
+  EXPECT_NE(text_.find("# TYPE airlock_store_checkpoints_total counter"), std::string::npos);
+}
 
 TEST_F(MetricsTest, CountsWhatTheStoreRecorded) {
   auto empty = Scrape();

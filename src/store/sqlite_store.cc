@@ -2,14 +2,17 @@
 // pool of read-only connections, and a committer thread for group commit.
 #include <sqlite3.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <exception>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -21,6 +24,7 @@
 #include "store/sqlite_db.h"
 #include "store/sqlite_schema.h"
 #include "store/store.h"
+#include "store/wal_checkpointer.h"
 #include "store/wal_syncer.h"
 
 namespace airlock {
@@ -547,6 +551,7 @@ class SqliteStore final : public Store {
   // the reader's page cache (an airlock mcp stdio session commits one per call).
   Result<std::optional<Breaker>> LookupBreaker(const std::string& target,
                                                const std::string& agent) override;
+  std::optional<CheckpointStats> Checkpoints() override;
 
  private:
   // A read-only connection borrowed from the pool; returned on destruction.
@@ -595,10 +600,27 @@ class SqliteStore final : public Store {
   std::shared_ptr<ChangeCounter> cached_counter_;  // GUARDED_BY(breaker_mu_)
   uint64_t breaker_version_ = 0;                   // GUARDED_BY(breaker_mu_)
 
+  // Starts checkpointer_ and attaches the writers to it, once. REQUIRES(write_mu_).
+  void StartCheckpointer();
+  // REQUIRES(write_mu_). After a failed sync (of unsynced commits, or of the store file
+  // after a checkpoint) nothing more is written: the disk may have lost what was written
+  // before, and a later commit or checkpoint would build on it (fail closed).
+  Status WriteRefusal() {
+    RETURN_IF_ERROR(syncer_.error());
+    return checkpointer_ ? checkpointer_->error() : Status::Ok();
+  }
+
   // Guards writer_, unsynced_writer_ and every transaction on them: the one writer path.
   // Transact and the committer thread both hold it for a whole transaction. Not reentrant: a
   // closure must not call Transact (nor wait on TransactGrouped).
   std::mutex write_mu_;
+  // The WAL's checkpoints off the committer, from the first grouped batch on; null before,
+  // and when turned off or it could not start. Declared before the writers, whose WAL hook
+  // points at it, so that it outlives them.
+  std::unique_ptr<WalCheckpointer> checkpointer_;  // GUARDED_BY(write_mu_)
+  bool checkpointer_tried_ = false;                // GUARDED_BY(write_mu_)
+  // checkpointer_ once it runs, for Checkpoints() without the write lock.
+  std::atomic<WalCheckpointer*> running_checkpointer_{nullptr};
   std::unique_ptr<Db> writer_;  // GUARDED_BY(write_mu_)
   // TransactUnsynced's connection, opened on its first use: synchronous=NORMAL, so that a
   // commit writes its WAL frames and returns; syncer_ syncs them (StartSync, SyncUnsynced,
@@ -621,6 +643,8 @@ SqliteStore::~SqliteStore() {
   grouped_.Stop();
   // Syncs what TransactUnsynced committed, while the connections still hold the WAL.
   syncer_.Stop();
+  // Before the writers close: the last connection to close checkpoints the rest.
+  if (checkpointer_) checkpointer_->Stop();
   Status synced = syncer_.error();
   if (!synced.ok()) {
     std::fprintf(stderr, "airlock: the last records committed to %s may not be on disk: %s\n",
@@ -632,7 +656,7 @@ Status SqliteStore::Transact(const std::function<Status(StoreTxn&)>& fn) {
   // After a failed sync of unsynced commits the WAL on disk may have a hole, and every frame
   // after it would be lost with it: nothing more is written (fail closed).
   std::lock_guard lock(write_mu_);
-  RETURN_IF_ERROR(syncer_.error());  // under the lock: a sync may fail while we wait for it
+  RETURN_IF_ERROR(WriteRefusal());  // under the lock: a sync may fail while we wait for it
   return TransactOn(*writer_, fn);
 }
 
@@ -641,13 +665,14 @@ Status SqliteStore::TransactUnsynced(const std::function<Status(StoreTxn&)>& fn)
   {
     std::lock_guard lock(write_mu_);
     // Fail closed: after a failed sync, earlier unsynced commits may be lost (see Transact).
-    RETURN_IF_ERROR(syncer_.error());
+    RETURN_IF_ERROR(WriteRefusal());
     if (!unsynced_writer_) {
       StoreOptions unsynced = options_;
       unsynced.create_if_missing = false;  // writer_ has it open
       unsynced.synchronous_full = false;
       // By the name SQLite resolved for writer_: the WAL the syncer syncs is that file's.
       ASSIGN_OR_RETURN(unsynced_writer_, sqlite::OpenWriter(db_file_, unsynced));
+      if (checkpointer_) checkpointer_->Attach(unsynced_writer_->raw());
     }
     RETURN_IF_ERROR(TransactOn(*unsynced_writer_, fn));
   }
@@ -689,6 +714,7 @@ void SqliteStore::CommitBatch(std::vector<GroupedWork>& batch) {
   Status batch_error;
   {
     std::lock_guard lock(write_mu_);
+    if (!checkpointer_tried_) StartCheckpointer();
     TraceMark("store: batch begun");
     batch_error = RunBatch(batch, /*savepoints=*/false, &results);
     TraceMark("store: batch committed");
@@ -708,13 +734,53 @@ void SqliteStore::CommitBatch(std::vector<GroupedWork>& batch) {
   }
 }
 
+// Grouping means a process that lives on and commits for many callers (airlock serve): the
+// first batch moves the checkpoints off its commits. The CLI and airlock mcp stdio never
+// group, and keep SQLite's automatic checkpoint.
+void SqliteStore::StartCheckpointer() {
+  checkpointer_tried_ = true;
+  const char* enabled = std::getenv("AIRLOCK_CHECKPOINT_THREAD");
+  if (options_.checkpoint_pass_frames <= 0 || (enabled && std::string_view(enabled) == "0")) {
+    return;
+  }
+  WalCheckpointer::Limits limits;
+  limits.pass_frames = options_.checkpoint_pass_frames;
+  limits.restart_frames = options_.checkpoint_restart_frames;
+  limits.inline_frames = options_.checkpoint_inline_frames;
+  auto checkpointer = std::make_unique<WalCheckpointer>(db_file_, limits);
+  if (Status st = checkpointer->Start(); !st.ok()) {
+    // Not fatal: SQLite's automatic checkpoint goes on inside the commits.
+    std::fprintf(stderr, "airlock: checkpoints of %s stay inside its commits: %s\n", path_.c_str(),
+                 st.message().c_str());
+    return;
+  }
+  checkpointer->Attach(writer_->raw());
+  if (unsynced_writer_) checkpointer->Attach(unsynced_writer_->raw());
+  checkpointer_ = std::move(checkpointer);
+  running_checkpointer_.store(checkpointer_.get(), std::memory_order_release);
+}
+
+std::optional<CheckpointStats> SqliteStore::Checkpoints() {
+  WalCheckpointer* c = running_checkpointer_.load(std::memory_order_acquire);
+  if (c == nullptr) return std::nullopt;
+  const WalCheckpointer::Counts n = c->counts();
+  CheckpointStats out;
+  out.passes = n.passes;
+  out.finishes = n.finishes;
+  out.inline_runs = n.inline_runs;
+  out.failures = n.failures;
+  out.restarts = n.restarts;
+  out.most_wal_frames = n.most_frames;
+  return out;
+}
+
 // One pass over the batch in one transaction. Without savepoints it stops at the first
 // failing closure and rolls back (returning OK: the caller retries with savepoints). Returns
 // the error that sank the whole transaction, if any.
 Status SqliteStore::RunBatch(std::vector<GroupedWork>& batch, bool savepoints,
                              std::vector<Status>* results) {
   Db& db = *writer_;
-  RETURN_IF_ERROR(syncer_.error());  // as in Transact
+  RETURN_IF_ERROR(WriteRefusal());  // as in Transact
   BreakerChange breakers(CounterOpener());
   ASSIGN_OR_RETURN(auto txn, TxnGuard::Begin(db, "BEGIN IMMEDIATE"));
   SqliteTxn store_txn(db, &breakers);

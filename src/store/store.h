@@ -103,6 +103,16 @@ struct AuditHead {
   std::string hash = kGenesisHash;
 };
 
+// How a SQLite store's WAL checkpoints went (WalCheckpointer::Counts), for /metrics.
+struct CheckpointStats {
+  uint64_t passes = 0;       // run by the checkpoint thread
+  uint64_t finishes = 0;     // run by a commit, after which the WAL started over
+  uint64_t inline_runs = 0;  // run by a commit because the thread fell behind
+  uint64_t failures = 0;     // that returned an error
+  uint64_t restarts = 0;     // commits that started the WAL over
+  int64_t most_wal_frames = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -199,6 +209,10 @@ class Store {
   // so that a truncated or extended chain is noticed.
   virtual Result<AuditHead> RecordedHead() = 0;
 
+  // A store that checkpoints its log off its commits (SQLite once it groups commits:
+  // store/wal_checkpointer.h) says how that goes; the others have nothing to say.
+  virtual std::optional<CheckpointStats> Checkpoints() { return std::nullopt; }
+
   // Calls on_change (on a thread of the store's) soon after another process commits a
   // change, so that a follower of the chain need not wait for its next poll. A store that
   // cannot tell keeps this default and followers poll. An empty function stops the calls;
@@ -225,6 +239,13 @@ struct StoreOptions {
   bool create_if_missing = true;
   // PRAGMA synchronous: FULL makes each commit durable before it returns.
   bool synchronous_full = true;
+  // Once the store groups commits (a server: TransactGrouped*), its WAL is checkpointed on a
+  // thread of its own instead of inside the commits (store/wal_checkpointer.h), with these
+  // limits in WAL frames. pass_frames <= 0, or AIRLOCK_CHECKPOINT_THREAD=0 in the
+  // environment (for measuring), keeps SQLite's automatic checkpoint.
+  int checkpoint_pass_frames = 1000;
+  int checkpoint_restart_frames = 8192;
+  int checkpoint_inline_frames = 32768;
 };
 
 // Opens (or creates) the SQLite store at `path`.
