@@ -196,7 +196,8 @@ std::string Metrics::Render(Gateway& gateway, const notify::Stats* notifications
           .Value(static_cast<int64_t>(n));
     }
     AppendFamily(&out, "airlock_store_checkpoint_failures_total", "counter",
-                 "WAL checkpoints that returned an error (each is tried again later).");
+                 "Failed WAL checkpoints or syncs of the store file after one; the first stops "
+                 "the checkpoints, and the store then refuses writes.");
     Sample(&out, "airlock_store_checkpoint_failures_total")
         .Value(static_cast<int64_t>(ckpt->failures));
     AppendFamily(&out, "airlock_store_wal_restarts_total", "counter",

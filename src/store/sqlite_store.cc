@@ -644,7 +644,20 @@ SqliteStore::~SqliteStore() {
   // Syncs what TransactUnsynced committed, while the connections still hold the WAL.
   syncer_.Stop();
   // Before the writers close: the last connection to close checkpoints the rest.
-  if (checkpointer_) checkpointer_->Stop();
+  if (checkpointer_) {
+    checkpointer_->Stop();
+    if (Status failed = checkpointer_->error(); !failed.ok()) {
+      // After a failed checkpoint or sync the WAL holds pages the store file may have lost:
+      // the writers' close must not checkpoint it and empty it. The next start recovers it.
+      std::lock_guard lock(write_mu_);
+      for (Db* db : {writer_.get(), unsynced_writer_.get()}) {
+        if (db == nullptr) continue;
+        sqlite3_db_config(db->raw(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+      }
+      std::fprintf(stderr, "airlock: %s keeps its WAL for the next start to recover: %s\n",
+                   path_.c_str(), failed.message().c_str());
+    }
+  }
   Status synced = syncer_.error();
   if (!synced.ok()) {
     std::fprintf(stderr, "airlock: the last records committed to %s may not be on disk: %s\n",

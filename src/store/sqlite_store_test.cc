@@ -1003,8 +1003,8 @@ class StoreCheckpointTest : public SqliteStoreTest {
     SqliteStoreTest::SetUp();
     ::unsetenv("AIRLOCK_CHECKPOINT_THREAD");  // a benchmark's leftover would turn it off
   }
-  // The thread's passes, or -1 when it did not run.
-  int64_t WalFramesAfterGroupedAppends(int appends, int64_t* passes) {
+  // *stats: the thread's counts, or nullopt when it did not run.
+  int64_t WalFramesAfterGroupedAppends(int appends, std::optional<CheckpointStats>* stats) {
     StoreOptions options;
     options.checkpoint_pass_frames = 50;
     options.checkpoint_restart_frames = 200;
@@ -1023,8 +1023,7 @@ class StoreCheckpointTest : public SqliteStoreTest {
     EXPECT_EQ(store->RecordedHead()->seq, appends);
     auto report = audit::Verify(*store);
     EXPECT_TRUE(report.ok() && report->ok);
-    const std::optional<CheckpointStats> stats = store->Checkpoints();
-    *passes = stats ? static_cast<int64_t>(stats->passes) : -1;
+    *stats = store->Checkpoints();
     struct stat st {};
     EXPECT_EQ(::stat((path_ + "-wal").c_str(), &st), 0);
     return st.st_size / (4096 + 24);
@@ -1032,9 +1031,12 @@ class StoreCheckpointTest : public SqliteStoreTest {
 };
 
 TEST_F(StoreCheckpointTest, GroupedCommitsAreCheckpointedOffTheCommitter) {
-  int64_t passes = 0;
-  const int64_t frames = WalFramesAfterGroupedAppends(800, &passes);
-  EXPECT_GT(passes, 0);
+  std::optional<CheckpointStats> stats;
+  const int64_t frames = WalFramesAfterGroupedAppends(800, &stats);
+  ASSERT_TRUE(stats.has_value()) << "the thread ran";
+  EXPECT_GT(stats->passes, 0u);
+  EXPECT_GT(stats->restarts, 0u) << "and the WAL started over";
+  EXPECT_EQ(stats->failures, 0u);
   EXPECT_GT(frames, 50);
   EXPECT_LT(frames, 1000);
   auto store = Open();  // the last close checkpointed everything into the store file
@@ -1044,10 +1046,10 @@ TEST_F(StoreCheckpointTest, GroupedCommitsAreCheckpointedOffTheCommitter) {
 
 TEST_F(StoreCheckpointTest, TurnedOffTheCommitsCheckpointAsSQLiteDoes) {
   ::setenv("AIRLOCK_CHECKPOINT_THREAD", "0", 1);
-  int64_t passes = 0;
-  const int64_t frames = WalFramesAfterGroupedAppends(800, &passes);
+  std::optional<CheckpointStats> stats;
+  const int64_t frames = WalFramesAfterGroupedAppends(800, &stats);
   ::unsetenv("AIRLOCK_CHECKPOINT_THREAD");
-  EXPECT_EQ(passes, -1) << "no thread";
+  EXPECT_FALSE(stats.has_value()) << "no thread";
   EXPECT_GE(frames, 1000);
 }
 

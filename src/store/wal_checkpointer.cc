@@ -1,6 +1,7 @@
 #include "store/wal_checkpointer.h"
 
 #include <algorithm>
+#include <string>
 #include <system_error>
 #include <utility>
 
@@ -78,7 +79,25 @@ int WalCheckpointer::Pass(sqlite3* db, int* log, int* done) {
 }
 
 bool WalCheckpointer::PassDue() const {
-  return !finish_wanted_ && frames_ - std::max(checkpointed_, attempted_) >= limits_.pass_frames;
+  // Also while a finish is wanted: a reader that holds the finish back for long would
+  // otherwise leave the whole backlog to the commit that finally gets it (the two
+  // checkpoints never run at once: the second gets SQLITE_BUSY and tries again later).
+  return error_.ok() && frames_ - std::max(checkpointed_, attempted_) >= limits_.pass_frames;
+}
+
+void WalCheckpointer::Failed(int rc, const char* where) {
+  // Any error of a checkpoint but SQLITE_BUSY (another one runs) may be a failed sync of
+  // the WAL or the database file inside it, and Linux reports a failed writeback once per
+  // open file: a later sync of the same file could succeed without the pages on disk, and
+  // a checkpoint that then took the whole WAL would let it start over on top of frames
+  // still needed. So nothing more is checkpointed here, and the store refuses writes and
+  // keeps its WAL at close (fail closed).
+  ++counts_.failures;
+  finish_wanted_ = false;
+  if (error_.ok()) {
+    error_ = Status::IoError(std::string("checkpointing ") + db_file_ + " " + where + ": " +
+                             sqlite3_errstr(rc) + " (SQLite code " + std::to_string(rc) + ")");
+  }
 }
 
 void WalCheckpointer::Reported(sqlite3* db, int frames) {
@@ -99,15 +118,9 @@ void WalCheckpointer::Reported(sqlite3* db, int frames) {
     }
     frames_ = frames;
     counts_.most_frames = std::max(counts_.most_frames, frames);
-    if (!error_.ok()) return;  // no checkpoint after a failed sync (see error())
-    if (finish_wanted_) {
-      here = true;
-    } else if (frames >= limits_.inline_frames) {
-      ++counts_.inline_runs;
-      here = true;
-    } else {
-      wake = PassDue();
-    }
+    if (!error_.ok()) return;  // no checkpoint after a failure (see Failed)
+    here = finish_wanted_ || frames >= limits_.inline_frames;
+    wake = !here && PassDue();
   }
   if (wake) cv_.notify_one();
   if (!here) return;
@@ -117,18 +130,28 @@ void WalCheckpointer::Reported(sqlite3* db, int frames) {
   int log = 0;
   int done = 0;
   const int rc = Pass(db, &log, &done);
-  std::lock_guard lock(mu_);
-  if (rc == SQLITE_OK) checkpointed_ = std::max(checkpointed_, done);
-  if (rc != SQLITE_OK && rc != SQLITE_BUSY) ++counts_.failures;
-  // A reader whose snapshot is older than this commit keeps its frames from being written
-  // back, and another checkpoint running (SQLITE_BUSY: another process's) keeps this one
-  // from starting; then the next commit tries again, as SQLite's own checkpoint does (each
-  // try costs only the frames since the last). An error waits for the thread's next pass.
-  if (finish_wanted_) {
-    const bool whole = rc == SQLITE_OK && done == log;
-    counts_.finishes += whole ? 1 : 0;
-    finish_wanted_ = !whole && (rc == SQLITE_OK || rc == SQLITE_BUSY);
+  {
+    std::lock_guard lock(mu_);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      Failed(rc, "after a commit");
+      return;
+    }
+    // A reader whose snapshot is older than this commit keeps its frames from being
+    // written back, and another checkpoint running (SQLITE_BUSY: the thread's, or another
+    // process's) keeps this one from starting; then the next commit tries again, as
+    // SQLite's own checkpoint does (each try costs only the frames since the last).
+    if (rc == SQLITE_OK) {
+      checkpointed_ = std::max(checkpointed_, done);
+      if (finish_wanted_ && done == log) {
+        finish_wanted_ = false;
+        ++counts_.finishes;
+      } else if (!finish_wanted_) {
+        ++counts_.inline_runs;
+      }
+    }
+    wake = PassDue();
   }
+  if (wake) cv_.notify_one();
 }
 
 void WalCheckpointer::Loop() {
@@ -155,16 +178,13 @@ void WalCheckpointer::Loop() {
     lock.lock();
     ++counts_.passes;
     if (!synced.ok()) {
-      // Linux reports a failed writeback once per open file: a later sync of the same
-      // file could succeed without the pages on disk, and a checkpoint that then took the
-      // whole WAL would let it start over on top of frames still needed. So nothing more is
-      // checkpointed here, and the store refuses writes (fail closed).
-      error_ = synced;
-      ++counts_.failures;
-      finish_wanted_ = false;
+      Failed(SQLITE_IOERR_FSYNC, "after a pass");  // see Failed
       return;
     }
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY) ++counts_.failures;
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      Failed(rc, "on its thread");
+      return;
+    }
     // The WAL started over while the pass ran: its numbers are of the old one.
     if (rc != SQLITE_OK || generation != generation_) continue;
     checkpointed_ = std::max(checkpointed_, done);

@@ -51,7 +51,7 @@ class WalCheckpointer {
     uint64_t passes = 0;       // checkpoints run by the thread
     uint64_t finishes = 0;     // checkpoints a commit ran that let the WAL start over
     uint64_t inline_runs = 0;  // checkpoints a commit ran because the thread fell behind
-    uint64_t failures = 0;     // checkpoints that returned an error but SQLITE_BUSY
+    uint64_t failures = 0;     // checkpoints or syncs that failed (the first stops them all)
     uint64_t restarts = 0;     // commits that started the WAL over
     int most_frames = 0;       // the longest WAL a commit reported
   };
@@ -74,9 +74,9 @@ class WalCheckpointer {
   // connection's) checkpoints the rest and empties the WAL. Idempotent.
   void Stop();
   Counts counts();
-  // The first failed sync of the database file after a pass, kept for good: from then on
-  // nothing is checkpointed here (the WAL grows), and the store is to refuse writes, as it
-  // does after a failed sync of its WAL.
+  // The first failed checkpoint (but SQLITE_BUSY) or sync of the database file after a
+  // pass, kept for good: from then on nothing is checkpointed here (the WAL grows), and the
+  // store is to refuse writes and keep its WAL at close, as after a failed sync of its WAL.
   Status error();
 
  private:
@@ -91,6 +91,8 @@ class WalCheckpointer {
   Status SyncDatabaseFile();
   // REQUIRES(mu_): a pass is due.
   bool PassDue() const;
+  // REQUIRES(mu_): a checkpoint returned `rc` (neither OK nor BUSY): sets the error for good.
+  void Failed(int rc, const char* where);
 
   const std::string db_file_;
   const Limits limits_;
