@@ -20,8 +20,10 @@
 // the finish then syncs only its own few pages. The committer waits for one short
 // checkpoint per `restart_frames` frames instead of a full one per 1,000.
 //
-// If this thread cannot keep up (a disk that stalls), a commit that finds the WAL past
-// `inline_frames` checkpoints in place, as SQLite would have: the WAL stays bounded.
+// If this thread cannot keep up, a commit that finds the WAL past `inline_frames`
+// checkpoints in place, as SQLite would have (it gets SQLITE_BUSY, and the WAL grows on,
+// while the thread's own checkpoint is running: a disk that stalls a pass stalls both).
+// A failed checkpoint or sync stops all of them for good (see error()).
 #pragma once
 
 #include <sqlite3.h>
