@@ -572,8 +572,8 @@ class SqliteStore final : public Store {
   Result<Reader> AcquireReader();
   void ReturnReader(std::unique_ptr<Db> db);
   void CommitBatch(std::vector<GroupedWork>& batch);
-  Status RunBatch(std::vector<GroupedWork>& batch, bool savepoints, std::vector<Status>* results)
-;  // requires write_mu_
+  Status RunBatch(std::vector<GroupedWork>& batch, bool savepoints,
+                  std::vector<Status>* results);  // requires write_mu_
 
   // One write transaction on db, under write_mu_.
   Status TransactOn(Db& db, const std::function<Status(StoreTxn&)>& fn);
@@ -711,7 +711,7 @@ std::future<Status> SqliteStore::TransactGrouped(std::function<Status(StoreTxn&)
 }
 
 void SqliteStore::TransactGroupedAsync(std::function<Status(StoreTxn&)> fn,
-                              std::function<void(Status)> done) {
+                                       std::function<void(Status)> done) {
   grouped_.PushAsync(std::move(fn), std::move(done));
 }
 
@@ -776,15 +776,7 @@ void SqliteStore::StartCheckpointer() {
 std::optional<CheckpointStats> SqliteStore::Checkpoints() {
   WalCheckpointer* c = running_checkpointer_.load(std::memory_order_acquire);
   if (c == nullptr) return std::nullopt;
-  const WalCheckpointer::Counts n = c->counts();
-  CheckpointStats out;
-  out.passes = n.passes;
-  out.finishes = n.finishes;
-  out.inline_runs = n.inline_runs;
-  out.failures = n.failures;
-  out.restarts = n.restarts;
-  out.most_wal_frames = n.most_frames;
-  return out;
+  return c->counts();
 }
 
 // One pass over the batch in one transaction. Without savepoints it stops at the first

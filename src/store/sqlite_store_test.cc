@@ -2,14 +2,16 @@
 #include <seccomp.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -142,8 +144,10 @@ TEST_F(SqliteStoreTest, TransactDueListsDuePendingActionsSoonestFirst) {
   auto store = Open();
   ASSERT_TRUE(store);
   const std::vector<std::pair<std::string, int64_t>> rows = {
-      {"act_00000000000000d1", 5000}, {"act_00000000000000d2", 3000},
-      {"act_00000000000000d3", 9000}, {"act_00000000000000d4", 4000},
+      {"act_00000000000000d1", 5000},
+      {"act_00000000000000d2", 3000},
+      {"act_00000000000000d3", 9000},
+      {"act_00000000000000d4", 4000},
       {"act_00000000000000d5", 0}};  // no expiry at all
   ASSERT_TRUE(store
                   ->Transact([&](StoreTxn& t) -> Status {
@@ -411,35 +415,36 @@ TEST_F(SqliteStoreTest, ListActionsFiltersOldestFirst) {
                     return Status::Ok();
                   })
                   .ok());
-  ASSERT_TRUE(
-      store
-          ->Read([&](StoreTxn& t) -> Status {
-            ASSIGN_OR_RETURN(auto all, t.ListActions({}));
-            EXPECT_EQ(all.size(), 4u);
-            EXPECT_EQ(all[0].id, "act_1");
-            EXPECT_EQ(all[3].id, "act_3");
-            ASSIGN_OR_RETURN(auto pending, t.ListActions({ActionStatus::kPending, "", 1000, "", false}));
-            if (pending.size() != 3u) return Status::Internal("expected 3 pending");
-            EXPECT_EQ(pending[0].id, "act_1");
-            EXPECT_EQ(pending[1].id, "act_2");
-            EXPECT_EQ(pending[2].id, "act_0");
-            ASSIGN_OR_RETURN(auto bots, t.ListActions({ActionStatus::kPending, "bot", 1000, "", false}));
-            EXPECT_EQ(bots.size(), 2u);
-            ASSIGN_OR_RETURN(auto first, t.ListActions({std::nullopt, "", 1, "", false}));
-            EXPECT_EQ(first.size(), 1u);
-            EXPECT_EQ(first[0].id, "act_1");
-            ActionFilter newest{std::nullopt, "", 1, "", false};
-            newest.newest_first = true;
-            ASSIGN_OR_RETURN(auto last, t.ListActions(newest));
-            EXPECT_EQ(last.size(), 1u);
-            EXPECT_EQ(last[0].id, "act_3");
-            ASSIGN_OR_RETURN(auto counts, t.CountActions());
-            int64_t total = 0;
-            for (const auto& c : counts) total += c.count;
-            EXPECT_EQ(total, 4);
-            return Status::Ok();
-          })
-          .ok());
+  ASSERT_TRUE(store
+                  ->Read([&](StoreTxn& t) -> Status {
+                    ASSIGN_OR_RETURN(auto all, t.ListActions({}));
+                    EXPECT_EQ(all.size(), 4u);
+                    EXPECT_EQ(all[0].id, "act_1");
+                    EXPECT_EQ(all[3].id, "act_3");
+                    ASSIGN_OR_RETURN(auto pending,
+                                     t.ListActions({ActionStatus::kPending, "", 1000, "", false}));
+                    if (pending.size() != 3u) return Status::Internal("expected 3 pending");
+                    EXPECT_EQ(pending[0].id, "act_1");
+                    EXPECT_EQ(pending[1].id, "act_2");
+                    EXPECT_EQ(pending[2].id, "act_0");
+                    ASSIGN_OR_RETURN(
+                        auto bots, t.ListActions({ActionStatus::kPending, "bot", 1000, "", false}));
+                    EXPECT_EQ(bots.size(), 2u);
+                    ASSIGN_OR_RETURN(auto first, t.ListActions({std::nullopt, "", 1, "", false}));
+                    EXPECT_EQ(first.size(), 1u);
+                    EXPECT_EQ(first[0].id, "act_1");
+                    ActionFilter newest{std::nullopt, "", 1, "", false};
+                    newest.newest_first = true;
+                    ASSIGN_OR_RETURN(auto last, t.ListActions(newest));
+                    EXPECT_EQ(last.size(), 1u);
+                    EXPECT_EQ(last[0].id, "act_3");
+                    ASSIGN_OR_RETURN(auto counts, t.CountActions());
+                    int64_t total = 0;
+                    for (const auto& c : counts) total += c.count;
+                    EXPECT_EQ(total, 4);
+                    return Status::Ok();
+                  })
+                  .ok());
 }
 
 TEST_F(SqliteStoreTest, Breakers) {
@@ -674,8 +679,8 @@ TEST_F(SqliteStoreTest, ReopenKeepsDataAndContinuesTheChain) {
                     ->Transact([&](StoreTxn& t) -> Status {
                       RETURN_IF_ERROR(t.InsertAction(a));
                       return t
-                          .AppendAudit(
-                              AuditEvent{0, 5, a.id, "agent:bot", "submitted", {{"k", 1}}, "", "", ""})
+                          .AppendAudit(AuditEvent{
+                              0, 5, a.id, "agent:bot", "submitted", {{"k", 1}}, "", "", ""})
                           .status();
                     })
                     .ok());
@@ -687,8 +692,9 @@ TEST_F(SqliteStoreTest, ReopenKeepsDataAndContinuesTheChain) {
                   ->Transact([&](StoreTxn& t) -> Status {
                     ASSIGN_OR_RETURN(auto got, t.GetAction(a.id));
                     EXPECT_TRUE(got.has_value());
-                    ASSIGN_OR_RETURN(second, t.AppendAudit(AuditEvent{
-                                                 0, 6, a.id, "airlock", "applied", {}, "", "", ""}));
+                    ASSIGN_OR_RETURN(
+                        second, t.AppendAudit(
+                                    AuditEvent{0, 6, a.id, "airlock", "applied", {}, "", "", ""}));
                     return Status::Ok();
                   })
                   .ok());
@@ -762,8 +768,8 @@ TEST_F(SqliteStoreTest, GroupedAppendsFromEightThreadsFormOneChain) {
       for (int i = 0; i < kPerThread; ++i) {
         auto done = store->TransactGrouped([t, i](StoreTxn& txn) {
           return txn
-              .AppendAudit(
-                  AuditEvent{0, 0, "", "agent:t" + std::to_string(t), "tick", {{"i", i}}, "", "", ""})
+              .AppendAudit(AuditEvent{
+                  0, 0, "", "agent:t" + std::to_string(t), "tick", {{"i", i}}, "", "", ""})
               .status();
         });
         if (!done.get().ok()) ++failures;
@@ -1015,8 +1021,7 @@ class StoreCheckpointTest : public SqliteStoreTest {
     if (store == nullptr) return -1;
     for (int i = 0; i < appends; ++i) {
       Status st = store->TransactGroupedWait([i](StoreTxn& t) {
-        return t.AppendAudit(AuditEvent{0, 0, "", "airlock", "e", {{"i", i}}, "", "", ""})
-            .status();
+        return t.AppendAudit(AuditEvent{0, 0, "", "airlock", "e", {{"i", i}}, "", "", ""}).status();
       });
       EXPECT_TRUE(st.ok()) << st.ToString();
     }
@@ -1053,14 +1058,115 @@ TEST_F(StoreCheckpointTest, TurnedOffTheCommitsCheckpointAsSQLiteDoes) {
   EXPECT_GE(frames, 1000);
 }
 
+// A file-size limit for this process (RLIMIT_FSIZE; every thread's writes), with SIGXFSZ
+// ignored so that a write past it fails with EFBIG instead of ending the process. Both are
+// restored on destruction.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    ok_ = ::sigaction(SIGXFSZ, &ignore, &old_action_) == 0 &&
+          ::getrlimit(RLIMIT_FSIZE, &old_limit_) == 0;
+    rlimit limit = old_limit_;
+    limit.rlim_cur = bytes;
+    ok_ = ok_ && ::setrlimit(RLIMIT_FSIZE, &limit) == 0;
+  }
+  ~FileSizeLimit() { Lift(); }
+  void Lift() {
+    if (lifted_) return;
+    lifted_ = true;
+    ::setrlimit(RLIMIT_FSIZE, &old_limit_);
+    ::sigaction(SIGXFSZ, &old_action_, nullptr);
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  struct sigaction old_action_ {};
+  rlimit old_limit_{};
+  bool ok_ = false;
+  bool lifted_ = false;
+};
+
+int64_t FileBytes(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_size : -1;
+}
+
+// Fail closed: a checkpoint that fails stops them all, and the store refuses every write
+// from then on; nothing committed before is lost, and the close keeps the WAL for the next
+// open to recover. The failure is a real one, not an injected one: a file-size limit at the
+// store file's size lets the WAL take commits (it reuses its file once it starts over),
+// while a checkpoint that would grow the store file fails with EFBIG.
+TEST_F(StoreCheckpointTest, AFailedCheckpointStopsTheWritesAndLosesNothing) {
+  StoreOptions options;
+  options.checkpoint_pass_frames = 50;
+  options.checkpoint_restart_frames = 200;
+  options.checkpoint_inline_frames = 900;
+  auto store = Open(options);
+  ASSERT_NE(store, nullptr);
+  const std::string pad(2000, 'x');  // about half a page an event: the store file grows
+  auto append = [&](int i) {
+    return store->TransactGroupedWait([&](StoreTxn& t) {
+      return t
+          .AppendAudit(AuditEvent{0, 0, "", "airlock", "e", {{"i", i}, {"pad", pad}}, "", "", ""})
+          .status();
+    });
+  };
+  // Until the store file is well past the WAL file (which keeps the largest size it had).
+  int committed = 0;
+  const std::string wal = path_ + "-wal";
+  while (committed < 20000 && FileBytes(path_) < FileBytes(wal) + (2 << 20)) {
+    Status st = append(committed);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    ++committed;
+  }
+  ASSERT_GE(FileBytes(path_), FileBytes(wal) + (2 << 20)) << "the store file did not grow";
+  auto before = store->Checkpoints();
+  ASSERT_TRUE(before.has_value()) << "the thread runs";
+  ASSERT_EQ(before->failures, 0u);
+
+  FileSizeLimit limit(static_cast<rlim_t>(FileBytes(path_)));
+  ASSERT_TRUE(limit.ok()) << "cannot set a file-size limit: " << std::strerror(errno);
+  Status refused;
+  for (int i = 0; i < 20000 && refused.ok(); ++i) {
+    refused = append(committed);
+    if (refused.ok()) ++committed;
+  }
+  ASSERT_FALSE(refused.ok()) << "no checkpoint failed after " << committed << " commits";
+  EXPECT_NE(refused.message().find("checkpointing"), std::string::npos) << refused.ToString();
+  auto after = store->Checkpoints();
+  ASSERT_TRUE(after.has_value());
+  EXPECT_GE(after->failures, 1u);
+  limit.Lift();
+  // Refused for good, though the file could grow again: a failed write-back is reported once
+  // per open file, so a later checkpoint could not be trusted.
+  Status again = append(committed);
+  EXPECT_FALSE(again.ok());
+  EXPECT_NE(again.message().find("checkpointing"), std::string::npos) << again.ToString();
+
+  store.reset();  // closed without a checkpoint: the WAL still holds the latest commits
+  EXPECT_GT(FileBytes(wal), 0) << "the close emptied the WAL";
+  auto reopened = Open();
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_EQ(reopened->RecordedHead()->seq, committed) << "every commit that returned OK is there";
+  auto report = audit::Verify(*reopened);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->ok) << report->problem;
+  Status st = reopened->Transact([&](StoreTxn& t) {
+    return t.AppendAudit(AuditEvent{0, 0, "", "airlock", "e", {}, "", "", ""}).status();
+  });
+  EXPECT_TRUE(st.ok()) << "a new open writes again: " << st.ToString();
+}
+
 TEST_F(SqliteStoreTest, ReadSeesCommittedWritesAndScanStops) {
   auto store = Open();
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(store
                     ->Transact([&](StoreTxn& t) {
                       return t
-                          .AppendAudit(
-                              AuditEvent{0, 0, i % 2 ? "act_odd" : "", "airlock", "e", {}, "", "", ""})
+                          .AppendAudit(AuditEvent{
+                              0, 0, i % 2 ? "act_odd" : "", "airlock", "e", {}, "", "", ""})
                           .status();
                     })
                     .ok());
@@ -1096,14 +1202,16 @@ TEST_F(SqliteStoreTest, PreSerializedPayloadIsStoredAndVerifies) {
   ASSERT_NE(store, nullptr);
   AuditEvent e{0, 7, "act_1", "agent:bot", "submitted", nullptr, "", "", ""};
   e.canonical_payload = CanonicalJson(Json{{"sql", "DROP TABLE users"}, {"a", 1}});
-  ASSERT_TRUE(store->TransactGrouped([e](StoreTxn& t) { return t.AppendAudit(e).status(); })
-                  .get()
-                  .ok());
+  ASSERT_TRUE(
+      store->TransactGrouped([e](StoreTxn& t) { return t.AppendAudit(e).status(); }).get().ok());
   std::vector<AuditEvent> seen;
-  ASSERT_TRUE(store->ScanAudit(0, "", [&](const AuditEvent& ev) {
-                     seen.push_back(ev);
-                     return true;
-                   }).ok());
+  ASSERT_TRUE(store
+                  ->ScanAudit(0, "",
+                              [&](const AuditEvent& ev) {
+                                seen.push_back(ev);
+                                return true;
+                              })
+                  .ok());
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0].payload["sql"], "DROP TABLE users");
   EXPECT_EQ(seen[0].hash, ComputeEventHash(kGenesisHash, seen[0]));

@@ -34,7 +34,7 @@ struct ActionFilter {
   std::optional<ActionStatus> status;  // none: all
   std::string agent;                   // empty: any
   int limit = 1000;
-  std::string target;                  // empty: any
+  std::string target;  // empty: any
   bool newest_first = false;
 };
 
@@ -56,7 +56,7 @@ class StoreTxn {
   // The same with the row's body made already (StoredActionBody(a)): a caller makes it before
   // it queues a grouped closure, off the committer thread that every commit waits for.
   virtual Status InsertAction(const Action& a, const std::string& body) = 0;
-  virtual Status UpdateAction(const Action& a) = 0;   // every field but votes; NotFound
+  virtual Status UpdateAction(const Action& a) = 0;  // every field but votes; NotFound
   // The action with its votes (ordered by time), or nullopt.
   virtual Result<std::optional<Action>> GetAction(const std::string& id) = 0;
   // Sorted by creation time, oldest first (newest first if filter.newest_first).
@@ -99,18 +99,18 @@ class StoreTxn {
 };
 
 struct AuditHead {
-  int64_t seq = 0;                   // 0: empty chain
+  int64_t seq = 0;  // 0: empty chain
   std::string hash = kGenesisHash;
 };
 
 // How a SQLite store's WAL checkpoints went (WalCheckpointer::Counts), for /metrics.
 struct CheckpointStats {
-  uint64_t passes = 0;       // run by the checkpoint thread
-  uint64_t finishes = 0;     // run by a commit, after which the WAL started over
-  uint64_t inline_runs = 0;  // run by a commit because the thread fell behind
-  uint64_t failures = 0;     // that returned an error
-  uint64_t restarts = 0;     // commits that started the WAL over
-  int64_t most_wal_frames = 0;
+  uint64_t passes = 0;          // run by the checkpoint thread
+  uint64_t finishes = 0;        // run by a commit, after which the WAL started over
+  uint64_t inline_runs = 0;     // run by a commit because the thread fell behind
+  uint64_t failures = 0;        // checkpoints or syncs that failed (the first stops them all)
+  uint64_t restarts = 0;        // commits that started the WAL over
+  int64_t most_wal_frames = 0;  // the longest WAL a commit reported
 };
 
 class Store {

@@ -117,7 +117,7 @@ void WalCheckpointer::Reported(sqlite3* db, int frames) {
       ++counts_.restarts;
     }
     frames_ = frames;
-    counts_.most_frames = std::max(counts_.most_frames, frames);
+    counts_.most_wal_frames = std::max<int64_t>(counts_.most_wal_frames, frames);
     if (!error_.ok()) return;  // no checkpoint after a failure (see Failed)
     here = finish_wanted_ || frames >= limits_.inline_frames;
     wake = !here && PassDue();

@@ -36,6 +36,7 @@
 #include <thread>
 
 #include "core/status.h"
+#include "store/store.h"
 
 namespace airlock {
 namespace sqlite {
@@ -49,14 +50,9 @@ class WalCheckpointer {
     int restart_frames = 8192;  // 32 MiB of 4 KiB pages: then the next commit finishes it
     int inline_frames = 32768;  // 128 MiB: a commit past it checkpoints in place
   };
-  struct Counts {
-    uint64_t passes = 0;       // checkpoints run by the thread
-    uint64_t finishes = 0;     // checkpoints a commit ran that let the WAL start over
-    uint64_t inline_runs = 0;  // checkpoints a commit ran because the thread fell behind
-    uint64_t failures = 0;     // checkpoints or syncs that failed (the first stops them all)
-    uint64_t restarts = 0;     // commits that started the WAL over
-    int most_frames = 0;       // the longest WAL a commit reported
-  };
+  // passes, finishes, inline_runs, failures (the first stops them all), restarts, and the
+  // longest WAL a commit reported (store.h).
+  using Counts = CheckpointStats;
 
   WalCheckpointer(std::string db_file, Limits limits)
       : db_file_(std::move(db_file)), limits_(limits) {}

@@ -89,7 +89,7 @@ TEST_F(WalCheckpointerTest, CommitsThatNeverPauseStillLetTheWalStartOver) {
   EXPECT_EQ(n.inline_runs, 0u);
   EXPECT_EQ(n.failures, 0u);
   // Generous: a thread kept from running for a while on a loaded machine lets the WAL run on.
-  EXPECT_LT(n.most_frames, 4000) << "the WAL stayed short";
+  EXPECT_LT(n.most_wal_frames, 4000) << "the WAL stayed short";
   EXPECT_LT(WalBytes(), 4000 * kFrameBytes);
   EXPECT_TRUE(c.error().ok());
   c.Stop();
@@ -117,7 +117,7 @@ TEST_F(WalCheckpointerTest, AReaderHoldingAnOldSnapshotDoesNotMakeThePassesSpin)
   Commit(1000);
   const WalCheckpointer::Counts n = c.counts();
   EXPECT_GE(n.passes, 1u);
-  EXPECT_LE(n.passes, static_cast<uint64_t>(n.most_frames / limits.pass_frames + 1))
+  EXPECT_LE(n.passes, static_cast<uint64_t>(n.most_wal_frames / limits.pass_frames + 1))
       << "one pass per " << limits.pass_frames << " frames at most";
   EXPECT_EQ(n.restarts, 0u) << "the reader's snapshot keeps the WAL";
   ASSERT_TRUE((*reader)->Exec("COMMIT").ok());
@@ -136,7 +136,7 @@ TEST_F(WalCheckpointerTest, TheInlineLimitBoundsTheWalWhenTheThreadFallsBehind) 
   const WalCheckpointer::Counts n = c.counts();
   EXPECT_EQ(n.passes, 0u);
   EXPECT_GE(n.inline_runs, 2u);
-  EXPECT_LT(n.most_frames, 400);
+  EXPECT_LT(n.most_wal_frames, 400);
   EXPECT_LT(WalBytes(), 400 * kFrameBytes);
   EXPECT_EQ(Rows(), 600);
 }
@@ -151,7 +151,7 @@ TEST_F(WalCheckpointerTest, AnAttachedWriterNoLongerCheckpointsItself) {
   ASSERT_TRUE(c.Start().ok());
   c.Attach(writer_->raw());
   Commit(1000);  // ~2,000 frames: past SQLite's 1,000
-  EXPECT_GT(c.counts().most_frames, 1200) << "no automatic checkpoint let the WAL start over";
+  EXPECT_GT(c.counts().most_wal_frames, 1200) << "no automatic checkpoint let the WAL start over";
   EXPECT_EQ(c.counts().passes, 0u);
 }
 
