@@ -43,10 +43,10 @@ struct Options {
   std::string reason;
   std::string agent;
   std::string action_filter;
-  std::string migrate_from;  // store migrate --from
+  std::string migrate_from;             // store migrate --from
   std::string checkpoints, public_key;  // audit verify --checkpoints --public-key
   std::string key_file;                 // audit checkpoint --key, audit keygen --out
-  int64_t gc_older_than_hours = 24;  // store gc
+  int64_t gc_older_than_hours = 24;     // store gc
   bool gc_dry_run = false;
   std::string token_name;
   std::string token_role = "agent";
@@ -55,7 +55,7 @@ struct Options {
   std::vector<std::string> to, cc, bcc, attach;
   std::string subject, body, body_file, idempotency_key;
   bool body_given = false;
-  std::string http_method;        // http: METHOD PATH [--json BODY]
+  std::string http_method;  // http: METHOD PATH [--json BODY]
   std::string http_path;
   std::optional<std::string> http_body;
 };
@@ -74,15 +74,21 @@ std::optional<std::string> CallerToken() {
 
 int ExitForStatus(const Status& st) {
   switch (st.code()) {
-    case StatusCode::kOk: return kExitOk;
-    case StatusCode::kInvalidArgument: return kExitUsage;
+    case StatusCode::kOk:
+      return kExitOk;
+    case StatusCode::kInvalidArgument:
+      return kExitUsage;
     case StatusCode::kPermissionDenied:
-    case StatusCode::kConflict: return kExitDenied;
-    default: return kExitError;
+    case StatusCode::kConflict:
+      return kExitDenied;
+    default:
+      return kExitError;
   }
 }
 
-void PrintJson(const Json& j) { std::cout << CanonicalJson(j) << std::endl; }
+void PrintJson(const Json& j) {
+  std::cout << CanonicalJson(j) << std::endl;
+}
 
 // Errors that end a command before any action record exists.
 int Fail(const Options& o, const Status& st) {
@@ -288,15 +294,18 @@ int CmdExec(const Options& o) {
   }
   const Action& a = *out.action;
   const Json& r = a.result;
-  const int exit_code = r.is_object() && r.contains("exit_code") && r["exit_code"].is_number_integer()
-                            ? r["exit_code"].get<int>()
-                            : 0;
+  const int exit_code =
+      r.is_object() && r.contains("exit_code") && r["exit_code"].is_number_integer()
+          ? r["exit_code"].get<int>()
+          : 0;
   if (o.json) {
     PrintJson(ActionToJson(a));
   } else {
     if (r.is_object()) {
-      if (r.contains("stdout") && r["stdout"].is_string()) std::cout << r["stdout"].get<std::string>();
-      if (r.contains("stderr") && r["stderr"].is_string()) std::cerr << r["stderr"].get<std::string>();
+      if (r.contains("stdout") && r["stdout"].is_string())
+        std::cout << r["stdout"].get<std::string>();
+      if (r.contains("stderr") && r["stderr"].is_string())
+        std::cerr << r["stderr"].get<std::string>();
       std::cout.flush();
       if (r.value("stdout_truncated", false) || r.value("stderr_truncated", false)) {
         std::cerr << "airlock: output cut at " << FormatCount(r.value("output_cap_bytes", 0))
@@ -306,8 +315,8 @@ int CmdExec(const Options& o) {
       }
     }
     if (a.risk != Risk::kRead) {
-      std::cerr << "airlock: " << a.id << " applied (" << RiskName(a.risk) << "): "
-                << (a.reasons.empty() ? "" : a.reasons.front()) << "\n";
+      std::cerr << "airlock: " << a.id << " applied (" << RiskName(a.risk)
+                << "): " << (a.reasons.empty() ? "" : a.reasons.front()) << "\n";
     }
   }
   return exit_code >= 0 && exit_code < 256 ? exit_code : kExitError;
@@ -607,9 +616,10 @@ int CmdPolicyCheck(const Options& o) {
     auto n = [](size_t count, const char* what) {
       return std::to_string(count) + " " + what + (count == 1 ? "" : "s");
     };
-    std::cout << p.source_path << ": ok (" << (p.mode == PolicyMode::kDryRun ? "dry-run" : "enforce")
-              << " mode; " << n(p.agents.size(), "agent") << ", "
-              << n(p.approvers.size(), "approver") << ", " << n(targets, "target") << ", "
+    std::cout << p.source_path << ": ok ("
+              << (p.mode == PolicyMode::kDryRun ? "dry-run" : "enforce") << " mode; "
+              << n(p.agents.size(), "agent") << ", " << n(p.approvers.size(), "approver") << ", "
+              << n(targets, "target") << ", "
               << (servers ? n(servers, "MCP server") + ", " : std::string())
               << n(p.rules.size(), "rule") << ", " << n(p.limits.size(), "limit") << ")\n";
   }
@@ -726,12 +736,12 @@ int CmdPg(const Options& o, bool uninstall) {
   if (!policy.ok()) return Fail(o, policy.status());
   const TargetSpec* spec = (*policy)->FindTarget(o.target);
   if (spec == nullptr || spec->kind != "postgres") {
-    return Fail(o, Status::InvalidArgument("'" + o.target + "' is not a postgres target of " +
-                                           o.config));
+    return Fail(
+        o, Status::InvalidArgument("'" + o.target + "' is not a postgres target of " + o.config));
   }
   std::string report;
-  Status st = PostgresInstall(ConnectorConfig{spec->name, spec->kind, spec->fields}, uninstall,
-                              &report);
+  Status st =
+      PostgresInstall(ConnectorConfig{spec->name, spec->kind, spec->fields}, uninstall, &report);
   if (!st.ok()) return Fail(o, st);
   if (o.json) {
     PrintJson({{"ok", true}, {"target", o.target}, {"done", report}});
@@ -796,13 +806,37 @@ int CmdDoctor(const Options& o, const DoctorFlags& f, bool config_given) {
   return f.strict && serious ? kExitError : kExitOk;
 }
 
+// The subcommand the command line names: its first word that is neither an option nor the
+// value of a global option (--config, --server), if that word is a subcommand's name; else
+// empty. A flag given as one word (--config=FILE) is an option like any other.
+std::string_view NamedSubcommand(int argc, char** argv) {
+  static constexpr std::string_view kSubcommands[] = {
+      "sql",     "exec",  "send",  "http",   "pending", "show", "approve", "reject", "rollback",
+      "breaker", "audit", "store", "policy", "token",   "pg",   "serve",   "mcp",    "doctor"};
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view word = argv[i];
+    if (word == "--") return {};
+    if (word == "--config" || word == "--server") {
+      ++i;
+      continue;
+    }
+    if (word.empty() || word[0] == '-') continue;
+    for (std::string_view name : kSubcommands) {
+      if (word == name) return name;
+    }
+    return {};
+  }
+  return {};
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
   TraceMark("cli: main");
   Options o;
-  CLI::App app{"airlock: every action of an AI agent, previewed, classified, approved, reversible "
-               "and audited"};
+  CLI::App app{
+      "airlock: every action of an AI agent, previewed, classified, approved, reversible "
+      "and audited"};
   app.require_subcommand(1);
   app.fallthrough();
   const char* env_config = std::getenv("AIRLOCK_CONFIG");
@@ -816,295 +850,343 @@ int Main(int argc, char** argv) {
                  "(or AIRLOCK_SERVER); the token (AIRLOCK_TOKEN) is sent as a bearer token");
   std::function<int()> run;
 
-  auto* sql = app.add_subcommand("sql", "submit an SQL action (dry-run, classify, decide)");
-  sql->add_option("--target", o.target, "target name from the policy")->required();
-  sql->add_option("SQL", o.sql, "one or several SQL statements")->required();
-  sql->callback([&] { run = [&] { return CmdSql(o); }; });
-
-  auto* exec = app.add_subcommand(
-      "exec", "submit a shell action: run it in a sandbox, classify its file changes, decide");
-  exec->add_option("--target", o.target, "target name from the policy (kind: shell)")->required();
-  exec->add_option("COMMAND", o.argv, "the command and its arguments, after --");
-  exec->callback([&] { run = [&] { return CmdExec(o); }; });
-  exec->footer("Example: airlock exec --target repo -- sed -i s/foo/bar/ README.md\n"
-               "A command that ran exits with its own status; 10 = pending approval, "
-               "11 = denied.");
-
-  auto* send = app.add_subcommand(
-      "send", "submit a mail action: build the exact message, classify its recipients, decide");
-  send->add_option("--target", o.target, "target name from the policy (kind: smtp)")->required();
-  send->add_option("--to", o.to, "recipients (A[,B..]; may be repeated)");
-  send->add_option("--cc", o.cc, "copy recipients (A[,B..]; may be repeated)");
-  send->add_option("--bcc", o.bcc,
-                   "blind copy recipients: in the envelope only, never in a header; counted");
-  send->add_option("--subject", o.subject, "the subject (one line)")->required();
-  send->add_option("--body", o.body, "the text of the message");
-  send->add_option("--body-file", o.body_file, "read the text of the message from this file");
-  send->add_option("--attach", o.attach, "attach this file (may be repeated)");
-  send->add_option("--idempotency-key", o.idempotency_key,
-                   "a retry with the same key returns the same action and never sends twice");
-  send->callback([&] {
-    o.body_given = send->count("--body") > 0;
-    run = [&] { return CmdSend(o); };
-  });
-  send->footer("Example: airlock send --target support-mail --to ann@example.com "
-               "--subject 'Your ticket' --body-file reply.txt\n"
-               "One recipient is low risk and goes out at once; more is a batch and waits for "
-               "approval (exit 10). Sent mail cannot be rolled back.");
-
-  auto* http = app.add_subcommand(
-      "http",
-      "submit an HTTP request to an API target (kind: http) with the credentials airlock "
-      "holds");
-  http->add_option("--target", o.target, "target name from the policy (kind: http)")->required();
-  http->add_option("METHOD", o.http_method, "GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS")
-      ->required();
-  http->add_option("PATH", o.http_path, "path below the target's base_url, e.g. /v1/items?limit=5")
-      ->required();
-  http->add_option("--json", o.http_body, "the request body, as JSON (sent canonical)");
-  http->add_option("--idempotency-key", o.idempotency_key,
-                   "a key of the caller's: a retry with the same key and request returns the "
-                   "first try's action and never sends again");
-  http->callback([&] { run = [&] { return CmdHttp(o); }; });
-  http->footer(
-      "Example: airlock http --target api POST /v1/messages --json '{\"to\":[\"a@x\"]}'\n"
-      "A request that was sent prints the response body and exits 0; 10 = pending "
-      "approval, 11 = denied. For JSON output put --json before the subcommand: "
-      "airlock --json http ...");
-
-  auto* pending = app.add_subcommand("pending", "list actions waiting for approval");
-  pending->callback([&] { run = [&] { return CmdPending(o); }; });
-
-  auto* show = app.add_subcommand("show", "one action: risk, reasons, effect preview, votes");
-  show->add_option("ID", o.id, "action id")->required();
-  show->callback([&] { run = [&] { return CmdShow(o); }; });
-
-  auto* approve = app.add_subcommand("approve", "vote to approve an action (approver token)");
-  approve->add_option("ID", o.id, "action id")->required();
-  approve->add_option("--reason", o.reason, "why");
-  approve->callback([&] { run = [&] { return CmdVote(o, true); }; });
-
-  auto* reject = app.add_subcommand("reject", "reject an action (approver token)");
-  reject->add_option("ID", o.id, "action id")->required();
-  reject->add_option("--reason", o.reason, "why");
-  reject->callback([&] { run = [&] { return CmdVote(o, false); }; });
-
-  auto* rollback = app.add_subcommand("rollback", "undo an applied action (approver token)");
-  rollback->add_option("ID", o.id, "action id")->required();
-  rollback->add_option("--reason", o.reason, "why (recorded in the audit log)");
-  rollback->callback([&] { run = [&] { return CmdRollback(o); }; });
-
-  auto* breaker = app.add_subcommand("breaker", "circuit breakers");
-  breaker->require_subcommand(1);
-  auto* reset = breaker->add_subcommand("reset", "close a tripped breaker (approver token)");
-  reset->add_option("--target", o.target, "target name")->required();
-  reset->add_option("--agent", o.agent, "only this agent's breaker (default: every agent's)");
-  reset->callback([&] { run = [&] { return CmdBreakerReset(o); }; });
-
-  auto* audit = app.add_subcommand("audit", "the tamper-evident audit log");
-  audit->require_subcommand(1);
-  auto* verify = audit->add_subcommand("verify", "check the whole hash chain");
-  verify->add_option("--checkpoints", o.checkpoints,
-                     "also check these signed checkpoints (lines of airlock audit checkpoint)");
-  verify->add_option("--public-key", o.public_key, "the public key that signed the checkpoints");
-  verify->footer(
-      "With --checkpoints, each line's signature must be the public key's, and the chain must\n"
-      "hold, at the line's seq, the hash the line names: a history rewritten after the\n"
-      "checkpoint was made fails, even when its own hashes are consistent. Exit 1 on any\n"
-      "break or failed checkpoint.");
-  verify->callback([&] { run = [&] { return CmdAuditVerify(o); }; });
-  auto* checkpoint = audit->add_subcommand(
-      "checkpoint", "sign the chain's head: one line to keep outside the store");
-  checkpoint->add_option("--key", o.key_file, "the Ed25519 private key (airlock audit keygen)")
-      ->required();
-  checkpoint->footer(
-      "Prints {airlock_checkpoint, seq, hash, at_ms, key_id, signature} on one line, after\n"
-      "verifying the chain (a broken chain is not signed; exit 1). Append the lines to a file\n"
-      "kept elsewhere (another machine, a log shipper) and check the store against them with\n"
-      "airlock audit verify --checkpoints FILE --public-key KEY.pub: whoever can rewrite the\n"
-      "store cannot rewrite those. The key must be readable by its owner only.");
-  checkpoint->callback([&] { run = [&] { return CmdAuditCheckpoint(o); }; });
-  auto* keygen = audit->add_subcommand("keygen", "make an Ed25519 key pair for checkpoints");
-  keygen->add_option("--out", o.key_file, "the private key's file (FILE.pub gets the public key)")
-      ->required();
-  keygen->footer("Writes FILE (mode 0600) and FILE.pub; never overwrites either.");
-  keygen->callback([&] { run = [&] { return CmdAuditKeygen(o); }; });
-  auto* log = audit->add_subcommand("log", "print the log (JSON lines with --json)");
-  log->add_option("--action", o.action_filter, "only the events of this action");
-  log->callback([&] { run = [&] { return CmdAuditLog(o); }; });
-
-  auto* store = app.add_subcommand("store", "airlock's own store");
-  store->require_subcommand(1);
-  auto* migrate = store->add_subcommand(
-      "migrate", "create or upgrade the PostgreSQL store's schema; --from copies a SQLite store");
-  migrate->add_option("--from", o.migrate_from,
-                      "a SQLite store (airlock.db) to copy into the empty PostgreSQL store");
-  migrate->footer(
-      "The policy names the PostgreSQL store with store: postgres://... or store_dsn_env: NAME.\n"
-      "Safe to run again: the schema is versioned (airlock_store.schema_version), and --from\n"
-      "refuses a store that already has audit events. The copy is one transaction.");
-  migrate->callback([&] { run = [&] { return CmdStoreMigrate(o); }; });
-
-  auto* gc = store->add_subcommand(
-      "gc", "remove shell targets' stored file contents that no action still needs");
-  gc->add_option("--older-than", o.gc_older_than_hours,
-                 "keep anything written or reused in the last N hours (default 24, at least 1)")
-      ->check(CLI::Range(int64_t{1}, int64_t{24 * 365 * 100}));
-  gc->add_flag("--dry-run", o.gc_dry_run, "count what would be removed; remove nothing");
-  gc->footer(
-      "A shell target keeps the content of every file a command wrote (its preview) and of\n"
-      "every file a commit replaced (its undo) under <store>.shell/NAME/blobs. gc keeps what a\n"
-      "pending action would commit and what an applied action would restore on rollback, and\n"
-      "removes the rest: the previews of denied, rejected, expired, failed and rolled-back\n"
-      "actions, and the held answers of MCP calls no pending call names. Anything written or\n"
-      "reused in the last --older-than hours (at least 1) stays, so a command running\n"
-      "meanwhile loses nothing. A target whose records cannot be read, or with a commit waiting for\n"
-      "recovery, loses nothing (exit 1). Run it on the machine that holds the store.");
-  gc->callback([&] { run = [&] { return CmdStoreGc(o); }; });
-
-  auto* policy = app.add_subcommand("policy", "the policy file");
-  policy->require_subcommand(1);
-  auto* check = policy->add_subcommand("check", "validate the policy file");
-  check->callback([&] { run = [&] { return CmdPolicyCheck(o); }; });
-
-  auto* token = app.add_subcommand("token", "tokens");
-  token->require_subcommand(1);
-  auto* token_new = token->add_subcommand("new", "print a fresh random token and its policy line");
-  token_new->add_option("--name", o.token_name, "the agent's or approver's name");
-  token_new->add_option("--role", o.token_role, "agent or approver")
-      ->check(CLI::IsMember({"agent", "approver"}));
-  token_new->callback([&] { run = [&] { return CmdTokenNew(o); }; });
-
-  auto* pg = app.add_subcommand("pg", "PostgreSQL targets: airlock's capture in the database");
-  pg->require_subcommand(1);
-  auto* pg_install = pg->add_subcommand(
-      "install", "install the capture (schema airlock, triggers, event triggers); idempotent");
-  pg_install->add_option("--target", o.target, "a postgres target of the policy")->required();
-  pg_install->callback([&] { run = [&] { return CmdPg(o, /*uninstall=*/false); }; });
-  pg_install->footer(
-      "Creates schema airlock with its tables and functions, a row trigger airlock_capture on\n"
-      "every table of the target's schemas (it records rows only inside airlock's own\n"
-      "transactions), and DDL event triggers that also give tables created later the row\n"
-      "trigger. Run it again after changing schemas: in the policy. Needs a role that may\n"
-      "create event triggers (a superuser).");
-  auto* pg_uninstall =
-      pg->add_subcommand("uninstall", "remove all of airlock's capture from the database; idempotent");
-  pg_uninstall->add_option("--target", o.target, "a postgres target of the policy")->required();
-  pg_uninstall->callback([&] { run = [&] { return CmdPg(o, /*uninstall=*/true); }; });
-  pg_uninstall->footer("Drops the event triggers and schema airlock (with the row triggers and\n"
-                       "the record of applied actions that crash recovery reads).");
-
   ServeFlags serve_flags;
-  auto* serve = app.add_subcommand("serve", "HTTP API, approvers' web page and /metrics");
-  serve->add_option("--listen", serve_flags.listen,
-                    "HOST:PORT (default 127.0.0.1:7070; port 0: any)");
-  serve->add_option("--max-body", serve_flags.max_body, "largest request body (default 1MiB)");
-  serve
-      ->add_option("--max-connections", serve_flags.max_connections,
-                   "open connections before 503 (default 512)")
-      ->check(CLI::PositiveNumber);
-  serve->add_option("--header-timeout", serve_flags.header_timeout,
-                    "time to send the request headers (default 10s)");
-  serve->add_option("--body-timeout", serve_flags.body_timeout,
-                    "time to send the request body (default 30s)");
-  serve->add_option("--max-wait", serve_flags.max_wait, "largest wait_ms accepted (default 60s)");
-  serve->add_option("--events-poll", serve_flags.events_poll,
-                    "how often /v1/events looks for changes other processes made "
-                    "(default 500ms; a PostgreSQL store also signals them at once)");
-  serve
-      ->add_option("--threads", serve_flags.threads, "I/O threads (default: one per core, up to 4)")
-      ->check(CLI::NonNegativeNumber);
-  serve->add_option("--gc-every", serve_flags.gc_every,
-                    "run `airlock store gc` this often in the background (default 24h; off: "
-                    "never)");
-  serve
-      ->add_option("--gc-older-than", serve_flags.gc_older_than_hours,
-                   "what the background gc keeps: anything written or reused in the last N "
-                   "hours (default 24, at least 1)")
-      ->check(CLI::Range(int64_t{1}, int64_t{24 * 365 * 100}));
-  serve->add_option("--checkpoint-every", serve_flags.checkpoint_every,
-                    "sign the audit chain's head this often, when it has grown, and append "
-                    "the line to --checkpoint-file (default off; as `airlock audit "
-                    "checkpoint`)");
-  serve->add_option("--checkpoint-key", serve_flags.checkpoint_key,
-                    "the private key (airlock audit keygen) the checkpoints are signed with");
-  serve->add_option("--checkpoint-file", serve_flags.checkpoint_file,
-                    "the file the checkpoint lines are appended to (keep a copy elsewhere)");
-  serve->add_flag("--no-standby", serve_flags.no_standby,
-                  "build each shell command's sandbox when the command comes, instead of "
-                  "keeping one built ahead per shell target (the command is never chosen "
-                  "before it is submitted)");
-  serve
-      ->add_option("--mcp-allow-origin", serve_flags.mcp_allow_origins,
-                   "an Origin (https://host[:port]) whose browser pages may call /mcp/NAME, "
-                   "besides loopback ones; repeatable")
-      ->check([](const std::string& v) -> std::string {
-        const size_t scheme = v.find("://");
-        if ((v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0) ||
-            v.size() == scheme + 3 || v.find_first_of("/?#@", scheme + 3) != std::string::npos)
-          return "expected an origin: http(s)://HOST[:PORT], no path";
-        return "";
-      });
-  serve->callback([&] { run = [&] { return CmdServe(o, serve_flags); }; });
-  serve->footer(
-      "Serves until SIGTERM or SIGINT, then lets running requests finish (up to 10 s).\n"
-      "MCP clients reach the servers of mcp_servers: (and the built-in 'airlock') at\n"
-      "http://HOST:PORT/mcp/NAME (streamable HTTP), with an agent's token as bearer token.");
-
   std::string mcp_server;
-  auto* mcp = app.add_subcommand("mcp", "the MCP gateway");
-  mcp->require_subcommand(1);
-  auto* mcp_stdio = mcp->add_subcommand(
-      "stdio", "serve one MCP client on stdin/stdout, in front of an MCP server of the policy");
-  mcp_stdio->add_option("--server", mcp_server, "the server's name under mcp_servers:")
-      ->required();
-  mcp_stdio->callback([&] { run = [&] { return CmdMcpStdio(o, mcp_server); }; });
-  mcp_stdio->footer(
-      "This is the command an MCP client's configuration runs, with the agent's token in\n"
-      "AIRLOCK_TOKEN. airlock starts the server (command: and env: of its policy entry; it\n"
-      "gets nothing else of this environment but PATH), passes the protocol through, lists\n"
-      "only the tools the agent's scopes allow, and sends every tools/call through the\n"
-      "gateway: read and low calls are made at once; others wait up to approval_wait for a\n"
-      "human, then end as a tool error naming the action (see airlock_action_status).\n"
-      "Messages go on stdout only; diagnostics on stderr. Exit: 0 when the client closed\n"
-      "the session, 2 for an unknown server or a token that is not an agent's.");
-
   DoctorFlags doctor_flags;
-  auto* doctor =
-      app.add_subcommand("doctor", "find unsandboxed agent set-ups in MCP client configurations");
-  doctor->add_option("FILES", doctor_flags.files,
-                     "client configurations to check (default: the usual places, below)");
-  doctor->add_flag("--fix", doctor_flags.fix,
-                   "write a copy of each configuration with every stdio server wrapped by "
-                   "`airlock mcp stdio`, and print the policy entries to add");
-  doctor->add_option("--fix-out", doctor_flags.fix_out,
-                     "write the copies into this directory (default: NAME.airlock.json beside "
-                     "each original)");
-  doctor->add_option("--sandbox", doctor_flags.sandbox,
-                     "the shell target the printed policy entries run servers in (default repo)");
-  doctor->add_flag("--strict", doctor_flags.strict, "exit 1 when a finding is high or critical");
-  doctor->add_flag("--json", o.json, "print {files, findings, summary, fix} as one JSON object");
-  doctor->callback([&] {
-    const bool config_given =
-        app.get_option("--config")->count() > 0 || std::getenv("AIRLOCK_CONFIG") != nullptr;
-    run = [&, config_given] { return CmdDoctor(o, doctor_flags, config_given); };
-  });
-  doctor->footer(
-      "With no FILES it reads those of these that exist: ~/.config/Claude/ and\n"
-      "~/Library/Application Support/Claude/claude_desktop_config.json (Claude Desktop),\n"
-      "./.mcp.json and ~/.claude.json with its projects (Claude Code), ./.cursor/mcp.json and\n"
-      "~/.cursor/mcp.json (Cursor), ./.vscode/mcp.json and VS Code's user mcp.json.\n"
-      "Per server it reports, with a severity and a fix: credentials in args, env, url or\n"
-      "headers (high; critical for a production host), a file-system root of / or a home\n"
-      "directory (critical / high), production-looking hosts (high), servers not behind\n"
-      "airlock (medium). Secrets are never printed: only their redacted form (sk-****).\n"
-      "--fix never changes a configuration: it writes copies (mode 0600) whose stdio servers\n"
-      "run `airlock mcp stdio --server NAME` with AIRLOCK_TOKEN=<agent token> (and\n"
-      "AIRLOCK_CONFIG when --config or AIRLOCK_CONFIG names the policy), and prints the\n"
-      "mcp_servers: entries with the original commands; remote servers are left as they are.\n"
-      "Exit: 0 when it ran (findings or not), 1 with --strict and a high or critical finding\n"
-      "or when a copy could not be written, 2 when a file named on the command line is\n"
-      "missing, unreadable or not a client configuration.");
+  // Only the subcommand that the command line names is built: building all of them costs
+  // every command ~45 page faults and 0.2-0.8 ms. With none named (airlock --help), or a
+  // word that names none (CLI11's own error), all are.
+  std::string_view wanted = NamedSubcommand(argc, argv);
+  auto want = [&wanted](std::string_view name) { return wanted.empty() || wanted == name; };
+  if (want("sql")) {
+    auto* sql = app.add_subcommand("sql", "submit an SQL action (dry-run, classify, decide)");
+    sql->add_option("--target", o.target, "target name from the policy")->required();
+    sql->add_option("SQL", o.sql, "one or several SQL statements")->required();
+    sql->callback([&] { run = [&] { return CmdSql(o); }; });
+  }
+
+  if (want("exec")) {
+    auto* exec = app.add_subcommand(
+        "exec", "submit a shell action: run it in a sandbox, classify its file changes, decide");
+    exec->add_option("--target", o.target, "target name from the policy (kind: shell)")->required();
+    exec->add_option("COMMAND", o.argv, "the command and its arguments, after --");
+    exec->callback([&] { run = [&] { return CmdExec(o); }; });
+    exec->footer(
+        "Example: airlock exec --target repo -- sed -i s/foo/bar/ README.md\n"
+        "A command that ran exits with its own status; 10 = pending approval, "
+        "11 = denied.");
+  }
+
+  if (want("send")) {
+    auto* send = app.add_subcommand(
+        "send", "submit a mail action: build the exact message, classify its recipients, decide");
+    send->add_option("--target", o.target, "target name from the policy (kind: smtp)")->required();
+    send->add_option("--to", o.to, "recipients (A[,B..]; may be repeated)");
+    send->add_option("--cc", o.cc, "copy recipients (A[,B..]; may be repeated)");
+    send->add_option("--bcc", o.bcc,
+                     "blind copy recipients: in the envelope only, never in a header; counted");
+    send->add_option("--subject", o.subject, "the subject (one line)")->required();
+    send->add_option("--body", o.body, "the text of the message");
+    send->add_option("--body-file", o.body_file, "read the text of the message from this file");
+    send->add_option("--attach", o.attach, "attach this file (may be repeated)");
+    send->add_option("--idempotency-key", o.idempotency_key,
+                     "a retry with the same key returns the same action and never sends twice");
+    send->callback([&, send] {  // send by value: the callback runs after this block
+      o.body_given = send->count("--body") > 0;
+      run = [&] { return CmdSend(o); };
+    });
+    send->footer(
+        "Example: airlock send --target support-mail --to ann@example.com "
+        "--subject 'Your ticket' --body-file reply.txt\n"
+        "One recipient is low risk and goes out at once; more is a batch and waits for "
+        "approval (exit 10). Sent mail cannot be rolled back.");
+  }
+
+  if (want("http")) {
+    auto* http = app.add_subcommand(
+        "http",
+        "submit an HTTP request to an API target (kind: http) with the credentials airlock "
+        "holds");
+    http->add_option("--target", o.target, "target name from the policy (kind: http)")->required();
+    http->add_option("METHOD", o.http_method, "GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS")
+        ->required();
+    http->add_option("PATH", o.http_path,
+                     "path below the target's base_url, e.g. /v1/items?limit=5")
+        ->required();
+    http->add_option("--json", o.http_body, "the request body, as JSON (sent canonical)");
+    http->add_option("--idempotency-key", o.idempotency_key,
+                     "a key of the caller's: a retry with the same key and request returns the "
+                     "first try's action and never sends again");
+    http->callback([&] { run = [&] { return CmdHttp(o); }; });
+    http->footer(
+        "Example: airlock http --target api POST /v1/messages --json '{\"to\":[\"a@x\"]}'\n"
+        "A request that was sent prints the response body and exits 0; 10 = pending "
+        "approval, 11 = denied. For JSON output put --json before the subcommand: "
+        "airlock --json http ...");
+  }
+
+  if (want("pending")) {
+    auto* pending = app.add_subcommand("pending", "list actions waiting for approval");
+    pending->callback([&] { run = [&] { return CmdPending(o); }; });
+  }
+
+  if (want("show")) {
+    auto* show = app.add_subcommand("show", "one action: risk, reasons, effect preview, votes");
+    show->add_option("ID", o.id, "action id")->required();
+    show->callback([&] { run = [&] { return CmdShow(o); }; });
+  }
+
+  if (want("approve")) {
+    auto* approve = app.add_subcommand("approve", "vote to approve an action (approver token)");
+    approve->add_option("ID", o.id, "action id")->required();
+    approve->add_option("--reason", o.reason, "why");
+    approve->callback([&] { run = [&] { return CmdVote(o, true); }; });
+  }
+
+  if (want("reject")) {
+    auto* reject = app.add_subcommand("reject", "reject an action (approver token)");
+    reject->add_option("ID", o.id, "action id")->required();
+    reject->add_option("--reason", o.reason, "why");
+    reject->callback([&] { run = [&] { return CmdVote(o, false); }; });
+  }
+
+  if (want("rollback")) {
+    auto* rollback = app.add_subcommand("rollback", "undo an applied action (approver token)");
+    rollback->add_option("ID", o.id, "action id")->required();
+    rollback->add_option("--reason", o.reason, "why (recorded in the audit log)");
+    rollback->callback([&] { run = [&] { return CmdRollback(o); }; });
+  }
+
+  if (want("breaker")) {
+    auto* breaker = app.add_subcommand("breaker", "circuit breakers");
+    breaker->require_subcommand(1);
+    auto* reset = breaker->add_subcommand("reset", "close a tripped breaker (approver token)");
+    reset->add_option("--target", o.target, "target name")->required();
+    reset->add_option("--agent", o.agent, "only this agent's breaker (default: every agent's)");
+    reset->callback([&] { run = [&] { return CmdBreakerReset(o); }; });
+  }
+
+  if (want("audit")) {
+    auto* audit = app.add_subcommand("audit", "the tamper-evident audit log");
+    audit->require_subcommand(1);
+    auto* verify = audit->add_subcommand("verify", "check the whole hash chain");
+    verify->add_option("--checkpoints", o.checkpoints,
+                       "also check these signed checkpoints (lines of airlock audit checkpoint)");
+    verify->add_option("--public-key", o.public_key, "the public key that signed the checkpoints");
+    verify->footer(
+        "With --checkpoints, each line's signature must be the public key's, and the chain must\n"
+        "hold, at the line's seq, the hash the line names: a history rewritten after the\n"
+        "checkpoint was made fails, even when its own hashes are consistent. Exit 1 on any\n"
+        "break or failed checkpoint.");
+    verify->callback([&] { run = [&] { return CmdAuditVerify(o); }; });
+    auto* checkpoint = audit->add_subcommand(
+        "checkpoint", "sign the chain's head: one line to keep outside the store");
+    checkpoint->add_option("--key", o.key_file, "the Ed25519 private key (airlock audit keygen)")
+        ->required();
+    checkpoint->footer(
+        "Prints {airlock_checkpoint, seq, hash, at_ms, key_id, signature} on one line, after\n"
+        "verifying the chain (a broken chain is not signed; exit 1). Append the lines to a file\n"
+        "kept elsewhere (another machine, a log shipper) and check the store against them with\n"
+        "airlock audit verify --checkpoints FILE --public-key KEY.pub: whoever can rewrite the\n"
+        "store cannot rewrite those. The key must be readable by its owner only.");
+    checkpoint->callback([&] { run = [&] { return CmdAuditCheckpoint(o); }; });
+    auto* keygen = audit->add_subcommand("keygen", "make an Ed25519 key pair for checkpoints");
+    keygen->add_option("--out", o.key_file, "the private key's file (FILE.pub gets the public key)")
+        ->required();
+    keygen->footer("Writes FILE (mode 0600) and FILE.pub; never overwrites either.");
+    keygen->callback([&] { run = [&] { return CmdAuditKeygen(o); }; });
+    auto* log = audit->add_subcommand("log", "print the log (JSON lines with --json)");
+    log->add_option("--action", o.action_filter, "only the events of this action");
+    log->callback([&] { run = [&] { return CmdAuditLog(o); }; });
+  }
+
+  if (want("store")) {
+    auto* store = app.add_subcommand("store", "airlock's own store");
+    store->require_subcommand(1);
+    auto* migrate = store->add_subcommand(
+        "migrate", "create or upgrade the PostgreSQL store's schema; --from copies a SQLite store");
+    migrate->add_option("--from", o.migrate_from,
+                        "a SQLite store (airlock.db) to copy into the empty PostgreSQL store");
+    migrate->footer(
+        "The policy names the PostgreSQL store with store: postgres://... or store_dsn_env: NAME.\n"
+        "Safe to run again: the schema is versioned (airlock_store.schema_version), and --from\n"
+        "refuses a store that already has audit events. The copy is one transaction.");
+    migrate->callback([&] { run = [&] { return CmdStoreMigrate(o); }; });
+
+    auto* gc = store->add_subcommand(
+        "gc", "remove shell targets' stored file contents that no action still needs");
+    gc->add_option("--older-than", o.gc_older_than_hours,
+                   "keep anything written or reused in the last N hours (default 24, at least 1)")
+        ->check(CLI::Range(int64_t{1}, int64_t{24 * 365 * 100}));
+    gc->add_flag("--dry-run", o.gc_dry_run, "count what would be removed; remove nothing");
+    gc->footer(
+        "A shell target keeps the content of every file a command wrote (its preview) and of\n"
+        "every file a commit replaced (its undo) under <store>.shell/NAME/blobs. gc keeps what a\n"
+        "pending action would commit and what an applied action would restore on rollback, and\n"
+        "removes the rest: the previews of denied, rejected, expired, failed and rolled-back\n"
+        "actions, and the held answers of MCP calls no pending call names. Anything written or\n"
+        "reused in the last --older-than hours (at least 1) stays, so a command running\n"
+        "meanwhile loses nothing. A target whose records cannot be read, or with a commit waiting "
+        "for\n"
+        "recovery, loses nothing (exit 1). Run it on the machine that holds the store.");
+    gc->callback([&] { run = [&] { return CmdStoreGc(o); }; });
+  }
+
+  if (want("policy")) {
+    auto* policy = app.add_subcommand("policy", "the policy file");
+    policy->require_subcommand(1);
+    auto* check = policy->add_subcommand("check", "validate the policy file");
+    check->callback([&] { run = [&] { return CmdPolicyCheck(o); }; });
+  }
+
+  if (want("token")) {
+    auto* token = app.add_subcommand("token", "tokens");
+    token->require_subcommand(1);
+    auto* token_new =
+        token->add_subcommand("new", "print a fresh random token and its policy line");
+    token_new->add_option("--name", o.token_name, "the agent's or approver's name");
+    token_new->add_option("--role", o.token_role, "agent or approver")
+        ->check(CLI::IsMember({"agent", "approver"}));
+    token_new->callback([&] { run = [&] { return CmdTokenNew(o); }; });
+  }
+
+  if (want("pg")) {
+    auto* pg = app.add_subcommand("pg", "PostgreSQL targets: airlock's capture in the database");
+    pg->require_subcommand(1);
+    auto* pg_install = pg->add_subcommand(
+        "install", "install the capture (schema airlock, triggers, event triggers); idempotent");
+    pg_install->add_option("--target", o.target, "a postgres target of the policy")->required();
+    pg_install->callback([&] { run = [&] { return CmdPg(o, /*uninstall=*/false); }; });
+    pg_install->footer(
+        "Creates schema airlock with its tables and functions, a row trigger airlock_capture on\n"
+        "every table of the target's schemas (it records rows only inside airlock's own\n"
+        "transactions), and DDL event triggers that also give tables created later the row\n"
+        "trigger. Run it again after changing schemas: in the policy. Needs a role that may\n"
+        "create event triggers (a superuser).");
+    auto* pg_uninstall = pg->add_subcommand(
+        "uninstall", "remove all of airlock's capture from the database; idempotent");
+    pg_uninstall->add_option("--target", o.target, "a postgres target of the policy")->required();
+    pg_uninstall->callback([&] { run = [&] { return CmdPg(o, /*uninstall=*/true); }; });
+    pg_uninstall->footer(
+        "Drops the event triggers and schema airlock (with the row triggers and\n"
+        "the record of applied actions that crash recovery reads).");
+  }
+
+  if (want("serve")) {
+    auto* serve = app.add_subcommand("serve", "HTTP API, approvers' web page and /metrics");
+    serve->add_option("--listen", serve_flags.listen,
+                      "HOST:PORT (default 127.0.0.1:7070; port 0: any)");
+    serve->add_option("--max-body", serve_flags.max_body, "largest request body (default 1MiB)");
+    serve
+        ->add_option("--max-connections", serve_flags.max_connections,
+                     "open connections before 503 (default 512)")
+        ->check(CLI::PositiveNumber);
+    serve->add_option("--header-timeout", serve_flags.header_timeout,
+                      "time to send the request headers (default 10s)");
+    serve->add_option("--body-timeout", serve_flags.body_timeout,
+                      "time to send the request body (default 30s)");
+    serve->add_option("--max-wait", serve_flags.max_wait, "largest wait_ms accepted (default 60s)");
+    serve->add_option("--events-poll", serve_flags.events_poll,
+                      "how often /v1/events looks for changes other processes made "
+                      "(default 500ms; a PostgreSQL store also signals them at once)");
+    serve
+        ->add_option("--threads", serve_flags.threads,
+                     "I/O threads (default: one per core, up to 4)")
+        ->check(CLI::NonNegativeNumber);
+    serve->add_option("--gc-every", serve_flags.gc_every,
+                      "run `airlock store gc` this often in the background (default 24h; off: "
+                      "never)");
+    serve
+        ->add_option("--gc-older-than", serve_flags.gc_older_than_hours,
+                     "what the background gc keeps: anything written or reused in the last N "
+                     "hours (default 24, at least 1)")
+        ->check(CLI::Range(int64_t{1}, int64_t{24 * 365 * 100}));
+    serve->add_option("--checkpoint-every", serve_flags.checkpoint_every,
+                      "sign the audit chain's head this often, when it has grown, and append "
+                      "the line to --checkpoint-file (default off; as `airlock audit "
+                      "checkpoint`)");
+    serve->add_option("--checkpoint-key", serve_flags.checkpoint_key,
+                      "the private key (airlock audit keygen) the checkpoints are signed with");
+    serve->add_option("--checkpoint-file", serve_flags.checkpoint_file,
+                      "the file the checkpoint lines are appended to (keep a copy elsewhere)");
+    serve->add_flag("--no-standby", serve_flags.no_standby,
+                    "build each shell command's sandbox when the command comes, instead of "
+                    "keeping one built ahead per shell target (the command is never chosen "
+                    "before it is submitted)");
+    serve
+        ->add_option("--mcp-allow-origin", serve_flags.mcp_allow_origins,
+                     "an Origin (https://host[:port]) whose browser pages may call /mcp/NAME, "
+                     "besides loopback ones; repeatable")
+        ->check([](const std::string& v) -> std::string {
+          const size_t scheme = v.find("://");
+          if ((v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0) ||
+              v.size() == scheme + 3 || v.find_first_of("/?#@", scheme + 3) != std::string::npos)
+            return "expected an origin: http(s)://HOST[:PORT], no path";
+          return "";
+        });
+    serve->callback([&] { run = [&] { return CmdServe(o, serve_flags); }; });
+    serve->footer(
+        "Serves until SIGTERM or SIGINT, then lets running requests finish (up to 10 s).\n"
+        "MCP clients reach the servers of mcp_servers: (and the built-in 'airlock') at\n"
+        "http://HOST:PORT/mcp/NAME (streamable HTTP), with an agent's token as bearer token.");
+  }
+
+  if (want("mcp")) {
+    auto* mcp = app.add_subcommand("mcp", "the MCP gateway");
+    mcp->require_subcommand(1);
+    auto* mcp_stdio = mcp->add_subcommand(
+        "stdio", "serve one MCP client on stdin/stdout, in front of an MCP server of the policy");
+    mcp_stdio->add_option("--server", mcp_server, "the server's name under mcp_servers:")
+        ->required();
+    mcp_stdio->callback([&] { run = [&] { return CmdMcpStdio(o, mcp_server); }; });
+    mcp_stdio->footer(
+        "This is the command an MCP client's configuration runs, with the agent's token in\n"
+        "AIRLOCK_TOKEN. airlock starts the server (command: and env: of its policy entry; it\n"
+        "gets nothing else of this environment but PATH), passes the protocol through, lists\n"
+        "only the tools the agent's scopes allow, and sends every tools/call through the\n"
+        "gateway: read and low calls are made at once; others wait up to approval_wait for a\n"
+        "human, then end as a tool error naming the action (see airlock_action_status).\n"
+        "Messages go on stdout only; diagnostics on stderr. Exit: 0 when the client closed\n"
+        "the session, 2 for an unknown server or a token that is not an agent's.");
+  }
+
+  if (want("doctor")) {
+    auto* doctor =
+        app.add_subcommand("doctor", "find unsandboxed agent set-ups in MCP client configurations");
+    doctor->add_option("FILES", doctor_flags.files,
+                       "client configurations to check (default: the usual places, below)");
+    doctor->add_flag("--fix", doctor_flags.fix,
+                     "write a copy of each configuration with every stdio server wrapped by "
+                     "`airlock mcp stdio`, and print the policy entries to add");
+    doctor->add_option("--fix-out", doctor_flags.fix_out,
+                       "write the copies into this directory (default: NAME.airlock.json beside "
+                       "each original)");
+    doctor->add_option("--sandbox", doctor_flags.sandbox,
+                       "the shell target the printed policy entries run servers in (default repo)");
+    doctor->add_flag("--strict", doctor_flags.strict, "exit 1 when a finding is high or critical");
+    doctor->add_flag("--json", o.json, "print {files, findings, summary, fix} as one JSON object");
+    doctor->callback([&] {
+      const bool config_given =
+          app.get_option("--config")->count() > 0 || std::getenv("AIRLOCK_CONFIG") != nullptr;
+      run = [&, config_given] { return CmdDoctor(o, doctor_flags, config_given); };
+    });
+    doctor->footer(
+        "With no FILES it reads those of these that exist: ~/.config/Claude/ and\n"
+        "~/Library/Application Support/Claude/claude_desktop_config.json (Claude Desktop),\n"
+        "./.mcp.json and ~/.claude.json with its projects (Claude Code), ./.cursor/mcp.json and\n"
+        "~/.cursor/mcp.json (Cursor), ./.vscode/mcp.json and VS Code's user mcp.json.\n"
+        "Per server it reports, with a severity and a fix: credentials in args, env, url or\n"
+        "headers (high; critical for a production host), a file-system root of / or a home\n"
+        "directory (critical / high), production-looking hosts (high), servers not behind\n"
+        "airlock (medium). Secrets are never printed: only their redacted form (sk-****).\n"
+        "--fix never changes a configuration: it writes copies (mode 0600) whose stdio servers\n"
+        "run `airlock mcp stdio --server NAME` with AIRLOCK_TOKEN=<agent token> (and\n"
+        "AIRLOCK_CONFIG when --config or AIRLOCK_CONFIG names the policy), and prints the\n"
+        "mcp_servers: entries with the original commands; remote servers are left as they are.\n"
+        "Exit: 0 when it ran (findings or not), 1 with --strict and a high or critical finding\n"
+        "or when a copy could not be written, 2 when a file named on the command line is\n"
+        "missing, unreadable or not a client configuration.");
+  }
 
   try {
     app.parse(argc, argv);
@@ -1127,4 +1209,6 @@ int Main(int argc, char** argv) {
 
 }  // namespace airlock::cli
 
-int main(int argc, char** argv) { return airlock::cli::Main(argc, argv); }
+int main(int argc, char** argv) {
+  return airlock::cli::Main(argc, argv);
+}
