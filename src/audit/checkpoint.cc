@@ -11,10 +11,7 @@
 #include <memory>
 #include <set>
 
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-
+#include "audit/libcrypto.h"
 #include "core/hash.h"
 #include "core/json.h"
 
@@ -25,16 +22,20 @@ constexpr size_t kMaxKeyFileBytes = 16 * 1024;
 constexpr size_t kMaxLineBytes = 4096;
 constexpr size_t kSignatureBytes = 64;
 
+// Owners of libcrypto's objects, freed through the loaded library (libcrypto.h).
 struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+  const CryptoApi* c;
+  void operator()(EVP_PKEY* k) const { c->EVP_PKEY_free(k); }
 };
 using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
 struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
+  const CryptoApi* c;
+  void operator()(BIO* b) const { c->BIO_free(b); }
 };
 using Bio = std::unique_ptr<BIO, BioFree>;
 struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+  const CryptoApi* c;
+  void operator()(EVP_MD_CTX* m) const { c->EVP_MD_CTX_free(m); }
 };
 using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
 
@@ -85,12 +86,13 @@ int NoPassphrase(char*, int, int, void*) {
   return 0;
 }
 
-Result<Pkey> LoadPrivate(const std::string& path) {
+Result<Pkey> LoadPrivate(const CryptoApi& c, const std::string& path) {
   ASSIGN_OR_RETURN(std::string pem, ReadKeyFile(path, /*private_key=*/true));
-  Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  Pkey key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, &NoPassphrase, nullptr) : nullptr);
-  ERR_clear_error();
-  if (!key || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_ED25519) {
+  Bio bio(c.BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BioFree{&c});
+  Pkey key(bio ? c.PEM_read_bio_PrivateKey(bio.get(), nullptr, &NoPassphrase, nullptr) : nullptr,
+           PkeyFree{&c});
+  c.ERR_clear_error();
+  if (!key || c.EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_ED25519) {
     return Status::InvalidArgument(path +
                                    " holds no Ed25519 private key (PEM); make one with "
                                    "airlock audit keygen");
@@ -99,26 +101,27 @@ Result<Pkey> LoadPrivate(const std::string& path) {
 }
 
 // A public key file, or a private key file's public half.
-Result<Pkey> LoadPublic(const std::string& path) {
+Result<Pkey> LoadPublic(const CryptoApi& c, const std::string& path) {
   ASSIGN_OR_RETURN(std::string pem, ReadKeyFile(path, /*private_key=*/false));
-  Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  Pkey key(bio ? PEM_read_bio_PUBKEY(bio.get(), nullptr, &NoPassphrase, nullptr) : nullptr);
+  Bio bio(c.BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BioFree{&c});
+  Pkey key(bio ? c.PEM_read_bio_PUBKEY(bio.get(), nullptr, &NoPassphrase, nullptr) : nullptr,
+           PkeyFree{&c});
   if (!key) {
-    Bio again(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-    key.reset(again ? PEM_read_bio_PrivateKey(again.get(), nullptr, &NoPassphrase, nullptr)
+    Bio again(c.BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BioFree{&c});
+    key.reset(again ? c.PEM_read_bio_PrivateKey(again.get(), nullptr, &NoPassphrase, nullptr)
                     : nullptr);
   }
-  ERR_clear_error();  // the first read's expected failure must not linger in the queue
-  if (!key || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_ED25519) {
+  c.ERR_clear_error();  // the first read's expected failure must not linger in the queue
+  if (!key || c.EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_ED25519) {
     return Status::InvalidArgument(path + " holds no Ed25519 public key (PEM)");
   }
   return key;
 }
 
-Result<std::string> KeyId(EVP_PKEY* key) {
+Result<std::string> KeyId(const CryptoApi& c, EVP_PKEY* key) {
   unsigned char raw[32];
   size_t len = sizeof raw;
-  if (EVP_PKEY_get_raw_public_key(key, raw, &len) != 1 || len != sizeof raw) {
+  if (c.EVP_PKEY_get_raw_public_key(key, raw, &len) != 1 || len != sizeof raw) {
     return Status::Internal("cannot read the Ed25519 public key");
   }
   return Sha256Hex(std::string_view(reinterpret_cast<const char*>(raw), len)).substr(0, 16);
@@ -145,9 +148,10 @@ Status WriteNewFile(const std::string& path, const std::string& bytes, mode_t mo
   return Status::Ok();
 }
 
-std::string BioText(BIO* bio) {
+std::string BioText(const CryptoApi& c, BIO* bio) {
   char* data = nullptr;
-  long n = BIO_get_mem_data(bio, &data);
+  // BIO_get_mem_data, a macro over BIO_ctrl.
+  long n = c.BIO_ctrl(bio, BIO_CTRL_INFO, 0, reinterpret_cast<char*>(&data));
   return n > 0 ? std::string(data, static_cast<size_t>(n)) : std::string();
 }
 
@@ -164,13 +168,15 @@ Result<std::string> HexDecode(std::string_view hex) {
 }  // namespace
 
 Result<std::string> WriteKeyPair(const std::string& private_path) {
-  Pkey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+  ASSIGN_OR_RETURN(const CryptoApi* c, Crypto());
+  Pkey key(c->EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"), PkeyFree{c});
   if (!key) return Status::Internal("cannot generate an Ed25519 key");
-  Bio priv(BIO_new(BIO_s_mem()));
-  Bio pub(BIO_new(BIO_s_mem()));
+  Bio priv(c->BIO_new(c->BIO_s_mem()), BioFree{c});
+  Bio pub(c->BIO_new(c->BIO_s_mem()), BioFree{c});
   if (!priv || !pub ||
-      PEM_write_bio_PrivateKey(priv.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1 ||
-      PEM_write_bio_PUBKEY(pub.get(), key.get()) != 1) {
+      c->PEM_write_bio_PrivateKey(priv.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) !=
+          1 ||
+      c->PEM_write_bio_PUBKEY(pub.get(), key.get()) != 1) {
     return Status::Internal("cannot write the key as PEM");
   }
   const std::string public_path = private_path + ".pub";
@@ -178,35 +184,37 @@ Result<std::string> WriteKeyPair(const std::string& private_path) {
   if (::lstat(public_path.c_str(), &st) == 0) {
     return Status::FailedPrecondition(public_path + " exists; airlock does not overwrite a key");
   }
-  RETURN_IF_ERROR(WriteNewFile(private_path, BioText(priv.get()), 0600));
-  Status pub_written = WriteNewFile(public_path, BioText(pub.get()), 0644);
+  RETURN_IF_ERROR(WriteNewFile(private_path, BioText(*c, priv.get()), 0600));
+  Status pub_written = WriteNewFile(public_path, BioText(*c, pub.get()), 0644);
   if (!pub_written.ok()) {
     ::unlink(private_path.c_str());
     return pub_written;
   }
-  return KeyId(key.get());
+  return KeyId(*c, key.get());
 }
 
 Result<std::string> KeyIdOf(const std::string& pem_path) {
-  ASSIGN_OR_RETURN(Pkey key, LoadPublic(pem_path));
-  return KeyId(key.get());
+  ASSIGN_OR_RETURN(const CryptoApi* c, Crypto());
+  ASSIGN_OR_RETURN(Pkey key, LoadPublic(*c, pem_path));
+  return KeyId(*c, key.get());
 }
 
 Result<Checkpoint> SignCheckpoint(const std::string& private_path, int64_t seq,
                                   const std::string& hash, int64_t at_ms) {
-  ASSIGN_OR_RETURN(Pkey key, LoadPrivate(private_path));
+  ASSIGN_OR_RETURN(const CryptoApi* api, Crypto());
+  ASSIGN_OR_RETURN(Pkey key, LoadPrivate(*api, private_path));
   Checkpoint c;
   c.seq = seq;
   c.hash = hash;
   c.at_ms = at_ms;
-  ASSIGN_OR_RETURN(c.key_id, KeyId(key.get()));
+  ASSIGN_OR_RETURN(c.key_id, KeyId(*api, key.get()));
   const std::string text = SignedText(seq, hash, at_ms);
   unsigned char sig[kSignatureBytes];
   size_t len = sizeof sig;
-  MdCtx ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1 ||
-      EVP_DigestSign(ctx.get(), sig, &len, reinterpret_cast<const unsigned char*>(text.data()),
-                     text.size()) != 1 ||
+  MdCtx ctx(api->EVP_MD_CTX_new(), MdCtxFree{api});
+  if (!ctx || api->EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1 ||
+      api->EVP_DigestSign(ctx.get(), sig, &len, reinterpret_cast<const unsigned char*>(text.data()),
+                          text.size()) != 1 ||
       len != kSignatureBytes) {
     return Status::Internal("cannot sign the checkpoint");
   }
@@ -278,22 +286,22 @@ Result<Checkpoint> ParseCheckpointLine(std::string_view line) {
 
 namespace {
 
-Status VerifyWith(const Checkpoint& c, EVP_PKEY* key) {
-  ASSIGN_OR_RETURN(std::string id, KeyId(key));
+Status VerifyWith(const CryptoApi& api, const Checkpoint& c, EVP_PKEY* key) {
+  ASSIGN_OR_RETURN(std::string id, KeyId(api, key));
   if (id != c.key_id) {
     return Status::PermissionDenied("signed by key " + c.key_id + ", not by " + id +
                                     " (the public key given)");
   }
   ASSIGN_OR_RETURN(std::string sig, HexDecode(c.signature));
   const std::string text = SignedText(c.seq, c.hash, c.at_ms);
-  MdCtx ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key) != 1) {
+  MdCtx ctx(api.EVP_MD_CTX_new(), MdCtxFree{&api});
+  if (!ctx || api.EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key) != 1) {
     return Status::Internal("cannot set up the signature check");
   }
-  const int verified =
-      EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
-                       reinterpret_cast<const unsigned char*>(text.data()), text.size());
-  ERR_clear_error();
+  const int verified = api.EVP_DigestVerify(
+      ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+      reinterpret_cast<const unsigned char*>(text.data()), text.size());
+  api.ERR_clear_error();
   if (verified != 1) {
     return Status::PermissionDenied("the signature does not match (a forged or altered line)");
   }
@@ -303,14 +311,16 @@ Status VerifyWith(const Checkpoint& c, EVP_PKEY* key) {
 }  // namespace
 
 Status VerifyCheckpointSignature(const Checkpoint& c, const std::string& public_path) {
-  ASSIGN_OR_RETURN(Pkey key, LoadPublic(public_path));
-  return VerifyWith(c, key.get());
+  ASSIGN_OR_RETURN(const CryptoApi* api, Crypto());
+  ASSIGN_OR_RETURN(Pkey key, LoadPublic(*api, public_path));
+  return VerifyWith(*api, c, key.get());
 }
 
 Result<CheckpointReport> CheckCheckpoints(
     std::string_view text, const std::string& public_path,
     const std::function<Status(const std::function<bool(const AuditEvent&)>&)>& scan) {
-  ASSIGN_OR_RETURN(Pkey key, LoadPublic(public_path));  // a bad key is an error, not a report
+  ASSIGN_OR_RETURN(const CryptoApi* api, Crypto());
+  ASSIGN_OR_RETURN(Pkey key, LoadPublic(*api, public_path));  // a bad key: an error, not a report
   CheckpointReport report;
   // The checkpoints whose signature holds, by the seq whose hash they name.
   std::multimap<int64_t, std::pair<int, Checkpoint>> wanted;
@@ -334,7 +344,7 @@ Result<CheckpointReport> CheckCheckpoints(
       report.problems.push_back(where + "not a checkpoint (" + c.status().message() + ")");
       continue;
     }
-    Status signed_ok = VerifyWith(*c, key.get());
+    Status signed_ok = VerifyWith(*api, *c, key.get());
     if (!signed_ok.ok()) {
       report.problems.push_back(where + "seq " + std::to_string(c->seq) + ": " +
                                 signed_ok.message());
