@@ -163,7 +163,7 @@ struct ChildPlan {
   std::vector<std::string> writable;  // Landlock: workspace, /tmp, /dev
   std::vector<char*> argv, envp;      // point into *spec; null-terminated
   std::vector<int> cgroup_fds;        // cgroups.fds()
-  bool in_cgroup2 = false;       // init was cloned into the cgroup2 directory
+  bool in_cgroup2 = false;            // init was cloned into the cgroup2 directory
   int stdout_w = -1, stderr_w = -1, status_w = -1, control_r = -1;
   int stdin_r = -1;          // a long-lived run's stdin (SandboxedProcess); -1: /dev/null
   int go_r = -1, go_w = -1;  // created by the supervisor
@@ -1264,7 +1264,6 @@ Result<Fd> LockScratchDir(const std::string& dir) {
 }
 
 Result<int> Preflight() {
-  RETURN_IF_ERROR(PrepareSeccompFilter());
   if (LandlockAbi() < 1) {
     return Status::FailedPrecondition(
         "landlock is not available in this kernel; refusing to run commands without it");
@@ -1549,10 +1548,9 @@ Status PreparedRun::Finish() {
 }
 
 Status StartSandboxLauncher() {
-  // What every run works out once per process, worked out before the fork, so that the
-  // launcher and its clones inherit it: the compiled seccomp filter above all (else each
-  // init would compile it again, under the run's limits). An error here is each run's to
-  // report, from its own Preflight.
+  // What every run works out once per process (the last capability's number), worked out
+  // before the fork, so that the launcher and its clones inherit it. An error here is each
+  // run's to report, from its own Preflight.
   (void)Preflight();
   return StartLauncher(&SupervisorFromWire);
 }
