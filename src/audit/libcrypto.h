@@ -3,8 +3,9 @@
 //
 // Linked statically, these calls bring in all of OpenSSL 3's providers, encoders and
 // decoders: 331 KiB of the binary's 419 KiB of pointer tables (.data.rel.ro), which the
-// dynamic loader relocates at every start of every `airlock` command, ~85 page faults
-// each time (measured 2026-12-02), though only `airlock audit keygen|checkpoint`, `audit
+// dynamic loader relocates at every start of every `airlock` command. Loading them here
+// instead took ~110 page faults off every command (625 to 513 for `airlock exec`, measured
+// 2026-12-02), though only `airlock audit keygen|checkpoint`, `audit
 // verify --checkpoints` and `serve --checkpoint-every` sign or check anything. So, like
 // libpq (connectors/postgres/libpq.h) and libcurl (net/curl.h), they are reached through
 // pointers into libcrypto.so, dlopen()ed by the first caller. <openssl/*.h> are included for

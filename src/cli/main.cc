@@ -2,6 +2,7 @@
 // else. The commands, flags, JSON fields and exit codes are a public contract (DESIGN.md).
 #include <unistd.h>
 
+#include <sqlite3.h>
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -833,6 +834,12 @@ std::string_view NamedSubcommand(int argc, char** argv) {
 
 int Main(int argc, char** argv) {
   TraceMark("cli: main");
+  // No bulk allocation of page-cache memory per SQLite connection: SQLite's default sets up
+  // 20 pages of it at a connection's first read, writing a header into each, and a command,
+  // whose connections use a few pages each, paid ~40 page faults for it (2026-12-02). Pages
+  // then come from malloc one by one, as needed. Here, before SQLite initialises and while
+  // this process has one thread (sqlite3_config is not thread-safe).
+  (void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, nullptr, 0, 0);
   Options o;
   CLI::App app{
       "airlock: every action of an AI agent, previewed, classified, approved, reversible "

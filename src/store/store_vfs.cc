@@ -266,13 +266,6 @@ int StoreOpen(sqlite3_vfs* /*vfs*/, const char* name, sqlite3_file* file, int fl
 const char* StoreVfsName() {
   static const char* name = [] {
     static sqlite3_vfs vfs;
-    // No bulk allocation of page-cache memory per connection: SQLite's default sets up 20
-    // pages of it at a connection's first read, writing a header into each, and a CLI
-    // command, whose two connections use only a few pages each, paid ~40 page faults for
-    // it (2026-12-02). Pages then come from malloc one by one, as they are needed.
-    // Only before SQLite initialises (sqlite3_vfs_find below does): if some other use
-    // initialised it first, the call fails and changes nothing.
-    (void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, nullptr, 0, 0);
     g_base_vfs = sqlite3_vfs_find(nullptr);
     if (g_base_vfs == nullptr) return static_cast<const char*>(nullptr);
     vfs = *g_base_vfs;
