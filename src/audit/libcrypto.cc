@@ -1,6 +1,6 @@
 #include "audit/libcrypto.h"
 
-#include <dlfcn.h>
+#include "core/dynlib.h"
 
 #include <mutex>
 #include <string>
@@ -8,50 +8,35 @@
 namespace airlock::audit {
 namespace {
 
-template <typename Fn>
-Status Resolve(void* lib, const char* name, Fn* out) {
-  dlerror();  // clear a stale error, so that the one below is ours
-  void* sym = dlsym(lib, name);
-  if (sym == nullptr) {
-    const char* why = dlerror();
-    return Status::Internal(std::string(kLibCrypto) + " has no " + name + ": " +
-                            (why != nullptr ? why : "symbol is null"));
-  }
-  *out = reinterpret_cast<Fn>(sym);
-  return Status::Ok();
-}
-
 Result<CryptoApi> Load() {
-  // RTLD_LOCAL: its symbols stay out of the global namespace. The SHA-256 code linked into
-  // airlock is a copy of its own (core/hash.cc) and shares no state with this one.
-  void* lib = dlopen(kLibCrypto, RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr) {
-    const char* why = dlerror();
-    return Status::NotFound(std::string(kLibCrypto) +
-                            " not found: install libssl3, which audit checkpoints need (" +
-                            (why != nullptr ? why : "dlopen failed") + ")");
-  }
+  // The SHA-256 code linked into airlock is a copy of its own (core/hash.cc) and shares no
+  // state with this library.
+  ASSIGN_OR_RETURN(void* lib, OpenLibrary(kLibCrypto, "libssl3"));
   CryptoApi a;
-  Status st = Resolve(lib, "BIO_new", &a.BIO_new);
-  if (st.ok()) st = Resolve(lib, "BIO_s_mem", &a.BIO_s_mem);
-  if (st.ok()) st = Resolve(lib, "BIO_new_mem_buf", &a.BIO_new_mem_buf);
-  if (st.ok()) st = Resolve(lib, "BIO_ctrl", &a.BIO_ctrl);
-  if (st.ok()) st = Resolve(lib, "BIO_free", &a.BIO_free);
-  if (st.ok()) st = Resolve(lib, "ERR_clear_error", &a.ERR_clear_error);
-  if (st.ok()) st = Resolve(lib, "EVP_PKEY_Q_keygen", &a.EVP_PKEY_Q_keygen);
-  if (st.ok()) st = Resolve(lib, "EVP_PKEY_free", &a.EVP_PKEY_free);
-  if (st.ok()) st = Resolve(lib, "EVP_PKEY_get_base_id", &a.EVP_PKEY_get_base_id);
-  if (st.ok()) st = Resolve(lib, "EVP_PKEY_get_raw_public_key", &a.EVP_PKEY_get_raw_public_key);
-  if (st.ok()) st = Resolve(lib, "PEM_read_bio_PrivateKey", &a.PEM_read_bio_PrivateKey);
-  if (st.ok()) st = Resolve(lib, "PEM_read_bio_PUBKEY", &a.PEM_read_bio_PUBKEY);
-  if (st.ok()) st = Resolve(lib, "PEM_write_bio_PrivateKey", &a.PEM_write_bio_PrivateKey);
-  if (st.ok()) st = Resolve(lib, "PEM_write_bio_PUBKEY", &a.PEM_write_bio_PUBKEY);
-  if (st.ok()) st = Resolve(lib, "EVP_MD_CTX_new", &a.EVP_MD_CTX_new);
-  if (st.ok()) st = Resolve(lib, "EVP_MD_CTX_free", &a.EVP_MD_CTX_free);
-  if (st.ok()) st = Resolve(lib, "EVP_DigestSignInit", &a.EVP_DigestSignInit);
-  if (st.ok()) st = Resolve(lib, "EVP_DigestSign", &a.EVP_DigestSign);
-  if (st.ok()) st = Resolve(lib, "EVP_DigestVerifyInit", &a.EVP_DigestVerifyInit);
-  if (st.ok()) st = Resolve(lib, "EVP_DigestVerify", &a.EVP_DigestVerify);
+  Status st = ResolveSymbol(lib, kLibCrypto, "BIO_new", &a.BIO_new);
+  if (st.ok()) st = ResolveSymbol(lib, kLibCrypto, "BIO_s_mem", &a.BIO_s_mem);
+  if (st.ok()) st = ResolveSymbol(lib, kLibCrypto, "BIO_new_mem_buf", &a.BIO_new_mem_buf);
+  if (st.ok()) st = ResolveSymbol(lib, kLibCrypto, "BIO_ctrl", &a.BIO_ctrl);
+  if (st.ok()) st = ResolveSymbol(lib, kLibCrypto, "BIO_free", &a.BIO_free);
+  if (st.ok()) st = ResolveSymbol(lib, kLibCrypto, "ERR_clear_error", &a.ERR_clear_error);
+  if (st.ok()) st = ResolveSymbol(lib, kLibCrypto, "EVP_PKEY_Q_keygen", &a.EVP_PKEY_Q_keygen);
+  if (st.ok()) st = ResolveSymbol(lib, kLibCrypto, "EVP_PKEY_free", &a.EVP_PKEY_free);
+  if (st.ok()) st = ResolveSymbol(lib, kLibCrypto, "EVP_PKEY_get_base_id", &a.EVP_PKEY_get_base_id);
+  if (st.ok())
+    st = ResolveSymbol(lib, kLibCrypto, "EVP_PKEY_get_raw_public_key",
+                       &a.EVP_PKEY_get_raw_public_key);
+  if (st.ok())
+    st = ResolveSymbol(lib, kLibCrypto, "PEM_read_bio_PrivateKey", &a.PEM_read_bio_PrivateKey);
+  if (st.ok()) st = ResolveSymbol(lib, kLibCrypto, "PEM_read_bio_PUBKEY", &a.PEM_read_bio_PUBKEY);
+  if (st.ok())
+    st = ResolveSymbol(lib, kLibCrypto, "PEM_write_bio_PrivateKey", &a.PEM_write_bio_PrivateKey);
+  if (st.ok()) st = ResolveSymbol(lib, kLibCrypto, "PEM_write_bio_PUBKEY", &a.PEM_write_bio_PUBKEY);
+  if (st.ok()) st = ResolveSymbol(lib, kLibCrypto, "EVP_MD_CTX_new", &a.EVP_MD_CTX_new);
+  if (st.ok()) st = ResolveSymbol(lib, kLibCrypto, "EVP_MD_CTX_free", &a.EVP_MD_CTX_free);
+  if (st.ok()) st = ResolveSymbol(lib, kLibCrypto, "EVP_DigestSignInit", &a.EVP_DigestSignInit);
+  if (st.ok()) st = ResolveSymbol(lib, kLibCrypto, "EVP_DigestSign", &a.EVP_DigestSign);
+  if (st.ok()) st = ResolveSymbol(lib, kLibCrypto, "EVP_DigestVerifyInit", &a.EVP_DigestVerifyInit);
+  if (st.ok()) st = ResolveSymbol(lib, kLibCrypto, "EVP_DigestVerify", &a.EVP_DigestVerify);
   if (!st.ok()) {
     dlclose(lib);
     return st;

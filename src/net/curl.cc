@@ -1,6 +1,6 @@
 #include "net/curl.h"
 
-#include <dlfcn.h>
+#include "core/dynlib.h"
 
 #include <algorithm>
 #include <cctype>
@@ -9,20 +9,6 @@
 
 namespace airlock::net {
 namespace {
-
-template <typename Fn>
-Status Resolve(void* lib, const char* library, const char* name, Fn* out) {
-  dlerror();  // clear a stale error, so that the one below is ours
-  void* sym = dlsym(lib, name);
-  if (sym == nullptr) {
-    const char* why = dlerror();
-    return Status::Internal(std::string(library) + " has no " + name + ": " +
-                            (why != nullptr ? why : "symbol is null") +
-                            " (is it libcurl 7.x or later?)");
-  }
-  *out = reinterpret_cast<Fn>(sym);
-  return Status::Ok();
-}
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -49,27 +35,20 @@ int CheckCancel(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 }  // namespace
 
 Result<CurlApi> LoadCurlApi(const char* library) {
-  // RTLD_LOCAL: libcurl's symbols (and those of the OpenSSL it brings) stay out of the global
-  // namespace, so they cannot interpose on the libcrypto that airlock links statically.
-  void* lib = dlopen(library, RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr) {
-    const char* why = dlerror();
-    return Status::NotFound(std::string(library) + " not found: install libcurl4 (" +
-                            (why != nullptr ? why : "dlopen failed") + ")");
-  }
+  ASSIGN_OR_RETURN(void* lib, OpenLibrary(library, "libcurl4"));
   CurlApi api;
-  Status st = Resolve(lib, library, "curl_global_init", &api.global_init);
-  if (st.ok()) st = Resolve(lib, library, "curl_easy_init", &api.easy_init);
-  if (st.ok()) st = Resolve(lib, library, "curl_easy_cleanup", &api.easy_cleanup);
-  if (st.ok()) st = Resolve(lib, library, "curl_easy_setopt", &api.easy_setopt);
-  if (st.ok()) st = Resolve(lib, library, "curl_easy_perform", &api.easy_perform);
-  if (st.ok()) st = Resolve(lib, library, "curl_easy_getinfo", &api.easy_getinfo);
-  if (st.ok()) st = Resolve(lib, library, "curl_easy_strerror", &api.easy_strerror);
-  if (st.ok()) st = Resolve(lib, library, "curl_slist_append", &api.slist_append);
-  if (st.ok()) st = Resolve(lib, library, "curl_slist_free_all", &api.slist_free_all);
+  Status st = ResolveSymbol(lib, library, "curl_global_init", &api.global_init);
+  if (st.ok()) st = ResolveSymbol(lib, library, "curl_easy_init", &api.easy_init);
+  if (st.ok()) st = ResolveSymbol(lib, library, "curl_easy_cleanup", &api.easy_cleanup);
+  if (st.ok()) st = ResolveSymbol(lib, library, "curl_easy_setopt", &api.easy_setopt);
+  if (st.ok()) st = ResolveSymbol(lib, library, "curl_easy_perform", &api.easy_perform);
+  if (st.ok()) st = ResolveSymbol(lib, library, "curl_easy_getinfo", &api.easy_getinfo);
+  if (st.ok()) st = ResolveSymbol(lib, library, "curl_easy_strerror", &api.easy_strerror);
+  if (st.ok()) st = ResolveSymbol(lib, library, "curl_slist_append", &api.slist_append);
+  if (st.ok()) st = ResolveSymbol(lib, library, "curl_slist_free_all", &api.slist_free_all);
   if (!st.ok()) {
     dlclose(lib);
-    return st;
+    return Status::Internal(st.message() + " (is it libcurl 7.x or later?)");
   }
   return api;  // the library stays loaded: the pointers above point into it
 }

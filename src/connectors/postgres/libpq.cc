@@ -1,61 +1,41 @@
 #include "connectors/postgres/libpq.h"
 
-#include <dlfcn.h>
+#include "core/dynlib.h"
 
 #include <mutex>
 
 namespace airlock::pg {
 namespace {
 
-template <typename Fn>
-Status Resolve(void* lib, const char* name, Fn* out) {
-  dlerror();  // clear a stale error, so that the one below is ours
-  void* sym = dlsym(lib, name);
-  if (sym == nullptr) {
-    const char* why = dlerror();
-    return Status::Internal(std::string(kLibpq) + " has no " + name + ": " +
-                            (why != nullptr ? why : "symbol is null"));
-  }
-  *out = reinterpret_cast<Fn>(sym);
-  return Status::Ok();
-}
-
 Result<PqApi> Load() {
-  // RTLD_LOCAL: libpq's OpenSSL stays out of the global namespace, so it cannot interpose
-  // on the libcrypto airlock links itself.
-  void* lib = dlopen(kLibpq, RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr) {
-    const char* why = dlerror();
-    return Status::NotFound(std::string(kLibpq) + " not found: install libpq5 (" +
-                            (why != nullptr ? why : "dlopen failed") + ")");
-  }
+  ASSIGN_OR_RETURN(void* lib, OpenLibrary(kLibpq, "libpq5"));
   PqApi a;
-  Status st = Resolve(lib, "PQconnectdb", &a.connectdb);
-  if (st.ok()) st = Resolve(lib, "PQstatus", &a.status);
-  if (st.ok()) st = Resolve(lib, "PQerrorMessage", &a.error_message);
-  if (st.ok()) st = Resolve(lib, "PQfinish", &a.finish);
-  if (st.ok()) st = Resolve(lib, "PQexec", &a.exec);
-  if (st.ok()) st = Resolve(lib, "PQexecParams", &a.exec_params);
-  if (st.ok()) st = Resolve(lib, "PQresultStatus", &a.result_status);
-  if (st.ok()) st = Resolve(lib, "PQresultErrorField", &a.result_error_field);
-  if (st.ok()) st = Resolve(lib, "PQresultErrorMessage", &a.result_error_message);
-  if (st.ok()) st = Resolve(lib, "PQclear", &a.clear);
-  if (st.ok()) st = Resolve(lib, "PQntuples", &a.ntuples);
-  if (st.ok()) st = Resolve(lib, "PQnfields", &a.nfields);
-  if (st.ok()) st = Resolve(lib, "PQfname", &a.fname);
-  if (st.ok()) st = Resolve(lib, "PQgetvalue", &a.getvalue);
-  if (st.ok()) st = Resolve(lib, "PQgetisnull", &a.getisnull);
-  if (st.ok()) st = Resolve(lib, "PQcmdTuples", &a.cmd_tuples);
-  if (st.ok()) st = Resolve(lib, "PQtransactionStatus", &a.transaction_status);
-  if (st.ok()) st = Resolve(lib, "PQgetResult", &a.get_result);
-  if (st.ok()) st = Resolve(lib, "PQputCopyEnd", &a.put_copy_end);
-  if (st.ok()) st = Resolve(lib, "PQsetNoticeProcessor", &a.set_notice_processor);
-  if (st.ok()) st = Resolve(lib, "PQconninfoParse", &a.conninfo_parse);
-  if (st.ok()) st = Resolve(lib, "PQconninfoFree", &a.conninfo_free);
-  if (st.ok()) st = Resolve(lib, "PQfreemem", &a.freemem);
-  if (st.ok()) st = Resolve(lib, "PQsocket", &a.socket);
-  if (st.ok()) st = Resolve(lib, "PQconsumeInput", &a.consume_input);
-  if (st.ok()) st = Resolve(lib, "PQnotifies", &a.notifies);
+  Status st = ResolveSymbol(lib, kLibpq, "PQconnectdb", &a.connectdb);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQstatus", &a.status);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQerrorMessage", &a.error_message);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQfinish", &a.finish);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQexec", &a.exec);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQexecParams", &a.exec_params);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQresultStatus", &a.result_status);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQresultErrorField", &a.result_error_field);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQresultErrorMessage", &a.result_error_message);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQclear", &a.clear);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQntuples", &a.ntuples);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQnfields", &a.nfields);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQfname", &a.fname);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQgetvalue", &a.getvalue);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQgetisnull", &a.getisnull);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQcmdTuples", &a.cmd_tuples);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQtransactionStatus", &a.transaction_status);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQgetResult", &a.get_result);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQputCopyEnd", &a.put_copy_end);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQsetNoticeProcessor", &a.set_notice_processor);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQconninfoParse", &a.conninfo_parse);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQconninfoFree", &a.conninfo_free);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQfreemem", &a.freemem);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQsocket", &a.socket);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQconsumeInput", &a.consume_input);
+  if (st.ok()) st = ResolveSymbol(lib, kLibpq, "PQnotifies", &a.notifies);
   if (!st.ok()) {
     dlclose(lib);
     return st;
@@ -141,7 +121,9 @@ Conn::~Conn() {
   api_->finish(conn_);
 }
 
-int Conn::Socket() const { return api_->socket(conn_); }
+int Conn::Socket() const {
+  return api_->socket(conn_);
+}
 
 Result<int> Conn::TakeNotifications() {
   if (api_->consume_input(conn_) == 0) {
