@@ -43,11 +43,13 @@ fuzz: deps
 	@bash scripts/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 # Benchmarks: the library's (bench/run.sh), then `airlock exec` against the peer sandboxes
-# (bench/shell_peers.sh; SHELL_PEERS_ARGS, e.g. "--peers 100", goes to it). Only these
-# targets install the peers (network: apt and npm); `make test` does not.
+# (bench/shell_peers.sh; SHELL_PEERS_ARGS, e.g. "--peers 100", goes to it) and where its time
+# goes, step by step (bench/trace_steps.sh). Only these targets install the peers (network:
+# apt and npm); `make test` does not.
 bench: build bench-peers
 	@bash bench/run.sh $(BUILD)
 	@bash bench/shell_peers.sh --build $(BUILD) $(SHELL_PEERS_ARGS)
+	@bash bench/trace_steps.sh --build $(BUILD)
 	@bash bench/serve_bench.sh --build $(BUILD)
 	@bash bench/mcp_bench.sh --build $(BUILD)
 	@bash bench/mail_bench.sh --build $(BUILD)
@@ -69,6 +71,7 @@ bench-pg: build
 
 bench-shell: build bench-peers
 	@bash bench/shell_peers.sh --build $(BUILD) $(SHELL_PEERS_ARGS)
+	@bash bench/trace_steps.sh --build $(BUILD)
 
 bench-peers:
 	@bash scripts/install-bench-peers.sh

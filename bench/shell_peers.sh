@@ -82,20 +82,8 @@ CODEX_NATIVE="$PEERS/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bi
 # classification and the audit write of a real `airlock exec`. Every such policy names one
 # agent, with the token in AIRLOCK_TOKEN.
 TOKEN="alk_bench_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-prepare_airlock() {
-  local dir="$BUILD/shell-peers/$1"
-  rm -rf "$dir" && mkdir -p "$dir/repo/src"
-  for i in $(seq 1 20); do echo "int f$i(void) { return $i; }" > "$dir/repo/src/f$i.c"; done
-  echo "# bench" > "$dir/repo/README.md"
-  cat > "$dir/airlock.yaml" <<YAML
-version: 1
-store: ./state/airlock.db
-agents:
-  - {name: bench-agent, token_sha256: "$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)", scopes: [repo]}
-targets:
-  repo: {kind: shell, workspace: ./repo}
-YAML
-}
+source "$ROOT/bench/shell_target.sh"
+prepare_airlock() { make_shell_target "$BUILD/shell-peers/$1" "$TOKEN"; }
 # `airlock serve` on BUILD/shell-peers/NAME's policy, any free port; sets URL. Stopped on exit.
 SERVERS=()
 stop_servers() {

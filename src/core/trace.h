@@ -3,6 +3,13 @@
 // TraceMark appends one line to it: "<pid> <CLOCK_MONOTONIC ns> <name>". The clock is the
 // same in every process, so the sandbox's supervisor and init mark on one time line with
 // the caller. Without AIRLOCK_TRACE a mark costs one branch on a cached pointer.
+//
+// With AIRLOCK_TRACE_CPU=1 as well, each line ends with a tab, the marking thread's id and
+// the CPU time that thread has used so far, in microseconds (CLOCK_THREAD_CPUTIME_ID):
+// "<pid> <ns> <name>\t<tid> <cpu us>". The CPU between two marks of one thread is what that
+// step cost, whatever the other threads and processes did meanwhile (on a machine with two
+// cores, the wall time between marks also counts the waits for a core).
+// bench/trace_steps.sh prints both for every step, as medians over many commands.
 #pragma once
 
 namespace airlock {

@@ -171,6 +171,20 @@ mark() { awk -v m="$1" '{ n = $0; sub(/^[0-9]+ [0-9]+ /, "", n) } n == m { print
 check "traced: the sandbox was being built before the store was open" all [ -n "$(mark 'sandbox: supervisor forked')" ] -- [ "$(mark 'sandbox: supervisor forked')" -lt "$(mark 'gateway: store open')" ]
 check "traced: the command started after authentication" all [ -n "$(mark 'init: start')" ] -- [ "$(mark 'gateway: authenticated, in scope')" -lt "$(mark 'init: start')" ]
 check "traced: three processes marked (airlock, the supervisor, init)" [ "$(cut -d' ' -f1 trace.log | sort -u | wc -l)" = 3 ]
+check "traced without AIRLOCK_TRACE_CPU: no line carries a thread's CPU time" [ "$(grep -c $'\t' trace.log)" = 0 ]
+rm -f trace.log
+# With AIRLOCK_TRACE_CPU, every line ends with "<tab><tid> <cpu µs>": each thread's CPU time
+# never goes back, and the command's own thread used some before main (exec, the loader).
+AIRLOCK_TRACE=$T/trace.log AIRLOCK_TRACE_CPU=1 as_agent exec --target repo -- true
+cpu_lines_ok() {
+  awk -F'\t' '
+    NF != 2 || $2 !~ /^[0-9]+ [0-9]+$/ { bad++; next }
+    { split($2, t, " "); if ((t[1] in last) && t[2] < last[t[1]]) bad++; last[t[1]] = t[2] }
+    END { exit !(NR > 20 && bad == 0) }' trace.log
+}
+check "traced with AIRLOCK_TRACE_CPU: every line has a thread and its CPU time, never decreasing" cpu_lines_ok
+check "traced with AIRLOCK_TRACE_CPU: the first mark counts the CPU used before main" [ "$(head -1 trace.log | awk -F'\t' '{ split($2, t, " "); print (t[2] > 0) }')" = 1 ]
+check "traced with AIRLOCK_TRACE_CPU: marks from three processes, as without" [ "$(cut -d' ' -f1 trace.log | sort -u | wc -l)" = 3 ]
 rm -f trace.log
 AIRLOCK_TRACE=$T/trace.log AIRLOCK_TOKEN=alk_not_a_token airlock exec --target repo -- true 2>/dev/null
 check "traced: a denied exec built a sandbox and never started the command" all [ -n "$(mark 'sandbox: supervisor forked')" ] -- [ -z "$(mark 'init: start')" ] -- [ -z "$(mark 'init: command spawned')" ]
