@@ -280,6 +280,10 @@ int CmdHttp(const Options& o) {
 // its output on stdout/stderr and its own exit status (DESIGN.md, issue 3). Anything else
 // (pending, denied, failed) is reported like every other action.
 int CmdExec(const Options& o) {
+  // The command runs in a sandbox of this process unless a server runs it: its network
+  // namespace is made while the policy loads (unused if the target turns out to have the
+  // network on).
+  if (o.server.empty()) shell::MakeNetworkNamespaceEarly();
   SubmitRequest req{o.target, "shell", {{"argv", o.argv}}};
   // The sandbox is built while the store opens; the command starts only once Submit has
   // decided that it may run.

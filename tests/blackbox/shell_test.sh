@@ -171,6 +171,7 @@ mark() { awk -v m="$1" '{ n = $0; sub(/^[0-9]+ [0-9]+ /, "", n) } n == m { print
 check "traced: the sandbox was being built before the store was open" all [ -n "$(mark 'sandbox: supervisor forked')" ] -- [ "$(mark 'sandbox: supervisor forked')" -lt "$(mark 'gateway: store open')" ]
 check "traced: the command started after authentication" all [ -n "$(mark 'init: start')" ] -- [ "$(mark 'gateway: authenticated, in scope')" -lt "$(mark 'init: start')" ]
 check "traced: three processes marked (airlock, the supervisor, init)" [ "$(cut -d' ' -f1 trace.log | sort -u | wc -l)" = 3 ]
+check "traced: the run took the network namespace made while the policy loaded" all [ -n "$(mark 'sandbox: network namespace made early taken')" ] -- [ "$(mark 'cli: policy loaded')" -lt "$(mark 'sandbox: network namespace made early taken')" ]
 check "traced without AIRLOCK_TRACE_CPU: no line carries a thread's CPU time" [ "$(grep -c $'\t' trace.log)" = 0 ]
 rm -f trace.log
 # With AIRLOCK_TRACE_CPU, every line ends with "<tab><tid> <cpu µs>": each thread's CPU time
@@ -190,6 +191,24 @@ AIRLOCK_TRACE=$T/trace.log AIRLOCK_TOKEN=alk_not_a_token airlock exec --target r
 check "traced: a denied exec built a sandbox and never started the command" all [ -n "$(mark 'sandbox: supervisor forked')" ] -- [ -z "$(mark 'init: start')" ] -- [ -z "$(mark 'init: command spawned')" ]
 as_dba audit log --json > audited
 check "both denials are audited" all grep -q '"event":"auth_failed"' audited -- grep -q '"event":"denied".*only agents submit.*"principal":"approver:oncall-dba"' audited
+
+# ---- network: on -----------------------------------------------------------------------------
+# exec makes a network namespace before it knows the target: a target with the network on
+# leaves it unused, and its command reaches the host's loopback.
+sed -e 's/scopes: \[repo, tight, gone, linked\]/scopes: [repo, tight, gone, linked, online]/' \
+  -e 's|^  linked: .*|&\n  online: {kind: shell, workspace: ./repo, network: on, timeout: 30s}|' \
+  "$T/airlock.yaml" > "$T/online.yaml"
+port=$((20000 + RANDOM % 20000))
+perl -MIO::Socket::INET -e "my \$s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port, Listen => 5, ReuseAddr => 1) or die; open(my \$f, '>', '$T/listening'); close \$f; while (my \$c = \$s->accept) { open(my \$g, '>', '$T/connected'); close \$g; }" &
+listener=$!
+for _ in $(seq 1 50); do [ -e "$T/listening" ] && break; sleep 0.1; done
+rm -f trace.log
+AIRLOCK_CONFIG=$T/online.yaml AIRLOCK_TRACE=$T/trace.log as_agent exec --target online -- bash -c "echo hi > /dev/tcp/127.0.0.1/$port" >out 2>err; rc=$?
+for _ in $(seq 1 50); do [ -e "$T/connected" ] && break; sleep 0.1; done
+check "network: on: the command connects to a host port (exit 0)" all [ "$rc" -eq 0 ] -- [ -e "$T/connected" ]
+check "network: on: the run did not take the namespace made early" all [ -n "$(mark 'init: start')" ] -- [ -z "$(mark 'sandbox: network namespace made early taken')" ]
+kill "$listener" 2>/dev/null; wait "$listener" 2>/dev/null
+rm -f trace.log
 
 # ---- nothing left behind -------------------------------------------------------------------
 check "no mount left behind" [ "$(mount_count)" = 0 ]

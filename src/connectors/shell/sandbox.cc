@@ -1362,6 +1362,75 @@ bool PreparedRun::Alive() const {
   return ready == 0;
 }
 
+namespace {
+
+// Makes a network namespace with loopback up on the calling thread (which ends in it) and
+// sends it on fd ('N'), or 'F' when it cannot: init then gets one at clone. `mark` is traced
+// once it is made.
+void MakeAndSendNetwork(int fd, const char* mark) {
+  Result<int> ns = NewLoopbackNamespace();
+  TraceMark(mark);
+  (void)SendFd(fd, ns.ok() ? 'N' : 'F', ns.ok() ? *ns : -1);
+  if (ns.ok()) ::close(*ns);
+}
+
+// Whether a read on fd would not block now.
+bool HasInput(int fd) {
+  pollfd pfd{fd, POLLIN, 0};
+  int ready;
+  while ((ready = ::poll(&pfd, 1, 0)) < 0 && errno == EINTR) {
+  }
+  return ready > 0;
+}
+
+// MakeNetworkNamespaceEarly's namespace: the read end its maker sends it to, and the maker,
+// until a run takes both (the run then joins the maker when it ends, as its own). Never
+// destroyed: a maker still at work when the process exits ends with it.
+struct EarlyNetwork {
+  std::mutex mu;
+  bool started = false;  // GUARDED_BY(mu)
+  Fd read;               // GUARDED_BY(mu): -1 once taken
+  std::jthread maker;    // GUARDED_BY(mu)
+  pid_t pid = -1;        // GUARDED_BY(mu): the process that made it
+};
+
+EarlyNetwork& Early() {
+  static EarlyNetwork* early = new EarlyNetwork();
+  return *early;
+}
+
+// The namespace made early, as Prepare's own maker would hand it over; false if there is
+// none (never asked for, taken already, or asked for in another process: a forked child's
+// copy of the slot is its parent's).
+bool TakeEarlyNetwork(Pipe* net, std::jthread* maker) {
+  EarlyNetwork& e = Early();
+  std::lock_guard<std::mutex> lock(e.mu);
+  if (e.read.get() < 0 || e.pid != ::getpid()) return false;
+  net->read = std::move(e.read);
+  *maker = std::move(e.maker);
+  return true;
+}
+
+}  // namespace
+
+void MakeNetworkNamespaceEarly() {
+  EarlyNetwork& e = Early();
+  std::lock_guard<std::mutex> lock(e.mu);
+  if (e.started) return;
+  e.started = true;
+  Result<Pipe> pair = MakeSocketPair();
+  if (!pair.ok()) return;  // the run makes its own
+  try {
+    e.maker = std::jthread([fd = std::move(pair->write)] {
+      MakeAndSendNetwork(fd.get(), "sandbox: network namespace made early");
+    });
+  } catch (const std::system_error&) {
+    return;  // no thread: the run makes its own
+  }
+  e.read = std::move(pair->read);
+  e.pid = ::getpid();
+}
+
 Result<std::unique_ptr<PreparedRun>> PreparedRun::Prepare(const SandboxSpec& spec) {
   TraceMark("sandbox: start");
   std::unique_ptr<PreparedRun> run(new PreparedRun());
@@ -1383,14 +1452,13 @@ Result<std::unique_ptr<PreparedRun>> PreparedRun::Prepare(const SandboxSpec& spe
     net.write.reset();
     spare.net.reset();
     TraceMark("sandbox: spare network namespace taken");
+  } else if (!st.spec.network && TakeEarlyNetwork(&net, &net_maker)) {
+    TraceMark("sandbox: network namespace made early taken");
   } else if (!st.spec.network) {
     ASSIGN_OR_RETURN(net, MakeSocketPair());
     try {
       net_maker = std::jthread([fd = std::move(net.write)] {
-        Result<int> ns = NewLoopbackNamespace();
-        TraceMark("sandbox: network namespace made");
-        (void)SendFd(fd.get(), ns.ok() ? 'N' : 'F', ns.ok() ? *ns : -1);
-        if (ns.ok()) ::close(*ns);
+        MakeAndSendNetwork(fd.get(), "sandbox: network namespace made");
       });
     } catch (const std::system_error&) {
       net = Pipe{};  // no thread (at a limit of threads): init gets one at clone, as before
@@ -1427,6 +1495,11 @@ Result<std::unique_ptr<PreparedRun>> PreparedRun::Prepare(const SandboxSpec& spe
   plan.egress_w = egress_channel.write.get();
   plan.start_r = start.read.get();
 
+  // A maker that has sent its namespace is ending: joined here, so that the fork finds one
+  // thread (an ending thread frees memory, and a fork in the middle of that is what the
+  // launcher exists to avoid; launcher.h). One still making it goes on beside the fork, as
+  // it always did: it allocates nothing until it ends. The namespace waits in the socket.
+  if (net_maker.joinable() && HasInput(net.read.get())) net_maker.join();
   ASSIGN_OR_RETURN(pid_t pid, ForkSupervisor(plan));
   TraceMark("sandbox: supervisor forked");
   net.read.reset();  // the supervisor's now

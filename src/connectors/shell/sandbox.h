@@ -26,24 +26,24 @@
 namespace airlock::shell {
 
 struct SandboxSpec {
-  std::vector<std::string> argv;     // argv[0] is looked up on PATH inside the sandbox
-  std::string workspace;             // absolute real path of an existing directory
+  std::vector<std::string> argv;  // argv[0] is looked up on PATH inside the sandbox
+  std::string workspace;          // absolute real path of an existing directory
   // An existing directory owned by airlock (inside its state directory); the supervisor
   // mounts its private scratch tmpfs here. Never visible inside the sandbox.
   std::string scratch_dir;
   // Absolute paths made invisible inside the sandbox (a directory becomes an empty
   // read-only tmpfs, a file an empty read-only file). Paths that do not exist are skipped.
   std::vector<std::string> hide;
-  std::vector<std::string> env;      // "K=V"; the command gets exactly these
-  bool network = false;              // false: a new, empty network namespace (loopback only)
+  std::vector<std::string> env;  // "K=V"; the command gets exactly these
+  bool network = false;          // false: a new, empty network namespace (loopback only)
   // network false only: init listens on 127.0.0.1:egress_port inside the sandbox's own
   // namespace before the command starts, and hands the socket to the caller's
   // EgressListener, which serves it from the host's namespace. 0 = no such socket.
   int egress_port = 0;
-  int64_t memory_bytes = 512LL << 20;  // 0 = no limit
-  int64_t pids = 128;                // 0 = no limit
-  double cpus = 1.0;                 // CPU quota in cores; 0 = no limit
-  int64_t timeout_ms = 60'000;       // wall clock; the whole cgroup is killed at expiry
+  int64_t memory_bytes = 512LL << 20;    // 0 = no limit
+  int64_t pids = 128;                    // 0 = no limit
+  double cpus = 1.0;                     // CPU quota in cores; 0 = no limit
+  int64_t timeout_ms = 60'000;           // wall clock; the whole cgroup is killed at expiry
   int64_t upper_size_bytes = 1LL << 30;  // cap of the upper layer (tmpfs size=)
   int64_t upper_inodes = 100'000;        // cap of files in the upper layer (tmpfs nr_inodes=)
   int64_t output_cap_bytes = 1LL << 20;  // per stream; the rest is counted, not kept
@@ -58,9 +58,9 @@ struct SandboxSpec {
 };
 
 struct SandboxOutcome {
-  int exit_code = -1;        // the command's exit status; 128+N when killed by signal N
-  int term_signal = 0;       // N when killed by a signal, else 0
-  std::string stdout_data;   // at most output_cap_bytes
+  int exit_code = -1;       // the command's exit status; 128+N when killed by signal N
+  int term_signal = 0;      // N when killed by a signal, else 0
+  std::string stdout_data;  // at most output_cap_bytes
   std::string stderr_data;
   int64_t stdout_bytes = 0;  // everything the command wrote, kept or not
   int64_t stderr_bytes = 0;
@@ -154,6 +154,14 @@ SpareCounts SpareCountsSoFar();
 // Removes the spare cgroups now (they are the next run's, not a run's left-overs; for tests
 // that count cgroups). They are also removed at exit.
 void DropSpareCgroups();
+
+// Starts making a network namespace (loopback only) on a thread of its own now, for this
+// process's next run with network off to take, instead of one made when that run starts. For
+// a process that will run one sandbox and has other work to do first (the CLI's `exec` calls
+// it before it reads the policy: the namespace, the slowest kernel step of a sandbox, is then
+// made while the policy loads, on an otherwise idle core). A run with network on, or no run
+// at all, leaves it unused: it is closed at exit. At most one is made; later calls do nothing.
+void MakeNetworkNamespaceEarly();
 
 // Has this process's sandboxes forked by a launcher (launcher.h) from here on, not by the
 // thread that asks for them: call it first thing in a process that will run sandboxes from
