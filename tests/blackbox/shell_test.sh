@@ -171,7 +171,7 @@ mark() { awk -v m="$1" '{ n = $0; sub(/^[0-9]+ [0-9]+ /, "", n) } n == m { print
 check "traced: the sandbox was being built before the store was open" all [ -n "$(mark 'sandbox: supervisor forked')" ] -- [ "$(mark 'sandbox: supervisor forked')" -lt "$(mark 'gateway: store open')" ]
 check "traced: the command started after authentication" all [ -n "$(mark 'init: start')" ] -- [ "$(mark 'gateway: authenticated, in scope')" -lt "$(mark 'init: start')" ]
 check "traced: three processes marked (airlock, the supervisor, init)" [ "$(cut -d' ' -f1 trace.log | sort -u | wc -l)" = 3 ]
-check "traced: the run took the network namespace made while the policy loaded" all [ -n "$(mark 'sandbox: network namespace made early taken')" ] -- [ "$(mark 'cli: policy loaded')" -lt "$(mark 'sandbox: network namespace made early taken')" ]
+check "traced: the run took the network namespace made early, and the supervisor entered it" all [ -n "$(mark 'sandbox: network namespace made early')" ] -- [ -n "$(mark 'sandbox: network namespace made early taken')" ] -- [ -n "$(mark 'supervisor: network namespace entered')" ] -- [ -z "$(mark 'sandbox: network namespace made')" ]
 check "traced without AIRLOCK_TRACE_CPU: no line carries a thread's CPU time" [ "$(grep -c $'\t' trace.log)" = 0 ]
 rm -f trace.log
 # With AIRLOCK_TRACE_CPU, every line ends with "<tab><tid> <cpu µs>": each thread's CPU time
@@ -198,14 +198,15 @@ check "both denials are audited" all grep -q '"event":"auth_failed"' audited -- 
 sed -e 's/scopes: \[repo, tight, gone, linked\]/scopes: [repo, tight, gone, linked, online]/' \
   -e 's|^  linked: .*|&\n  online: {kind: shell, workspace: ./repo, network: on, timeout: 30s}|' \
   "$T/airlock.yaml" > "$T/online.yaml"
-port=$((20000 + RANDOM % 20000))
-perl -MIO::Socket::INET -e "my \$s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port, Listen => 5, ReuseAddr => 1) or die; open(my \$f, '>', '$T/listening'); close \$f; while (my \$c = \$s->accept) { open(my \$g, '>', '$T/connected'); close \$g; }" &
+rm -f "$T/listening" "$T/connected"
+perl -MIO::Socket::INET -e "my \$s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 5) or die; open(my \$f, '>', '$T/listening.tmp'); print \$f \$s->sockport; close \$f; rename('$T/listening.tmp', '$T/listening'); while (my \$c = \$s->accept) { open(my \$g, '>', '$T/connected'); close \$g; }" &
 listener=$!
-for _ in $(seq 1 50); do [ -e "$T/listening" ] && break; sleep 0.1; done
+for _ in $(seq 1 50); do [ -s "$T/listening" ] && break; sleep 0.1; done
+port=$(cat "$T/listening" 2>/dev/null)
 rm -f trace.log
 AIRLOCK_CONFIG=$T/online.yaml AIRLOCK_TRACE=$T/trace.log as_agent exec --target online -- bash -c "echo hi > /dev/tcp/127.0.0.1/$port" >out 2>err; rc=$?
 for _ in $(seq 1 50); do [ -e "$T/connected" ] && break; sleep 0.1; done
-check "network: on: the command connects to a host port (exit 0)" all [ "$rc" -eq 0 ] -- [ -e "$T/connected" ]
+check "network: on: the command connects to a host port (exit 0)" all [ -n "$port" ] -- [ "$rc" -eq 0 ] -- [ -e "$T/connected" ]
 check "network: on: the run did not take the namespace made early" all [ -n "$(mark 'init: start')" ] -- [ -z "$(mark 'sandbox: network namespace made early taken')" ]
 kill "$listener" 2>/dev/null; wait "$listener" 2>/dev/null
 rm -f trace.log

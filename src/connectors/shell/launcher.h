@@ -19,7 +19,9 @@
 // get the soft limit it started with, as the CLI's commands do.
 //
 // A process that never starts the launcher (the CLI, a library caller, the tests) forks as
-// before: the CLI has one thread when it forks.
+// before. The CLI's only other thread is the one that makes the run's network namespace
+// (sandbox.cc); it is joined before the fork once it has handed the namespace over, and for a
+// run that does not use it.
 #pragma once
 
 #include <sys/types.h>

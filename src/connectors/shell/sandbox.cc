@@ -1411,6 +1411,21 @@ bool TakeEarlyNetwork(Pipe* net, std::jthread* maker) {
   return true;
 }
 
+// For a run that does not use the namespace made early (network on): closes it and joins its
+// maker, so that the run's fork finds no other thread (see the join before ForkSupervisor).
+// A maker still at work finishes first: its send then fails (EPIPE, MSG_NOSIGNAL) and it ends.
+void DropEarlyNetwork() {
+  EarlyNetwork& e = Early();
+  std::jthread maker;
+  {
+    std::lock_guard<std::mutex> lock(e.mu);
+    if (e.read.get() < 0 || e.pid != ::getpid()) return;
+    e.read.reset();
+    maker = std::move(e.maker);
+  }
+  if (maker.joinable()) maker.join();
+}
+
 }  // namespace
 
 void MakeNetworkNamespaceEarly() {
@@ -1438,9 +1453,10 @@ Result<std::unique_ptr<PreparedRun>> PreparedRun::Prepare(const SandboxSpec& spe
   st.spec = spec;
   RETURN_IF_ERROR(ValidateSpec(st.spec, /*need_command=*/false));
   // Network off: the run's network namespace is the spare one if it is ready (SpareNetwork),
-  // or made on a thread of its own while this one goes on; either is handed to the
-  // supervisor (EnterNetworkMadeAhead). Declared after what it uses: an exit before the fork
-  // joins it first; after the fork, the run keeps it.
+  // the one made early (MakeNetworkNamespaceEarly), or one made on a thread of its own while
+  // this one goes on; each is handed to the supervisor (EnterNetworkMadeAhead). Declared
+  // after what it uses: an exit before the fork joins it first; after the fork, the run
+  // keeps it.
   Pipe net;
   std::jthread net_maker;
   const CgroupLimits limits{st.spec.memory_bytes, st.spec.pids, st.spec.cpus};
@@ -1453,6 +1469,8 @@ Result<std::unique_ptr<PreparedRun>> PreparedRun::Prepare(const SandboxSpec& spe
     spare.net.reset();
     TraceMark("sandbox: spare network namespace taken");
   } else if (!st.spec.network && TakeEarlyNetwork(&net, &net_maker)) {
+    // Made before this process knew the run (MakeNetworkNamespaceEarly): the same empty
+    // namespace with loopback, handed over the same way.
     TraceMark("sandbox: network namespace made early taken");
   } else if (!st.spec.network) {
     ASSIGN_OR_RETURN(net, MakeSocketPair());
@@ -1464,6 +1482,7 @@ Result<std::unique_ptr<PreparedRun>> PreparedRun::Prepare(const SandboxSpec& spe
       net = Pipe{};  // no thread (at a limit of threads): init gets one at clone, as before
     }
   }
+  DropEarlyNetwork();  // not this run's (network on): gone before the fork, maker joined
   ASSIGN_OR_RETURN(st.scratch_lock, LockScratchDir(st.spec.scratch_dir));
   ASSIGN_OR_RETURN(int last_cap, Preflight());
   TraceMark("sandbox: validated, locked, prepared");
