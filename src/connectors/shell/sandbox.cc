@@ -1517,7 +1517,8 @@ Result<std::unique_ptr<PreparedRun>> PreparedRun::Prepare(const SandboxSpec& spe
   // A maker that has sent its namespace is ending: joined here, so that the fork finds one
   // thread (an ending thread frees memory, and a fork in the middle of that is what the
   // launcher exists to avoid; launcher.h). One still making it goes on beside the fork, as
-  // it always did: it allocates nothing until it ends. The namespace waits in the socket.
+  // it always did: it makes system calls only (and allocates only to describe a failure).
+  // The namespace waits in the socket.
   if (net_maker.joinable() && HasInput(net.read.get())) net_maker.join();
   ASSIGN_OR_RETURN(pid_t pid, ForkSupervisor(plan));
   TraceMark("sandbox: supervisor forked");

@@ -159,8 +159,9 @@ void DropSpareCgroups();
 // process's next run with network off to take, instead of one made when that run starts. For
 // a process that will run one sandbox and has other work to do first (the CLI's `exec` calls
 // it before it reads the policy: the namespace, the slowest kernel step of a sandbox, is then
-// made while the policy loads, on an otherwise idle core). A run with network on, or no run
-// at all, leaves it unused: it is closed at exit. At most one is made; later calls do nothing.
+// made while the policy loads, on an otherwise idle core). A run with network on does not use
+// it: that run closes it and joins its thread before the run's fork. With no run at all it is
+// closed at exit. At most one is made; later calls do nothing.
 void MakeNetworkNamespaceEarly();
 
 // Has this process's sandboxes forked by a launcher (launcher.h) from here on, not by the
