@@ -92,6 +92,15 @@ class Fd {
   int fd_ = -1;
 };
 
+// poll(2) on one descriptor without waiting: the number of ready descriptors (0 or 1; -1 on an
+// error), with pfd->revents filled in.
+int PollNow(pollfd* pfd) {
+  int ready;
+  while ((ready = ::poll(pfd, 1, 0)) < 0 && errno == EINTR) {
+  }
+  return ready;
+}
+
 struct Pipe {
   Fd read, write;
 };
@@ -291,9 +300,7 @@ Status WaitForGo(int go_r) {
   }
   if (n != 1) return Status::Internal("the supervisor went away before the start");
   struct pollfd pfd = {go_r, POLLIN, 0};
-  int ready;
-  while ((ready = ::poll(&pfd, 1, 0)) < 0 && errno == EINTR) {
-  }
+  const int ready = PollNow(&pfd);
   ::close(go_r);
   if (ready > 0 && (pfd.revents & (POLLHUP | POLLERR)) != 0) {
     return Status::Internal("the supervisor went away before the start");
@@ -1356,10 +1363,7 @@ bool PreparedRun::Alive() const {
   // init holds the other end of "start" until it exits: a hang-up means it is gone (a
   // failed setup step, a kill).
   pollfd pfd = {st.start.get(), 0, 0};
-  int ready;
-  while ((ready = ::poll(&pfd, 1, 0)) < 0 && errno == EINTR) {
-  }
-  return ready == 0;
+  return PollNow(&pfd) == 0;
 }
 
 namespace {
@@ -1372,15 +1376,6 @@ void MakeAndSendNetwork(int fd, const char* mark) {
   TraceMark(mark);
   (void)SendFd(fd, ns.ok() ? 'N' : 'F', ns.ok() ? *ns : -1);
   if (ns.ok()) ::close(*ns);
-}
-
-// Whether a read on fd would not block now.
-bool HasInput(int fd) {
-  pollfd pfd{fd, POLLIN, 0};
-  int ready;
-  while ((ready = ::poll(&pfd, 1, 0)) < 0 && errno == EINTR) {
-  }
-  return ready > 0;
 }
 
 // MakeNetworkNamespaceEarly's namespace: the read end its maker sends it to, and the maker,
@@ -1519,7 +1514,8 @@ Result<std::unique_ptr<PreparedRun>> PreparedRun::Prepare(const SandboxSpec& spe
   // launcher exists to avoid; launcher.h). One still making it goes on beside the fork, as
   // it always did: it makes system calls only (and allocates only to describe a failure).
   // The namespace waits in the socket.
-  if (net_maker.joinable() && HasInput(net.read.get())) net_maker.join();
+  pollfd sent = {net.read.get(), POLLIN, 0};
+  if (net_maker.joinable() && PollNow(&sent) > 0) net_maker.join();
   ASSIGN_OR_RETURN(pid_t pid, ForkSupervisor(plan));
   TraceMark("sandbox: supervisor forked");
   net.read.reset();  // the supervisor's now
