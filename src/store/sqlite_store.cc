@@ -39,11 +39,30 @@ constexpr int kStoredJsonMaxDepth = 512;
 // Idle read connections kept for reuse.
 constexpr size_t kMaxIdleReaders = 4;
 
+// The statements of a record (an action inserted, an event appended, the head moved), named
+// so that PrepareRecordStatements compiles the very texts the transaction runs.
+constexpr const char* kReadHeadSql =
+    "SELECT (SELECT value FROM meta WHERE key = 'audit_head_seq'), "
+    "(SELECT value FROM meta WHERE key = 'audit_head_hash')";
+constexpr const char* kInsertActionSql =
+    "INSERT INTO actions(id, created_ms, updated_ms, agent, target, kind, status, risk, "
+    "expires_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+constexpr const char* kInsertAuditSql =
+    "INSERT INTO audit(seq, at_ms, action_id, principal, event, payload, prev_hash, hash) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+constexpr const char* kUpdateHeadSql =
+    "UPDATE meta SET value = CASE key WHEN 'audit_head_seq' THEN ?1 ELSE ?2 END "
+    "WHERE key IN ('audit_head_seq', 'audit_head_hash')";
+// A record not grouped first moves any staged ones into the chain (Gateway::Commit).
+constexpr const char* kReadStagedSql =
+    "SELECT seq, at_ms, action_id, created_ms, updated_ms, agent, target, kind, status, risk, "
+    "expires_ms, body, principal, event, payload FROM staged ORDER BY seq";
+constexpr const char* kBeginWriteSql = "BEGIN IMMEDIATE";
+constexpr const char* kCommitSql = "COMMIT";
+
 // The head recorded in meta beside the chain.
 Result<AuditHead> ReadAuditHead(Db& db) {
-  ASSIGN_OR_RETURN(Stmt s,
-                   db.Prepare("SELECT (SELECT value FROM meta WHERE key = 'audit_head_seq'), "
-                              "(SELECT value FROM meta WHERE key = 'audit_head_hash')"));
+  ASSIGN_OR_RETURN(Stmt s, db.Prepare(kReadHeadSql));
   ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row || s.IsNull(0) || s.IsNull(1)) {
     return Status::Corruption("the audit head is missing from " + db.path());
@@ -146,11 +165,7 @@ class SqliteTxn final : public StoreTxn {
 };
 
 Status SqliteTxn::InsertAction(const Action& a, const std::string& body) {
-  ASSIGN_OR_RETURN(
-      Stmt s,
-      db_.Prepare(
-          "INSERT INTO actions(id, created_ms, updated_ms, agent, target, kind, status, risk, "
-          "expires_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
+  ASSIGN_OR_RETURN(Stmt s, db_.Prepare(kInsertActionSql));
   // Every value outlives `s`: the action, the body, and two static names.
   s.BindTextRef(1, a.id).Bind(2, a.created_ms).Bind(3, a.updated_ms).BindTextRef(4, a.agent);
   s.BindTextRef(5, a.target).BindTextRef(6, a.kind).BindTextRef(7, ActionStatusName(a.status));
@@ -375,11 +390,7 @@ Result<AuditEvent> SqliteTxn::AppendAudit(AuditEvent e) {
   e.canonical_payload.clear();
   e.hash = ComputeEventHash(e.prev_hash, e, payload);
   {  // `s` ends before `e` is moved out: its texts are bound without a copy
-    ASSIGN_OR_RETURN(
-        Stmt s,
-        db_.Prepare(
-            "INSERT INTO audit(seq, at_ms, action_id, principal, event, payload, prev_hash, hash) "
-            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+    ASSIGN_OR_RETURN(Stmt s, db_.Prepare(kInsertAuditSql));
     // Every value outlives `s` (locals of this call).
     s.Bind(1, e.seq).Bind(2, e.at_ms).BindTextRef(3, e.action_id).BindTextRef(4, e.principal);
     s.BindTextRef(5, e.event).BindTextRef(6, payload).BindTextRef(7, e.prev_hash);
@@ -421,9 +432,7 @@ Status SqliteTxn::StageRecord(const Action& a, AuditEvent e) {
 }
 
 Result<int64_t> SqliteTxn::IngestStaged() {
-  ASSIGN_OR_RETURN(Stmt s, db_.Prepare("SELECT seq, at_ms, action_id, created_ms, updated_ms, "
-                                       "agent, target, kind, status, risk, expires_ms, body, "
-                                       "principal, event, payload FROM staged ORDER BY seq"));
+  ASSIGN_OR_RETURN(Stmt s, db_.Prepare(kReadStagedSql));
   int64_t moved = 0;
   int64_t last = 0;
   while (true) {
@@ -431,11 +440,7 @@ Result<int64_t> SqliteTxn::IngestStaged() {
     if (!row) break;
     last = s.Int(0);
     const std::string id = s.Text(2);
-    ASSIGN_OR_RETURN(
-        Stmt ins,
-        db_.Prepare(
-            "INSERT INTO actions(id, created_ms, updated_ms, agent, target, kind, status, risk, "
-            "expires_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
+    ASSIGN_OR_RETURN(Stmt ins, db_.Prepare(kInsertActionSql));
     ins.BindText(1, id).Bind(2, s.Int(3)).Bind(3, s.Int(4)).BindText(4, s.Text(5));
     ins.BindText(5, s.Text(6)).BindText(6, s.Text(7)).BindText(7, s.Text(8));
     ins.BindText(8, s.Text(9)).Bind(9, s.Int(10)).BindText(10, s.Text(11));
@@ -468,10 +473,7 @@ Result<bool> SqliteTxn::AnyStaged() {
 
 Status SqliteTxn::FlushHead() {
   if (!head_dirty_) return Status::Ok();
-  ASSIGN_OR_RETURN(
-      Stmt u,
-      db_.Prepare("UPDATE meta SET value = CASE key WHEN 'audit_head_seq' THEN ?1 ELSE ?2 END "
-                  "WHERE key IN ('audit_head_seq', 'audit_head_hash')"));
+  ASSIGN_OR_RETURN(Stmt u, db_.Prepare(kUpdateHeadSql));
   u.Bind(1, head_->seq).BindText(2, head_->hash);
   RETURN_IF_ERROR(u.Run());
   head_dirty_ = false;
@@ -499,7 +501,7 @@ class TxnGuard {
 
   Status Commit() {
     done_ = true;
-    Status st = RunCached(db_, "COMMIT");
+    Status st = RunCached(db_, kCommitSql);
     if (!st.ok() && db_.InTransaction()) (void)RunCached(db_, "ROLLBACK");
     return st;
   }
@@ -529,6 +531,7 @@ class SqliteStore final : public Store {
   ~SqliteStore() override;
 
   Status Transact(const std::function<Status(StoreTxn&)>& fn) override;
+  Status PrepareRecordStatements() override;
   Status TransactUnsynced(const std::function<Status(StoreTxn&)>& fn) override;
   void StartSync() override { syncer_.Start(); }
   Status SyncUnsynced() override { return syncer_.WaitSynced(); }
@@ -673,6 +676,15 @@ Status SqliteStore::Transact(const std::function<Status(StoreTxn&)>& fn) {
   return TransactOn(*writer_, fn);
 }
 
+Status SqliteStore::PrepareRecordStatements() {
+  std::lock_guard lock(write_mu_);
+  for (const char* sql : {kBeginWriteSql, kReadStagedSql, kInsertActionSql, kReadHeadSql,
+                          kInsertAuditSql, kUpdateHeadSql, kCommitSql}) {
+    ASSIGN_OR_RETURN(sqlite::Stmt s, writer_->Prepare(sql));  // back to the cache, unused
+  }
+  return Status::Ok();
+}
+
 Status SqliteStore::TransactUnsynced(const std::function<Status(StoreTxn&)>& fn) {
   if (!options_.synchronous_full) return Transact(fn);  // no commit of this store syncs
   {
@@ -695,7 +707,7 @@ Status SqliteStore::TransactUnsynced(const std::function<Status(StoreTxn&)>& fn)
 
 Status SqliteStore::TransactOn(Db& db, const std::function<Status(StoreTxn&)>& fn) {
   BreakerChange breakers(CounterOpener());
-  ASSIGN_OR_RETURN(auto txn, TxnGuard::Begin(db, "BEGIN IMMEDIATE"));
+  ASSIGN_OR_RETURN(auto txn, TxnGuard::Begin(db, kBeginWriteSql));
   SqliteTxn store_txn(db, &breakers);
   Status st = RunClosure(fn, store_txn);
   if (st.ok()) st = store_txn.FlushHead();
@@ -787,7 +799,7 @@ Status SqliteStore::RunBatch(std::vector<GroupedWork>& batch, bool savepoints,
   Db& db = *writer_;
   RETURN_IF_ERROR(WriteRefusal());  // as in Transact
   BreakerChange breakers(CounterOpener());
-  ASSIGN_OR_RETURN(auto txn, TxnGuard::Begin(db, "BEGIN IMMEDIATE"));
+  ASSIGN_OR_RETURN(auto txn, TxnGuard::Begin(db, kBeginWriteSql));
   SqliteTxn store_txn(db, &breakers);
   for (size_t i = 0; i < batch.size(); ++i) {
     if (savepoints) RETURN_IF_ERROR(RunCached(db, "SAVEPOINT grouped"));

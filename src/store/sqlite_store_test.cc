@@ -58,6 +58,12 @@ class SqliteStoreTest : public ::testing::Test {
     std::ofstream out(path, std::ios::binary);
     out << bytes;
   }
+  // Whether a WAL file starts with a WAL header SQLite would read (its magic number, big- or
+  // little-endian checksums): frames behind one that is not are never replayed.
+  static bool WalHeaderValid(const std::string& wal) {
+    const std::string head = ReadBytes(wal).substr(0, 4);
+    return head == std::string("\x37\x7f\x06\x82", 4) || head == std::string("\x37\x7f\x06\x83", 4);
+  }
   // Runs SQL on the file through a plain sqlite3 connection of its own.
   static void Sql(const std::string& path, const std::string& sql) {
     sqlite3* db = nullptr;
@@ -73,6 +79,11 @@ class SqliteStoreTest : public ::testing::Test {
   fs::path dir_;
   std::string path_;
 };
+
+int64_t FileBytes(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_size : -1;
+}
 
 Action FullAction(const std::string& id, int64_t created_ms) {
   Action a;
@@ -720,11 +731,14 @@ TEST_F(SqliteStoreTest, ReopenKeepsDataAndContinuesTheChain) {
 }
 
 // The WAL file is kept between processes, emptied: the next one neither creates it (no
-// directory fsync) nor finds frames in it to replay onto a store file restored beside it.
+// directory fsync) nor finds frames in it to replay onto a store file restored beside it. A
+// small one keeps its size with its header zeroed (store_vfs.h), so that the next process
+// writes over its blocks.
 TEST_F(SqliteStoreTest, TheWalIsKeptEmptyAfterTheLastCloseAndReused) {
   const std::string wal = path_ + "-wal";
   ino_t inode = 0;
   for (int i = 0; i < 3; ++i) {
+    off_t open_size = 0;
     {
       auto store = Open();
       ASSERT_NE(store, nullptr);
@@ -732,11 +746,13 @@ TEST_F(SqliteStoreTest, TheWalIsKeptEmptyAfterTheLastCloseAndReused) {
       ASSERT_TRUE(store->Transact([&](StoreTxn& t) { return t.InsertAction(a); }).ok());
       struct stat open_st;
       ASSERT_EQ(::stat(wal.c_str(), &open_st), 0);
-      EXPECT_GT(open_st.st_size, 0) << "the commit went through the WAL";
+      EXPECT_TRUE(WalHeaderValid(wal)) << "the commit went through the WAL";
+      open_size = open_st.st_size;
     }
     struct stat st;
     ASSERT_EQ(::stat(wal.c_str(), &st), 0) << "the WAL file is kept";
-    EXPECT_EQ(st.st_size, 0) << "and emptied";
+    EXPECT_FALSE(WalHeaderValid(wal)) << "and emptied: its header is gone";
+    EXPECT_EQ(st.st_size, open_size) << "a small WAL keeps its size";
     if (i == 0) inode = st.st_ino;
     EXPECT_EQ(st.st_ino, inode) << "the same file every time, not a new one";
   }
@@ -755,6 +771,130 @@ TEST_F(SqliteStoreTest, TheWalIsKeptEmptyAfterTheLastCloseAndReused) {
                     })
                     .ok());
   }
+}
+
+// A store file restored from a backup beside the kept WAL: the frames the WAL still holds
+// (written after the backup, behind its zeroed header) are never replayed onto it. Were the
+// header left as it was, they would be, and the restored store would hold pages of a later
+// state.
+TEST_F(SqliteStoreTest, AStoreFileRestoredBesideTheKeptWalGetsNoneOfItsFrames) {
+  const std::string wal = path_ + "-wal";
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(
+        store->Transact([&](StoreTxn& t) { return t.InsertAction(FullAction("act_a", 1)); }).ok());
+    ASSERT_TRUE(store
+                    ->Transact([&](StoreTxn& t) {
+                      return t
+                          .AppendAudit(AuditEvent{0, 0, "act_a", "airlock", "e", {}, "", "", ""})
+                          .status();
+                    })
+                    .ok());
+  }
+  const std::string backup = (dir_ / "backup.db").string();
+  fs::copy_file(path_, backup);
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE(store
+                      ->Transact([&](StoreTxn& t) -> Status {
+                        RETURN_IF_ERROR(t.InsertAction(FullAction("act_b" + std::to_string(i), 2)));
+                        return t
+                            .AppendAudit(AuditEvent{0, 0, "act_b", "airlock", "e", {}, "", "", ""})
+                            .status();
+                      })
+                      .ok());
+    }
+  }
+  ASSERT_GT(FileBytes(wal), 0) << "the later commits' frames are still in the file";
+  fs::copy_file(backup, path_, fs::copy_options::overwrite_existing);
+
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->RecordedHead()->seq, 1) << "the head of the backup, not of the later state";
+  ASSERT_TRUE(store
+                  ->Read([&](StoreTxn& t) -> Status {
+                    ASSIGN_OR_RETURN(auto a, t.GetAction("act_a"));
+                    EXPECT_TRUE(a.has_value());
+                    ASSIGN_OR_RETURN(auto b, t.GetAction("act_b0"));
+                    EXPECT_FALSE(b.has_value()) << "a frame of a later commit was replayed";
+                    return Status::Ok();
+                  })
+                  .ok());
+  auto report = audit::Verify(*store);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->ok) << report->problem;
+  store.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* check = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &check, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(check), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(check, 0)), "ok");
+  sqlite3_finalize(check);
+  sqlite3_close(db);
+}
+
+// A WAL over 1 MiB (a server's) is truncated to 0 bytes at the last close, as SQLite asks:
+// its space goes back.
+TEST_F(SqliteStoreTest, ALargeWalIsTruncatedAtTheLastClose) {
+  const std::string wal = path_ + "-wal";
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    const std::string pad(8000, 'x');
+    for (int i = 0; i < 200 && FileBytes(wal) <= (1 << 20); ++i) {
+      ASSERT_TRUE(store
+                      ->Transact([&](StoreTxn& t) {
+                        return t
+                            .AppendAudit(
+                                AuditEvent{0, 0, "", "airlock", "e", {{"pad", pad}}, "", "", ""})
+                            .status();
+                      })
+                      .ok());
+    }
+    ASSERT_GT(FileBytes(wal), 1 << 20);
+  }
+  EXPECT_EQ(FileBytes(wal), 0);
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  auto report = audit::Verify(*store);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->ok) << report->problem;
+}
+
+// The statements of a record compiled ahead (a CLI command's, while its sandbox runs): no
+// lock is held after, nothing is written, and the record then made with them is whole.
+TEST_F(SqliteStoreTest, RecordStatementsPreparedAheadHoldNoLockAndWriteNothing) {
+  { ASSERT_NE(Open(), nullptr); }
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  const std::string wal = path_ + "-wal";
+  const std::string store_bytes = ReadBytes(path_);
+  const std::string wal_bytes = ReadBytes(wal);
+  ASSERT_TRUE(store->PrepareRecordStatements().ok());
+  EXPECT_EQ(ReadBytes(path_), store_bytes);
+  EXPECT_EQ(ReadBytes(wal), wal_bytes);
+  // Another connection can write at once: no transaction was left open.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  sqlite3_busy_timeout(other, 0);
+  EXPECT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE; ROLLBACK;", nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(other);
+  sqlite3_close(other);
+  ASSERT_TRUE(store
+                  ->Transact([&](StoreTxn& t) -> Status {
+                    RETURN_IF_ERROR(t.InsertAction(FullAction("act_p", 1)));
+                    return t.AppendAudit(AuditEvent{0, 0, "act_p", "airlock", "e", {}, "", "", ""})
+                        .status();
+                  })
+                  .ok());
+  EXPECT_EQ(store->RecordedHead()->seq, 1);
+  auto report = audit::Verify(*store);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->ok) << report->problem;
 }
 
 TEST_F(SqliteStoreTest, GroupedAppendsFromEightThreadsFormOneChain) {
@@ -1101,11 +1241,6 @@ class FileSizeLimit {
   int error_ = 0;
 };
 
-int64_t FileBytes(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 ? st.st_size : -1;
-}
-
 // Fail closed: a checkpoint that fails stops them all, and the store refuses every write
 // from then on; nothing committed before is lost, and the close keeps the WAL for the next
 // open to recover. The failure is a real one, not an injected one: a file-size limit at the
@@ -1163,6 +1298,7 @@ TEST_F(StoreCheckpointTest, AFailedCheckpointStopsTheWritesAndLosesNothing) {
 
   store.reset();  // closed without a checkpoint: the WAL still holds the latest commits
   EXPECT_GT(FileBytes(wal), 0) << "the close emptied the WAL";
+  EXPECT_TRUE(WalHeaderValid(wal)) << "the close emptied the WAL";
   auto reopened = Open();
   ASSERT_NE(reopened, nullptr);
   EXPECT_EQ(reopened->RecordedHead()->seq, committed) << "every commit that returned OK is there";

@@ -133,6 +133,14 @@ class Store {
     return TransactGrouped(std::move(fn)).get();
   }
 
+  // Compiles ahead, on the connection Transact uses, the statements of a transaction that
+  // inserts an action and appends one audit event (BEGIN IMMEDIATE, the staged records'
+  // read, the two inserts, the chain's head read and update, COMMIT), so that the first such
+  // Transact does not: a CLI command calls it while its sandbox is being built, and records
+  // the outcome after. Takes no SQLite lock and writes nothing (it waits for the store's
+  // own write mutex, as Transact does). A store with nothing to compile keeps this default.
+  virtual Status PrepareRecordStatements() { return Status::Ok(); }
+
   // Like Transact, but durable on return only against a crash of this process, not of the
   // machine: the commit is handed to the operating system, and synced to disk by StartSync,
   // SyncUnsynced, the next Transact that writes anything, or the store's close. For records

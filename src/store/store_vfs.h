@@ -1,5 +1,5 @@
-// The VFS every connection to the SQLite store opens with: the default one (unix) with two
-// changes, both to the WAL file. Internal to src/store.
+// The VFS every connection to the SQLite store opens with: the default one (unix) with three
+// changes, all to the WAL file. Internal to src/store.
 //
 // 1. A WAL file that exists is opened without SQLITE_OPEN_CREATE (see store_vfs.cc).
 // 2. A WAL frame goes to the file in one write instead of two. SQLite writes each frame as
@@ -15,6 +15,10 @@
 //    changes. A held header is never visible to another connection: SQLite writes an
 //    appended frame's page right after its header, and publishes a frame (in the WAL
 //    index) only after that.
+// 3. The WAL emptied at the last close keeps its size, with its header zeroed, when it is
+//    at most 1 MiB (a CLI command's), instead of being truncated to 0 bytes: the next
+//    process's commits then overwrite its blocks and sync data only. SQLite reads a WAL
+//    without a valid header as empty, so no frame in it is ever replayed.
 #pragma once
 
 #include <cstdint>

@@ -172,6 +172,7 @@ check "traced: the sandbox was being built before the store was open" all [ -n "
 check "traced: the command started after authentication" all [ -n "$(mark 'init: start')" ] -- [ "$(mark 'gateway: authenticated, in scope')" -lt "$(mark 'init: start')" ]
 check "traced: three processes marked (airlock, the supervisor, init)" [ "$(cut -d' ' -f1 trace.log | sort -u | wc -l)" = 3 ]
 check "traced: the run took the network namespace made early, and the supervisor entered it" all [ -n "$(mark 'sandbox: network namespace made early')" ] -- [ -n "$(mark 'sandbox: network namespace made early taken')" ] -- [ -n "$(mark 'supervisor: network namespace entered')" ] -- [ -z "$(mark 'sandbox: network namespace made')" ]
+check "traced: the record's statements were compiled while init was still building the sandbox" all [ -n "$(mark 'gateway: record statements prepared')" ] -- [ "$(mark 'gateway: record statements prepared')" -gt "$(mark 'sandbox: supervisor forked')" ]
 check "traced without AIRLOCK_TRACE_CPU: no line carries a thread's CPU time" [ "$(grep -c $'\t' trace.log)" = 0 ]
 rm -f trace.log
 # With AIRLOCK_TRACE_CPU, every line ends with "<tab><tid> <cpu µs>": each thread's CPU time
