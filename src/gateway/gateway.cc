@@ -375,7 +375,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(std::shared_ptr<const Policy> pol
   TraceMark("gateway: expired");
   if (g->connectors_.count(options.prestart_target) != 0) {
     // The sandbox is still being built: the record of its outcome is compiled meanwhile
-    // rather than after it (~0.2 ms of a CLI command's tail). An error here is the record's
+    // rather than after it (~0.1 ms of a CLI command's tail). An error here is the record's
     // to report, when it is made.
     (void)g->store_->PrepareRecordStatements();
     TraceMark("gateway: record statements prepared");

@@ -111,9 +111,8 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int flags, int bus
   // Whichever connection closes last checkpoints and then empties the WAL, keeping the file
   // (see store_vfs.h: a small one keeps its size too, its header zeroed). It must be
   // emptied, not kept whole: frames left in it would be replayed onto a store file restored
-  // from a backup beside it. A journal_size_limit
-  // (needed for the emptying) far above the ~4 MiB the auto-checkpoint keeps the WAL at
-  // never truncates it while the store is in use.
+  // from a backup beside it. A journal_size_limit (needed for the emptying) far above the
+  // ~4 MiB the auto-checkpoint keeps the WAL at never truncates it while the store is in use.
   // Without the limit the WAL is deleted on close, as SQLite does by default.
   if (db->Exec("PRAGMA journal_size_limit=67108864").ok()) {
     int persist = 1;

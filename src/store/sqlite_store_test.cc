@@ -64,6 +64,24 @@ class SqliteStoreTest : public ::testing::Test {
     const std::string head = ReadBytes(wal).substr(0, 4);
     return head == std::string("\x37\x7f\x06\x82", 4) || head == std::string("\x37\x7f\x06\x83", 4);
   }
+  // The first column of the first row of `sql`, as text, read through a plain read-only
+  // sqlite3 connection of its own; "" (and a failure) if there is none.
+  static std::string SqlValue(const std::string& path, const char* sql) {
+    sqlite3* db = nullptr;
+    sqlite3_stmt* s = nullptr;
+    std::string value;
+    if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &s, nullptr) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+      const unsigned char* text = sqlite3_column_text(s, 0);
+      if (text != nullptr) value = reinterpret_cast<const char*>(text);
+    } else {
+      ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db);
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return value;
+  }
   // Runs SQL on the file through a plain sqlite3 connection of its own.
   static void Sql(const std::string& path, const std::string& sql) {
     sqlite3* db = nullptr;
@@ -543,20 +561,8 @@ TEST_F(SqliteStoreTest, CreatesDirectoriesAndUsesWal) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
   EXPECT_TRUE(fs::exists(path_));
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
-  sqlite3_stmt* s = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &s,
-                               nullptr),
-            SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(s, 0), 1);
-  sqlite3_finalize(s);
-  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, nullptr), SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "wal");
-  sqlite3_finalize(s);
-  sqlite3_close(db);
+  EXPECT_EQ(SqlValue(path_, "SELECT value FROM meta WHERE key = 'schema_version'"), "1");
+  EXPECT_EQ(SqlValue(path_, "PRAGMA journal_mode"), "wal");
 }
 
 TEST_F(SqliteStoreTest, MissingFileWithoutCreateIsNotFound) {
@@ -827,14 +833,7 @@ TEST_F(SqliteStoreTest, AStoreFileRestoredBesideTheKeptWalGetsNoneOfItsFrames) {
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_TRUE(report->ok) << report->problem;
   store.reset();
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* check = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &check, nullptr), SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(check), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(check, 0)), "ok");
-  sqlite3_finalize(check);
-  sqlite3_close(db);
+  EXPECT_EQ(SqlValue(path_, "PRAGMA integrity_check"), "ok");
 }
 
 // A WAL over 1 MiB (a server's) is truncated to 0 bytes at the last close, as SQLite asks:
@@ -1297,7 +1296,6 @@ TEST_F(StoreCheckpointTest, AFailedCheckpointStopsTheWritesAndLosesNothing) {
   EXPECT_NE(again.message().find("checkpointing"), std::string::npos) << again.ToString();
 
   store.reset();  // closed without a checkpoint: the WAL still holds the latest commits
-  EXPECT_GT(FileBytes(wal), 0) << "the close emptied the WAL";
   EXPECT_TRUE(WalHeaderValid(wal)) << "the close emptied the WAL";
   auto reopened = Open();
   ASSERT_NE(reopened, nullptr);
