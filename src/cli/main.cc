@@ -290,6 +290,8 @@ int CmdExec(const Options& o) {
   GatewayOptions options;
   options.prestart_target = req.target;
   options.prestart_args = req.args;
+  // A read's record is a synced journal line, taken into the store by a later command.
+  options.journal_reads = true;
   auto g = OpenBackend(o, options);
   if (!g.ok()) return Fail(o, g.status());
   Outcome out = (*g)->Submit(req);

@@ -380,6 +380,18 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(std::shared_ptr<const Policy> pol
     (void)g->store_->PrepareRecordStatements();
     TraceMark("gateway: record statements prepared");
   }
+  // The command journal, should the outcome be a read (FinishRead); opened while the
+  // sandbox is built. If it cannot be, the store records the read.
+  if (g->options_.journal_reads) {
+    auto j = CommandJournal::Open(JournalDir(*g->policy_));
+    if (j.ok()) {
+      g->command_journal_ = std::move(*j);
+    } else {
+      std::fprintf(stderr, "airlock: no command journal (%s); a read is committed instead\n",
+                   j.status().message().c_str());
+    }
+    TraceMark("gateway: read journal made");
+  }
   return g;
 }
 
@@ -1139,6 +1151,19 @@ bool Gateway::SubmitReadPrepared(
 
 Outcome Gateway::FinishRead(Action a, DryRunResult dry, const Principal& who) {
   ReadAsRecorded(&a, dry);
+  if (command_journal_ && a.kind == "shell" && !observer_) {
+    // One synced line instead of a store commit and the checkpoint it would cost at the
+    // close: a later start writes the record (WriteDeadReadJournals).
+    Status journaled =
+        command_journal_->Append(JournalLine(a, who.Label(), NowMs(), /*full=*/true));
+    if (journaled.ok()) {
+      TraceMark("gateway: read journaled");
+      a.result = std::move(dry.result);
+      return {Status::Ok(), a};
+    }
+    std::fprintf(stderr, "airlock: %s; the read is committed to the store instead\n",
+                 journaled.message().c_str());
+  }
   Status st = Record(a, "read", who.Label(), DecisionPayload(a), true);
   TraceMark("gateway: read recorded");
   if (!st.ok()) return {st.Annotate("audit write failed; the result is withheld"), std::nullopt};
@@ -2071,73 +2096,92 @@ Status Gateway::IngestStaged() {
 // An applied read with a null result is not stuck: its `read_result` record was lost in a
 // crash after the call was made and recorded (OverlappedMcpRead). The call happened; only
 // its answer's size is unknown, and nothing here can learn it, so it is left as it is.
-Status Gateway::RecoverJournals() {
+Status Gateway::RecoverJournals(size_t min_command_lines) {
   if (policy_->store_path.empty()) return Status::Ok();
-  return WriteDeadReadJournals(JournalDir(*policy_), *store_);
+  return WriteDeadReadJournals(JournalDir(*policy_), *store_, min_command_lines);
 }
 
-Status WriteDeadReadJournals(const std::string& journal_dir, Store& store) {
+namespace {
+
+// The reads of journal lines, into actions and the chain in one commit, each once.
+Status WriteJournaledReads(Store& store, std::vector<JournaledRead>& reads) {
+  if (reads.empty()) return Status::Ok();
+  return store.Transact([&](StoreTxn& t) -> Status {
+    for (JournaledRead& r : reads) {
+      Action& a = r.action;
+      // Only ever an applied read: a tool call's, or a command's with its full effect
+      // (`airlock exec`). Anything else is not this journal's.
+      const bool command = r.full && a.kind == "shell";
+      if ((a.kind != "mcp" && !command) || a.status != ActionStatus::kApplied ||
+          a.risk != Risk::kRead || a.quorum != 0 || !a.effect.IsRead()) {
+        std::fprintf(stderr, "airlock: a read journal line for %s is not a read; skipped\n",
+                     a.id.c_str());
+        continue;
+      }
+      // Already written (the session got that far), or written by another recovery.
+      ASSIGN_OR_RETURN(std::optional<Action> known, t.GetAction(a.id));
+      if (known) continue;
+      // The effect, as the call's dry-run derived it from its arguments (no I/O).
+      const std::string hash = a.effect.effect_hash;
+      if (a.kind == "mcp") {
+        const Json& args = a.args;
+        a.effect = McpCallEffect(
+            a.target, McpToolName(args),
+            args.contains("arguments") && args["arguments"].is_object() ? args["arguments"]
+                                                                        : Json::object(),
+            args.contains("annotations") ? args["annotations"] : Json(nullptr));
+      }
+      AuditEvent e;
+      e.action_id = a.id;
+      e.principal = r.principal;
+      e.event = "read";
+      e.at_ms = r.at_ms;
+      Json payload = DecisionPayload(a);
+      // A command's line is its record by design; a call's was to be followed by one.
+      if (!command) {
+        payload["recovered"] =
+            "from the read journal of a session that ended before "
+            "writing this record";
+      }
+      if (a.effect.effect_hash != hash) payload["journaled_effect_hash"] = hash;
+      e.canonical_payload = CanonicalJson(payload);
+      if (command) {
+        // Straight into actions and the chain, as FinishRead's commit would have: the
+        // staged table is for records made while others are (mcp stdio).
+        RETURN_IF_ERROR(t.InsertAction(a));
+        RETURN_IF_ERROR(t.AppendAudit(std::move(e)).status());
+        continue;
+      }
+      Status staged = t.StageRecord(a, e);
+      if (staged.code() == StatusCode::kFailedPrecondition) continue;  // already staged
+      RETURN_IF_ERROR(staged);
+    }
+    return t.IngestStaged().status();
+  });
+}
+
+}  // namespace
+
+Status WriteDeadReadJournals(const std::string& journal_dir, Store& store,
+                             size_t min_command_lines) {
+  auto write = [&](std::vector<JournaledRead>& reads) { return WriteJournaledReads(store, reads); };
   int torn = 0;
-  Status st = ReadJournal::RecoverDead(
-      journal_dir,
-      [&](std::vector<JournaledRead>& reads) -> Status {
-        if (reads.empty()) return Status::Ok();
-        return store.Transact([&](StoreTxn& t) -> Status {
-          for (JournaledRead& r : reads) {
-            Action& a = r.action;
-            // Only ever an applied read tool call: anything else is not this journal's.
-            if (a.kind != "mcp" || a.status != ActionStatus::kApplied || a.risk != Risk::kRead ||
-                a.quorum != 0) {
-              std::fprintf(stderr,
-                           "airlock: a read journal line for %s is not a read call; "
-                           "skipped\n",
-                           a.id.c_str());
-              continue;
-            }
-            // Already written (the session got that far), or written by another recovery.
-            ASSIGN_OR_RETURN(std::optional<Action> known, t.GetAction(a.id));
-            if (known) continue;
-            // The effect, as the call's dry-run derived it from its arguments (no I/O).
-            const std::string hash = a.effect.effect_hash;
-            if (a.kind == "mcp") {
-              const Json& args = a.args;
-              a.effect = McpCallEffect(
-                  a.target, McpToolName(args),
-                  args.contains("arguments") && args["arguments"].is_object() ? args["arguments"]
-                                                                              : Json::object(),
-                  args.contains("annotations") ? args["annotations"] : Json(nullptr));
-            }
-            AuditEvent e;
-            e.action_id = a.id;
-            e.principal = r.principal;
-            e.event = "read";
-            e.at_ms = r.at_ms;
-            Json payload = DecisionPayload(a);
-            payload["recovered"] =
-                "from the read journal of a session that ended before "
-                "writing this record";
-            if (a.effect.effect_hash != hash) payload["journaled_effect_hash"] = hash;
-            e.canonical_payload = CanonicalJson(payload);
-            Status staged = t.StageRecord(a, e);
-            if (staged.code() == StatusCode::kFailedPrecondition) continue;  // already staged
-            RETURN_IF_ERROR(staged);
-          }
-          return t.IngestStaged().status();
-        });
-      },
-      &torn);
-  if (torn > 0) {
+  Status st = ReadJournal::RecoverDead(journal_dir, write, &torn);
+  int torn_commands = 0;
+  Status commands = CommandJournal::Take(journal_dir, write, min_command_lines, &torn_commands);
+  if (torn + torn_commands > 0) {
     std::fprintf(stderr,
                  "airlock: %d line(s) of a read journal were cut short (a crash or "
-                 "power cut while writing them): those calls' records are lost\n",
-                 torn);
+                 "power cut while writing them): those reads' records are lost\n",
+                 torn + torn_commands);
   }
-  return st;
+  return st.ok() ? commands : st;
 }
 
 Status Gateway::Recover() {
   // Best effort, as below: a journal that cannot be written now is tried at the next start.
-  Status journals = RecoverJournals();
+  Status journals =
+      RecoverJournals(options_.journal_reads ? GatewayOptions::kJournaledReadsTakenAt : 0);
   if (!journals.ok()) {
     std::fprintf(stderr, "airlock: read journals not written to the store yet: %s\n",
                  journals.message().c_str());

@@ -22,6 +22,7 @@
 #include "connectors/connector.h"
 #include "core/status.h"
 #include "core/types.h"
+#include "gateway/command_journal.h"
 #include "gateway/read_journal.h"
 #include "policy/policy.h"
 #include "store/store.h"
@@ -79,6 +80,14 @@ struct GatewayOptions {
   // A long-lived process (airlock serve): each connector may keep built ahead what its next
   // action needs (Connector::KeepWarm; a shell target keeps one sandbox ready).
   bool keep_warm = false;
+  // The CLI's `exec`: a command's read is recorded as one synced line in the command
+  // journal (CommandJournal: its full effect and result) instead of a store commit, and its
+  // start takes earlier commands' lines into the store only once kJournaledReadsTakenAt of
+  // them wait. Every other command's start takes them all in, before it reads the store.
+  // With a SQLite store, and a prestarted target; if the line cannot be written, the store
+  // records the read.
+  bool journal_reads = false;
+  static constexpr size_t kJournaledReadsTakenAt = 32;
 
   static GatewayOptions WithGroupCommit() {
     GatewayOptions o;
@@ -353,8 +362,10 @@ class Gateway {
   std::mutex journal_mu_;
   std::unique_ptr<ReadJournal> journal_;  // GUARDED_BY(journal_mu_) until set
   bool journal_tried_ = false;            // GUARDED_BY(journal_mu_)
-  // Writes the reads of dead sessions' journals into the store (Recover).
-  Status RecoverJournals();
+  // Writes the reads of dead sessions' journals, and the command journal's once it holds
+  // `min_command_lines`, into the store (Recover).
+  Status RecoverJournals(size_t min_command_lines = 0);
+  std::unique_ptr<CommandJournal> command_journal_;  // set in Open, with journal_reads
   // The staged commit of a read call's record (RecordMcpRead, FinishMcpRead).
   Status StageMcpRead(McpReadTicket& ticket);
   std::mutex target_mu_;
@@ -363,7 +374,9 @@ class Gateway {
 
 // Writes the reads that dead `airlock mcp stdio` sessions left only in their journals (in
 // journal_dir: the store's path + ".journal") into `store`'s actions and chain, once each,
-// then removes those journals. Live sessions' journals are left alone.
-Status WriteDeadReadJournals(const std::string& journal_dir, Store& store);
+// then removes those journals; live sessions' journals are left alone. Then the same for
+// the reads of `airlock exec` in the command journal, if it holds `min_command_lines`.
+Status WriteDeadReadJournals(const std::string& journal_dir, Store& store,
+                             size_t min_command_lines = 0);
 
 }  // namespace airlock

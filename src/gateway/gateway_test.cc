@@ -1071,5 +1071,138 @@ TEST_F(McpReadTest, AnythingButAPlainReadIsLeftToSubmit) {
   EXPECT_FALSE(begin(std::string("agent-token"), Call("srv", "echo")));
 }
 
+// `airlock exec` (GatewayOptions::journal_reads): a command's read is one synced line in a
+// journal, its full effect and result; the store takes it in when enough wait, or at the
+// start of any other command, as the same record a store commit would have made.
+class CommandJournalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "the shell sandbox needs root";
+    dir_ = fs::temp_directory_path() / ("airlock-gw-cmd-" + RandomHex(6));
+    fs::create_directories(dir_ / "ws");
+    std::ofstream(dir_ / "ws" / "a.txt") << "alpha\n";
+    const std::string yaml =
+        "version: 1\n"
+        "store: ./state/airlock.db\n"
+        "agents:\n  - {name: bot, token_sha256: \"" +
+        Sha256Hex("agent-token") +
+        "\", scopes: [box]}\n"
+        "approvers:\n  - {name: dba, token_sha256: \"" +
+        Sha256Hex("dba-token") +
+        "\"}\n"
+        "targets:\n  box: {kind: shell, workspace: ./ws}\n";
+    auto policy = LoadPolicyText(yaml, (dir_ / "airlock.yaml").string());
+    ASSERT_TRUE(policy.ok()) << policy.status().ToString();
+    policy_ = *policy;
+  }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+  // One command as `airlock exec` runs it: its own gateway, opened and closed.
+  Action Exec(std::vector<std::string> argv, bool journal = true) {
+    GatewayOptions o;
+    o.journal_reads = journal;
+    auto g = Gateway::Open(policy_, o);
+    EXPECT_TRUE(g.ok()) << g.status().ToString();
+    if (!g.ok()) return {};
+    Outcome out = (*g)->Submit(std::string("agent-token"), {"box", "shell", {{"argv", argv}}});
+    EXPECT_TRUE(out.status.ok()) << out.status.ToString();
+    return out.action.value_or(Action{});
+  }
+  // The lines waiting in the command journal (up to its first NUL).
+  size_t JournalLines() {
+    std::ifstream in(policy_->store_path + ".journal/" + CommandJournal::kFileName,
+                     std::ios::binary);
+    std::string data(std::istreambuf_iterator<char>(in), {});
+    data.resize(std::min(data.size(), data.find('\0')));
+    return static_cast<size_t>(std::count(data.begin(), data.end(), '\n'));
+  }
+  // The store as it is, without a gateway's start (which would take the journals in).
+  std::optional<Action> Stored(const std::string& id) {
+    auto store = OpenSqliteStore(policy_->store_path);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    std::optional<Action> found;
+    EXPECT_TRUE((*store)
+                    ->Read([&](StoreTxn& t) -> Status {
+                      ASSIGN_OR_RETURN(found, t.GetAction(id));
+                      return Status::Ok();
+                    })
+                    .ok());
+    return found;
+  }
+  fs::path dir_;
+  std::shared_ptr<const Policy> policy_;
+};
+
+TEST_F(CommandJournalTest, AReadIsJournaledAndTakenInAsTheRecordAStoreCommitMakes) {
+  const Action read = Exec({"cat", "a.txt"});
+  ASSERT_EQ(read.status, ActionStatus::kApplied);
+  ASSERT_EQ(read.risk, Risk::kRead);
+  EXPECT_EQ(read.result.value("stdout", ""), "alpha\n") << "the caller gets the output";
+  EXPECT_EQ(JournalLines(), 1u);
+  EXPECT_FALSE(Stored(read.id).has_value()) << "a line, not a store commit";
+  // The same read without the journal, for comparison: a store commit.
+  const Action committed = Exec({"cat", "a.txt"}, /*journal=*/false);
+  EXPECT_TRUE(Stored(committed.id).has_value());
+  EXPECT_EQ(JournalLines(), 0u) << "a command that does not journal takes every line in";
+  auto taken = Stored(read.id);
+  ASSERT_TRUE(taken.has_value());
+  auto direct = Stored(committed.id);
+  EXPECT_EQ(taken->status, ActionStatus::kApplied);
+  EXPECT_EQ(taken->risk, Risk::kRead);
+  EXPECT_EQ(taken->reasons, direct->reasons);
+  EXPECT_EQ(taken->result, direct->result) << "the summary, not the output";
+  EXPECT_FALSE(taken->result.contains("stdout"));
+  EXPECT_EQ(taken->result.value("stdout_bytes", -1), 6);
+  EXPECT_EQ(EffectToJson(taken->effect), EffectToJson(read.effect)) << "the effect as run";
+  EXPECT_EQ(taken->created_ms, read.created_ms);
+
+  auto g = Gateway::Open(policy_);
+  ASSERT_TRUE(g.ok());
+  auto verify = (*g)->VerifyAudit();
+  ASSERT_TRUE(verify.ok());
+  EXPECT_TRUE(verify->ok) << verify->problem;
+  std::vector<std::string> events;
+  ASSERT_TRUE((*g)->ScanAudit(std::nullopt, read.id,
+                              [&](const AuditEvent& e) {
+                                events.push_back(e.event);
+                                EXPECT_EQ(e.principal, "agent:bot");
+                                EXPECT_FALSE(e.payload.contains("recovered"));
+                                return true;
+                              })
+                  .ok());
+  EXPECT_EQ(events, std::vector<std::string>{"read"});
+}
+
+TEST_F(CommandJournalTest, CommandsTakeTheJournalsInOnlyOnceEnoughWait) {
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < GatewayOptions::kJournaledReadsTakenAt; ++i) {
+    ids.push_back(Exec({"true"}).id);
+    ASSERT_EQ(JournalLines(), i + 1) << "fewer than kJournaledReadsTakenAt wait: left";
+  }
+  for (const std::string& id : ids) EXPECT_FALSE(Stored(id).has_value());
+  // The next command's start finds enough: all of them, in one batch.
+  const std::string next = Exec({"true"}).id;
+  EXPECT_EQ(JournalLines(), 1u) << "only the last command's own";
+  for (const std::string& id : ids) EXPECT_TRUE(Stored(id).has_value()) << id;
+  EXPECT_FALSE(Stored(next).has_value());
+}
+
+TEST_F(CommandJournalTest, AWriteAndAJournalThatCannotBeUsedGoToTheStore) {
+  // A write is recorded as before: held or applied in the store, never journaled.
+  const Action write = Exec({"sh", "-c", "echo beta > b.txt"});
+  EXPECT_EQ(write.status, ActionStatus::kApplied) << "low: committed at once";
+  EXPECT_TRUE(Stored(write.id).has_value());
+  EXPECT_EQ(JournalLines(), 0u);
+  // A journal directory others could reach is refused: the read is committed instead.
+  fs::create_directories(policy_->store_path + ".journal");
+  fs::permissions(policy_->store_path + ".journal", fs::perms::owner_all | fs::perms::others_read);
+  const Action read = Exec({"cat", "b.txt"});
+  ASSERT_EQ(read.status, ActionStatus::kApplied);
+  EXPECT_EQ(read.result.value("stdout", ""), "beta\n");
+  EXPECT_TRUE(Stored(read.id).has_value()) << "recorded in the store";
+  EXPECT_EQ(JournalLines(), 0u);
+}
+
 }  // namespace
 }  // namespace airlock

@@ -80,7 +80,7 @@ const Json* Field(const Json& j, const char* key, Json::value_t type) {
 
 }  // namespace
 
-std::string JournalLine(const Action& a, const std::string& principal, int64_t at_ms) {
+std::string JournalLine(const Action& a, const std::string& principal, int64_t at_ms, bool full) {
   std::string args = a.args.dump(-1, ' ', false, Json::error_handler_t::replace);
   std::string line;
   line.reserve(args.size() + 256);
@@ -105,6 +105,12 @@ std::string JournalLine(const Action& a, const std::string& principal, int64_t a
   AppendString(line, "effect_hash", a.effect.effect_hash);
   line += ",\"args\":";
   line += args;
+  if (full) {
+    line += ",\"effect\":";
+    line += EffectToJson(a.effect).dump(-1, ' ', false, Json::error_handler_t::replace);
+    line += ",\"result\":";
+    line += a.result.dump(-1, ' ', false, Json::error_handler_t::replace);
+  }
   line += '}';
   return line;
 }
@@ -164,14 +170,28 @@ Result<JournaledRead> ParseJournalLine(std::string_view line) {
   a.args = *args;
   a.result = nullptr;
   a.reversible = false;
+  // A full line: the effect and the result as they are recorded. Both or neither.
+  const auto effect = j.find("effect");
+  const auto result = j.find("result");
+  if ((effect == j.end()) != (result == j.end())) {
+    return Status::InvalidArgument("journal line: an effect without a result, or the reverse");
+  }
+  if (effect != j.end()) {
+    if (!effect->is_object()) return Status::InvalidArgument("journal line: effect not an object");
+    Result<Effect> e = EffectFromJson(*effect);
+    if (!e.ok()) return Status::InvalidArgument("journal line: effect: " + e.status().message());
+    if (e->effect_hash != a.effect.effect_hash) {
+      return Status::InvalidArgument("journal line: the effect's hash is not effect_hash");
+    }
+    a.effect = std::move(*e);
+    a.result = *result;
+    r.full = true;
+  }
   return r;
 }
 
-namespace {
-
-// The journals hold every read call's arguments, and what is in them is written into the
-// chain at the next start: a directory someone else could read or write is not used.
-Status CheckDir(const std::string& dir) {
+// A directory someone else could read or write is not used.
+Status CheckJournalDir(const std::string& dir) {
   struct stat st {};
   if (::lstat(dir.c_str(), &st) != 0) return ErrnoStatus("stat " + dir);
   if (!S_ISDIR(st.st_mode)) return Status::FailedPrecondition(dir + " is not a directory");
@@ -181,11 +201,9 @@ Status CheckDir(const std::string& dir) {
   return Status::Ok();
 }
 
-}  // namespace
-
 Result<std::unique_ptr<ReadJournal>> ReadJournal::Create(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus("mkdir " + dir);
-  RETURN_IF_ERROR(CheckDir(dir));
+  RETURN_IF_ERROR(CheckJournalDir(dir));
   std::unique_ptr<ReadJournal> j(new ReadJournal(dir));
   std::lock_guard<std::mutex> lock(j->mu_);
   RETURN_IF_ERROR(j->OpenFile());
@@ -300,7 +318,7 @@ Status ReadJournal::RecoverDead(const std::string& dir,
   {
     struct stat st {};
     if (::lstat(dir.c_str(), &st) != 0 && errno == ENOENT) return Status::Ok();
-    RETURN_IF_ERROR(CheckDir(dir));
+    RETURN_IF_ERROR(CheckJournalDir(dir));
     DIR* d = ::opendir(dir.c_str());
     if (d == nullptr) {
       if (errno == ENOENT) return Status::Ok();
@@ -312,48 +330,74 @@ Status ReadJournal::RecoverDead(const std::string& dir,
     }
     ::closedir(d);
   }
+  if (names.empty()) return Status::Ok();
   std::sort(names.begin(), names.end());
-  Status first_error;
-  for (const std::string& n : names) {
-    const std::string path = dir + "/" + n;
-    int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-      if (errno != ENOENT && first_error.ok()) first_error = ErrnoStatus("open " + path);
-      continue;
-    }
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      // EWOULDBLOCK: a live session's. Anything else is reported, and the file left alone.
-      if (errno != EWOULDBLOCK && first_error.ok()) first_error = ErrnoStatus("lock " + path);
-      ::close(fd);
-      continue;
-    }
-    Status st;
-    Result<std::string> data = ReadAll(fd, path);
-    if (!data.ok()) st = data.status();
+  // Every dead file of a batch, locked (and so kept from another recovery) until it is
+  // removed. A batch is bounded, so that its open files stay well inside RLIMIT_NOFILE.
+  struct Dead {
+    int fd = -1;
+    std::string path;
     std::vector<JournaledRead> reads;
-    size_t pos = 0;
-    while (st.ok() && pos < data->size()) {
-      size_t nl = data->find('\n', pos);
-      if (nl == std::string::npos) {
-        // The last line, without its newline: cut short by a crash mid-write.
-        if (torn != nullptr) ++*torn;
-        break;
+  };
+  Status first_error;
+  for (size_t from = 0; from < names.size(); from += kRecoverBatchFiles) {
+    std::vector<Dead> dead;
+    for (size_t i = from; i < std::min(names.size(), from + kRecoverBatchFiles); ++i) {
+      const std::string path = dir + "/" + names[i];
+      int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0) {
+        if (errno != ENOENT && first_error.ok()) first_error = ErrnoStatus("open " + path);
+        continue;
       }
-      Result<JournaledRead> r = ParseJournalLine(std::string_view(*data).substr(pos, nl - pos));
-      if (r.ok()) {
-        reads.push_back(std::move(*r));
-      } else if (torn != nullptr) {
-        ++*torn;  // a line a power cut left half on disk: nothing to recover from it
+      if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        // EWOULDBLOCK: a live session's. Anything else is reported, and the file left alone.
+        if (errno != EWOULDBLOCK && first_error.ok()) first_error = ErrnoStatus("lock " + path);
+        ::close(fd);
+        continue;
       }
-      pos = nl + 1;
+      Result<std::string> data = ReadAll(fd, path);
+      if (!data.ok()) {
+        if (first_error.ok()) first_error = data.status().Annotate("journal " + path);
+        ::close(fd);
+        continue;
+      }
+      Dead f;
+      f.fd = fd;
+      f.path = path;
+      size_t pos = 0;
+      while (pos < data->size()) {
+        size_t nl = data->find('\n', pos);
+        if (nl == std::string::npos) {
+          // The last line, without its newline: cut short by a crash mid-write.
+          if (torn != nullptr) ++*torn;
+          break;
+        }
+        Result<JournaledRead> r = ParseJournalLine(std::string_view(*data).substr(pos, nl - pos));
+        if (r.ok()) {
+          f.reads.push_back(std::move(*r));
+        } else if (torn != nullptr) {
+          ++*torn;  // a line a power cut left half on disk: nothing to recover from it
+        }
+        pos = nl + 1;
+      }
+      dead.push_back(std::move(f));
     }
-    if (st.ok()) st = ingest(reads);
-    if (st.ok()) {
-      ::unlink(path.c_str());
-    } else if (first_error.ok()) {
-      first_error = st.Annotate("journal " + path);
+    // All at once; if that fails, file by file.
+    bool all_done = false;
+    if (dead.size() > 1) {
+      std::vector<JournaledRead> all;
+      for (const Dead& f : dead) all.insert(all.end(), f.reads.begin(), f.reads.end());
+      all_done = ingest(all).ok();
     }
-    ::close(fd);
+    for (Dead& f : dead) {
+      Status st = all_done ? Status::Ok() : ingest(f.reads);
+      if (st.ok()) {
+        ::unlink(f.path.c_str());
+      } else if (first_error.ok()) {
+        first_error = st.Annotate("journal " + f.path);
+      }
+      ::close(f.fd);
+    }
   }
   return first_error;
 }

@@ -31,16 +31,25 @@
 namespace airlock {
 
 // What a journal line holds: enough to write the action and its `read` event as they would
-// have been written before the call (the effect is the caller's to derive again from
-// args; effect_hash is kept to check it).
+// have been written before the call. An MCP read call's line leaves the effect to the
+// caller to derive again from args (effect_hash is kept to check it); a full line (a
+// command's read, `airlock exec`) holds the whole effect and the result as recorded.
 struct JournaledRead {
-  Action action;          // applied, risk read, result null; effect holds only effect_hash
+  Action action;          // applied, risk read; unless full, result null and effect holds
+                          // only effect_hash
   std::string principal;  // the `read` event's principal
   int64_t at_ms = 0;      // the `read` event's time
+  bool full = false;      // the line held the effect and the result
 };
 
-// One line, without its newline. Cheap: no JSON tree is built; only the arguments are dumped.
-std::string JournalLine(const Action& a, const std::string& principal, int64_t at_ms);
+// The journals hold every read's arguments, and what is in them is written into the chain
+// at the next start: OK only for a directory of this user's that only this user can use.
+Status CheckJournalDir(const std::string& dir);
+
+// One line, without its newline. Cheap: no JSON tree is built; only the arguments (and,
+// when full, the effect and the result) are dumped.
+std::string JournalLine(const Action& a, const std::string& principal, int64_t at_ms,
+                        bool full = false);
 // InvalidArgument for anything that is not a whole line JournalLine could have written.
 Result<JournaledRead> ParseJournalLine(std::string_view line);
 
@@ -66,15 +75,18 @@ class ReadJournal {
   // A half-written line could not be cut back: nothing more is appended to this journal.
   bool broken();
 
-  // The files of dead sessions in `dir`, in name order: each is locked, read and handed
-  // to `ingest` with its whole lines in order; on OK the file is removed. A torn last line
-  // (a crash mid-write; power loss) is skipped and counted in *torn. A file that cannot be
-  // read or ingested is left in place and reported in the returned status, after the others.
+  // The files of dead sessions in `dir`, in name order: each is locked and read, and the
+  // whole lines of them all are handed to `ingest` at once, in order (one store commit for
+  // them all); on OK the files are removed. If that fails, each file is handed over alone,
+  // so that one bad file keeps only its own lines back. A torn last line (a crash
+  // mid-write; power loss) is skipped and counted in *torn. A file that cannot be read or
+  // ingested is left in place and reported in the returned status, after the others.
   static Status RecoverDead(const std::string& dir,
                             const std::function<Status(std::vector<JournaledRead>&)>& ingest,
                             int* torn = nullptr);
 
   static constexpr int64_t kRotateAt = 256 * 1024;
+  static constexpr size_t kRecoverBatchFiles = 256;
 
  private:
   struct File {

@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -226,20 +227,88 @@ TEST_F(ReadJournalTest, RecoveryTakesDeadJournalsInOrderAndLeavesLiveOnesAndFail
         std::vector<std::string> ids;
         for (auto& r : reads) ids.push_back(r.action.id);
         batches.push_back(ids);
-        return ids.front() == "act_b1" ? Status::IoError("store locked") : Status::Ok();
+        return std::find(ids.begin(), ids.end(), "act_b1") != ids.end()
+                   ? Status::IoError("store locked")
+                   : Status::Ok();
       },
       &torn);
   EXPECT_FALSE(st.ok()) << "the failed file is reported";
   EXPECT_NE(st.message().find("200-b.jnl"), std::string::npos) << st.ToString();
-  ASSERT_EQ(batches.size(), 2u) << "the live journal is not read";
-  EXPECT_EQ(batches[0], (std::vector<std::string>{"act_a1", "act_a2"}));
-  EXPECT_EQ(batches[1], std::vector<std::string>{"act_b1"});
+  // All dead files' lines at once; that failed, so each file alone: one bad file keeps back
+  // only its own lines.
+  ASSERT_EQ(batches.size(), 3u) << "the live journal is not read";
+  EXPECT_EQ(batches[0], (std::vector<std::string>{"act_a1", "act_a2", "act_b1"}));
+  EXPECT_EQ(batches[1], (std::vector<std::string>{"act_a1", "act_a2"}));
+  EXPECT_EQ(batches[2], std::vector<std::string>{"act_b1"});
   EXPECT_EQ(torn, 2) << "the garbage line and the torn last line";
   EXPECT_FALSE(fs::exists(dir_ / "100-a.jnl"));
   EXPECT_TRUE(fs::exists(dir_ / "200-b.jnl")) << "kept for the next try";
   EXPECT_TRUE(fs::exists(dir_ / "300-c.new"));
   EXPECT_TRUE(fs::exists((*live)->path()));
   EXPECT_EQ(Files().size(), 2u);
+}
+
+// A command's read (`airlock exec`): the line holds the effect and the result as recorded.
+Action CommandRead(const std::string& id) {
+  Action a;
+  a.id = id;
+  a.created_ms = a.updated_ms = 1700000000123;
+  a.agent = "bot";
+  a.target = "repo";
+  a.kind = "shell";
+  a.args = {{"argv", {"sh", "-c", "grep -r 'foo\n' . </dev/null"}}};
+  a.status = ActionStatus::kApplied;
+  a.risk = Risk::kRead;
+  a.reasons = {"reads only: no file change and no network attempt"};
+  a.effect.kind = "shell";
+  a.effect.extra = {{"exit_code", 1}, {"command", a.args["argv"]}, {"workspace", "/w ✓"}};
+  a.effect.effect_hash = Sha256Hex(id + "effect");
+  a.result = {{"exit_code", 1}, {"signal", 0}, {"stdout_bytes", 0}, {"stderr_bytes", 12}};
+  return a;
+}
+
+TEST_F(ReadJournalTest, AFullLineHoldsTheEffectAndTheResult) {
+  const Action a = CommandRead("act_cmd");
+  const std::string line = JournalLine(a, "agent:bot", 1700000000456, /*full=*/true);
+  EXPECT_EQ(line.find('\n'), std::string::npos) << "one line";
+  auto r = ParseJournalLine(line);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->full);
+  EXPECT_EQ(EffectToJson(r->action.effect), EffectToJson(a.effect));
+  EXPECT_EQ(r->action.result, a.result);
+  EXPECT_EQ(r->action.kind, "shell");
+  EXPECT_EQ(r->action.args, a.args);
+  // A call's line is not full: its effect is derived again, its result comes later.
+  auto call = ParseJournalLine(JournalLine(a, "agent:bot", 1));
+  ASSERT_TRUE(call.ok());
+  EXPECT_FALSE(call->full);
+  EXPECT_TRUE(call->action.result.is_null());
+
+  Json j = Json::parse(line);
+  auto with = [&](const char* key, Json v) {
+    Json k = j;
+    k[key] = std::move(v);
+    return k.dump();
+  };
+  Json other_hash = j["effect"];
+  other_hash["effect_hash"] = Sha256Hex("another");
+  Json bad_files = j["effect"];
+  bad_files["files"] = Json::array({"not an object"});
+  Json bad_count = j["effect"];
+  bad_count["files_changed"] = "many";
+  Json no_result = j;
+  no_result.erase("result");
+  Json no_effect = j;
+  no_effect.erase("effect");
+  for (const std::string& bad :
+       {with("effect", other_hash), with("effect", bad_files), with("effect", bad_count),
+        with("effect", "{}"), with("effect", Json::array()), no_result.dump(), no_effect.dump()}) {
+    auto parsed = ParseJournalLine(bad);
+    EXPECT_FALSE(parsed.ok()) << "accepted: " << bad.substr(0, 300);
+    if (!parsed.ok()) {
+      EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument) << bad;
+    }
+  }
 }
 
 // The journals hold every read's arguments and feed the chain: a directory others could read

@@ -173,6 +173,22 @@ check "traced: the command started after authentication" all [ -n "$(mark 'init:
 check "traced: three processes marked (airlock, the supervisor, init)" [ "$(cut -d' ' -f1 trace.log | sort -u | wc -l)" = 3 ]
 check "traced: the run took the network namespace made early, and the supervisor entered it" all [ -n "$(mark 'sandbox: network namespace made early')" ] -- [ -n "$(mark 'sandbox: network namespace made early taken')" ] -- [ -n "$(mark 'supervisor: network namespace entered')" ] -- [ -z "$(mark 'sandbox: network namespace made')" ]
 check "traced: the record's statements were compiled while init was still building the sandbox" all [ -n "$(mark 'gateway: record statements prepared')" ] -- [ "$(mark 'gateway: record statements prepared')" -gt "$(mark 'sandbox: supervisor forked')" ]
+check "traced: the read's journal was made before the outcome, and the read journaled, not committed" all [ -n "$(mark 'gateway: read journaled')" ] -- [ "$(mark 'gateway: read journal made')" -lt "$(mark 'gateway: dry run')" ] -- [ -z "$(mark 'gateway: read recorded')" ]
+
+# ---- a read's record: a synced journal line, taken into the store by the next command -------
+# The lines waiting in the command journal (up to its first NUL byte).
+jnl() { tr '\0' '\n' < state/airlock.db.journal/commands.log 2>/dev/null | sed '/^$/,$d' | grep -c . ; }
+as_dba pending >/dev/null  # takes in what the commands above left
+check "no line waits after a command that reads the store" [ "$(jnl)" = 0 ]
+run_json out as_agent exec --json --target repo -- grep -c foo README.md
+id=$(jf .id "$out")
+check "a read exec prints its output and is applied" all [ "$RC" -eq 0 ] -- [ "$(jf .status "$out")" = applied ] -- [ "$(jf .result.stdout "$out")" = 2 ]
+check "its record is one line in the command journal" all [ "$(jnl)" = 1 ] -- grep -qa "\"$id\"" state/airlock.db.journal/commands.log
+check "the journal is the user's alone" all [ "$(stat -c %a state/airlock.db.journal)" = 700 ] -- [ "$(stat -c %a state/airlock.db.journal/commands.log)" = 600 ]
+show=$(as_dba show "$id")
+check "show finds the read: the line was taken into the store" all grep -q "applied" <<<"$show" -- [ "$(jnl)" = 0 ]
+events=$(airlock audit log --json --action "$id")
+check "its one event, read, by the agent at the time it ran, is in the chain, which verifies" all airlock audit verify -- [ "$(wc -l <<<"$events")" = 1 ] -- [ "$(jf .event "$events")" = read ] -- [ "$(jf .principal "$events")" = agent:dev-bot ] -- [ "$(jf .at_ms "$events")" -ge "$(jf .created_ms "$out")" ]
 check "traced without AIRLOCK_TRACE_CPU: no line carries a thread's CPU time" [ "$(grep -c $'\t' trace.log)" = 0 ]
 rm -f trace.log
 # With AIRLOCK_TRACE_CPU, every line ends with "<tab><tid> <cpu µs>": each thread's CPU time
