@@ -2136,22 +2136,25 @@ Status WriteJournaledReads(Store& store, std::vector<JournaledRead>& reads) {
       e.principal = r.principal;
       e.event = "read";
       e.at_ms = r.at_ms;
-      Json payload = DecisionPayload(a);
-      // A command's line is its record by design; a call's was to be followed by one.
-      if (!command) {
-        payload["recovered"] =
-            "from the read journal of a session that ended before "
-            "writing this record";
-      }
-      if (a.effect.effect_hash != hash) payload["journaled_effect_hash"] = hash;
-      e.canonical_payload = CanonicalJson(payload);
       if (command) {
-        // Straight into actions and the chain, as FinishRead's commit would have: the
-        // staged table is for records made while others are (mcp stdio).
-        RETURN_IF_ERROR(t.InsertAction(a));
+        // A command's line is its record by design: straight into actions and the chain, as
+        // FinishRead's commit would have made it (the staged table is for records made
+        // while others are: mcp stdio). The row's body and the event's payload are written
+        // as text from the action in one pass, as SubmitReadPrepared writes them.
+        std::string body;
+        ActionJsonTexts(a, {{IsDecisionPayloadKey, nullptr, &e.canonical_payload},
+                            {IsStoredBodyKey, nullptr, &body}});
+        AddWouldStatus(a, &e.canonical_payload);
+        RETURN_IF_ERROR(t.InsertAction(a, body));
         RETURN_IF_ERROR(t.AppendAudit(std::move(e)).status());
         continue;
       }
+      Json payload = DecisionPayload(a);
+      payload["recovered"] =
+          "from the read journal of a session that ended before "
+          "writing this record";
+      if (a.effect.effect_hash != hash) payload["journaled_effect_hash"] = hash;
+      e.canonical_payload = CanonicalJson(payload);
       Status staged = t.StageRecord(a, e);
       if (staged.code() == StatusCode::kFailedPrecondition) continue;  // already staged
       RETURN_IF_ERROR(staged);
