@@ -1098,14 +1098,17 @@ class CommandJournalTest : public ::testing::Test {
   void TearDown() override {
     if (!dir_.empty()) fs::remove_all(dir_);
   }
-  // One command as `airlock exec` runs it: its own gateway, opened and closed.
+  // One command as `airlock exec` runs it: its own gateway, opened and closed, its sandbox
+  // built (forked) before the store opens.
   Action Exec(std::vector<std::string> argv, bool journal = true) {
     GatewayOptions o;
     o.journal_reads = journal;
+    o.prestart_target = "box";
+    o.prestart_args = {{"argv", argv}};
     auto g = Gateway::Open(policy_, o);
     EXPECT_TRUE(g.ok()) << g.status().ToString();
     if (!g.ok()) return {};
-    Outcome out = (*g)->Submit(std::string("agent-token"), {"box", "shell", {{"argv", argv}}});
+    Outcome out = (*g)->Submit(std::string("agent-token"), {"box", "shell", o.prestart_args});
     EXPECT_TRUE(out.status.ok()) << out.status.ToString();
     return out.action.value_or(Action{});
   }
