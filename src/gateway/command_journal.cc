@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -93,15 +94,15 @@ Result<std::unique_ptr<CommandJournal>> CommandJournal::Open(const std::string& 
   const std::string path = dir + "/" + kFileName;
   int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0 && errno == ENOENT) {
-    // Made under a temporary name, as zeros, synced, then renamed into place and the
-    // directory synced: no process ever sees the file shorter than kBytes.
+    // Made under a temporary name, as zeros, synced, then linked into place (never over a
+    // file another command made meanwhile) and the directory synced: no process ever sees
+    // the file shorter than kBytes.
     const std::string tmp = path + ".new." + RandomHex(8);
     int t = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (t < 0) return ErrnoStatus("create " + tmp);
     const std::string zeros(kBytes, '\0');
     Status st = PwriteAll(t, zeros.data(), zeros.size(), 0, tmp);
     if (st.ok() && ::fdatasync(t) != 0) st = ErrnoStatus("fdatasync " + tmp);
-    // Another command may have made it meanwhile: link(2) refuses to replace it.
     if (st.ok() && ::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST) {
       st = ErrnoStatus("link " + path);
     }
@@ -166,25 +167,11 @@ Status CommandJournal::Take(const std::string& dir,
   ASSIGN_OR_RETURN(FileLock lock, FileLock::Take(fd, path));
   ASSIGN_OR_RETURN(std::string used, ReadUsed(fd, path));
   if (used.empty()) return Status::Ok();
-  size_t lines = 0;
-  for (char c : used) lines += c == '\n' ? 1 : 0;
-  if (lines < min_lines) return Status::Ok();
-  std::vector<JournaledRead> reads;
-  size_t pos = 0;
-  while (pos < used.size()) {
-    const size_t nl = used.find('\n', pos);
-    if (nl == std::string::npos) {
-      if (torn != nullptr) ++*torn;  // cut short by a crash mid-write: overwritten later
-      break;
-    }
-    Result<JournaledRead> r = ParseJournalLine(std::string_view(used).substr(pos, nl - pos));
-    if (r.ok()) {
-      reads.push_back(std::move(*r));
-    } else if (torn != nullptr) {
-      ++*torn;
-    }
-    pos = nl + 1;
+  if (static_cast<size_t>(std::count(used.begin(), used.end(), '\n')) < min_lines) {
+    return Status::Ok();
   }
+  // A last line cut short is counted torn, and overwritten by the next line if not taken.
+  std::vector<JournaledRead> reads = ParseJournalLines(used, torn);
   if (!reads.empty()) RETURN_IF_ERROR(ingest(reads).Annotate("the command journal " + path));
   // Taken: zeros over the used part (no sync: see the file comment).
   const std::string zeros(used.size(), '\0');

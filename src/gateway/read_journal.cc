@@ -190,6 +190,27 @@ Result<JournaledRead> ParseJournalLine(std::string_view line) {
   return r;
 }
 
+std::vector<JournaledRead> ParseJournalLines(std::string_view data, int* torn) {
+  std::vector<JournaledRead> reads;
+  size_t pos = 0;
+  while (pos < data.size()) {
+    const size_t nl = data.find('\n', pos);
+    if (nl == std::string_view::npos) {
+      // The last line, without its newline: cut short by a crash mid-write.
+      if (torn != nullptr) ++*torn;
+      break;
+    }
+    Result<JournaledRead> r = ParseJournalLine(data.substr(pos, nl - pos));
+    if (r.ok()) {
+      reads.push_back(std::move(*r));
+    } else if (torn != nullptr) {
+      ++*torn;  // a line a power cut left half on disk: nothing to recover from it
+    }
+    pos = nl + 1;
+  }
+  return reads;
+}
+
 // A directory someone else could read or write is not used.
 Status CheckJournalDir(const std::string& dir) {
   struct stat st {};
@@ -364,22 +385,7 @@ Status ReadJournal::RecoverDead(const std::string& dir,
       Dead f;
       f.fd = fd;
       f.path = path;
-      size_t pos = 0;
-      while (pos < data->size()) {
-        size_t nl = data->find('\n', pos);
-        if (nl == std::string::npos) {
-          // The last line, without its newline: cut short by a crash mid-write.
-          if (torn != nullptr) ++*torn;
-          break;
-        }
-        Result<JournaledRead> r = ParseJournalLine(std::string_view(*data).substr(pos, nl - pos));
-        if (r.ok()) {
-          f.reads.push_back(std::move(*r));
-        } else if (torn != nullptr) {
-          ++*torn;  // a line a power cut left half on disk: nothing to recover from it
-        }
-        pos = nl + 1;
-      }
+      f.reads = ParseJournalLines(*data, torn);
       dead.push_back(std::move(f));
     }
     // All at once; if that fails, file by file.

@@ -52,6 +52,9 @@ std::string JournalLine(const Action& a, const std::string& principal, int64_t a
                         bool full = false);
 // InvalidArgument for anything that is not a whole line JournalLine could have written.
 Result<JournaledRead> ParseJournalLine(std::string_view line);
+// The whole lines of `data`, in order: one that does not parse, and a last one without its
+// newline (cut short by a crash mid-write), are skipped and counted in *torn (if given).
+std::vector<JournaledRead> ParseJournalLines(std::string_view data, int* torn);
 
 class ReadJournal {
  public:
