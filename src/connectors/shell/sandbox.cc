@@ -1361,7 +1361,9 @@ bool PreparedRun::Alive() const {
   const State& st = *state_;
   if (st.ran || st.finished || st.start.get() < 0) return false;
   // init holds the other end of "start" until it exits: a hang-up means it is gone (a
-  // failed setup step, a kill).
+  // failed setup step, a kill). Its files are released last in its exit, after its
+  // namespaces: an init killed just before this look passes it, and the command then
+  // "runs" in a sandbox that is going, and is reported killed by that signal.
   pollfd pfd = {st.start.get(), 0, 0};
   return PollNow(&pfd) == 0;
 }

@@ -56,6 +56,15 @@ std::string StandbyNetns(pid_t main_tid, const std::set<pid_t>& old, pid_t* init
   return "";
 }
 
+// Whether `pid` has exited: gone, or a zombie (its state, after the name in parentheses, is
+// Z or X).
+bool HasExited(pid_t pid) {
+  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return true;
+  return stat[paren + 2] == 'Z' || stat[paren + 2] == 'X';
+}
+
 class StandbyTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -183,9 +192,13 @@ TEST_F(StandbyTest, ASandboxBuiltAheadWhoseInitDiedIsNotUsed) {
   ASSERT_FALSE(standby.empty());
   ASSERT_GT(init, 0);
   ASSERT_EQ(::kill(init, SIGKILL), 0);
-  for (int i = 0; i < 500 && fs::exists("/proc/" + std::to_string(init) + "/ns/net"); ++i) {
+  // Until init has wholly exited: its namespaces go before its files are released (the
+  // last fput runs as task work after them), and only that release is the hang-up the
+  // connector sees. A take racing with it would run the command in the dying sandbox.
+  for (int i = 0; i < 500 && !HasExited(init); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  ASSERT_TRUE(HasExited(init));
   EXPECT_EQ(Sh("echo ran"), "ran\n") << "the command's result: " << last_.result.dump();
   EXPECT_NE(last_netns_, standby);
 }
