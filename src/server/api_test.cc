@@ -424,6 +424,26 @@ TEST_F(ApiTest, TheEventStreamResumesAfterLastEventId) {
   EXPECT_EQ(Call("GET", "/v1/events?after=-3", kDba).status, 400);
 }
 
+TEST_F(ApiTest, AResumePointPastTheChainsHeadStartsAtTheHead) {
+  // A client says it saw up to seq 50 of a chain that holds a few events (an id from a
+  // replaced store).
+  const std::string before = Submit(kBot, "SELECT 1").json["id"];
+  Answer s = Call("GET", "/v1/events", kDba, "", "", {{"last-event-id", "50"}});
+  ASSERT_TRUE(s.reply.stream);
+  CollectingSink sink;
+  std::thread t([&] { s.reply.stream(sink); });
+  // Taken at its word, the client would not see the next events.
+  const std::string id = Submit(kBot, "UPDATE users SET name = 'w' WHERE id = 6").json["id"];
+  for (int i = 0; i < 500 && sink.Sent().find(id) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  sink.stop = true;
+  t.join();
+  EXPECT_NE(sink.Sent().find(id), std::string::npos) << sink.Sent();
+  EXPECT_EQ(sink.Sent().find(before), std::string::npos)
+      << "nothing up to the head is replayed: " << sink.Sent();
+}
+
 TEST_F(ApiTest, EventStreamsAreCapped) {
   ApiOptions o;
   o.max_streams = 1;

@@ -147,6 +147,29 @@ async function actionStatus(id) {
   return r.json.status;
 }
 
+// The seq of the audit chain's last event.
+async function auditHead() {
+  let after = 0;
+  for (;;) {
+    const r = await call(DBA, 'GET', `/v1/audit?after=${after}&limit=10000`);
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    if (r.json.next_after === after) return after;
+    after = r.json.next_after;
+  }
+}
+
+// Polls fn until it returns something truthy (Playwright's waits cannot look back at what
+// already happened).
+async function until(fn, what) {
+  const deadline = Date.now() + WAIT;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 // ---- the page ------------------------------------------------------------------------------
 
 // A fresh browser context (its own sessionStorage) watching for anything that would mean
@@ -248,6 +271,11 @@ test('sign-in: bad and agent tokens are refused, the token stays in a header, si
 
 test('live stream: a dropped /v1/events is reopened with Last-Event-ID and updates keep coming', { timeout: TEST_TIMEOUT }, async () => {
   const { context, page, watch } = await openPage();
+  const requests = [];
+  page.on('request', (r) => requests.push(r));
+  // The dropped stream's last event is the chain's real head: the reopened stream resumes
+  // after it (a resume point past the head would be moved back to it by the server).
+  const head = await auditHead();
   let dropped = false;
   await page.route('**/v1/events*', async (route) => {
     if (dropped) {
@@ -259,16 +287,20 @@ test('live stream: a dropped /v1/events is reopened with Last-Event-ID and updat
     await route.fulfill({
       status: 200,
       headers: { 'Content-Type': 'text/event-stream' },
-      body: ': keep-alive\n\nid: 3\nevent: pending\ndata: {"seq":3,"event":"pending"}\n\n',
+      body: `: keep-alive\n\nid: ${head}\nevent: pending\ndata: {"seq":${head},"event":"pending"}\n\n`,
     });
   });
-  const resumed = page.waitForRequest((r) => r.url().endsWith('/v1/events') && r.headers()['last-event-id'] === '3');
+  const resumed = page.waitForRequest((r) => r.url().endsWith('/v1/events') && r.headers()['last-event-id'] === String(head));
   await signIn(page, DBA, 'oncall-dba');
   const req = await resumed;
   assert.equal(req.headers().authorization, `Bearer ${DBA}`);
   await page.locator('#live.live-live').waitFor();
+  // Once live again, the page reloads the queue (for what it missed while down). The action
+  // is submitted after that reload has its answer, so only the stream can bring it.
+  const reload = await until(() => requests.slice(requests.indexOf(req) + 1)
+    .find((r) => r.url().includes('/v1/actions?status=pending')), 'the queue is reloaded once live');
+  assert.ok(await reload.response(), 'the reload was answered');
 
-  // The reopened stream (the real server's) brings a new action into the queue.
   const action = await submitPending({ target: 'crm-db', sql: 'UPDATE users SET balance_cents = 5 WHERE id=5' }, 'high');
   const c = card(page, action.id);
   await c.waitFor();
