@@ -105,6 +105,11 @@ start_server() {
   echo "shell_peers: airlock serve did not start; see $dir/serve.log" >&2
   exit 1
 }
+# airlock's code in 2 MiB pages, as its link left it (tools/hugetext.cc; README, Design): a
+# page cache dropped since (drop_caches, memory pressure) holds it in 4 KiB pages again, and
+# every command then faults it in 16 pages at a time. Read back here, before any airlock
+# process of this run maps it (mapped pages cannot be dropped); it says how much it got.
+if [[ $PEERS_ONLY != 1 && -x "$BUILD/hugetext" ]]; then "$BUILD/hugetext" "$BUILD/airlock" || true; fi
 if [[ ${#specs[@]} -eq 0 ]]; then
   specs+=("bwrap=bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc true")
   if [[ $PEERS_ONLY != 1 ]]; then
