@@ -14,29 +14,13 @@
 #include <vector>
 
 #include "core/hash.h"
+#include "gateway/journal_test_util.h"
 
 namespace airlock {
 namespace {
 
 namespace fs = std::filesystem;
-
-Action CommandRead(const std::string& id) {
-  Action a;
-  a.id = id;
-  a.created_ms = a.updated_ms = 1700000000123;
-  a.agent = "bot";
-  a.target = "repo";
-  a.kind = "shell";
-  a.args = {{"argv", {"grep", "-r", "foo", "."}}};
-  a.status = ActionStatus::kApplied;
-  a.risk = Risk::kRead;
-  a.reasons = {"reads only"};
-  a.effect.kind = "shell";
-  a.effect.extra = {{"exit_code", 0}};
-  a.effect.effect_hash = Sha256Hex(id);
-  a.result = {{"exit_code", 0}, {"stdout_bytes", 4}};
-  return a;
-}
+using test::CommandRead;
 
 std::string Line(const std::string& id) {
   return JournalLine(CommandRead(id), "agent:bot", 42, /*full=*/true);

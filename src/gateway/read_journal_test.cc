@@ -15,11 +15,13 @@
 
 #include "core/hash.h"
 #include "core/json.h"
+#include "gateway/journal_test_util.h"
 
 namespace airlock {
 namespace {
 
 namespace fs = std::filesystem;
+using test::CommandRead;
 
 Action ReadAction(const std::string& id, const std::string& message) {
   Action a;
@@ -246,25 +248,6 @@ TEST_F(ReadJournalTest, RecoveryTakesDeadJournalsInOrderAndLeavesLiveOnesAndFail
   EXPECT_TRUE(fs::exists(dir_ / "300-c.new"));
   EXPECT_TRUE(fs::exists((*live)->path()));
   EXPECT_EQ(Files().size(), 2u);
-}
-
-// A command's read (`airlock exec`): the line holds the effect and the result as recorded.
-Action CommandRead(const std::string& id) {
-  Action a;
-  a.id = id;
-  a.created_ms = a.updated_ms = 1700000000123;
-  a.agent = "bot";
-  a.target = "repo";
-  a.kind = "shell";
-  a.args = {{"argv", {"sh", "-c", "grep -r 'foo\n' . </dev/null"}}};
-  a.status = ActionStatus::kApplied;
-  a.risk = Risk::kRead;
-  a.reasons = {"reads only: no file change and no network attempt"};
-  a.effect.kind = "shell";
-  a.effect.extra = {{"exit_code", 1}, {"command", a.args["argv"]}, {"workspace", "/w ✓"}};
-  a.effect.effect_hash = Sha256Hex(id + "effect");
-  a.result = {{"exit_code", 1}, {"signal", 0}, {"stdout_bytes", 0}, {"stderr_bytes", 12}};
-  return a;
 }
 
 TEST_F(ReadJournalTest, AFullLineHoldsTheEffectAndTheResult) {

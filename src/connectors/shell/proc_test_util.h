@@ -1,5 +1,6 @@
-// What the sandbox tests read of processes and files on the host: whole files, and the
-// children a thread or a process forked (/proc/PID/task/TID/children).
+// What the sandbox tests read of processes and files on the host: whole files, the
+// children a thread or a process forked (/proc/PID/task/TID/children), and whether a
+// process has exited.
 #pragma once
 
 #include <sys/types.h>
@@ -34,6 +35,16 @@ inline std::vector<pid_t> ChildrenOf(pid_t pid, pid_t tid) {
 // The children of a single-threaded process (a supervisor, an init).
 inline std::vector<pid_t> ChildrenOf(pid_t pid) {
   return ChildrenOf(pid, pid);
+}
+
+// Whether `pid` has wholly exited: gone, or a zombie (its state, after the name in
+// parentheses, is Z or X). An exiting process drops its namespaces before its files are
+// released, so a gone /proc/PID/ns entry does not mean this yet.
+inline bool HasExited(pid_t pid) {
+  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return true;
+  return stat[paren + 2] == 'Z' || stat[paren + 2] == 'X';
 }
 
 }  // namespace airlock::shell::test

@@ -33,6 +33,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::ChildrenOf;
+using test::HasExited;
 using test::ReadFile;
 using test::WriteFile;
 
@@ -1230,12 +1231,7 @@ TEST_F(SandboxTest, AnInitWhoseSupervisorDiedBeforeItsPrctlEndsByItself) {
   ::usleep(50 * 1000);
   WriteFile(f.cgroup + "/cgroup.freeze", "0");
   // init now has no parent-death signal and no supervisor: only the go pipe can tell it.
-  auto gone = [&] {
-    const std::string stat = ReadFile("/proc/" + std::to_string(init) + "/stat");
-    const size_t paren = stat.rfind(')');
-    return stat.empty() ||
-           (paren != std::string::npos && stat.size() > paren + 2 && stat[paren + 2] == 'Z');
-  };
+  auto gone = [&] { return HasExited(init); };
   const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!gone() && std::chrono::steady_clock::now() < limit) ::usleep(10 * 1000);
   EXPECT_TRUE(gone()) << "init went on without its supervisor and waits for a start";

@@ -24,6 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using shell::test::ChildrenOf;
+using shell::test::HasExited;
 using shell::test::ReadFile;
 using shell::test::WriteFile;
 
@@ -54,15 +55,6 @@ std::string StandbyNetns(pid_t main_tid, const std::set<pid_t>& old, pid_t* init
     }
   }
   return "";
-}
-
-// Whether `pid` has exited: gone, or a zombie (its state, after the name in parentheses, is
-// Z or X).
-bool HasExited(pid_t pid) {
-  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  const size_t paren = stat.rfind(')');
-  if (paren == std::string::npos || paren + 2 >= stat.size()) return true;
-  return stat[paren + 2] == 'Z' || stat[paren + 2] == 'X';
 }
 
 class StandbyTest : public ::testing::Test {
