@@ -43,6 +43,7 @@
 #include "connectors/shell/mount.h"
 #include "connectors/shell/net.h"
 #include "connectors/shell/seccomp.h"
+#include "core/cpu_placement.h"
 #include "core/trace.h"
 
 extern char** environ;
@@ -1436,6 +1437,7 @@ void MakeNetworkNamespaceEarly() {
     e.maker = std::jthread([fd = std::move(pair->write)] {
       MakeAndSendNetwork(fd.get(), "sandbox: network namespace made early");
     });
+    (void)PlaceAwayFromCaller(e.maker.native_handle());
   } catch (const std::system_error&) {
     return;  // no thread: the run makes its own
   }
@@ -1475,6 +1477,7 @@ Result<std::unique_ptr<PreparedRun>> PreparedRun::Prepare(const SandboxSpec& spe
       net_maker = std::jthread([fd = std::move(net.write)] {
         MakeAndSendNetwork(fd.get(), "sandbox: network namespace made");
       });
+      (void)PlaceAwayFromCaller(net_maker.native_handle());
     } catch (const std::system_error&) {
       net = Pipe{};  // no thread (at a limit of threads): init gets one at clone, as before
     }

@@ -18,6 +18,7 @@
 #include "connectors/shell/layer.h"
 #include "connectors/shell/layer_fs.h"
 #include "connectors/shell/sandbox.h"
+#include "core/cpu_placement.h"
 #include "core/glob.h"
 #include "core/hash.h"
 #include "core/json.h"
@@ -504,6 +505,8 @@ class ShellConnector : public Connector {
     std::lock_guard<std::mutex> lock(teardown_mu_);
     if (teardown_.joinable()) teardown_.join();
     teardown_ = std::thread([s = std::move(sandbox)]() mutable { s.reset(); });
+    // Beside the caller's record of the action, not in turns with it on one core.
+    (void)PlaceAwayFromCaller(teardown_.native_handle());
   }
 
   // What the mounts of a sandbox built now would stand on: the workspace (the overlay's
