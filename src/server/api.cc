@@ -731,19 +731,21 @@ Reply Api::Events(const Call& c) {
     after = ParseInt(resume);
     if (!after || *after < 0)
       return Now(BadRequest("'after' / Last-Event-ID must be a seq number"));
-    // A resume point past the chain's head was not seen on this chain (the store was
-    // replaced, or the id came from elsewhere). Taken as given, it would silently drop the
-    // next events up to it; the stream starts at the head instead. The chain only grows, so
-    // the head read here can only be behind the one the hub publishes to.
-    auto head = gateway_.AuditHeadNow();
-    if (!head.ok()) return Now(StatusResponse(head.status()));
-    if (*after > head->seq) after = head->seq;
   }
   auto slot = Slot::Take(streams_, options_.max_streams);
   if (!slot) {
     return Now(ErrorResponse(503, "too_many_streams",
                              "more than " + std::to_string(options_.max_streams) +
                                  " event streams are open; try again later"));
+  }
+  if (after) {
+    // A resume point past the chain's head was not seen on this chain (the store was
+    // replaced, or the id came from elsewhere). Taken as given, it would silently drop the
+    // next events up to it; the stream starts at the head instead. Every event appended
+    // after this read has a higher seq, so none is lost.
+    auto head = gateway_.AuditHeadNow();
+    if (!head.ok()) return Now(StatusResponse(head.status()));
+    if (*after > head->seq) after = head->seq;
   }
   std::function<bool(const HubEvent&)> filter = [](const HubEvent&) { return true; };
   if (c.who.role != Principal::Role::kApprover) {

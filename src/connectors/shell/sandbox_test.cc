@@ -1231,11 +1231,10 @@ TEST_F(SandboxTest, AnInitWhoseSupervisorDiedBeforeItsPrctlEndsByItself) {
   ::usleep(50 * 1000);
   WriteFile(f.cgroup + "/cgroup.freeze", "0");
   // init now has no parent-death signal and no supervisor: only the go pipe can tell it.
-  auto gone = [&] { return HasExited(init); };
   const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!gone() && std::chrono::steady_clock::now() < limit) ::usleep(10 * 1000);
-  EXPECT_TRUE(gone()) << "init went on without its supervisor and waits for a start";
-  if (!gone()) WriteFile(f.cgroup + "/cgroup.kill", "1");  // lets the test end
+  while (!HasExited(init) && std::chrono::steady_clock::now() < limit) ::usleep(10 * 1000);
+  EXPECT_TRUE(HasExited(init)) << "init went on without its supervisor and waits for a start";
+  if (!HasExited(init)) WriteFile(f.cgroup + "/cgroup.kill", "1");  // lets the test end
   f.run.reset();
   EXPECT_TRUE(HostProcessesMatching("echo y > g").empty());
   EXPECT_TRUE(OurCgroups().empty());
