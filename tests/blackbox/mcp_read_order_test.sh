@@ -93,16 +93,23 @@ for _ in $(seq 1 600); do
   grep -q "paused at mcp_read_sent" "$T/mcp.err" 2>/dev/null && break
   sleep 0.1
 done
-(echo "BEGIN IMMEDIATE;"; sleep 30; echo "ROLLBACK;") | sqlite3 "$STORE" &
+# The holder waits for the lock (.timeout): the probe below takes it for an instant too, and
+# a holder that gave up on meeting it there would leave the store unlocked.
+(echo ".timeout 20000"; echo "BEGIN IMMEDIATE;"; echo "SELECT 'holding';"; sleep 30
+ echo "ROLLBACK;") | sqlite3 "$STORE" > "$T/holder.out" 2>&1 &
 holder=$!
+locked=no
 for _ in $(seq 1 100); do
-  sqlite3 -cmd ".timeout 0" "$STORE" "BEGIN IMMEDIATE; ROLLBACK;" >/dev/null 2>&1 || break
+  if ! sqlite3 -cmd ".timeout 0" "$STORE" "BEGIN IMMEDIATE; ROLLBACK;" >/dev/null 2>&1; then
+    grep -q holding "$T/holder.out" && { locked=yes; break; }
+  fi
   sleep 0.1
 done
 wait "$client"
 out=$(cat "$T/locked.json")
 checkd "airlock paused with the request sent, and the store's write lock was taken meanwhile" \
-  "$(tail -3 "$T/mcp.err")" grep -q "paused at mcp_read_sent" "$T/mcp.err"
+  "locked=$locked; $(cat "$T/holder.out"); $(tail -3 "$T/mcp.err")" \
+  bash -c '[ "$1" = yes ] && grep -q "paused at mcp_read_sent" "$2"' _ "$locked" "$T/mcp.err"
 checkd "with the store locked, the journaled call is answered" "$out" \
   jqe '.call.ok == true and .call.result.content[0].text == "Echo: order locked"' "$out"
 # Its store write waits for the lock, after the reply, until the client's end stops the
