@@ -148,8 +148,10 @@ TEST(ElasticPoolTest, DestructionDropsWhatHasNotStarted) {
     ASSERT_TRUE(gate.WaitForWaiters(1));
     for (int i = 0; i < 5; ++i) pool.Post([&ran, held] { ++ran; });
     EXPECT_EQ(held.use_count(), 6);
+    // Opened once the pool's destruction has surely begun (it begins right after this; a
+    // second leaves room for a main thread that waits for a CPU meanwhile).
     opener = std::jthread([&gate] {
-      std::this_thread::sleep_for(50ms);
+      std::this_thread::sleep_for(1s);
       gate.Open();
     });
   }

@@ -168,7 +168,7 @@ checkd "a server that never answers is cut off by the target's timeout: failed (
 AIRLOCK_TOKEN=$DBA_TOKEN "$AIRLOCK_BIN" serve --listen 127.0.0.1:0 >"$T/serve.out" 2>"$T/serve.err" &
 SERVE_PID=$!
 trap 'kill $SERVER_PID $SERVE_PID 2>/dev/null; rm -rf "$T"' EXIT
-for _ in $(seq 100); do grep -qo 'http://127.0.0.1:[0-9]*' "$T/serve.out" "$T/serve.err" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do grep -qo 'http://127.0.0.1:[0-9]*' "$T/serve.out" "$T/serve.err" 2>/dev/null && break; sleep 0.1; done
 URL=$(grep -ho 'http://127.0.0.1:[0-9]*' "$T/serve.out" "$T/serve.err" | head -1)
 run_json out as_agent --server "$URL" --json http --target api POST /v1/messages --json '{"recipients":["r@x.com"]}'
 checkd "over the API (--server) a POST is sent like locally" "$out" \

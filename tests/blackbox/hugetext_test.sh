@@ -47,7 +47,7 @@ if [ "${huge_kib:-0}" -gt 0 ]; then
   # Until the command ends: its code is mapped as it runs, and a slow start (a sanitizer's
   # set-up) may not have run any of it at the first look.
   pmd=""
-  for _ in $(seq 1 60); do
+  for _ in $(seq 1 600); do
     now=$(awk '/ r-xp .*airlock-copy$/ { inside = 1; next } inside && /^FilePmdMapped:/ { print $2; exit }' "/proc/$cli/smaps" 2>/dev/null)
     [ -n "$now" ] && pmd=$now
     [ "${pmd:-0}" -ge 2048 ] && break

@@ -160,7 +160,7 @@ mail_policy
 "$AIRLOCK_BIN" serve --listen 127.0.0.1:0 2>"$T/serve.log" &
 SERVE_PID=$!
 PORT=""
-for _ in $(seq 100); do
+for _ in $(seq 300); do
   PORT=$(sed -n 's|^airlock: serving http://127\.0\.0\.1:\([0-9]*\) (policy .*)$|\1|p' "$T/serve.log")
   [ -n "$PORT" ] && break
   sleep 0.1
@@ -177,7 +177,7 @@ check "nor does the server's log hold the secret" bash -c "! grep -qF -- '$SECRE
 # ---- the scenario over the API: 1,000 sends, the breaker trips, a notification fires -----------
 node "$SRC/tests/blackbox/serve_client.js" receive 0 > "$T/hooks" &
 RECEIVER=$!
-for _ in $(seq 100); do grep -q port "$T/hooks" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q port "$T/hooks" 2>/dev/null && break; sleep 0.1; done
 HOOK_PORT=$(head -1 "$T/hooks" | jq -r .port)
 sed -e 's|^store: .*|store: ./loop-state/airlock.db|' "$T/airlock.yaml" > "$T/loop.yaml"
 cat >> "$T/loop.yaml" <<YAML
@@ -189,7 +189,7 @@ YAML
 "$AIRLOCK_BIN" --config "$T/loop.yaml" serve --listen 127.0.0.1:0 2>"$T/loop-serve.log" &
 LOOP_PID=$!
 LPORT=""
-for _ in $(seq 100); do
+for _ in $(seq 300); do
   LPORT=$(sed -n 's|^airlock: serving http://127\.0\.0\.1:\([0-9]*\) (policy .*)$|\1|p' "$T/loop-serve.log")
   [ -n "$LPORT" ] && break
   sleep 0.1

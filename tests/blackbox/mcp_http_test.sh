@@ -215,7 +215,8 @@ UPSTREAMS=$(pgrep -P "$PID" | tr '\n' ' ')
 kill -TERM "$PID"; wait "$PID"
 rc=$?
 alive() { local p; for p in $UPSTREAMS; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
-sleep 0.5
+gone() { ! alive; }
+poll 10 gone || true  # reaped once their parent-death signal has been taken
 checkd "serve exits 0 on SIGTERM with an MCP session open, and its upstream is gone" \
   "exit $rc; upstreams: $UPSTREAMS" all [ "$rc" -eq 0 ] -- [ -n "$UPSTREAMS" ] -- eval '! alive'
 if [ "$FAILED" -gt 0 ]; then

@@ -62,11 +62,14 @@ YAML
 
 # start_everything_http: server-everything's own streamable HTTP server on a free port of
 # 127.0.0.1, for `url:` upstreams. Sets EPORT and EVERYTHING_PID (the caller stops it) and
-# waits until it listens (10 s at most; its output is in $T/everything-http.log).
+# waits until it listens (30 s at most; its output is in $T/everything-http.log); returns 1
+# if it never did.
 start_everything_http() {
   EPORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
   (PORT=$EPORT exec node "$EVERYTHING" streamableHttp >"$T/everything-http.log" 2>&1) &
   EVERYTHING_PID=$!
   local i
-  for i in $(seq 1 100); do grep -q "listening" "$T/everything-http.log" 2>/dev/null && break; sleep 0.1; done
+  for i in $(seq 1 300); do grep -q "listening" "$T/everything-http.log" 2>/dev/null && return 0; sleep 0.1; done
+  echo "# server-everything did not listen on $EPORT in 30 s: $(tail -5 "$T/everything-http.log")"
+  return 1
 }

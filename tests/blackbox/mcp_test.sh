@@ -176,7 +176,7 @@ done
 
 # ---- protocol robustness (raw lines) --------------------------------------------------------
 out=$(AIRLOCK_TOKEN=$MAIL_TOKEN timeout 240 node "$MCP/raw.mjs" --bin "$AIRLOCK_BIN" --config "$P" \
-  --server mail --stderr "$T/mcp.err" --wait 5000 \
+  --server mail --stderr "$T/mcp.err" --wait 30000 \
   'this is not json' \
   '{"jsonrpc":"2.0","id":1,"method":"ping"}' \
   '[{"jsonrpc":"2.0","id":2,"method":"ping"}]' \

@@ -27,7 +27,7 @@ SECRET="s3cret-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   exec node "$MCP/auth_gate.mjs" >"$T/gate.out" 2>&1) &
 GATE_PID=$!
 trap 'kill "$EVERYTHING_PID" "$GATE_PID" 2>/dev/null; rm -rf "$T"' EXIT
-for i in $(seq 1 100); do grep -q "listening" "$T/gate.out" 2>/dev/null && break; sleep 0.1; done
+for i in $(seq 1 300); do grep -q "listening" "$T/gate.out" 2>/dev/null && break; sleep 0.1; done
 GPORT=$(sed -n 's/^listening //p' "$T/gate.out")
 checkd "the gate and server-everything are up" "$(cat "$T/gate.out" "$T/everything-http.log" 2>&1 | tail -5)" \
   [ -n "$GPORT" ]

@@ -60,8 +60,15 @@ ok "two airlock serve instances share the store (ports $PA and $PB)"
 UA="http://127.0.0.1:$PA"; UB="http://127.0.0.1:$PB"
 
 # Events on B while A takes the submission.
+# Both must be ready first: the stream (its first keep-alive comes once it is subscribed) and
+# both instances' LISTEN connections, opened on a thread of their own after the start.
 curl -sN -H "Authorization: Bearer $DBA_TOKEN" "$UB/v1/events" >"$T/events-b.txt" 2>/dev/null &
-sleep 0.5
+stream_open() { grep -q '^: keep-alive' "$T/events-b.txt"; }
+listening() {
+  [ "$(pg_sql app "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN airlock_store'")" -ge 2 ]
+}
+poll 20 stream_open || true
+poll 20 listening || true
 run_json out as_agent --server "$UA" --json sql --target app-db "DELETE FROM users"
 ID=$(jf .id "$out")
 check "a critical action submitted on A is pending (quorum 2)" \
@@ -109,11 +116,16 @@ for i in $(seq 0 9); do
 done
 check "ten high actions wait for two approvals (exit:status of each:$submitted)" \
   test "$(pg_sql app "SELECT count(*) FROM airlock_store.actions WHERE status = 'pending' AND body::text <> ''")" = 10
+VOTERS=()
 for id in "${IDS[@]}"; do
   as_dba --server "$UA" --json approve "$id" >"$T/race-a-$id" 2>&1 &
+  VOTERS+=($!)
   as_sec --server "$UB" --json approve "$id" >"$T/race-b-$id" 2>&1 &
+  VOTERS+=($!)
   as_dba --server "$UB" --json approve "$id" >"$T/race-c-$id" 2>&1 &
+  VOTERS+=($!)
 done
+wait "${VOTERS[@]}"  # every vote answered; an apply may still be finishing on a server
 wait_votes() { [ "$(pg_sql app "SELECT count(*) FROM airlock_store.actions WHERE status IN ('pending', 'applying')")" = 0 ]; }
 poll 60 wait_votes
 bad=0
@@ -159,6 +171,12 @@ for i in $(seq 1 30); do
     HELD=${MANY[0]}
     pg_sql app "SET application_name = 'airlock-test-holder'; BEGIN; SELECT 1 FROM airlock_store.actions WHERE id = '$HELD' FOR UPDATE; SELECT pg_sleep(120); COMMIT" >/dev/null 2>&1 &
     HOLDER=$!
+    # Its row lock taken (it sleeps after it) before anything else runs, well before the
+    # action is due.
+    holding() {
+      [ "$(pg_sql app "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'airlock-test-holder' AND wait_event = 'PgSleep'")" = 1 ]
+    }
+    poll 20 holding || true
   fi
 done
 others_expired() {
@@ -194,7 +212,8 @@ sed -i 's|timeout: 2s|timeout: 1h|; s|high: 2,|high: 1,|' C/airlock.yaml D/airlo
 seed_db
 run_json out as_agent --config C/airlock.yaml --json sql --target app-db "DELETE FROM users WHERE id <= 200"
 CID=$(jf .id "$out")
-AIRLOCK_PAUSE_AT=gateway_after_claim AIRLOCK_PAUSE_MS=4000 \
+# Paused long enough for the poll, a CLI's start and its recovery on a loaded machine.
+AIRLOCK_PAUSE_AT=gateway_after_claim AIRLOCK_PAUSE_MS=12000 \
   as_dba --config C/airlock.yaml --json approve "$CID" >"$T/c-approve.json" 2>"$T/c-approve.err" &
 CPID=$!
 applying() { [ "$(pg_sql app "SELECT status FROM airlock_store.actions WHERE id = '$CID'")" = applying ]; }
@@ -210,7 +229,13 @@ KID=$(jf .id "$out")
 AIRLOCK_CRASH_AT=gateway_after_claim as_dba --config C/airlock.yaml --json approve "$KID" >/dev/null 2>&1
 check "a process that dies holding a claim leaves the action applying" \
   test "$(pg_sql app "SELECT status FROM airlock_store.actions WHERE id = '$KID'")" = applying
-as_sec --config D/airlock.yaml --json pending >/dev/null 2>&1
+# The claim dies with the dead process's PostgreSQL session, which ends once the server has
+# seen the connection close: recovery on D is tried until then.
+resolved_on_d() {
+  as_sec --config D/airlock.yaml --json pending >/dev/null 2>&1
+  [ "$(pg_sql app "SELECT status FROM airlock_store.actions WHERE id = '$KID'")" != applying ]
+}
+poll 20 resolved_on_d || true
 check "and the other host's recovery resolves it (its claim died with it)" \
   test "$(pg_sql app "SELECT status FROM airlock_store.actions WHERE id = '$KID'")" != applying
 

@@ -75,12 +75,13 @@ exec_json repo sh -c 'cat /etc/shadow; ls /etc/ssh'
 check "/etc/shadow and /etc/ssh are hidden by default" all [ -z "$(jf .result.stdout "$out")" ] -- [ "$(jf .risk "$out")" = read ]
 
 # ---- network ---------------------------------------------------------------------------------
-port=$((20000 + RANDOM % 20000))
-perl -MIO::Socket::INET -e "my \$s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port, Listen => 5, ReuseAddr => 1) or die; open(my \$f, '>', '$T/listening'); close \$f; while (my \$c = \$s->accept) { open(my \$g, '>', '$T/connected'); close \$g; }" &
+# A port the kernel picks (free), written once the host listens on it.
+perl -MIO::Socket::INET -e "my \$s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 5) or die; open(my \$f, '>', '$T/listening.tmp'); print \$f \$s->sockport; close \$f; rename('$T/listening.tmp', '$T/listening'); while (my \$c = \$s->accept) { open(my \$g, '>', '$T/connected'); close \$g; }" &
 listener=$!
-for _ in $(seq 1 50); do [ -e "$T/listening" ] && break; sleep 0.1; done
-exec_json repo bash -c "echo hi > /dev/tcp/127.0.0.1/$port"
-check "TCP to a host port fails and nothing connects" all [ ! -e "$T/connected" ] -- grep -qi "refused" <<<"$(output)"
+for _ in $(seq 1 300); do [ -s "$T/listening" ] && break; sleep 0.1; done
+port=$(cat "$T/listening" 2>/dev/null)
+exec_json repo bash -c "echo hi > /dev/tcp/127.0.0.1/${port:-1}"
+check "TCP to a port the host listens on ($port) fails and nothing connects" all [ -n "$port" ] -- [ ! -e "$T/connected" ] -- grep -qi "refused" <<<"$(output)"
 check "the TCP attempt is seen and high" all [ "$(jf .effect.extra.network_attempt "$out")" = true ] -- [ "$(jf .risk "$out")" = high ]
 reject_it
 kill "$listener" 2>/dev/null; wait "$listener" 2>/dev/null

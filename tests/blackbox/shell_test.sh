@@ -218,7 +218,7 @@ sed -e 's/scopes: \[repo, tight, gone, linked\]/scopes: [repo, tight, gone, link
 rm -f "$T/listening" "$T/connected"
 perl -MIO::Socket::INET -e "my \$s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 5) or die; open(my \$f, '>', '$T/listening.tmp'); print \$f \$s->sockport; close \$f; rename('$T/listening.tmp', '$T/listening'); while (my \$c = \$s->accept) { open(my \$g, '>', '$T/connected'); close \$g; }" &
 listener=$!
-for _ in $(seq 1 50); do [ -s "$T/listening" ] && break; sleep 0.1; done
+for _ in $(seq 1 300); do [ -s "$T/listening" ] && break; sleep 0.1; done
 port=$(cat "$T/listening" 2>/dev/null)
 rm -f trace.log
 AIRLOCK_CONFIG=$T/online.yaml AIRLOCK_TRACE=$T/trace.log as_agent exec --target online -- bash -c "echo hi > /dev/tcp/127.0.0.1/$port" >out 2>err; rc=$?

@@ -651,6 +651,7 @@ class Spares {
       return;
     }
     net_ = *ns;  // one maker at a time, and only after the last spare was taken
+    ++counts_.net_made;
   }
 
   // The spare cgroups, to remove (after the lock is released).

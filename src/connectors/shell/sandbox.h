@@ -145,6 +145,7 @@ class PreparedRun {
 // What this process's runs found ready for them (sandbox.cc, Spares): a process that runs
 // sandboxes one after another keeps a network namespace and cgroups for its next run.
 struct SpareCounts {
+  int64_t net_made = 0;        // network namespaces made ahead (spares) so far
   int64_t net_taken = 0;       // runs that took a network namespace made ahead
   int64_t cgroups_taken = 0;   // runs that took the cgroups a run before kept
   int64_t cgroups_reused = 0;  // runs whose cgroups were kept for a later run

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -28,6 +29,8 @@ namespace airlock {
 namespace {
 
 namespace fs = std::filesystem;
+
+std::atomic<int64_t> standbys_ready{0};  // ShellStandbysReadySoFar
 using shell::BlobStore;
 using shell::CapturedLayer;
 using shell::Layer;
@@ -592,6 +595,7 @@ class ShellConnector : public Connector {
       (*built)->built = std::chrono::steady_clock::now();
       (*built)->identities = std::move(ids);
       standby_ = std::move(*built);
+      standbys_ready.fetch_add(1);
     }
   }
 
@@ -714,6 +718,8 @@ class ShellConnector : public Connector {
 };
 
 }  // namespace
+
+int64_t ShellStandbysReadySoFar() { return standbys_ready.load(); }
 
 Result<std::unique_ptr<Connector>> CreateShellConnector(const ConnectorConfig& config) {
   ASSIGN_OR_RETURN(ShellConfig c, ParseConfig(config));

@@ -4,6 +4,7 @@
 // holds what the preview saw. Undo restores pre-images saved just before the commit.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,6 +22,11 @@ namespace airlock {
 // protect (globs), max_preview_files.
 // args: {"argv": ["cmd", "arg", ...]}.
 Result<std::unique_ptr<Connector>> CreateShellConnector(const ConnectorConfig& config);
+
+// How many sandboxes built ahead (Connector::KeepWarm) this process's shell targets have made
+// ready for their next command so far: a test waits on it rather than on a guess of how long
+// a build takes.
+int64_t ShellStandbysReadySoFar();
 
 // ---- an MCP server run in a shell target's sandbox (mcp/proxy.cc, connectors/mcp) ----------
 // `target` is the shell target's config as the gateway builds it (with state_dir and

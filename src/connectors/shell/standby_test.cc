@@ -76,6 +76,7 @@ class StandbyTest : public ::testing::Test {
     auto c = CreateShellConnector(config_);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     connector_ = std::move(*c);
+    standbys_seen_ = ShellStandbysReadySoFar();
     connector_->KeepWarm();
   }
   void TearDown() override {
@@ -100,15 +101,15 @@ class StandbyTest : public ::testing::Test {
     return nl == std::string::npos ? "" : out.substr(nl + 1);
   }
 
-  // Waits (up to 20 s) until a sandbox built ahead since the last command is there, and
-  // returns its network namespace: a command run in it prints the same.
+  // Waits (up to 20 s) until a sandbox built ahead since the last command is there and
+  // ready for the next (the connector has it, not only its processes), and returns its
+  // network namespace: a command run in it prints the same.
   std::string AwaitStandby(pid_t* init_pid = nullptr) {
     const pid_t main_tid = ::gettid();
     for (int i = 0; i < 2000; ++i) {
       std::string ns = StandbyNetns(main_tid, old_, init_pid);
-      // Forked: the connector stores it as soon as Prepare returns, which is right after.
-      if (!ns.empty()) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (!ns.empty() && ShellStandbysReadySoFar() > standbys_seen_) {
+        standbys_seen_ = ShellStandbysReadySoFar();
         return ns;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -120,6 +121,7 @@ class StandbyTest : public ::testing::Test {
   DryRunResult last_;
   std::string last_netns_;
   std::set<pid_t> old_;
+  int64_t standbys_seen_ = 0;  // ShellStandbysReadySoFar at the last AwaitStandby
   fs::path root_, secret_dir_;
   ConnectorConfig config_;
   std::unique_ptr<Connector> connector_;
