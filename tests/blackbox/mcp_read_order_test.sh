@@ -95,7 +95,7 @@ for _ in $(seq 1 600); do
 done
 # The holder waits for the lock (.timeout): the probe below takes it for an instant too, and
 # a holder that gave up on meeting it there would leave the store unlocked.
-(echo ".timeout 20000"; echo "BEGIN IMMEDIATE;"; echo "SELECT 'holding';"; sleep 30
+(echo ".bail on"; echo ".timeout 20000"; echo "BEGIN IMMEDIATE;"; echo "SELECT 'holding';"; sleep 30
  echo "ROLLBACK;") | sqlite3 "$STORE" > "$T/holder.out" 2>&1 &
 holder=$!
 locked=no

@@ -434,7 +434,12 @@ TEST_F(SandboxTest, EachRunHasANetworkNamespaceOfItsOwn) {
   char host[64] = {};
   ASSERT_GT(::readlink("/proc/self/ns/net", host, sizeof host - 1), 0);
   std::vector<std::unique_ptr<PreparedRun>> runs;
-  const SpareCounts before = SpareCountsSoFar();
+  // A spare is ready when more were made than runs took (nothing else takes one).
+  auto spare_ready = [] {
+    const SpareCounts c = SpareCountsSoFar();
+    return c.net_made > c.net_taken;
+  };
+  int64_t taken_before_third = 0;
   for (int i = 0; i < 3; ++i) {
     SandboxSpec spec = Spec({});
     spec.scratch_dir = MakeTempDir("/tmp");
@@ -443,17 +448,17 @@ TEST_F(SandboxTest, EachRunHasANetworkNamespaceOfItsOwn) {
     if (i == 2) {
       // The spare made since the second (on a thread of its own): waited for, as a run on a
       // loaded machine would not.
-      for (int w = 0; w < 1000 && SpareCountsSoFar().net_made == before.net_made; ++w) {
+      for (int w = 0; w < 1000 && !spare_ready(); ++w) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
-      ASSERT_GT(SpareCountsSoFar().net_made, before.net_made) << "no spare was made in 10 s";
+      ASSERT_TRUE(spare_ready()) << "no spare network namespace was made in 10 s";
+      taken_before_third = SpareCountsSoFar().net_taken;
     }
     Result<std::unique_ptr<PreparedRun>> prepared = PreparedRun::Prepare(spec);
     ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
     runs.push_back(std::move(*prepared));
   }
-  // The third at least was given the spare made since the second.
-  EXPECT_GT(SpareCountsSoFar().net_taken, before.net_taken);
+  EXPECT_GT(SpareCountsSoFar().net_taken, taken_before_third) << "the third took no spare";
   std::set<std::string> seen = {host};
   for (size_t i = 0; i < runs.size(); ++i) {
     Result<SandboxOutcome> out = runs[i]->Run({"readlink", "/proc/self/ns/net"}, nullptr);
