@@ -29,13 +29,13 @@ namespace airlock {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::atomic<int64_t> standbys_ready{0};  // ShellStandbysReadySoFar
 using shell::BlobStore;
 using shell::CapturedLayer;
 using shell::Layer;
 using shell::PathState;
 using shell::layer_detail::UniqueFd;
+
+std::atomic<int64_t> standbys_ready{0};  // ShellStandbysReadySoFar
 
 constexpr size_t kMaxArgvBytes = 1 << 20;  // the whole command line
 constexpr size_t kMaxArgs = 4096;
